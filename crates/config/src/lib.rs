@@ -1,0 +1,61 @@
+//! The immutable configuration snapshot.
+//!
+//! Translation turns Kubernetes objects into a [`Snapshot`]; the data plane only ever reads
+//! one. Every string a stranger wrote has already been parsed into the newtypes of this crate
+//! ([`Hostname`], [`HostMatch`], [`PathMatch`]), so the hot path never re-validates anything.
+//! A snapshot is shared as an `Arc` and replaced whole through [`SharedSnapshot`], so a request
+//! always sees one consistent configuration.
+
+mod backend;
+pub mod crypto;
+mod diagnostic;
+mod host;
+mod path;
+mod routes;
+mod tls;
+
+pub use backend::{Backend, UpstreamProtocol};
+pub use diagnostic::{Diagnostic, ObjectRef, Subject};
+pub use host::{HostMatch, Hostname, InvalidHostname};
+pub use path::{InvalidPath, PathMatch};
+pub use routes::{Conflict, Route, RouteTable, RouteTableBuilder};
+pub use tls::{CertificateTable, CertificateTableBuilder};
+
+use std::sync::Arc;
+
+/// One complete, immutable configuration: what the data plane serves between two swaps.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases by one with every snapshot swapped in; exported as a metric.
+    pub generation: u64,
+    /// Host and path routing for the HTTP and HTTPS listeners.
+    pub routes: RouteTable,
+    /// Certificates by SNI for the HTTPS listener.
+    pub certificates: CertificateTable,
+    /// Everything translation rejected or could not resolve, for `check`, logs and status.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Counts for the one-line summary of `sluice check` and the start-up log.
+    pub summary: Summary,
+}
+
+/// Counts describing a snapshot, for humans.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Ingresses of our class that were accepted.
+    pub ingresses: usize,
+    /// Ingresses of our class that were rejected as invalid.
+    pub rejected_ingresses: usize,
+    /// Host/path routes in the table, including the default backend.
+    pub routes: usize,
+    /// Certificates selectable by SNI (the default certificate not counted).
+    pub certificates: usize,
+}
+
+/// The swap point between the control plane and the data plane: readers `load()` the current
+/// snapshot, the control plane `store()`s a new one in one atomic step.
+pub type SharedSnapshot = arc_swap::ArcSwap<Snapshot>;
+
+/// Wraps a first snapshot for sharing.
+pub fn share(snapshot: Snapshot) -> Arc<SharedSnapshot> {
+    Arc::new(arc_swap::ArcSwap::from_pointee(snapshot))
+}

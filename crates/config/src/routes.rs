@@ -1,0 +1,261 @@
+//! The precompiled routing table: host hash maps, then per-host exact and prefix maps.
+//!
+//! Lookup cost is a few hash probes (one per path segment at most) and no allocation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::host::{normalize, HOST_BUF_LEN};
+use crate::path::prefix_candidates;
+use crate::{Backend, HostMatch, ObjectRef, PathMatch};
+
+/// Where a matched request goes, and which Ingress said so.
+#[derive(Debug)]
+pub struct Route {
+    /// The Ingress that defined this route.
+    pub ingress: ObjectRef,
+    /// `namespace/name` of the Ingress, the metrics label.
+    pub ingress_label: Arc<str>,
+    /// The backend Service port.
+    pub backend: Arc<Backend>,
+}
+
+impl Route {
+    /// A route from `ingress` to `backend`.
+    pub fn new(ingress: ObjectRef, backend: Arc<Backend>) -> Self {
+        let ingress_label = format!("{}/{}", ingress.namespace, ingress.name).into();
+        Self {
+            ingress,
+            ingress_label,
+            backend,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct PathTable {
+    exact: HashMap<Box<str>, Arc<Route>>,
+    prefix: HashMap<Box<str>, Arc<Route>>,
+}
+
+impl PathTable {
+    fn lookup(&self, path: &str) -> Option<&Arc<Route>> {
+        // An exact match is as long as the request path, so it beats every prefix match.
+        if let Some(route) = self.exact.get(path) {
+            return Some(route);
+        }
+        if self.prefix.is_empty() {
+            return None;
+        }
+        prefix_candidates(path).find_map(|candidate| self.prefix.get(candidate))
+    }
+
+    fn slot(
+        &mut self,
+        path: &PathMatch,
+    ) -> std::collections::hash_map::Entry<'_, Box<str>, Arc<Route>> {
+        match path {
+            PathMatch::Exact(p) => self.exact.entry(p.clone()),
+            PathMatch::Prefix(p) => self.prefix.entry(p.clone()),
+        }
+    }
+}
+
+/// Host → path → route, plus the default backend; immutable once built.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    exact_hosts: HashMap<Box<str>, PathTable>,
+    wildcard_hosts: HashMap<Box<str>, PathTable>,
+    any_host: PathTable,
+    default_backend: Option<Arc<Route>>,
+}
+
+impl RouteTable {
+    /// Finds the route for a request. `host` is the raw `Host`/`:authority` (any case, maybe
+    /// with a port); `path` the request path without query. Rules of the exact host are tried
+    /// first, then the wildcard, then rules without host, then the default backend.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
+        let mut buf = [0u8; HOST_BUF_LEN];
+        let host = host.and_then(|h| normalize(h, &mut buf));
+        let by_host = host.and_then(|host| {
+            let exact = self.exact_hosts.get(host).and_then(|t| t.lookup(path));
+            exact.or_else(|| {
+                let (first, suffix) = host.split_once('.')?;
+                if first.is_empty() {
+                    return None;
+                }
+                self.wildcard_hosts.get(suffix)?.lookup(path)
+            })
+        });
+        by_host
+            .or_else(|| self.any_host.lookup(path))
+            .or(self.default_backend.as_ref())
+    }
+}
+
+/// Returned when a host+path (or the default backend) is already taken: the earlier insert
+/// keeps it, the caller reports the loser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The Ingress that holds the slot.
+    pub winner: ObjectRef,
+}
+
+/// Builds a [`RouteTable`]; callers insert in precedence order (oldest Ingress first).
+#[derive(Debug, Default)]
+pub struct RouteTableBuilder {
+    table: RouteTable,
+    routes: usize,
+}
+
+impl RouteTableBuilder {
+    /// Adds a route unless the same host, path and path type is already taken.
+    pub fn insert(
+        &mut self,
+        host: &HostMatch,
+        path: &PathMatch,
+        route: Arc<Route>,
+    ) -> Result<(), Conflict> {
+        let paths = match host {
+            HostMatch::Exact(h) => self.table.exact_hosts.entry(h.as_str().into()).or_default(),
+            HostMatch::Wildcard(h) => self
+                .table
+                .wildcard_hosts
+                .entry(h.as_str().into())
+                .or_default(),
+            HostMatch::Any => &mut self.table.any_host,
+        };
+        match paths.slot(path) {
+            std::collections::hash_map::Entry::Occupied(taken) => Err(Conflict {
+                winner: taken.get().ingress.clone(),
+            }),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(route);
+                self.routes += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Sets the default backend unless one is already set.
+    pub fn set_default(&mut self, route: Arc<Route>) -> Result<(), Conflict> {
+        if let Some(taken) = &self.table.default_backend {
+            return Err(Conflict {
+                winner: taken.ingress.clone(),
+            });
+        }
+        self.table.default_backend = Some(route);
+        self.routes += 1;
+        Ok(())
+    }
+
+    /// How many routes were inserted (the default backend included).
+    pub fn len(&self) -> usize {
+        self.routes
+    }
+
+    /// True when nothing was inserted.
+    pub fn is_empty(&self) -> bool {
+        self.routes == 0
+    }
+
+    /// The finished table.
+    pub fn build(self) -> RouteTable {
+        self.table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::UpstreamProtocol;
+
+    fn route(name: &str) -> Arc<Route> {
+        let svc = ObjectRef::new("Service", "ns", name);
+        let backend = Arc::new(Backend::new(svc, "80", UpstreamProtocol::Http1, vec![]));
+        Arc::new(Route::new(ObjectRef::new("Ingress", "ns", name), backend))
+    }
+
+    fn table(rules: &[(&str, &str, &str, &str)]) -> RouteTable {
+        let mut b = RouteTableBuilder::default();
+        for (host, path, kind, name) in rules {
+            let host = HostMatch::parse(Some(host)).unwrap();
+            let path = PathMatch::parse(Some(path), Some(kind)).unwrap();
+            b.insert(&host, &path, route(name)).unwrap();
+        }
+        b.build()
+    }
+
+    fn hit(t: &RouteTable, host: &str, path: &str) -> Option<String> {
+        t.route(Some(host), path).map(|r| r.ingress.name.clone())
+    }
+
+    #[test]
+    fn kubernetes_docs_path_table() {
+        let t = table(&[("", "/", "Prefix", "root")]);
+        assert_eq!(hit(&t, "h", "/anything/at/all").as_deref(), Some("root"));
+        let t = table(&[("", "/foo", "Exact", "e")]);
+        assert_eq!(hit(&t, "h", "/foo").as_deref(), Some("e"));
+        assert_eq!(hit(&t, "h", "/bar"), None);
+        assert_eq!(hit(&t, "h", "/foo/"), None);
+        let t = table(&[("", "/foo/", "Exact", "e")]);
+        assert_eq!(hit(&t, "h", "/foo"), None);
+        for rule in ["/foo", "/foo/"] {
+            let t = table(&[("", rule, "Prefix", "p")]);
+            assert_eq!(hit(&t, "h", "/foo").as_deref(), Some("p"));
+            assert_eq!(hit(&t, "h", "/foo/").as_deref(), Some("p"));
+        }
+        let t = table(&[("", "/aaa/bb", "Prefix", "p")]);
+        assert_eq!(hit(&t, "h", "/aaa/bbb"), None);
+        let t = table(&[("", "/aaa/bbb", "Prefix", "p")]);
+        for ok in ["/aaa/bbb", "/aaa/bbb/", "/aaa/bbb/ccc"] {
+            assert_eq!(hit(&t, "h", ok).as_deref(), Some("p"), "{ok}");
+        }
+        assert_eq!(hit(&t, "h", "/aaa/bbbxyz"), None);
+        let t = table(&[
+            ("", "/", "Prefix", "root"),
+            ("", "/aaa", "Prefix", "aaa"),
+            ("", "/aaa/bbb", "Prefix", "bbb"),
+        ]);
+        assert_eq!(hit(&t, "h", "/aaa/ccc").as_deref(), Some("aaa"));
+        assert_eq!(hit(&t, "h", "/aaa/bbb").as_deref(), Some("bbb"));
+        assert_eq!(hit(&t, "h", "/ccc").as_deref(), Some("root"));
+        let t = table(&[
+            ("", "/foo", "Prefix", "prefix"),
+            ("", "/foo", "Exact", "exact"),
+        ]);
+        assert_eq!(hit(&t, "h", "/foo").as_deref(), Some("exact"));
+        assert_eq!(hit(&t, "h", "/foo/x").as_deref(), Some("prefix"));
+    }
+
+    #[test]
+    fn hosts_exact_beats_wildcard_and_wildcard_is_one_label() {
+        let t = table(&[
+            ("*.foo.com", "/", "Prefix", "wild"),
+            ("a.foo.com", "/", "Prefix", "exact"),
+        ]);
+        assert_eq!(hit(&t, "a.foo.com", "/").as_deref(), Some("exact"));
+        assert_eq!(hit(&t, "B.Foo.com:8080", "/").as_deref(), Some("wild"));
+        assert_eq!(hit(&t, "x.b.foo.com", "/"), None);
+        assert_eq!(hit(&t, "foo.com", "/"), None);
+        assert_eq!(hit(&t, ".foo.com", "/"), None);
+    }
+
+    #[test]
+    fn conflicts_keep_the_first() {
+        let mut b = RouteTableBuilder::default();
+        let host = HostMatch::Any;
+        let path = PathMatch::parse(Some("/"), Some("Prefix")).unwrap();
+        assert!(b.insert(&host, &path, route("old")).is_ok());
+        assert_eq!(
+            b.insert(&host, &path, route("new"))
+                .unwrap_err()
+                .winner
+                .name,
+            "old"
+        );
+        assert!(b.set_default(route("d1")).is_ok());
+        assert!(b.set_default(route("d2")).is_err());
+        assert_eq!(b.len(), 2);
+    }
+}

@@ -1,0 +1,101 @@
+//! Certificates by SNI, exact names before wildcards, with a default for everything else.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustls::sign::CertifiedKey;
+
+use crate::host::{normalize, HOST_BUF_LEN};
+use crate::{Conflict, HostMatch, ObjectRef};
+
+#[derive(Debug, Clone)]
+struct Entry {
+    owner: ObjectRef,
+    key: Arc<CertifiedKey>,
+}
+
+/// Which certificate the HTTPS listener presents for a TLS ClientHello's SNI.
+#[derive(Debug)]
+pub struct CertificateTable {
+    exact: HashMap<Box<str>, Entry>,
+    wildcard: HashMap<Box<str>, Entry>,
+    default: Arc<CertifiedKey>,
+}
+
+impl CertificateTable {
+    /// The certificate for `sni`: an exact name, else a `*.` entry one label up, else the
+    /// default (also for a ClientHello without SNI).
+    pub fn resolve(&self, sni: Option<&str>) -> &Arc<CertifiedKey> {
+        let mut buf = [0u8; HOST_BUF_LEN];
+        let found = sni.and_then(|s| normalize(s, &mut buf)).and_then(|name| {
+            self.exact.get(name).or_else(|| {
+                let (_, suffix) = name.split_once('.')?;
+                self.wildcard.get(suffix)
+            })
+        });
+        found.map_or(&self.default, |e| &e.key)
+    }
+
+    /// Certificates selectable by SNI (without the default).
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.wildcard.len()
+    }
+
+    /// True when only the default certificate is served.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Builds a [`CertificateTable`]; callers insert in precedence order (oldest Ingress first).
+#[derive(Debug)]
+pub struct CertificateTableBuilder {
+    table: CertificateTable,
+}
+
+impl CertificateTableBuilder {
+    /// Starts a table whose fallback is `default`.
+    pub fn new(default: Arc<CertifiedKey>) -> Self {
+        Self {
+            table: CertificateTable {
+                exact: HashMap::new(),
+                wildcard: HashMap::new(),
+                default,
+            },
+        }
+    }
+
+    /// Serves `key` for `host` unless an earlier Ingress already claimed that name. A TLS
+    /// entry without hosts ([`HostMatch::Any`]) claims nothing.
+    pub fn insert(
+        &mut self,
+        host: &HostMatch,
+        owner: &ObjectRef,
+        key: &Arc<CertifiedKey>,
+    ) -> Result<(), Conflict> {
+        let (map, name) = match host {
+            HostMatch::Exact(h) => (&mut self.table.exact, h),
+            HostMatch::Wildcard(h) => (&mut self.table.wildcard, h),
+            HostMatch::Any => return Ok(()),
+        };
+        match map.get(name.as_str()) {
+            Some(taken) if taken.owner != *owner => Err(Conflict {
+                winner: taken.owner.clone(),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                let entry = Entry {
+                    owner: owner.clone(),
+                    key: key.clone(),
+                };
+                map.insert(name.as_str().into(), entry);
+                Ok(())
+            }
+        }
+    }
+
+    /// The finished table.
+    pub fn build(self) -> CertificateTable {
+        self.table
+    }
+}

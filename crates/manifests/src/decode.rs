@@ -1,0 +1,198 @@
+//! Decoding a manifest file's documents into typed objects.
+
+use serde_json::Value;
+use sluice_config::{Diagnostic, ObjectRef};
+use sluice_store::k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
+use sluice_store::k8s_openapi::api::discovery::v1::EndpointSlice;
+use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use sluice_store::{Object, DEFAULT_NAMESPACE};
+
+/// The Secret type whose certificates Sluice serves; other Secrets are never kept.
+const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+
+/// Decodes every document of a YAML stream (or one JSON value). Returns the objects of the
+/// kinds Sluice acts on and a diagnostic per document that failed; `Err` when the text is not
+/// YAML/JSON at all.
+pub fn decode_documents(
+    text: &str,
+    is_json: bool,
+) -> Result<(Vec<Object>, Vec<Diagnostic>), String> {
+    let documents: Vec<Value> = if is_json {
+        vec![serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?]
+    } else {
+        let options = serde_saphyr::options! { legacy_octal_numbers: true };
+        serde_saphyr::from_multiple_with_options(text, options)
+            .map_err(|e| format!("not valid YAML: {e}"))?
+    };
+    let mut objects = Vec::new();
+    let mut diagnostics = Vec::new();
+    for document in documents {
+        decode_value(document, &mut objects, &mut diagnostics);
+    }
+    Ok((objects, diagnostics))
+}
+
+fn decode_value(document: Value, objects: &mut Vec<Object>, diagnostics: &mut Vec<Diagnostic>) {
+    if document.is_null() {
+        return;
+    }
+    let kind = document
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let api_version = document
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if kind.ends_with("List") && document.get("items").is_some_and(Value::is_array) {
+        if let Some(Value::Array(items)) = document.get("items").cloned() {
+            for item in items {
+                decode_value(item, objects, diagnostics);
+            }
+        }
+        return;
+    }
+    let result = match (api_version.as_str(), kind.as_str()) {
+        ("networking.k8s.io/v1", "Ingress") => typed(document, "Ingress", |o: Ingress| {
+            Object::Ingress(Box::new(o))
+        }),
+        ("networking.k8s.io/v1", "IngressClass") => {
+            typed(document, "IngressClass", |o: IngressClass| {
+                Object::IngressClass(Box::new(o))
+            })
+        }
+        ("v1", "Service") => typed(document, "Service", |o: Service| {
+            Object::Service(Box::new(o))
+        }),
+        ("discovery.k8s.io/v1", "EndpointSlice") => {
+            typed(document, "EndpointSlice", |o: EndpointSlice| {
+                Object::EndpointSlice(Box::new(o))
+            })
+        }
+        ("v1", "Endpoints") => typed(document, "Endpoints", |o: Endpoints| {
+            Object::Endpoints(Box::new(o))
+        }),
+        ("v1", "Secret") => typed(document, "Secret", |o: Secret| Object::Secret(Box::new(o))),
+        _ => {
+            tracing::debug!(%api_version, %kind, "skipping a manifest of a kind Sluice does not act on");
+            return;
+        }
+    };
+    match result {
+        Ok(Some(object)) => objects.push(object),
+        Ok(None) => {}
+        Err(diagnostic) => diagnostics.push(diagnostic),
+    }
+}
+
+/// Decodes `document` as `T`, naming the failing field path; checks metadata.name.
+fn typed<T: serde::de::DeserializeOwned>(
+    document: Value,
+    kind: &'static str,
+    wrap: impl FnOnce(T) -> Object,
+) -> Result<Option<Object>, Diagnostic> {
+    let meta = document.get("metadata");
+    let field = |name: &str| {
+        meta.and_then(|m| m.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let namespace = if kind == "IngressClass" {
+        String::new()
+    } else {
+        field("namespace").unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
+    };
+    let name = field("name").unwrap_or_default();
+    let object_ref = ObjectRef {
+        kind,
+        namespace,
+        name,
+    };
+    if object_ref.name.is_empty() {
+        return Err(Diagnostic::object(
+            object_ref,
+            "metadata.name",
+            "Required value: name is required",
+        ));
+    }
+    let object = serde_path_to_error::deserialize(document)
+        .map(wrap)
+        .map_err(|e| {
+            Diagnostic::object(
+                object_ref.clone(),
+                e.path().to_string(),
+                e.inner().to_string(),
+            )
+        })?;
+    match object {
+        Object::Secret(secret) if secret.type_.as_deref() != Some(TLS_SECRET_TYPE) => {
+            tracing::debug!(secret = %object_ref, "skipping a Secret that is not of type kubernetes.io/tls");
+            Ok(None)
+        }
+        object => Ok(Some(object)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_streams_lists_and_reports_bad_documents_alone() {
+        let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: a}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: bad, namespace: web}
+spec:
+  rules: 5
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Secret
+  metadata: {name: s}
+  type: kubernetes.io/tls
+  stringData: {tls.crt: "x", tls.key: "y"}
+- apiVersion: v1
+  kind: Secret
+  metadata: {name: opaque}
+  type: Opaque
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ignored}
+"#;
+        let (objects, diagnostics) = decode_documents(yaml, false).unwrap();
+        let kinds: Vec<_> = objects
+            .iter()
+            .map(|o| (o.kind(), o.key().namespace, o.key().name))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("Service", "default".into(), "a".into()),
+                ("Secret", "default".into(), "s".into())
+            ]
+        );
+        assert_eq!(diagnostics.len(), 1);
+        let text = diagnostics[0].to_string();
+        assert!(
+            text.starts_with("Ingress web/bad: spec.rules: invalid type"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_fail_the_file() {
+        assert!(decode_documents("a: [1, 2", false).is_err());
+        assert!(decode_documents("{", true).is_err());
+    }
+}

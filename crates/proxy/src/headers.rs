@@ -1,0 +1,194 @@
+//! Header rewriting between client and backend: hop-by-hop headers dropped, forwarding
+//! headers set, a request id added.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::listener::Scheme;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Facts about the downstream connection that end up in forwarding headers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Downstream {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// The listener's port.
+    pub port: u16,
+}
+
+/// True when an HTTP/1.1 request asks to switch protocols (WebSocket and the like).
+pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| connection_tokens(v).any(|t| t.eq_ignore_ascii_case("upgrade")))
+}
+
+fn connection_tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    value
+        .to_str()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), and those the `Connection` header names.
+/// With `upgrade`, `Connection: upgrade` and `Upgrade` pass through for the tunnel.
+/// `TE: trailers` is kept: gRPC backends need it.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(connection_tokens)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .filter(|name| *name != header::HOST && !(upgrade && *name == header::UPGRADE))
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    headers.remove(header::CONNECTION);
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(header::TRANSFER_ENCODING);
+    if headers.get(header::TE).is_some_and(|te| te != "trailers") {
+        headers.remove(header::TE);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Sets the forwarding headers a backend behind an ingress expects. Incoming
+/// `X-Forwarded-*` values are not trusted: the client could forge them.
+pub(crate) fn set_forwarding(
+    headers: &mut HeaderMap,
+    downstream: &Downstream,
+    host: Option<&HeaderValue>,
+) {
+    let ip = HeaderValue::from(IpText::new(downstream.client.ip()));
+    headers.insert(&X_FORWARDED_FOR, ip.clone());
+    headers.insert(&X_REAL_IP, ip);
+    headers.insert(
+        &X_FORWARDED_PROTO,
+        HeaderValue::from_static(downstream.scheme.as_str()),
+    );
+    headers.insert(&X_FORWARDED_PORT, HeaderValue::from(downstream.port));
+    match host {
+        Some(host) => headers.insert(&X_FORWARDED_HOST, host.clone()),
+        None => headers.remove(&X_FORWARDED_HOST),
+    };
+    if !headers.contains_key(&X_REQUEST_ID) {
+        headers.insert(&X_REQUEST_ID, request_id());
+    }
+}
+
+/// 32 random hex digits, like nginx's `$request_id`.
+fn request_id() -> HeaderValue {
+    let mut text = [0u8; 32];
+    let mut n = fastrand::u128(..);
+    for byte in text.iter_mut() {
+        *byte = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
+    }
+    // Hex digits are always a valid header value.
+    HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// An IP address rendered into a header value without a heap string.
+struct IpText {
+    buf: [u8; 46],
+    len: usize,
+}
+
+impl IpText {
+    fn new(ip: std::net::IpAddr) -> Self {
+        use std::io::Write;
+        let mut buf = [0u8; 46];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        // 46 bytes hold the longest IPv6 text form; a failed write leaves a short prefix.
+        let _ = write!(cursor, "{ip}");
+        let len = cursor.position() as usize;
+        Self { buf, len }
+    }
+}
+
+impl From<IpText> for HeaderValue {
+    fn from(ip: IpText) -> Self {
+        HeaderValue::from_bytes(&ip.buf[..ip.len]).unwrap_or(HeaderValue::from_static("unknown"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_listed_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Drop, host"),
+        );
+        h.insert("x-drop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        h.insert(header::TE, HeaderValue::from_static("gzip"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::HOST, HeaderValue::from_static("a"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        let mut names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["host", "x-keep"]);
+    }
+
+    #[test]
+    fn keeps_upgrade_for_tunnels_and_te_trailers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        assert!(is_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h[header::CONNECTION], "upgrade");
+        assert_eq!(h[header::UPGRADE], "websocket");
+        assert_eq!(h[header::TE], "trailers");
+    }
+
+    #[test]
+    fn forwarding_headers_replace_forged_ones() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.insert("x-request-id", HeaderValue::from_static("mine"));
+        let down = Downstream {
+            client: "[::1]:5000".parse().unwrap(),
+            scheme: Scheme::Https,
+            port: 443,
+        };
+        set_forwarding(&mut h, &down, Some(&HeaderValue::from_static("a.com")));
+        assert_eq!(h["x-forwarded-for"], "::1");
+        assert_eq!(h["x-real-ip"], "::1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-port"], "443");
+        assert_eq!(h["x-forwarded-host"], "a.com");
+        assert_eq!(h["x-request-id"], "mine");
+        let mut h = HeaderMap::new();
+        set_forwarding(&mut h, &down, None);
+        assert_eq!(h["x-request-id"].len(), 32);
+    }
+}

@@ -1,0 +1,73 @@
+//! The data plane.
+//!
+//! Listeners accept HTTP/1.1 and HTTP/2 (cleartext prior knowledge, or ALPN over TLS),
+//! route each request with the *current* configuration snapshot, and forward it to a ready
+//! endpoint over a pooled upstream connection, streaming bodies both ways. The data plane
+//! never parses configuration: it reads the typed snapshot that translation built, loaded
+//! once per request so that a swap never tears a request in two.
+
+pub mod admin;
+mod forward;
+mod headers;
+mod listener;
+pub mod metrics;
+mod responses;
+mod tls;
+mod upstream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_config::SharedSnapshot;
+
+pub use listener::{serve, Scheme};
+pub use metrics::Metrics;
+pub use tls::server_config;
+
+/// Tunables of the data plane, from the command line.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// How long to wait for a backend's response headers before answering 504.
+    pub upstream_timeout: Duration,
+    /// How long to wait for a TCP connection to a backend before answering 502.
+    pub connect_timeout: Duration,
+    /// How long a client may take to complete a TLS handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        Self {
+            upstream_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything a connection needs to serve requests: the current snapshot, upstream pools,
+/// metrics. One per process, shared by every listener.
+#[derive(Debug)]
+pub struct DataPlane {
+    snapshot: Arc<SharedSnapshot>,
+    upstream: upstream::Upstream,
+    metrics: Arc<Metrics>,
+    options: ProxyOptions,
+}
+
+impl DataPlane {
+    /// A data plane serving whatever `snapshot` currently holds.
+    pub fn new(
+        snapshot: Arc<SharedSnapshot>,
+        metrics: Arc<Metrics>,
+        options: ProxyOptions,
+    ) -> Arc<Self> {
+        let upstream = upstream::Upstream::new(&options);
+        Arc::new(Self {
+            snapshot,
+            upstream,
+            metrics,
+            options,
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! Accepting connections and serving HTTP/1.1 and HTTP/2 on them, in clear or over TLS.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::headers::Downstream;
+use crate::DataPlane;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Which scheme a listener speaks; ends up in `X-Forwarded-Proto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP (HTTP/1.1, or HTTP/2 with prior knowledge).
+    Http,
+    /// TLS, HTTP/2 or HTTP/1.1 by ALPN.
+    Https,
+}
+
+impl Scheme {
+    /// `http` or `https`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// Serves connections from `listener` until the task is dropped; with `tls`, terminates TLS
+/// first. Each connection runs in its own task.
+pub async fn serve(listener: TcpListener, plane: Arc<DataPlane>, tls: Option<Arc<ServerConfig>>) {
+    let scheme = if tls.is_some() {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let acceptor = tls.map(TlsAcceptor::from);
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Some(HEADER_READ_TIMEOUT));
+    http.http2().timer(TokioTimer::new());
+    let http = Arc::new(http);
+    loop {
+        let (stream, client) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let plane = plane.clone();
+        let acceptor = acceptor.clone();
+        let http = http.clone();
+        tokio::spawn(async move {
+            let _open = plane.metrics.connection_opened(scheme);
+            connection(stream, client, scheme, plane, acceptor, &http).await;
+        });
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    client: SocketAddr,
+    scheme: Scheme,
+    plane: Arc<DataPlane>,
+    acceptor: Option<TlsAcceptor>,
+    http: &auto::Builder<TokioExecutor>,
+) {
+    let _ = stream.set_nodelay(true);
+    let port = stream.local_addr().map_or(0, |a| a.port());
+    let downstream = Downstream {
+        client,
+        scheme,
+        port,
+    };
+    match acceptor {
+        None => serve_http(stream, downstream, plane, http).await,
+        Some(acceptor) => {
+            let timeout = plane.options.handshake_timeout;
+            match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_http(tls, downstream, plane, http).await,
+                Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn serve_http<IO>(
+    io: IO,
+    downstream: Downstream,
+    plane: Arc<DataPlane>,
+    http: &auto::Builder<TokioExecutor>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let plane = plane.clone();
+        async move { Ok::<_, Infallible>(plane.handle(&downstream, request).await) }
+    });
+    if let Err(e) = http
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .await
+    {
+        tracing::debug!(client = %downstream.client, error = %e, "connection ended with an error");
+    }
+}

@@ -1,0 +1,184 @@
+//! Prometheus metrics of the data plane.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use sluice_config::{Backend, Route};
+
+use crate::Scheme;
+
+/// Labels of `sluice_http_requests_total`. Label values are shared `Arc<str>` from the
+/// snapshot, so counting a request does not allocate strings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RequestLabels {
+    ingress: Option<Arc<str>>,
+    service: Option<Arc<str>>,
+    code_class: &'static str,
+}
+
+impl EncodeLabelSet for RequestLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        ("ingress", self.ingress.as_deref().unwrap_or("")).encode(encoder.encode_label())?;
+        ("service", self.service.as_deref().unwrap_or("")).encode(encoder.encode_label())?;
+        ("code_class", self.code_class).encode(encoder.encode_label())
+    }
+}
+
+/// A single label with a shared value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct OneLabel {
+    name: &'static str,
+    value: Arc<str>,
+}
+
+impl EncodeLabelSet for OneLabel {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        (self.name, &*self.value).encode(encoder.encode_label())
+    }
+}
+
+type HistogramFamily = Family<OneLabel, Histogram, fn() -> Histogram>;
+
+/// Every metric Sluice exports, in one registry served by the admin listener.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: HistogramFamily,
+    upstream_connect_errors: Family<OneLabel, Counter>,
+    active_connections: Family<OneLabel, Gauge>,
+    config_generation: Gauge,
+}
+
+fn duration_histogram() -> Histogram {
+    // 0.5 ms to ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them under the `sluice_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sluice");
+        let requests = Family::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by Ingress, backend Service port and status class",
+            requests.clone(),
+        );
+        let request_duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to response headers, by Ingress",
+            request_duration.clone(),
+        );
+        let upstream_connect_errors = Family::default();
+        registry.register(
+            "upstream_connect_errors",
+            "Failed TCP connections to backend endpoints, by Service port",
+            upstream_connect_errors.clone(),
+        );
+        let active_connections = Family::default();
+        registry.register(
+            "active_connections",
+            "Client connections currently open, by listener scheme",
+            active_connections.clone(),
+        );
+        let config_generation = Gauge::default();
+        registry.register(
+            "config_generation",
+            "Generation of the configuration snapshot being served",
+            config_generation.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_duration,
+            upstream_connect_errors,
+            active_connections,
+            config_generation,
+        }
+    }
+
+    /// The registry, for other parts of Sluice to register their metrics before sharing.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+
+    /// Records the generation of the snapshot now being served.
+    pub fn set_generation(&self, generation: u64) {
+        self.config_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn request(&self, route: Option<&Route>, status: StatusCode, elapsed: Duration) {
+        let code_class = match status.as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        let labels = RequestLabels {
+            ingress: route.map(|r| r.ingress_label.clone()),
+            service: route.map(|r| r.backend.label.clone()),
+            code_class,
+        };
+        self.requests.get_or_create(&labels).inc();
+        let ingress = OneLabel {
+            name: "ingress",
+            value: labels.ingress.unwrap_or_else(|| Arc::from("")),
+        };
+        self.request_duration
+            .get_or_create(&ingress)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn upstream_connect_error(&self, backend: &Backend) {
+        let labels = OneLabel {
+            name: "service",
+            value: backend.label.clone(),
+        };
+        self.upstream_connect_errors.get_or_create(&labels).inc();
+    }
+
+    pub(crate) fn connection_opened(&self, scheme: Scheme) -> OpenConnection {
+        let labels = OneLabel {
+            name: "scheme",
+            value: Arc::from(scheme.as_str()),
+        };
+        let gauge = self.active_connections.get_or_create(&labels).clone();
+        gauge.inc();
+        OpenConnection(gauge)
+    }
+}
+
+/// Counts an open client connection until dropped.
+pub(crate) struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

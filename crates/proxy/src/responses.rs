@@ -1,0 +1,37 @@
+//! The short answers Sluice gives itself when it cannot forward a request.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+/// A response body: the backend's streamed body, or a small one of Sluice's own.
+pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// The `Server` header of every response.
+pub(crate) const SERVER: HeaderValue = HeaderValue::from_static("sluice");
+
+/// A plain-text error response with `status`.
+pub(crate) fn error(status: StatusCode) -> Response<ProxyBody> {
+    let reason = match status {
+        StatusCode::NOT_FOUND => "no route for this host and path",
+        StatusCode::SERVICE_UNAVAILABLE => "no ready endpoint for this backend",
+        StatusCode::BAD_GATEWAY => "the backend could not be reached",
+        StatusCode::GATEWAY_TIMEOUT => "the backend did not answer in time",
+        _ => "",
+    };
+    let body = format!(
+        "{} {}: {reason}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default()
+    );
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::SERVER, SERVER);
+    response
+}

@@ -1,0 +1,40 @@
+//! `sluice check`: validate manifests exactly as `run` would load them.
+
+use std::process::ExitCode;
+
+use crate::cli::SourceArgs;
+use crate::pipeline::Pipeline;
+
+/// Entry point of `sluice check`: prints every diagnostic and exits 1 if there is any.
+pub fn main(source: &SourceArgs) -> ExitCode {
+    let pipeline = match Pipeline::new(source) {
+        Ok(pipeline) => pipeline,
+        Err(e) => {
+            eprintln!("sluice check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let snapshot = pipeline.build(1);
+    for diagnostic in &snapshot.diagnostics {
+        println!("{diagnostic}");
+    }
+    let s = snapshot.summary;
+    let verdict = if snapshot.diagnostics.is_empty() {
+        "ok"
+    } else {
+        "problems found"
+    };
+    println!(
+        "{verdict}: {} Ingresses ({} rejected), {} routes, {} certificates, {} diagnostics",
+        s.ingresses,
+        s.rejected_ingresses,
+        s.routes,
+        s.certificates,
+        snapshot.diagnostics.len()
+    );
+    if snapshot.diagnostics.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,157 @@
+//! The command line: `sluice run | check | echo | demo`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Sluice: a Kubernetes ingress controller and load balancer.
+///
+/// Sluice serves Kubernetes `Ingress` resources: it routes HTTP and HTTPS requests by host
+/// and path to the ready endpoints of Services, terminating TLS with the certificate chosen
+/// by SNI. Its configuration is ordinary Kubernetes YAML, read from files or directories.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, propagate_version = true)]
+pub struct Cli {
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SLUICE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve Ingresses from Kubernetes manifests.
+    ///
+    /// Example: sluice run --manifests ./k8s/ --http 0.0.0.0:80 --https 0.0.0.0:443
+    ///
+    /// Send SIGHUP to re-read the manifests; SIGTERM or SIGINT to stop.
+    Run(RunArgs),
+    /// Validate manifests the way `run` would, without serving.
+    ///
+    /// Prints every problem (resource, field, reason) and exits 1 if there is any; else prints
+    /// a one-line summary and exits 0. Use it in CI before applying manifests.
+    Check(SourceArgs),
+    /// Run a test backend that answers every request with JSON describing it.
+    ///
+    /// The answer names the service, the pod, method, path with query, host, protocol and
+    /// headers; WebSocket messages are echoed back. Query parameters: `status=N` answers
+    /// with that status, `sleep_ms=N` waits first, `bytes=N` sends N bytes instead of JSON.
+    Echo(EchoArgs),
+    /// Try Sluice: start echo backends and serve the bundled demo manifests.
+    ///
+    /// Listens on 127.0.0.1:8080 (HTTP) and 127.0.0.1:8443 (HTTPS) and prints curl
+    /// commands to try.
+    Demo(DemoArgs),
+}
+
+/// Where configuration comes from and which Ingresses are ours.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// A manifest file or directory (read recursively: *.yaml, *.yml, *.json; multi-document
+    /// YAML and `kind: List` are understood). Repeat for several.
+    #[arg(long = "manifests", value_name = "PATH", required = true)]
+    pub manifests: Vec<PathBuf>,
+
+    /// Serve Ingresses of this class: `spec.ingressClassName` equal to it (or naming an
+    /// IngressClass whose controller is `sluice.dev/ingress-controller`), or the legacy
+    /// `kubernetes.io/ingress.class` annotation equal to it.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "sluice",
+        env = "SLUICE_INGRESS_CLASS"
+    )]
+    pub ingress_class: String,
+
+    /// Also serve Ingresses that name no class at all. Without this flag they are served
+    /// only when one of our IngressClasses is annotated as the cluster default.
+    #[arg(long)]
+    pub watch_ingress_without_class: bool,
+
+    /// A `kubernetes.io/tls` Secret (NAMESPACE/NAME) whose certificate is presented for
+    /// unknown SNI. Without it, a self-signed certificate is generated at start-up.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub default_tls_secret: Option<String>,
+}
+
+/// Options of `sluice run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Configuration source.
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Listener and data-plane options shared by `run` and `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Plain HTTP listener (HTTP/1.1 and HTTP/2 with prior knowledge).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:80")]
+    pub http: SocketAddr,
+
+    /// HTTPS listener (TLS 1.2/1.3, HTTP/2 or HTTP/1.1 by ALPN, certificate by SNI).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:443")]
+    pub https: SocketAddr,
+
+    /// Admin listener: /healthz, /readyz and /metrics (Prometheus).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:10254")]
+    pub admin: SocketAddr,
+
+    /// How long to wait for a backend's response headers before answering 504.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Worker threads serving traffic (default: one per CPU core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+}
+
+/// Options of `sluice echo`.
+#[derive(Debug, Clone, Args)]
+pub struct EchoArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// The service name reported in every answer.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+
+    /// The pod name reported in every answer (default: the listen address).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+}
+
+/// Options of `sluice demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Plain HTTP listener.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+
+    /// HTTPS listener.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    pub https: SocketAddr,
+
+    /// Admin listener.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:10254")]
+    pub admin: SocketAddr,
+}

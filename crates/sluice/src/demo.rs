@@ -1,0 +1,108 @@
+//! `sluice demo`: a working example on loopback with nothing to set up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::cli::{DemoArgs, ServeArgs, SourceArgs};
+use crate::echo::{self, EchoOptions};
+
+/// The demo manifests, bundled so the demo runs from any directory.
+const DEMO_MANIFESTS: &str = include_str!("../../../examples/demo/demo.yaml");
+/// The echo backends the demo's EndpointSlices point at: (service, address).
+const BACKENDS: [(&str, &str); 2] = [("web", "127.0.0.1:18081"), ("api", "127.0.0.1:18082")];
+/// Hosts of the demo Ingress, covered by the generated certificate.
+const HOSTS: [&str; 2] = ["shop.demo.test", "api.demo.test"];
+
+/// Entry point of `sluice demo`.
+pub fn main(args: DemoArgs) -> ExitCode {
+    let dir = match write_manifests() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("sluice demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let source = SourceArgs {
+        manifests: vec![dir],
+        ingress_class: "sluice".into(),
+        watch_ingress_without_class: false,
+        default_tls_secret: None,
+    };
+    let serve = ServeArgs {
+        http: args.http,
+        https: args.https,
+        admin: args.admin,
+        upstream_timeout: std::time::Duration::from_secs(60),
+        workers: None,
+    };
+    let runtime = match crate::run::runtime(None) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("sluice demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        for (name, addr) in BACKENDS {
+            let listen: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+            let options = EchoOptions {
+                listen,
+                name: name.into(),
+                pod: None,
+            };
+            tokio::spawn(async move {
+                if let Err(e) = echo::serve(options).await {
+                    tracing::error!(backend = %listen, error = %e, "demo backend failed");
+                }
+            });
+        }
+        crate::run::serve(&source, &serve, || print_try_it(&args)).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes the demo manifests and a freshly generated TLS Secret into a private directory.
+fn write_manifests() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("sluice-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let names: Vec<String> = HOSTS.iter().map(|h| (*h).to_owned()).collect();
+    let (cert, key) = crate::default_cert::self_signed(&names)?;
+    let secret = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "demo-tls", "namespace": "demo"},
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": cert, "tls.key": key},
+    });
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write("demo.yaml", DEMO_MANIFESTS.to_owned())?;
+    write("demo-tls.json", secret.to_string())?;
+    Ok(dir)
+}
+
+fn print_try_it(args: &DemoArgs) {
+    let (http, https) = (args.http, args.https);
+    let port = https.port();
+    println!(
+        "\nSluice demo is serving. Try:\n\n  \
+         curl -H 'Host: shop.demo.test' http://{http}/cart\n  \
+         curl -H 'Host: shop.demo.test' http://{http}/api/items?page=2\n  \
+         curl -H 'Host: api.demo.test' http://{http}/health\n  \
+         curl --http2-prior-knowledge -H 'Host: api.demo.test' http://{http}/v1\n  \
+         curl -k --resolve shop.demo.test:{port}:{ip} https://shop.demo.test:{port}/\n  \
+         curl -H 'Host: unknown.test' http://{http}/      # 404: no route\n  \
+         curl http://{admin}/metrics\n\nPress Ctrl-C to stop.\n",
+        ip = https.ip(),
+        admin = args.admin,
+    );
+}

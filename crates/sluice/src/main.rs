@@ -1,0 +1,54 @@
+//! `sluice`: the single binary. Parses the command line and hands over to a subcommand.
+
+mod check;
+mod cli;
+mod default_cert;
+mod demo;
+mod echo;
+mod logging;
+mod pipeline;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    sluice_config::crypto::install_default_provider();
+    let cli = cli::Cli::parse();
+    logging::init(cli.log_format);
+    match cli.command {
+        cli::Command::Run(args) => run::main(args),
+        cli::Command::Check(args) => check::main(&args),
+        cli::Command::Echo(args) => runtime_main(|| {
+            echo::serve(echo::EchoOptions {
+                listen: args.listen,
+                name: args.name,
+                pod: args.pod,
+            })
+        }),
+        cli::Command::Demo(args) => demo::main(args),
+    }
+}
+
+/// Runs a simple async entry point on a fresh multi-thread runtime.
+fn runtime_main<F, Fut>(entry: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>>,
+{
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("sluice: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(entry()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The store of typed Kubernetes objects.
+//!
+//! Sources (the manifest directory, later the Kubernetes API) put objects here; translation
+//! reads them. The store holds only the kinds Sluice acts on, keyed by namespace and name,
+//! in sorted maps so that every walk over it is deterministic.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+pub use k8s_openapi;
+
+/// Namespace and name of a namespaced object (namespace empty for cluster-scoped kinds).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// The namespace; `default` when the manifest leaves it out.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// The key of `meta`, with the Kubernetes default namespace when none is given.
+    pub fn of(meta: &ObjectMeta) -> Self {
+        Self {
+            namespace: meta
+                .namespace
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            name: meta.name.clone().unwrap_or_default(),
+        }
+    }
+
+    /// A key from its parts.
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+/// The namespace of objects that do not name one.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// One object of a kind Sluice acts on.
+#[derive(Debug, Clone)]
+pub enum Object {
+    /// networking.k8s.io/v1 Ingress.
+    Ingress(Box<Ingress>),
+    /// networking.k8s.io/v1 IngressClass (cluster-scoped).
+    IngressClass(Box<IngressClass>),
+    /// v1 Service.
+    Service(Box<Service>),
+    /// discovery.k8s.io/v1 EndpointSlice.
+    EndpointSlice(Box<EndpointSlice>),
+    /// v1 Endpoints, used only for Services without EndpointSlices.
+    Endpoints(Box<Endpoints>),
+    /// v1 Secret; only `kubernetes.io/tls` ones are kept.
+    Secret(Box<Secret>),
+}
+
+impl Object {
+    /// The object's kind as written in manifests.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Ingress(_) => "Ingress",
+            Object::IngressClass(_) => "IngressClass",
+            Object::Service(_) => "Service",
+            Object::EndpointSlice(_) => "EndpointSlice",
+            Object::Endpoints(_) => "Endpoints",
+            Object::Secret(_) => "Secret",
+        }
+    }
+
+    /// The object's metadata.
+    pub fn meta(&self) -> &ObjectMeta {
+        match self {
+            Object::Ingress(o) => &o.metadata,
+            Object::IngressClass(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::EndpointSlice(o) => &o.metadata,
+            Object::Endpoints(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+        }
+    }
+
+    /// The store key: cluster-scoped kinds have an empty namespace.
+    pub fn key(&self) -> ObjectKey {
+        match self {
+            Object::IngressClass(o) => {
+                ObjectKey::new("", o.metadata.name.as_deref().unwrap_or_default())
+            }
+            other => ObjectKey::of(other.meta()),
+        }
+    }
+}
+
+/// All objects Sluice knows, by kind, then namespace/name.
+#[derive(Debug, Clone, Default)]
+pub struct Store {
+    /// Ingresses of every class (translation picks ours).
+    pub ingresses: BTreeMap<ObjectKey, Ingress>,
+    /// IngressClasses, keyed with an empty namespace.
+    pub ingress_classes: BTreeMap<ObjectKey, IngressClass>,
+    /// Services.
+    pub services: BTreeMap<ObjectKey, Service>,
+    /// EndpointSlices (find a Service's by the `kubernetes.io/service-name` label).
+    pub endpoint_slices: BTreeMap<ObjectKey, EndpointSlice>,
+    /// Legacy Endpoints, named like their Service.
+    pub endpoints: BTreeMap<ObjectKey, Endpoints>,
+    /// TLS Secrets.
+    pub secrets: BTreeMap<ObjectKey, Secret>,
+}
+
+impl Store {
+    /// Adds or replaces an object. Returns false when an object of the same kind and key was
+    /// already present (the caller decides whether that is a duplicate to report).
+    pub fn insert(&mut self, object: Object) -> bool {
+        let key = object.key();
+        let previous = match object {
+            Object::Ingress(o) => self.ingresses.insert(key, *o).is_some(),
+            Object::IngressClass(o) => self.ingress_classes.insert(key, *o).is_some(),
+            Object::Service(o) => self.services.insert(key, *o).is_some(),
+            Object::EndpointSlice(o) => self.endpoint_slices.insert(key, *o).is_some(),
+            Object::Endpoints(o) => self.endpoints.insert(key, *o).is_some(),
+            Object::Secret(o) => self.secrets.insert(key, *o).is_some(),
+        };
+        !previous
+    }
+
+    /// Whether an object of this kind and key is present.
+    pub fn contains(&self, kind: &str, key: &ObjectKey) -> bool {
+        match kind {
+            "Ingress" => self.ingresses.contains_key(key),
+            "IngressClass" => self.ingress_classes.contains_key(key),
+            "Service" => self.services.contains_key(key),
+            "EndpointSlice" => self.endpoint_slices.contains_key(key),
+            "Endpoints" => self.endpoints.contains_key(key),
+            "Secret" => self.secrets.contains_key(key),
+            _ => false,
+        }
+    }
+
+    /// Number of objects of every kind.
+    pub fn len(&self) -> usize {
+        self.ingresses.len()
+            + self.ingress_classes.len()
+            + self.services.len()
+            + self.endpoint_slices.len()
+            + self.endpoints.len()
+            + self.secrets.len()
+    }
+
+    /// True when the store holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,295 @@
+//! Validating one Ingress into typed rules, collecting every problem with its field path.
+
+use sluice_config::{Diagnostic, HostMatch, ObjectRef, PathMatch};
+use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressTLS};
+use sluice_store::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use sluice_store::ObjectKey;
+
+/// A Service port as an Ingress backend names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum PortRef {
+    /// `port.number`.
+    Number(i32),
+    /// `port.name`.
+    Name(String),
+}
+
+impl std::fmt::Display for PortRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortRef::Number(n) => n.fmt(f),
+            PortRef::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A validated `backend.service`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct BackendRef {
+    /// Service name, in the Ingress's namespace.
+    pub service: String,
+    /// The Service port.
+    pub port: PortRef,
+    /// Where it was written, for diagnostics about resolving it.
+    pub field: String,
+}
+
+/// A validated path of a rule.
+#[derive(Debug)]
+pub(crate) struct ValidPath {
+    pub matcher: PathMatch,
+    pub backend: BackendRef,
+    pub field: String,
+}
+
+/// A validated rule.
+#[derive(Debug)]
+pub(crate) struct ValidRule {
+    pub host: HostMatch,
+    pub paths: Vec<ValidPath>,
+}
+
+/// A validated `spec.tls` entry.
+#[derive(Debug)]
+pub(crate) struct TlsEntry {
+    pub hosts: Vec<HostMatch>,
+    pub secret: String,
+    pub field: String,
+}
+
+/// An Ingress that passed validation, ready to be turned into routes.
+#[derive(Debug)]
+pub(crate) struct ValidIngress<'a> {
+    pub object: ObjectRef,
+    pub created: Option<&'a Time>,
+    pub default_backend: Option<BackendRef>,
+    pub rules: Vec<ValidRule>,
+    pub tls: Vec<TlsEntry>,
+}
+
+/// Validates `ingress` the way the API server would; `Err` lists every problem found.
+pub(crate) fn validate<'a>(
+    key: &ObjectKey,
+    ingress: &'a Ingress,
+) -> Result<ValidIngress<'a>, Vec<Diagnostic>> {
+    let object = ObjectRef::new("Ingress", &key.namespace, &key.name);
+    let mut problems = Problems {
+        object: &object,
+        list: Vec::new(),
+    };
+    let Some(spec) = ingress.spec.as_ref() else {
+        problems.add(
+            "spec",
+            "Required value: either `defaultBackend` or `rules` must be specified",
+        );
+        return Err(problems.list);
+    };
+    let default_backend = spec
+        .default_backend
+        .as_ref()
+        .and_then(|b| backend_ref(b, "spec.defaultBackend", &mut problems));
+    let rules_in = spec.rules.as_deref().unwrap_or_default();
+    if default_backend.is_none() && rules_in.is_empty() && problems.list.is_empty() {
+        problems.add(
+            "spec",
+            "Required value: either `defaultBackend` or `rules` must be specified",
+        );
+    }
+    let mut rules = Vec::new();
+    for (i, rule) in rules_in.iter().enumerate() {
+        let field = format!("spec.rules[{i}]");
+        let host = HostMatch::parse(rule.host.as_deref())
+            .map_err(|e| problems.add(&format!("{field}.host"), e.0));
+        let paths_in = rule
+            .http
+            .as_ref()
+            .map(|h| h.paths.as_slice())
+            .unwrap_or_default();
+        if rule.http.is_some() && paths_in.is_empty() {
+            problems.add(
+                &format!("{field}.http.paths"),
+                "Required value: at least one path is required",
+            );
+        }
+        let mut paths = Vec::new();
+        for (j, path) in paths_in.iter().enumerate() {
+            let field = format!("{field}.http.paths[{j}]");
+            let matcher = PathMatch::parse(path.path.as_deref(), Some(path.path_type.as_str()))
+                .map_err(|e| problems.add(&format!("{field}.{}", e.field), e.reason));
+            let backend = backend_ref(&path.backend, &format!("{field}.backend"), &mut problems);
+            if let (Ok(matcher), Some(backend)) = (matcher, backend) {
+                paths.push(ValidPath {
+                    matcher,
+                    backend,
+                    field,
+                });
+            }
+        }
+        if let Ok(host) = host {
+            rules.push(ValidRule { host, paths });
+        }
+    }
+    let tls = spec
+        .tls
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, entry)| tls_entry(entry, i, &rules, &mut problems))
+        .collect();
+    if !problems.list.is_empty() {
+        return Err(problems.list);
+    }
+    let created = ingress.metadata.creation_timestamp.as_ref();
+    Ok(ValidIngress {
+        object,
+        created,
+        default_backend,
+        rules,
+        tls,
+    })
+}
+
+struct Problems<'o> {
+    object: &'o ObjectRef,
+    list: Vec<Diagnostic>,
+}
+
+impl Problems<'_> {
+    fn add(&mut self, field: &str, reason: impl Into<String>) {
+        self.list
+            .push(Diagnostic::object(self.object.clone(), field, reason));
+    }
+}
+
+fn backend_ref(
+    backend: &IngressBackend,
+    field: &str,
+    problems: &mut Problems<'_>,
+) -> Option<BackendRef> {
+    if backend.resource.is_some() {
+        problems.add(
+            &format!("{field}.resource"),
+            "resource backends are not supported; use `service`",
+        );
+        return None;
+    }
+    let Some(service) = backend.service.as_ref() else {
+        problems.add(
+            &format!("{field}.service"),
+            "Required value: a service backend is required",
+        );
+        return None;
+    };
+    let mut ok = true;
+    if !is_dns_label(&service.name) {
+        problems.add(
+            &format!("{field}.service.name"),
+            format!(
+                "{:?}: must be a valid DNS-1035 label (lower case alphanumerics and '-')",
+                service.name
+            ),
+        );
+        ok = false;
+    }
+    let port = service.port.as_ref();
+    let number = port.and_then(|p| p.number);
+    let name = port
+        .and_then(|p| p.name.as_deref())
+        .filter(|n| !n.is_empty());
+    let port = match (number, name) {
+        (Some(n), None) if (1..=65535).contains(&n) => Some(PortRef::Number(n)),
+        (Some(n), None) => {
+            problems.add(
+                &format!("{field}.service.port.number"),
+                format!("Invalid value: {n}: must be between 1 and 65535"),
+            );
+            None
+        }
+        (None, Some(name)) if is_port_name(name) => Some(PortRef::Name(name.to_owned())),
+        (None, Some(name)) => {
+            problems.add(
+                &format!("{field}.service.port.name"),
+                format!("{name:?}: must be a valid IANA service name"),
+            );
+            None
+        }
+        (Some(_), Some(_)) => {
+            problems.add(
+                &format!("{field}.service.port"),
+                "Invalid value: cannot set both port name & port number",
+            );
+            None
+        }
+        (None, None) => {
+            problems.add(
+                &format!("{field}.service.port"),
+                "Required value: port name or number is required",
+            );
+            None
+        }
+    };
+    let port = port.filter(|_| ok)?;
+    Some(BackendRef {
+        service: service.name.clone(),
+        port,
+        field: format!("{field}.service"),
+    })
+}
+
+fn tls_entry(
+    entry: &IngressTLS,
+    index: usize,
+    rules: &[ValidRule],
+    problems: &mut Problems<'_>,
+) -> Option<TlsEntry> {
+    let field = format!("spec.tls[{index}]");
+    let mut hosts = Vec::new();
+    for (j, host) in entry
+        .hosts
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        match HostMatch::parse(Some(host)) {
+            Ok(host) => hosts.push(host),
+            Err(e) => problems.add(&format!("{field}.hosts[{j}]"), e.0),
+        }
+    }
+    if entry.hosts.as_deref().unwrap_or_default().is_empty() {
+        // Without hosts, the entry covers the hosts of this Ingress's rules.
+        hosts = rules.iter().map(|r| r.host.clone()).collect();
+    }
+    let secret = entry.secret_name.as_deref().filter(|s| !s.is_empty())?;
+    Some(TlsEntry {
+        hosts,
+        secret: secret.to_owned(),
+        field: format!("{field}.secretName"),
+    })
+}
+
+/// RFC 1035 label, as Service names must be.
+fn is_dns_label(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-'
+}
+
+/// IANA service name: 1-15 chars of lowercase alphanumerics and '-', at least one letter,
+/// no leading, trailing or doubled '-'.
+fn is_port_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 15
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().any(|c| c.is_ascii_lowercase())
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+        && !name.contains("--")
+}

@@ -1,0 +1,175 @@
+//! Translation: the stored Kubernetes objects in, one configuration [`Snapshot`] out.
+//!
+//! Pure functions with no I/O: the same store and options always give the same snapshot,
+//! which is what makes `sluice check` trustworthy and translation easy to test. Every
+//! user-written string is parsed here into the typed values of `sluice-config`; an invalid
+//! Ingress is excluded alone with a diagnostic per problem, and everything valid is served.
+
+mod backends;
+mod certificates;
+mod class;
+mod ingress;
+
+use std::sync::Arc;
+
+use rustls::sign::CertifiedKey;
+use sluice_config::{
+    CertificateTableBuilder, Diagnostic, ObjectRef, Route, RouteTableBuilder, Snapshot, Summary,
+};
+use sluice_store::{ObjectKey, Store};
+
+pub use certificates::certified_key_from_pem;
+pub use class::CONTROLLER_NAME;
+
+/// What translation needs besides the objects themselves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--ingress-class`: the class name whose Ingresses are ours.
+    pub ingress_class: String,
+    /// `--watch-ingress-without-class`: also serve Ingresses that name no class.
+    pub watch_without_class: bool,
+    /// `--default-tls-secret`: the certificate for unknown SNI, instead of `fallback_certificate`.
+    pub default_tls_secret: Option<ObjectKey>,
+    /// The certificate for unknown SNI when no default Secret is set (or it is unusable);
+    /// generated once at start-up by the caller so that translation stays pure.
+    pub fallback_certificate: Arc<CertifiedKey>,
+}
+
+/// Builds the snapshot for `store`; `generation` numbers it.
+pub fn translate(store: &Store, options: &Options, generation: u64) -> Snapshot {
+    let mut diagnostics = Vec::new();
+    let mut ingresses: Vec<ingress::ValidIngress<'_>> = Vec::new();
+    let mut rejected = 0;
+    for (key, ingress) in &store.ingresses {
+        if !class::is_ours(ingress, store, options) {
+            continue;
+        }
+        match ingress::validate(key, ingress) {
+            Ok(valid) => ingresses.push(valid),
+            Err(mut problems) => {
+                rejected += 1;
+                diagnostics.append(&mut problems);
+            }
+        }
+    }
+    // Precedence for conflicts: oldest first, then namespace/name.
+    ingresses.sort_by(|a, b| (a.created, &a.object).cmp(&(b.created, &b.object)));
+
+    let mut backends = backends::Resolver::new(store);
+    let mut routes = RouteTableBuilder::default();
+    for ingress in &ingresses {
+        add_routes(ingress, &mut backends, &mut routes, &mut diagnostics);
+    }
+    diagnostics.append(&mut backends.into_diagnostics());
+
+    let default_certificate = default_certificate(store, options, &mut diagnostics);
+    let mut certificates = CertificateTableBuilder::new(default_certificate);
+    let mut secrets = certificates::Loader::new(store);
+    for ingress in &ingresses {
+        for entry in &ingress.tls {
+            let Some(key) = secrets.load(&ingress.object, entry, &mut diagnostics) else {
+                continue;
+            };
+            for host in &entry.hosts {
+                if let Err(conflict) = certificates.insert(host, &ingress.object, &key) {
+                    diagnostics.push(Diagnostic::object(
+                        ingress.object.clone(),
+                        entry.field.clone(),
+                        format!(
+                            "TLS host {host} is already served by {}; this entry is ignored for it",
+                            conflict.winner
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let certificates = certificates.build();
+    diagnostics.sort();
+    diagnostics.dedup();
+    let summary = Summary {
+        ingresses: ingresses.len(),
+        rejected_ingresses: rejected,
+        routes: routes.len(),
+        certificates: certificates.len(),
+    };
+    Snapshot {
+        generation,
+        routes: routes.build(),
+        certificates,
+        diagnostics,
+        summary,
+    }
+}
+
+fn add_routes(
+    ingress: &ingress::ValidIngress<'_>,
+    backends: &mut backends::Resolver<'_>,
+    routes: &mut RouteTableBuilder,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let route_to = |backends: &mut backends::Resolver<'_>, target: &ingress::BackendRef| {
+        let backend = backends.resolve(&ingress.object, target);
+        Arc::new(Route::new(ingress.object.clone(), backend))
+    };
+    if let Some(target) = &ingress.default_backend {
+        if let Err(conflict) = routes.set_default(route_to(backends, target)) {
+            diagnostics.push(Diagnostic::object(
+                ingress.object.clone(),
+                "spec.defaultBackend",
+                format!(
+                    "the default backend is already set by the older {}; this one is ignored",
+                    conflict.winner
+                ),
+            ));
+        }
+    }
+    for rule in &ingress.rules {
+        for path in &rule.paths {
+            if let Err(conflict) =
+                routes.insert(&rule.host, &path.matcher, route_to(backends, &path.backend))
+            {
+                diagnostics.push(Diagnostic::object(
+                    ingress.object.clone(),
+                    path.field.clone(),
+                    format!(
+                        "host {} path {} is already routed by the older {}; this path is ignored",
+                        rule.host, path.matcher, conflict.winner
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn default_certificate(
+    store: &Store,
+    options: &Options,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Arc<CertifiedKey> {
+    let Some(key) = &options.default_tls_secret else {
+        return options.fallback_certificate.clone();
+    };
+    let object = ObjectRef::new("Secret", &key.namespace, &key.name);
+    match store
+        .secrets
+        .get(key)
+        .ok_or_else(|| "not found".to_owned())
+        .and_then(certificates::from_secret)
+    {
+        Ok(certified) => certified,
+        Err(reason) => {
+            diagnostics.push(Diagnostic::object(
+                object,
+                "",
+                format!(
+                    "--default-tls-secret: {reason}; serving a self-signed default certificate"
+                ),
+            ));
+            options.fallback_certificate.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
