@@ -134,7 +134,7 @@ pub(crate) fn normalize<'b>(raw: &str, buf: &'b mut [u8; HOST_BUF_LEN]) -> Optio
 fn strip_port(raw: &str) -> &str {
     if raw.starts_with('[') {
         // IPv6 literal: never matches a DNS rule, keep it whole up to the bracket.
-        return raw.split_once(']').map_or(raw, |(h, _)| &h[..]);
+        return raw.split_once(']').map_or(raw, |(h, _)| h);
     }
     match raw.rsplit_once(':') {
         Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,

@@ -10,6 +10,7 @@ mod backend;
 pub mod crypto;
 mod diagnostic;
 mod host;
+mod l4;
 mod path;
 mod routes;
 mod tls;
@@ -17,6 +18,7 @@ mod tls;
 pub use backend::{Backend, UpstreamProtocol};
 pub use diagnostic::{Diagnostic, ObjectRef, Subject};
 pub use host::{HostMatch, Hostname, InvalidHostname};
+pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
 pub use path::{InvalidPath, PathMatch};
 pub use routes::{Conflict, Route, RouteTable, RouteTableBuilder};
 pub use tls::{CertificateTable, CertificateTableBuilder};
@@ -32,6 +34,10 @@ pub struct Snapshot {
     pub routes: RouteTable,
     /// Certificates by SNI for the HTTPS listener.
     pub certificates: CertificateTable,
+    /// Layer-4 listeners for Services of `type: LoadBalancer`.
+    pub l4: L4Table,
+    /// The Ingresses this snapshot serves, for status reporting.
+    pub ingresses: Vec<ObjectRef>,
     /// Everything translation rejected or could not resolve, for `check`, logs and status.
     pub diagnostics: Vec<Diagnostic>,
     /// Counts for the one-line summary of `sluice check` and the start-up log.

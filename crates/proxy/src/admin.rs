@@ -12,6 +12,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use sluice_config::SharedSnapshot;
+
 use crate::Metrics;
 
 /// What the admin endpoints report on.
@@ -21,9 +23,14 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// Set once the first snapshot is being served; `/readyz` answers 200 from then on.
     pub ready: AtomicBool,
+    /// The snapshot being served, for `/status`.
+    pub snapshot: Arc<SharedSnapshot>,
+    /// Addresses (IPs or hostnames) to report for Ingresses (`--publish-address`).
+    pub publish: Vec<String>,
 }
 
-/// Serves `/healthz`, `/readyz` and `/metrics` on `listener` until the task is dropped.
+/// Serves `/healthz`, `/readyz`, `/metrics` and `/status` on `listener` until the task is
+/// dropped.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -51,6 +58,15 @@ fn answer(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byte
         "/healthz" => text(StatusCode::OK, "ok\n".into()),
         "/readyz" if state.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n".into()),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
+        "/status" => {
+            let document = crate::status::document(&state.snapshot.load(), &state.publish);
+            let mut response = text(StatusCode::OK, document.to_string());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
         "/metrics" => {
             let mut response = text(StatusCode::OK, state.metrics.encode());
             response.headers_mut().insert(

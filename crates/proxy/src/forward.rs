@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, Scheme as UriScheme};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -23,6 +23,12 @@ impl DataPlane {
         request: Request<Incoming>,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
+        if request.method() == Method::CONNECT || request.method() == Method::TRACE {
+            // An ingress is not a forward proxy, and TRACE reflects credentials back.
+            self.metrics
+                .request(None, StatusCode::METHOD_NOT_ALLOWED, started.elapsed());
+            return error(StatusCode::METHOD_NOT_ALLOWED);
+        }
         // One load per request: a swap during the request does not affect it.
         let snapshot = self.snapshot.load_full();
         let host = request

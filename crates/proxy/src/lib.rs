@@ -12,6 +12,7 @@ mod headers;
 mod listener;
 pub mod metrics;
 mod responses;
+mod status;
 mod tls;
 mod upstream;
 

@@ -18,6 +18,7 @@ pub(crate) fn error(status: StatusCode) -> Response<ProxyBody> {
         StatusCode::SERVICE_UNAVAILABLE => "no ready endpoint for this backend",
         StatusCode::BAD_GATEWAY => "the backend could not be reached",
         StatusCode::GATEWAY_TIMEOUT => "the backend did not answer in time",
+        StatusCode::METHOD_NOT_ALLOWED => "this method is not proxied",
         _ => "",
     };
     let body = format!(

@@ -7,7 +7,7 @@ use crate::pipeline::Pipeline;
 
 /// Entry point of `sluice check`: prints every diagnostic and exits 1 if there is any.
 pub fn main(source: &SourceArgs) -> ExitCode {
-    let pipeline = match Pipeline::new(source) {
+    let pipeline = match Pipeline::new(source, None) {
         Ok(pipeline) => pipeline,
         Err(e) => {
             eprintln!("sluice check: {e}");

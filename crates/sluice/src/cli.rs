@@ -52,6 +52,11 @@ pub enum Command {
     /// headers; WebSocket messages are echoed back. Query parameters: `status=N` answers
     /// with that status, `sleep_ms=N` waits first, `bytes=N` sends N bytes instead of JSON.
     Echo(EchoArgs),
+    /// Show the addresses each Service and Ingress is served on, from a running Sluice.
+    ///
+    /// Reads the admin listener's /status (the Kubernetes `status.loadBalancer` shape) and
+    /// prints it as a table.
+    Status(StatusArgs),
     /// Try Sluice: start echo backends and serve the bundled demo manifests.
     ///
     /// Listens on 127.0.0.1:8080 (HTTP) and 127.0.0.1:8443 (HTTPS) and prints curl
@@ -87,6 +92,14 @@ pub struct SourceArgs {
     /// unknown SNI. Without it, a self-signed certificate is generated at start-up.
     #[arg(long, value_name = "NAMESPACE/NAME")]
     pub default_tls_secret: Option<String>,
+
+    /// Addresses for Services of `type: LoadBalancer` (a CIDR like 192.0.2.0/28, or a range
+    /// FIRST-LAST). Repeatable. Each such Service gets its own address (or the one it asks
+    /// for in `spec.loadBalancerIP` / annotation `sluice.dev/load-balancer-ips`), and all
+    /// TCP/UDP traffic to its ports there is forwarded to its ready endpoints. Without a pool,
+    /// layer-4 load balancing is off.
+    #[arg(long = "lb-pool", value_name = "CIDR|FIRST-LAST")]
+    pub lb_pools: Vec<sluice_translate::AddressPool>,
 }
 
 /// Options of `sluice run`.
@@ -98,6 +111,11 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub serve: ServeArgs,
+
+    /// Where the addresses given to LoadBalancer Services are recorded, so that each Service
+    /// keeps its address across restarts (used with --lb-pool).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/sluice")]
+    pub state_dir: PathBuf,
 }
 
 /// Listener and data-plane options shared by `run` and `demo`.
@@ -122,6 +140,12 @@ pub struct ServeArgs {
     /// Worker threads serving traffic (default: one per CPU core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+
+    /// The address (IP or DNS name) clients reach the HTTP/HTTPS listeners on, reported as
+    /// every served Ingress's `status.loadBalancer.ingress`. Repeatable. Default: the --http
+    /// listener's IP when it is a specific address.
+    #[arg(long, value_name = "IP|HOST")]
+    pub publish_address: Vec<String>,
 }
 
 /// Options of `sluice echo`.
@@ -138,6 +162,18 @@ pub struct EchoArgs {
     /// The pod name reported in every answer (default: the listen address).
     #[arg(long, value_name = "NAME")]
     pub pod: Option<String>,
+}
+
+/// Options of `sluice status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The admin listener of the running Sluice.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:10254")]
+    pub admin: SocketAddr,
+
+    /// Print the raw JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `sluice demo`.

@@ -28,6 +28,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
         ingress_class: "sluice".into(),
         watch_ingress_without_class: false,
         default_tls_secret: None,
+        lb_pools: Vec::new(),
     };
     let serve = ServeArgs {
         http: args.http,
@@ -35,6 +36,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
         admin: args.admin,
         upstream_timeout: std::time::Duration::from_secs(60),
         workers: None,
+        publish_address: Vec::new(),
     };
     let runtime = match crate::run::runtime(None) {
         Ok(runtime) => runtime,
@@ -57,7 +59,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
                 }
             });
         }
-        crate::run::serve(&source, &serve, || print_try_it(&args)).await
+        crate::run::serve(&source, &serve, None, || print_try_it(&args)).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

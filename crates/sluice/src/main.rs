@@ -8,6 +8,8 @@ mod echo;
 mod logging;
 mod pipeline;
 mod run;
+mod state;
+mod status;
 
 use std::process::ExitCode;
 
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
                 pod: args.pod,
             })
         }),
+        cli::Command::Status(args) => status::main(&args),
         cli::Command::Demo(args) => demo::main(args),
     }
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use sluice_l4::{L4Metrics, L4Plane};
 use sluice_proxy::admin::AdminState;
 use sluice_proxy::{DataPlane, Metrics, ProxyOptions};
 use tokio::net::TcpListener;
@@ -18,7 +19,12 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&e),
     };
-    match runtime.block_on(serve(&args.source, &args.serve, || {})) {
+    match runtime.block_on(serve(
+        &args.source,
+        &args.serve,
+        Some(&args.state_dir),
+        || {},
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -52,9 +58,10 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, Str
 pub async fn serve(
     source: &SourceArgs,
     serve: &ServeArgs,
+    state_dir: Option<&std::path::Path>,
     on_ready: impl FnOnce(),
 ) -> Result<(), String> {
-    let pipeline = Arc::new(Pipeline::new(source)?);
+    let pipeline = Arc::new(Pipeline::new(source, state_dir)?);
     let first = pipeline.build(1);
     log_diagnostics(&first);
     tracing::info!(
@@ -65,8 +72,11 @@ pub async fn serve(
         "configuration loaded"
     );
     let snapshot = sluice_config::share(first);
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    let l4 = L4Plane::new(Arc::new(L4Metrics::new(metrics.registry_mut())));
+    let metrics = Arc::new(metrics);
     metrics.set_generation(1);
+    report_unbound(l4.apply(&snapshot.load().l4).await);
 
     let http = bind(serve.http, "--http").await?;
     let https = bind(serve.https, "--https").await?;
@@ -81,7 +91,10 @@ pub async fn serve(
     let admin_state = Arc::new(AdminState {
         metrics: metrics.clone(),
         ready: false.into(),
+        snapshot: snapshot.clone(),
+        publish: publish_addresses(serve),
     });
+
     let tasks = [
         tokio::spawn(sluice_proxy::serve(http, plane.clone(), None)),
         tokio::spawn(sluice_proxy::serve(https, plane, Some(tls))),
@@ -106,6 +119,7 @@ pub async fn serve(
                     .map_err(|e| format!("reload task failed: {e}"))?;
                 log_diagnostics(&next);
                 snapshot.store(Arc::new(next));
+                report_unbound(l4.apply(&snapshot.load().l4).await);
                 metrics.set_generation(generation);
                 tracing::info!(generation, "configuration reloaded");
             }
@@ -114,8 +128,29 @@ pub async fn serve(
         }
     }
     tracing::info!("stopping");
+    l4.stop_accepting();
     for task in tasks {
         task.abort();
     }
     Ok(())
+}
+
+/// Logs the L4 listeners that could not be bound (e.g. an address not on this host).
+fn report_unbound(failures: Vec<(sluice_config::L4Key, std::io::Error)>) {
+    for ((protocol, address), error) in failures {
+        tracing::warn!(?protocol, %address, %error, "cannot listen for a LoadBalancer Service");
+    }
+}
+
+/// `--publish-address`, or the --http listener's IP when it is a specific address.
+fn publish_addresses(serve: &ServeArgs) -> Vec<String> {
+    if !serve.publish_address.is_empty() {
+        return serve.publish_address.clone();
+    }
+    let ip = serve.http.ip();
+    if ip.is_unspecified() {
+        Vec::new()
+    } else {
+        vec![ip.to_string()]
+    }
 }

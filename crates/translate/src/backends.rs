@@ -94,7 +94,7 @@ impl<'s> Resolver<'s> {
 
     /// Ready endpoint addresses of the Service port named `port_name` ("" when unnamed): from
     /// the EndpointSlices, or the legacy Endpoints when the Service has no slice at all.
-    fn endpoints(&self, service: &ObjectKey, port_name: &str) -> Vec<SocketAddr> {
+    pub(crate) fn endpoints(&self, service: &ObjectKey, port_name: &str) -> Vec<SocketAddr> {
         let mut found = BTreeSet::new();
         if let Some(slices) = self.slices_by_service.get(service) {
             for slice in slices {

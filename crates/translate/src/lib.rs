@@ -9,6 +9,7 @@ mod backends;
 mod certificates;
 mod class;
 mod ingress;
+mod l4;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use sluice_store::{ObjectKey, Store};
 
 pub use certificates::certified_key_from_pem;
 pub use class::CONTROLLER_NAME;
+pub use l4::{AddressPool, Allocations, LOAD_BALANCER_CLASS};
 
 /// What translation needs besides the objects themselves.
 #[derive(Debug, Clone)]
@@ -33,10 +35,18 @@ pub struct Options {
     /// The certificate for unknown SNI when no default Secret is set (or it is unusable);
     /// generated once at start-up by the caller so that translation stays pure.
     pub fallback_certificate: Arc<CertifiedKey>,
+    /// `--lb-pool`: addresses for Services of `type: LoadBalancer`; empty turns L4 off.
+    pub lb_pools: Vec<AddressPool>,
 }
 
-/// Builds the snapshot for `store`; `generation` numbers it.
-pub fn translate(store: &Store, options: &Options, generation: u64) -> Snapshot {
+/// Builds the snapshot for `store`; `generation` numbers it. `previous` holds the addresses
+/// LoadBalancer Services had (from the last snapshot or the state file), kept where possible.
+pub fn translate(
+    store: &Store,
+    options: &Options,
+    previous: &Allocations,
+    generation: u64,
+) -> Snapshot {
     let mut diagnostics = Vec::new();
     let mut ingresses: Vec<ingress::ValidIngress<'_>> = Vec::new();
     let mut rejected = 0;
@@ -60,6 +70,13 @@ pub fn translate(store: &Store, options: &Options, generation: u64) -> Snapshot 
     for ingress in &ingresses {
         add_routes(ingress, &mut backends, &mut routes, &mut diagnostics);
     }
+    let l4 = l4::translate(
+        store,
+        &options.lb_pools,
+        previous,
+        &backends,
+        &mut diagnostics,
+    );
     diagnostics.append(&mut backends.into_diagnostics());
 
     let default_certificate = default_certificate(store, options, &mut diagnostics);
@@ -97,6 +114,8 @@ pub fn translate(store: &Store, options: &Options, generation: u64) -> Snapshot 
         generation,
         routes: routes.build(),
         certificates,
+        l4,
+        ingresses: ingresses.iter().map(|i| i.object.clone()).collect(),
         diagnostics,
         summary,
     }

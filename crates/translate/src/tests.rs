@@ -7,7 +7,7 @@ use sluice_store::Store;
 
 use crate::{translate, Options};
 
-fn store(yaml: &str) -> Store {
+pub(crate) fn store(yaml: &str) -> Store {
     let (objects, diagnostics) = sluice_manifests::decode_documents(yaml, false).unwrap();
     assert!(diagnostics.is_empty(), "{diagnostics:?}");
     let mut store = Store::default();
@@ -23,7 +23,7 @@ fn self_signed(names: &[&str]) -> (String, String) {
     (c.cert.pem(), c.signing_key.serialize_pem())
 }
 
-fn options() -> Options {
+pub(crate) fn options() -> Options {
     let (cert, key) = self_signed(&["default.invalid"]);
     Options {
         ingress_class: "sluice".into(),
@@ -31,6 +31,7 @@ fn options() -> Options {
         default_tls_secret: None,
         fallback_certificate: crate::certified_key_from_pem(cert.as_bytes(), key.as_bytes())
             .unwrap(),
+        lb_pools: Vec::new(),
     }
 }
 
@@ -83,7 +84,7 @@ spec: {controller: sluice.dev/ingress-controller}
         .to_owned(),
     ]
     .concat();
-    let snapshot = translate(&store(&yaml), &options(), 1);
+    let snapshot = translate(&store(&yaml), &options(), &Default::default(), 1);
     let served: Vec<_> = ["a.test", "b.test", "c.test", "d.test", "e.test"]
         .iter()
         .map(|h| served_by(&snapshot, h, "/").is_some())
@@ -92,7 +93,12 @@ spec: {controller: sluice.dev/ingress-controller}
 
     let mut with_classless = options();
     with_classless.watch_without_class = true;
-    assert!(served_by(&translate(&store(&yaml), &with_classless, 1), "d.test", "/").is_some());
+    assert!(served_by(
+        &translate(&store(&yaml), &with_classless, &Default::default(), 1),
+        "d.test",
+        "/"
+    )
+    .is_some());
 
     let default_class = r#"
 apiVersion: networking.k8s.io/v1
@@ -102,7 +108,12 @@ metadata:
   annotations: {ingressclass.kubernetes.io/is-default-class: "true"}
 spec: {controller: sluice.dev/ingress-controller}
 "#;
-    let snapshot = translate(&store(&format!("{yaml}---{default_class}")), &options(), 1);
+    let snapshot = translate(
+        &store(&format!("{yaml}---{default_class}")),
+        &options(),
+        &Default::default(),
+        1,
+    );
     assert!(served_by(&snapshot, "d.test", "/").is_some());
 }
 
@@ -125,7 +136,7 @@ fn older_ingress_wins_a_conflict_and_the_loser_is_reported() {
         ),
     ]
     .concat();
-    let snapshot = translate(&store(&yaml), &options(), 1);
+    let snapshot = translate(&store(&yaml), &options(), &Default::default(), 1);
     assert_eq!(
         served_by(&snapshot, "a.test", "/x/y").as_deref(),
         Some("older")
@@ -169,7 +180,7 @@ fn an_invalid_ingress_is_rejected_alone_with_field_paths() {
         ),
     ]
     .concat();
-    let snapshot = translate(&store(&yaml), &options(), 1);
+    let snapshot = translate(&store(&yaml), &options(), &Default::default(), 1);
     assert!(served_by(&snapshot, "good.test", "/").is_some());
     assert!(served_by(&snapshot, "bad.test", "/").is_none());
     assert_eq!(snapshot.summary.ingresses, 1);
@@ -239,7 +250,7 @@ subsets:
   notReadyAddresses: [{ip: "10.1.0.2"}]
   ports: [{port: 8000}]
 "#;
-    let snapshot = translate(&store(yaml), &options(), 1);
+    let snapshot = translate(&store(yaml), &options(), &Default::default(), 1);
     let endpoints = |path: &str| {
         let route = snapshot.routes.route(Some("a.test"), path).unwrap();
         route
@@ -313,7 +324,7 @@ stringData: {{tls.crt: garbage, tls.key: garbage}}
         indent(&wild_key)
     );
     let options = options();
-    let snapshot = translate(&store(&yaml), &options, 1);
+    let snapshot = translate(&store(&yaml), &options, &Default::default(), 1);
     let leaf = |sni: Option<&str>| snapshot.certificates.resolve(sni).cert[0].clone();
     let default_leaf = options.fallback_certificate.cert[0].clone();
     assert_ne!(leaf(Some("a.test")), default_leaf);

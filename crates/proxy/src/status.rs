@@ -1,0 +1,44 @@
+//! `GET /status`: the addresses Sluice serves each resource on, in the Kubernetes status shape.
+
+use serde_json::{json, Value};
+use sluice_config::Snapshot;
+
+/// The status document: `{"services": [...], "ingresses": [...]}`, each entry with
+/// `loadBalancer.ingress` as `kubectl get -o json` would show it.
+pub fn document(snapshot: &Snapshot, publish: &[String]) -> Value {
+    let services: Vec<Value> = snapshot
+        .l4
+        .addresses
+        .iter()
+        .map(|(service, ips)| {
+            let ingress: Vec<Value> = ips
+                .iter()
+                .map(|ip| json!({ "ip": ip.to_string() }))
+                .collect();
+            entry(&service.namespace, &service.name, ingress)
+        })
+        .collect();
+    let published: Vec<Value> = publish
+        .iter()
+        .map(|address| load_balancer_ingress(address))
+        .collect();
+    let ingresses: Vec<Value> = snapshot
+        .ingresses
+        .iter()
+        .map(|ingress| entry(&ingress.namespace, &ingress.name, published.clone()))
+        .collect();
+    json!({ "services": services, "ingresses": ingresses })
+}
+
+fn entry(namespace: &str, name: &str, ingress: Vec<Value>) -> Value {
+    json!({ "namespace": namespace, "name": name, "loadBalancer": { "ingress": ingress } })
+}
+
+/// `{"ip": ...}` for an address, `{"hostname": ...}` for a DNS name.
+fn load_balancer_ingress(address: &str) -> Value {
+    if address.parse::<std::net::IpAddr>().is_ok() {
+        json!({ "ip": address })
+    } else {
+        json!({ "hostname": address })
+    }
+}

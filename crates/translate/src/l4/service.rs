@@ -1,0 +1,216 @@
+//! Reading a `type: LoadBalancer` Service: is it ours, its ports, and its annotations.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use sluice_config::{Diagnostic, L4Protocol, ObjectRef, ProxyProtocol};
+use sluice_store::k8s_openapi::api::core::v1::Service;
+use sluice_store::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+/// `spec.loadBalancerClass` value that selects Sluice (no class selects it too).
+pub const LOAD_BALANCER_CLASS: &str = "sluice.dev/lb";
+const IPS_ANNOTATION: &str = "sluice.dev/load-balancer-ips";
+const SHARED_IP_ANNOTATION: &str = "sluice.dev/allow-shared-ip";
+const PROXY_PROTOCOL_ANNOTATION: &str = "sluice.dev/proxy-protocol";
+const IDLE_TIMEOUT_ANNOTATION: &str = "sluice.dev/idle-timeout";
+const MAX_FLOWS_ANNOTATION: &str = "sluice.dev/udp-max-flows";
+
+const DEFAULT_TCP_IDLE: Duration = Duration::from_secs(3600);
+const DEFAULT_UDP_IDLE: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_FLOWS: usize = 65_536;
+
+/// A port of a LoadBalancer Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LbPort {
+    pub protocol: L4Protocol,
+    pub port: u16,
+    pub name: String,
+}
+
+/// A validated LoadBalancer Service of ours.
+#[derive(Debug)]
+pub(crate) struct LbService<'s> {
+    pub object: ObjectRef,
+    pub created: Option<&'s Time>,
+    pub ports: Vec<LbPort>,
+    pub requested: Vec<IpAddr>,
+    /// Which field requested addresses, for diagnostics.
+    pub requested_field: &'static str,
+    pub share_key: Option<String>,
+    pub proxy_protocol: Option<ProxyProtocol>,
+    pub idle_timeout: Option<Duration>,
+    pub max_flows: usize,
+}
+
+impl LbService<'_> {
+    /// Idle timeout for a port's protocol: the annotation, else 1 h for TCP and 30 s for UDP.
+    pub(crate) fn idle_timeout(&self, protocol: L4Protocol) -> Duration {
+        self.idle_timeout.unwrap_or(match protocol {
+            L4Protocol::Tcp => DEFAULT_TCP_IDLE,
+            L4Protocol::Udp => DEFAULT_UDP_IDLE,
+        })
+    }
+
+    /// True when the two services use a common protocol and port.
+    pub(crate) fn clashes_with(&self, ports: &[LbPort]) -> bool {
+        self.ports.iter().any(|a| {
+            ports
+                .iter()
+                .any(|b| a.protocol == b.protocol && a.port == b.port)
+        })
+    }
+}
+
+/// The Service as an L4 candidate; `Ok(None)` when it is not a LoadBalancer of ours.
+pub(crate) fn read<'s>(
+    object: ObjectRef,
+    service: &'s Service,
+) -> Result<Option<LbService<'s>>, Vec<Diagnostic>> {
+    let Some(spec) = service.spec.as_ref() else {
+        return Ok(None);
+    };
+    if spec.type_.as_deref() != Some("LoadBalancer") {
+        return Ok(None);
+    }
+    if spec
+        .load_balancer_class
+        .as_deref()
+        .is_some_and(|c| c != LOAD_BALANCER_CLASS)
+    {
+        return Ok(None);
+    }
+    let mut problems = Vec::new();
+    let mut problem = |field: &str, reason: String| {
+        problems.push(Diagnostic::object(object.clone(), field, reason))
+    };
+    let annotations = service.metadata.annotations.as_ref();
+    let annotation = |name: &str| annotations.and_then(|a| a.get(name)).map(String::as_str);
+    let annotation_field = |name: &str| format!("metadata.annotations[{name}]");
+
+    let mut ports = Vec::new();
+    for (i, port) in spec.ports.as_deref().unwrap_or_default().iter().enumerate() {
+        let protocol = match port.protocol.as_deref().unwrap_or("TCP") {
+            "TCP" => L4Protocol::Tcp,
+            "UDP" => L4Protocol::Udp,
+            other => {
+                problem(
+                    &format!("spec.ports[{i}].protocol"),
+                    format!("{other:?} is not supported; only TCP and UDP"),
+                );
+                continue;
+            }
+        };
+        match u16::try_from(port.port) {
+            Ok(number) if number != 0 => ports.push(LbPort {
+                protocol,
+                port: number,
+                name: port.name.clone().unwrap_or_default(),
+            }),
+            _ => problem(
+                &format!("spec.ports[{i}].port"),
+                format!("{} is not a valid port", port.port),
+            ),
+        }
+    }
+
+    let (requested_text, requested_field) =
+        match (annotation(IPS_ANNOTATION), spec.load_balancer_ip.as_deref()) {
+            (Some(ips), _) => (ips, "metadata.annotations[sluice.dev/load-balancer-ips]"),
+            (None, Some(ip)) => (ip, "spec.loadBalancerIP"),
+            (None, None) => ("", "spec.loadBalancerIP"),
+        };
+    let mut requested = Vec::new();
+    for text in requested_text
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        match text.parse::<IpAddr>() {
+            Ok(ip) => requested.push(ip),
+            Err(_) => problem(requested_field, format!("{text:?} is not an IP address")),
+        }
+    }
+
+    let proxy_protocol = match annotation(PROXY_PROTOCOL_ANNOTATION) {
+        None => None,
+        Some("v1") => Some(ProxyProtocol::V1),
+        Some("v2") => Some(ProxyProtocol::V2),
+        Some(other) => {
+            problem(
+                &annotation_field(PROXY_PROTOCOL_ANNOTATION),
+                format!("{other:?}: expected \"v1\" or \"v2\""),
+            );
+            None
+        }
+    };
+    let idle_timeout =
+        annotation(IDLE_TIMEOUT_ANNOTATION).and_then(|text| match parse_duration(text) {
+            Some(d) => Some(d),
+            None => {
+                problem(
+                    &annotation_field(IDLE_TIMEOUT_ANNOTATION),
+                    format!("{text:?}: expected a duration like 90s, 10m or 1h"),
+                );
+                None
+            }
+        });
+    let max_flows = match annotation(MAX_FLOWS_ANNOTATION).map(|t| t.trim().parse::<usize>()) {
+        None => DEFAULT_MAX_FLOWS,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            problem(
+                &annotation_field(MAX_FLOWS_ANNOTATION),
+                "expected a positive whole number".into(),
+            );
+            DEFAULT_MAX_FLOWS
+        }
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Some(LbService {
+        object,
+        created: service.metadata.creation_timestamp.as_ref(),
+        ports,
+        requested,
+        requested_field,
+        share_key: annotation(SHARED_IP_ANNOTATION)
+            .map(str::to_owned)
+            .filter(|k| !k.is_empty()),
+        proxy_protocol,
+        idle_timeout,
+        max_flows,
+    }))
+}
+
+/// `500ms`, `30s`, `10m`, `1h` (one number, one unit).
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        _ => return None,
+    };
+    (!duration.is_zero()).then_some(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        for bad in ["", "s", "10", "1d", "0s", "-1s", "1.5s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}
