@@ -6,6 +6,11 @@ use std::sync::Arc;
 
 use crate::ObjectRef;
 
+/// Index of a [`Backend`] in its snapshot's backend list. Routes refer to backends by id so
+/// that an endpoint-only change replaces the list and keeps the route table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct BackendId(pub u32);
+
 /// How Sluice speaks to a backend, from the Service port's `appProtocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum UpstreamProtocol {
@@ -21,6 +26,9 @@ pub enum UpstreamProtocol {
 pub struct Backend {
     /// The Service.
     pub service: ObjectRef,
+    /// The resolved Service port's name ("" when unnamed); `None` when the Service or port
+    /// does not exist. With `service` it says which endpoints to look up on a refresh.
+    pub port_name: Option<String>,
     /// `namespace/name:port`, the metrics label and log field for this backend.
     pub label: Arc<str>,
     /// Protocol towards the endpoints.
@@ -31,18 +39,33 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// A backend for `service` port `port` (number or name as written in the Ingress).
+    /// A backend for `service` port `port` (number or name as written in the Ingress),
+    /// resolved to the Service port named `port_name`.
     pub fn new(
         service: ObjectRef,
         port: &str,
+        port_name: Option<String>,
         protocol: UpstreamProtocol,
         endpoints: Vec<SocketAddr>,
     ) -> Self {
         let label = format!("{}/{}:{}", service.namespace, service.name, port).into();
         Self {
             service,
+            port_name,
             label,
             protocol,
+            endpoints,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The same backend with a new set of endpoints (round-robin restarts).
+    pub fn with_endpoints(&self, endpoints: Vec<SocketAddr>) -> Self {
+        Self {
+            service: self.service.clone(),
+            port_name: self.port_name.clone(),
+            label: self.label.clone(),
+            protocol: self.protocol,
             endpoints,
             next: AtomicUsize::new(0),
         }
@@ -70,6 +93,7 @@ mod tests {
         let backend = Backend::new(
             ObjectRef::new("Service", "ns", "s"),
             "80",
+            None,
             UpstreamProtocol::Http1,
             eps.clone(),
         );
@@ -78,6 +102,7 @@ mod tests {
         let empty = Backend::new(
             ObjectRef::new("Service", "ns", "s"),
             "80",
+            None,
             UpstreamProtocol::Http1,
             vec![],
         );

@@ -15,12 +15,12 @@ mod path;
 mod routes;
 mod tls;
 
-pub use backend::{Backend, UpstreamProtocol};
+pub use backend::{Backend, BackendId, UpstreamProtocol};
 pub use diagnostic::{Diagnostic, ObjectRef, Subject};
 pub use host::{HostMatch, Hostname, InvalidHostname};
 pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
 pub use path::{InvalidPath, PathMatch};
-pub use routes::{Conflict, Route, RouteTable, RouteTableBuilder};
+pub use routes::{Conflict, Route, RouteEntry, RouteTable, RouteTableBuilder};
 pub use tls::{CertificateTable, CertificateTableBuilder};
 
 use std::sync::Arc;
@@ -30,10 +30,14 @@ use std::sync::Arc;
 pub struct Snapshot {
     /// Increases by one with every snapshot swapped in; exported as a metric.
     pub generation: u64,
-    /// Host and path routing for the HTTP and HTTPS listeners.
-    pub routes: RouteTable,
+    /// Host and path routing for the HTTP and HTTPS listeners; shared with the previous
+    /// snapshot when only endpoints changed.
+    pub routes: Arc<RouteTable>,
+    /// The backends routes point at, by [`BackendId`].
+    pub backends: Vec<Arc<Backend>>,
     /// Certificates by SNI for the HTTPS listener.
-    pub certificates: CertificateTable,
+    pub certificates: Arc<CertificateTable>,
+
     /// Layer-4 listeners for Services of `type: LoadBalancer`.
     pub l4: L4Table,
     /// The Ingresses this snapshot serves, for status reporting.
@@ -42,6 +46,13 @@ pub struct Snapshot {
     pub diagnostics: Vec<Diagnostic>,
     /// Counts for the one-line summary of `sluice check` and the start-up log.
     pub summary: Summary,
+}
+
+impl Snapshot {
+    /// The backend a route points at.
+    pub fn backend(&self, id: BackendId) -> Option<&Arc<Backend>> {
+        self.backends.get(id.0 as usize)
+    }
 }
 
 /// Counts describing a snapshot, for humans.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::host::{normalize, HOST_BUF_LEN};
 use crate::path::prefix_candidates;
-use crate::{Backend, HostMatch, ObjectRef, PathMatch};
+use crate::{BackendId, HostMatch, ObjectRef, PathMatch};
 
 /// Where a matched request goes, and which Ingress said so.
 #[derive(Debug)]
@@ -16,13 +16,13 @@ pub struct Route {
     pub ingress: ObjectRef,
     /// `namespace/name` of the Ingress, the metrics label.
     pub ingress_label: Arc<str>,
-    /// The backend Service port.
-    pub backend: Arc<Backend>,
+    /// The backend Service port, in the snapshot's backend list.
+    pub backend: BackendId,
 }
 
 impl Route {
     /// A route from `ingress` to `backend`.
-    pub fn new(ingress: ObjectRef, backend: Arc<Backend>) -> Self {
+    pub fn new(ingress: ObjectRef, backend: BackendId) -> Self {
         let ingress_label = format!("{}/{}", ingress.namespace, ingress.name).into();
         Self {
             ingress,
@@ -90,6 +90,79 @@ impl RouteTable {
         by_host
             .or_else(|| self.any_host.lookup(path))
             .or(self.default_backend.as_ref())
+    }
+}
+
+/// One route of a [`RouteTable`], for introspection (`/config`, `sluice routes`).
+#[derive(Debug)]
+pub struct RouteEntry<'a> {
+    /// `foo.com`, `*.foo.com`, `*` for rules without host, empty for the default backend.
+    pub host: String,
+    /// The rule's path (`/` for the catch-all prefix); empty for the default backend.
+    pub path: String,
+    /// `Exact`, `Prefix`, or `Default` for the default backend.
+    pub match_type: &'static str,
+    /// Where it goes.
+    pub route: &'a Arc<Route>,
+}
+
+impl PathTable {
+    fn entries<'a>(&'a self, host: &str, out: &mut Vec<RouteEntry<'a>>) {
+        let mut paths: Vec<_> = self
+            .exact
+            .iter()
+            .map(|(p, r)| (p.to_string(), "Exact", r))
+            .chain(self.prefix.iter().map(|(p, r)| {
+                let path = if p.is_empty() {
+                    "/".to_owned()
+                } else {
+                    p.to_string()
+                };
+                (path, "Prefix", r)
+            }))
+            .collect();
+        paths.sort_by(|a, b| {
+            b.0.len()
+                .cmp(&a.0.len())
+                .then_with(|| a.0.cmp(&b.0))
+                .then(a.1.cmp(b.1))
+        });
+        for (path, match_type, route) in paths {
+            out.push(RouteEntry {
+                host: host.to_owned(),
+                path,
+                match_type,
+                route,
+            });
+        }
+    }
+}
+
+impl RouteTable {
+    /// Every route: exact hosts, wildcard hosts, rules without host, then the default
+    /// backend; hosts sorted, longest paths first.
+    pub fn entries(&self) -> Vec<RouteEntry<'_>> {
+        let mut out = Vec::new();
+        let mut exact: Vec<_> = self.exact_hosts.iter().collect();
+        exact.sort_by(|a, b| a.0.cmp(b.0));
+        for (host, table) in exact {
+            table.entries(host, &mut out);
+        }
+        let mut wildcard: Vec<_> = self.wildcard_hosts.iter().collect();
+        wildcard.sort_by(|a, b| a.0.cmp(b.0));
+        for (suffix, table) in wildcard {
+            table.entries(&format!("*.{suffix}"), &mut out);
+        }
+        self.any_host.entries("*", &mut out);
+        if let Some(route) = &self.default_backend {
+            out.push(RouteEntry {
+                host: String::new(),
+                path: String::new(),
+                match_type: "Default",
+                route,
+            });
+        }
+        out
     }
 }
 
@@ -168,12 +241,12 @@ impl RouteTableBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::UpstreamProtocol;
 
     fn route(name: &str) -> Arc<Route> {
-        let svc = ObjectRef::new("Service", "ns", name);
-        let backend = Arc::new(Backend::new(svc, "80", UpstreamProtocol::Http1, vec![]));
-        Arc::new(Route::new(ObjectRef::new("Ingress", "ns", name), backend))
+        Arc::new(Route::new(
+            ObjectRef::new("Ingress", "ns", name),
+            BackendId(0),
+        ))
     }
 
     fn table(rules: &[(&str, &str, &str, &str)]) -> RouteTable {

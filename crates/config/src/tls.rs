@@ -36,6 +36,24 @@ impl CertificateTable {
         found.map_or(&self.default, |e| &e.key)
     }
 
+    /// `(server name, Ingress)` for every SNI entry, exact names then wildcards, sorted.
+    pub fn entries(&self) -> Vec<(String, &ObjectRef)> {
+        let mut out: Vec<(String, &ObjectRef)> = self
+            .exact
+            .iter()
+            .map(|(name, e)| (name.to_string(), &e.owner))
+            .collect();
+        out.sort();
+        let mut wildcards: Vec<(String, &ObjectRef)> = self
+            .wildcard
+            .iter()
+            .map(|(name, e)| (format!("*.{name}"), &e.owner))
+            .collect();
+        wildcards.sort();
+        out.extend(wildcards);
+        out
+    }
+
     /// Certificates selectable by SNI (without the default).
     pub fn len(&self) -> usize {
         self.exact.len() + self.wildcard.len()

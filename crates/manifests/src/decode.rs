@@ -22,7 +22,7 @@ pub fn decode_documents(
     } else {
         let options = serde_saphyr::options! { legacy_octal_numbers: true };
         serde_saphyr::from_multiple_with_options(text, options)
-            .map_err(|e| format!("not valid YAML: {e}"))?
+            .map_err(|e| format!("not valid YAML: {}", first_line(&e.to_string())))?
     };
     let mut objects = Vec::new();
     let mut diagnostics = Vec::new();
@@ -133,6 +133,16 @@ fn typed<T: serde::de::DeserializeOwned>(
         }
         object => Ok(Some(object)),
     }
+}
+
+/// The first line of a parser message (its source snippet follows on later lines), so that
+/// every diagnostic stays one line.
+fn first_line(message: &str) -> &str {
+    message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or(message)
 }
 
 #[cfg(test)]

@@ -60,7 +60,18 @@ fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, diagnostics: &mut Ve
     }
 }
 
-fn is_manifest(path: &Path) -> bool {
+/// True when a path component below `root` starts with `.` (skipped by the walk).
+pub(crate) fn is_hidden_below(root: &Path, path: &Path) -> bool {
+    path.strip_prefix(root)
+        .map(|rest| {
+            rest.components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+        })
+        .unwrap_or(false)
+}
+
+/// True for the file names read inside directories.
+pub(crate) fn is_manifest(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "yaml" | "yml" | "json"))

@@ -7,14 +7,16 @@
 
 mod decode;
 mod discover;
+mod source;
 
 use std::path::{Path, PathBuf};
 
 use sluice_config::Diagnostic;
-use sluice_store::{Object, Store};
+use sluice_store::Object;
 
 pub use decode::decode_documents;
 pub use discover::manifest_files;
+pub use source::{Changes, ManifestSource, ENDPOINT_KINDS};
 
 /// Largest manifest file read; anything bigger is rejected rather than exhausting memory.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -49,49 +51,4 @@ pub fn read_file(path: &Path) -> Result<FileObjects, Diagnostic> {
         objects,
         diagnostics,
     })
-}
-
-/// Everything read from the configured paths, merged into one store.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    /// The objects, deduplicated by kind and key (the first file in path order wins).
-    pub store: Store,
-    /// Every file-level and document-level problem.
-    pub diagnostics: Vec<Diagnostic>,
-    /// How many files were read.
-    pub files: usize,
-}
-
-/// Reads every manifest under `paths` (files, or directories walked recursively).
-pub fn load(paths: &[PathBuf]) -> Loaded {
-    let mut loaded = Loaded::default();
-    let (files, mut diagnostics) = manifest_files(paths);
-    loaded.diagnostics.append(&mut diagnostics);
-    for path in files {
-        match read_file(&path) {
-            Ok(file) => merge(&mut loaded, file),
-            Err(diagnostic) => loaded.diagnostics.push(diagnostic),
-        }
-        loaded.files += 1;
-    }
-    loaded
-}
-
-fn merge(loaded: &mut Loaded, mut file: FileObjects) {
-    loaded.diagnostics.append(&mut file.diagnostics);
-    for object in file.objects {
-        let key = object.key();
-        if loaded.store.contains(object.kind(), &key) {
-            loaded.diagnostics.push(Diagnostic::object(
-                sluice_config::ObjectRef::new(object.kind(), &key.namespace, &key.name),
-                "metadata.name",
-                format!(
-                    "defined again in {}; the first definition is used",
-                    file.path.display()
-                ),
-            ));
-            continue;
-        }
-        loaded.store.insert(object);
-    }
 }

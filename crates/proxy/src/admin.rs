@@ -29,7 +29,7 @@ pub struct AdminState {
     pub publish: Vec<String>,
 }
 
-/// Serves `/healthz`, `/readyz`, `/metrics` and `/status` on `listener` until the task is
+/// Serves `/healthz`, `/readyz`, `/metrics`, `/status` and `/config` on `listener` until the task is
 /// dropped.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     loop {
@@ -58,15 +58,12 @@ fn answer(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byte
         "/healthz" => text(StatusCode::OK, "ok\n".into()),
         "/readyz" if state.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n".into()),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
-        "/status" => {
-            let document = crate::status::document(&state.snapshot.load(), &state.publish);
-            let mut response = text(StatusCode::OK, document.to_string());
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
+        "/config" => json(&crate::config_view::document(&state.snapshot.load())),
+        "/status" => json(&crate::status::document(
+            &state.snapshot.load(),
+            &state.publish,
+        )),
+
         "/metrics" => {
             let mut response = text(StatusCode::OK, state.metrics.encode());
             response.headers_mut().insert(
@@ -79,6 +76,15 @@ fn answer(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byte
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
+}
+
+fn json(document: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::OK, document.to_string());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {

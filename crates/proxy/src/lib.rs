@@ -7,9 +7,14 @@
 //! once per request so that a swap never tears a request in two.
 
 pub mod admin;
+mod config_view;
+
+mod drain;
 mod forward;
 mod headers;
 mod listener;
+mod path;
+
 pub mod metrics;
 mod responses;
 mod status;
@@ -54,6 +59,7 @@ pub struct DataPlane {
     upstream: upstream::Upstream,
     metrics: Arc<Metrics>,
     options: ProxyOptions,
+    drain: drain::Drain,
 }
 
 impl DataPlane {
@@ -69,6 +75,14 @@ impl DataPlane {
             upstream,
             metrics,
             options,
+            drain: drain::Drain::new(),
         })
+    }
+
+    /// Stops accepting on every listener, asks open connections to finish (HTTP/1.1 closes
+    /// after the response in flight, HTTP/2 sends GOAWAY) and waits up to `timeout` for
+    /// requests and WebSocket tunnels still running. True when everything finished in time.
+    pub async fn shutdown(&self, timeout: Duration) -> bool {
+        self.drain.shutdown(timeout).await
     }
 }

@@ -55,8 +55,14 @@ pub async fn serve(listener: TcpListener, plane: Arc<DataPlane>, tls: Option<Arc
         .header_read_timeout(Some(HEADER_READ_TIMEOUT));
     http.http2().timer(TokioTimer::new());
     let http = Arc::new(http);
+    let stopping = plane.drain.stopping();
+    tokio::pin!(stopping);
     loop {
-        let (stream, client) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stopping => return,
+        };
+        let (stream, client) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -64,12 +70,12 @@ pub async fn serve(listener: TcpListener, plane: Arc<DataPlane>, tls: Option<Arc
                 continue;
             }
         };
-        let plane = plane.clone();
+        let conn_plane = plane.clone();
         let acceptor = acceptor.clone();
         let http = http.clone();
-        tokio::spawn(async move {
-            let _open = plane.metrics.connection_opened(scheme);
-            connection(stream, client, scheme, plane, acceptor, &http).await;
+        plane.drain.spawn(async move {
+            let _open = conn_plane.metrics.connection_opened(scheme);
+            connection(stream, client, scheme, conn_plane, acceptor, &http).await;
         });
     }
 }
@@ -110,14 +116,22 @@ async fn serve_http<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let stopping = plane.drain.stopping();
     let service = service_fn(move |request| {
         let plane = plane.clone();
         async move { Ok::<_, Infallible>(plane.handle(&downstream, request).await) }
     });
-    if let Err(e) = http
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .await
-    {
+    let connection = http.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection, stopping);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = &mut stopping => {
+            // Finish the request in flight, then close (HTTP/2: GOAWAY).
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
         tracing::debug!(client = %downstream.client, error = %e, "connection ended with an error");
     }
 }

@@ -132,7 +132,12 @@ impl Metrics {
             .set(i64::try_from(generation).unwrap_or(i64::MAX));
     }
 
-    pub(crate) fn request(&self, route: Option<&Route>, status: StatusCode, elapsed: Duration) {
+    pub(crate) fn request(
+        &self,
+        route: Option<(&Route, &Backend)>,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
         let code_class = match status.as_u16() {
             100..=199 => "1xx",
             200..=299 => "2xx",
@@ -141,8 +146,9 @@ impl Metrics {
             _ => "5xx",
         };
         let labels = RequestLabels {
-            ingress: route.map(|r| r.ingress_label.clone()),
-            service: route.map(|r| r.backend.label.clone()),
+            ingress: route.map(|(r, _)| r.ingress_label.clone()),
+            service: route.map(|(_, b)| b.label.clone()),
+
             code_class,
         };
         self.requests.get_or_create(&labels).inc();

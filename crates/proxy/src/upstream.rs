@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -13,11 +15,15 @@ use crate::ProxyOptions;
 /// How long an idle pooled connection to a backend is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// A request body towards a backend: the client's, streamed, or empty for a retry of a
+/// request that had none.
+pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+
 /// One pool per upstream protocol; each pool keys connections by endpoint address.
 #[derive(Debug)]
 pub(crate) struct Upstream {
-    http1: Client<HttpConnector, Incoming>,
-    h2c: Client<HttpConnector, Incoming>,
+    http1: Client<HttpConnector, UpstreamBody>,
+    h2c: Client<HttpConnector, UpstreamBody>,
 }
 
 impl Upstream {
@@ -38,7 +44,10 @@ impl Upstream {
     }
 
     /// The pool for `protocol`.
-    pub(crate) fn client(&self, protocol: UpstreamProtocol) -> &Client<HttpConnector, Incoming> {
+    pub(crate) fn client(
+        &self,
+        protocol: UpstreamProtocol,
+    ) -> &Client<HttpConnector, UpstreamBody> {
         match protocol {
             UpstreamProtocol::Http1 => &self.http1,
             UpstreamProtocol::H2c => &self.h2c,

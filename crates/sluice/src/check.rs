@@ -14,7 +14,8 @@ pub fn main(source: &SourceArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let snapshot = pipeline.build(1);
+    let snapshot = pipeline.first();
+
     for diagnostic in &snapshot.diagnostics {
         println!("{diagnostic}");
     }

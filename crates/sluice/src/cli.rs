@@ -39,7 +39,9 @@ pub enum Command {
     ///
     /// Example: sluice run --manifests ./k8s/ --http 0.0.0.0:80 --https 0.0.0.0:443
     ///
-    /// Send SIGHUP to re-read the manifests; SIGTERM or SIGINT to stop.
+    /// Changes to the manifests apply within milliseconds (files are watched; SIGHUP also
+    /// re-reads them). A file that stops parsing keeps serving its last good objects.
+    /// SIGTERM or SIGINT stops accepting and drains requests in flight (--drain-timeout).
     Run(RunArgs),
     /// Validate manifests the way `run` would, without serving.
     ///
@@ -57,6 +59,11 @@ pub enum Command {
     /// Reads the admin listener's /status (the Kubernetes `status.loadBalancer` shape) and
     /// prints it as a table.
     Status(StatusArgs),
+    /// Show the routing table a running Sluice serves (from the admin listener's /config):
+    /// host, path, match type, Ingress, backend and its endpoints; L4 listeners;
+    /// certificates by SNI; current problems.
+    Routes(StatusArgs),
+
     /// Try Sluice: start echo backends and serve the bundled demo manifests.
     ///
     /// Listens on 127.0.0.1:8080 (HTTP) and 127.0.0.1:8443 (HTTPS) and prints curl
@@ -136,6 +143,11 @@ pub struct ServeArgs {
     /// How long to wait for a backend's response headers before answering 504.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub upstream_timeout: Duration,
+
+    /// On SIGTERM/SIGINT: stop accepting, then wait this long for requests and WebSocket
+    /// tunnels in flight before exiting.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
 
     /// Worker threads serving traffic (default: one per CPU core).
     #[arg(long, value_name = "N")]

@@ -35,6 +35,8 @@ pub fn main(args: DemoArgs) -> ExitCode {
         https: args.https,
         admin: args.admin,
         upstream_timeout: std::time::Duration::from_secs(60),
+        drain_timeout: std::time::Duration::from_secs(5),
+
         workers: None,
         publish_address: Vec::new(),
     };

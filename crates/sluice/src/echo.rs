@@ -7,7 +7,7 @@
 //! `Upgrade: websocket` request becomes a WebSocket echo.
 //!
 //! Query parameters that change the answer (unknown or invalid ones are ignored):
-//! - `status=N`: answer with status `N` (200–599);
+//! - `status=N`: answer with status `N` (200–599; 204 and 304 come without a body);
 //! - `sleep_ms=N`: wait `N` milliseconds before answering (at most 120 000);
 //! - `bytes=N`: instead of JSON, answer with `N` bytes of `x`
 //!   (`application/octet-stream`, at most 1 GiB, streamed in chunks).
@@ -160,6 +160,12 @@ async fn handle(mut req: Request<Incoming>, identity: &Identity) -> Response<Ech
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let status = params.status.unwrap_or(StatusCode::OK);
+    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        // These statuses carry neither a body nor a Content-Length.
+        let mut resp = Response::new(EchoBody::Full(None));
+        *resp.status_mut() = status;
+        return resp;
+    }
 
     if let Some(len) = params.bytes {
         let mut resp = Response::new(EchoBody::Repeat { remaining: len });

@@ -2,6 +2,7 @@
 
 mod check;
 mod cli;
+mod control_metrics;
 mod default_cert;
 mod demo;
 mod echo;
@@ -10,6 +11,7 @@ mod pipeline;
 mod run;
 mod state;
 mod status;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,8 @@ fn main() -> ExitCode {
             })
         }),
         cli::Command::Status(args) => status::main(&args),
+        cli::Command::Routes(args) => status::routes(&args),
+
         cli::Command::Demo(args) => demo::main(args),
     }
 }

@@ -1,27 +1,74 @@
-//! The control-plane pipeline of the manifest source: files → store → translate → snapshot.
+//! The control-plane pipeline of the manifest source: files → store → translate → snapshot,
+//! doing only the work a change needs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use sluice_config::Snapshot;
+use sluice_config::{Diagnostic, Snapshot};
+use sluice_manifests::{Changes, ManifestSource};
 use sluice_store::ObjectKey;
+use sluice_translate::Allocations;
 
 use crate::cli::SourceArgs;
 use crate::state::AllocationRecord;
 
-/// Reads the configured manifests and translates them; one instance per process. Keeps the
-/// LoadBalancer address allocations between builds (and in the record, when given one).
+/// What asks for a new snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// Re-read everything that changed on disk (SIGHUP, or an unattributable watch event).
+    Rescan,
+    /// These paths were created, written, renamed or deleted.
+    Paths(Vec<PathBuf>),
+}
+
+impl Trigger {
+    /// Merges two triggers of one burst: a rescan covers any paths.
+    pub fn merge(self, other: Trigger) -> Trigger {
+        match (self, other) {
+            (Trigger::Paths(mut a), Trigger::Paths(b)) => {
+                a.extend(b);
+                a.sort();
+                a.dedup();
+                Trigger::Paths(a)
+            }
+            _ => Trigger::Rescan,
+        }
+    }
+}
+
+/// Everything that changes between builds, behind one lock so builds are serialised.
+#[derive(Debug)]
+struct State {
+    source: ManifestSource,
+    allocations: Allocations,
+    /// Diagnostics of the last full translation (reused by endpoint-only refreshes).
+    translate_diagnostics: Vec<Diagnostic>,
+    generation: u64,
+}
+
+/// Reads the configured manifests and translates them; one instance per process.
 #[derive(Debug)]
 pub struct Pipeline {
-    paths: Vec<PathBuf>,
     options: sluice_translate::Options,
-    allocations: Mutex<sluice_translate::Allocations>,
     record: Option<AllocationRecord>,
+    roots: Vec<PathBuf>,
+    state: Mutex<State>,
+}
+
+/// How a snapshot was built, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildKind {
+    /// Full translation.
+    Full,
+    /// Only endpoints were looked up again; routes and certificates were shared.
+    Endpoints,
+    /// No object changed; only diagnostics (a file that stopped or started parsing).
+    Diagnostics,
 }
 
 impl Pipeline {
-    /// A pipeline for the `--manifests` paths and class options of `source`; with
-    /// `state_dir`, allocations are loaded from and saved to the record there.
+    /// A pipeline for `source`; with `state_dir`, LoadBalancer allocations are loaded from
+    /// and saved to the record there. Reads every manifest once.
     pub fn new(source: &SourceArgs, state_dir: Option<&Path>) -> Result<Self, String> {
         let default_tls_secret = source
             .default_tls_secret
@@ -43,37 +90,122 @@ impl Pipeline {
             .as_ref()
             .map(AllocationRecord::load)
             .unwrap_or_default();
+        let roots = absolute_roots(&source.manifests);
+        let state = State {
+            source: ManifestSource::new(roots.clone()),
+            allocations,
+            translate_diagnostics: Vec::new(),
+            generation: 0,
+        };
         Ok(Self {
-            paths: source.manifests.clone(),
             options,
-            allocations: Mutex::new(allocations),
             record,
+            roots,
+            state: Mutex::new(state),
         })
     }
 
-    /// Reads every manifest and builds snapshot number `generation`; file and document
-    /// problems come first among its diagnostics.
-    pub fn build(&self, generation: u64) -> Snapshot {
-        let loaded = sluice_manifests::load(&self.paths);
-        // Builds are serialised by this lock, so allocations always follow the last snapshot.
-        let mut allocations = self
-            .allocations
+    /// The `--manifests` paths, made absolute (as file-watch events name them).
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut snapshot =
-            sluice_translate::translate(&loaded.store, &self.options, &allocations, generation);
-        if snapshot.l4.addresses != *allocations {
-            allocations.clone_from(&snapshot.l4.addresses);
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The first snapshot: a full translation of what `new` read.
+    pub fn first(&self) -> Snapshot {
+        let mut state = self.lock();
+        self.full(&mut state)
+    }
+
+    /// Applies `trigger` and builds the next snapshot from `current`, or `None` when nothing
+    /// changed. Returns the changes seen and how the snapshot was built.
+    pub fn update(
+        &self,
+        trigger: &Trigger,
+        current: &Snapshot,
+    ) -> (Changes, Option<(Snapshot, BuildKind)>) {
+        let mut state = self.lock();
+        let changes = match trigger {
+            Trigger::Rescan => state.source.rescan(),
+            Trigger::Paths(paths) => state.source.refresh(paths),
+        };
+        let next = if changes.endpoints_only() {
+            state.generation += 1;
+            let mut next = sluice_translate::refresh_endpoints(
+                current,
+                state.source.store(),
+                &self.options,
+                &state.allocations,
+                state.generation,
+            );
+            next.diagnostics = combine(&state.source, &state.translate_diagnostics);
+            Some((next, BuildKind::Endpoints))
+        } else if !changes.is_empty() {
+            Some((self.full(&mut state), BuildKind::Full))
+        } else if !changes.failed.is_empty()
+            || current.diagnostics != combine(&state.source, &state.translate_diagnostics)
+        {
+            state.generation += 1;
+            let mut next = sluice_translate::refresh_endpoints(
+                current,
+                state.source.store(),
+                &self.options,
+                &state.allocations,
+                state.generation,
+            );
+            next.diagnostics = combine(&state.source, &state.translate_diagnostics);
+            Some((next, BuildKind::Diagnostics))
+        } else {
+            None
+        };
+        (changes, next)
+    }
+
+    fn full(&self, state: &mut State) -> Snapshot {
+        state.generation += 1;
+        let mut snapshot = sluice_translate::translate(
+            state.source.store(),
+            &self.options,
+            &state.allocations,
+            state.generation,
+        );
+        if snapshot.l4.addresses != state.allocations {
+            state.allocations.clone_from(&snapshot.l4.addresses);
             if let Some(record) = &self.record {
-                record.store(&allocations);
+                record.store(&state.allocations);
             }
         }
-        drop(allocations);
-        let mut diagnostics = loaded.diagnostics;
-        diagnostics.append(&mut snapshot.diagnostics);
-        snapshot.diagnostics = diagnostics;
+        state.translate_diagnostics = std::mem::take(&mut snapshot.diagnostics);
+        snapshot.diagnostics = combine(&state.source, &state.translate_diagnostics);
         snapshot
     }
+
+    /// Object counts by kind and files failing to parse, for metrics.
+    pub fn stats(&self) -> ([(&'static str, usize); 6], usize) {
+        let state = self.lock();
+        (state.source.store().counts(), state.source.failing_files())
+    }
+}
+
+/// `paths` made absolute against the working directory, symlinks left unresolved so that a
+/// ConfigMap mount's `..data` swap stays visible.
+fn absolute_roots(paths: &[PathBuf]) -> Vec<PathBuf> {
+    paths
+        .iter()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+        .collect()
+}
+
+/// File and document problems first, then translation's.
+fn combine(source: &ManifestSource, translated: &[Diagnostic]) -> Vec<Diagnostic> {
+    let mut all = source.diagnostics();
+    all.extend_from_slice(translated);
+    all
 }
 
 fn parse_secret_ref(text: &str) -> Result<ObjectKey, String> {

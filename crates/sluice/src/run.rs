@@ -1,17 +1,27 @@
-//! `sluice run`: serve the manifests until told to stop; re-read them on SIGHUP.
+//! `sluice run`: serve the manifests, follow their changes, drain on SIGTERM.
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use sluice_config::{SharedSnapshot, Snapshot};
 use sluice_l4::{L4Metrics, L4Plane};
 use sluice_proxy::admin::AdminState;
 use sluice_proxy::{DataPlane, Metrics, ProxyOptions};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
 
 use crate::cli::{RunArgs, ServeArgs, SourceArgs};
-use crate::pipeline::{log_diagnostics, Pipeline};
+use crate::control_metrics::ControlMetrics;
+use crate::pipeline::{log_diagnostics, Pipeline, Trigger};
+
+/// After a change is noticed, wait this long for more events of the same burst.
+const DEBOUNCE: Duration = Duration::from_millis(10);
+/// A burst that keeps going is applied after this long anyway.
+const DEBOUNCE_MAX: Duration = Duration::from_millis(100);
 
 /// Entry point of `sluice run`.
 pub fn main(args: RunArgs) -> ExitCode {
@@ -53,16 +63,30 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, Str
         .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
 }
 
+/// The running pieces a reload updates.
+struct Control {
+    pipeline: Arc<Pipeline>,
+    snapshot: Arc<SharedSnapshot>,
+    metrics: Arc<Metrics>,
+    control_metrics: ControlMetrics,
+    l4: L4Plane,
+}
+
 /// Builds the first snapshot, opens the listeners, calls `on_ready` once traffic is served,
-/// then reloads on SIGHUP until SIGTERM or SIGINT.
+/// then follows changes (file events, SIGHUP) until SIGTERM or SIGINT, and drains.
 pub async fn serve(
     source: &SourceArgs,
     serve: &ServeArgs,
     state_dir: Option<&std::path::Path>,
     on_ready: impl FnOnce(),
 ) -> Result<(), String> {
+    // Installed first: a SIGHUP or SIGTERM must never find the default action (exit).
+    let signal_error = |e: std::io::Error| format!("cannot install signal handlers: {e}");
+    let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let pipeline = Arc::new(Pipeline::new(source, state_dir)?);
-    let first = pipeline.build(1);
+    let first = pipeline.first();
     log_diagnostics(&first);
     tracing::info!(
         ingresses = first.summary.ingresses,
@@ -71,11 +95,15 @@ pub async fn serve(
         diagnostics = first.diagnostics.len(),
         "configuration loaded"
     );
+    let generation = first.generation;
     let snapshot = sluice_config::share(first);
     let mut metrics = Metrics::new();
     let l4 = L4Plane::new(Arc::new(L4Metrics::new(metrics.registry_mut())));
+    let control_metrics = ControlMetrics::new(metrics.registry_mut());
     let metrics = Arc::new(metrics);
-    metrics.set_generation(1);
+    metrics.set_generation(generation);
+    let (counts, failing) = pipeline.stats();
+    control_metrics.set_objects(&counts, failing);
     report_unbound(l4.apply(&snapshot.load().l4).await);
 
     let http = bind(serve.http, "--http").await?;
@@ -94,45 +122,116 @@ pub async fn serve(
         snapshot: snapshot.clone(),
         publish: publish_addresses(serve),
     });
+    tokio::spawn(sluice_proxy::serve(http, plane.clone(), None));
+    tokio::spawn(sluice_proxy::serve(https, plane.clone(), Some(tls)));
+    let admin_task = tokio::spawn(sluice_proxy::admin::serve(admin, admin_state.clone()));
 
-    let tasks = [
-        tokio::spawn(sluice_proxy::serve(http, plane.clone(), None)),
-        tokio::spawn(sluice_proxy::serve(https, plane, Some(tls))),
-        tokio::spawn(sluice_proxy::admin::serve(admin, admin_state.clone())),
-    ];
+    let (triggers, mut changes) = mpsc::unbounded_channel();
+    let _watcher = match crate::watch::start(pipeline.roots(), triggers) {
+        Ok(watcher) => Some(watcher),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the manifests; send SIGHUP to reload");
+            None
+        }
+    };
     admin_state.ready.store(true, Ordering::Release);
     tracing::info!(http = %serve.http, https = %serve.https, admin = %serve.admin, "serving");
     on_ready();
 
-    let signal_error = |e: std::io::Error| format!("cannot install signal handlers: {e}");
-    let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
-    let mut generation = 1;
+    let control = Control {
+        pipeline,
+        snapshot,
+        metrics,
+        control_metrics,
+        l4,
+    };
     loop {
         tokio::select! {
-            _ = hangup.recv() => {
-                generation += 1;
-                let builder = pipeline.clone();
-                let next = tokio::task::spawn_blocking(move || builder.build(generation))
-                    .await
-                    .map_err(|e| format!("reload task failed: {e}"))?;
-                log_diagnostics(&next);
-                snapshot.store(Arc::new(next));
-                report_unbound(l4.apply(&snapshot.load().l4).await);
-                metrics.set_generation(generation);
-                tracing::info!(generation, "configuration reloaded");
+            Some(first) = changes.recv() => {
+                let noticed = Instant::now();
+                let trigger = debounce(first, &mut changes, noticed).await;
+                control.reload(trigger, noticed).await?;
             }
+            _ = hangup.recv() => control.reload(Trigger::Rescan, Instant::now()).await?,
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
     }
-    tracing::info!("stopping");
-    l4.stop_accepting();
-    for task in tasks {
-        task.abort();
+
+    tracing::info!(drain_timeout = ?serve.drain_timeout, "stopping: no new connections; draining");
+    admin_state.ready.store(false, Ordering::Release);
+    control.l4.stop_accepting();
+    if plane.shutdown(serve.drain_timeout).await {
+        tracing::info!("drained; exiting");
+    } else {
+        tracing::warn!("drain timeout reached; exiting with requests still in flight");
     }
+    admin_task.abort();
     Ok(())
+}
+
+/// Collects the rest of a burst of changes into one trigger.
+async fn debounce(
+    first: Trigger,
+    changes: &mut mpsc::UnboundedReceiver<Trigger>,
+    noticed: Instant,
+) -> Trigger {
+    let mut trigger = first;
+    while noticed.elapsed() < DEBOUNCE_MAX {
+        match tokio::time::timeout(DEBOUNCE, changes.recv()).await {
+            Ok(Some(more)) => trigger = trigger.merge(more),
+            _ => break,
+        }
+    }
+    trigger
+}
+
+impl Control {
+    /// Builds the next snapshot off the async workers and swaps it in, in one step.
+    async fn reload(&self, trigger: Trigger, noticed: Instant) -> Result<(), String> {
+        let current = self.snapshot.load_full();
+        let pipeline = self.pipeline.clone();
+        let (changes, next) =
+            tokio::task::spawn_blocking(move || pipeline.update(&trigger, &current))
+                .await
+                .map_err(|e| format!("reload task failed: {e}"))?;
+        let Some((next, kind)) = next else {
+            self.control_metrics.failed(changes.failed.len());
+            return Ok(());
+        };
+        log_new_diagnostics(&self.snapshot.load(), &next);
+        let generation = next.generation;
+        self.snapshot.store(Arc::new(next));
+        self.metrics.set_generation(generation);
+        report_unbound(self.l4.apply(&self.snapshot.load().l4).await);
+        let seconds = noticed.elapsed().as_secs_f64();
+        self.control_metrics
+            .reloaded(kind, seconds, changes.failed.len());
+        let (counts, failing) = self.pipeline.stats();
+        self.control_metrics.set_objects(&counts, failing);
+        tracing::info!(
+            generation,
+            ?kind,
+            changed = ?changes.kinds,
+            files_read = changes.files_read,
+            ms = seconds * 1000.0,
+            "configuration applied"
+        );
+        Ok(())
+    }
+}
+
+/// Logs the diagnostics of `next` that `current` did not have.
+fn log_new_diagnostics(current: &Snapshot, next: &Snapshot) {
+    let known: BTreeSet<_> = current.diagnostics.iter().collect();
+    for diagnostic in next.diagnostics.iter().filter(|d| !known.contains(d)) {
+        tracing::warn!(
+            subject = %diagnostic.subject,
+            field = %diagnostic.field,
+            reason = %diagnostic.reason,
+            "resource problem: {diagnostic}"
+        );
+    }
 }
 
 /// Logs the L4 listeners that could not be bound (e.g. an address not on this host).

@@ -1,4 +1,5 @@
-//! `sluice status`: the served addresses of a running Sluice, as a table.
+//! `sluice status` and `sluice routes`: what a running Sluice serves, read from its admin
+//! listener and printed as tables.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,7 +12,16 @@ use crate::cli::StatusArgs;
 
 /// Entry point of `sluice status`.
 pub fn main(args: &StatusArgs) -> ExitCode {
-    match fetch(args) {
+    show(args, "/status", status_table)
+}
+
+/// Entry point of `sluice routes`.
+pub fn routes(args: &StatusArgs) -> ExitCode {
+    show(args, "/config", routes_table)
+}
+
+fn show(args: &StatusArgs, path: &str, table: fn(&Value) -> String) -> ExitCode {
+    match fetch(args, path) {
         Ok(document) if args.json => {
             println!("{document}");
             ExitCode::SUCCESS
@@ -21,13 +31,13 @@ pub fn main(args: &StatusArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("sluice status: {e}");
+            eprintln!("sluice: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn fetch(args: &StatusArgs) -> Result<Value, String> {
+fn fetch(args: &StatusArgs, path: &str) -> Result<Value, String> {
     let fail =
         |e: std::io::Error| format!("cannot reach the admin listener at {}: {e}", args.admin);
     let mut stream =
@@ -37,7 +47,7 @@ fn fetch(args: &StatusArgs) -> Result<Value, String> {
         .map_err(fail)?;
     write!(
         stream,
-        "GET /status HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         args.admin
     )
     .map_err(fail)?;
@@ -56,27 +66,14 @@ fn fetch(args: &StatusArgs) -> Result<Value, String> {
 }
 
 /// One row per resource: kind, namespace/name, addresses.
-fn table(document: &Value) -> String {
-    let mut rows = vec![[
-        "KIND".to_owned(),
-        "NAMESPACE/NAME".to_owned(),
-        "ADDRESSES".to_owned(),
-    ]];
+fn status_table(document: &Value) -> String {
+    let mut rows = vec![["KIND", "NAMESPACE/NAME", "ADDRESSES"]
+        .map(str::to_owned)
+        .to_vec()];
     for (kind, list) in [("Service", "services"), ("Ingress", "ingresses")] {
-        for item in document[list]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            let name = format!(
-                "{}/{}",
-                item["namespace"].as_str().unwrap_or(""),
-                item["name"].as_str().unwrap_or("")
-            );
-            let addresses: Vec<&str> = item["loadBalancer"]["ingress"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+        for item in items(&document[list]) {
+            let name = format!("{}/{}", text(&item["namespace"]), text(&item["name"]));
+            let addresses: Vec<&str> = items(&item["loadBalancer"]["ingress"])
                 .iter()
                 .filter_map(|a| a["ip"].as_str().or_else(|| a["hostname"].as_str()))
                 .collect();
@@ -85,12 +82,96 @@ fn table(document: &Value) -> String {
             } else {
                 addresses.join(",")
             };
-            rows.push([kind.to_owned(), name, addresses]);
+            rows.push(vec![kind.to_owned(), name, addresses]);
         }
     }
-    let width = |i: usize| rows.iter().map(|r| r[i].len()).max().unwrap_or(0);
-    let (w0, w1) = (width(0), width(1));
-    rows.iter()
-        .map(|[a, b, c]| format!("{a:w0$}  {b:w1$}  {c}\n"))
-        .collect()
+    columns(&rows)
+}
+
+/// One row per route: host, path, match, Ingress, backend, endpoints; then L4 listeners,
+/// certificates and diagnostics.
+fn routes_table(document: &Value) -> String {
+    let mut rows = vec![["HOST", "PATH", "MATCH", "INGRESS", "BACKEND", "ENDPOINTS"]
+        .map(str::to_owned)
+        .to_vec()];
+    for route in items(&document["routes"]) {
+        let endpoints = strings(&route["endpoints"]);
+        let endpoints = if endpoints.is_empty() {
+            "<none: 503>".to_owned()
+        } else {
+            endpoints.join(",")
+        };
+        let cells = ["host", "path", "match", "ingress", "backend"].map(|k| text(&route[k]));
+        rows.push(cells.into_iter().chain([endpoints]).collect());
+    }
+    let mut out = format!("generation {}\n", document["generation"]);
+    out.push_str(&columns(&rows));
+    let l4 = items(&document["l4"]);
+    if !l4.is_empty() {
+        let mut rows = vec![["ADDRESS", "PROTOCOL", "SERVICE", "ENDPOINTS"]
+            .map(str::to_owned)
+            .to_vec()];
+        for l in l4 {
+            let cells = ["address", "protocol", "service"].map(|k| text(&l[k]));
+            rows.push(
+                cells
+                    .into_iter()
+                    .chain([strings(&l["endpoints"]).join(",")])
+                    .collect(),
+            );
+        }
+        out.push('\n');
+        out.push_str(&columns(&rows));
+    }
+    let certificates = items(&document["certificates"]);
+    if !certificates.is_empty() {
+        let mut rows = vec![["SNI", "INGRESS"].map(str::to_owned).to_vec()];
+        rows.extend(
+            certificates
+                .iter()
+                .map(|c| vec![text(&c["sni"]), text(&c["ingress"])]),
+        );
+        out.push('\n');
+        out.push_str(&columns(&rows));
+    }
+    for diagnostic in strings(&document["diagnostics"]) {
+        out.push_str(&format!("problem: {diagnostic}\n"));
+    }
+    out
+}
+
+fn items(value: &Value) -> &[Value] {
+    value.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or("").to_owned()
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    items(value).iter().map(text).collect()
+}
+
+/// Left-aligned columns, two spaces apart.
+fn columns(rows: &[Vec<String>]) -> String {
+    let count = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..count)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }

@@ -47,7 +47,7 @@ impl ObjectKey {
 pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// One object of a kind Sluice acts on.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Object {
     /// networking.k8s.io/v1 Ingress.
     Ingress(Box<Ingress>),
@@ -130,6 +130,31 @@ impl Store {
             Object::Secret(o) => self.secrets.insert(key, *o).is_some(),
         };
         !previous
+    }
+
+    /// Removes the object of this kind and key; true if there was one.
+    pub fn remove(&mut self, kind: &str, key: &ObjectKey) -> bool {
+        match kind {
+            "Ingress" => self.ingresses.remove(key).is_some(),
+            "IngressClass" => self.ingress_classes.remove(key).is_some(),
+            "Service" => self.services.remove(key).is_some(),
+            "EndpointSlice" => self.endpoint_slices.remove(key).is_some(),
+            "Endpoints" => self.endpoints.remove(key).is_some(),
+            "Secret" => self.secrets.remove(key).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Counts of objects by kind, for metrics.
+    pub fn counts(&self) -> [(&'static str, usize); 6] {
+        [
+            ("Ingress", self.ingresses.len()),
+            ("IngressClass", self.ingress_classes.len()),
+            ("Service", self.services.len()),
+            ("EndpointSlice", self.endpoint_slices.len()),
+            ("Endpoints", self.endpoints.len()),
+            ("Secret", self.secrets.len()),
+        ]
     }
 
     /// Whether an object of this kind and key is present.

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use sluice_config::{Backend, Diagnostic, ObjectRef, UpstreamProtocol};
+use sluice_config::{Backend, BackendId, Diagnostic, ObjectRef, UpstreamProtocol};
 use sluice_store::k8s_openapi::api::core::v1::{Service, ServicePort};
 use sluice_store::{ObjectKey, Store};
 
@@ -21,7 +21,8 @@ pub(crate) struct Resolver<'s> {
     store: &'s Store,
     slices_by_service:
         HashMap<ObjectKey, Vec<&'s sluice_store::k8s_openapi::api::discovery::v1::EndpointSlice>>,
-    cache: HashMap<(String, String, PortRef), Arc<Backend>>,
+    cache: HashMap<(String, String, PortRef), BackendId>,
+    backends: Vec<Arc<Backend>>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -41,20 +42,21 @@ impl<'s> Resolver<'s> {
             store,
             slices_by_service,
             cache: HashMap::new(),
+            backends: Vec::new(),
             diagnostics: Vec::new(),
         }
     }
 
     /// The backend for `target` as used by `ingress`. Problems (missing Service or port) are
     /// reported against the Ingress, and the route still exists: it answers 503 until fixed.
-    pub(crate) fn resolve(&mut self, ingress: &ObjectRef, target: &BackendRef) -> Arc<Backend> {
+    pub(crate) fn resolve(&mut self, ingress: &ObjectRef, target: &BackendRef) -> BackendId {
         let cache_key = (
             ingress.namespace.clone(),
             target.service.clone(),
             target.port.clone(),
         );
-        if let Some(backend) = self.cache.get(&cache_key) {
-            return backend.clone();
+        if let Some(id) = self.cache.get(&cache_key) {
+            return *id;
         }
         let service_ref = ObjectRef::new("Service", &ingress.namespace, &target.service);
         let key = ObjectKey::new(&ingress.namespace, &target.service);
@@ -70,8 +72,10 @@ impl<'s> Resolver<'s> {
                     Some(H2C_APP_PROTOCOL) => UpstreamProtocol::H2c,
                     _ => UpstreamProtocol::Http1,
                 };
-                let endpoints = self.endpoints(&key, port.name.as_deref().unwrap_or_default());
-                Backend::new(service_ref, &target.port.to_string(), protocol, endpoints)
+                let port_name = port.name.clone().unwrap_or_default();
+                let endpoints = self.endpoints(&key, &port_name);
+                let label = target.port.to_string();
+                Backend::new(service_ref, &label, Some(port_name), protocol, endpoints)
             }
             Err(reason) => {
                 self.diagnostics.push(Diagnostic::object(
@@ -82,14 +86,28 @@ impl<'s> Resolver<'s> {
                 Backend::new(
                     service_ref,
                     &target.port.to_string(),
+                    None,
                     UpstreamProtocol::Http1,
                     Vec::new(),
                 )
             }
         };
-        let backend = Arc::new(backend);
-        self.cache.insert(cache_key, backend.clone());
-        backend
+        let id = BackendId(u32::try_from(self.backends.len()).unwrap_or(u32::MAX));
+        self.backends.push(Arc::new(backend));
+        self.cache.insert(cache_key, id);
+        id
+    }
+
+    /// `backend` with its endpoints looked up again in the store.
+    pub(crate) fn refreshed(&self, backend: &Backend) -> Arc<Backend> {
+        let endpoints = match &backend.port_name {
+            Some(port_name) => {
+                let key = ObjectKey::new(&backend.service.namespace, &backend.service.name);
+                self.endpoints(&key, port_name)
+            }
+            None => Vec::new(),
+        };
+        Arc::new(backend.with_endpoints(endpoints))
     }
 
     /// Ready endpoint addresses of the Service port named `port_name` ("" when unnamed): from
@@ -141,9 +159,9 @@ impl<'s> Resolver<'s> {
         found.into_iter().collect()
     }
 
-    /// The problems found while resolving.
-    pub(crate) fn into_diagnostics(self) -> Vec<Diagnostic> {
-        self.diagnostics
+    /// The backends resolved (indexed by the ids handed out) and the problems found.
+    pub(crate) fn into_parts(self) -> (Vec<Arc<Backend>>, Vec<Diagnostic>) {
+        (self.backends, self.diagnostics)
     }
 }
 

@@ -116,6 +116,14 @@ pub(crate) fn validate<'a>(
             let field = format!("{field}.http.paths[{j}]");
             let matcher = PathMatch::parse(path.path.as_deref(), Some(path.path_type.as_str()))
                 .map_err(|e| problems.add(&format!("{field}.{}", e.field), e.reason));
+            let written = path.path.as_deref().unwrap_or_default();
+            if path.path_type.is_empty() && !written.is_empty() && !written.starts_with('/') {
+                problems.add(
+                    &format!("{field}.path"),
+                    format!("{written:?}: must be an absolute path"),
+                );
+            }
+
             let backend = backend_ref(&path.backend, &format!("{field}.backend"), &mut problems);
             if let (Ok(matcher), Some(backend)) = (matcher, backend) {
                 paths.push(ValidPath {

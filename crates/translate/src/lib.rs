@@ -77,7 +77,8 @@ pub fn translate(
         &backends,
         &mut diagnostics,
     );
-    diagnostics.append(&mut backends.into_diagnostics());
+    let (backends, mut backend_diagnostics) = backends.into_parts();
+    diagnostics.append(&mut backend_diagnostics);
 
     let default_certificate = default_certificate(store, options, &mut diagnostics);
     let mut certificates = CertificateTableBuilder::new(default_certificate);
@@ -112,12 +113,50 @@ pub fn translate(
     };
     Snapshot {
         generation,
-        routes: routes.build(),
-        certificates,
+        routes: Arc::new(routes.build()),
+        backends,
+        certificates: Arc::new(certificates),
         l4,
         ingresses: ingresses.iter().map(|i| i.object.clone()).collect(),
         diagnostics,
         summary,
+    }
+}
+
+/// Builds the next snapshot when only EndpointSlices or Endpoints changed: the route table,
+/// certificates and diagnostics of `previous` are shared, only backends' endpoints (and the
+/// L4 listeners) are looked up again. Proportional to the number of backends, not routes.
+pub fn refresh_endpoints(
+    previous: &Snapshot,
+    store: &Store,
+    options: &Options,
+    allocations: &Allocations,
+    generation: u64,
+) -> Snapshot {
+    let resolver = backends::Resolver::new(store);
+    let backends = previous
+        .backends
+        .iter()
+        .map(|b| resolver.refreshed(b))
+        .collect();
+    // Allocation depends on Services only, so it and its diagnostics are unchanged.
+    let mut unchanged = Vec::new();
+    let l4 = l4::translate(
+        store,
+        &options.lb_pools,
+        allocations,
+        &resolver,
+        &mut unchanged,
+    );
+    Snapshot {
+        generation,
+        routes: previous.routes.clone(),
+        backends,
+        certificates: previous.certificates.clone(),
+        l4,
+        ingresses: previous.ingresses.clone(),
+        diagnostics: previous.diagnostics.clone(),
+        summary: previous.summary,
     }
 }
 

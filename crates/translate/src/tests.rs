@@ -253,8 +253,9 @@ subsets:
     let snapshot = translate(&store(yaml), &options(), &Default::default(), 1);
     let endpoints = |path: &str| {
         let route = snapshot.routes.route(Some("a.test"), path).unwrap();
-        route
-            .backend
+        snapshot
+            .backend(route.backend)
+            .unwrap()
             .endpoints
             .iter()
             .map(ToString::to_string)
@@ -264,7 +265,9 @@ subsets:
     assert_eq!(endpoints("/legacy"), ["10.1.0.1:8000"]);
     assert_eq!(endpoints("/h2c"), ["10.0.0.1:9090", "10.0.0.3:9090"]);
     let h2c = snapshot.routes.route(Some("a.test"), "/h2c").unwrap();
-    assert_eq!(h2c.backend.protocol, sluice_config::UpstreamProtocol::H2c);
+    let h2c = snapshot.backend(h2c.backend).unwrap();
+    assert_eq!(h2c.protocol, sluice_config::UpstreamProtocol::H2c);
+
     assert!(endpoints("/missing").is_empty());
     assert!(snapshot
         .diagnostics
@@ -350,4 +353,57 @@ stringData: {{tls.crt: garbage, tls.key: garbage}}
     );
     assert_eq!(snapshot.summary.certificates, 2);
     let _: &Arc<_> = &options.fallback_certificate;
+}
+
+#[test]
+fn endpoint_refresh_shares_routes_and_updates_endpoints() {
+    let service = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  ingressClassName: sluice
+  defaultBackend: {service: {name: svc, port: {number: 80}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: svc-1, labels: {kubernetes.io/service-name: svc}}
+addressType: IPv4
+ports: [{port: 8080}]
+"#;
+    let options = options();
+    let first = translate(
+        &store(&format!(
+            "{service}endpoints: [{{addresses: [10.0.0.1]}}]\n"
+        )),
+        &options,
+        &Default::default(),
+        1,
+    );
+    let changed = store(&format!(
+        "{service}endpoints: [{{addresses: [10.0.0.2]}}, {{addresses: [10.0.0.3]}}]\n"
+    ));
+    let next = crate::refresh_endpoints(&first, &changed, &options, &Default::default(), 2);
+    assert!(
+        Arc::ptr_eq(&first.routes, &next.routes),
+        "route table shared"
+    );
+    assert!(Arc::ptr_eq(&first.certificates, &next.certificates));
+    let endpoints = |s: &Snapshot| {
+        let route = s.routes.route(Some("any"), "/").unwrap();
+        s.backend(route.backend)
+            .unwrap()
+            .endpoints
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(endpoints(&first), ["10.0.0.1:8080"]);
+    assert_eq!(endpoints(&next), ["10.0.0.2:8080", "10.0.0.3:8080"]);
+    assert_eq!(next.generation, 2);
 }

@@ -90,7 +90,9 @@ pub fn listener(
         backend: Arc::new(Backend::new(
             service.clone(),
             &address.port().to_string(),
+            Some(String::new()),
             UpstreamProtocol::Http1,
+
             endpoints,
         )),
         service,

@@ -19,7 +19,6 @@ struct Holders<'a> {
     by_ip: BTreeMap<IpAddr, Vec<Holder<'a>>>,
 }
 
-
 impl<'a> Holders<'a> {
     /// Why `candidate` cannot have `ip`, or `None` when it can.
     fn refusal(&self, ip: IpAddr, candidate: &LbService<'_>) -> Option<String> {

@@ -58,6 +58,7 @@ pub(crate) fn translate(
             let backend = Arc::new(Backend::new(
                 candidate.object.clone(),
                 &label,
+                Some(port.name.clone()),
                 UpstreamProtocol::Http1,
                 endpoints,
             ));

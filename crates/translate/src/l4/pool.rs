@@ -18,7 +18,6 @@ impl AddressPool {
         let ((family, n), (f1, first), (f2, last)) =
             (to_int(ip), to_int(self.first), to_int(self.last));
         family == f1 && family == f2 && first <= n && n <= last
-
     }
 
     /// The pool's addresses in ascending order.

@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# l7-peers.sh — HTTP benchmark of Sluice against nginx, HAProxy (and pingora when built),
+# loopback only, plus a routing-cost suite (10 vs 10,000 Ingresses).
+#
+# Part 1 (PEERS_RUN=1): ../shared/bench/run-peers.sh with PROXY_NAME=sluice, PROXY_TLS=1 and
+#   PROXY_CMD=bench/lib/sluice-peer.sh, which writes the manifests for run-peers' backend and
+#   certificate (one Ingress without host -> Service backend -> EndpointSlice 127.0.0.1:
+#   $BACKEND_PORT; a kubernetes.io/tls Secret from run-peers' cert/key, also the default
+#   certificate since wrk/h2load send no SNI to 127.0.0.1) and execs `sluice run --workers 1`.
+#   run-peers' own knobs pass straight through the environment: SUITES ROUNDS DURATION CONNS
+#   PEERS SCHED WARMUP BASE_PORT QUIET_MAX QUIET_BUDGET CERT_TYPE ... (see its header).
+# Part 2 (ROUTE=1): the routing cost of many Ingresses. Two Sluice instances run side by side
+#   on PROXY_CORE: "small" serves 10 Ingresses, "large" 10,000 (hosts h00000.bench.test ...,
+#   each with paths / Prefix, /api Prefix, /static/app.js Exact; the 10 of "small" are
+#   h04237..h04246, so both serve the very same request). Both forward to one bench-backend
+#   on LOAD_CORE. ROUTE_ROUNDS interleaved rounds (order alternating) of
+#     wrk -t1 -c$ROUTE_CONNS -d${ROUTE_DURATION}s -H 'Host: $ROUTE_HOST' http://LISTEN$ROUTE_PATH
+#   on LOAD_CORE; reports req/s, latency, Sluice CPU us per request, time from start to the
+#   first routed 200 and resident memory of each instance.
+#
+# Usage:
+#   bench/l7-peers.sh                                  # everything: ~6-7 min (+ builds)
+#   SCHED=fifo:10 bench/l7-peers.sh                    # on a machine shared with other work
+#   SUITES="h1 tls h2" ROUNDS=3 SCHED=fifo:10 bench/l7-peers.sh
+#   PEERS_RUN=0 bench/l7-peers.sh                      # routing-cost suite only (~1 min)
+#   ROUTE=0 bench/l7-peers.sh                          # peer comparison only
+#   BUILD_PINGORA=1 bench/l7-peers.sh                  # also build the pingora peer (~3+ min, cmake)
+#
+# Knobs [defaults]: SCHED [other] PROXY_CORE [0] LOAD_CORE [1] SKIP_BUILD [0]
+#   BENCH_TARGET [/tmp/sluice-bench-target] (cargo target dirs for the shared backend and
+#   pingora-peer: ../shared is read-only) BACKEND_BIN PINGORA_BIN SLUICE_BIN
+#   OUT_DIR [/tmp/bench-l7.<pid>] (peers/ = run-peers' output, route/ = part 2)
+#   ROUTE_ROUNDS [$ROUNDS or 3] ROUTE_DURATION [5] ROUTE_CONNS [50] ROUTE_INGRESSES [10000]
+#   ROUTE_SMALL [10] ROUTE_HOST [h04242.bench.test] ROUTE_PATH [/] ROUTE_BASE [26000]
+#   SLUICE_WORKERS [1] SLUICE_EXTRA_ARGS []
+set -euo pipefail
+trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+SHARED_BENCH=${SHARED_BENCH:-$REPO/../shared/bench}
+SHARED_BENCH=$(cd "$SHARED_BENCH" && pwd)
+SCHED=${SCHED:-other}
+PROXY_CORE=${PROXY_CORE:-0}
+LOAD_CORE=${LOAD_CORE:-1}
+SKIP_BUILD=${SKIP_BUILD:-0}
+BUILD_PINGORA=${BUILD_PINGORA:-0}
+PEERS_RUN=${PEERS_RUN:-1}
+ROUTE=${ROUTE:-1}
+BENCH_TARGET=${BENCH_TARGET:-/tmp/sluice-bench-target}
+SLUICE_BIN=${SLUICE_BIN:-$REPO/target/release/sluice}
+BACKEND_BIN=${BACKEND_BIN:-$BENCH_TARGET/backend/release/bench-backend}
+PINGORA_BIN=${PINGORA_BIN:-$BENCH_TARGET/pingora/release/pingora-peer}
+OUT_DIR=${OUT_DIR:-/tmp/bench-l7.$$}
+ROUTE_ROUNDS=${ROUTE_ROUNDS:-${ROUNDS:-3}}
+ROUTE_DURATION=${ROUTE_DURATION:-5}
+ROUTE_CONNS=${ROUTE_CONNS:-50}
+ROUTE_INGRESSES=${ROUTE_INGRESSES:-10000}
+ROUTE_SMALL=${ROUTE_SMALL:-10}
+ROUTE_HOST=${ROUTE_HOST:-h04242.bench.test}
+ROUTE_PATH=${ROUTE_PATH:-/}
+ROUTE_BASE=${ROUTE_BASE:-26000}
+export SLUICE_WORKERS=${SLUICE_WORKERS:-1}
+H=127.0.0.1
+
+# ---------------------------------------------------------------- tools and builds
+ensure_pkgs() { # pkg:binary ...
+  local missing=() pb
+  for pb in "$@"; do command -v "${pb#*:}" >/dev/null || missing+=("${pb%%:*}"); done
+  [[ ${#missing[@]} == 0 ]] && return 0
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  local apt=(apt-get -q -o DPkg::Lock::Timeout=300)   # others may be running apt too
+  if ! "${apt[@]}" install -y "${missing[@]}" >/dev/null; then
+    "${apt[@]}" update >/dev/null && "${apt[@]}" install -y "${missing[@]}" >/dev/null
+  fi
+}
+ensure_pkgs nginx:nginx haproxy:haproxy wrk:wrk nghttp2-client:h2load curl:curl openssl:openssl \
+  python3:python3 util-linux:taskset iproute2:ss
+if [[ $SKIP_BUILD != 1 ]]; then
+  echo "building sluice (release) ..." >&2
+  (cd "$REPO" && cargo build --release -p sluice --quiet)
+  if [[ $BACKEND_BIN == "$BENCH_TARGET/backend/release/bench-backend" ]]; then
+    echo "building the shared bench backend -> $BENCH_TARGET/backend ..." >&2
+    (cd "$SHARED_BENCH/backend" && CARGO_TARGET_DIR=$BENCH_TARGET/backend cargo build --release --quiet)
+  fi
+  if [[ $BUILD_PINGORA == 1 && $PINGORA_BIN == "$BENCH_TARGET/pingora/release/pingora-peer" ]]; then
+    ensure_pkgs cmake:cmake
+    echo "building the shared pingora peer -> $BENCH_TARGET/pingora (a few minutes) ..." >&2
+    (cd "$SHARED_BENCH/pingora-peer" && CARGO_TARGET_DIR=$BENCH_TARGET/pingora cargo build --release --quiet)
+  fi
+fi
+for b in "$SLUICE_BIN" "$BACKEND_BIN"; do [[ -x $b ]] || { echo "missing binary $b" >&2; exit 1; }; done
+[[ -x $PINGORA_BIN ]] || echo "note: no pingora peer at $PINGORA_BIN (BUILD_PINGORA=1 builds it); run-peers drops that column" >&2
+mkdir -p "$OUT_DIR"
+
+# ---------------------------------------------------------------- part 1: run-peers
+sluice_log_check() { # log name: print Sluice's warnings/errors, if any
+  local n
+  n=$(grep -ciE ' (WARN|ERROR)|panic' "$1" || true)
+  if [[ $n -gt 0 ]]; then
+    echo "NOTE: $2 logged $n warning/error lines ($1); first ones:"; grep -iE ' (WARN|ERROR)|panic' "$1" | head -5
+  else
+    echo "$2 log: no warnings or errors ($1)"
+  fi
+}
+if [[ $PEERS_RUN == 1 ]]; then
+  echo "== part 1: run-peers.sh with sluice  (SCHED=$SCHED, SUITES=${SUITES:-run-peers default})"
+  PROXY_NAME=sluice PROXY_TLS=${PROXY_TLS:-1} PROXY_CMD="$HERE/lib/sluice-peer.sh" \
+    SLUICE_BIN=$SLUICE_BIN BACKEND_BIN=$BACKEND_BIN PINGORA_BIN=$PINGORA_BIN \
+    SCHED=$SCHED PROXY_CORE=$PROXY_CORE LOAD_CORE=$LOAD_CORE OUT_DIR=$OUT_DIR/peers \
+    "$SHARED_BENCH/run-peers.sh"
+  sluice_log_check "$OUT_DIR/peers/logs/sluice.out" "sluice (peers)"
+fi
+[[ $ROUTE == 1 ]] || exit 0
+
+# ---------------------------------------------------------------- part 2: routing cost
+echo "== part 2: routing cost, $ROUTE_SMALL vs $ROUTE_INGRESSES Ingresses (SCHED=$SCHED)"
+R=$OUT_DIR/route
+mkdir -p "$R/logs"
+SNAP=$SHARED_BENCH/lib/cpusnap.py
+LUA=$SHARED_BENCH/lua/report.lua
+N=(python3 "$SHARED_BENCH/lib/schedexec.py" "$SCHED")
+B=$ROUTE_BASE
+BPORT=$((B + 80))
+declare -A HTTP_PORT=( [small]=$((B + 81)) [large]=$((B + 82)) )
+declare -A COUNT=( [small]=$ROUTE_SMALL [large]=$ROUTE_INGRESSES )
+for port in $BPORT $((B + 81)) $((B + 82)) $((B + 441)) $((B + 442)) $((B + 251)) $((B + 252)); do
+  if ss -ltnH "sport = :$port" | grep -q .; then echo "port $port busy (set ROUTE_BASE)" >&2; exit 1; fi
+done
+HOSTNUM=$(sed -E 's/^h0*([0-9]+)\..*/\1/' <<<"$ROUTE_HOST")
+[[ $HOSTNUM =~ ^[0-9]+$ ]] || HOSTNUM=0
+FIRST_SMALL=$(( HOSTNUM >= ROUTE_SMALL / 2 ? HOSTNUM - ROUTE_SMALL / 2 : 0 ))
+python3 "$HERE/lib/gen-manifests.py" --out "$R/manifests-small" --backend-port "$BPORT" \
+  --ingresses "$ROUTE_SMALL" --first "$FIRST_SMALL" --split 500
+python3 "$HERE/lib/gen-manifests.py" --out "$R/manifests-large" --backend-port "$BPORT" \
+  --ingresses "$ROUTE_INGRESSES" --split 500
+
+PIDS=()
+declare -A PIDOF
+start_bg() { # name core cmd...
+  local name=$1 core=$2; shift 2
+  taskset -c "$core" "${N[@]}" "$@" > "$R/logs/$name.out" 2>&1 &
+  PIDS+=("$!"); PIDOF[$name]=$!
+}
+cleanup() {
+  local pid alive
+  for pid in "${PIDS[@]:-}"; do [[ -n $pid ]] && { kill -TERM "$pid" 2>/dev/null || true; }; done
+  for _ in $(seq 1 30); do
+    alive=0
+    for pid in "${PIDS[@]:-}"; do [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && alive=1; done
+    [[ $alive == 0 ]] && break
+    sleep 0.1
+  done
+  for pid in "${PIDS[@]:-}"; do [[ -n $pid ]] && { kill -KILL "$pid" 2>/dev/null || true; }; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_200() { # name url [curl args] -> sets READY_S (seconds since $T0)
+  for _ in $(seq 1 600); do
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "${@:3}" "$2" 2>/dev/null) == 200 ]]; then
+      READY_S=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b - a}'); return 0
+    fi
+    if [[ -n ${PIDOF[$1]:-} ]] && ! kill -0 "${PIDOF[$1]}" 2>/dev/null; then break; fi
+    sleep 0.05
+  done
+  echo "$1 never answered 200 on $2; log:" >&2; tail -20 "$R/logs/$1.out" >&2; exit 1
+}
+rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
+start_bg backend "$LOAD_CORE" "$BACKEND_BIN" "$H:$BPORT"
+T0=$(date +%s.%N); wait_200 backend "http://$H:$BPORT/"
+declare -A READY RSS0
+for v in small large; do
+  i=$([[ $v == small ]] && echo 1 || echo 2)
+  T0=$(date +%s.%N)
+  # shellcheck disable=SC2086
+  start_bg "$v" "$PROXY_CORE" "$SLUICE_BIN" run --manifests "$R/manifests-$v" \
+    --http "$H:${HTTP_PORT[$v]}" --https "$H:$((B + 440 + i))" --admin "$H:$((B + 250 + i))" \
+    --workers "$SLUICE_WORKERS" ${SLUICE_EXTRA_ARGS:-}
+  wait_200 "$v" "http://$H:${HTTP_PORT[$v]}$ROUTE_PATH" -H "Host: $ROUTE_HOST"
+  READY[$v]=$READY_S; RSS0[$v]=$(rss_mib "${PIDOF[$v]}")
+  echo "  $v: ${COUNT[$v]} Ingresses, first routed 200 after ${READY[$v]}s, RSS ${RSS0[$v]} MiB"
+done
+# sanity: a host that is not served answers 404 from both
+for v in small large; do
+  c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H 'Host: nope.bench.test' "http://$H:${HTTP_PORT[$v]}/")
+  [[ $c == 404 ]] || echo "NOTE: $v answered $c (expected 404) for an unknown host" >&2
+done
+
+{
+  echo "date: $(date -Is)"; uname -a; grep -m1 'model name' /proc/cpuinfo; echo "cpus: $(nproc)"
+  "$SLUICE_BIN" --version || true
+  echo "ROUTE_ROUNDS=$ROUTE_ROUNDS ROUTE_DURATION=$ROUTE_DURATION ROUTE_CONNS=$ROUTE_CONNS HOST=$ROUTE_HOST PATH=$ROUTE_PATH SCHED=$SCHED"
+} > "$R/env.txt" 2>&1
+RES=$R/results.csv
+echo "round,variant,ingresses,rps,p50_us,p99_us,errors,requests,proxy_us_per_req,busy_proxy_core,foreign_pct,ready_s,rss_mib" > "$RES"
+
+for v in small large; do   # warm-up, not recorded
+  timeout 15 taskset -c "$LOAD_CORE" wrk -t1 -c"$ROUTE_CONNS" -d2s -H "Host: $ROUTE_HOST" \
+    "http://$H:${HTTP_PORT[$v]}$ROUTE_PATH" > /dev/null 2>&1 || true
+done
+for ((r = 1; r <= ROUTE_ROUNDS; r++)); do
+  order="small large"; (( r % 2 == 0 )) && order="large small"
+  for v in $order; do
+    log=$R/logs/r$r-$v.txt
+    before=$(python3 "$SNAP" snap $$ "$PROXY_CORE" "$LOAD_CORE" "${PIDOF[$v]}" "${PIDOF[backend]}")
+    t=$( { ( taskset -c "$LOAD_CORE" "${N[@]}" env WRK_PACE_MS=0 timeout $((ROUTE_DURATION + 20)) \
+               wrk -t1 -c"$ROUTE_CONNS" -d"${ROUTE_DURATION}s" --timeout 5s -s "$LUA" \
+               -H "Host: $ROUTE_HOST" "http://$H:${HTTP_PORT[$v]}$ROUTE_PATH" > "$log" 2>&1 || true; times ) | tail -1; } )
+    after=$(python3 "$SNAP" snap $$ "$PROXY_CORE" "$LOAD_CORE" "${PIDOF[$v]}" "${PIDOF[backend]}")
+    ticks=$(awk '{n=0; for(i=1;i<=2;i++){split($i,x,/[ms]/); n+=x[1]*60+x[2]} printf "%d", n*100}' <<<"$t")
+    cpu=$(python3 "$SNAP" diff "$before" "$after" "$ticks")
+    python3 - "$log" "$r" "$v" "${COUNT[$v]}" "$cpu" "${READY[$v]}" "$(rss_mib "${PIDOF[$v]}")" >> "$RES" <<'PY'
+import re, sys
+log, r, v, n, cpu, ready, rss = sys.argv[1:8]
+busy_p, busy_l, steal, foreign, ns_proxy, ns_backend = cpu.split()
+text = open(log).read()
+m = re.search(r"^RESULT (.*)$", text, re.M)
+kv = dict(x.split("=") for x in m.group(1).split()) if m else {}
+req = int(kv.get("requests", 0))
+err = sum(int(kv.get(k, 0)) for k in kv if k.startswith("err_")) if m else -1
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+err += int(non2xx.group(1)) if non2xx else 0
+upr = "%.2f" % (int(ns_proxy) / 1000 / req) if req else ""
+print(f"{r},{v},{n},{kv.get('rps', 0)},{kv.get('p50_us', 0)},{kv.get('p99_us', 0)},{err},{req},{upr},{busy_p},{foreign},{ready},{rss}")
+PY
+    tail -1 "$RES" | awk -F, '{printf "  r%-2s %-5s %6s Ingresses %9.0f req/s  p50 %5s  p99 %6s us  cpu %6s us/req  err %s  foreign %s%%\n", $1, $2, $3, $4, $5, $6, $9, $7, $11}'
+  done
+done
+for v in small large; do
+  kill -0 "${PIDOF[$v]}" 2>/dev/null || echo "WARNING: sluice ($v) exited during the run; log: $R/logs/$v.out" >&2
+done
+
+python3 - "$RES" "$ROUTE_HOST" "$ROUTE_PATH" "$ROUTE_CONNS" "$ROUTE_DURATION" <<'PY' | tee "$R/summary.md"
+import csv, statistics as st, sys
+from collections import defaultdict
+rows = list(csv.DictReader(open(sys.argv[1])))
+host, path, conns, dur = sys.argv[2:6]
+by = defaultdict(list)
+for r in rows:
+    by[r["variant"]].append(r)
+f = lambda x: float(x) if x not in ("", None) else None
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return st.median(xs) if xs else None
+base = med(f(r["rps"]) for r in by["small"])
+base_cpu = med(f(r["proxy_us_per_req"]) for r in by["small"])
+base_round = {r["round"]: f(r["rps"]) for r in by["small"]}
+print("| Ingresses | req/s median | min-max | x small | x small per-round (min-max) | p50 us | p99 us "
+      "| Sluice CPU us/req | CPU x small | Sluice core busy % | first 200 after s | RSS MiB | foreign % (max) | errors |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for v in ("small", "large"):
+    rs = by.get(v)
+    if not rs:
+        continue
+    vals = [f(r["rps"]) or 0.0 for r in rs]
+    m = st.median(vals)
+    pr = [f(r["rps"]) / base_round[r["round"]] for r in rs if base_round.get(r["round"])]
+    cpu = med(f(r["proxy_us_per_req"]) for r in rs)
+    fo = [f(r["foreign_pct"]) or 0.0 for r in rs]
+    print(f"| {int(rs[0]['ingresses']):,} | {m:,.0f} | {min(vals):,.0f}-{max(vals):,.0f} | "
+          f"{m / base:.2f} | {'%.2f (%.2f-%.2f)' % (st.median(pr), min(pr), max(pr)) if pr else '-'} | "
+          f"{med(f(r['p50_us']) for r in rs):.0f} | {med(f(r['p99_us']) for r in rs):.0f} | "
+          f"{'-' if cpu is None else '%.1f' % cpu} | {'%.2f' % (cpu / base_cpu) if cpu and base_cpu else '-'} | "
+          f"{med(f(r['busy_proxy_core']) for r in rs):.0f} | {rs[0]['ready_s']} | {rs[-1]['rss_mib']} | "
+          f"{st.median(fo):.0f} ({max(fo):.0f}){' !' if max(fo) > 10 else ''} | "
+          f"{sum(int(r['errors']) for r in rs)} |")
+print()
+print(f"wrk -t1 -c{conns} -d{dur}s -H 'Host: {host}' http://LISTEN{path}, both Sluice instances (--workers 1) on "
+      "the proxy core, wrk + bench-backend on the other. x small per-round = large/small inside each round. "
+      "Sluice CPU us/req = on-CPU time of all Sluice threads / requests. first 200 after = seconds from "
+      "process start to the first routed 200 for that host (includes reading and translating the manifests). "
+      "RSS = resident memory after the runs. errors = wrk socket errors + non-2xx/3xx.")
+PY
+sluice_log_check "$R/logs/small.out" "sluice (small)"
+sluice_log_check "$R/logs/large.out" "sluice (large)"
+echo "raw: $RES  logs: $R/logs"

@@ -1,0 +1,427 @@
+//! The live manifest source: per-file state, so a change re-reads only the files it touched
+//! and updates only the objects that differ.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use sluice_config::{Diagnostic, ObjectRef};
+use sluice_store::{Object, ObjectKey, Store};
+
+use crate::discover::{is_hidden_below, manifest_files};
+use crate::read_file;
+
+/// Kinds whose changes move endpoints only, never routes.
+pub const ENDPOINT_KINDS: [&str; 2] = ["EndpointSlice", "Endpoints"];
+
+/// What a refresh changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Kinds of which at least one object was added, changed or removed.
+    pub kinds: BTreeSet<&'static str>,
+    /// Files read (parsed) by the refresh.
+    pub files_read: usize,
+    /// Files that failed to parse in this refresh (their last good objects stay).
+    pub failed: Vec<PathBuf>,
+}
+
+impl Changes {
+    /// True when no object changed.
+    pub fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+
+    /// True when something changed and all of it was endpoints.
+    pub fn endpoints_only(&self) -> bool {
+        !self.kinds.is_empty() && self.kinds.iter().all(|k| ENDPOINT_KINDS.contains(k))
+    }
+}
+
+/// Identity of a file's version: a rewrite, a rename over it, or a new ConfigMap symlink
+/// target all change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(Fingerprint {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime: m.mtime(),
+        mtime_nsec: m.mtime_nsec(),
+    })
+}
+
+#[derive(Debug, Default)]
+struct FileEntry {
+    fingerprint: Option<Fingerprint>,
+    objects: Vec<Object>,
+    diagnostics: Vec<Diagnostic>,
+    /// Why the latest version did not parse; `objects` are then the last good ones.
+    error: Option<Diagnostic>,
+}
+
+type Id = (&'static str, ObjectKey);
+
+fn id(object: &Object) -> Id {
+    (object.kind(), object.key())
+}
+
+/// Manifests under the configured paths, kept in step with the files.
+#[derive(Debug)]
+pub struct ManifestSource {
+    roots: Vec<PathBuf>,
+    files: BTreeMap<PathBuf, FileEntry>,
+    /// Which files define each object; the first in path order is the one used.
+    definers: HashMap<Id, BTreeSet<PathBuf>>,
+    store: Store,
+    root_diagnostics: Vec<Diagnostic>,
+}
+
+impl ManifestSource {
+    /// Reads everything under `roots` (files or directories).
+    pub fn new(roots: Vec<PathBuf>) -> Self {
+        let mut source = Self {
+            roots,
+            files: BTreeMap::new(),
+            definers: HashMap::new(),
+            store: Store::default(),
+            root_diagnostics: Vec::new(),
+        };
+        source.rescan();
+        source
+    }
+
+    /// The current objects.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Files currently tracked.
+    pub fn files(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Files whose latest version does not parse.
+    pub fn failing_files(&self) -> usize {
+        self.files.values().filter(|f| f.error.is_some()).count()
+    }
+
+    /// Every problem: missing paths, unparsable files, bad documents, duplicate objects.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        let mut all = self.root_diagnostics.clone();
+        for entry in self.files.values() {
+            all.extend(entry.error.iter().cloned());
+            all.extend(entry.diagnostics.iter().cloned());
+        }
+        for ((kind, key), definers) in &self.definers {
+            let Some(used) = definers.first() else {
+                continue;
+            };
+            for other in definers.iter().skip(1) {
+                all.push(Diagnostic::object(
+                    ObjectRef::new(kind, &key.namespace, &key.name),
+                    "metadata.name",
+                    format!(
+                        "defined again in {}; the one in {} is used",
+                        other.display(),
+                        used.display()
+                    ),
+                ));
+            }
+        }
+        all
+    }
+
+    /// Walks every root again, reading files that are new or changed and forgetting files
+    /// that are gone (SIGHUP, or when a watch event cannot be attributed).
+    pub fn rescan(&mut self) -> Changes {
+        let (found, diagnostics) = manifest_files(&self.roots);
+        self.root_diagnostics = diagnostics;
+        let mut changes = Changes::default();
+        let found: BTreeSet<PathBuf> = found.into_iter().collect();
+        let gone: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|p| !found.contains(*p))
+            .cloned()
+            .collect();
+        for path in gone {
+            self.replace(&path, FileEntry::default(), &mut changes);
+        }
+        for path in found {
+            let current = fingerprint(&path);
+            if self
+                .files
+                .get(&path)
+                .is_none_or(|f| f.fingerprint != current || current.is_none())
+            {
+                self.read(&path, &mut changes);
+            }
+        }
+        changes
+    }
+
+    /// Applies file-system events for `paths`: changed files are read again, deleted ones
+    /// forgotten; a directory or hidden entry (a ConfigMap's `..data` swap) rescans its root.
+    pub fn refresh(&mut self, paths: &[PathBuf]) -> Changes {
+        let mut changes = Changes::default();
+        let mut rescan = false;
+        for path in paths {
+            let Some(root) = self.roots.iter().find(|r| path.starts_with(r)).cloned() else {
+                continue;
+            };
+            if is_hidden_below(&root, path) || path.is_dir() {
+                rescan = true;
+            } else if path.is_file() {
+                if path == &root || crate::discover::is_manifest(path) {
+                    self.read(path, &mut changes);
+                }
+            } else {
+                let gone: Vec<PathBuf> = self
+                    .files
+                    .keys()
+                    .filter(|p| p.starts_with(path))
+                    .cloned()
+                    .collect();
+                for gone in gone {
+                    self.replace(&gone, FileEntry::default(), &mut changes);
+                }
+            }
+        }
+        if rescan {
+            let more = self.rescan();
+            changes.kinds.extend(more.kinds);
+            changes.files_read += more.files_read;
+            changes.failed.extend(more.failed);
+        }
+        changes
+    }
+
+    fn read(&mut self, path: &Path, changes: &mut Changes) {
+        changes.files_read += 1;
+        let fingerprint = fingerprint(path);
+        match read_file(path) {
+            Ok(file) => {
+                let entry = FileEntry {
+                    fingerprint,
+                    objects: file.objects,
+                    diagnostics: file.diagnostics,
+                    error: None,
+                };
+                self.replace(path, entry, changes);
+            }
+            Err(diagnostic) => {
+                tracing::warn!(file = %path.display(), reason = %diagnostic.reason, "manifest file does not parse; keeping its last good objects");
+                changes.failed.push(path.to_owned());
+                let entry = self.files.entry(path.to_owned()).or_default();
+                entry.fingerprint = fingerprint;
+                entry.error = Some(diagnostic);
+            }
+        }
+    }
+
+    /// Replaces the objects of `path` with those of `entry` (none: the file is gone).
+    fn replace(&mut self, path: &Path, entry: FileEntry, changes: &mut Changes) {
+        let old = self.files.remove(path).unwrap_or_default();
+        let mut old_by_id: HashMap<Id, Object> =
+            old.objects.into_iter().map(|o| (id(&o), o)).collect();
+        let new_ids: BTreeSet<Id> = entry.objects.iter().map(id).collect();
+        let keep = entry.fingerprint.is_some() || !entry.objects.is_empty();
+        let objects = entry.objects.clone();
+        if keep {
+            self.files.insert(path.to_owned(), entry);
+        }
+        for (object_id, _) in old_by_id.iter().filter(|(i, _)| !new_ids.contains(*i)) {
+            self.undefine(object_id, path, changes);
+        }
+        for object in objects {
+            let object_id = id(&object);
+            let definers = self.definers.entry(object_id.clone()).or_default();
+            let was_used = definers.first().map(PathBuf::as_path) == Some(path);
+            definers.insert(path.to_owned());
+            let is_used = definers.first().map(PathBuf::as_path) == Some(path);
+            let unchanged = was_used && old_by_id.remove(&object_id).as_ref() == Some(&object);
+            if is_used && !unchanged {
+                changes.kinds.insert(object.kind());
+                self.store.insert(object);
+            }
+        }
+    }
+
+    /// `path` no longer defines `object_id`: another definer takes over, or it is removed.
+    fn undefine(&mut self, object_id: &Id, path: &Path, changes: &mut Changes) {
+        let Some(definers) = self.definers.get_mut(object_id) else {
+            return;
+        };
+        let was_used = definers.first().map(PathBuf::as_path) == Some(path);
+        definers.remove(path);
+        let next = definers.first().cloned();
+        if definers.is_empty() {
+            self.definers.remove(object_id);
+        }
+        if !was_used {
+            return;
+        }
+        changes.kinds.insert(object_id.0);
+        let replacement = next.and_then(|file| {
+            self.files
+                .get(&file)?
+                .objects
+                .iter()
+                .find(|o| id(o) == *object_id)
+                .cloned()
+        });
+        match replacement {
+            Some(object) => {
+                self.store.insert(object);
+            }
+            None => {
+                self.store.remove(object_id.0, &object_id.1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("sluice-source-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn service(name: &str, port: u16) -> String {
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{ports: [{{port: {port}}}]}}\n---\n")
+    }
+
+    fn slice(name: &str, ip: &str) -> String {
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}, labels: {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\nendpoints: [{{addresses: [\"{ip}\"]}}]\n---\n"
+        )
+    }
+
+    fn port(source: &ManifestSource, name: &str) -> Option<i32> {
+        let svc = source
+            .store()
+            .services
+            .get(&ObjectKey::new("default", name))?;
+        Some(svc.spec.as_ref()?.ports.as_ref()?[0].port)
+    }
+
+    #[test]
+    fn rewrites_renames_and_deletes_update_only_what_changed() {
+        let dir = Dir::new("changes");
+        let a = dir.write("a.yaml", &(service("a", 80) + &slice("a", "10.0.0.1")));
+        dir.write("b.yaml", &service("b", 80));
+        let mut source = ManifestSource::new(vec![dir.0.clone()]);
+        assert_eq!(
+            (port(&source, "a"), port(&source, "b")),
+            (Some(80), Some(80))
+        );
+
+        // Only the EndpointSlice differs: an endpoint-only change, one file read.
+        dir.write("a.yaml", &(service("a", 80) + &slice("a", "10.0.0.2")));
+        let changes = source.refresh(std::slice::from_ref(&a));
+        assert!(changes.endpoints_only(), "{changes:?}");
+        assert_eq!(changes.files_read, 1);
+
+        // Replaced by rename: a temporary file renamed over b.yaml.
+        let tmp = dir.write(".b.yaml.tmp", &service("b", 81));
+        let b = dir.0.join("b.yaml");
+        std::fs::rename(&tmp, &b).unwrap();
+        let changes = source.refresh(&[tmp, b.clone()]);
+        assert_eq!(port(&source, "b"), Some(81));
+        assert_eq!(changes.kinds, BTreeSet::from(["Service"]));
+
+        // Deleted.
+        std::fs::remove_file(&b).unwrap();
+        source.refresh(std::slice::from_ref(&b));
+        assert_eq!(port(&source, "b"), None);
+        assert_eq!(port(&source, "a"), Some(80));
+
+        // Nothing changed: nothing to do.
+        assert!(source.refresh(std::slice::from_ref(&a)).is_empty());
+    }
+
+    #[test]
+    fn a_file_that_stops_parsing_keeps_its_last_good_objects() {
+        let dir = Dir::new("broken");
+        let a = dir.write("a.yaml", &service("a", 80));
+        let mut source = ManifestSource::new(vec![dir.0.clone()]);
+        dir.write(
+            "a.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a\n",
+        );
+        let changes = source.refresh(std::slice::from_ref(&a));
+        assert!(changes.is_empty());
+        assert_eq!(changes.failed, std::slice::from_ref(&a));
+        assert_eq!(port(&source, "a"), Some(80));
+        assert_eq!(source.failing_files(), 1);
+        assert!(source.diagnostics()[0]
+            .to_string()
+            .contains("not valid YAML"));
+        dir.write("a.yaml", &service("a", 90));
+        source.refresh(std::slice::from_ref(&a));
+        assert_eq!((port(&source, "a"), source.failing_files()), (Some(90), 0));
+    }
+
+    #[test]
+    fn duplicates_use_the_first_file_and_fall_back_when_it_goes() {
+        let dir = Dir::new("dupes");
+        let first = dir.write("1.yaml", &service("a", 80));
+        dir.write("2.yaml", &service("a", 90));
+        let mut source = ManifestSource::new(vec![dir.0.clone()]);
+        assert_eq!(port(&source, "a"), Some(80));
+        assert!(source.diagnostics()[0]
+            .to_string()
+            .contains("defined again"));
+        std::fs::remove_file(&first).unwrap();
+        source.refresh(&[first]);
+        assert_eq!(port(&source, "a"), Some(90));
+        assert!(source.diagnostics().is_empty());
+    }
+
+    #[test]
+    fn a_configmap_style_symlink_swap_is_seen() {
+        let dir = Dir::new("configmap");
+        std::fs::create_dir_all(dir.0.join("..v1")).unwrap();
+        std::fs::write(dir.0.join("..v1/svc.yaml"), service("a", 80)).unwrap();
+        std::os::unix::fs::symlink("..v1", dir.0.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/svc.yaml", dir.0.join("svc.yaml")).unwrap();
+        let mut source = ManifestSource::new(vec![dir.0.clone()]);
+        assert_eq!((port(&source, "a"), source.files()), (Some(80), 1));
+        std::fs::create_dir_all(dir.0.join("..v2")).unwrap();
+        std::fs::write(dir.0.join("..v2/svc.yaml"), service("a", 90)).unwrap();
+        std::os::unix::fs::symlink("..v2", dir.0.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.0.join("..data_tmp"), dir.0.join("..data")).unwrap();
+        source.refresh(&[dir.0.join("..data")]);
+        assert_eq!(port(&source, "a"), Some(90));
+    }
+}
