@@ -92,7 +92,6 @@ pub fn listener(
             &address.port().to_string(),
             Some(String::new()),
             UpstreamProtocol::Http1,
-
             endpoints,
         )),
         service,
