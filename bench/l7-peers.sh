@@ -17,21 +17,28 @@
 #     wrk -t1 -c$ROUTE_CONNS -d${ROUTE_DURATION}s -H 'Host: $ROUTE_HOST' http://LISTEN$ROUTE_PATH
 #   on LOAD_CORE; reports req/s, latency, Sluice CPU us per request, time from start to the
 #   first routed 200 and resident memory of each instance.
+# Part 3 (TLS_FULL=1): TLS 1.3 handshake cost, full vs resumed. wrk (run-peers' `tls` suite)
+#   resumes sessions wherever the server allows it; run-peers disables resumption in nginx and
+#   HAProxy but Sluice has it on, so that suite compares resumed Sluice handshakes with full
+#   ones. Here nginx, HAProxy and Sluice (same cert, each proxying to one bench-backend) get
+#   TLSF_CLIENTS parallel `openssl s_time -new` (never resumes) and Sluice also `-reuse`
+#   (always resumes); reports connections/s and proxy CPU us per connection.
 #
 # Usage:
 #   bench/l7-peers.sh                                  # everything: ~6-7 min (+ builds)
 #   SCHED=fifo:10 bench/l7-peers.sh                    # on a machine shared with other work
 #   SUITES="h1 tls h2" ROUNDS=3 SCHED=fifo:10 bench/l7-peers.sh
-#   PEERS_RUN=0 bench/l7-peers.sh                      # routing-cost suite only (~1 min)
+#   PEERS_RUN=0 TLS_FULL=0 bench/l7-peers.sh           # routing-cost suite only (~1 min)
 #   ROUTE=0 bench/l7-peers.sh                          # peer comparison only
 #   BUILD_PINGORA=1 bench/l7-peers.sh                  # also build the pingora peer (~3+ min, cmake)
 #
 # Knobs [defaults]: SCHED [other] PROXY_CORE [0] LOAD_CORE [1] SKIP_BUILD [0]
 #   BENCH_TARGET [/tmp/sluice-bench-target] (cargo target dirs for the shared backend and
 #   pingora-peer: ../shared is read-only) BACKEND_BIN PINGORA_BIN SLUICE_BIN
-#   OUT_DIR [/tmp/bench-l7.<pid>] (peers/ = run-peers' output, route/ = part 2)
+#   OUT_DIR [/tmp/bench-l7.<pid>] (peers/ = run-peers' output, route/ = part 2, tlsfull/ = part 3)
 #   ROUTE_ROUNDS [$ROUNDS or 3] ROUTE_DURATION [5] ROUTE_CONNS [50] ROUTE_INGRESSES [10000]
 #   ROUTE_SMALL [10] ROUTE_HOST [h04242.bench.test] ROUTE_PATH [/] ROUTE_BASE [26000]
+#   TLSF_ROUNDS [$ROUNDS or 3] TLSF_DURATION [3] TLSF_CLIENTS [4] (part 3 ports ROUTE_BASE+600..605)
 #   SLUICE_WORKERS [1] SLUICE_EXTRA_ARGS []
 set -euo pipefail
 trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
@@ -47,6 +54,7 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 BUILD_PINGORA=${BUILD_PINGORA:-0}
 PEERS_RUN=${PEERS_RUN:-1}
 ROUTE=${ROUTE:-1}
+TLS_FULL=${TLS_FULL:-1}
 BENCH_TARGET=${BENCH_TARGET:-/tmp/sluice-bench-target}
 SLUICE_BIN=${SLUICE_BIN:-$REPO/target/release/sluice}
 BACKEND_BIN=${BACKEND_BIN:-$BENCH_TARGET/backend/release/bench-backend}
@@ -60,6 +68,9 @@ ROUTE_SMALL=${ROUTE_SMALL:-10}
 ROUTE_HOST=${ROUTE_HOST:-h04242.bench.test}
 ROUTE_PATH=${ROUTE_PATH:-/}
 ROUTE_BASE=${ROUTE_BASE:-26000}
+TLSF_ROUNDS=${TLSF_ROUNDS:-${ROUNDS:-3}}
+TLSF_DURATION=${TLSF_DURATION:-3}
+TLSF_CLIENTS=${TLSF_CLIENTS:-4}
 export SLUICE_WORKERS=${SLUICE_WORKERS:-1}
 H=127.0.0.1
 
@@ -106,41 +117,42 @@ sluice_log_check() { # log name: print Sluice's warnings/errors, if any
 }
 if [[ $PEERS_RUN == 1 ]]; then
   echo "== part 1: run-peers.sh with sluice  (SCHED=$SCHED, SUITES=${SUITES:-run-peers default})"
+  # watchdog: note when a process run-peers started disappears before the end (a crash, or
+  # someone else's kill): every number measured after that is void
+  mkdir -p "$OUT_DIR/peers"
+  ( while sleep 1; do
+      [[ -e $OUT_DIR/peers/summary.md ]] && break   # measuring over: run-peers is stopping them
+      [[ -r $OUT_DIR/peers/pids ]] || continue
+      while read -r name pid; do
+        if [[ ! -e /proc/$pid ]] && ! grep -q "^$name $pid " "$OUT_DIR/peers/deaths.txt" 2>/dev/null; then
+          echo "$name $pid gone at $(date -Is)" >> "$OUT_DIR/peers/deaths.txt"
+        fi
+      done < "$OUT_DIR/peers/pids"
+    done ) &
+  WATCHDOG=$!
+  rc=0
   PROXY_NAME=sluice PROXY_TLS=${PROXY_TLS:-1} PROXY_CMD="$HERE/lib/sluice-peer.sh" \
     SLUICE_BIN=$SLUICE_BIN BACKEND_BIN=$BACKEND_BIN PINGORA_BIN=$PINGORA_BIN \
     SCHED=$SCHED PROXY_CORE=$PROXY_CORE LOAD_CORE=$LOAD_CORE OUT_DIR=$OUT_DIR/peers \
-    "$SHARED_BENCH/run-peers.sh"
+    "$SHARED_BENCH/run-peers.sh" || rc=$?
+  kill "$WATCHDOG" 2>/dev/null || true; wait "$WATCHDOG" 2>/dev/null || true
+  if [[ -s $OUT_DIR/peers/deaths.txt ]]; then
+    echo "WARNING: processes of run-peers died during the run (runs after that are void):"; cat "$OUT_DIR/peers/deaths.txt"
+  fi
   sluice_log_check "$OUT_DIR/peers/logs/sluice.out" "sluice (peers)"
+  [[ $rc == 0 ]] || { echo "run-peers.sh failed (exit $rc)" >&2; exit "$rc"; }
 fi
-[[ $ROUTE == 1 ]] || exit 0
-
-# ---------------------------------------------------------------- part 2: routing cost
-echo "== part 2: routing cost, $ROUTE_SMALL vs $ROUTE_INGRESSES Ingresses (SCHED=$SCHED)"
-R=$OUT_DIR/route
-mkdir -p "$R/logs"
+# ---------------------------------------------------------------- parts 2 and 3: common
 SNAP=$SHARED_BENCH/lib/cpusnap.py
 LUA=$SHARED_BENCH/lua/report.lua
 N=(python3 "$SHARED_BENCH/lib/schedexec.py" "$SCHED")
 B=$ROUTE_BASE
-BPORT=$((B + 80))
-declare -A HTTP_PORT=( [small]=$((B + 81)) [large]=$((B + 82)) )
-declare -A COUNT=( [small]=$ROUTE_SMALL [large]=$ROUTE_INGRESSES )
-for port in $BPORT $((B + 81)) $((B + 82)) $((B + 441)) $((B + 442)) $((B + 251)) $((B + 252)); do
-  if ss -ltnH "sport = :$port" | grep -q .; then echo "port $port busy (set ROUTE_BASE)" >&2; exit 1; fi
-done
-HOSTNUM=$(sed -E 's/^h0*([0-9]+)\..*/\1/' <<<"$ROUTE_HOST")
-[[ $HOSTNUM =~ ^[0-9]+$ ]] || HOSTNUM=0
-FIRST_SMALL=$(( HOSTNUM >= ROUTE_SMALL / 2 ? HOSTNUM - ROUTE_SMALL / 2 : 0 ))
-python3 "$HERE/lib/gen-manifests.py" --out "$R/manifests-small" --backend-port "$BPORT" \
-  --ingresses "$ROUTE_SMALL" --first "$FIRST_SMALL" --split 500
-python3 "$HERE/lib/gen-manifests.py" --out "$R/manifests-large" --backend-port "$BPORT" \
-  --ingresses "$ROUTE_INGRESSES" --split 500
-
+LOGD=$OUT_DIR
 PIDS=()
 declare -A PIDOF
 start_bg() { # name core cmd...
   local name=$1 core=$2; shift 2
-  taskset -c "$core" "${N[@]}" "$@" > "$R/logs/$name.out" 2>&1 &
+  taskset -c "$core" "${N[@]}" "$@" > "$LOGD/$name.out" 2>&1 &
   PIDS+=("$!"); PIDOF[$name]=$!
 }
 cleanup() {
@@ -166,9 +178,29 @@ wait_200() { # name url [curl args] -> sets READY_S (seconds since $T0)
     if [[ -n ${PIDOF[$1]:-} ]] && ! kill -0 "${PIDOF[$1]}" 2>/dev/null; then break; fi
     sleep 0.05
   done
-  echo "$1 never answered 200 on $2; log:" >&2; tail -20 "$R/logs/$1.out" >&2; exit 1
+  echo "$1 never answered 200 on $2; log:" >&2; tail -20 "$LOGD/$1.out" >&2; exit 1
 }
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
+# ---------------------------------------------------------------- part 2: routing cost
+route_suite() {
+echo "== part 2: routing cost, $ROUTE_SMALL vs $ROUTE_INGRESSES Ingresses (SCHED=$SCHED)"
+R=$OUT_DIR/route
+mkdir -p "$R/logs"; LOGD=$R/logs
+BPORT=$((B + 80))
+declare -A HTTP_PORT=( [small]=$((B + 81)) [large]=$((B + 82)) )
+declare -A COUNT=( [small]=$ROUTE_SMALL [large]=$ROUTE_INGRESSES )
+for port in $BPORT $((B + 81)) $((B + 82)) $((B + 441)) $((B + 442)) $((B + 251)) $((B + 252)); do
+  if ss -ltnH "sport = :$port" | grep -q .; then echo "port $port busy (set ROUTE_BASE)" >&2; exit 1; fi
+done
+HOSTNUM=$(sed -E 's/^h0*([0-9]+)\..*/\1/' <<<"$ROUTE_HOST")
+[[ $HOSTNUM =~ ^[0-9]+$ ]] || HOSTNUM=0
+FIRST_SMALL=$(( HOSTNUM >= ROUTE_SMALL / 2 ? HOSTNUM - ROUTE_SMALL / 2 : 0 ))
+python3 "$HERE/lib/gen-manifests.py" --out "$R/manifests-small" --backend-port "$BPORT" \
+  --ingresses "$ROUTE_SMALL" --first "$FIRST_SMALL" --split 500
+python3 "$HERE/lib/gen-manifests.py" --out "$R/manifests-large" --backend-port "$BPORT" \
+  --ingresses "$ROUTE_INGRESSES" --split 500
+
 
 start_bg backend "$LOAD_CORE" "$BACKEND_BIN" "$H:$BPORT"
 T0=$(date +%s.%N); wait_200 backend "http://$H:$BPORT/"
@@ -278,3 +310,172 @@ PY
 sluice_log_check "$R/logs/small.out" "sluice (small)"
 sluice_log_check "$R/logs/large.out" "sluice (large)"
 echo "raw: $RES  logs: $R/logs"
+cleanup; PIDS=(); PIDOF=()
+}
+
+# ---------------------------------------------------------------- part 3: full TLS handshakes
+# wrk resumes TLS sessions (it offers the previous session on every reconnect). run-peers
+# turns resumption off in nginx and HAProxy, but Sluice resumes (rustls with a ticketer), so
+# run-peers' `tls` suite compares Sluice's resumed handshakes with the others' full ones.
+# This part measures both kinds explicitly with `openssl s_time`: -new never offers a session
+# (full handshake every connection), -reuse always does; every connection also sends one
+# `GET / HTTP/1.0` that the server proxies to the same bench-backend.
+tls_full_suite() {
+echo "== part 3: TLS 1.3 handshakes with openssl s_time (-new = full, -reuse = resumed), SCHED=$SCHED"
+local T=$OUT_DIR/tlsfull
+mkdir -p "$T/logs" "$T/nginx"; LOGD=$T/logs
+local TB=$((B + 600))
+local BPORT=$TB
+declare -A TPORT=( [nginx]=$((TB + 1)) [haproxy]=$((TB + 2)) [sluice]=$((TB + 3)) [sluice-resumed]=$((TB + 3)) )
+for port in $TB $((TB + 1)) $((TB + 2)) $((TB + 3)) $((TB + 4)) $((TB + 5)); do
+  if ss -ltnH "sport = :$port" | grep -q .; then echo "port $port busy (set ROUTE_BASE)" >&2; exit 1; fi
+done
+local KEYOPT=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1)
+[[ ${CERT_TYPE:-ecdsa} == rsa ]] && KEYOPT=(-newkey rsa:2048)
+openssl req -x509 "${KEYOPT[@]}" -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 7 \
+  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+cat "$T/cert.pem" "$T/key.pem" > "$T/haproxy.pem"
+python3 "$HERE/lib/gen-manifests.py" --out "$T/manifests.yaml" --backend-port "$BPORT" \
+  --tls-cert "$T/cert.pem" --tls-key "$T/key.pem"
+cat > "$T/nginx.conf" <<EOF2
+worker_processes 1;
+daemon off;
+pid $T/nginx/nginx.pid;
+error_log $T/logs/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $T/nginx/body;
+  proxy_temp_path $T/nginx/proxy;
+  fastcgi_temp_path $T/nginx/fcgi;
+  uwsgi_temp_path $T/nginx/uwsgi;
+  scgi_temp_path $T/nginx/scgi;
+  upstream backend { server $H:$BPORT; keepalive 128; }
+  ssl_protocols TLSv1.3;
+  ssl_session_tickets off;
+  ssl_session_cache off;
+  server {
+    listen $H:${TPORT[nginx]} ssl backlog=4096;
+    ssl_certificate $T/cert.pem;
+    ssl_certificate_key $T/key.pem;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+EOF2
+cat > "$T/haproxy.cfg" <<EOF2
+global
+  nbthread 1
+  maxconn 8000
+  ssl-default-bind-options ssl-min-ver TLSv1.3 no-tls-tickets
+  tune.ssl.cachesize 0
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind $H:${TPORT[haproxy]} ssl crt $T/haproxy.pem alpn http/1.1
+  default_backend be
+backend be
+  server s1 $H:$BPORT
+EOF2
+start_bg backend "$LOAD_CORE" "$BACKEND_BIN" "$H:$BPORT"
+T0=$(date +%s.%N); wait_200 backend "http://$H:$BPORT/"
+start_bg nginx "$PROXY_CORE" nginx -e "$T/logs/nginx-error.log" -p "$T/nginx/" -c "$T/nginx.conf"
+start_bg haproxy "$PROXY_CORE" haproxy -db -f "$T/haproxy.cfg"
+start_bg sluice "$PROXY_CORE" "$SLUICE_BIN" run --manifests "$T/manifests.yaml" \
+  --https "$H:${TPORT[sluice]}" --http "$H:$((TB + 4))" --admin "$H:$((TB + 5))" \
+  --workers "$SLUICE_WORKERS" --default-tls-secret default/bench-tls ${SLUICE_EXTRA_ARGS:-}
+PIDOF[sluice-resumed]=${PIDOF[sluice]}
+local v first
+for v in nginx haproxy sluice; do
+  wait_200 "$v" "https://$H:${TPORT[$v]}/" -k
+  # what s_time sends: HTTP/1.0 without Host
+  first=$(printf 'GET / HTTP/1.0\r\n\r\n' | timeout 5 openssl s_client -quiet -connect "$H:${TPORT[$v]}" 2>/dev/null | head -1 | tr -d '\r' || true)
+  [[ $first == *" 200"* ]] || echo "NOTE: $v answered '$first' to s_time's 'GET / HTTP/1.0' (no Host)" >&2
+done
+local RES=$T/results.csv
+echo "round,variant,connections,wall_s,rate,proxy_us_per_conn,busy_proxy_core,foreign_pct,reused" > "$RES"
+local VARIANTS="nginx haproxy sluice sluice-resumed" r k before after t ticks cpu t0 t1 mode
+for v in $VARIANTS; do   # warm-up
+  mode=-new; [[ $v == *resumed ]] && mode=-reuse
+  timeout 10 taskset -c "$LOAD_CORE" openssl s_time -connect "$H:${TPORT[$v]}" $mode -time 1 -www / > /dev/null 2>&1 || true
+done
+for ((r = 1; r <= TLSF_ROUNDS; r++)); do
+  # shellcheck disable=SC2046
+  for v in $(rotate $((r - 1)) $VARIANTS); do
+    mode=-new; [[ $v == *resumed ]] && mode=-reuse
+    before=$(python3 "$SNAP" snap $$ "$PROXY_CORE" "$LOAD_CORE" "${PIDOF[$v]}" "${PIDOF[backend]}")
+    t0=$(date +%s.%N)
+    t=$( { (
+      for ((k = 1; k <= TLSF_CLIENTS; k++)); do
+        taskset -c "$LOAD_CORE" "${N[@]}" timeout $((TLSF_DURATION + 20)) openssl s_time \
+          -connect "$H:${TPORT[$v]}" $mode -time "$TLSF_DURATION" -www / > "$T/logs/r$r-$v-$k.txt" 2>&1 &
+      done
+      wait; times ) | tail -1; } )
+    t1=$(date +%s.%N)
+    after=$(python3 "$SNAP" snap $$ "$PROXY_CORE" "$LOAD_CORE" "${PIDOF[$v]}" "${PIDOF[backend]}")
+    ticks=$(awk '{n=0; for(i=1;i<=2;i++){split($i,x,/[ms]/); n+=x[1]*60+x[2]} printf "%d", n*100}' <<<"$t")
+    cpu=$(python3 "$SNAP" diff "$before" "$after" "$ticks")
+    python3 - "$T/logs" "$r" "$v" "$t0" "$t1" "$cpu" >> "$RES" <<'PY'
+import glob, re, sys
+logs, r, v, t0, t1, cpu = sys.argv[1:7]
+busy_p, busy_l, steal, foreign, ns_proxy, ns_backend = cpu.split()
+n = reused = 0
+for f in glob.glob(f"{logs}/r{r}-{v}-*.txt"):
+    text = open(f).read()
+    m = re.search(r"^(\d+) connections in [\d.]+ real seconds", text, re.M)
+    n += int(m.group(1)) if m else 0
+    # s_time prints one 'r' per resumed connection and '*' per new one
+    reused += sum(line.count("r") for line in re.findall(r"^[r*]+$", text, re.M))
+wall = float(t1) - float(t0)
+upc = "%.1f" % (int(ns_proxy) / 1000 / n) if n else ""
+print(f"{r},{v},{n},{wall:.2f},{n / wall:.0f},{upc},{busy_p},{foreign},{1 if reused > n // 2 else 0}")
+PY
+    tail -1 "$RES" | awk -F, '{printf "  r%-2s %-15s %7s conn/s  proxy cpu %6s us/conn  proxy core %3s%% busy  foreign %s%%\n", $1, $2, $5, $6, $7, $8}'
+  done
+done
+python3 - "$RES" "$TLSF_CLIENTS" "$TLSF_DURATION" <<'PY' | tee "$T/summary.md"
+import csv, statistics as st, sys
+from collections import defaultdict
+rows = list(csv.DictReader(open(sys.argv[1])))
+clients, dur = sys.argv[2:4]
+by = defaultdict(list)
+for r in rows:
+    by[r["variant"]].append(r)
+f = lambda x: float(x) if x not in ("", None) else None
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return st.median(xs) if xs else None
+base = med(f(r["rate"]) for r in by["nginx"])
+base_cpu = med(f(r["proxy_us_per_conn"]) for r in by["nginx"])
+print("| server | handshake | conn/s median | min-max | x nginx | proxy CPU us/conn | CPU x nginx | proxy core busy % | foreign % (max) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+for v in ("nginx", "haproxy", "sluice", "sluice-resumed"):
+    rs = by.get(v)
+    if not rs:
+        continue
+    vals = [f(r["rate"]) or 0.0 for r in rs]
+    m = st.median(vals)
+    cpu = med(f(r["proxy_us_per_conn"]) for r in rs)
+    fo = [f(r["foreign_pct"]) or 0.0 for r in rs]
+    kind = "resumed (s_time -reuse)" if all(r["reused"] == "1" for r in rs) else "full (s_time -new)"
+    print(f"| {v.replace('-resumed', '')} | {kind} | {m:,.0f} | {min(vals):,.0f}-{max(vals):,.0f} | "
+          f"{m / base:.2f} | {'-' if cpu is None else '%.1f' % cpu} | "
+          f"{'%.2f' % (cpu / base_cpu) if cpu and base_cpu else '-'} | "
+          f"{med(f(r['busy_proxy_core']) for r in rs):.0f} | {st.median(fo):.0f} ({max(fo):.0f}){' !' if max(fo) > 10 else ''} |")
+print()
+print(f"{clients} x `openssl s_time -new|-reuse -time {dur} -www /` in parallel on the load core; every connection "
+      "is a TLS 1.3 handshake + one proxied GET. nginx and HAProxy have resumption off (as in run-peers), "
+      "so only Sluice has a resumed row. conn/s is bounded by the client core (OpenSSL client handshakes); "
+      "compare proxy CPU us/conn.")
+PY
+sluice_log_check "$T/logs/sluice.out" "sluice (tls)"
+echo "raw: $RES  logs: $T/logs"
+cleanup; PIDS=(); PIDOF=()
+}
+rotate() { local k=$1; shift; local a=("$@") n=$# i; for ((i = 0; i < n; i++)); do echo -n "${a[(i + k) % n]} "; done; }
+
+if [[ $ROUTE == 1 ]]; then route_suite; fi
+if [[ $TLS_FULL == 1 ]]; then tls_full_suite; fi

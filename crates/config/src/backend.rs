@@ -4,7 +4,15 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use http::uri::Authority;
+
 use crate::ObjectRef;
+
+/// `ip:port` (or `[ip]:port`) authorities for endpoints; a socket address always renders
+/// to a valid authority, so none is ever dropped.
+fn authorities(endpoints: &[SocketAddr]) -> Vec<Authority> {
+    endpoints.iter().filter_map(|e| Authority::try_from(e.to_string()).ok()).collect()
+}
 
 /// Index of a [`Backend`] in its snapshot's backend list. Routes refer to backends by id so
 /// that an endpoint-only change replaces the list and keeps the route table.
@@ -35,6 +43,8 @@ pub struct Backend {
     pub protocol: UpstreamProtocol,
     /// Ready endpoint addresses; empty means every request gets 503.
     pub endpoints: Vec<SocketAddr>,
+    /// Each endpoint as a URI authority, rendered once rather than per request.
+    authorities: Vec<Authority>,
     next: AtomicUsize,
 }
 
@@ -54,6 +64,7 @@ impl Backend {
             port_name,
             label,
             protocol,
+            authorities: authorities(&endpoints),
             endpoints,
             next: AtomicUsize::new(0),
         }
@@ -66,9 +77,20 @@ impl Backend {
             port_name: self.port_name.clone(),
             label: self.label.clone(),
             protocol: self.protocol,
+            authorities: authorities(&endpoints),
             endpoints,
             next: AtomicUsize::new(0),
         }
+    }
+
+    /// Like [`Backend::pick`], with the endpoint's URI authority for the upstream request.
+    pub fn pick_with_authority(&self) -> Option<(SocketAddr, &Authority)> {
+        let index = match self.endpoints.len() {
+            0 => return None,
+            1 => 0,
+            n => self.next.fetch_add(1, Ordering::Relaxed) % n,
+        };
+        Some((self.endpoints[index], self.authorities.get(index)?))
     }
 
     /// The next endpoint in round-robin order, or `None` when none is ready.
@@ -87,25 +109,12 @@ mod tests {
 
     #[test]
     fn round_robin_visits_every_endpoint() {
-        let eps: Vec<SocketAddr> = (1..=3)
-            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
-            .collect();
-        let backend = Backend::new(
-            ObjectRef::new("Service", "ns", "s"),
-            "80",
-            None,
-            UpstreamProtocol::Http1,
-            eps.clone(),
-        );
+        let eps: Vec<SocketAddr> = (1..=3).map(|p| SocketAddr::from(([127, 0, 0, 1], p))).collect();
+        let backend =
+            Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, UpstreamProtocol::Http1, eps.clone());
         let picked: Vec<_> = (0..6).filter_map(|_| backend.pick()).collect();
         assert_eq!(picked, [eps.clone(), eps].concat());
-        let empty = Backend::new(
-            ObjectRef::new("Service", "ns", "s"),
-            "80",
-            None,
-            UpstreamProtocol::Http1,
-            vec![],
-        );
+        let empty = Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, UpstreamProtocol::Http1, vec![]);
         assert_eq!(empty.pick(), None);
     }
 }

@@ -17,11 +17,7 @@ pub struct ObjectRef {
 impl ObjectRef {
     /// A reference to a namespaced object.
     pub fn new(kind: &'static str, namespace: &str, name: &str) -> Self {
-        Self {
-            kind,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        }
+        Self { kind, namespace: namespace.to_owned(), name: name.to_owned() }
     }
 }
 
@@ -67,20 +63,12 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic about a field of an object.
     pub fn object(object: ObjectRef, field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            subject: Subject::Object(object),
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self { subject: Subject::Object(object), field: field.into(), reason: reason.into() }
     }
 
     /// A diagnostic about a whole file.
     pub fn file(path: PathBuf, reason: impl Into<String>) -> Self {
-        Self {
-            subject: Subject::File(path),
-            field: String::new(),
-            reason: reason.into(),
-        }
+        Self { subject: Subject::File(path), field: String::new(), reason: reason.into() }
     }
 }
 

@@ -29,29 +29,16 @@ impl Hostname {
             return Err(InvalidHostname("must not be empty".into()));
         }
         if raw.len() > MAX_HOST_LEN {
-            return Err(InvalidHostname(format!(
-                "{}: must be no more than {MAX_HOST_LEN} characters",
-                quoted()
-            )));
+            return Err(InvalidHostname(format!("{}: must be no more than {MAX_HOST_LEN} characters", quoted())));
         }
         if raw.parse::<std::net::IpAddr>().is_ok() {
-            return Err(InvalidHostname(format!(
-                "{}: must be a DNS name, not an IP address",
-                quoted()
-            )));
+            return Err(InvalidHostname(format!("{}: must be a DNS name, not an IP address", quoted())));
         }
         for label in raw.split('.') {
             let bytes = label.as_bytes();
-            let valid_chars = bytes
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
-            let alnum =
-                |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-            if label.len() > MAX_LABEL_LEN
-                || !valid_chars
-                || !alnum(bytes.first())
-                || !alnum(bytes.last())
-            {
+            let valid_chars = bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+            let alnum = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if label.len() > MAX_LABEL_LEN || !valid_chars || !alnum(bytes.first()) || !alnum(bytes.last()) {
                 return Err(InvalidHostname(format!(
                     "{}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric \
                      characters, '-' or '.', and must start and end with an alphanumeric character",
@@ -150,21 +137,10 @@ mod tests {
     fn parses_hosts_like_the_api_server() {
         assert!(Hostname::parse("foo.bar.com").is_ok());
         assert!(Hostname::parse("a-1.b").is_ok());
-        for bad in [
-            "Foo.com",
-            "foo..com",
-            "-foo.com",
-            "foo-.com",
-            "foo_bar.com",
-            "1.2.3.4",
-            "",
-        ] {
+        for bad in ["Foo.com", "foo..com", "-foo.com", "foo-.com", "foo_bar.com", "1.2.3.4", ""] {
             assert!(Hostname::parse(bad).is_err(), "{bad} accepted");
         }
-        assert_eq!(
-            HostMatch::parse(Some("*.foo.com")),
-            Ok(HostMatch::Wildcard(Hostname::parse("foo.com").unwrap()))
-        );
+        assert_eq!(HostMatch::parse(Some("*.foo.com")), Ok(HostMatch::Wildcard(Hostname::parse("foo.com").unwrap())));
         assert!(HostMatch::parse(Some("foo.*.com")).is_err());
         assert!(HostMatch::parse(Some("*foo.com")).is_err());
         assert_eq!(HostMatch::parse(None), Ok(HostMatch::Any));

@@ -30,10 +30,7 @@ impl PathMatch {
         let path = path.unwrap_or("");
         let invalid = |field, reason: String| Err(InvalidPath { field, reason });
         match path_type {
-            None | Some("") => invalid(
-                "pathType",
-                "Required value: pathType must be specified".into(),
-            ),
+            None | Some("") => invalid("pathType", "Required value: pathType must be specified".into()),
             Some("ImplementationSpecific") if path.is_empty() => Ok(Self::Prefix("".into())),
             Some("ImplementationSpecific") if !path.starts_with('/') => {
                 invalid("path", format!("{path:?}: must be an absolute path"))
@@ -49,11 +46,7 @@ impl PathMatch {
                 if let Some(suffix) = INVALID_SUFFIXES.iter().find(|s| path.ends_with(*s)) {
                     return invalid("path", format!("{path:?}: cannot end with '{suffix}'"));
                 }
-                Ok(if kind == "Exact" {
-                    Self::Exact(path.into())
-                } else {
-                    Self::prefix(path)
-                })
+                Ok(if kind == "Exact" { Self::Exact(path.into()) } else { Self::prefix(path) })
             }
             Some(other) => invalid(
                 "pathType",
@@ -99,11 +92,7 @@ pub(crate) fn prefix_candidates(path: &str) -> impl Iterator<Item = &str> {
     std::iter::from_fn(move || {
         let current = end?;
         let candidate = &path[..current];
-        end = if current == 0 {
-            None
-        } else {
-            Some(candidate.rfind('/').unwrap_or(0))
-        };
+        end = if current == 0 { None } else { Some(candidate.rfind('/').unwrap_or(0)) };
         Some(candidate)
     })
 }
@@ -114,50 +103,15 @@ mod tests {
 
     #[test]
     fn validates_like_the_api_server() {
-        assert_eq!(
-            PathMatch::parse(Some("/foo/"), Some("Prefix")),
-            Ok(PathMatch::Prefix("/foo".into()))
-        );
-        assert_eq!(
-            PathMatch::parse(Some("/"), Some("Prefix")),
-            Ok(PathMatch::Prefix("".into()))
-        );
-        assert_eq!(
-            PathMatch::parse(Some("/foo/"), Some("Exact")),
-            Ok(PathMatch::Exact("/foo/".into()))
-        );
-        assert_eq!(
-            PathMatch::parse(None, Some("ImplementationSpecific")),
-            Ok(PathMatch::Prefix("".into()))
-        );
-        assert_eq!(
-            PathMatch::parse(Some("foo"), Some("Prefix"))
-                .unwrap_err()
-                .field,
-            "path"
-        );
-        assert_eq!(
-            PathMatch::parse(Some("/a//b"), Some("Exact"))
-                .unwrap_err()
-                .field,
-            "path"
-        );
-        assert_eq!(
-            PathMatch::parse(Some("/a/.."), Some("Exact"))
-                .unwrap_err()
-                .field,
-            "path"
-        );
-        assert_eq!(
-            PathMatch::parse(Some("/a"), None).unwrap_err().field,
-            "pathType"
-        );
-        assert_eq!(
-            PathMatch::parse(Some("/a"), Some("Regex"))
-                .unwrap_err()
-                .field,
-            "pathType"
-        );
+        assert_eq!(PathMatch::parse(Some("/foo/"), Some("Prefix")), Ok(PathMatch::Prefix("/foo".into())));
+        assert_eq!(PathMatch::parse(Some("/"), Some("Prefix")), Ok(PathMatch::Prefix("".into())));
+        assert_eq!(PathMatch::parse(Some("/foo/"), Some("Exact")), Ok(PathMatch::Exact("/foo/".into())));
+        assert_eq!(PathMatch::parse(None, Some("ImplementationSpecific")), Ok(PathMatch::Prefix("".into())));
+        assert_eq!(PathMatch::parse(Some("foo"), Some("Prefix")).unwrap_err().field, "path");
+        assert_eq!(PathMatch::parse(Some("/a//b"), Some("Exact")).unwrap_err().field, "path");
+        assert_eq!(PathMatch::parse(Some("/a/.."), Some("Exact")).unwrap_err().field, "path");
+        assert_eq!(PathMatch::parse(Some("/a"), None).unwrap_err().field, "pathType");
+        assert_eq!(PathMatch::parse(Some("/a"), Some("Regex")).unwrap_err().field, "pathType");
     }
 
     #[test]

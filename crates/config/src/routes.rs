@@ -24,11 +24,7 @@ impl Route {
     /// A route from `ingress` to `backend`.
     pub fn new(ingress: ObjectRef, backend: BackendId) -> Self {
         let ingress_label = format!("{}/{}", ingress.namespace, ingress.name).into();
-        Self {
-            ingress,
-            ingress_label,
-            backend,
-        }
+        Self { ingress, ingress_label, backend }
     }
 }
 
@@ -50,10 +46,7 @@ impl PathTable {
         prefix_candidates(path).find_map(|candidate| self.prefix.get(candidate))
     }
 
-    fn slot(
-        &mut self,
-        path: &PathMatch,
-    ) -> std::collections::hash_map::Entry<'_, Box<str>, Arc<Route>> {
+    fn slot(&mut self, path: &PathMatch) -> std::collections::hash_map::Entry<'_, Box<str>, Arc<Route>> {
         match path {
             PathMatch::Exact(p) => self.exact.entry(p.clone()),
             PathMatch::Prefix(p) => self.prefix.entry(p.clone()),
@@ -87,9 +80,7 @@ impl RouteTable {
                 self.wildcard_hosts.get(suffix)?.lookup(path)
             })
         });
-        by_host
-            .or_else(|| self.any_host.lookup(path))
-            .or(self.default_backend.as_ref())
+        by_host.or_else(|| self.any_host.lookup(path)).or(self.default_backend.as_ref())
     }
 }
 
@@ -113,27 +104,13 @@ impl PathTable {
             .iter()
             .map(|(p, r)| (p.to_string(), "Exact", r))
             .chain(self.prefix.iter().map(|(p, r)| {
-                let path = if p.is_empty() {
-                    "/".to_owned()
-                } else {
-                    p.to_string()
-                };
+                let path = if p.is_empty() { "/".to_owned() } else { p.to_string() };
                 (path, "Prefix", r)
             }))
             .collect();
-        paths.sort_by(|a, b| {
-            b.0.len()
-                .cmp(&a.0.len())
-                .then_with(|| a.0.cmp(&b.0))
-                .then(a.1.cmp(b.1))
-        });
+        paths.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)).then(a.1.cmp(b.1)));
         for (path, match_type, route) in paths {
-            out.push(RouteEntry {
-                host: host.to_owned(),
-                path,
-                match_type,
-                route,
-            });
+            out.push(RouteEntry { host: host.to_owned(), path, match_type, route });
         }
     }
 }
@@ -155,12 +132,7 @@ impl RouteTable {
         }
         self.any_host.entries("*", &mut out);
         if let Some(route) = &self.default_backend {
-            out.push(RouteEntry {
-                host: String::new(),
-                path: String::new(),
-                match_type: "Default",
-                route,
-            });
+            out.push(RouteEntry { host: String::new(), path: String::new(), match_type: "Default", route });
         }
         out
     }
@@ -183,25 +155,14 @@ pub struct RouteTableBuilder {
 
 impl RouteTableBuilder {
     /// Adds a route unless the same host, path and path type is already taken.
-    pub fn insert(
-        &mut self,
-        host: &HostMatch,
-        path: &PathMatch,
-        route: Arc<Route>,
-    ) -> Result<(), Conflict> {
+    pub fn insert(&mut self, host: &HostMatch, path: &PathMatch, route: Arc<Route>) -> Result<(), Conflict> {
         let paths = match host {
             HostMatch::Exact(h) => self.table.exact_hosts.entry(h.as_str().into()).or_default(),
-            HostMatch::Wildcard(h) => self
-                .table
-                .wildcard_hosts
-                .entry(h.as_str().into())
-                .or_default(),
+            HostMatch::Wildcard(h) => self.table.wildcard_hosts.entry(h.as_str().into()).or_default(),
             HostMatch::Any => &mut self.table.any_host,
         };
         match paths.slot(path) {
-            std::collections::hash_map::Entry::Occupied(taken) => Err(Conflict {
-                winner: taken.get().ingress.clone(),
-            }),
+            std::collections::hash_map::Entry::Occupied(taken) => Err(Conflict { winner: taken.get().ingress.clone() }),
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(route);
                 self.routes += 1;
@@ -213,9 +174,7 @@ impl RouteTableBuilder {
     /// Sets the default backend unless one is already set.
     pub fn set_default(&mut self, route: Arc<Route>) -> Result<(), Conflict> {
         if let Some(taken) = &self.table.default_backend {
-            return Err(Conflict {
-                winner: taken.ingress.clone(),
-            });
+            return Err(Conflict { winner: taken.ingress.clone() });
         }
         self.table.default_backend = Some(route);
         self.routes += 1;
@@ -243,10 +202,7 @@ mod tests {
     use super::*;
 
     fn route(name: &str) -> Arc<Route> {
-        Arc::new(Route::new(
-            ObjectRef::new("Ingress", "ns", name),
-            BackendId(0),
-        ))
+        Arc::new(Route::new(ObjectRef::new("Ingress", "ns", name), BackendId(0)))
     }
 
     fn table(rules: &[(&str, &str, &str, &str)]) -> RouteTable {
@@ -285,28 +241,18 @@ mod tests {
             assert_eq!(hit(&t, "h", ok).as_deref(), Some("p"), "{ok}");
         }
         assert_eq!(hit(&t, "h", "/aaa/bbbxyz"), None);
-        let t = table(&[
-            ("", "/", "Prefix", "root"),
-            ("", "/aaa", "Prefix", "aaa"),
-            ("", "/aaa/bbb", "Prefix", "bbb"),
-        ]);
+        let t = table(&[("", "/", "Prefix", "root"), ("", "/aaa", "Prefix", "aaa"), ("", "/aaa/bbb", "Prefix", "bbb")]);
         assert_eq!(hit(&t, "h", "/aaa/ccc").as_deref(), Some("aaa"));
         assert_eq!(hit(&t, "h", "/aaa/bbb").as_deref(), Some("bbb"));
         assert_eq!(hit(&t, "h", "/ccc").as_deref(), Some("root"));
-        let t = table(&[
-            ("", "/foo", "Prefix", "prefix"),
-            ("", "/foo", "Exact", "exact"),
-        ]);
+        let t = table(&[("", "/foo", "Prefix", "prefix"), ("", "/foo", "Exact", "exact")]);
         assert_eq!(hit(&t, "h", "/foo").as_deref(), Some("exact"));
         assert_eq!(hit(&t, "h", "/foo/x").as_deref(), Some("prefix"));
     }
 
     #[test]
     fn hosts_exact_beats_wildcard_and_wildcard_is_one_label() {
-        let t = table(&[
-            ("*.foo.com", "/", "Prefix", "wild"),
-            ("a.foo.com", "/", "Prefix", "exact"),
-        ]);
+        let t = table(&[("*.foo.com", "/", "Prefix", "wild"), ("a.foo.com", "/", "Prefix", "exact")]);
         assert_eq!(hit(&t, "a.foo.com", "/").as_deref(), Some("exact"));
         assert_eq!(hit(&t, "B.Foo.com:8080", "/").as_deref(), Some("wild"));
         assert_eq!(hit(&t, "x.b.foo.com", "/"), None);
@@ -320,13 +266,7 @@ mod tests {
         let host = HostMatch::Any;
         let path = PathMatch::parse(Some("/"), Some("Prefix")).unwrap();
         assert!(b.insert(&host, &path, route("old")).is_ok());
-        assert_eq!(
-            b.insert(&host, &path, route("new"))
-                .unwrap_err()
-                .winner
-                .name,
-            "old"
-        );
+        assert_eq!(b.insert(&host, &path, route("new")).unwrap_err().winner.name, "old");
         assert!(b.set_default(route("d1")).is_ok());
         assert!(b.set_default(route("d2")).is_err());
         assert_eq!(b.len(), 2);

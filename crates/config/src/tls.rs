@@ -38,17 +38,11 @@ impl CertificateTable {
 
     /// `(server name, Ingress)` for every SNI entry, exact names then wildcards, sorted.
     pub fn entries(&self) -> Vec<(String, &ObjectRef)> {
-        let mut out: Vec<(String, &ObjectRef)> = self
-            .exact
-            .iter()
-            .map(|(name, e)| (name.to_string(), &e.owner))
-            .collect();
+        let mut out: Vec<(String, &ObjectRef)> =
+            self.exact.iter().map(|(name, e)| (name.to_string(), &e.owner)).collect();
         out.sort();
-        let mut wildcards: Vec<(String, &ObjectRef)> = self
-            .wildcard
-            .iter()
-            .map(|(name, e)| (format!("*.{name}"), &e.owner))
-            .collect();
+        let mut wildcards: Vec<(String, &ObjectRef)> =
+            self.wildcard.iter().map(|(name, e)| (format!("*.{name}"), &e.owner)).collect();
         wildcards.sort();
         out.extend(wildcards);
         out
@@ -74,38 +68,22 @@ pub struct CertificateTableBuilder {
 impl CertificateTableBuilder {
     /// Starts a table whose fallback is `default`.
     pub fn new(default: Arc<CertifiedKey>) -> Self {
-        Self {
-            table: CertificateTable {
-                exact: HashMap::new(),
-                wildcard: HashMap::new(),
-                default,
-            },
-        }
+        Self { table: CertificateTable { exact: HashMap::new(), wildcard: HashMap::new(), default } }
     }
 
     /// Serves `key` for `host` unless an earlier Ingress already claimed that name. A TLS
     /// entry without hosts ([`HostMatch::Any`]) claims nothing.
-    pub fn insert(
-        &mut self,
-        host: &HostMatch,
-        owner: &ObjectRef,
-        key: &Arc<CertifiedKey>,
-    ) -> Result<(), Conflict> {
+    pub fn insert(&mut self, host: &HostMatch, owner: &ObjectRef, key: &Arc<CertifiedKey>) -> Result<(), Conflict> {
         let (map, name) = match host {
             HostMatch::Exact(h) => (&mut self.table.exact, h),
             HostMatch::Wildcard(h) => (&mut self.table.wildcard, h),
             HostMatch::Any => return Ok(()),
         };
         match map.get(name.as_str()) {
-            Some(taken) if taken.owner != *owner => Err(Conflict {
-                winner: taken.owner.clone(),
-            }),
+            Some(taken) if taken.owner != *owner => Err(Conflict { winner: taken.owner.clone() }),
             Some(_) => Ok(()),
             None => {
-                let entry = Entry {
-                    owner: owner.clone(),
-                    key: key.clone(),
-                };
+                let entry = Entry { owner: owner.clone(), key: key.clone() };
                 map.insert(name.as_str().into(), entry);
                 Ok(())
             }

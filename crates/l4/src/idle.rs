@@ -15,10 +15,7 @@ pub(crate) struct Activity {
 
 impl Activity {
     pub fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
+        Self { start: Instant::now(), last_ms: AtomicU64::new(0) }
     }
 
     /// Records that bytes moved now.
@@ -52,11 +49,7 @@ impl Activity {
     /// in the future for zero (disabled) or absurdly long timeouts.
     pub fn deadline(&self, timeout: Duration) -> Instant {
         let far = Duration::from_secs(100 * 365 * 24 * 3600);
-        let remaining = if timeout.is_zero() {
-            far
-        } else {
-            timeout.saturating_sub(self.idle_for()).min(far)
-        };
+        let remaining = if timeout.is_zero() { far } else { timeout.saturating_sub(self.idle_for()).min(far) };
         Instant::now() + remaining
     }
 }

@@ -96,16 +96,9 @@ impl L4Metrics {
             L4Protocol::Udp => "UDP",
         };
         let service = format!("{}/{}", listener.service.namespace, listener.service.name);
-        let labels = Labels {
-            service: service.into(),
-            port: format!("{}/{}", listener.address.port(), protocol).into(),
-        };
-        let bytes = |direction| {
-            self.bytes.get_or_create_owned(&ByteLabels {
-                listener: labels.clone(),
-                direction,
-            })
-        };
+        let labels =
+            Labels { service: service.into(), port: format!("{}/{}", listener.address.port(), protocol).into() };
+        let bytes = |direction| self.bytes.get_or_create_owned(&ByteLabels { listener: labels.clone(), direction });
         ListenerMetrics {
             rx: bytes("rx"),
             tx: bytes("tx"),

@@ -25,15 +25,9 @@ pub(crate) struct Current {
 #[derive(Debug)]
 enum Running {
     /// Aborting the accept task closes the socket; connections run on their own tasks.
-    Tcp {
-        current: Arc<ArcSwap<Current>>,
-        task: JoinHandle<()>,
-    },
+    Tcp { current: Arc<ArcSwap<Current>>, task: JoinHandle<()> },
     /// The receive loop also relays for existing flows, so stopping it means draining.
-    Udp {
-        control: Arc<UdpControl>,
-        task: JoinHandle<()>,
-    },
+    Udp { control: Arc<UdpControl>, task: JoinHandle<()> },
 }
 
 #[derive(Debug, Default)]
@@ -64,9 +58,7 @@ impl Listeners {
         let closed: Vec<L4Key> = self
             .running
             .iter()
-            .filter(|(_, running)| {
-                matches!(running, Running::Udp { control, .. } if control.is_closed())
-            })
+            .filter(|(_, running)| matches!(running, Running::Udp { control, .. } if control.is_closed()))
             .map(|(key, _)| *key)
             .collect();
         for key in closed {
@@ -91,17 +83,11 @@ impl L4Plane {
     /// An empty plane; nothing is bound until [`L4Plane::apply`]. The metrics are shared so
     /// that the caller keeps exporting them.
     pub fn new(metrics: Arc<L4Metrics>) -> Self {
-        Self {
-            metrics,
-            listeners: Mutex::new(Listeners::default()),
-            applying: tokio::sync::Mutex::new(()),
-        }
+        Self { metrics, listeners: Mutex::new(Listeners::default()), applying: tokio::sync::Mutex::new(()) }
     }
 
     fn listeners(&self) -> MutexGuard<'_, Listeners> {
-        self.listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.listeners.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reconciles the running listeners with `table`: binds new (protocol, address) keys,
@@ -118,26 +104,16 @@ impl L4Plane {
         let closing = {
             let mut listeners = self.listeners();
             listeners.prune_closed();
-            let gone: Vec<L4Key> = listeners
-                .running
-                .keys()
-                .filter(|key| !table.listeners.contains_key(key))
-                .copied()
-                .collect();
+            let gone: Vec<L4Key> =
+                listeners.running.keys().filter(|key| !table.listeners.contains_key(key)).copied().collect();
             for key in &gone {
                 listeners.stop(key);
             }
             for (key, config) in &table.listeners {
-                let current = Arc::new(Current {
-                    config: config.clone(),
-                    metrics: self.metrics.for_listener(config),
-                });
+                let current = Arc::new(Current { config: config.clone(), metrics: self.metrics.for_listener(config) });
                 let kept = match listeners.running.get(key) {
                     // An accept loop only ends by abort or panic; a finished one is re-bound.
-                    Some(Running::Tcp {
-                        current: shared,
-                        task,
-                    }) if !task.is_finished() => {
+                    Some(Running::Tcp { current: shared, task }) if !task.is_finished() => {
                         shared.store(current.clone());
                         true
                     }
@@ -146,9 +122,7 @@ impl L4Plane {
                     None => false,
                 };
                 if !kept {
-                    if let Some(Running::Udp { task, .. } | Running::Tcp { task, .. }) =
-                        listeners.running.remove(key)
-                    {
+                    if let Some(Running::Udp { task, .. } | Running::Tcp { task, .. }) = listeners.running.remove(key) {
                         listeners.closing.push(task);
                     }
                     to_bind.push((*key, current));

@@ -6,9 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use sluice_config::ProxyProtocol;
 
 /// The v2 signature.
-const V2_SIGNATURE: [u8; 12] = [
-    0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,
-];
+const V2_SIGNATURE: [u8; 12] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A];
 /// Version 2, command PROXY.
 const V2_PROXY: u8 = 0x21;
 /// TCP over IPv4 / IPv6; unspecified.
@@ -18,11 +16,7 @@ const V2_UNSPEC: u8 = 0x00;
 
 /// The header for a connection from `source` to `destination` (the address the client
 /// connected to). IPv4-mapped IPv6 addresses are written as IPv4.
-pub(crate) fn header(
-    version: ProxyProtocol,
-    source: SocketAddr,
-    destination: SocketAddr,
-) -> Vec<u8> {
+pub(crate) fn header(version: ProxyProtocol, source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
     let (src, dst) = (source.ip().to_canonical(), destination.ip().to_canonical());
     let (sport, dport) = (source.port(), destination.port());
     match version {
@@ -72,37 +66,21 @@ mod tests {
 
     #[test]
     fn v1_ipv4_and_ipv6() {
-        let h = header(
-            ProxyProtocol::V1,
-            addr("10.0.0.1:5000"),
-            addr("192.0.2.1:80"),
-        );
+        let h = header(ProxyProtocol::V1, addr("10.0.0.1:5000"), addr("192.0.2.1:80"));
         assert_eq!(h, b"PROXY TCP4 10.0.0.1 192.0.2.1 5000 80\r\n");
-        let h = header(
-            ProxyProtocol::V1,
-            addr("[2001:db8::1]:5000"),
-            addr("[2001:db8::2]:443"),
-        );
+        let h = header(ProxyProtocol::V1, addr("[2001:db8::1]:5000"), addr("[2001:db8::2]:443"));
         assert_eq!(h, b"PROXY TCP6 2001:db8::1 2001:db8::2 5000 443\r\n");
     }
 
     #[test]
     fn v1_mapped_addresses_are_ipv4() {
-        let h = header(
-            ProxyProtocol::V1,
-            addr("[::ffff:10.0.0.1]:5000"),
-            addr("[::ffff:192.0.2.1]:80"),
-        );
+        let h = header(ProxyProtocol::V1, addr("[::ffff:10.0.0.1]:5000"), addr("[::ffff:192.0.2.1]:80"));
         assert_eq!(h, b"PROXY TCP4 10.0.0.1 192.0.2.1 5000 80\r\n");
     }
 
     #[test]
     fn v2_ipv4_layout() {
-        let h = header(
-            ProxyProtocol::V2,
-            addr("10.0.0.1:5000"),
-            addr("192.0.2.1:80"),
-        );
+        let h = header(ProxyProtocol::V2, addr("10.0.0.1:5000"), addr("192.0.2.1:80"));
         assert_eq!(h.len(), 28);
         assert_eq!(&h[..12], &V2_SIGNATURE);
         assert_eq!(&h[12..16], &[0x21, 0x11, 0, 12]);
@@ -113,24 +91,12 @@ mod tests {
 
     #[test]
     fn v2_ipv6_and_mixed() {
-        let h = header(
-            ProxyProtocol::V2,
-            addr("[2001:db8::1]:1"),
-            addr("[2001:db8::2]:2"),
-        );
+        let h = header(ProxyProtocol::V2, addr("[2001:db8::1]:1"), addr("[2001:db8::2]:2"));
         assert_eq!(h.len(), 16 + 36);
         assert_eq!(&h[12..16], &[0x21, 0x21, 0, 36]);
-        let h = header(
-            ProxyProtocol::V2,
-            addr("10.0.0.1:1"),
-            addr("[2001:db8::2]:2"),
-        );
+        let h = header(ProxyProtocol::V2, addr("10.0.0.1:1"), addr("[2001:db8::2]:2"));
         assert_eq!(&h[12..], &[0x21, 0x00, 0, 0]);
-        let h = header(
-            ProxyProtocol::V1,
-            addr("10.0.0.1:1"),
-            addr("[2001:db8::2]:2"),
-        );
+        let h = header(ProxyProtocol::V1, addr("10.0.0.1:1"), addr("[2001:db8::2]:2"));
         assert_eq!(h, b"PROXY UNKNOWN\r\n");
     }
 }

@@ -46,12 +46,7 @@ pub(crate) async fn relay(
 }
 
 /// Copies `src` to `dst` until end of stream, then half-closes `dst`.
-async fn one_way(
-    src: &TcpStream,
-    dst: &TcpStream,
-    counter: &Counter,
-    activity: &Activity,
-) -> io::Result<()> {
+async fn one_way(src: &TcpStream, dst: &TcpStream, counter: &Counter, activity: &Activity) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     let spliced = crate::splice::copy(src, dst, counter, activity).await?;
     #[cfg(not(target_os = "linux"))]
@@ -124,17 +119,13 @@ mod tests {
             writer.shutdown().await.expect("shutdown");
         });
         let copy = async {
-            buffered(&src, &dst, &counter, &activity)
-                .await
-                .expect("copy");
+            buffered(&src, &dst, &counter, &activity).await.expect("copy");
             shutdown_write(&dst);
         };
         let mut received = Vec::new();
         let read = reader.read_to_end(&mut received);
         let (_, read) =
-            tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(copy, read) })
-                .await
-                .expect("in time");
+            tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(copy, read) }).await.expect("in time");
         read.expect("read");
         write.await.expect("writer");
         assert_eq!(received, payload);

@@ -12,11 +12,7 @@ const BACKLOG: i32 = 1024;
 /// A TCP listener with `SO_REUSEADDR`, so a restart re-binds while old connections linger in
 /// TIME_WAIT. IPv6 listeners are v6-only so they never collide with an IPv4 key.
 pub(crate) fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if address.is_ipv6() {
         socket.set_only_v6(true)?;
@@ -30,11 +26,7 @@ pub(crate) fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
 /// A UDP listener. No `SO_REUSEADDR`: on Linux it would let a second socket silently share
 /// the address, so a clash is reported instead.
 pub(crate) fn bind_udp(address: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )?;
+    let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))?;
     if address.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -46,11 +38,7 @@ pub(crate) fn bind_udp(address: SocketAddr) -> io::Result<UdpSocket> {
 /// A UDP socket on an ephemeral port connected to `endpoint`: the upstream side of one flow,
 /// so the endpoint's replies arrive only on it.
 pub(crate) fn connect_udp(endpoint: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(
-        Domain::for_address(endpoint),
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )?;
+    let socket = Socket::new(Domain::for_address(endpoint), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_nonblocking(true)?;
     socket.connect(&endpoint.into())?;
     UdpSocket::from_std(socket.into())

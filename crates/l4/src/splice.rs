@@ -27,12 +27,7 @@ impl Pipe {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
-        Ok(unsafe {
-            Self {
-                read: OwnedFd::from_raw_fd(fds[0]),
-                write: OwnedFd::from_raw_fd(fds[1]),
-            }
-        })
+        Ok(unsafe { Self { read: OwnedFd::from_raw_fd(fds[0]), write: OwnedFd::from_raw_fd(fds[1]) } })
     }
 }
 
@@ -56,10 +51,7 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 
 /// Errors meaning splice cannot be used for these descriptors at all.
 fn unsupported(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
-    )
+    matches!(error.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP))
 }
 
 /// Copies from `src` to `dst` until `src` reaches end of stream, counting bytes written.
@@ -69,21 +61,14 @@ fn unsupported(error: &io::Error) -> bool {
 /// The pipe is always emptied into `dst` before the next read from `src`, so a `WouldBlock`
 /// from a read means `src` has no data and one from a write means `dst` is full: readiness is
 /// cleared for the right socket.
-pub(crate) async fn copy(
-    src: &TcpStream,
-    dst: &TcpStream,
-    counter: &Counter,
-    activity: &Activity,
-) -> io::Result<bool> {
+pub(crate) async fn copy(src: &TcpStream, dst: &TcpStream, counter: &Counter, activity: &Activity) -> io::Result<bool> {
     let Ok(pipe) = Pipe::new() else {
         return Ok(false);
     };
     let mut first = true;
     loop {
         src.readable().await?;
-        let read = src.try_io(Interest::READABLE, || {
-            splice(src.as_raw_fd(), pipe.write.as_raw_fd(), CHUNK)
-        });
+        let read = src.try_io(Interest::READABLE, || splice(src.as_raw_fd(), pipe.write.as_raw_fd(), CHUNK));
         let mut in_pipe = match read {
             Ok(0) => return Ok(true),
             Ok(n) => n,
@@ -95,9 +80,7 @@ pub(crate) async fn copy(
         activity.touch();
         while in_pipe > 0 {
             dst.writable().await?;
-            let written = dst.try_io(Interest::WRITABLE, || {
-                splice(pipe.read.as_raw_fd(), dst.as_raw_fd(), in_pipe)
-            });
+            let written = dst.try_io(Interest::WRITABLE, || splice(pipe.read.as_raw_fd(), dst.as_raw_fd(), in_pipe));
             match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {

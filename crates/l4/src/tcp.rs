@@ -61,14 +61,7 @@ async fn serve(client: TcpStream, peer: SocketAddr, state: Arc<Current>) {
             return;
         }
     }
-    match relay(
-        &client,
-        &upstream,
-        state.config.idle_timeout,
-        &state.metrics,
-    )
-    .await
-    {
+    match relay(&client, &upstream, state.config.idle_timeout, &state.metrics).await {
         Ok(Ended::Closed) => {}
         Ok(Ended::Idle) => tracing::debug!(client = %peer, "l4: idle TCP connection closed"),
         Err(error) => tracing::debug!(client = %peer, %error, "l4: TCP connection failed"),

@@ -54,11 +54,7 @@ pub(crate) struct UdpControl {
 
 impl UdpControl {
     pub fn new(current: Arc<Current>) -> Self {
-        Self {
-            current: ArcSwap::new(current),
-            phase: Mutex::new(Phase::Accepting),
-            changed: Notify::new(),
-        }
+        Self { current: ArcSwap::new(current), phase: Mutex::new(Phase::Accepting), changed: Notify::new() }
     }
 
     fn phase(&self) -> MutexGuard<'_, Phase> {
@@ -181,10 +177,7 @@ fn flow_for<'a>(
     ended: &mpsc::UnboundedSender<(SocketAddr, u64)>,
     next_id: &mut u64,
 ) -> Option<&'a Flow> {
-    if flows
-        .get(&client)
-        .is_some_and(|entry| entry.flow.closed.load(Ordering::Acquire))
-    {
+    if flows.get(&client).is_some_and(|entry| entry.flow.closed.load(Ordering::Acquire)) {
         flows.remove(&client);
     }
     if !flows.contains_key(&client) {
@@ -206,22 +199,10 @@ fn flow_for<'a>(
             }
         };
         let active = state.metrics.opened();
-        let flow = Arc::new(Flow {
-            upstream,
-            activity: Activity::new(),
-            closed: AtomicBool::new(false),
-            state,
-        });
+        let flow = Arc::new(Flow { upstream, activity: Activity::new(), closed: AtomicBool::new(false), state });
         *next_id = next_id.wrapping_add(1);
         let id = *next_id;
-        tokio::spawn(reply_loop(
-            flow.clone(),
-            listener.clone(),
-            client,
-            active,
-            ended.clone(),
-            id,
-        ));
+        tokio::spawn(reply_loop(flow.clone(), listener.clone(), client, active, ended.clone(), id));
         flows.insert(client, Entry { id, flow });
     }
     flows.get(&client).map(|entry| &*entry.flow)

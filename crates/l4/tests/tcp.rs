@@ -14,10 +14,7 @@ use tokio::net::{TcpSocket, TcpStream};
 const TCP: L4Protocol = L4Protocol::Tcp;
 
 async fn connect(address: SocketAddr) -> TcpStream {
-    tokio::time::timeout(WAIT, TcpStream::connect(address))
-        .await
-        .expect("connect in time")
-        .expect("connect")
+    tokio::time::timeout(WAIT, TcpStream::connect(address)).await.expect("connect in time").expect("connect")
 }
 
 /// Client writes 1 MiB, half-closes, still reads the whole echo, then end of stream; bytes
@@ -27,9 +24,7 @@ async fn echo_with_half_close_and_metrics() {
     let backend = tcp_echo(ip(10, 2), b"").await;
     let address = free_tcp(ip(10, 1));
     let plane = Plane::new();
-    plane
-        .apply(vec![listener(TCP, address, vec![backend])])
-        .await;
+    plane.apply(vec![listener(TCP, address, vec![backend])]).await;
 
     let payload: Vec<u8> = (0..1_048_576u32).map(|i| (i * 7 % 253) as u8).collect();
     let (mut r, mut w) = connect(address).await.into_split();
@@ -40,39 +35,18 @@ async fn echo_with_half_close_and_metrics() {
         w
     });
     let mut back = Vec::new();
-    tokio::time::timeout(WAIT, r.read_to_end(&mut back))
-        .await
-        .expect("echo and EOF in time")
-        .expect("read");
+    tokio::time::timeout(WAIT, r.read_to_end(&mut back)).await.expect("echo and EOF in time").expect("read");
     let _w = writer.await.expect("writer");
     assert_eq!(back.len(), payload.len());
     assert!(back == payload, "echo differs");
 
     let n = payload.len() as f64;
     let labels = format!("service=\"ns/svc\",port=\"{}/TCP\"", address.port());
-    assert_eq!(
-        plane.metric(&format!(
-            "sluice_l4_bytes_total{{{labels},direction=\"rx\"}}"
-        )),
-        n
-    );
-    assert_eq!(
-        plane.metric(&format!(
-            "sluice_l4_bytes_total{{{labels},direction=\"tx\"}}"
-        )),
-        n
-    );
-    assert_eq!(
-        plane.metric(&series("connections_total", address, TCP)),
-        1.0
-    );
-    plane
-        .wait_metric(&series("connections_active", address, TCP), 0.0)
-        .await;
-    assert_eq!(
-        plane.metric(&series("connect_failures_total", address, TCP)),
-        0.0
-    );
+    assert_eq!(plane.metric(&format!("sluice_l4_bytes_total{{{labels},direction=\"rx\"}}")), n);
+    assert_eq!(plane.metric(&format!("sluice_l4_bytes_total{{{labels},direction=\"tx\"}}")), n);
+    assert_eq!(plane.metric(&series("connections_total", address, TCP)), 1.0);
+    plane.wait_metric(&series("connections_active", address, TCP), 0.0).await;
+    assert_eq!(plane.metric(&series("connect_failures_total", address, TCP)), 0.0);
 }
 
 /// 300 concurrent connections, each with its own payload, across two endpoints.
@@ -93,10 +67,7 @@ async fn three_hundred_concurrent_connections() {
                 stream.shutdown().await.expect("half-close");
                 let mut back = Vec::new();
                 stream.read_to_end(&mut back).await.expect("read");
-                assert!(
-                    back == payload.as_bytes(),
-                    "connection {i} got another echo"
-                );
+                assert!(back == payload.as_bytes(), "connection {i} got another echo");
             })
         })
         .collect();
@@ -107,13 +78,8 @@ async fn three_hundred_concurrent_connections() {
     })
     .await
     .expect("all connections in time");
-    assert_eq!(
-        plane.metric(&series("connections_total", address, TCP)),
-        300.0
-    );
-    plane
-        .wait_metric(&series("connections_active", address, TCP), 0.0)
-        .await;
+    assert_eq!(plane.metric(&series("connections_total", address, TCP)), 300.0);
+    plane.wait_metric(&series("connections_active", address, TCP), 0.0).await;
 }
 
 /// An endpoint with nothing listening is skipped for a live one, and counted.
@@ -123,9 +89,7 @@ async fn dead_endpoint_is_skipped() {
     let live = tcp_echo(ip(12, 3), b"").await;
     let address = free_tcp(ip(12, 1));
     let plane = Plane::new();
-    plane
-        .apply(vec![listener(TCP, address, vec![dead, live])])
-        .await;
+    plane.apply(vec![listener(TCP, address, vec![dead, live])]).await;
     for i in 0..4 {
         let mut stream = connect(address).await;
         echo_round(&mut stream, format!("round {i}").as_bytes()).await;
@@ -142,14 +106,9 @@ async fn all_endpoints_dead_closes_client() {
     plane.apply(vec![listener(TCP, address, dead)]).await;
     let mut stream = connect(address).await;
     let mut buf = [0; 16];
-    let read = tokio::time::timeout(WAIT, stream.read(&mut buf))
-        .await
-        .expect("closed in time");
+    let read = tokio::time::timeout(WAIT, stream.read(&mut buf)).await.expect("closed in time");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    assert_eq!(
-        plane.metric(&series("connect_failures_total", address, TCP)),
-        2.0
-    );
+    assert_eq!(plane.metric(&series("connect_failures_total", address, TCP)), 2.0);
 }
 
 /// Accepts one connection on `ip` and returns it with the listening address.
@@ -177,15 +136,8 @@ async fn proxy_protocol_v1() {
     let source = client.local_addr().expect("addr");
     client.write_all(b"hello").await.expect("write");
 
-    let mut upstream = tokio::time::timeout(WAIT, accepted)
-        .await
-        .expect("accepted in time")
-        .expect("accept");
-    let expected = format!(
-        "PROXY TCP4 127.0.13.9 127.0.13.1 {} {}\r\nhello",
-        source.port(),
-        address.port()
-    );
+    let mut upstream = tokio::time::timeout(WAIT, accepted).await.expect("accepted in time").expect("accept");
+    let expected = format!("PROXY TCP4 127.0.13.9 127.0.13.1 {} {}\r\nhello", source.port(), address.port());
     let got = read_n(&mut upstream, expected.len()).await;
     assert_eq!(String::from_utf8_lossy(&got), expected);
     upstream.write_all(b"world").await.expect("reply");
@@ -208,10 +160,7 @@ async fn proxy_protocol_v2() {
     let source = client.local_addr().expect("addr");
     client.write_all(b"hello").await.expect("write");
 
-    let mut upstream = tokio::time::timeout(WAIT, accepted)
-        .await
-        .expect("accepted in time")
-        .expect("accept");
+    let mut upstream = tokio::time::timeout(WAIT, accepted).await.expect("accepted in time").expect("accept");
     let header = read_n(&mut upstream, 28).await;
     assert_eq!(&header[..12], b"\r\n\r\n\0\r\nQUIT\n");
     assert_eq!(header[12], 0x21, "version 2, PROXY");
@@ -245,10 +194,7 @@ async fn endpoint_swap_keeps_established_connections() {
         echo_round(&mut new, b"new").await;
     }
     echo_round(&mut old, b"after the swap").await;
-    assert_eq!(
-        plane.metric(&series("connections_total", address, TCP)),
-        4.0
-    );
+    assert_eq!(plane.metric(&series("connections_total", address, TCP)), 4.0);
 }
 
 /// A key missing from the table stops accepting (connection refused) while an established
@@ -258,23 +204,16 @@ async fn removed_key_stops_accepting() {
     let backend = tcp_echo(ip(16, 2), b"").await;
     let address = free_tcp(ip(16, 1));
     let plane = Plane::new();
-    plane
-        .apply(vec![listener(TCP, address, vec![backend])])
-        .await;
+    plane.apply(vec![listener(TCP, address, vec![backend])]).await;
     let mut established = connect(address).await;
     echo_round(&mut established, b"one").await;
 
     plane.apply(vec![]).await;
     let refused = TcpStream::connect(address).await;
-    assert_eq!(
-        refused.expect_err("listener closed").kind(),
-        ErrorKind::ConnectionRefused
-    );
+    assert_eq!(refused.expect_err("listener closed").kind(), ErrorKind::ConnectionRefused);
     echo_round(&mut established, b"still here").await;
 
-    plane
-        .apply(vec![listener(TCP, address, vec![backend])])
-        .await;
+    plane.apply(vec![listener(TCP, address, vec![backend])]).await;
     echo_round(&mut connect(address).await, b"back").await;
 }
 
@@ -284,9 +223,7 @@ async fn stop_accepting_keeps_connections() {
     let backend = tcp_echo(ip(19, 2), b"").await;
     let address = free_tcp(ip(19, 1));
     let plane = Plane::new();
-    plane
-        .apply(vec![listener(TCP, address, vec![backend])])
-        .await;
+    plane.apply(vec![listener(TCP, address, vec![backend])]).await;
     let mut established = connect(address).await;
     echo_round(&mut established, b"one").await;
 
@@ -319,15 +256,8 @@ async fn idle_connection_is_closed() {
     }
     let quiet = tokio::time::Instant::now();
     let mut buf = [0; 16];
-    let read = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf))
-        .await
-        .expect("closed within 3 s");
+    let read = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf)).await.expect("closed within 3 s");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    assert!(
-        quiet.elapsed() >= Duration::from_millis(250),
-        "closed too early"
-    );
-    plane
-        .wait_metric(&series("connections_active", address, TCP), 0.0)
-        .await;
+    assert!(quiet.elapsed() >= Duration::from_millis(250), "closed too early");
+    plane.wait_metric(&series("connections_active", address, TCP), 0.0).await;
 }

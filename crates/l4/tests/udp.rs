@@ -20,45 +20,27 @@ async fn replies_come_from_the_listener_and_clients_get_own_flows() {
     let backend = udp_echo(ip(20, 2)).await;
     let address = free_udp(ip(20, 1));
     let plane = Plane::new();
-    plane
-        .apply(vec![listener(UDP, address, vec![backend])])
-        .await;
+    plane.apply(vec![listener(UDP, address, vec![backend])]).await;
 
     let mut peers = HashSet::new();
     for c in 0..3u8 {
         let client = udp_client(ip(20, 10 + c)).await;
-        let (echo, peer, from) = udp_exchange(&client, address, &format!("c{c}"), REPLY)
-            .await
-            .expect("reply");
+        let (echo, peer, from) = udp_exchange(&client, address, &format!("c{c}"), REPLY).await.expect("reply");
         assert_eq!(echo, format!("c{c}"));
         assert_eq!(from, address, "reply must come from the Service address");
-        let (_, again, from) = udp_exchange(&client, address, "again", REPLY)
-            .await
-            .expect("second reply");
+        let (_, again, from) = udp_exchange(&client, address, "again", REPLY).await.expect("second reply");
         assert_eq!(from, address);
         assert_eq!(again, peer, "a client keeps its flow");
         peers.insert(peer);
     }
     assert_eq!(peers.len(), 3, "one flow per client");
-    assert_eq!(
-        plane.metric(&series("connections_total", address, UDP)),
-        3.0
-    );
-    assert_eq!(
-        plane.metric(&series("connections_active", address, UDP)),
-        3.0
-    );
+    assert_eq!(plane.metric(&series("connections_total", address, UDP)), 3.0);
+    assert_eq!(plane.metric(&series("connections_active", address, UDP)), 3.0);
     let labels = format!("service=\"ns/svc\",port=\"{}/UDP\"", address.port());
     // "c0" + "again" per client, three clients.
-    let rx = plane.metric(&format!(
-        "sluice_l4_bytes_total{{{labels},direction=\"rx\"}}"
-    ));
+    let rx = plane.metric(&format!("sluice_l4_bytes_total{{{labels},direction=\"rx\"}}"));
     assert_eq!(rx, 3.0 * 7.0);
-    assert!(
-        plane.metric(&format!(
-            "sluice_l4_bytes_total{{{labels},direction=\"tx\"}}"
-        )) > rx
-    );
+    assert!(plane.metric(&format!("sluice_l4_bytes_total{{{labels},direction=\"tx\"}}")) > rx);
 }
 
 /// With max_flows = 2 a third client gets no reply and the drop is counted.
@@ -77,17 +59,9 @@ async fn flow_cap_drops_new_clients() {
     assert!(udp_exchange(&one, address, "1", REPLY).await.is_some());
     assert!(udp_exchange(&two, address, "2", REPLY).await.is_some());
     assert!(udp_exchange(&three, address, "3", NO_REPLY).await.is_none());
-    assert_eq!(
-        plane.metric(&series("udp_flows_dropped_total", address, UDP)),
-        1.0
-    );
-    assert!(udp_exchange(&one, address, "1 again", REPLY)
-        .await
-        .is_some());
-    assert_eq!(
-        plane.metric(&series("connections_active", address, UDP)),
-        2.0
-    );
+    assert_eq!(plane.metric(&series("udp_flows_dropped_total", address, UDP)), 1.0);
+    assert!(udp_exchange(&one, address, "1 again", REPLY).await.is_some());
+    assert_eq!(plane.metric(&series("connections_active", address, UDP)), 2.0);
 }
 
 /// An idle flow expires; the client's next datagram starts a new one.
@@ -102,18 +76,10 @@ async fn idle_flow_expires() {
 
     let client = udp_client(ip(24, 10)).await;
     assert!(udp_exchange(&client, address, "a", REPLY).await.is_some());
-    assert_eq!(
-        plane.metric(&series("connections_active", address, UDP)),
-        1.0
-    );
-    plane
-        .wait_metric(&series("connections_active", address, UDP), 0.0)
-        .await;
+    assert_eq!(plane.metric(&series("connections_active", address, UDP)), 1.0);
+    plane.wait_metric(&series("connections_active", address, UDP), 0.0).await;
     assert!(udp_exchange(&client, address, "b", REPLY).await.is_some());
-    assert_eq!(
-        plane.metric(&series("connections_total", address, UDP)),
-        2.0
-    );
+    assert_eq!(plane.metric(&series("connections_total", address, UDP)), 2.0);
 }
 
 /// A removed UDP key keeps serving its existing flows but creates no new ones; when the key
@@ -123,9 +89,7 @@ async fn removed_key_drains_flows() {
     let backend = udp_echo(ip(23, 2)).await;
     let address = free_udp(ip(23, 1));
     let plane = Plane::new();
-    plane
-        .apply(vec![listener(UDP, address, vec![backend])])
-        .await;
+    plane.apply(vec![listener(UDP, address, vec![backend])]).await;
 
     let old = udp_client(ip(23, 10)).await;
     let new = udp_client(ip(23, 11)).await;
@@ -133,14 +97,9 @@ async fn removed_key_drains_flows() {
     plane.apply(vec![]).await;
     assert!(udp_exchange(&old, address, "y", REPLY).await.is_some());
     assert!(udp_exchange(&new, address, "z", NO_REPLY).await.is_none());
-    assert_eq!(
-        plane.metric(&series("udp_flows_dropped_total", address, UDP)),
-        0.0
-    );
+    assert_eq!(plane.metric(&series("udp_flows_dropped_total", address, UDP)), 0.0);
 
-    plane
-        .apply(vec![listener(UDP, address, vec![backend])])
-        .await;
+    plane.apply(vec![listener(UDP, address, vec![backend])]).await;
     assert!(udp_exchange(&new, address, "z", REPLY).await.is_some());
 }
 
@@ -153,20 +112,13 @@ async fn tcp_and_udp_on_the_same_port() {
     let address = (ip(22, 1), port).into();
     let plane = Plane::new();
     plane
-        .apply(vec![
-            listener(L4Protocol::Tcp, address, vec![tcp_backend]),
-            listener(UDP, address, vec![udp_backend]),
-        ])
+        .apply(vec![listener(L4Protocol::Tcp, address, vec![tcp_backend]), listener(UDP, address, vec![udp_backend])])
         .await;
 
     let client = udp_client(ip(22, 10)).await;
-    let (echo, _, from) = udp_exchange(&client, address, "dgram", REPLY)
-        .await
-        .expect("udp reply");
+    let (echo, _, from) = udp_exchange(&client, address, "dgram", REPLY).await.expect("udp reply");
     assert_eq!((echo.as_str(), from), ("dgram", address));
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
     echo_round(&mut stream, b"stream").await;
     stream.shutdown().await.expect("shutdown");
 }

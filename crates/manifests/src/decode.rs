@@ -13,10 +13,7 @@ const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 /// Decodes every document of a YAML stream (or one JSON value). Returns the objects of the
 /// kinds Sluice acts on and a diagnostic per document that failed; `Err` when the text is not
 /// YAML/JSON at all.
-pub fn decode_documents(
-    text: &str,
-    is_json: bool,
-) -> Result<(Vec<Object>, Vec<Diagnostic>), String> {
+pub fn decode_documents(text: &str, is_json: bool) -> Result<(Vec<Object>, Vec<Diagnostic>), String> {
     let documents: Vec<Value> = if is_json {
         vec![serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?]
     } else {
@@ -36,16 +33,8 @@ fn decode_value(document: Value, objects: &mut Vec<Object>, diagnostics: &mut Ve
     if document.is_null() {
         return;
     }
-    let kind = document
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let api_version = document
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let kind = document.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let api_version = document.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
     if kind.ends_with("List") && document.get("items").is_some_and(Value::is_array) {
         if let Some(Value::Array(items)) = document.get("items").cloned() {
             for item in items {
@@ -55,25 +44,15 @@ fn decode_value(document: Value, objects: &mut Vec<Object>, diagnostics: &mut Ve
         return;
     }
     let result = match (api_version.as_str(), kind.as_str()) {
-        ("networking.k8s.io/v1", "Ingress") => typed(document, "Ingress", |o: Ingress| {
-            Object::Ingress(Box::new(o))
-        }),
+        ("networking.k8s.io/v1", "Ingress") => typed(document, "Ingress", |o: Ingress| Object::Ingress(Box::new(o))),
         ("networking.k8s.io/v1", "IngressClass") => {
-            typed(document, "IngressClass", |o: IngressClass| {
-                Object::IngressClass(Box::new(o))
-            })
+            typed(document, "IngressClass", |o: IngressClass| Object::IngressClass(Box::new(o)))
         }
-        ("v1", "Service") => typed(document, "Service", |o: Service| {
-            Object::Service(Box::new(o))
-        }),
+        ("v1", "Service") => typed(document, "Service", |o: Service| Object::Service(Box::new(o))),
         ("discovery.k8s.io/v1", "EndpointSlice") => {
-            typed(document, "EndpointSlice", |o: EndpointSlice| {
-                Object::EndpointSlice(Box::new(o))
-            })
+            typed(document, "EndpointSlice", |o: EndpointSlice| Object::EndpointSlice(Box::new(o)))
         }
-        ("v1", "Endpoints") => typed(document, "Endpoints", |o: Endpoints| {
-            Object::Endpoints(Box::new(o))
-        }),
+        ("v1", "Endpoints") => typed(document, "Endpoints", |o: Endpoints| Object::Endpoints(Box::new(o))),
         ("v1", "Secret") => typed(document, "Secret", |o: Secret| Object::Secret(Box::new(o))),
         _ => {
             tracing::debug!(%api_version, %kind, "skipping a manifest of a kind Sluice does not act on");
@@ -94,38 +73,20 @@ fn typed<T: serde::de::DeserializeOwned>(
     wrap: impl FnOnce(T) -> Object,
 ) -> Result<Option<Object>, Diagnostic> {
     let meta = document.get("metadata");
-    let field = |name: &str| {
-        meta.and_then(|m| m.get(name))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
+    let field = |name: &str| meta.and_then(|m| m.get(name)).and_then(Value::as_str).map(str::to_owned);
     let namespace = if kind == "IngressClass" {
         String::new()
     } else {
         field("namespace").unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
     };
     let name = field("name").unwrap_or_default();
-    let object_ref = ObjectRef {
-        kind,
-        namespace,
-        name,
-    };
+    let object_ref = ObjectRef { kind, namespace, name };
     if object_ref.name.is_empty() {
-        return Err(Diagnostic::object(
-            object_ref,
-            "metadata.name",
-            "Required value: name is required",
-        ));
+        return Err(Diagnostic::object(object_ref, "metadata.name", "Required value: name is required"));
     }
     let object = serde_path_to_error::deserialize(document)
         .map(wrap)
-        .map_err(|e| {
-            Diagnostic::object(
-                object_ref.clone(),
-                e.path().to_string(),
-                e.inner().to_string(),
-            )
-        })?;
+        .map_err(|e| Diagnostic::object(object_ref.clone(), e.path().to_string(), e.inner().to_string()))?;
     match object {
         Object::Secret(secret) if secret.type_.as_deref() != Some(TLS_SECRET_TYPE) => {
             tracing::debug!(secret = %object_ref, "skipping a Secret that is not of type kubernetes.io/tls");
@@ -138,11 +99,7 @@ fn typed<T: serde::de::DeserializeOwned>(
 /// The first line of a parser message (its source snippet follows on later lines), so that
 /// every diagnostic stays one line.
 fn first_line(message: &str) -> &str {
-    message
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or(message)
+    message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or(message)
 }
 
 #[cfg(test)]
@@ -181,23 +138,11 @@ kind: Deployment
 metadata: {name: ignored}
 "#;
         let (objects, diagnostics) = decode_documents(yaml, false).unwrap();
-        let kinds: Vec<_> = objects
-            .iter()
-            .map(|o| (o.kind(), o.key().namespace, o.key().name))
-            .collect();
-        assert_eq!(
-            kinds,
-            [
-                ("Service", "default".into(), "a".into()),
-                ("Secret", "default".into(), "s".into())
-            ]
-        );
+        let kinds: Vec<_> = objects.iter().map(|o| (o.kind(), o.key().namespace, o.key().name)).collect();
+        assert_eq!(kinds, [("Service", "default".into(), "a".into()), ("Secret", "default".into(), "s".into())]);
         assert_eq!(diagnostics.len(), 1);
         let text = diagnostics[0].to_string();
-        assert!(
-            text.starts_with("Ingress web/bad: spec.rules: invalid type"),
-            "{text}"
-        );
+        assert!(text.starts_with("Ingress web/bad: spec.rules: invalid type"), "{text}");
     }
 
     #[test]

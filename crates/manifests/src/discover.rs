@@ -30,19 +30,14 @@ pub fn manifest_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
 
 fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, diagnostics: &mut Vec<Diagnostic>) {
     if depth > MAX_DEPTH {
-        diagnostics.push(Diagnostic::file(
-            dir.to_owned(),
-            format!("nested deeper than {MAX_DEPTH} directories; not read"),
-        ));
+        diagnostics
+            .push(Diagnostic::file(dir.to_owned(), format!("nested deeper than {MAX_DEPTH} directories; not read")));
         return;
     }
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            diagnostics.push(Diagnostic::file(
-                dir.to_owned(),
-                format!("cannot list directory: {e}"),
-            ));
+            diagnostics.push(Diagnostic::file(dir.to_owned(), format!("cannot list directory: {e}")));
             return;
         }
     };
@@ -63,10 +58,7 @@ fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, diagnostics: &mut Ve
 /// True when a path component below `root` starts with `.` (skipped by the walk).
 pub(crate) fn is_hidden_below(root: &Path, path: &Path) -> bool {
     path.strip_prefix(root)
-        .map(|rest| {
-            rest.components()
-                .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
-        })
+        .map(|rest| rest.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.')))
         .unwrap_or(false)
 }
 

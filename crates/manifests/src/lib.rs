@@ -35,20 +35,12 @@ pub struct FileObjects {
 /// Reads and decodes one manifest file.
 pub fn read_file(path: &Path) -> Result<FileObjects, Diagnostic> {
     let fail = |reason: String| Diagnostic::file(path.to_owned(), reason);
-    let size = std::fs::metadata(path)
-        .map_err(|e| fail(format!("cannot read: {e}")))?
-        .len();
+    let size = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?.len();
     if size > MAX_FILE_BYTES {
         return Err(fail(format!("larger than {MAX_FILE_BYTES} bytes")));
     }
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let (objects, diagnostics) = decode_documents(&text, is_json).map_err(fail)?;
-    Ok(FileObjects {
-        path: path.to_owned(),
-        objects,
-        diagnostics,
-    })
+    Ok(FileObjects { path: path.to_owned(), objects, diagnostics })
 }

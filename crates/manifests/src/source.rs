@@ -23,6 +23,9 @@ pub struct Changes {
     pub files_read: usize,
     /// Files that failed to parse in this refresh (their last good objects stay).
     pub failed: Vec<PathBuf>,
+    /// Files that had objects and now read as empty: most likely a writer truncated them and
+    /// is about to write. Their objects stay; call [`ManifestSource::confirm`] a little later.
+    pub deferred: Vec<PathBuf>,
 }
 
 impl Changes {
@@ -50,13 +53,7 @@ struct Fingerprint {
 
 fn fingerprint(path: &Path) -> Option<Fingerprint> {
     let m = std::fs::metadata(path).ok()?;
-    Some(Fingerprint {
-        dev: m.dev(),
-        ino: m.ino(),
-        size: m.size(),
-        mtime: m.mtime(),
-        mtime_nsec: m.mtime_nsec(),
-    })
+    Some(Fingerprint { dev: m.dev(), ino: m.ino(), size: m.size(), mtime: m.mtime(), mtime_nsec: m.mtime_nsec() })
 }
 
 #[derive(Debug, Default)]
@@ -129,11 +126,7 @@ impl ManifestSource {
                 all.push(Diagnostic::object(
                     ObjectRef::new(kind, &key.namespace, &key.name),
                     "metadata.name",
-                    format!(
-                        "defined again in {}; the one in {} is used",
-                        other.display(),
-                        used.display()
-                    ),
+                    format!("defined again in {}; the one in {} is used", other.display(), used.display()),
                 ));
             }
         }
@@ -147,22 +140,13 @@ impl ManifestSource {
         self.root_diagnostics = diagnostics;
         let mut changes = Changes::default();
         let found: BTreeSet<PathBuf> = found.into_iter().collect();
-        let gone: Vec<PathBuf> = self
-            .files
-            .keys()
-            .filter(|p| !found.contains(*p))
-            .cloned()
-            .collect();
+        let gone: Vec<PathBuf> = self.files.keys().filter(|p| !found.contains(*p)).cloned().collect();
         for path in gone {
             self.replace(&path, FileEntry::default(), &mut changes);
         }
         for path in found {
             let current = fingerprint(&path);
-            if self
-                .files
-                .get(&path)
-                .is_none_or(|f| f.fingerprint != current || current.is_none())
-            {
+            if self.files.get(&path).is_none_or(|f| f.fingerprint != current || current.is_none()) {
                 self.read(&path, &mut changes);
             }
         }
@@ -185,12 +169,7 @@ impl ManifestSource {
                     self.read(path, &mut changes);
                 }
             } else {
-                let gone: Vec<PathBuf> = self
-                    .files
-                    .keys()
-                    .filter(|p| p.starts_with(path))
-                    .cloned()
-                    .collect();
+                let gone: Vec<PathBuf> = self.files.keys().filter(|p| p.starts_with(path)).cloned().collect();
                 for gone in gone {
                     self.replace(&gone, FileEntry::default(), &mut changes);
                 }
@@ -201,21 +180,43 @@ impl ManifestSource {
             changes.kinds.extend(more.kinds);
             changes.files_read += more.files_read;
             changes.failed.extend(more.failed);
+            changes.deferred.extend(more.deferred);
+        }
+        changes
+    }
+
+    /// Reads `path` again even when it is now empty (see [`Changes::deferred`]); a path
+    /// that no longer exists is forgotten.
+    pub fn confirm(&mut self, paths: &[PathBuf]) -> Changes {
+        let mut changes = Changes::default();
+        for path in paths {
+            if path.is_file() {
+                self.read_now(path, &mut changes);
+            } else if self.files.contains_key(path) {
+                self.replace(path, FileEntry::default(), &mut changes);
+            }
         }
         changes
     }
 
     fn read(&mut self, path: &Path, changes: &mut Changes) {
+        let emptied = fingerprint(path).is_some_and(|f| f.size == 0)
+            && self.files.get(path).is_some_and(|f| !f.objects.is_empty());
+        if emptied {
+            // Most likely truncated by a writer that has not written yet.
+            changes.deferred.push(path.to_owned());
+            return;
+        }
+        self.read_now(path, changes);
+    }
+
+    fn read_now(&mut self, path: &Path, changes: &mut Changes) {
         changes.files_read += 1;
         let fingerprint = fingerprint(path);
         match read_file(path) {
             Ok(file) => {
-                let entry = FileEntry {
-                    fingerprint,
-                    objects: file.objects,
-                    diagnostics: file.diagnostics,
-                    error: None,
-                };
+                let entry =
+                    FileEntry { fingerprint, objects: file.objects, diagnostics: file.diagnostics, error: None };
                 self.replace(path, entry, changes);
             }
             Err(diagnostic) => {
@@ -231,8 +232,7 @@ impl ManifestSource {
     /// Replaces the objects of `path` with those of `entry` (none: the file is gone).
     fn replace(&mut self, path: &Path, entry: FileEntry, changes: &mut Changes) {
         let old = self.files.remove(path).unwrap_or_default();
-        let mut old_by_id: HashMap<Id, Object> =
-            old.objects.into_iter().map(|o| (id(&o), o)).collect();
+        let mut old_by_id: HashMap<Id, Object> = old.objects.into_iter().map(|o| (id(&o), o)).collect();
         let new_ids: BTreeSet<Id> = entry.objects.iter().map(id).collect();
         let keep = entry.fingerprint.is_some() || !entry.objects.is_empty();
         let objects = entry.objects.clone();
@@ -271,14 +271,8 @@ impl ManifestSource {
             return;
         }
         changes.kinds.insert(object_id.0);
-        let replacement = next.and_then(|file| {
-            self.files
-                .get(&file)?
-                .objects
-                .iter()
-                .find(|o| id(o) == *object_id)
-                .cloned()
-        });
+        let replacement =
+            next.and_then(|file| self.files.get(&file)?.objects.iter().find(|o| id(o) == *object_id).cloned());
         match replacement {
             Some(object) => {
                 self.store.insert(object);
@@ -298,8 +292,7 @@ mod tests {
 
     impl Dir {
         fn new(name: &str) -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("sluice-source-{name}-{}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("sluice-source-{name}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             Self(dir)
@@ -328,10 +321,7 @@ mod tests {
     }
 
     fn port(source: &ManifestSource, name: &str) -> Option<i32> {
-        let svc = source
-            .store()
-            .services
-            .get(&ObjectKey::new("default", name))?;
+        let svc = source.store().services.get(&ObjectKey::new("default", name))?;
         Some(svc.spec.as_ref()?.ports.as_ref()?[0].port)
     }
 
@@ -341,10 +331,7 @@ mod tests {
         let a = dir.write("a.yaml", &(service("a", 80) + &slice("a", "10.0.0.1")));
         dir.write("b.yaml", &service("b", 80));
         let mut source = ManifestSource::new(vec![dir.0.clone()]);
-        assert_eq!(
-            (port(&source, "a"), port(&source, "b")),
-            (Some(80), Some(80))
-        );
+        assert_eq!((port(&source, "a"), port(&source, "b")), (Some(80), Some(80)));
 
         // Only the EndpointSlice differs: an endpoint-only change, one file read.
         dir.write("a.yaml", &(service("a", 80) + &slice("a", "10.0.0.2")));
@@ -375,21 +362,35 @@ mod tests {
         let dir = Dir::new("broken");
         let a = dir.write("a.yaml", &service("a", 80));
         let mut source = ManifestSource::new(vec![dir.0.clone()]);
-        dir.write(
-            "a.yaml",
-            "apiVersion: v1\nkind: Service\nmetadata: {name: a\n",
-        );
+        dir.write("a.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: a\n");
         let changes = source.refresh(std::slice::from_ref(&a));
         assert!(changes.is_empty());
         assert_eq!(changes.failed, std::slice::from_ref(&a));
         assert_eq!(port(&source, "a"), Some(80));
         assert_eq!(source.failing_files(), 1);
-        assert!(source.diagnostics()[0]
-            .to_string()
-            .contains("not valid YAML"));
+        assert!(source.diagnostics()[0].to_string().contains("not valid YAML"));
         dir.write("a.yaml", &service("a", 90));
         source.refresh(std::slice::from_ref(&a));
         assert_eq!((port(&source, "a"), source.failing_files()), (Some(90), 0));
+    }
+
+    #[test]
+    fn a_truncated_file_keeps_its_objects_until_confirmed() {
+        let dir = Dir::new("truncated");
+        let a = dir.write("a.yaml", &service("a", 80));
+        let mut source = ManifestSource::new(vec![dir.0.clone()]);
+        dir.write("a.yaml", "");
+        let changes = source.refresh(std::slice::from_ref(&a));
+        assert_eq!((changes.is_empty(), changes.deferred.as_slice()), (true, std::slice::from_ref(&a)));
+        assert_eq!(port(&source, "a"), Some(80), "kept while the writer may still be writing");
+        dir.write("a.yaml", &service("a", 81));
+        source.refresh(std::slice::from_ref(&a));
+        assert_eq!(port(&source, "a"), Some(81));
+        dir.write("a.yaml", "");
+        source.refresh(std::slice::from_ref(&a));
+        let changes = source.confirm(std::slice::from_ref(&a));
+        assert_eq!(changes.kinds, BTreeSet::from(["Service"]));
+        assert_eq!(port(&source, "a"), None, "still empty when confirmed: really emptied");
     }
 
     #[test]
@@ -399,9 +400,7 @@ mod tests {
         dir.write("2.yaml", &service("a", 90));
         let mut source = ManifestSource::new(vec![dir.0.clone()]);
         assert_eq!(port(&source, "a"), Some(80));
-        assert!(source.diagnostics()[0]
-            .to_string()
-            .contains("defined again"));
+        assert!(source.diagnostics()[0].to_string().contains("defined again"));
         std::fs::remove_file(&first).unwrap();
         source.refresh(&[first]);
         assert_eq!(port(&source, "a"), Some(90));

@@ -43,9 +43,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
                 async move { Ok::<_, Infallible>(answer(&state, &request)) }
             });
             let io = TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
         });
     }
 }
@@ -59,18 +57,13 @@ fn answer(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byte
         "/readyz" if state.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n".into()),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
         "/config" => json(&crate::config_view::document(&state.snapshot.load())),
-        "/status" => json(&crate::status::document(
-            &state.snapshot.load(),
-            &state.publish,
-        )),
+        "/status" => json(&crate::status::document(&state.snapshot.load(), &state.publish)),
 
         "/metrics" => {
             let mut response = text(StatusCode::OK, state.metrics.encode());
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
+                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
             );
             response
         }
@@ -80,19 +73,13 @@ fn answer(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byte
 
 fn json(document: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = text(StatusCode::OK, document.to_string());
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }

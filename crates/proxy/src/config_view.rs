@@ -42,11 +42,7 @@ pub fn document(snapshot: &Snapshot) -> Value {
         .into_iter()
         .map(|(sni, owner)| json!({ "sni": sni, "ingress": format!("{}/{}", owner.namespace, owner.name) }))
         .collect();
-    let diagnostics: Vec<String> = snapshot
-        .diagnostics
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let diagnostics: Vec<String> = snapshot.diagnostics.iter().map(ToString::to_string).collect();
     json!({
         "generation": snapshot.generation,
         "summary": snapshot.summary,

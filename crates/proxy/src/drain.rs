@@ -15,10 +15,7 @@ pub(crate) struct Drain {
 
 impl Drain {
     pub(crate) fn new() -> Self {
-        Self {
-            stop: watch::Sender::new(false),
-            tasks: TaskTracker::new(),
-        }
+        Self { stop: watch::Sender::new(false), tasks: TaskTracker::new() }
     }
 
     /// Runs `task` as a tracked task.
@@ -42,8 +39,6 @@ impl Drain {
     pub(crate) async fn shutdown(&self, timeout: Duration) -> bool {
         self.stop.send_replace(true);
         self.tasks.close();
-        tokio::time::timeout(timeout, self.tasks.wait())
-            .await
-            .is_ok()
+        tokio::time::timeout(timeout, self.tasks.wait()).await.is_ok()
     }
 }

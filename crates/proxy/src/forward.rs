@@ -24,11 +24,7 @@ const CONNECT_ATTEMPTS: usize = 3;
 
 impl DataPlane {
     /// Answers one request. Never fails: every problem becomes a status code.
-    pub(crate) async fn handle(
-        &self,
-        downstream: &Downstream,
-        request: Request<Incoming>,
-    ) -> Response<ProxyBody> {
+    pub(crate) async fn handle(&self, downstream: &Downstream, request: Request<Incoming>) -> Response<ProxyBody> {
         let started = Instant::now();
         if let Err(status) = check_request(&request) {
             self.metrics.request(None, status, started.elapsed());
@@ -40,29 +36,15 @@ impl DataPlane {
             .uri()
             .authority()
             .map(Authority::as_str)
-            .or_else(|| {
-                request
-                    .headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-            });
+            .or_else(|| request.headers().get(header::HOST).and_then(|h| h.to_str().ok()));
         let path = routing_path(request.uri().path());
         let found = snapshot.routes.route(host, &path);
-        let Some((route, backend)) = found.and_then(|r| Some((r, snapshot.backend(r.backend)?)))
-        else {
-            self.metrics
-                .request(None, StatusCode::NOT_FOUND, started.elapsed());
+        let Some((route, backend)) = found.and_then(|r| Some((r, snapshot.backend(r.backend)?))) else {
+            self.metrics.request(None, StatusCode::NOT_FOUND, started.elapsed());
             return error(StatusCode::NOT_FOUND);
         };
-        let response = self
-            .forward(downstream, backend, request)
-            .await
-            .unwrap_or_else(error);
-        self.metrics.request(
-            Some((&**route, &**backend)),
-            response.status(),
-            started.elapsed(),
-        );
+        let response = self.forward(downstream, backend, request).await.unwrap_or_else(error);
+        self.metrics.request(Some((&**route, &**backend)), response.status(), started.elapsed());
         response
     }
 
@@ -72,7 +54,7 @@ impl DataPlane {
         backend: &Backend,
         mut request: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, StatusCode> {
-        let first = backend.pick().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
+        let (mut endpoint, mut authority) = backend.pick_with_authority().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
         let upgrade = request.version() == Version::HTTP_11 && is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
@@ -80,23 +62,24 @@ impl DataPlane {
         // A request without a body can be sent again when an endpoint refuses the
         // connection; one with a body is streamed, so it gets one attempt.
         let replayable = body.is_end_stream();
-        let attempts = if replayable {
-            CONNECT_ATTEMPTS.min(backend.endpoints.len())
-        } else {
-            1
-        };
-        let mut body = Some(body);
-        let mut endpoint = first;
+        let attempts = if replayable { CONNECT_ATTEMPTS.min(backend.endpoints.len()) } else { 1 };
+        // The head is copied only when another attempt may need it.
+        let mut spare = (attempts > 1).then(|| copy_head(&parts));
+        let mut next = Some((parts, Either::Left(body)));
         let mut response = None;
         for attempt in 1..=attempts {
-            let sent_body = match body.take() {
-                Some(body) => Either::Left(body),
-                None => Either::Right(Empty::new()),
+            let (mut head, sent_body) = match next.take() {
+                Some(first) => first,
+                None => {
+                    let head = spare.take().ok_or(StatusCode::BAD_GATEWAY)?;
+                    spare = (attempt < attempts).then(|| copy_head(&head));
+                    (head, Either::Right(Empty::new()))
+                }
             };
-            let upstream = Request::from_parts(with_endpoint(&parts, endpoint)?, sent_body);
-            match self.send(backend, endpoint, upstream).await {
+            head.uri = upstream_uri(&head.uri, authority)?;
+            match self.send(backend, endpoint, Request::from_parts(head, sent_body)).await {
                 Err(Failure::Connect) if attempt < attempts => {
-                    endpoint = backend.pick().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
+                    (endpoint, authority) = backend.pick_with_authority().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
                 }
                 Err(failure) => return Err(failure.status()),
                 Ok(answer) => {
@@ -202,27 +185,24 @@ fn prepare(parts: &mut Parts, downstream: &Downstream, protocol: UpstreamProtoco
     };
 }
 
-/// A copy of the request head addressed to `endpoint` (the pool key), path and query as
-/// the client sent them.
-fn with_endpoint(parts: &Parts, endpoint: SocketAddr) -> Result<Parts, StatusCode> {
+/// The upstream URI: the endpoint as authority (the pool key), path and query as the client
+/// sent them.
+fn upstream_uri(uri: &Uri, authority: &Authority) -> Result<Uri, StatusCode> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(UriScheme::HTTP);
+    parts.authority = Some(authority.clone());
+    parts.path_and_query = Some(uri.path_and_query().cloned().unwrap_or(PathAndQuery::from_static("/")));
+    Uri::from_parts(parts).map_err(|_| StatusCode::BAD_REQUEST)
+}
+
+/// A copy of a request head (method, version, headers) for another attempt.
+fn copy_head(parts: &Parts) -> Parts {
     let (mut head, ()) = Request::new(()).into_parts();
     head.method = parts.method.clone();
     head.version = parts.version;
     head.headers = parts.headers.clone();
-    let authority =
-        Authority::try_from(endpoint.to_string()).map_err(|_| StatusCode::BAD_GATEWAY)?;
-    let path = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or(PathAndQuery::from_static("/"));
-    head.uri = Uri::builder()
-        .scheme(UriScheme::HTTP)
-        .authority(authority)
-        .path_and_query(path)
-        .build()
-        .map_err(|_| StatusCode::BAD_REQUEST)?;
-    Ok(head)
+    head.uri = parts.uri.clone();
+    head
 }
 
 /// Copies bytes both ways between an upgraded client connection and backend connection

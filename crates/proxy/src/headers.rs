@@ -16,15 +16,23 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Facts about the downstream connection that end up in forwarding headers.
-#[derive(Debug, Clone, Copy)]
+/// Facts about the downstream connection that end up in forwarding headers, rendered once
+/// per connection rather than per request.
+#[derive(Debug, Clone)]
 pub(crate) struct Downstream {
     /// The client's address.
     pub client: SocketAddr,
     /// `http` or `https`.
     pub scheme: Scheme,
-    /// The listener's port.
-    pub port: u16,
+    client_ip: HeaderValue,
+    port: HeaderValue,
+}
+
+impl Downstream {
+    /// A connection from `client` to a listener on `port`.
+    pub(crate) fn new(client: SocketAddr, scheme: Scheme, port: u16) -> Self {
+        Self { client, scheme, client_ip: HeaderValue::from(IpText::new(client.ip())), port: HeaderValue::from(port) }
+    }
 }
 
 /// True when an HTTP/1.1 request asks to switch protocols (WebSocket and the like).
@@ -37,12 +45,7 @@ pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
 }
 
 fn connection_tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
-    value
-        .to_str()
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+    value.to_str().unwrap_or_default().split(',').map(str::trim).filter(|t| !t.is_empty())
 }
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), and those the `Connection` header names.
@@ -75,19 +78,11 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 
 /// Sets the forwarding headers a backend behind an ingress expects. Incoming
 /// `X-Forwarded-*` values are not trusted: the client could forge them.
-pub(crate) fn set_forwarding(
-    headers: &mut HeaderMap,
-    downstream: &Downstream,
-    host: Option<&HeaderValue>,
-) {
-    let ip = HeaderValue::from(IpText::new(downstream.client.ip()));
-    headers.insert(&X_FORWARDED_FOR, ip.clone());
-    headers.insert(&X_REAL_IP, ip);
-    headers.insert(
-        &X_FORWARDED_PROTO,
-        HeaderValue::from_static(downstream.scheme.as_str()),
-    );
-    headers.insert(&X_FORWARDED_PORT, HeaderValue::from(downstream.port));
+pub(crate) fn set_forwarding(headers: &mut HeaderMap, downstream: &Downstream, host: Option<&HeaderValue>) {
+    headers.insert(&X_FORWARDED_FOR, downstream.client_ip.clone());
+    headers.insert(&X_REAL_IP, downstream.client_ip.clone());
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(downstream.scheme.as_str()));
+    headers.insert(&X_FORWARDED_PORT, downstream.port.clone());
     match host {
         Some(host) => headers.insert(&X_FORWARDED_HOST, host.clone()),
         None => headers.remove(&X_FORWARDED_HOST),
@@ -140,10 +135,7 @@ mod tests {
     #[test]
     fn strips_hop_by_hop_and_connection_listed_headers() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, X-Drop, host"),
-        );
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, X-Drop, host"));
         h.insert("x-drop", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
@@ -175,11 +167,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
         h.insert("x-request-id", HeaderValue::from_static("mine"));
-        let down = Downstream {
-            client: "[::1]:5000".parse().unwrap(),
-            scheme: Scheme::Https,
-            port: 443,
-        };
+        let down = Downstream::new("[::1]:5000".parse().unwrap(), Scheme::Https, 443);
         set_forwarding(&mut h, &down, Some(&HeaderValue::from_static("a.com")));
         assert_eq!(h["x-forwarded-for"], "::1");
         assert_eq!(h["x-real-ip"], "::1");

@@ -64,19 +64,9 @@ pub struct DataPlane {
 
 impl DataPlane {
     /// A data plane serving whatever `snapshot` currently holds.
-    pub fn new(
-        snapshot: Arc<SharedSnapshot>,
-        metrics: Arc<Metrics>,
-        options: ProxyOptions,
-    ) -> Arc<Self> {
+    pub fn new(snapshot: Arc<SharedSnapshot>, metrics: Arc<Metrics>, options: ProxyOptions) -> Arc<Self> {
         let upstream = upstream::Upstream::new(&options);
-        Arc::new(Self {
-            snapshot,
-            upstream,
-            metrics,
-            options,
-            drain: drain::Drain::new(),
-        })
+        Arc::new(Self { snapshot, upstream, metrics, options, drain: drain::Drain::new() })
     }
 
     /// Stops accepting on every listener, asks open connections to finish (HTTP/1.1 closes

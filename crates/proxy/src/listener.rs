@@ -43,24 +43,20 @@ impl Scheme {
 /// Serves connections from `listener` until the task is dropped; with `tls`, terminates TLS
 /// first. Each connection runs in its own task.
 pub async fn serve(listener: TcpListener, plane: Arc<DataPlane>, tls: Option<Arc<ServerConfig>>) {
-    let scheme = if tls.is_some() {
-        Scheme::Https
-    } else {
-        Scheme::Http
-    };
+    let scheme = if tls.is_some() { Scheme::Https } else { Scheme::Http };
     let acceptor = tls.map(TlsAcceptor::from);
     let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Some(HEADER_READ_TIMEOUT));
+    http.http1().timer(TokioTimer::new()).header_read_timeout(Some(HEADER_READ_TIMEOUT));
     http.http2().timer(TokioTimer::new());
     let http = Arc::new(http);
     let stopping = plane.drain.stopping();
     tokio::pin!(stopping);
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            // Shutdown first: once it has begun, no waiting connection is accepted.
+            biased;
             () = &mut stopping => return,
+            accepted = listener.accept() => accepted,
         };
         let (stream, client) = match accepted {
             Ok(accepted) => accepted,
@@ -90,11 +86,7 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let port = stream.local_addr().map_or(0, |a| a.port());
-    let downstream = Downstream {
-        client,
-        scheme,
-        port,
-    };
+    let downstream = Arc::new(Downstream::new(client, scheme, port));
     match acceptor {
         None => serve_http(stream, downstream, plane, http).await,
         Some(acceptor) => {
@@ -108,17 +100,15 @@ async fn connection(
     }
 }
 
-async fn serve_http<IO>(
-    io: IO,
-    downstream: Downstream,
-    plane: Arc<DataPlane>,
-    http: &auto::Builder<TokioExecutor>,
-) where
+async fn serve_http<IO>(io: IO, downstream: Arc<Downstream>, plane: Arc<DataPlane>, http: &auto::Builder<TokioExecutor>)
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let stopping = plane.drain.stopping();
+    let client = downstream.client;
     let service = service_fn(move |request| {
         let plane = plane.clone();
+        let downstream = downstream.clone();
         async move { Ok::<_, Infallible>(plane.handle(&downstream, request).await) }
     });
     let connection = http.serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -132,6 +122,6 @@ async fn serve_http<IO>(
         }
     };
     if let Err(e) = result {
-        tracing::debug!(client = %downstream.client, error = %e, "connection ended with an error");
+        tracing::debug!(%client, error = %e, "connection ended with an error");
     }
 }

@@ -102,14 +102,7 @@ impl Metrics {
             "Generation of the configuration snapshot being served",
             config_generation.clone(),
         );
-        Self {
-            registry,
-            requests,
-            request_duration,
-            upstream_connect_errors,
-            active_connections,
-            config_generation,
-        }
+        Self { registry, requests, request_duration, upstream_connect_errors, active_connections, config_generation }
     }
 
     /// The registry, for other parts of Sluice to register their metrics before sharing.
@@ -128,16 +121,10 @@ impl Metrics {
 
     /// Records the generation of the snapshot now being served.
     pub fn set_generation(&self, generation: u64) {
-        self.config_generation
-            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        self.config_generation.set(i64::try_from(generation).unwrap_or(i64::MAX));
     }
 
-    pub(crate) fn request(
-        &self,
-        route: Option<(&Route, &Backend)>,
-        status: StatusCode,
-        elapsed: Duration,
-    ) {
+    pub(crate) fn request(&self, route: Option<(&Route, &Backend)>, status: StatusCode, elapsed: Duration) {
         let code_class = match status.as_u16() {
             100..=199 => "1xx",
             200..=299 => "2xx",
@@ -152,28 +139,17 @@ impl Metrics {
             code_class,
         };
         self.requests.get_or_create(&labels).inc();
-        let ingress = OneLabel {
-            name: "ingress",
-            value: labels.ingress.unwrap_or_else(|| Arc::from("")),
-        };
-        self.request_duration
-            .get_or_create(&ingress)
-            .observe(elapsed.as_secs_f64());
+        let ingress = OneLabel { name: "ingress", value: labels.ingress.unwrap_or_else(|| Arc::from("")) };
+        self.request_duration.get_or_create(&ingress).observe(elapsed.as_secs_f64());
     }
 
     pub(crate) fn upstream_connect_error(&self, backend: &Backend) {
-        let labels = OneLabel {
-            name: "service",
-            value: backend.label.clone(),
-        };
+        let labels = OneLabel { name: "service", value: backend.label.clone() };
         self.upstream_connect_errors.get_or_create(&labels).inc();
     }
 
     pub(crate) fn connection_opened(&self, scheme: Scheme) -> OpenConnection {
-        let labels = OneLabel {
-            name: "scheme",
-            value: Arc::from(scheme.as_str()),
-        };
+        let labels = OneLabel { name: "scheme", value: Arc::from(scheme.as_str()) };
         let gauge = self.active_connections.get_or_create(&labels).clone();
         gauge.inc();
         OpenConnection(gauge)

@@ -49,9 +49,6 @@ mod tests {
         ] {
             assert_eq!(routing_path(raw), normal, "{raw}");
         }
-        assert!(matches!(
-            routing_path("/plain/path"),
-            std::borrow::Cow::Borrowed(_)
-        ));
+        assert!(matches!(routing_path("/plain/path"), std::borrow::Cow::Borrowed(_)));
     }
 }

@@ -21,18 +21,11 @@ pub(crate) fn error(status: StatusCode) -> Response<ProxyBody> {
         StatusCode::METHOD_NOT_ALLOWED => "this method is not proxied",
         _ => "",
     };
-    let body = format!(
-        "{} {}: {reason}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or_default()
-    );
+    let body = format!("{} {}: {reason}\n", status.as_u16(), status.canonical_reason().unwrap_or_default());
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     headers.insert(header::SERVER, SERVER);
     response
 }

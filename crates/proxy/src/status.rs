@@ -11,22 +11,13 @@ pub fn document(snapshot: &Snapshot, publish: &[String]) -> Value {
         .addresses
         .iter()
         .map(|(service, ips)| {
-            let ingress: Vec<Value> = ips
-                .iter()
-                .map(|ip| json!({ "ip": ip.to_string() }))
-                .collect();
+            let ingress: Vec<Value> = ips.iter().map(|ip| json!({ "ip": ip.to_string() })).collect();
             entry(&service.namespace, &service.name, ingress)
         })
         .collect();
-    let published: Vec<Value> = publish
-        .iter()
-        .map(|address| load_balancer_ingress(address))
-        .collect();
-    let ingresses: Vec<Value> = snapshot
-        .ingresses
-        .iter()
-        .map(|ingress| entry(&ingress.namespace, &ingress.name, published.clone()))
-        .collect();
+    let published: Vec<Value> = publish.iter().map(|address| load_balancer_ingress(address)).collect();
+    let ingresses: Vec<Value> =
+        snapshot.ingresses.iter().map(|ingress| entry(&ingress.namespace, &ingress.name, published.clone())).collect();
     json!({ "services": services, "ingresses": ingresses })
 }
 

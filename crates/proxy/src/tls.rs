@@ -14,13 +14,7 @@ struct SniResolver(Arc<SharedSnapshot>);
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.0
-                .load()
-                .certificates
-                .resolve(hello.server_name())
-                .clone(),
-        )
+        Some(self.0.load().certificates.resolve(hello.server_name()).clone())
     }
 }
 

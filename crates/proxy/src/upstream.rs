@@ -44,10 +44,7 @@ impl Upstream {
     }
 
     /// The pool for `protocol`.
-    pub(crate) fn client(
-        &self,
-        protocol: UpstreamProtocol,
-    ) -> &Client<HttpConnector, UpstreamBody> {
+    pub(crate) fn client(&self, protocol: UpstreamProtocol) -> &Client<HttpConnector, UpstreamBody> {
         match protocol {
             UpstreamProtocol::Http1 => &self.http1,
             UpstreamProtocol::H2c => &self.h2c,

@@ -20,11 +20,7 @@ pub fn main(source: &SourceArgs) -> ExitCode {
         println!("{diagnostic}");
     }
     let s = snapshot.summary;
-    let verdict = if snapshot.diagnostics.is_empty() {
-        "ok"
-    } else {
-        "problems found"
-    };
+    let verdict = if snapshot.diagnostics.is_empty() { "ok" } else { "problems found" };
     println!(
         "{verdict}: {} Ingresses ({} rejected), {} routes, {} certificates, {} diagnostics",
         s.ingresses,

@@ -82,12 +82,7 @@ pub struct SourceArgs {
     /// Serve Ingresses of this class: `spec.ingressClassName` equal to it (or naming an
     /// IngressClass whose controller is `sluice.dev/ingress-controller`), or the legacy
     /// `kubernetes.io/ingress.class` annotation equal to it.
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "sluice",
-        env = "SLUICE_INGRESS_CLASS"
-    )]
+    #[arg(long, value_name = "NAME", default_value = "sluice", env = "SLUICE_INGRESS_CLASS")]
     pub ingress_class: String,
 
     /// Also serve Ingresses that name no class at all. Without this flag they are served
@@ -149,7 +144,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
-    /// Worker threads serving traffic (default: one per CPU core).
+    /// Worker threads serving traffic (default: one per CPU core). With 1, everything runs
+    /// on a single thread (lowest overhead per request on one core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 

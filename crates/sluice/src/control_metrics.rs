@@ -53,12 +53,7 @@ impl ControlMetrics {
             "Manifest files whose current version does not parse",
             failing_files.clone(),
         );
-        Self {
-            reload_duration,
-            reload_errors,
-            objects,
-            failing_files,
-        }
+        Self { reload_duration, reload_errors, objects, failing_files }
     }
 
     /// Records one reload.
@@ -68,9 +63,7 @@ impl ControlMetrics {
             BuildKind::Endpoints => "endpoints",
             BuildKind::Diagnostics => "diagnostics",
         };
-        self.reload_duration
-            .get_or_create(&KindLabel { kind })
-            .observe(seconds);
+        self.reload_duration.get_or_create(&KindLabel { kind }).observe(seconds);
         self.reload_errors.inc_by(failed_files as u64);
     }
 
@@ -82,11 +75,8 @@ impl ControlMetrics {
     /// Sets object counts and failing files.
     pub fn set_objects(&self, counts: &[(&'static str, usize)], failing_files: usize) {
         for (kind, count) in counts {
-            self.objects
-                .get_or_create(&KindLabel { kind })
-                .set(i64::try_from(*count).unwrap_or(i64::MAX));
+            self.objects.get_or_create(&KindLabel { kind }).set(i64::try_from(*count).unwrap_or(i64::MAX));
         }
-        self.failing_files
-            .set(i64::try_from(failing_files).unwrap_or(i64::MAX));
+        self.failing_files.set(i64::try_from(failing_files).unwrap_or(i64::MAX));
     }
 }

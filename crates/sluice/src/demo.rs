@@ -50,11 +50,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
     let result = runtime.block_on(async {
         for (name, addr) in BACKENDS {
             let listen: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
-            let options = EchoOptions {
-                listen,
-                name: name.into(),
-                pod: None,
-            };
+            let options = EchoOptions { listen, name: name.into(), pod: None };
             tokio::spawn(async move {
                 if let Err(e) = echo::serve(options).await {
                     tracing::error!(backend = %listen, error = %e, "demo backend failed");

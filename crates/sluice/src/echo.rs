@@ -65,10 +65,8 @@ struct Identity {
 pub async fn serve(opts: EchoOptions) -> std::io::Result<()> {
     let listener = TcpListener::bind(opts.listen).await?;
     let local = listener.local_addr().unwrap_or(opts.listen);
-    let identity = std::sync::Arc::new(Identity {
-        service: opts.name,
-        pod: opts.pod.unwrap_or_else(|| local.to_string()),
-    });
+    let identity =
+        std::sync::Arc::new(Identity { service: opts.name, pod: opts.pod.unwrap_or_else(|| local.to_string()) });
     tracing::info!(listen = %local, service = %identity.service, pod = %identity.pod, "echo backend serving");
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -88,10 +86,7 @@ pub async fn serve(opts: EchoOptions) -> std::io::Result<()> {
                 async move { Ok::<_, Infallible>(handle(req, &identity).await) }
             });
             let builder = Builder::new(TokioExecutor::new());
-            if let Err(err) = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(err) = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await {
                 tracing::debug!(%peer, error = %err, "echo connection ended with an error");
             }
         });
@@ -119,9 +114,7 @@ impl Params {
             };
             match key {
                 "status" if (200..=599).contains(&number) => {
-                    params.status = u16::try_from(number)
-                        .ok()
-                        .and_then(|n| StatusCode::from_u16(n).ok());
+                    params.status = u16::try_from(number).ok().and_then(|n| StatusCode::from_u16(n).ok());
                 }
                 "sleep_ms" => params.sleep_ms = Some(number.min(MAX_SLEEP_MS)),
                 "bytes" => params.bytes = Some(number.min(MAX_BYTES)),
@@ -171,10 +164,7 @@ async fn handle(mut req: Request<Incoming>, identity: &Identity) -> Response<Ech
         let mut resp = Response::new(EchoBody::Repeat { remaining: len });
         *resp.status_mut() = status;
         let headers = resp.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         return resp;
     }
@@ -185,11 +175,8 @@ async fn handle(mut req: Request<Incoming>, identity: &Identity) -> Response<Ech
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
         .unwrap_or_default();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str().to_owned())
-        .unwrap_or_else(|| parts.uri.path().to_owned());
+    let path =
+        parts.uri.path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_else(|| parts.uri.path().to_owned());
     let answer = serde_json::json!({
         "service": identity.service,
         "pod": identity.pod,
@@ -243,10 +230,7 @@ fn json_response(text: String) -> Response<EchoBody> {
     let len = text.len() as u64;
     let mut resp = Response::new(EchoBody::Full(Some(Bytes::from(text))));
     let headers = resp.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     resp
 }
@@ -256,10 +240,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response<EchoBody> {
     let mut resp = Response::new(EchoBody::Full(Some(Bytes::from_static(text.as_bytes()))));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
     resp
 }
@@ -270,12 +251,10 @@ fn is_websocket_upgrade(req: &Request<Incoming>) -> bool {
         return false;
     }
     let headers = req.headers();
-    let upgrade_is_websocket = headers.get_all(header::UPGRADE).iter().any(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
-        })
-    });
+    let upgrade_is_websocket = headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket"))));
     upgrade_is_websocket && headers.contains_key(header::SEC_WEBSOCKET_KEY)
 }
 
@@ -292,9 +271,7 @@ fn websocket_upgrade(req: &mut Request<Incoming>) -> Response<EchoBody> {
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                        .await;
+                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
                 websocket_echo(ws).await;
             }
             Err(err) => tracing::debug!(error = %err, "echo websocket upgrade failed"),
@@ -345,10 +322,7 @@ impl hyper::body::Body for EchoBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
         match this {
             EchoBody::Full(buf) => Poll::Ready(buf.take().map(|b| Ok(Frame::data(b)))),

@@ -19,21 +19,30 @@ pub enum Trigger {
     Rescan,
     /// These paths were created, written, renamed or deleted.
     Paths(Vec<PathBuf>),
+    /// These files read as empty a moment ago; read them again, empty or not.
+    Confirm(Vec<PathBuf>),
 }
 
 impl Trigger {
     /// Merges two triggers of one burst: a rescan covers any paths.
     pub fn merge(self, other: Trigger) -> Trigger {
         match (self, other) {
-            (Trigger::Paths(mut a), Trigger::Paths(b)) => {
-                a.extend(b);
-                a.sort();
-                a.dedup();
-                Trigger::Paths(a)
+            (Trigger::Paths(a), Trigger::Paths(b)) => Trigger::Paths(union(a, b)),
+            (Trigger::Confirm(a), Trigger::Confirm(b)) => Trigger::Confirm(union(a, b)),
+            // Refreshing a still-empty file defers it again, so nothing is lost.
+            (Trigger::Paths(a) | Trigger::Confirm(a), Trigger::Paths(b) | Trigger::Confirm(b)) => {
+                Trigger::Paths(union(a, b))
             }
             _ => Trigger::Rescan,
         }
     }
+}
+
+fn union(mut a: Vec<PathBuf>, b: Vec<PathBuf>) -> Vec<PathBuf> {
+    a.extend(b);
+    a.sort();
+    a.dedup();
+    a
 }
 
 /// Everything that changes between builds, behind one lock so builds are serialised.
@@ -70,11 +79,7 @@ impl Pipeline {
     /// A pipeline for `source`; with `state_dir`, LoadBalancer allocations are loaded from
     /// and saved to the record there. Reads every manifest once.
     pub fn new(source: &SourceArgs, state_dir: Option<&Path>) -> Result<Self, String> {
-        let default_tls_secret = source
-            .default_tls_secret
-            .as_deref()
-            .map(parse_secret_ref)
-            .transpose()?;
+        let default_tls_secret = source.default_tls_secret.as_deref().map(parse_secret_ref).transpose()?;
         let options = sluice_translate::Options {
             ingress_class: source.ingress_class.clone(),
             watch_without_class: source.watch_ingress_without_class,
@@ -83,13 +88,8 @@ impl Pipeline {
             lb_pools: source.lb_pools.clone(),
         };
         // Without pools there is nothing to allocate, and nothing to record.
-        let record = state_dir
-            .filter(|_| !source.lb_pools.is_empty())
-            .map(AllocationRecord::new);
-        let allocations = record
-            .as_ref()
-            .map(AllocationRecord::load)
-            .unwrap_or_default();
+        let record = state_dir.filter(|_| !source.lb_pools.is_empty()).map(AllocationRecord::new);
+        let allocations = record.as_ref().map(AllocationRecord::load).unwrap_or_default();
         let roots = absolute_roots(&source.manifests);
         let state = State {
             source: ManifestSource::new(roots.clone()),
@@ -97,12 +97,7 @@ impl Pipeline {
             translate_diagnostics: Vec::new(),
             generation: 0,
         };
-        Ok(Self {
-            options,
-            record,
-            roots,
-            state: Mutex::new(state),
-        })
+        Ok(Self { options, record, roots, state: Mutex::new(state) })
     }
 
     /// The `--manifests` paths, made absolute (as file-watch events name them).
@@ -111,9 +106,7 @@ impl Pipeline {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The first snapshot: a full translation of what `new` read.
@@ -124,15 +117,12 @@ impl Pipeline {
 
     /// Applies `trigger` and builds the next snapshot from `current`, or `None` when nothing
     /// changed. Returns the changes seen and how the snapshot was built.
-    pub fn update(
-        &self,
-        trigger: &Trigger,
-        current: &Snapshot,
-    ) -> (Changes, Option<(Snapshot, BuildKind)>) {
+    pub fn update(&self, trigger: &Trigger, current: &Snapshot) -> (Changes, Option<(Snapshot, BuildKind)>) {
         let mut state = self.lock();
         let changes = match trigger {
             Trigger::Rescan => state.source.rescan(),
             Trigger::Paths(paths) => state.source.refresh(paths),
+            Trigger::Confirm(paths) => state.source.confirm(paths),
         };
         let next = if changes.endpoints_only() {
             state.generation += 1;
@@ -168,12 +158,8 @@ impl Pipeline {
 
     fn full(&self, state: &mut State) -> Snapshot {
         state.generation += 1;
-        let mut snapshot = sluice_translate::translate(
-            state.source.store(),
-            &self.options,
-            &state.allocations,
-            state.generation,
-        );
+        let mut snapshot =
+            sluice_translate::translate(state.source.store(), &self.options, &state.allocations, state.generation);
         if snapshot.l4.addresses != state.allocations {
             state.allocations.clone_from(&snapshot.l4.addresses);
             if let Some(record) = &self.record {
@@ -195,10 +181,7 @@ impl Pipeline {
 /// `paths` made absolute against the working directory, symlinks left unresolved so that a
 /// ConfigMap mount's `..data` swap stays visible.
 fn absolute_roots(paths: &[PathBuf]) -> Vec<PathBuf> {
-    paths
-        .iter()
-        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
-        .collect()
+    paths.iter().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())).collect()
 }
 
 /// File and document problems first, then translation's.
@@ -210,14 +193,10 @@ fn combine(source: &ManifestSource, translated: &[Diagnostic]) -> Vec<Diagnostic
 
 fn parse_secret_ref(text: &str) -> Result<ObjectKey, String> {
     match text.split_once('/') {
-        Some((namespace, name))
-            if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
-        {
+        Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('/') => {
             Ok(ObjectKey::new(namespace, name))
         }
-        _ => Err(format!(
-            "--default-tls-secret {text:?}: expected NAMESPACE/NAME"
-        )),
+        _ => Err(format!("--default-tls-secret {text:?}: expected NAMESPACE/NAME")),
     }
 }
 

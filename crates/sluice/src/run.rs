@@ -20,6 +20,8 @@ use crate::pipeline::{log_diagnostics, Pipeline, Trigger};
 
 /// After a change is noticed, wait this long for more events of the same burst.
 const DEBOUNCE: Duration = Duration::from_millis(10);
+/// A file that reads as empty is read again after this long before its objects go.
+const CONFIRM_EMPTY_AFTER: Duration = Duration::from_millis(200);
 /// A burst that keeps going is applied after this long anyway.
 const DEBOUNCE_MAX: Duration = Duration::from_millis(100);
 
@@ -29,12 +31,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&e),
     };
-    match runtime.block_on(serve(
-        &args.source,
-        &args.serve,
-        Some(&args.state_dir),
-        || {},
-    )) {
+    match runtime.block_on(serve(&args.source, &args.serve, Some(&args.state_dir), || {})) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -45,22 +42,23 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// A multi-thread runtime with `workers` threads (default: one per core).
+/// The runtime serving traffic: `workers` threads (default: one per core); with exactly one,
+/// a current-thread runtime, which skips the work-stealing machinery.
 pub fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime, String> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = workers {
-        builder.worker_threads(workers.max(1));
-    }
-    builder
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+    let mut builder = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n.max(1));
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
+    TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
 }
 
 /// The running pieces a reload updates.
@@ -70,6 +68,8 @@ struct Control {
     metrics: Arc<Metrics>,
     control_metrics: ControlMetrics,
     l4: L4Plane,
+    /// For re-checking files that read as empty (a writer mid-rewrite).
+    triggers: mpsc::UnboundedSender<Trigger>,
 }
 
 /// Builds the first snapshot, opens the listeners, calls `on_ready` once traffic is served,
@@ -109,13 +109,9 @@ pub async fn serve(
     let http = bind(serve.http, "--http").await?;
     let https = bind(serve.https, "--https").await?;
     let admin = bind(serve.admin, "--admin").await?;
-    let options = ProxyOptions {
-        upstream_timeout: serve.upstream_timeout,
-        ..ProxyOptions::default()
-    };
+    let options = ProxyOptions { upstream_timeout: serve.upstream_timeout, ..ProxyOptions::default() };
     let plane = DataPlane::new(snapshot.clone(), metrics.clone(), options);
-    let tls = sluice_proxy::server_config(snapshot.clone())
-        .map_err(|e| format!("TLS configuration: {e}"))?;
+    let tls = sluice_proxy::server_config(snapshot.clone()).map_err(|e| format!("TLS configuration: {e}"))?;
     let admin_state = Arc::new(AdminState {
         metrics: metrics.clone(),
         ready: false.into(),
@@ -127,7 +123,7 @@ pub async fn serve(
     let admin_task = tokio::spawn(sluice_proxy::admin::serve(admin, admin_state.clone()));
 
     let (triggers, mut changes) = mpsc::unbounded_channel();
-    let _watcher = match crate::watch::start(pipeline.roots(), triggers) {
+    let _watcher = match crate::watch::start(pipeline.roots(), triggers.clone()) {
         Ok(watcher) => Some(watcher),
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch the manifests; send SIGHUP to reload");
@@ -138,13 +134,7 @@ pub async fn serve(
     tracing::info!(http = %serve.http, https = %serve.https, admin = %serve.admin, "serving");
     on_ready();
 
-    let control = Control {
-        pipeline,
-        snapshot,
-        metrics,
-        control_metrics,
-        l4,
-    };
+    let control = Control { pipeline, snapshot, metrics, control_metrics, l4, triggers };
     loop {
         tokio::select! {
             Some(first) = changes.recv() => {
@@ -171,11 +161,7 @@ pub async fn serve(
 }
 
 /// Collects the rest of a burst of changes into one trigger.
-async fn debounce(
-    first: Trigger,
-    changes: &mut mpsc::UnboundedReceiver<Trigger>,
-    noticed: Instant,
-) -> Trigger {
+async fn debounce(first: Trigger, changes: &mut mpsc::UnboundedReceiver<Trigger>, noticed: Instant) -> Trigger {
     let mut trigger = first;
     while noticed.elapsed() < DEBOUNCE_MAX {
         match tokio::time::timeout(DEBOUNCE, changes.recv()).await {
@@ -191,10 +177,17 @@ impl Control {
     async fn reload(&self, trigger: Trigger, noticed: Instant) -> Result<(), String> {
         let current = self.snapshot.load_full();
         let pipeline = self.pipeline.clone();
-        let (changes, next) =
-            tokio::task::spawn_blocking(move || pipeline.update(&trigger, &current))
-                .await
-                .map_err(|e| format!("reload task failed: {e}"))?;
+        let (changes, next) = tokio::task::spawn_blocking(move || pipeline.update(&trigger, &current))
+            .await
+            .map_err(|e| format!("reload task failed: {e}"))?;
+        if !changes.deferred.is_empty() {
+            let (triggers, paths) = (self.triggers.clone(), changes.deferred.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(CONFIRM_EMPTY_AFTER).await;
+                // A send error means the reload loop is gone: shutting down.
+                let _ = triggers.send(Trigger::Confirm(paths));
+            });
+        }
         let Some((next, kind)) = next else {
             self.control_metrics.failed(changes.failed.len());
             return Ok(());
@@ -205,8 +198,7 @@ impl Control {
         self.metrics.set_generation(generation);
         report_unbound(self.l4.apply(&self.snapshot.load().l4).await);
         let seconds = noticed.elapsed().as_secs_f64();
-        self.control_metrics
-            .reloaded(kind, seconds, changes.failed.len());
+        self.control_metrics.reloaded(kind, seconds, changes.failed.len());
         let (counts, failing) = self.pipeline.stats();
         self.control_metrics.set_objects(&counts, failing);
         tracing::info!(

@@ -20,9 +20,7 @@ pub struct AllocationRecord {
 impl AllocationRecord {
     /// The record in `dir` (created on first write).
     pub fn new(dir: &Path) -> Self {
-        Self {
-            path: dir.join(FILE_NAME),
-        }
+        Self { path: dir.join(FILE_NAME) }
     }
 
     /// The recorded allocations; an absent or unreadable record means none (logged).
@@ -53,10 +51,8 @@ impl AllocationRecord {
 
     /// Replaces the record with `allocations`, atomically (write then rename).
     pub fn store(&self, allocations: &Allocations) {
-        let by_name: BTreeMap<String, &Vec<IpAddr>> = allocations
-            .iter()
-            .map(|(object, ips)| (format!("{}/{}", object.namespace, object.name), ips))
-            .collect();
+        let by_name: BTreeMap<String, &Vec<IpAddr>> =
+            allocations.iter().map(|(object, ips)| (format!("{}/{}", object.namespace, object.name), ips)).collect();
         let result = (|| -> std::io::Result<()> {
             if let Some(dir) = self.path.parent() {
                 std::fs::create_dir_all(dir)?;

@@ -38,38 +38,22 @@ fn show(args: &StatusArgs, path: &str, table: fn(&Value) -> String) -> ExitCode 
 }
 
 fn fetch(args: &StatusArgs, path: &str) -> Result<Value, String> {
-    let fail =
-        |e: std::io::Error| format!("cannot reach the admin listener at {}: {e}", args.admin);
-    let mut stream =
-        TcpStream::connect_timeout(&args.admin, Duration::from_secs(5)).map_err(fail)?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(fail)?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        args.admin
-    )
-    .map_err(fail)?;
+    let fail = |e: std::io::Error| format!("cannot reach the admin listener at {}: {e}", args.admin);
+    let mut stream = TcpStream::connect_timeout(&args.admin, Duration::from_secs(5)).map_err(fail)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(fail)?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", args.admin).map_err(fail)?;
     let mut response = String::new();
     stream.read_to_string(&mut response).map_err(fail)?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or("malformed HTTP response")?;
+    let (head, body) = response.split_once("\r\n\r\n").ok_or("malformed HTTP response")?;
     if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!(
-            "admin listener answered: {}",
-            head.lines().next().unwrap_or_default()
-        ));
+        return Err(format!("admin listener answered: {}", head.lines().next().unwrap_or_default()));
     }
     serde_json::from_str(body).map_err(|e| format!("malformed /status document: {e}"))
 }
 
 /// One row per resource: kind, namespace/name, addresses.
 fn status_table(document: &Value) -> String {
-    let mut rows = vec![["KIND", "NAMESPACE/NAME", "ADDRESSES"]
-        .map(str::to_owned)
-        .to_vec()];
+    let mut rows = vec![["KIND", "NAMESPACE/NAME", "ADDRESSES"].map(str::to_owned).to_vec()];
     for (kind, list) in [("Service", "services"), ("Ingress", "ingresses")] {
         for item in items(&document[list]) {
             let name = format!("{}/{}", text(&item["namespace"]), text(&item["name"]));
@@ -77,11 +61,7 @@ fn status_table(document: &Value) -> String {
                 .iter()
                 .filter_map(|a| a["ip"].as_str().or_else(|| a["hostname"].as_str()))
                 .collect();
-            let addresses = if addresses.is_empty() {
-                "<pending>".to_owned()
-            } else {
-                addresses.join(",")
-            };
+            let addresses = if addresses.is_empty() { "<pending>".to_owned() } else { addresses.join(",") };
             rows.push(vec![kind.to_owned(), name, addresses]);
         }
     }
@@ -91,16 +71,10 @@ fn status_table(document: &Value) -> String {
 /// One row per route: host, path, match, Ingress, backend, endpoints; then L4 listeners,
 /// certificates and diagnostics.
 fn routes_table(document: &Value) -> String {
-    let mut rows = vec![["HOST", "PATH", "MATCH", "INGRESS", "BACKEND", "ENDPOINTS"]
-        .map(str::to_owned)
-        .to_vec()];
+    let mut rows = vec![["HOST", "PATH", "MATCH", "INGRESS", "BACKEND", "ENDPOINTS"].map(str::to_owned).to_vec()];
     for route in items(&document["routes"]) {
         let endpoints = strings(&route["endpoints"]);
-        let endpoints = if endpoints.is_empty() {
-            "<none: 503>".to_owned()
-        } else {
-            endpoints.join(",")
-        };
+        let endpoints = if endpoints.is_empty() { "<none: 503>".to_owned() } else { endpoints.join(",") };
         let cells = ["host", "path", "match", "ingress", "backend"].map(|k| text(&route[k]));
         rows.push(cells.into_iter().chain([endpoints]).collect());
     }
@@ -108,17 +82,10 @@ fn routes_table(document: &Value) -> String {
     out.push_str(&columns(&rows));
     let l4 = items(&document["l4"]);
     if !l4.is_empty() {
-        let mut rows = vec![["ADDRESS", "PROTOCOL", "SERVICE", "ENDPOINTS"]
-            .map(str::to_owned)
-            .to_vec()];
+        let mut rows = vec![["ADDRESS", "PROTOCOL", "SERVICE", "ENDPOINTS"].map(str::to_owned).to_vec()];
         for l in l4 {
             let cells = ["address", "protocol", "service"].map(|k| text(&l[k]));
-            rows.push(
-                cells
-                    .into_iter()
-                    .chain([strings(&l["endpoints"]).join(",")])
-                    .collect(),
-            );
+            rows.push(cells.into_iter().chain([strings(&l["endpoints"]).join(",")]).collect());
         }
         out.push('\n');
         out.push_str(&columns(&rows));
@@ -126,11 +93,7 @@ fn routes_table(document: &Value) -> String {
     let certificates = items(&document["certificates"]);
     if !certificates.is_empty() {
         let mut rows = vec![["SNI", "INGRESS"].map(str::to_owned).to_vec()];
-        rows.extend(
-            certificates
-                .iter()
-                .map(|c| vec![text(&c["sni"]), text(&c["ingress"])]),
-        );
+        rows.extend(certificates.iter().map(|c| vec![text(&c["sni"]), text(&c["ingress"])]));
         out.push('\n');
         out.push_str(&columns(&rows));
     }
@@ -155,21 +118,11 @@ fn strings(value: &Value) -> Vec<String> {
 /// Left-aligned columns, two spaces apart.
 fn columns(rows: &[Vec<String>]) -> String {
     let count = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..count)
-        .map(|i| {
-            rows.iter()
-                .map(|r| r.get(i).map_or(0, String::len))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let widths: Vec<usize> =
+        (0..count).map(|i| rows.iter().map(|r| r.get(i).map_or(0, String::len)).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:w$}"))
-            .collect();
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:w$}")).collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }

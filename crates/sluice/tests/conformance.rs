@@ -20,10 +20,7 @@ use std::net::SocketAddr;
 use common::*;
 
 /// `cases.json`, read at run time (CI has `shared/` beside the repository).
-const CASES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/conformance/ingress/cases.json"
-);
+const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance/ingress/cases.json");
 
 // The Ingress manifests of the `.feature` files. Per the suite's README the runner
 // applies them in a fresh namespace with `ingressClassName: conformance` when the
@@ -269,12 +266,7 @@ fn setup(feature: &str) -> Result<Scenario, String> {
     fx.tls_secret("conformance-tls", &cert);
     fx.write("ingress.yaml", yaml);
     let sluice = fx.start(&["--ingress-class", "conformance"]);
-    Ok(Scenario {
-        fx,
-        sluice,
-        cert,
-        backends,
-    })
+    Ok(Scenario { fx, sluice, cert, backends })
 }
 
 /// One request/expectation of cases.json.
@@ -290,9 +282,7 @@ struct Case<'a> {
 impl<'a> Case<'a> {
     fn parse(v: &'a serde_json::Value) -> Result<Case<'a>, String> {
         let s = |obj: &'a serde_json::Value, key: &str| -> Result<&'a str, String> {
-            obj.get(key)
-                .and_then(|x| x.as_str())
-                .ok_or_else(|| format!("case has no string {key}"))
+            obj.get(key).and_then(|x| x.as_str()).ok_or_else(|| format!("case has no string {key}"))
         };
         let request = v.get("request").ok_or("case has no request")?;
         Ok(Case {
@@ -301,18 +291,12 @@ impl<'a> Case<'a> {
             method: s(request, "method")?,
             host: s(request, "host")?,
             path: s(request, "path")?,
-            expect: v
-                .get("expect")
-                .and_then(|e| e.as_object())
-                .ok_or("case has no expect")?,
+            expect: v.get("expect").and_then(|e| e.as_object()).ok_or("case has no expect")?,
         })
     }
 
     fn label(&self) -> String {
-        format!(
-            "[{}] {} {}://{}{}",
-            self.feature, self.method, self.scheme, self.host, self.path
-        )
+        format!("[{}] {} {}://{}{}", self.feature, self.method, self.scheme, self.host, self.path)
     }
 }
 
@@ -336,10 +320,8 @@ fn fetch(
         if !matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
             return Ok(resp);
         }
-        let location = resp
-            .header("location")
-            .ok_or_else(|| format!("redirect {} without Location", resp.status))?
-            .to_owned();
+        let location =
+            resp.header("location").ok_or_else(|| format!("redirect {} without Location", resp.status))?.to_owned();
         if let Some((new_scheme, rest)) = location.split_once("://") {
             scheme = new_scheme.to_ascii_lowercase();
             let (authority, new_path) = match rest.find('/') {
@@ -367,26 +349,13 @@ fn send_once(
     path: &str,
     verify: Option<&[u8]>,
 ) -> Result<HttpResponse, String> {
-    let listener = if scheme == "https" {
-        sc.sluice.https
-    } else {
-        sc.sluice.http
-    };
+    let listener = if scheme == "https" { sc.sluice.https } else { sc.sluice.http };
     // An empty host means "no Host override": the Host is the Ingress address itself.
-    let host_header = if host.is_empty() {
-        listener.to_string()
-    } else {
-        host.to_owned()
-    };
+    let host_header = if host.is_empty() { listener.to_string() } else { host.to_owned() };
     let raw = http_request(method, &host_header, path, &[], b"");
     if scheme == "https" {
-        let sni = host_header
-            .rsplit_once(':')
-            .map_or(host_header.as_str(), |(h, _)| h);
-        let opts = TlsOptions {
-            trust: verify,
-            ..TlsOptions::default()
-        };
+        let sni = host_header.rsplit_once(':').map_or(host_header.as_str(), |(h, _)| h);
+        let opts = TlsOptions { trust: verify, ..TlsOptions::default() };
         https_exchange(listener, sni, opts, &raw).map(|(resp, _)| resp)
     } else {
         exchange(listener, &raw).map_err(|e| format!("HTTP exchange: {e}"))
@@ -402,20 +371,10 @@ fn expect_eq(what: &str, want: &str, got: &str, errors: &mut Vec<String>) {
 
 /// Runs a plain request/response case and checks everything its `expect` lists.
 fn run_request_case(sc: &Scenario, case: &Case<'_>) -> Result<(), String> {
-    let verify = case
-        .expect
-        .get("tls_cert_must_verify")
-        .map(|_| sc.cert.der.as_slice());
-    if let Some(name) = case
-        .expect
-        .get("tls_cert_must_verify")
-        .and_then(|v| v.as_str())
-    {
+    let verify = case.expect.get("tls_cert_must_verify").map(|_| sc.cert.der.as_slice());
+    if let Some(name) = case.expect.get("tls_cert_must_verify").and_then(|v| v.as_str()) {
         if name != case.host {
-            return Err(format!(
-                "cannot verify {name} when requesting {}",
-                case.host
-            ));
+            return Err(format!("cannot verify {name} when requesting {}", case.host));
         }
     }
     let resp = fetch(sc, case.scheme, case.method, case.host, case.path, verify)?;
@@ -428,24 +387,15 @@ fn run_request_case(sc: &Scenario, case: &Case<'_>) -> Result<(), String> {
             ));
         }
     }
-    let needs_echo = case
-        .expect
-        .keys()
-        .any(|k| k == "service" || k.starts_with("backend_"));
-    let echo = if needs_echo {
-        Some(resp.try_echo()?)
-    } else {
-        None
-    };
+    let needs_echo = case.expect.keys().any(|k| k == "service" || k.starts_with("backend_"));
+    let echo = if needs_echo { Some(resp.try_echo()?) } else { None };
     let mut errors = Vec::new();
     for (key, want) in case.expect {
         let want_str = want.as_str().unwrap_or_default();
         match (key.as_str(), &echo) {
             // Checked above; verified by the TLS handshake in `fetch` (root = the test certificate).
             ("status", _) | ("tls_cert_must_verify", _) => {}
-            ("response_proto", _) => {
-                expect_eq("response proto", want_str, &resp.version, &mut errors)
-            }
+            ("response_proto", _) => expect_eq("response proto", want_str, &resp.version, &mut errors),
             ("response_headers_present", _) => {
                 for name in want.as_array().into_iter().flatten() {
                     let name = name.as_str().unwrap_or_default();
@@ -482,20 +432,9 @@ fn run_request_case(sc: &Scenario, case: &Case<'_>) -> Result<(), String> {
 /// `load_balancing.feature`: grow echo-service from 1 to 10 ready endpoints, reload,
 /// then 100 fresh-connection requests must all be 200 and reach all 10 pods.
 fn run_load_balancing(sc: &mut Scenario, case: &Case<'_>) -> Result<(), String> {
-    let want_status = case
-        .expect
-        .get("status_all")
-        .and_then(|v| v.as_u64())
-        .ok_or("no status_all")?;
-    let want_pods = case
-        .expect
-        .get("distinct_pods_seen")
-        .and_then(|v| v.as_u64())
-        .ok_or("no distinct_pods_seen")?;
-    let first = *sc
-        .backends
-        .get("echo-service")
-        .ok_or("no echo-service backend")?;
+    let want_status = case.expect.get("status_all").and_then(|v| v.as_u64()).ok_or("no status_all")?;
+    let want_pods = case.expect.get("distinct_pods_seen").and_then(|v| v.as_u64()).ok_or("no distinct_pods_seen")?;
+    let first = *sc.backends.get("echo-service").ok_or("no echo-service backend")?;
     let resp = fetch(sc, "http", "GET", case.host, case.path, None)?;
     if resp.status != 200 {
         return Err(format!("before scaling: status {}", resp.status));
@@ -503,14 +442,11 @@ fn run_load_balancing(sc: &mut Scenario, case: &Case<'_>) -> Result<(), String> 
     // Scale to `want_pods`: same port, addresses 127.0.0.2, 127.0.0.3, ...
     let mut addresses = vec![first.ip().to_string()];
     for i in 2..=want_pods {
-        let addr: SocketAddr = format!("127.0.0.{i}:{}", first.port())
-            .parse()
-            .map_err(|e| format!("address: {e}"))?;
+        let addr: SocketAddr = format!("127.0.0.{i}:{}", first.port()).parse().map_err(|e| format!("address: {e}"))?;
         sc.fx.try_spawn_echo(addr, "echo-service")?;
         addresses.push(addr.ip().to_string());
     }
-    sc.fx
-        .write_service("echo-service", None, None, first.port(), &addresses, true);
+    sc.fx.write_service("echo-service", None, None, first.port(), &addresses, true);
     sc.sluice.try_reload()?;
     let mut pods = BTreeSet::new();
     for i in 0..100 {
@@ -521,10 +457,7 @@ fn run_load_balancing(sc: &mut Scenario, case: &Case<'_>) -> Result<(), String> 
         pods.insert(resp.try_echo()?.str("pod").to_owned());
     }
     if pods.len() as u64 != want_pods {
-        return Err(format!(
-            "saw {} distinct pods, want {want_pods}: {pods:?}",
-            pods.len()
-        ));
+        return Err(format!("saw {} distinct pods, want {want_pods}: {pods:?}", pods.len()));
     }
     Ok(())
 }
@@ -551,10 +484,7 @@ fn run_ingress_class(sc: &Scenario, case: &Case<'_>) -> Result<(), String> {
 fn conformance_cases() {
     let text = std::fs::read_to_string(CASES).unwrap_or_else(|e| panic!("read {CASES}: {e}"));
     let doc: serde_json::Value = serde_json::from_str(&text).expect("cases.json is JSON");
-    let cases = doc
-        .get("cases")
-        .and_then(|c| c.as_array())
-        .expect("cases.json has cases");
+    let cases = doc.get("cases").and_then(|c| c.as_array()).expect("cases.json has cases");
     assert!(!cases.is_empty(), "cases.json lists no cases");
 
     // Group the cases by feature, keeping the file's order; one Sluice per feature
@@ -570,10 +500,8 @@ fn conformance_cases() {
     let mut passed = 0usize;
     let mut failures: Vec<String> = Vec::new();
     for feature in features {
-        let feature_cases: Vec<&serde_json::Value> = cases
-            .iter()
-            .filter(|c| c.get("feature").and_then(|f| f.as_str()).unwrap_or("?") == feature)
-            .collect();
+        let feature_cases: Vec<&serde_json::Value> =
+            cases.iter().filter(|c| c.get("feature").and_then(|f| f.as_str()).unwrap_or("?") == feature).collect();
         let mut scenario = match setup(feature) {
             Ok(s) => s,
             Err(e) => {
@@ -604,19 +532,11 @@ fn conformance_cases() {
             }
         }
         if failures.iter().any(|f| f.contains(feature)) {
-            println!(
-                "----- sluice log for {feature} -----\n{}",
-                scenario.sluice.proc.log()
-            );
+            println!("----- sluice log for {feature} -----\n{}", scenario.sluice.proc.log());
         }
     }
     println!("{passed} passed, {} failed", failures.len());
-    assert!(
-        failures.is_empty(),
-        "{passed} passed, {} failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{passed} passed, {} failed:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// Short description of a case for the report.
@@ -633,69 +553,35 @@ fn describe(case: &serde_json::Value) -> String {
 
 /// One row: the rule's paths (type, path) and requests with the index of the path
 /// that must serve them (`None`: no match, 404).
-type Row = (
-    &'static [(&'static str, &'static str)],
-    &'static [(&'static str, Option<usize>)],
-);
+type Row = (&'static [(&'static str, &'static str)], &'static [(&'static str, Option<usize>)]);
 
 /// The table rows. Each row gets its own host; path `i` of a row is served by Service `rule-i`.
 const DOCS_TABLE: &[Row] = &[
     // Prefix / matches all paths.
-    (
-        &[("Prefix", "/")],
-        &[("/", Some(0)), ("/foo", Some(0)), ("/aaa/bbb/ccc", Some(0))],
-    ),
+    (&[("Prefix", "/")], &[("/", Some(0)), ("/foo", Some(0)), ("/aaa/bbb/ccc", Some(0))]),
     // Exact /foo: /foo yes, /bar no, /foo/ no (a query string does not matter).
-    (
-        &[("Exact", "/foo")],
-        &[
-            ("/foo", Some(0)),
-            ("/foo?x=1", Some(0)),
-            ("/bar", None),
-            ("/foo/", None),
-        ],
-    ),
+    (&[("Exact", "/foo")], &[("/foo", Some(0)), ("/foo?x=1", Some(0)), ("/bar", None), ("/foo/", None)]),
     // Exact /foo/ vs /foo: no.
     (&[("Exact", "/foo/")], &[("/foo", None), ("/foo/", Some(0))]),
     // Prefix /foo: /foo and /foo/ yes.
-    (
-        &[("Prefix", "/foo")],
-        &[("/foo", Some(0)), ("/foo/", Some(0))],
-    ),
+    (&[("Prefix", "/foo")], &[("/foo", Some(0)), ("/foo/", Some(0))]),
     // Prefix /foo/: /foo and /foo/ yes.
-    (
-        &[("Prefix", "/foo/")],
-        &[("/foo", Some(0)), ("/foo/", Some(0))],
-    ),
+    (&[("Prefix", "/foo/")], &[("/foo", Some(0)), ("/foo/", Some(0))]),
     // Prefix /aaa/bb vs /aaa/bbb: no.
     (&[("Prefix", "/aaa/bb")], &[("/aaa/bbb", None)]),
     // Prefix /aaa/bbb: /aaa/bbb, /aaa/bbb/, /aaa/bbb/ccc yes; /aaa/bbbxyz no.
     (
         &[("Prefix", "/aaa/bbb")],
-        &[
-            ("/aaa/bbb", Some(0)),
-            ("/aaa/bbb/", Some(0)),
-            ("/aaa/bbb/ccc", Some(0)),
-            ("/aaa/bbbxyz", None),
-        ],
+        &[("/aaa/bbb", Some(0)), ("/aaa/bbb/", Some(0)), ("/aaa/bbb/ccc", Some(0)), ("/aaa/bbbxyz", None)],
     ),
     // Prefix /aaa/bbb/ vs /aaa/bbb: yes, ignores the trailing slash.
     (&[("Prefix", "/aaa/bbb/")], &[("/aaa/bbb", Some(0))]),
     // Prefix /, /aaa with /aaa/ccc: /aaa.
-    (
-        &[("Prefix", "/"), ("Prefix", "/aaa")],
-        &[("/aaa/ccc", Some(1))],
-    ),
+    (&[("Prefix", "/"), ("Prefix", "/aaa")], &[("/aaa/ccc", Some(1))]),
     // Prefix /, /aaa, /aaa/bbb: /aaa/bbb -> /aaa/bbb, /ccc -> /.
-    (
-        &[("Prefix", "/"), ("Prefix", "/aaa"), ("Prefix", "/aaa/bbb")],
-        &[("/aaa/bbb", Some(2)), ("/ccc", Some(0))],
-    ),
+    (&[("Prefix", "/"), ("Prefix", "/aaa"), ("Prefix", "/aaa/bbb")], &[("/aaa/bbb", Some(2)), ("/ccc", Some(0))]),
     // Mixed Prefix /foo + Exact /foo: /foo prefers Exact.
-    (
-        &[("Prefix", "/foo"), ("Exact", "/foo")],
-        &[("/foo", Some(1)), ("/foo/bar", Some(0))],
-    ),
+    (&[("Prefix", "/foo"), ("Exact", "/foo")], &[("/foo", Some(1)), ("/foo/bar", Some(0))]),
 ];
 
 #[test]
@@ -721,9 +607,7 @@ fn kubernetes_docs_path_table() {
         for (request, want) in *requests {
             let resp = sluice.get(&host, request);
             let got = if resp.status == 200 {
-                resp.try_echo()
-                    .map(|e| e.service().to_owned())
-                    .unwrap_or_else(|e| e)
+                resp.try_echo().map(|e| e.service().to_owned()).unwrap_or_else(|e| e)
             } else {
                 format!("status {}", resp.status)
             };
@@ -739,11 +623,7 @@ fn kubernetes_docs_path_table() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "path table mismatches:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "path table mismatches:\n{}", failures.join("\n"));
 }
 
 /// Docs row "Prefix /aaa, request /ccc: no match, uses the default backend".
@@ -752,18 +632,9 @@ fn default_backend_catches_unmatched_paths() {
     let mut fx = Fixture::new("default-backend-row");
     fx.backend("aaa");
     fx.backend("fallback");
-    fx.ingress(
-        &Ingress::new("with-default")
-            .default_backend("fallback")
-            .path(None, "Prefix", "/aaa", "aaa"),
-    );
+    fx.ingress(&Ingress::new("with-default").default_backend("fallback").path(None, "Prefix", "/aaa", "aaa"));
     let sluice = fx.start(&[]);
-    for (path, want) in [
-        ("/ccc", "fallback"),
-        ("/aaa", "aaa"),
-        ("/aaa/x", "aaa"),
-        ("/aaax", "fallback"),
-    ] {
+    for (path, want) in [("/ccc", "fallback"), ("/aaa", "aaa"), ("/aaa/x", "aaa"), ("/aaax", "fallback")] {
         let resp = sluice.get("any.example", path);
         assert_eq!(resp.status, 200, "GET {path}: {resp:?}");
         assert_eq!(resp.echo().service(), want, "GET {path}");
@@ -783,22 +654,10 @@ fn host_matching_rules() {
     // The wildcard is written first so that "exact beats wildcard" cannot come from order.
     fx.write(
         "a-wildcard.yaml",
-        &Ingress::new("wildcard")
-            .path(Some("*.bar.com"), "Prefix", "/", "wildcard-host")
-            .yaml(),
+        &Ingress::new("wildcard").path(Some("*.bar.com"), "Prefix", "/", "wildcard-host").yaml(),
     );
-    fx.write(
-        "b-exact.yaml",
-        &Ingress::new("exact")
-            .path(Some("foo.bar.com"), "Prefix", "/", "exact-host")
-            .yaml(),
-    );
-    fx.write(
-        "c-any.yaml",
-        &Ingress::new("any")
-            .path(None, "Prefix", "/", "any-host")
-            .yaml(),
-    );
+    fx.write("b-exact.yaml", &Ingress::new("exact").path(Some("foo.bar.com"), "Prefix", "/", "exact-host").yaml());
+    fx.write("c-any.yaml", &Ingress::new("any").path(None, "Prefix", "/", "any-host").yaml());
     let sluice = fx.start(&[]);
     let own_address = sluice.http.to_string();
 
@@ -824,10 +683,7 @@ fn host_matching_rules() {
             Ok(echo) if resp.status == 200 && echo.service() == *want => {
                 // The backend sees the Host header unchanged.
                 if echo.str("host") != *host {
-                    failures.push(format!(
-                        "Host {host}: backend saw Host {:?}",
-                        echo.str("host")
-                    ));
+                    failures.push(format!("Host {host}: backend saw Host {:?}", echo.str("host")));
                 }
             }
             Ok(echo) => failures.push(format!(
@@ -838,9 +694,5 @@ fn host_matching_rules() {
             Err(e) => failures.push(format!("Host {host}: want {want}, got {e}")),
         }
     }
-    assert!(
-        failures.is_empty(),
-        "host matching mismatches:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "host matching mismatches:\n{}", failures.join("\n"));
 }

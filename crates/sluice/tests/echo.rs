@@ -34,10 +34,7 @@ fn reports_the_request_it_received() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.version, "HTTP/1.1");
     assert_eq!(resp.header("content-type"), Some("application/json"));
-    assert_eq!(
-        resp.header("content-length"),
-        Some(resp.body.len().to_string().as_str())
-    );
+    assert_eq!(resp.header("content-length"), Some(resp.body.len().to_string().as_str()));
     let e = resp.echo();
     assert_eq!(e.service(), "svc");
     assert_eq!(e.str("pod"), addr.to_string(), "pod defaults to ip:port");
@@ -56,15 +53,7 @@ fn pod_option_and_http10() {
     let dir = TempDir::new("echo-pod");
     let addr = free_addr("127.0.0.1");
     let mut cmd = Command::new(SLUICE);
-    cmd.args([
-        "echo",
-        "--listen",
-        &addr.to_string(),
-        "--name",
-        "named",
-        "--pod",
-        "pod-7",
-    ]);
+    cmd.args(["echo", "--listen", &addr.to_string(), "--name", "named", "--pod", "pod-7"]);
     let mut proc = Proc::spawn("echo", cmd, dir.path().join("echo.log"), true);
     assert!(wait_until(Duration::from_secs(10), || connect(addr).is_ok()));
     proc.assert_running();
@@ -91,11 +80,7 @@ fn query_parameters_change_the_answer() {
         assert!(!resp.is_chunked());
     }
 
-    let ignored = exchange(
-        addr,
-        &http_request("GET", "h", "/?status=abc&bytes=-1&sleep_ms=x&zzz", &[], b""),
-    )
-    .unwrap();
+    let ignored = exchange(addr, &http_request("GET", "h", "/?status=abc&bytes=-1&sleep_ms=x&zzz", &[], b"")).unwrap();
     assert_eq!(ignored.status, 200, "invalid parameters are ignored");
     ignored.echo();
 
@@ -106,10 +91,7 @@ fn query_parameters_change_the_answer() {
 
     let bytes = exchange(addr, &http_request("GET", "h", "/?bytes=200000", &[], b"")).unwrap();
     assert_eq!(bytes.status, 200);
-    assert_eq!(
-        bytes.header("content-type"),
-        Some("application/octet-stream")
-    );
+    assert_eq!(bytes.header("content-type"), Some("application/octet-stream"));
     assert_eq!(bytes.header("content-length"), Some("200000"));
     assert!(!bytes.is_chunked());
     assert_eq!(bytes.body.len(), 200_000);

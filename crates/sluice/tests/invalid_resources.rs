@@ -78,11 +78,7 @@ fn check(dir: &Path, extra: &[&str]) -> (i32, String) {
     let mut args = vec!["check", "--manifests", dir.as_ref()];
     args.extend_from_slice(extra);
     let out = run_sluice_command(&args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -105,21 +101,12 @@ fn check_names_each_bad_ingress_and_field() {
     let mut missing = Vec::new();
     for (name, _, field, _) in bad_ingresses() {
         let object = format!("Ingress default/{name}");
-        if !output
-            .lines()
-            .any(|l| l.contains(&object) && l.contains(field))
-        {
+        if !output.lines().any(|l| l.contains(&object) && l.contains(field)) {
             missing.push(format!("{object} {field}"));
         }
     }
-    assert!(
-        missing.is_empty(),
-        "no diagnostic line for: {missing:?}\noutput:\n{output}"
-    );
-    assert!(
-        !output.contains("Ingress default/good "),
-        "the good Ingress was reported:\n{output}"
-    );
+    assert!(missing.is_empty(), "no diagnostic line for: {missing:?}\noutput:\n{output}");
+    assert!(!output.contains("Ingress default/good "), "the good Ingress was reported:\n{output}");
 }
 
 #[test]
@@ -133,11 +120,7 @@ fn run_serves_the_good_ingress_and_ignores_the_bad_ones() {
         let Some(host) = host else { continue };
         let resp = sluice.get(host, "/");
         // `Foo_Bar..com` is not even a valid Host: 400 is as good as 404 for it.
-        let acceptable: &[u16] = if name == "bad-host" {
-            &[404, 400]
-        } else {
-            &[404]
-        };
+        let acceptable: &[u16] = if name == "bad-host" { &[404, 400] } else { &[404] };
         assert!(
             acceptable.contains(&resp.status),
             "Ingress {name}: Host {host} got {} (want {acceptable:?}): {:?}",
@@ -155,12 +138,7 @@ fn check_accepts_a_clean_directory_with_a_summary() {
     let manifests = fx.manifests();
     let out = run_sluice_command(&["check", "--manifests", &manifests.to_string_lossy()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "want a one-line summary, got:\n{stdout}");
 }
@@ -176,19 +154,12 @@ fn broken_yaml_is_reported_by_file_name() {
     );
     let (code, output) = check(&fx.manifests(), &[]);
     assert_eq!(code, 1, "output:\n{output}");
-    assert!(
-        output.contains("broken-syntax.yaml"),
-        "the broken file is not named:\n{output}"
-    );
+    assert!(output.contains("broken-syntax.yaml"), "the broken file is not named:\n{output}");
     // One line per diagnostic: the broken file's diagnostic and the summary, nothing else.
     let out = run_sluice_command(&["check", "--manifests", &fx.manifests().to_string_lossy()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines.len(),
-        2,
-        "want exactly one diagnostic line and the summary, got:\n{stdout}"
-    );
+    assert_eq!(lines.len(), 2, "want exactly one diagnostic line and the summary, got:\n{stdout}");
     assert!(lines[0].contains("broken-syntax.yaml"), "{stdout}");
 }
 
@@ -209,27 +180,23 @@ fn garbage_tls_secret_drops_only_that_tls_entry() {
             valid_key.as_bytes(),
         ),
     );
-    fx.ingress(
-        &Ingress::new("garbage")
-            .tls(&["garbage.test"], "garbage-tls")
-            .path(Some("garbage.test"), "Prefix", "/", "echo"),
-    );
-    fx.ingress(
-        &Ingress::new("good-tls")
-            .tls(&["good-tls.test"], "good-tls")
-            .path(Some("good-tls.test"), "Prefix", "/", "echo"),
-    );
+    fx.ingress(&Ingress::new("garbage").tls(&["garbage.test"], "garbage-tls").path(
+        Some("garbage.test"),
+        "Prefix",
+        "/",
+        "echo",
+    ));
+    fx.ingress(&Ingress::new("good-tls").tls(&["good-tls.test"], "good-tls").path(
+        Some("good-tls.test"),
+        "Prefix",
+        "/",
+        "echo",
+    ));
 
     let (code, output) = check(&fx.manifests(), &[]);
     assert_eq!(code, 1, "output:\n{output}");
-    assert!(
-        output.lines().any(|l| l.contains("garbage-tls")),
-        "no diagnostic names the Secret garbage-tls:\n{output}"
-    );
-    assert!(
-        !output.lines().any(|l| l.contains("good-tls")),
-        "the good TLS entry was reported:\n{output}"
-    );
+    assert!(output.lines().any(|l| l.contains("garbage-tls")), "no diagnostic names the Secret garbage-tls:\n{output}");
+    assert!(!output.lines().any(|l| l.contains("good-tls")), "the good TLS entry was reported:\n{output}");
 
     let sluice = fx.start(&["--default-tls-secret", "default/fallback-tls"]);
     // Plain HTTP for the host still routes.
@@ -237,21 +204,14 @@ fn garbage_tls_secret_drops_only_that_tls_entry() {
     assert_eq!(resp.status, 200, "{resp:?}");
     // HTTPS for it gets the default certificate and still routes.
     let raw = http_request("GET", "garbage.test", "/", &[], b"");
-    let (resp, leaf) = https_exchange(sluice.https, "garbage.test", TlsOptions::default(), &raw)
-        .expect("HTTPS to garbage.test");
-    assert_eq!(
-        leaf, fallback.der,
-        "garbage.test must get the default certificate"
-    );
+    let (resp, leaf) =
+        https_exchange(sluice.https, "garbage.test", TlsOptions::default(), &raw).expect("HTTPS to garbage.test");
+    assert_eq!(leaf, fallback.der, "garbage.test must get the default certificate");
     assert_eq!(resp.status, 200, "{resp:?}");
     // The other TLS host keeps its certificate.
-    let opts = TlsOptions {
-        trust: Some(&good.der),
-        ..TlsOptions::default()
-    };
+    let opts = TlsOptions { trust: Some(&good.der), ..TlsOptions::default() };
     let raw = http_request("GET", "good-tls.test", "/", &[], b"");
-    let (resp, leaf) =
-        https_exchange(sluice.https, "good-tls.test", opts, &raw).expect("HTTPS to good-tls.test");
+    let (resp, leaf) = https_exchange(sluice.https, "good-tls.test", opts, &raw).expect("HTTPS to good-tls.test");
     assert_eq!(leaf, good.der);
     assert_eq!(resp.status, 200);
 }
@@ -266,17 +226,14 @@ fn tls_secret_with_a_foreign_key_is_rejected() {
     fx.tls_secret("fallback-tls", &fallback);
     fx.write(
         "secret-mismatch-tls.yaml",
-        &tls_secret_yaml(
-            "mismatch-tls",
-            cert.cert_pem.as_bytes(),
-            other.key_pem.as_bytes(),
-        ),
+        &tls_secret_yaml("mismatch-tls", cert.cert_pem.as_bytes(), other.key_pem.as_bytes()),
     );
-    fx.ingress(
-        &Ingress::new("mismatch")
-            .tls(&["mismatch.test"], "mismatch-tls")
-            .path(Some("mismatch.test"), "Prefix", "/", "echo"),
-    );
+    fx.ingress(&Ingress::new("mismatch").tls(&["mismatch.test"], "mismatch-tls").path(
+        Some("mismatch.test"),
+        "Prefix",
+        "/",
+        "echo",
+    ));
     let (code, output) = check(&fx.manifests(), &[]);
     assert_eq!(code, 1, "output:\n{output}");
     assert!(
@@ -288,9 +245,6 @@ fn tls_secret_with_a_foreign_key_is_rejected() {
     let raw = http_request("GET", "mismatch.test", "/", &[], b"");
     let (resp, leaf) = https_exchange(sluice.https, "mismatch.test", TlsOptions::default(), &raw)
         .expect("HTTPS to mismatch.test must still complete a handshake");
-    assert_eq!(
-        leaf, fallback.der,
-        "mismatch.test must get the default certificate"
-    );
+    assert_eq!(leaf, fallback.der, "mismatch.test must get the default certificate");
     assert_eq!(resp.status, 200, "{resp:?}");
 }

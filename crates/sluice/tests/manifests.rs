@@ -14,11 +14,8 @@ use common::*;
 
 /// An IngressClass with the given controller, optionally the cluster default.
 fn ingress_class_yaml(name: &str, controller: &str, default: bool) -> String {
-    let annotations = if default {
-        "  annotations:\n    ingressclass.kubernetes.io/is-default-class: \"true\"\n"
-    } else {
-        ""
-    };
+    let annotations =
+        if default { "  annotations:\n    ingressclass.kubernetes.io/is-default-class: \"true\"\n" } else { "" };
     format!(
         "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: {name}\n{annotations}spec:\n  controller: {controller}\n"
     )
@@ -28,9 +25,7 @@ fn ingress_class_yaml(name: &str, controller: &str, default: bool) -> String {
 fn route(sluice: &Sluice, host: &str) -> String {
     let resp = sluice.get(host, "/");
     if resp.status == 200 {
-        resp.try_echo()
-            .map(|e| e.service().to_owned())
-            .unwrap_or_else(|e| e)
+        resp.try_echo().map(|e| e.service().to_owned()).unwrap_or_else(|e| e)
     } else {
         resp.status.to_string()
     }
@@ -50,11 +45,7 @@ fn class_variants(fx: &Fixture) {
         ("no-class", None, None),
     ];
     // A default backend in an Ingress that is not ours must not catch anything either.
-    fx.ingress(
-        &Ingress::new("foreign-default")
-            .class(Some("foreign"))
-            .default_backend("echo"),
-    );
+    fx.ingress(&Ingress::new("foreign-default").class(Some("foreign")).default_backend("echo"));
     for (name, class, legacy) in variants {
         let mut ingress = Ingress::new(name).class(class);
         if let Some(legacy) = legacy {
@@ -110,16 +101,8 @@ fn ingresses_without_class() {
     // With one of our IngressClasses marked as the cluster default.
     let mut fx = Fixture::new("no-class-default");
     fx.backend("echo");
-    fx.write(
-        "default-class.yaml",
-        &ingress_class_yaml("the-default", "sluice.dev/ingress-controller", true),
-    );
-    fx.ingress(&Ingress::new("no-class").class(None).path(
-        Some("no-class.class.test"),
-        "Prefix",
-        "/",
-        "echo",
-    ));
+    fx.write("default-class.yaml", &ingress_class_yaml("the-default", "sluice.dev/ingress-controller", true));
+    fx.ingress(&Ingress::new("no-class").class(None).path(Some("no-class.class.test"), "Prefix", "/", "echo"));
     let sluice = fx.start(&[]);
     assert_eq!(route(&sluice, "no-class.class.test"), "echo");
 }
@@ -178,34 +161,10 @@ subsets:
     );
     fx.ingress(
         &Ingress::new("ports")
-            .path_port(
-                None,
-                "Prefix",
-                "/web-by-number",
-                "multi",
-                Port::Number(8080),
-            )
-            .path_port(
-                None,
-                "Prefix",
-                "/admin-by-number",
-                "multi",
-                Port::Number(9090),
-            )
-            .path_port(
-                None,
-                "Prefix",
-                "/admin-by-name",
-                "multi",
-                Port::Name("admin".into()),
-            )
-            .path_port(
-                None,
-                "Prefix",
-                "/web-by-name",
-                "multi",
-                Port::Name("web".into()),
-            )
+            .path_port(None, "Prefix", "/web-by-number", "multi", Port::Number(8080))
+            .path_port(None, "Prefix", "/admin-by-number", "multi", Port::Number(9090))
+            .path_port(None, "Prefix", "/admin-by-name", "multi", Port::Name("admin".into()))
+            .path_port(None, "Prefix", "/web-by-name", "multi", Port::Name("web".into()))
             .path(None, "Prefix", "/legacy", "legacy"),
     );
     let sluice = fx.start(&[]);
@@ -248,12 +207,7 @@ fn lists_multi_documents_nested_dirs_and_several_sources() {
             .collect::<String>()
         ),
     );
-    fx.write(
-        "ingress-a.yml",
-        &Ingress::new("a")
-            .path(Some("a.sources.test"), "Prefix", "/", "svc-a")
-            .yaml(),
-    );
+    fx.write("ingress-a.yml", &Ingress::new("a").path(Some("a.sources.test"), "Prefix", "/", "svc-a").yaml());
     // Source 2 (a single file elsewhere): several documents, one of them empty.
     let other = fx.dir.write(
         "elsewhere/b.yaml",
@@ -263,9 +217,7 @@ fn lists_multi_documents_nested_dirs_and_several_sources() {
                 service_yaml("svc-b", None, None),
                 endpoint_slice_yaml("svc-b", None, b.port(), &["127.0.0.1".into()], true),
             ]),
-            Ingress::new("b")
-                .path(Some("b.sources.test"), "Prefix", "/", "svc-b")
-                .yaml()
+            Ingress::new("b").path(Some("b.sources.test"), "Prefix", "/", "svc-b").yaml()
         ),
     );
     let sluice = Sluice::start(fx.dir.path(), &[fx.manifests(), other], &[]);
@@ -289,14 +241,7 @@ fn sighup_applies_changes_and_keeps_serving_through_a_broken_file() {
     std::fs::remove_file(fx.manifests().join("ingress-two.yaml")).expect("remove ingress-two");
     let second: SocketAddr = free_addr("127.0.0.1");
     fx.spawn_echo(second, "echo");
-    fx.write_service(
-        "echo",
-        None,
-        None,
-        second.port(),
-        &[second.ip().to_string()],
-        true,
-    );
+    fx.write_service("echo", None, None, second.port(), &[second.ip().to_string()], true);
     fx.write("zz-broken.yaml", "kind: [unclosed\n");
     sluice.reload();
 
@@ -304,10 +249,6 @@ fn sighup_applies_changes_and_keeps_serving_through_a_broken_file() {
     assert_eq!(route(&sluice, "two.reload.test"), "404");
     for _ in 0..5 {
         let e = sluice.get("one.reload.test", "/").echo();
-        assert_eq!(
-            e.str("pod"),
-            second.to_string(),
-            "traffic still goes to the old endpoint {first}"
-        );
+        assert_eq!(e.str("pod"), second.to_string(), "traffic still goes to the old endpoint {first}");
     }
 }

@@ -32,43 +32,25 @@ fn tls_fixture(extra_args: &[&str]) -> (Fixture, Sluice, Certs) {
     fx.tls_secret("one-tls", &certs.one);
     fx.tls_secret("wild-tls", &certs.wild);
     fx.tls_secret("fallback-tls", &certs.fallback);
-    fx.ingress(&Ingress::new("one").tls(&["one.tls.test"], "one-tls").path(
-        Some("one.tls.test"),
+    fx.ingress(&Ingress::new("one").tls(&["one.tls.test"], "one-tls").path(Some("one.tls.test"), "Prefix", "/", "one"));
+    fx.ingress(&Ingress::new("wild").tls(&["*.wild.test"], "wild-tls").path(
+        Some("*.wild.test"),
         "Prefix",
         "/",
-        "one",
+        "wild",
     ));
-    fx.ingress(
-        &Ingress::new("wild").tls(&["*.wild.test"], "wild-tls").path(
-            Some("*.wild.test"),
-            "Prefix",
-            "/",
-            "wild",
-        ),
-    );
     fx.ingress(&Ingress::new("plain").path(Some("plain.tls.test"), "Prefix", "/", "plain"));
     let sluice = fx.start(extra_args);
     (fx, sluice, certs)
 }
 
 /// GET / over TLS with SNI `sni` and `Host: host`; returns (status, service, leaf DER).
-fn https_get(
-    sluice: &Sluice,
-    sni: &str,
-    host: &str,
-    trust: Option<&[u8]>,
-) -> (u16, String, Vec<u8>) {
-    let opts = TlsOptions {
-        trust,
-        ..TlsOptions::default()
-    };
+fn https_get(sluice: &Sluice, sni: &str, host: &str, trust: Option<&[u8]>) -> (u16, String, Vec<u8>) {
+    let opts = TlsOptions { trust, ..TlsOptions::default() };
     let raw = http_request("GET", host, "/", &[], b"");
-    let (resp, leaf) = https_exchange(sluice.https, sni, opts, &raw)
-        .unwrap_or_else(|e| panic!("HTTPS to SNI {sni}: {e}"));
-    let service = resp
-        .try_echo()
-        .map(|e| e.service().to_owned())
-        .unwrap_or_default();
+    let (resp, leaf) =
+        https_exchange(sluice.https, sni, opts, &raw).unwrap_or_else(|e| panic!("HTTPS to SNI {sni}: {e}"));
+    let service = resp.try_echo().map(|e| e.service().to_owned()).unwrap_or_default();
     (resp.status, service, leaf)
 }
 
@@ -77,12 +59,7 @@ fn certificate_is_chosen_by_sni() {
     let (_fx, sluice, certs) = tls_fixture(&[]);
 
     // Exact host: its certificate, verifying for the host.
-    let (status, service, leaf) = https_get(
-        &sluice,
-        "one.tls.test",
-        "one.tls.test",
-        Some(&certs.one.der),
-    );
+    let (status, service, leaf) = https_get(&sluice, "one.tls.test", "one.tls.test", Some(&certs.one.der));
     assert_eq!((status, service.as_str()), (200, "one"));
     assert_eq!(leaf, certs.one.der, "one.tls.test got another certificate");
 
@@ -94,16 +71,12 @@ fn certificate_is_chosen_by_sni() {
     }
 
     // A name with no certificate gets the default one, and routes normally.
-    let (status, service, default_leaf) =
-        https_get(&sluice, "plain.tls.test", "plain.tls.test", None);
+    let (status, service, default_leaf) = https_get(&sluice, "plain.tls.test", "plain.tls.test", None);
     assert_eq!((status, service.as_str()), (200, "plain"));
     assert!(!default_leaf.is_empty());
     assert_ne!(default_leaf, certs.one.der);
     assert_ne!(default_leaf, certs.wild.der);
-    assert_ne!(
-        default_leaf, certs.fallback.der,
-        "fallback-tls is not the default without the flag"
-    );
+    assert_ne!(default_leaf, certs.fallback.der, "fallback-tls is not the default without the flag");
 
     // The wildcard covers one label only: deeper names get the default certificate.
     let (_, _, leaf) = https_get(&sluice, "a.b.wild.test", "a.b.wild.test", None);
@@ -119,20 +92,9 @@ fn default_tls_secret_flag_sets_the_default_certificate() {
     let (_fx, sluice, certs) = tls_fixture(&["--default-tls-secret", "default/fallback-tls"]);
     let (status, service, leaf) = https_get(&sluice, "plain.tls.test", "plain.tls.test", None);
     assert_eq!((status, service.as_str()), (200, "plain"));
-    assert_eq!(
-        leaf, certs.fallback.der,
-        "unknown SNI must get default/fallback-tls"
-    );
-    let (_, _, leaf) = https_get(
-        &sluice,
-        "one.tls.test",
-        "one.tls.test",
-        Some(&certs.one.der),
-    );
-    assert_eq!(
-        leaf, certs.one.der,
-        "SNI one.tls.test still gets its own certificate"
-    );
+    assert_eq!(leaf, certs.fallback.der, "unknown SNI must get default/fallback-tls");
+    let (_, _, leaf) = https_get(&sluice, "one.tls.test", "one.tls.test", Some(&certs.one.der));
+    assert_eq!(leaf, certs.one.der, "SNI one.tls.test still gets its own certificate");
 }
 
 /// `curl -sk --resolve host:PORT:127.0.0.1 <args> https://host:PORT<path>`; returns
@@ -141,15 +103,7 @@ fn curl_https(sluice: &Sluice, host: &str, path: &str, args: &[&str]) -> (String
     let port = sluice.https.port();
     let resolve = format!("{host}:{port}:127.0.0.1");
     let url = format!("https://{host}:{port}{path}");
-    let mut all = vec![
-        "-k",
-        "--resolve",
-        &resolve,
-        "-o",
-        "-",
-        "-w",
-        "\n%{http_version}",
-    ];
+    let mut all = vec!["-k", "--resolve", &resolve, "-o", "-", "-w", "\n%{http_version}"];
     all.extend_from_slice(args);
     all.push(&url);
     let (ok, out, err) = curl(&all);
@@ -204,17 +158,11 @@ fn tls_1_2_and_1_3_both_negotiate() {
         let v: serde_json::Value = serde_json::from_str(&body).expect("echo JSON");
         assert_eq!(v["service"], "one", "curl {args:?}");
     }
-    for (versions, want) in [
-        (TlsVersions::Tls12, rustls::ProtocolVersion::TLSv1_2),
-        (TlsVersions::Tls13, rustls::ProtocolVersion::TLSv1_3),
-    ] {
-        let opts = TlsOptions {
-            trust: Some(&certs.one.der),
-            versions,
-            ..TlsOptions::default()
-        };
-        let stream = tls_connect(sluice.https, "one.tls.test", opts)
-            .unwrap_or_else(|e| panic!("{versions:?}: {e}"));
+    for (versions, want) in
+        [(TlsVersions::Tls12, rustls::ProtocolVersion::TLSv1_2), (TlsVersions::Tls13, rustls::ProtocolVersion::TLSv1_3)]
+    {
+        let opts = TlsOptions { trust: Some(&certs.one.der), versions, ..TlsOptions::default() };
+        let stream = tls_connect(sluice.https, "one.tls.test", opts).unwrap_or_else(|e| panic!("{versions:?}: {e}"));
         assert_eq!(stream.conn.protocol_version(), Some(want));
     }
 }
@@ -224,11 +172,12 @@ fn h2c_upstream_by_app_protocol() {
     let mut fx = Fixture::new("h2c");
     fx.backend_with("grpcish", None, Some("kubernetes.io/h2c"));
     fx.backend("classic");
-    fx.ingress(
-        &Ingress::new("h2c")
-            .path(Some("h2c.test"), "Prefix", "/", "grpcish")
-            .path(Some("classic.test"), "Prefix", "/", "classic"),
-    );
+    fx.ingress(&Ingress::new("h2c").path(Some("h2c.test"), "Prefix", "/", "grpcish").path(
+        Some("classic.test"),
+        "Prefix",
+        "/",
+        "classic",
+    ));
     let sluice = fx.start(&[]);
     let e = sluice.get("h2c.test", "/over-h2c?q=1").echo();
     assert_eq!(e.service(), "grpcish");
@@ -244,14 +193,7 @@ fn http2_client_gets_a_clean_204_from_a_sloppy_backend() {
     let fx = Fixture::new("sloppy-204");
     // Content-Length on a 204 is invalid (RFC 9110 section 8.6) but backends send it.
     let backend = scripted_backend(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n");
-    fx.write_service(
-        "sloppy",
-        None,
-        None,
-        backend.port(),
-        &["127.0.0.1".to_owned()],
-        true,
-    );
+    fx.write_service("sloppy", None, None, backend.port(), &["127.0.0.1".to_owned()], true);
     fx.ingress(&Ingress::new("sloppy").path(Some("sloppy.test"), "Prefix", "/", "sloppy"));
     let sluice = fx.start(&[]);
 

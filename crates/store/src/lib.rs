@@ -26,20 +26,14 @@ impl ObjectKey {
     /// The key of `meta`, with the Kubernetes default namespace when none is given.
     pub fn of(meta: &ObjectMeta) -> Self {
         Self {
-            namespace: meta
-                .namespace
-                .clone()
-                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            namespace: meta.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
             name: meta.name.clone().unwrap_or_default(),
         }
     }
 
     /// A key from its parts.
     pub fn new(namespace: &str, name: &str) -> Self {
-        Self {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        }
+        Self { namespace: namespace.to_owned(), name: name.to_owned() }
     }
 }
 
@@ -91,9 +85,7 @@ impl Object {
     /// The store key: cluster-scoped kinds have an empty namespace.
     pub fn key(&self) -> ObjectKey {
         match self {
-            Object::IngressClass(o) => {
-                ObjectKey::new("", o.metadata.name.as_deref().unwrap_or_default())
-            }
+            Object::IngressClass(o) => ObjectKey::new("", o.metadata.name.as_deref().unwrap_or_default()),
             other => ObjectKey::of(other.meta()),
         }
     }

@@ -19,8 +19,7 @@ const H2C_APP_PROTOCOL: &str = "kubernetes.io/h2c";
 /// port shares one [`Backend`] (and one round-robin position).
 pub(crate) struct Resolver<'s> {
     store: &'s Store,
-    slices_by_service:
-        HashMap<ObjectKey, Vec<&'s sluice_store::k8s_openapi::api::discovery::v1::EndpointSlice>>,
+    slices_by_service: HashMap<ObjectKey, Vec<&'s sluice_store::k8s_openapi::api::discovery::v1::EndpointSlice>>,
     cache: HashMap<(String, String, PortRef), BackendId>,
     backends: Vec<Arc<Backend>>,
     diagnostics: Vec<Diagnostic>,
@@ -32,29 +31,16 @@ impl<'s> Resolver<'s> {
         for (key, slice) in &store.endpoint_slices {
             let labels = slice.metadata.labels.as_ref();
             if let Some(service) = labels.and_then(|l| l.get(SERVICE_NAME_LABEL)) {
-                slices_by_service
-                    .entry(ObjectKey::new(&key.namespace, service))
-                    .or_default()
-                    .push(slice);
+                slices_by_service.entry(ObjectKey::new(&key.namespace, service)).or_default().push(slice);
             }
         }
-        Self {
-            store,
-            slices_by_service,
-            cache: HashMap::new(),
-            backends: Vec::new(),
-            diagnostics: Vec::new(),
-        }
+        Self { store, slices_by_service, cache: HashMap::new(), backends: Vec::new(), diagnostics: Vec::new() }
     }
 
     /// The backend for `target` as used by `ingress`. Problems (missing Service or port) are
     /// reported against the Ingress, and the route still exists: it answers 503 until fixed.
     pub(crate) fn resolve(&mut self, ingress: &ObjectRef, target: &BackendRef) -> BackendId {
-        let cache_key = (
-            ingress.namespace.clone(),
-            target.service.clone(),
-            target.port.clone(),
-        );
+        let cache_key = (ingress.namespace.clone(), target.service.clone(), target.port.clone());
         if let Some(id) = self.cache.get(&cache_key) {
             return *id;
         }
@@ -78,18 +64,8 @@ impl<'s> Resolver<'s> {
                 Backend::new(service_ref, &label, Some(port_name), protocol, endpoints)
             }
             Err(reason) => {
-                self.diagnostics.push(Diagnostic::object(
-                    ingress.clone(),
-                    target.field.clone(),
-                    reason,
-                ));
-                Backend::new(
-                    service_ref,
-                    &target.port.to_string(),
-                    None,
-                    UpstreamProtocol::Http1,
-                    Vec::new(),
-                )
+                self.diagnostics.push(Diagnostic::object(ingress.clone(), target.field.clone(), reason));
+                Backend::new(service_ref, &target.port.to_string(), None, UpstreamProtocol::Http1, Vec::new())
             }
         };
         let id = BackendId(u32::try_from(self.backends.len()).unwrap_or(u32::MAX));
@@ -131,9 +107,7 @@ impl<'s> Resolver<'s> {
                 for endpoint in &slice.endpoints {
                     let ready = endpoint.conditions.as_ref().and_then(|c| c.ready) != Some(false);
                     if ready {
-                        found.extend(
-                            parse_ips(&endpoint.addresses).map(|ip| SocketAddr::new(ip, port)),
-                        );
+                        found.extend(parse_ips(&endpoint.addresses).map(|ip| SocketAddr::new(ip, port)));
                     }
                 }
             }
@@ -149,10 +123,7 @@ impl<'s> Resolver<'s> {
                 };
                 let addresses = subset.addresses.as_deref().unwrap_or_default();
                 found.extend(
-                    addresses
-                        .iter()
-                        .filter_map(|a| a.ip.parse::<IpAddr>().ok())
-                        .map(|ip| SocketAddr::new(ip, port)),
+                    addresses.iter().filter_map(|a| a.ip.parse::<IpAddr>().ok()).map(|ip| SocketAddr::new(ip, port)),
                 );
             }
         }

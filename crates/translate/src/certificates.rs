@@ -14,18 +14,14 @@ use crate::ingress::TlsEntry;
 
 /// Parses a PEM certificate chain and private key into a servable certificate, checking that
 /// the key belongs to the leaf certificate.
-pub fn certified_key_from_pem(
-    cert_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<Arc<CertifiedKey>, String> {
+pub fn certified_key_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("tls.crt is not a PEM certificate chain: {e}"))?;
     if chain.is_empty() {
         return Err("tls.crt holds no certificate".into());
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| format!("tls.key is not a PEM private key: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("tls.key is not a PEM private key: {e}"))?;
     let provider = sluice_config::crypto::provider();
     CertifiedKey::from_der(chain, key, &provider)
         .map(Arc::new)
@@ -57,10 +53,7 @@ pub(crate) struct Loader<'s> {
 
 impl<'s> Loader<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
-        Self {
-            store,
-            cache: HashMap::new(),
-        }
+        Self { store, cache: HashMap::new() }
     }
 
     /// The certificate for `entry` of `ingress`, or `None` (with a diagnostic) when the Secret
@@ -73,13 +66,10 @@ impl<'s> Loader<'s> {
     ) -> Option<Arc<CertifiedKey>> {
         let key = ObjectKey::new(&ingress.namespace, &entry.secret);
         let store = self.store;
-        let result = self.cache.entry(key.clone()).or_insert_with(|| {
-            store
-                .secrets
-                .get(&key)
-                .ok_or_else(|| "not found".to_owned())
-                .and_then(from_secret)
-        });
+        let result = self
+            .cache
+            .entry(key.clone())
+            .or_insert_with(|| store.secrets.get(&key).ok_or_else(|| "not found".to_owned()).and_then(from_secret));
         match result {
             Ok(certified) => Some(certified.clone()),
             Err(reason) => {

@@ -13,10 +13,7 @@ const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-cl
 
 /// True when `ingress` belongs to this controller.
 pub(crate) fn is_ours(ingress: &Ingress, store: &Store, options: &Options) -> bool {
-    let class_name = ingress
-        .spec
-        .as_ref()
-        .and_then(|s| s.ingress_class_name.as_deref());
+    let class_name = ingress.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref());
     if let Some(name) = class_name {
         return name == options.ingress_class || class_is_ours(store, name);
     }
@@ -37,10 +34,7 @@ fn class_is_ours(store: &Store, name: &str) -> bool {
 
 fn has_default_class(store: &Store) -> bool {
     store.ingress_classes.values().any(|class| {
-        let ours = class
-            .spec
-            .as_ref()
-            .is_some_and(|s| s.controller.as_deref() == Some(CONTROLLER_NAME));
+        let ours = class.spec.as_ref().is_some_and(|s| s.controller.as_deref() == Some(CONTROLLER_NAME));
         let default = class
             .metadata
             .annotations

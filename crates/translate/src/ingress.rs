@@ -68,48 +68,26 @@ pub(crate) struct ValidIngress<'a> {
 }
 
 /// Validates `ingress` the way the API server would; `Err` lists every problem found.
-pub(crate) fn validate<'a>(
-    key: &ObjectKey,
-    ingress: &'a Ingress,
-) -> Result<ValidIngress<'a>, Vec<Diagnostic>> {
+pub(crate) fn validate<'a>(key: &ObjectKey, ingress: &'a Ingress) -> Result<ValidIngress<'a>, Vec<Diagnostic>> {
     let object = ObjectRef::new("Ingress", &key.namespace, &key.name);
-    let mut problems = Problems {
-        object: &object,
-        list: Vec::new(),
-    };
+    let mut problems = Problems { object: &object, list: Vec::new() };
     let Some(spec) = ingress.spec.as_ref() else {
-        problems.add(
-            "spec",
-            "Required value: either `defaultBackend` or `rules` must be specified",
-        );
+        problems.add("spec", "Required value: either `defaultBackend` or `rules` must be specified");
         return Err(problems.list);
     };
-    let default_backend = spec
-        .default_backend
-        .as_ref()
-        .and_then(|b| backend_ref(b, "spec.defaultBackend", &mut problems));
+    let default_backend =
+        spec.default_backend.as_ref().and_then(|b| backend_ref(b, "spec.defaultBackend", &mut problems));
     let rules_in = spec.rules.as_deref().unwrap_or_default();
     if default_backend.is_none() && rules_in.is_empty() && problems.list.is_empty() {
-        problems.add(
-            "spec",
-            "Required value: either `defaultBackend` or `rules` must be specified",
-        );
+        problems.add("spec", "Required value: either `defaultBackend` or `rules` must be specified");
     }
     let mut rules = Vec::new();
     for (i, rule) in rules_in.iter().enumerate() {
         let field = format!("spec.rules[{i}]");
-        let host = HostMatch::parse(rule.host.as_deref())
-            .map_err(|e| problems.add(&format!("{field}.host"), e.0));
-        let paths_in = rule
-            .http
-            .as_ref()
-            .map(|h| h.paths.as_slice())
-            .unwrap_or_default();
+        let host = HostMatch::parse(rule.host.as_deref()).map_err(|e| problems.add(&format!("{field}.host"), e.0));
+        let paths_in = rule.http.as_ref().map(|h| h.paths.as_slice()).unwrap_or_default();
         if rule.http.is_some() && paths_in.is_empty() {
-            problems.add(
-                &format!("{field}.http.paths"),
-                "Required value: at least one path is required",
-            );
+            problems.add(&format!("{field}.http.paths"), "Required value: at least one path is required");
         }
         let mut paths = Vec::new();
         for (j, path) in paths_in.iter().enumerate() {
@@ -118,19 +96,12 @@ pub(crate) fn validate<'a>(
                 .map_err(|e| problems.add(&format!("{field}.{}", e.field), e.reason));
             let written = path.path.as_deref().unwrap_or_default();
             if path.path_type.is_empty() && !written.is_empty() && !written.starts_with('/') {
-                problems.add(
-                    &format!("{field}.path"),
-                    format!("{written:?}: must be an absolute path"),
-                );
+                problems.add(&format!("{field}.path"), format!("{written:?}: must be an absolute path"));
             }
 
             let backend = backend_ref(&path.backend, &format!("{field}.backend"), &mut problems);
             if let (Ok(matcher), Some(backend)) = (matcher, backend) {
-                paths.push(ValidPath {
-                    matcher,
-                    backend,
-                    field,
-                });
+                paths.push(ValidPath { matcher, backend, field });
             }
         }
         if let Ok(host) = host {
@@ -149,13 +120,7 @@ pub(crate) fn validate<'a>(
         return Err(problems.list);
     }
     let created = ingress.metadata.creation_timestamp.as_ref();
-    Ok(ValidIngress {
-        object,
-        created,
-        default_backend,
-        rules,
-        tls,
-    })
+    Ok(ValidIngress { object, created, default_backend, rules, tls })
 }
 
 struct Problems<'o> {
@@ -165,46 +130,30 @@ struct Problems<'o> {
 
 impl Problems<'_> {
     fn add(&mut self, field: &str, reason: impl Into<String>) {
-        self.list
-            .push(Diagnostic::object(self.object.clone(), field, reason));
+        self.list.push(Diagnostic::object(self.object.clone(), field, reason));
     }
 }
 
-fn backend_ref(
-    backend: &IngressBackend,
-    field: &str,
-    problems: &mut Problems<'_>,
-) -> Option<BackendRef> {
+fn backend_ref(backend: &IngressBackend, field: &str, problems: &mut Problems<'_>) -> Option<BackendRef> {
     if backend.resource.is_some() {
-        problems.add(
-            &format!("{field}.resource"),
-            "resource backends are not supported; use `service`",
-        );
+        problems.add(&format!("{field}.resource"), "resource backends are not supported; use `service`");
         return None;
     }
     let Some(service) = backend.service.as_ref() else {
-        problems.add(
-            &format!("{field}.service"),
-            "Required value: a service backend is required",
-        );
+        problems.add(&format!("{field}.service"), "Required value: a service backend is required");
         return None;
     };
     let mut ok = true;
     if !is_dns_label(&service.name) {
         problems.add(
             &format!("{field}.service.name"),
-            format!(
-                "{:?}: must be a valid DNS-1035 label (lower case alphanumerics and '-')",
-                service.name
-            ),
+            format!("{:?}: must be a valid DNS-1035 label (lower case alphanumerics and '-')", service.name),
         );
         ok = false;
     }
     let port = service.port.as_ref();
     let number = port.and_then(|p| p.number);
-    let name = port
-        .and_then(|p| p.name.as_deref())
-        .filter(|n| !n.is_empty());
+    let name = port.and_then(|p| p.name.as_deref()).filter(|n| !n.is_empty());
     let port = match (number, name) {
         (Some(n), None) if (1..=65535).contains(&n) => Some(PortRef::Number(n)),
         (Some(n), None) => {
@@ -216,50 +165,26 @@ fn backend_ref(
         }
         (None, Some(name)) if is_port_name(name) => Some(PortRef::Name(name.to_owned())),
         (None, Some(name)) => {
-            problems.add(
-                &format!("{field}.service.port.name"),
-                format!("{name:?}: must be a valid IANA service name"),
-            );
+            problems.add(&format!("{field}.service.port.name"), format!("{name:?}: must be a valid IANA service name"));
             None
         }
         (Some(_), Some(_)) => {
-            problems.add(
-                &format!("{field}.service.port"),
-                "Invalid value: cannot set both port name & port number",
-            );
+            problems.add(&format!("{field}.service.port"), "Invalid value: cannot set both port name & port number");
             None
         }
         (None, None) => {
-            problems.add(
-                &format!("{field}.service.port"),
-                "Required value: port name or number is required",
-            );
+            problems.add(&format!("{field}.service.port"), "Required value: port name or number is required");
             None
         }
     };
     let port = port.filter(|_| ok)?;
-    Some(BackendRef {
-        service: service.name.clone(),
-        port,
-        field: format!("{field}.service"),
-    })
+    Some(BackendRef { service: service.name.clone(), port, field: format!("{field}.service") })
 }
 
-fn tls_entry(
-    entry: &IngressTLS,
-    index: usize,
-    rules: &[ValidRule],
-    problems: &mut Problems<'_>,
-) -> Option<TlsEntry> {
+fn tls_entry(entry: &IngressTLS, index: usize, rules: &[ValidRule], problems: &mut Problems<'_>) -> Option<TlsEntry> {
     let field = format!("spec.tls[{index}]");
     let mut hosts = Vec::new();
-    for (j, host) in entry
-        .hosts
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    for (j, host) in entry.hosts.as_deref().unwrap_or_default().iter().enumerate() {
         match HostMatch::parse(Some(host)) {
             Ok(host) => hosts.push(host),
             Err(e) => problems.add(&format!("{field}.hosts[{j}]"), e.0),
@@ -270,11 +195,7 @@ fn tls_entry(
         hosts = rules.iter().map(|r| r.host.clone()).collect();
     }
     let secret = entry.secret_name.as_deref().filter(|s| !s.is_empty())?;
-    Some(TlsEntry {
-        hosts,
-        secret: secret.to_owned(),
-        field: format!("{field}.secretName"),
-    })
+    Some(TlsEntry { hosts, secret: secret.to_owned(), field: format!("{field}.secretName") })
 }
 
 /// RFC 1035 label, as Service names must be.
@@ -283,8 +204,7 @@ fn is_dns_label(name: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[b.len() - 1] != b'-'
 }
 
@@ -294,8 +214,7 @@ fn is_port_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 15
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b.iter().any(|c| c.is_ascii_lowercase())
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'

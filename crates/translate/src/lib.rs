@@ -14,9 +14,7 @@ mod l4;
 use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
-use sluice_config::{
-    CertificateTableBuilder, Diagnostic, ObjectRef, Route, RouteTableBuilder, Snapshot, Summary,
-};
+use sluice_config::{CertificateTableBuilder, Diagnostic, ObjectRef, Route, RouteTableBuilder, Snapshot, Summary};
 use sluice_store::{ObjectKey, Store};
 
 pub use certificates::certified_key_from_pem;
@@ -41,12 +39,7 @@ pub struct Options {
 
 /// Builds the snapshot for `store`; `generation` numbers it. `previous` holds the addresses
 /// LoadBalancer Services had (from the last snapshot or the state file), kept where possible.
-pub fn translate(
-    store: &Store,
-    options: &Options,
-    previous: &Allocations,
-    generation: u64,
-) -> Snapshot {
+pub fn translate(store: &Store, options: &Options, previous: &Allocations, generation: u64) -> Snapshot {
     let mut diagnostics = Vec::new();
     let mut ingresses: Vec<ingress::ValidIngress<'_>> = Vec::new();
     let mut rejected = 0;
@@ -70,13 +63,7 @@ pub fn translate(
     for ingress in &ingresses {
         add_routes(ingress, &mut backends, &mut routes, &mut diagnostics);
     }
-    let l4 = l4::translate(
-        store,
-        &options.lb_pools,
-        previous,
-        &backends,
-        &mut diagnostics,
-    );
+    let l4 = l4::translate(store, &options.lb_pools, previous, &backends, &mut diagnostics);
     let (backends, mut backend_diagnostics) = backends.into_parts();
     diagnostics.append(&mut backend_diagnostics);
 
@@ -134,20 +121,10 @@ pub fn refresh_endpoints(
     generation: u64,
 ) -> Snapshot {
     let resolver = backends::Resolver::new(store);
-    let backends = previous
-        .backends
-        .iter()
-        .map(|b| resolver.refreshed(b))
-        .collect();
+    let backends = previous.backends.iter().map(|b| resolver.refreshed(b)).collect();
     // Allocation depends on Services only, so it and its diagnostics are unchanged.
     let mut unchanged = Vec::new();
-    let l4 = l4::translate(
-        store,
-        &options.lb_pools,
-        allocations,
-        &resolver,
-        &mut unchanged,
-    );
+    let l4 = l4::translate(store, &options.lb_pools, allocations, &resolver, &mut unchanged);
     Snapshot {
         generation,
         routes: previous.routes.clone(),
@@ -175,18 +152,13 @@ fn add_routes(
             diagnostics.push(Diagnostic::object(
                 ingress.object.clone(),
                 "spec.defaultBackend",
-                format!(
-                    "the default backend is already set by the older {}; this one is ignored",
-                    conflict.winner
-                ),
+                format!("the default backend is already set by the older {}; this one is ignored", conflict.winner),
             ));
         }
     }
     for rule in &ingress.rules {
         for path in &rule.paths {
-            if let Err(conflict) =
-                routes.insert(&rule.host, &path.matcher, route_to(backends, &path.backend))
-            {
+            if let Err(conflict) = routes.insert(&rule.host, &path.matcher, route_to(backends, &path.backend)) {
                 diagnostics.push(Diagnostic::object(
                     ingress.object.clone(),
                     path.field.clone(),
@@ -200,29 +172,18 @@ fn add_routes(
     }
 }
 
-fn default_certificate(
-    store: &Store,
-    options: &Options,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Arc<CertifiedKey> {
+fn default_certificate(store: &Store, options: &Options, diagnostics: &mut Vec<Diagnostic>) -> Arc<CertifiedKey> {
     let Some(key) = &options.default_tls_secret else {
         return options.fallback_certificate.clone();
     };
     let object = ObjectRef::new("Secret", &key.namespace, &key.name);
-    match store
-        .secrets
-        .get(key)
-        .ok_or_else(|| "not found".to_owned())
-        .and_then(certificates::from_secret)
-    {
+    match store.secrets.get(key).ok_or_else(|| "not found".to_owned()).and_then(certificates::from_secret) {
         Ok(certified) => certified,
         Err(reason) => {
             diagnostics.push(Diagnostic::object(
                 object,
                 "",
-                format!(
-                    "--default-tls-secret: {reason}; serving a self-signed default certificate"
-                ),
+                format!("--default-tls-secret: {reason}; serving a self-signed default certificate"),
             ));
             options.fallback_certificate.clone()
         }

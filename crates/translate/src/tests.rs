@@ -29,17 +29,13 @@ pub(crate) fn options() -> Options {
         ingress_class: "sluice".into(),
         watch_without_class: false,
         default_tls_secret: None,
-        fallback_certificate: crate::certified_key_from_pem(cert.as_bytes(), key.as_bytes())
-            .unwrap(),
+        fallback_certificate: crate::certified_key_from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
         lb_pools: Vec::new(),
     }
 }
 
 fn served_by(snapshot: &Snapshot, host: &str, path: &str) -> Option<String> {
-    snapshot
-        .routes
-        .route(Some(host), path)
-        .map(|r| r.ingress.name.clone())
+    snapshot.routes.route(Some(host), path).map(|r| r.ingress.name.clone())
 }
 
 fn ingress(name: &str, class: &str, host: &str, path: &str, created: &str) -> String {
@@ -93,12 +89,7 @@ spec: {controller: sluice.dev/ingress-controller}
 
     let mut with_classless = options();
     with_classless.watch_without_class = true;
-    assert!(served_by(
-        &translate(&store(&yaml), &with_classless, &Default::default(), 1),
-        "d.test",
-        "/"
-    )
-    .is_some());
+    assert!(served_by(&translate(&store(&yaml), &with_classless, &Default::default(), 1), "d.test", "/").is_some());
 
     let default_class = r#"
 apiVersion: networking.k8s.io/v1
@@ -108,76 +99,34 @@ metadata:
   annotations: {ingressclass.kubernetes.io/is-default-class: "true"}
 spec: {controller: sluice.dev/ingress-controller}
 "#;
-    let snapshot = translate(
-        &store(&format!("{yaml}---{default_class}")),
-        &options(),
-        &Default::default(),
-        1,
-    );
+    let snapshot = translate(&store(&format!("{yaml}---{default_class}")), &options(), &Default::default(), 1);
     assert!(served_by(&snapshot, "d.test", "/").is_some());
 }
 
 #[test]
 fn older_ingress_wins_a_conflict_and_the_loser_is_reported() {
     let yaml = [
-        ingress(
-            "newer",
-            "ingressClassName: sluice",
-            "a.test",
-            "/x",
-            "2024-06-01T00:00:00Z",
-        ),
-        ingress(
-            "older",
-            "ingressClassName: sluice",
-            "a.test",
-            "/x",
-            "2024-01-01T00:00:00Z",
-        ),
+        ingress("newer", "ingressClassName: sluice", "a.test", "/x", "2024-06-01T00:00:00Z"),
+        ingress("older", "ingressClassName: sluice", "a.test", "/x", "2024-01-01T00:00:00Z"),
     ]
     .concat();
     let snapshot = translate(&store(&yaml), &options(), &Default::default(), 1);
-    assert_eq!(
-        served_by(&snapshot, "a.test", "/x/y").as_deref(),
-        Some("older")
-    );
+    assert_eq!(served_by(&snapshot, "a.test", "/x/y").as_deref(), Some("older"));
     let loser = snapshot
         .diagnostics
         .iter()
         .find(|d| matches!(&d.subject, Subject::Object(o) if o.name == "newer"))
         .expect("loser reported");
     assert_eq!(loser.field, "spec.rules[0].http.paths[0]");
-    assert!(
-        loser.reason.contains("Ingress default/older"),
-        "{}",
-        loser.reason
-    );
+    assert!(loser.reason.contains("Ingress default/older"), "{}", loser.reason);
 }
 
 #[test]
 fn an_invalid_ingress_is_rejected_alone_with_field_paths() {
     let yaml = [
-        ingress(
-            "good",
-            "ingressClassName: sluice",
-            "good.test",
-            "/",
-            "2024-01-01T00:00:00Z",
-        ),
-        ingress(
-            "bad-host",
-            "ingressClassName: sluice",
-            "Bad_Host.test",
-            "/",
-            "2024-01-01T00:00:00Z",
-        ),
-        ingress(
-            "bad-path",
-            "ingressClassName: sluice",
-            "bad.test",
-            "relative",
-            "2024-01-01T00:00:00Z",
-        ),
+        ingress("good", "ingressClassName: sluice", "good.test", "/", "2024-01-01T00:00:00Z"),
+        ingress("bad-host", "ingressClassName: sluice", "Bad_Host.test", "/", "2024-01-01T00:00:00Z"),
+        ingress("bad-path", "ingressClassName: sluice", "bad.test", "relative", "2024-01-01T00:00:00Z"),
     ]
     .concat();
     let snapshot = translate(&store(&yaml), &options(), &Default::default(), 1);
@@ -185,19 +134,10 @@ fn an_invalid_ingress_is_rejected_alone_with_field_paths() {
     assert!(served_by(&snapshot, "bad.test", "/").is_none());
     assert_eq!(snapshot.summary.ingresses, 1);
     assert_eq!(snapshot.summary.rejected_ingresses, 2);
-    let text: Vec<String> = snapshot
-        .diagnostics
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let text: Vec<String> = snapshot.diagnostics.iter().map(ToString::to_string).collect();
+    assert!(text.iter().any(|d| d.starts_with("Ingress default/bad-host: spec.rules[0].host: ")), "{text:?}");
     assert!(
-        text.iter()
-            .any(|d| d.starts_with("Ingress default/bad-host: spec.rules[0].host: ")),
-        "{text:?}"
-    );
-    assert!(
-        text.iter()
-            .any(|d| d.starts_with("Ingress default/bad-path: spec.rules[0].http.paths[0].path: ")),
+        text.iter().any(|d| d.starts_with("Ingress default/bad-path: spec.rules[0].http.paths[0].path: ")),
         "{text:?}"
     );
 }
@@ -253,13 +193,7 @@ subsets:
     let snapshot = translate(&store(yaml), &options(), &Default::default(), 1);
     let endpoints = |path: &str| {
         let route = snapshot.routes.route(Some("a.test"), path).unwrap();
-        snapshot
-            .backend(route.backend)
-            .unwrap()
-            .endpoints
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
+        snapshot.backend(route.backend).unwrap().endpoints.iter().map(ToString::to_string).collect::<Vec<_>>()
     };
     assert_eq!(endpoints("/named"), ["10.0.0.1:8080", "10.0.0.3:8080"]);
     assert_eq!(endpoints("/legacy"), ["10.1.0.1:8000"]);
@@ -269,21 +203,14 @@ subsets:
     assert_eq!(h2c.protocol, sluice_config::UpstreamProtocol::H2c);
 
     assert!(endpoints("/missing").is_empty());
-    assert!(snapshot
-        .diagnostics
-        .iter()
-        .any(|d| d.reason.contains("Service default/nope not found")));
+    assert!(snapshot.diagnostics.iter().any(|d| d.reason.contains("Service default/nope not found")));
 }
 
 #[test]
 fn tls_entries_select_certificates_and_broken_secrets_drop_only_their_entry() {
     let (cert, key) = self_signed(&["a.test"]);
     let (wild_cert, wild_key) = self_signed(&["*.wild.test"]);
-    let indent = |pem: &str| {
-        pem.lines()
-            .map(|l| format!("    {l}\n"))
-            .collect::<String>()
-    };
+    let indent = |pem: &str| pem.lines().map(|l| format!("    {l}\n")).collect::<String>();
     let yaml = format!(
         r#"
 apiVersion: networking.k8s.io/v1
@@ -336,21 +263,11 @@ stringData: {{tls.crt: garbage, tls.key: garbage}}
     assert_eq!(leaf(Some("x.y.wild.test")), default_leaf);
     assert_eq!(leaf(Some("broken.test")), default_leaf);
     assert_eq!(leaf(None), default_leaf);
-    assert!(
-        served_by(&snapshot, "a.test", "/").is_some(),
-        "the Ingress still serves"
-    );
-    let broken: Vec<_> = snapshot
-        .diagnostics
-        .iter()
-        .map(ToString::to_string)
-        .filter(|d| d.contains("Secret"))
-        .collect();
+    assert!(served_by(&snapshot, "a.test", "/").is_some(), "the Ingress still serves");
+    let broken: Vec<_> =
+        snapshot.diagnostics.iter().map(ToString::to_string).filter(|d| d.contains("Secret")).collect();
     assert_eq!(broken.len(), 1, "{broken:?}");
-    assert!(
-        broken[0].contains("spec.tls[2].secretName")
-            && broken[0].contains("Secret default/broken-tls")
-    );
+    assert!(broken[0].contains("spec.tls[2].secretName") && broken[0].contains("Secret default/broken-tls"));
     assert_eq!(snapshot.summary.certificates, 2);
     let _: &Arc<_> = &options.fallback_certificate;
 }
@@ -378,30 +295,18 @@ ports: [{port: 8080}]
 "#;
     let options = options();
     let first = translate(
-        &store(&format!(
-            "{service}endpoints: [{{addresses: [10.0.0.1]}}]\n"
-        )),
+        &store(&format!("{service}endpoints: [{{addresses: [10.0.0.1]}}]\n")),
         &options,
         &Default::default(),
         1,
     );
-    let changed = store(&format!(
-        "{service}endpoints: [{{addresses: [10.0.0.2]}}, {{addresses: [10.0.0.3]}}]\n"
-    ));
+    let changed = store(&format!("{service}endpoints: [{{addresses: [10.0.0.2]}}, {{addresses: [10.0.0.3]}}]\n"));
     let next = crate::refresh_endpoints(&first, &changed, &options, &Default::default(), 2);
-    assert!(
-        Arc::ptr_eq(&first.routes, &next.routes),
-        "route table shared"
-    );
+    assert!(Arc::ptr_eq(&first.routes, &next.routes), "route table shared");
     assert!(Arc::ptr_eq(&first.certificates, &next.certificates));
     let endpoints = |s: &Snapshot| {
         let route = s.routes.route(Some("any"), "/").unwrap();
-        s.backend(route.backend)
-            .unwrap()
-            .endpoints
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
+        s.backend(route.backend).unwrap().endpoints.iter().map(ToString::to_string).collect::<Vec<_>>()
     };
     assert_eq!(endpoints(&first), ["10.0.0.1:8080"]);
     assert_eq!(endpoints(&next), ["10.0.0.2:8080", "10.0.0.3:8080"]);

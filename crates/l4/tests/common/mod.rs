@@ -30,10 +30,7 @@ impl Plane {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("sluice");
         let metrics = Arc::new(L4Metrics::new(&mut registry));
-        Self {
-            plane: L4Plane::new(metrics),
-            registry,
-        }
+        Self { plane: L4Plane::new(metrics), registry }
     }
 
     /// Applies `listeners`, asserting every key was bound.
@@ -57,11 +54,7 @@ impl Plane {
     pub async fn wait_metric(&self, series: &str, value: f64) {
         let deadline = tokio::time::Instant::now() + WAIT;
         while self.metric(series) != value {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{series} is {}, expected {value}",
-                self.metric(series)
-            );
+            assert!(tokio::time::Instant::now() < deadline, "{series} is {}, expected {value}", self.metric(series));
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -73,18 +66,11 @@ pub fn series(name: &str, address: SocketAddr, protocol: L4Protocol) -> String {
         L4Protocol::Tcp => "TCP",
         L4Protocol::Udp => "UDP",
     };
-    format!(
-        "sluice_l4_{name}{{service=\"ns/svc\",port=\"{}/{proto}\"}}",
-        address.port()
-    )
+    format!("sluice_l4_{name}{{service=\"ns/svc\",port=\"{}/{proto}\"}}", address.port())
 }
 
 /// A listener of Service ns/svc with a 30 s idle timeout and 100 flows.
-pub fn listener(
-    protocol: L4Protocol,
-    address: SocketAddr,
-    endpoints: Vec<SocketAddr>,
-) -> L4Listener {
+pub fn listener(protocol: L4Protocol, address: SocketAddr, endpoints: Vec<SocketAddr>) -> L4Listener {
     let service = ObjectRef::new("Service", "ns", "svc");
     L4Listener {
         backend: Arc::new(Backend::new(
@@ -106,10 +92,7 @@ pub fn listener(
 
 pub fn table(listeners: Vec<L4Listener>) -> L4Table {
     L4Table {
-        listeners: listeners
-            .into_iter()
-            .map(|l| ((l.protocol, l.address), l))
-            .collect(),
+        listeners: listeners.into_iter().map(|l| ((l.protocol, l.address), l)).collect(),
         addresses: Default::default(),
     }
 }
@@ -162,20 +145,14 @@ pub async fn tcp_echo(ip: Ipv4Addr, greeting: &'static [u8]) -> SocketAddr {
 pub async fn echo_round(stream: &mut TcpStream, payload: &[u8]) {
     stream.write_all(payload).await.expect("write");
     let mut back = vec![0; payload.len()];
-    tokio::time::timeout(WAIT, stream.read_exact(&mut back))
-        .await
-        .expect("echo in time")
-        .expect("read echo");
+    tokio::time::timeout(WAIT, stream.read_exact(&mut back)).await.expect("echo in time").expect("read echo");
     assert_eq!(back, payload);
 }
 
 /// Reads exactly `n` bytes.
 pub async fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
     let mut buf = vec![0; n];
-    tokio::time::timeout(WAIT, stream.read_exact(&mut buf))
-        .await
-        .expect("read in time")
-        .expect("read");
+    tokio::time::timeout(WAIT, stream.read_exact(&mut buf)).await.expect("read in time").expect("read");
     buf
 }
 
@@ -213,10 +190,7 @@ pub async fn udp_exchange(
 ) -> Option<(String, String, SocketAddr)> {
     client.send_to(payload.as_bytes(), to).await.expect("send");
     let mut buf = vec![0; 65_536];
-    let (n, from) = tokio::time::timeout(wait, client.recv_from(&mut buf))
-        .await
-        .ok()?
-        .expect("recv");
+    let (n, from) = tokio::time::timeout(wait, client.recv_from(&mut buf)).await.ok()?.expect("recv");
     let text = String::from_utf8(buf[..n].to_vec()).expect("utf-8 reply");
     let (echo, peer) = text.rsplit_once('|').expect("reply has a peer");
     Some((echo.to_owned(), peer.to_owned(), from))

@@ -48,9 +48,7 @@ pub fn free_port() -> u16 {
 /// A free TCP address on the given loopback IP.
 pub fn free_addr(ip: &str) -> SocketAddr {
     let listener = TcpListener::bind((ip, 0)).expect("bind an ephemeral port");
-    listener
-        .local_addr()
-        .expect("local address of ephemeral listener")
+    listener.local_addr().expect("local address of ephemeral listener")
 }
 
 /// Polls `cond` every 25 ms until it holds or `timeout` passes; returns whether it held.
@@ -76,10 +74,7 @@ impl TempDir {
     /// Creates `$TMPDIR/sluice-it-<tag>-<pid>-<n>-<nanos>`.
     pub fn new(tag: &str) -> TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let path = std::env::temp_dir().join(format!(
             "sluice-it-{tag}-{}-{}-{nanos}",
             std::process::id(),
@@ -129,15 +124,8 @@ impl Proc {
         let out = fs::File::create(&log).expect("create log file");
         let err = out.try_clone().expect("clone log file");
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {what} ({cmd:?}): {e}"));
-        Proc {
-            child,
-            what: what.to_owned(),
-            log,
-            show_log_on_panic,
-        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {what} ({cmd:?}): {e}"));
+        Proc { child, what: what.to_owned(), log, show_log_on_panic }
     }
 
     /// Process id.
@@ -147,11 +135,8 @@ impl Proc {
 
     /// Sends a signal by name (`HUP`, `TERM`, ...) with the `kill` command.
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
+        let status =
+            Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().expect("run kill");
         assert!(status.success(), "kill -{sig} {} failed", self.pid());
     }
 
@@ -178,11 +163,7 @@ impl Proc {
     /// Panics with the log if the process has exited.
     pub fn assert_running(&mut self) {
         if let Some(status) = self.exited() {
-            panic!(
-                "{} exited early ({status}); log:\n{}",
-                self.what,
-                self.log()
-            );
+            panic!("{} exited early ({status}); log:\n{}", self.what, self.log());
         }
     }
 }
@@ -195,9 +176,7 @@ impl Drop for Proc {
             let log = self.log();
             let tail: String = {
                 let start = log.len().saturating_sub(6000);
-                let start = (start..log.len())
-                    .find(|i| log.is_char_boundary(*i))
-                    .unwrap_or(log.len());
+                let start = (start..log.len()).find(|i| log.is_char_boundary(*i)).unwrap_or(log.len());
                 log[start..].to_owned()
             };
             eprintln!("----- {} log (tail) -----\n{tail}\n-----", self.what);
@@ -279,14 +258,10 @@ pub fn endpoint_slice_yaml(
     addresses: &[String],
     ready: bool,
 ) -> String {
-    let name_line = port_name
-        .map(|n| format!("    name: {n}\n"))
-        .unwrap_or_default();
+    let name_line = port_name.map(|n| format!("    name: {n}\n")).unwrap_or_default();
     let mut endpoints = String::new();
     for address in addresses {
-        endpoints.push_str(&format!(
-            "  - addresses: [\"{address}\"]\n    conditions:\n      ready: {ready}\n"
-        ));
+        endpoints.push_str(&format!("  - addresses: [\"{address}\"]\n    conditions:\n      ready: {ready}\n"));
     }
     if addresses.is_empty() {
         endpoints.push_str("  []\n");
@@ -307,10 +282,7 @@ pub fn tls_secret_yaml(name: &str, cert_pem: &[u8], key_pem: &[u8]) -> String {
 
 /// Joins YAML documents into one multi-document stream.
 pub fn yaml_docs(docs: &[String]) -> String {
-    docs.iter()
-        .map(|d| format!("---\n{d}"))
-        .collect::<Vec<_>>()
-        .join("")
+    docs.iter().map(|d| format!("---\n{d}")).collect::<Vec<_>>().join("")
 }
 
 /// Standard base64 (with padding).
@@ -318,24 +290,12 @@ pub fn base64(data: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(TABLE[(n >> 18) as usize & 63] as char);
         out.push(TABLE[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            TABLE[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            TABLE[n as usize & 63] as char
-        } else {
-            '='
-        });
+        out.push(if chunk.len() > 1 { TABLE[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 2 { TABLE[n as usize & 63] as char } else { '=' });
     }
     out
 }
@@ -402,10 +362,7 @@ impl Ingress {
 
     /// Adds a `spec.tls` entry.
     pub fn tls(mut self, hosts: &[&str], secret: &str) -> Ingress {
-        self.tls.push((
-            hosts.iter().map(|h| (*h).to_owned()).collect(),
-            secret.to_owned(),
-        ));
+        self.tls.push((hosts.iter().map(|h| (*h).to_owned()).collect(), secret.to_owned()));
         self
     }
 
@@ -415,20 +372,9 @@ impl Ingress {
     }
 
     /// Adds a path with an explicit backend port to the rule for `host`.
-    pub fn path_port(
-        mut self,
-        host: Option<&str>,
-        path_type: &str,
-        path: &str,
-        service: &str,
-        port: Port,
-    ) -> Ingress {
-        let entry = IngressPath {
-            path_type: path_type.to_owned(),
-            path: path.to_owned(),
-            service: service.to_owned(),
-            port,
-        };
+    pub fn path_port(mut self, host: Option<&str>, path_type: &str, path: &str, service: &str, port: Port) -> Ingress {
+        let entry =
+            IngressPath { path_type: path_type.to_owned(), path: path.to_owned(), service: service.to_owned(), port };
         let host = host.map(str::to_owned);
         match self.rules.iter_mut().find(|(h, _)| *h == host) {
             Some((_, paths)) => paths.push(entry),
@@ -508,10 +454,7 @@ impl Fixture {
     pub fn new(tag: &str) -> Fixture {
         let dir = TempDir::new(tag);
         fs::create_dir_all(dir.path().join("manifests")).expect("create manifests dir");
-        Fixture {
-            dir,
-            echoes: Vec::new(),
-        }
+        Fixture { dir, echoes: Vec::new() }
     }
 
     /// The directory passed to `sluice run --manifests`.
@@ -538,20 +481,13 @@ impl Fixture {
         cmd.args(["echo", "--listen", &addr.to_string(), "--name", name]);
         let mut proc = Proc::spawn(&format!("echo {name}@{addr}"), cmd, log, false);
         let up = wait_until(Duration::from_secs(10), || {
-            proc.exited().is_some()
-                || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            proc.exited().is_some() || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
         });
         if let Some(status) = proc.exited() {
-            return Err(format!(
-                "echo {name} on {addr} exited ({status}):\n{}",
-                proc.log()
-            ));
+            return Err(format!("echo {name} on {addr} exited ({status}):\n{}", proc.log()));
         }
         if !up {
-            return Err(format!(
-                "echo {name} did not listen on {addr}:\n{}",
-                proc.log()
-            ));
+            return Err(format!("echo {name} did not listen on {addr}:\n{}", proc.log()));
         }
         proc.show_log_on_panic = true;
         self.echoes.push(proc);
@@ -571,12 +507,7 @@ impl Fixture {
     }
 
     /// An echo backend for Service `service` with the given port name and appProtocol.
-    pub fn backend_with(
-        &mut self,
-        service: &str,
-        port_name: Option<&str>,
-        app_protocol: Option<&str>,
-    ) -> SocketAddr {
+    pub fn backend_with(&mut self, service: &str, port_name: Option<&str>, app_protocol: Option<&str>) -> SocketAddr {
         // A port picked by `free_addr` can be taken before the echo binds it; retry then.
         let mut attempt = 0;
         let addr = loop {
@@ -588,14 +519,7 @@ impl Fixture {
                 Err(e) => panic!("{e}"),
             }
         };
-        self.write_service(
-            service,
-            port_name,
-            app_protocol,
-            addr.port(),
-            &[addr.ip().to_string()],
-            true,
-        );
+        self.write_service(service, port_name, app_protocol, addr.port(), &[addr.ip().to_string()], true);
         addr
     }
 
@@ -675,12 +599,7 @@ impl Sluice {
             }
             let log = log_dir.join(format!("sluice-{}.log", http.port()));
             let proc = Proc::spawn("sluice run", cmd, log, false);
-            let mut sluice = Sluice {
-                proc,
-                http,
-                https,
-                admin,
-            };
+            let mut sluice = Sluice { proc, http, https, admin };
             match sluice.wait_ready() {
                 Ok(()) => {
                     sluice.proc.show_log_on_panic = true;
@@ -700,25 +619,16 @@ impl Sluice {
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
             if let Some(status) = self.proc.exited() {
-                return Err(format!(
-                    "sluice run exited early ({status}); log:\n{}",
-                    self.proc.log()
-                ));
+                return Err(format!("sluice run exited early ({status}); log:\n{}", self.proc.log()));
             }
-            match exchange(
-                admin,
-                &http_request("GET", &admin.to_string(), "/readyz", &[], b""),
-            ) {
+            match exchange(admin, &http_request("GET", &admin.to_string(), "/readyz", &[], b"")) {
                 Ok(resp) if resp.status == 200 => return Ok(()),
                 Ok(resp) => last = format!("status {}", resp.status),
                 Err(e) => last = e.to_string(),
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!(
-            "sluice not ready within {READY_TIMEOUT:?} (last /readyz: {last}); log:\n{}",
-            self.proc.log()
-        ))
+        Err(format!("sluice not ready within {READY_TIMEOUT:?} (last /readyz: {last}); log:\n{}", self.proc.log()))
     }
 
     /// `GET <path>` on the plain listener with `Host: <host>`, a fresh connection.
@@ -729,10 +639,7 @@ impl Sluice {
     /// Sends raw request bytes to the plain listener on a fresh connection.
     pub fn send(&self, raw: &[u8]) -> HttpResponse {
         exchange(self.http, raw).unwrap_or_else(|e| {
-            panic!(
-                "request to sluice failed: {e}\nrequest: {}",
-                String::from_utf8_lossy(&raw[..raw.len().min(500)])
-            )
+            panic!("request to sluice failed: {e}\nrequest: {}", String::from_utf8_lossy(&raw[..raw.len().min(500)]))
         })
     }
 
@@ -743,11 +650,8 @@ impl Sluice {
 
     /// The `/metrics` text, or why it could not be fetched.
     pub fn try_metrics(&self) -> Result<String, String> {
-        let resp = exchange(
-            self.admin,
-            &http_request("GET", &self.admin.to_string(), "/metrics", &[], b""),
-        )
-        .map_err(|e| format!("GET /metrics: {e}"))?;
+        let resp = exchange(self.admin, &http_request("GET", &self.admin.to_string(), "/metrics", &[], b""))
+            .map_err(|e| format!("GET /metrics: {e}"))?;
         if resp.status != 200 {
             return Err(format!("GET /metrics: status {}", resp.status));
         }
@@ -768,9 +672,7 @@ impl Sluice {
 
     /// Like [`Sluice::reload`], returning the failure instead.
     pub fn try_reload(&mut self) -> Result<(), String> {
-        let before = self
-            .generation()
-            .ok_or("no sluice_config_generation in /metrics")?;
+        let before = self.generation().ok_or("no sluice_config_generation in /metrics")?;
         self.proc.signal("HUP");
         let mut now = before;
         let applied = wait_until(READY_TIMEOUT, || {
@@ -778,16 +680,10 @@ impl Sluice {
             now > before
         });
         if let Some(status) = self.proc.exited() {
-            return Err(format!(
-                "sluice exited ({status}) after SIGHUP; log:\n{}",
-                self.proc.log()
-            ));
+            return Err(format!("sluice exited ({status}) after SIGHUP; log:\n{}", self.proc.log()));
         }
         if !applied {
-            return Err(format!(
-                "sluice_config_generation stayed {before} after SIGHUP; log:\n{}",
-                self.proc.log()
-            ));
+            return Err(format!("sluice_config_generation stayed {before} after SIGHUP; log:\n{}", self.proc.log()));
         }
         Ok(())
     }
@@ -798,10 +694,7 @@ pub fn metric_value(metrics: &str, name: &str) -> Option<f64> {
     metrics
         .lines()
         .filter(|l| !l.starts_with('#'))
-        .find(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
+        .find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{')))
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse().ok())
 }
@@ -813,26 +706,17 @@ pub fn metric_value(metrics: &str, name: &str) -> Option<f64> {
 /// Builds a request: request line, `Host`, `User-Agent` (unless given in `headers`),
 /// the extra headers, a `Content-Length` when there is a body or the method usually
 /// has one (POST/PUT/PATCH), then the body.
-pub fn http_request(
-    method: &str,
-    host: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Vec<u8> {
+pub fn http_request(method: &str, host: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n");
-    if !headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
-    {
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("user-agent")) {
         head.push_str(&format!("User-Agent: {UA}\r\n"));
     }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    let has_length = headers.iter().any(|(n, _)| {
-        n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding")
-    });
+    let has_length = headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding"));
     if !has_length && (!body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH")) {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
@@ -871,16 +755,12 @@ impl std::fmt::Debug for HttpResponse {
 impl HttpResponse {
     /// First value of a header (name compared case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Whether the body was sent with `Transfer-Encoding: chunked`.
     pub fn is_chunked(&self) -> bool {
-        self.header("transfer-encoding")
-            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        self.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
     }
 
     /// The body as (lossy) UTF-8.
@@ -927,18 +807,12 @@ impl Echo {
 
     /// A request header as the backend saw it (name lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.0
-            .get("headers")
-            .and_then(|h| h.get(name.to_ascii_lowercase()))
-            .and_then(|v| v.as_str())
+        self.0.get("headers").and_then(|h| h.get(name.to_ascii_lowercase())).and_then(|v| v.as_str())
     }
 
     /// `body_bytes`.
     pub fn body_bytes(&self) -> u64 {
-        self.0
-            .get("body_bytes")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(u64::MAX)
+        self.0.get("body_bytes").and_then(|v| v.as_u64()).unwrap_or(u64::MAX)
     }
 }
 
@@ -965,10 +839,7 @@ fn read_line<R: BufRead>(r: &mut R) -> io::Result<String> {
     let mut buf = Vec::new();
     let n = r.read_until(b'\n', &mut buf)?;
     if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "connection closed before a full response",
-        ));
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a full response"));
     }
     while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         buf.pop();
@@ -986,10 +857,8 @@ pub fn read_response<R: BufRead>(r: &mut R, head: bool) -> io::Result<HttpRespon
         let status_line = read_line(r)?;
         let mut parts = status_line.splitn(3, ' ');
         let version = parts.next().unwrap_or("").to_owned();
-        let status: u16 = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad(format!("bad status line {status_line:?}")))?;
+        let status: u16 =
+            parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| bad(format!("bad status line {status_line:?}")))?;
         if !version.starts_with("HTTP/1.") {
             return Err(bad(format!("bad status line {status_line:?}")));
         }
@@ -999,29 +868,20 @@ pub fn read_response<R: BufRead>(r: &mut R, head: bool) -> io::Result<HttpRespon
             if line.is_empty() {
                 break;
             }
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| bad(format!("bad header line {line:?}")))?;
+            let (name, value) = line.split_once(':').ok_or_else(|| bad(format!("bad header line {line:?}")))?;
             headers.push((name.trim().to_owned(), value.trim().to_owned()));
         }
         if status == 100 {
             continue;
         }
-        let mut resp = HttpResponse {
-            version,
-            status,
-            headers,
-            body: Vec::new(),
-        };
+        let mut resp = HttpResponse { version, status, headers, body: Vec::new() };
         if head || (100..200).contains(&status) || status == 204 || status == 304 {
             return Ok(resp);
         }
         if resp.is_chunked() {
             resp.body = read_chunked(r)?;
         } else if let Some(len) = resp.header("content-length") {
-            let len: usize = len
-                .parse()
-                .map_err(|_| bad(format!("bad Content-Length {len:?}")))?;
+            let len: usize = len.parse().map_err(|_| bad(format!("bad Content-Length {len:?}")))?;
             let mut body = vec![0; len];
             r.read_exact(&mut body)?;
             resp.body = body;
@@ -1038,8 +898,7 @@ fn read_chunked<R: BufRead>(r: &mut R) -> io::Result<Vec<u8>> {
     loop {
         let line = read_line(r)?;
         let size_hex = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_hex, 16)
-            .map_err(|_| bad(format!("bad chunk size line {line:?}")))?;
+        let size = usize::from_str_radix(size_hex, 16).map_err(|_| bad(format!("bad chunk size line {line:?}")))?;
         if size == 0 {
             while !read_line(r)?.is_empty() {}
             return Ok(body);
@@ -1107,12 +966,7 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -1121,12 +975,7 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -1158,11 +1007,7 @@ pub struct TlsOptions<'a> {
 
 impl Default for TlsOptions<'_> {
     fn default() -> Self {
-        TlsOptions {
-            trust: None,
-            versions: TlsVersions::Any,
-            alpn: &["http/1.1"],
-        }
+        TlsOptions { trust: None, versions: TlsVersions::Any, alpn: &["http/1.1"] }
     }
 }
 
@@ -1183,9 +1028,7 @@ pub fn tls_client_config(opts: TlsOptions<'_>) -> Result<Arc<ClientConfig>, Stri
     let mut config = match opts.trust {
         Some(der) => {
             let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(CertificateDer::from(der.to_vec()))
-                .map_err(|e| format!("add trust anchor: {e}"))?;
+            roots.add(CertificateDer::from(der.to_vec())).map_err(|e| format!("add trust anchor: {e}"))?;
             builder.with_root_certificates(roots).with_no_client_auth()
         }
         None => builder
@@ -1201,29 +1044,19 @@ pub fn tls_client_config(opts: TlsOptions<'_>) -> Result<Arc<ClientConfig>, Stri
 /// sends no SNI) and returns the stream; errors name the failing step.
 pub fn tls_connect(addr: SocketAddr, sni: &str, opts: TlsOptions<'_>) -> Result<TlsStream, String> {
     let config = tls_client_config(opts)?;
-    let name =
-        ServerName::try_from(sni.to_owned()).map_err(|e| format!("bad server name {sni}: {e}"))?;
-    let conn =
-        ClientConnection::new(config, name).map_err(|e| format!("TLS client for {sni}: {e}"))?;
+    let name = ServerName::try_from(sni.to_owned()).map_err(|e| format!("bad server name {sni}: {e}"))?;
+    let conn = ClientConnection::new(config, name).map_err(|e| format!("TLS client for {sni}: {e}"))?;
     let sock = connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     let mut stream = rustls::StreamOwned::new(conn, sock);
     while stream.conn.is_handshaking() {
-        stream
-            .conn
-            .complete_io(&mut stream.sock)
-            .map_err(|e| format!("TLS handshake with SNI {sni}: {e}"))?;
+        stream.conn.complete_io(&mut stream.sock).map_err(|e| format!("TLS handshake with SNI {sni}: {e}"))?;
     }
     Ok(stream)
 }
 
 /// DER of the leaf certificate the server presented.
 pub fn leaf_der(stream: &TlsStream) -> Vec<u8> {
-    stream
-        .conn
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| c.to_vec())
-        .unwrap_or_default()
+    stream.conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()).unwrap_or_default()
 }
 
 /// One request over a fresh TLS connection; returns the response and the served leaf certificate.
@@ -1235,13 +1068,9 @@ pub fn https_exchange(
 ) -> Result<(HttpResponse, Vec<u8>), String> {
     let mut stream = tls_connect(addr, sni, opts)?;
     let leaf = leaf_der(&stream);
-    stream
-        .write_all(raw)
-        .and_then(|_| stream.flush())
-        .map_err(|e| format!("TLS write: {e}"))?;
+    stream.write_all(raw).and_then(|_| stream.flush()).map_err(|e| format!("TLS write: {e}"))?;
     let mut reader = BufReader::new(stream);
-    let resp = read_response(&mut reader, raw.starts_with(b"HEAD "))
-        .map_err(|e| format!("TLS read: {e}"))?;
+    let resp = read_response(&mut reader, raw.starts_with(b"HEAD ")).map_err(|e| format!("TLS read: {e}"))?;
     Ok((resp, leaf))
 }
 
@@ -1273,26 +1102,18 @@ pub fn curl(args: &[&str]) -> (bool, String, String) {
 /// close is answered. Bounded by 15 s.
 pub fn websocket_echo_roundtrip(addr: SocketAddr, host: &str, path: &str) -> Result<(), String> {
     block_on_15s(async move {
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
         websocket_session(tcp, &format!("ws://{host}{path}")).await
     })
 }
 
 /// Like [`websocket_echo_roundtrip`] but `wss://` over TLS (SNI = `host`, any certificate
 /// accepted, ALPN http/1.1).
-pub fn websocket_echo_roundtrip_tls(
-    addr: SocketAddr,
-    host: &str,
-    path: &str,
-) -> Result<(), String> {
+pub fn websocket_echo_roundtrip_tls(addr: SocketAddr, host: &str, path: &str) -> Result<(), String> {
     let config = tls_client_config(TlsOptions::default())?;
     let name = ServerName::try_from(host.to_owned()).map_err(|e| format!("server name: {e}"))?;
     block_on_15s(async move {
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
@@ -1302,13 +1123,9 @@ pub fn websocket_echo_roundtrip_tls(
 }
 
 /// Runs `session` on a fresh current-thread runtime, failing after 15 s.
-fn block_on_15s(
-    session: impl std::future::Future<Output = Result<(), String>>,
-) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+fn block_on_15s(session: impl std::future::Future<Output = Result<(), String>>) -> Result<(), String> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("runtime: {e}"))?;
     runtime.block_on(async move {
         tokio::time::timeout(Duration::from_secs(15), session)
             .await
@@ -1330,30 +1147,20 @@ where
     if resp.status().as_u16() != 101 {
         return Err(format!("handshake status {}", resp.status()));
     }
-    let messages = [
-        Message::text("hello"),
-        Message::binary(vec![0u8, 1, 2, 255]),
-        Message::text("x".repeat(100_000)),
-    ];
+    let messages = [Message::text("hello"), Message::binary(vec![0u8, 1, 2, 255]), Message::text("x".repeat(100_000))];
     for msg in messages {
-        ws.send(msg.clone())
-            .await
-            .map_err(|e| format!("send: {e}"))?;
+        ws.send(msg.clone()).await.map_err(|e| format!("send: {e}"))?;
         match ws.next().await {
             Some(Ok(got)) if got == msg => {}
             other => return Err(format!("echo of {} bytes: got {other:?}", msg.len())),
         }
     }
-    ws.send(Message::Ping(b"are you there"[..].into()))
-        .await
-        .map_err(|e| format!("send ping: {e}"))?;
+    ws.send(Message::Ping(b"are you there"[..].into())).await.map_err(|e| format!("send ping: {e}"))?;
     match ws.next().await {
         Some(Ok(Message::Pong(data))) if &data[..] == b"are you there" => {}
         other => return Err(format!("pong: got {other:?}")),
     }
-    ws.send(Message::Close(None))
-        .await
-        .map_err(|e| format!("send close: {e}"))?;
+    ws.send(Message::Close(None)).await.map_err(|e| format!("send close: {e}"))?;
     match ws.next().await {
         Some(Ok(Message::Close(_))) | None => Ok(()),
         other => Err(format!("close reply: got {other:?}")),
@@ -1393,4 +1200,95 @@ pub fn scripted_backend(response: &'static [u8]) -> SocketAddr {
         }
     });
     addr
+}
+
+// ---------------------------------------------------------------------------
+// Live changes: files replaced by rename, extra echoes, /config, /readyz, sync WebSocket
+// ---------------------------------------------------------------------------
+
+/// Replaces `path` in one step, the way tools that must never expose a half-written file
+/// do: writes `<name>.tmp` in the same directory, then renames it over `path`.
+pub fn replace_by_rename(path: &Path, contents: &str) {
+    let name = path.file_name().expect("file name").to_string_lossy().into_owned();
+    let tmp = path.with_file_name(format!("{name}.tmp"));
+    fs::write(&tmp, contents).expect("write temporary file");
+    fs::rename(&tmp, path).expect("rename temporary file over the target");
+}
+
+impl Fixture {
+    /// The path of `manifests/<file>`.
+    pub fn file(&self, file: &str) -> PathBuf {
+        self.manifests().join(file)
+    }
+
+    /// Starts one more `sluice echo` reporting service `service`, on a free port (retried
+    /// if the port is taken meanwhile), without writing any manifest. Returns its address,
+    /// which is also the `pod` it reports.
+    pub fn spawn_echo_free(&mut self, service: &str) -> SocketAddr {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let addr = free_addr("127.0.0.1");
+            match self.try_spawn_echo(addr, service) {
+                Ok(()) => return addr,
+                Err(e) if attempt < 3 && e.contains("in use") => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
+
+impl Sluice {
+    /// `GET /config` on the admin listener, parsed.
+    pub fn config(&self) -> serde_json::Value {
+        self.try_config().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `GET /config`, or why it could not be fetched.
+    pub fn try_config(&self) -> Result<serde_json::Value, String> {
+        let resp = exchange(self.admin, &http_request("GET", &self.admin.to_string(), "/config", &[], b""))
+            .map_err(|e| format!("GET /config: {e}"))?;
+        if resp.status != 200 {
+            return Err(format!("GET /config: status {}", resp.status));
+        }
+        serde_json::from_slice(&resp.body).map_err(|e| format!("GET /config: not JSON: {e}"))
+    }
+
+    /// Status of `GET /readyz`, or the error when the admin listener does not answer.
+    pub fn readyz(&self) -> Result<u16, String> {
+        exchange(self.admin, &http_request("GET", &self.admin.to_string(), "/readyz", &[], b""))
+            .map(|r| r.status)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A blocking WebSocket client over plain TCP.
+pub type WsClient = tokio_tungstenite::tungstenite::WebSocket<TcpStream>;
+
+/// Opens `ws://<host><path>` over a new connection to `addr` (blocking tungstenite,
+/// [`IO_TIMEOUT`] socket timeouts) and checks the `101` answer.
+pub fn ws_connect(addr: SocketAddr, host: &str, path: &str) -> Result<WsClient, String> {
+    let stream = connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    let url = format!("ws://{host}{path}");
+    let (ws, resp) = tokio_tungstenite::tungstenite::client(url.as_str(), stream)
+        .map_err(|e| format!("WebSocket handshake for {url}: {e}"))?;
+    if resp.status().as_u16() != 101 {
+        return Err(format!("WebSocket handshake for {url}: status {}", resp.status()));
+    }
+    Ok(ws)
+}
+
+/// Sends `text` as a text message and waits for the same text back (pings and pongs in
+/// between are skipped).
+pub fn ws_echo(ws: &mut WsClient, text: &str) -> Result<(), String> {
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text(text)).map_err(|e| format!("send {text:?}: {e}"))?;
+    loop {
+        match ws.read() {
+            Ok(Message::Text(got)) if got.as_str() == text => return Ok(()),
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(other) => return Err(format!("echo of {text:?}: got {other:?}")),
+            Err(e) => return Err(format!("echo of {text:?}: {e}")),
+        }
+    }
 }

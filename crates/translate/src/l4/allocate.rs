@@ -36,11 +36,7 @@ impl<'a> Holders<'a> {
     }
 
     fn take(&mut self, ip: IpAddr, candidate: &'a LbService<'_>) {
-        let holder = (
-            &candidate.object,
-            candidate.share_key.as_deref(),
-            candidate.ports.as_slice(),
-        );
+        let holder = (&candidate.object, candidate.share_key.as_deref(), candidate.ports.as_slice());
         self.by_ip.entry(ip).or_default().push(holder);
     }
 }
@@ -55,21 +51,12 @@ pub(super) fn allocate(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Allocations {
     let mut order: Vec<&LbService<'_>> = candidates.iter().collect();
-    order.sort_by_key(|c| {
-        (
-            !previous.contains_key(&c.object),
-            c.requested.is_empty(),
-            c.created,
-            &c.object,
-        )
-    });
+    order.sort_by_key(|c| (!previous.contains_key(&c.object), c.requested.is_empty(), c.created, &c.object));
     let in_pool = |ip: IpAddr| pools.iter().any(|p| p.contains(ip));
     let mut holders = Holders::default();
     let mut allocations = Allocations::new();
     for candidate in order {
-        let pending = |reason: String| {
-            Diagnostic::object(candidate.object.clone(), candidate.requested_field, reason)
-        };
+        let pending = |reason: String| Diagnostic::object(candidate.object.clone(), candidate.requested_field, reason);
         let chosen: Result<Vec<IpAddr>, Diagnostic> = if !candidate.requested.is_empty() {
             let refusal = candidate.requested.iter().find_map(|ip| {
                 if !in_pool(*ip) {
@@ -84,10 +71,7 @@ pub(super) fn allocate(
             }
         } else {
             let kept = previous.get(&candidate.object).filter(|ips| {
-                !ips.is_empty()
-                    && ips
-                        .iter()
-                        .all(|ip| in_pool(*ip) && holders.refusal(*ip, candidate).is_none())
+                !ips.is_empty() && ips.iter().all(|ip| in_pool(*ip) && holders.refusal(*ip, candidate).is_none())
             });
             match kept {
                 Some(ips) => Ok(ips.clone()),
@@ -114,22 +98,12 @@ pub(super) fn allocate(
 }
 
 /// An address of the same share key without a port clash, else the lowest free address.
-fn first_free(
-    pools: &[AddressPool],
-    holders: &Holders<'_>,
-    candidate: &LbService<'_>,
-) -> Option<IpAddr> {
+fn first_free(pools: &[AddressPool], holders: &Holders<'_>, candidate: &LbService<'_>) -> Option<IpAddr> {
     if candidate.share_key.is_some() {
-        let shared = holders
-            .by_ip
-            .keys()
-            .find(|ip| holders.refusal(**ip, candidate).is_none());
+        let shared = holders.by_ip.keys().find(|ip| holders.refusal(**ip, candidate).is_none());
         if let Some(ip) = shared {
             return Some(*ip);
         }
     }
-    pools
-        .iter()
-        .flat_map(AddressPool::addresses)
-        .find(|ip| !holders.by_ip.contains_key(ip))
+    pools.iter().flat_map(AddressPool::addresses).find(|ip| !holders.by_ip.contains_key(ip))
 }

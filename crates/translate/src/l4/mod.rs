@@ -50,11 +50,7 @@ pub(crate) fn translate(
         let key = ObjectKey::new(&candidate.object.namespace, &candidate.object.name);
         for port in &candidate.ports {
             let endpoints = resolver.endpoints(&key, &port.name);
-            let label = if port.name.is_empty() {
-                port.port.to_string()
-            } else {
-                port.name.clone()
-            };
+            let label = if port.name.is_empty() { port.port.to_string() } else { port.name.clone() };
             let backend = Arc::new(Backend::new(
                 candidate.object.clone(),
                 &label,
@@ -78,10 +74,7 @@ pub(crate) fn translate(
             }
         }
     }
-    L4Table {
-        listeners,
-        addresses,
-    }
+    L4Table { listeners, addresses }
 }
 
 #[cfg(test)]

@@ -15,8 +15,7 @@ pub struct AddressPool {
 impl AddressPool {
     /// True when `ip` is in the pool.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ((family, n), (f1, first), (f2, last)) =
-            (to_int(ip), to_int(self.first), to_int(self.last));
+        let ((family, n), (f1, first), (f2, last)) = (to_int(ip), to_int(self.first), to_int(self.last));
         family == f1 && family == f2 && first <= n && n <= last
     }
 
@@ -39,27 +38,17 @@ impl FromStr for AddressPool {
 
     fn from_str(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let parse_ip = |s: &str| {
-            s.trim()
-                .parse::<IpAddr>()
-                .map_err(|e| format!("{s:?}: {e}"))
-        };
+        let parse_ip = |s: &str| s.trim().parse::<IpAddr>().map_err(|e| format!("{s:?}: {e}"));
         let (first, last) = if let Some((ip, bits)) = text.split_once('/') {
             let ip = parse_ip(ip)?;
             let (family, n) = to_int(ip);
             let width = if family == 4 { 32 } else { 128 };
-            let bits: u32 = bits
-                .parse()
-                .map_err(|_| format!("{text:?}: bad prefix length"))?;
+            let bits: u32 = bits.parse().map_err(|_| format!("{text:?}: bad prefix length"))?;
             if bits > width {
                 return Err(format!("{text:?}: prefix length over {width}"));
             }
             let host_bits = width - bits;
-            let mask = if host_bits == 128 {
-                u128::MAX
-            } else {
-                (1u128 << host_bits) - 1
-            };
+            let mask = if host_bits == 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
             (from_int(family, n & !mask), from_int(family, n | mask))
         } else if let Some((first, last)) = text.split_once('-') {
             (parse_ip(first)?, parse_ip(last)?)
@@ -101,10 +90,7 @@ mod tests {
     fn parses_cidrs_and_ranges() {
         let pool: AddressPool = "127.0.10.0/30".parse().unwrap();
         let all: Vec<String> = pool.addresses().map(|a| a.to_string()).collect();
-        assert_eq!(
-            all,
-            ["127.0.10.0", "127.0.10.1", "127.0.10.2", "127.0.10.3"]
-        );
+        assert_eq!(all, ["127.0.10.0", "127.0.10.1", "127.0.10.2", "127.0.10.3"]);
         let range: AddressPool = "127.0.0.5-127.0.0.6".parse().unwrap();
         assert!(range.contains("127.0.0.6".parse().unwrap()));
         assert!(!range.contains("127.0.0.7".parse().unwrap()));
@@ -112,13 +98,6 @@ mod tests {
         assert!("127.0.0.6-127.0.0.5".parse::<AddressPool>().is_err());
         assert!("127.0.0.1-::1".parse::<AddressPool>().is_err());
         assert!("10.0.0.0/33".parse::<AddressPool>().is_err());
-        assert_eq!(
-            "fd00::/127"
-                .parse::<AddressPool>()
-                .unwrap()
-                .addresses()
-                .count(),
-            2
-        );
+        assert_eq!("fd00::/127".parse::<AddressPool>().unwrap().addresses().count(), 2);
     }
 }

@@ -53,36 +53,23 @@ impl LbService<'_> {
 
     /// True when the two services use a common protocol and port.
     pub(crate) fn clashes_with(&self, ports: &[LbPort]) -> bool {
-        self.ports.iter().any(|a| {
-            ports
-                .iter()
-                .any(|b| a.protocol == b.protocol && a.port == b.port)
-        })
+        self.ports.iter().any(|a| ports.iter().any(|b| a.protocol == b.protocol && a.port == b.port))
     }
 }
 
 /// The Service as an L4 candidate; `Ok(None)` when it is not a LoadBalancer of ours.
-pub(crate) fn read<'s>(
-    object: ObjectRef,
-    service: &'s Service,
-) -> Result<Option<LbService<'s>>, Vec<Diagnostic>> {
+pub(crate) fn read<'s>(object: ObjectRef, service: &'s Service) -> Result<Option<LbService<'s>>, Vec<Diagnostic>> {
     let Some(spec) = service.spec.as_ref() else {
         return Ok(None);
     };
     if spec.type_.as_deref() != Some("LoadBalancer") {
         return Ok(None);
     }
-    if spec
-        .load_balancer_class
-        .as_deref()
-        .is_some_and(|c| c != LOAD_BALANCER_CLASS)
-    {
+    if spec.load_balancer_class.as_deref().is_some_and(|c| c != LOAD_BALANCER_CLASS) {
         return Ok(None);
     }
     let mut problems = Vec::new();
-    let mut problem = |field: &str, reason: String| {
-        problems.push(Diagnostic::object(object.clone(), field, reason))
-    };
+    let mut problem = |field: &str, reason: String| problems.push(Diagnostic::object(object.clone(), field, reason));
     let annotations = service.metadata.annotations.as_ref();
     let annotation = |name: &str| annotations.and_then(|a| a.get(name)).map(String::as_str);
     let annotation_field = |name: &str| format!("metadata.annotations[{name}]");
@@ -93,38 +80,25 @@ pub(crate) fn read<'s>(
             "TCP" => L4Protocol::Tcp,
             "UDP" => L4Protocol::Udp,
             other => {
-                problem(
-                    &format!("spec.ports[{i}].protocol"),
-                    format!("{other:?} is not supported; only TCP and UDP"),
-                );
+                problem(&format!("spec.ports[{i}].protocol"), format!("{other:?} is not supported; only TCP and UDP"));
                 continue;
             }
         };
         match u16::try_from(port.port) {
-            Ok(number) if number != 0 => ports.push(LbPort {
-                protocol,
-                port: number,
-                name: port.name.clone().unwrap_or_default(),
-            }),
-            _ => problem(
-                &format!("spec.ports[{i}].port"),
-                format!("{} is not a valid port", port.port),
-            ),
+            Ok(number) if number != 0 => {
+                ports.push(LbPort { protocol, port: number, name: port.name.clone().unwrap_or_default() })
+            }
+            _ => problem(&format!("spec.ports[{i}].port"), format!("{} is not a valid port", port.port)),
         }
     }
 
-    let (requested_text, requested_field) =
-        match (annotation(IPS_ANNOTATION), spec.load_balancer_ip.as_deref()) {
-            (Some(ips), _) => (ips, "metadata.annotations[sluice.dev/load-balancer-ips]"),
-            (None, Some(ip)) => (ip, "spec.loadBalancerIP"),
-            (None, None) => ("", "spec.loadBalancerIP"),
-        };
+    let (requested_text, requested_field) = match (annotation(IPS_ANNOTATION), spec.load_balancer_ip.as_deref()) {
+        (Some(ips), _) => (ips, "metadata.annotations[sluice.dev/load-balancer-ips]"),
+        (None, Some(ip)) => (ip, "spec.loadBalancerIP"),
+        (None, None) => ("", "spec.loadBalancerIP"),
+    };
     let mut requested = Vec::new();
-    for text in requested_text
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
+    for text in requested_text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         match text.parse::<IpAddr>() {
             Ok(ip) => requested.push(ip),
             Err(_) => problem(requested_field, format!("{text:?} is not an IP address")),
@@ -136,32 +110,25 @@ pub(crate) fn read<'s>(
         Some("v1") => Some(ProxyProtocol::V1),
         Some("v2") => Some(ProxyProtocol::V2),
         Some(other) => {
-            problem(
-                &annotation_field(PROXY_PROTOCOL_ANNOTATION),
-                format!("{other:?}: expected \"v1\" or \"v2\""),
-            );
+            problem(&annotation_field(PROXY_PROTOCOL_ANNOTATION), format!("{other:?}: expected \"v1\" or \"v2\""));
             None
         }
     };
-    let idle_timeout =
-        annotation(IDLE_TIMEOUT_ANNOTATION).and_then(|text| match parse_duration(text) {
-            Some(d) => Some(d),
-            None => {
-                problem(
-                    &annotation_field(IDLE_TIMEOUT_ANNOTATION),
-                    format!("{text:?}: expected a duration like 90s, 10m or 1h"),
-                );
-                None
-            }
-        });
+    let idle_timeout = annotation(IDLE_TIMEOUT_ANNOTATION).and_then(|text| match parse_duration(text) {
+        Some(d) => Some(d),
+        None => {
+            problem(
+                &annotation_field(IDLE_TIMEOUT_ANNOTATION),
+                format!("{text:?}: expected a duration like 90s, 10m or 1h"),
+            );
+            None
+        }
+    });
     let max_flows = match annotation(MAX_FLOWS_ANNOTATION).map(|t| t.trim().parse::<usize>()) {
         None => DEFAULT_MAX_FLOWS,
         Some(Ok(n)) if n > 0 => n,
         Some(_) => {
-            problem(
-                &annotation_field(MAX_FLOWS_ANNOTATION),
-                "expected a positive whole number".into(),
-            );
+            problem(&annotation_field(MAX_FLOWS_ANNOTATION), "expected a positive whole number".into());
             DEFAULT_MAX_FLOWS
         }
     };
@@ -174,9 +141,7 @@ pub(crate) fn read<'s>(
         ports,
         requested,
         requested_field,
-        share_key: annotation(SHARED_IP_ANNOTATION)
-            .map(str::to_owned)
-            .filter(|k| !k.is_empty()),
+        share_key: annotation(SHARED_IP_ANNOTATION).map(str::to_owned).filter(|k| !k.is_empty()),
         proxy_protocol,
         idle_timeout,
         max_flows,
