@@ -72,6 +72,12 @@ if [[ $SKIP_BUILD != 1 ]]; then
   (cd "$REPO" && cargo build --release -p sluice --quiet)
 fi
 [[ -x $SLUICE_BIN ]] || { echo "no sluice binary at $SLUICE_BIN" >&2; exit 1; }
+# run a private copy: others may rebuild target/release/sluice while this runs
+mkdir -p "$OUT_DIR"
+cp "$SLUICE_BIN" "$OUT_DIR/sluice"; SLUICE_BIN=$OUT_DIR/sluice
+{ echo "sluice: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) + $(git -C "$REPO" status --short -- crates Cargo.toml Cargo.lock 2>/dev/null | wc -l) changed files in the work tree"
+  echo "sluice binary: $(sha256sum "$SLUICE_BIN" | cut -c1-16)"; } > "$OUT_DIR/sluice-version.txt"
+cat "$OUT_DIR/sluice-version.txt"
 SNAP=$SHARED_BENCH/lib/cpusnap.py
 SCHEDEXEC=$SHARED_BENCH/lib/schedexec.py
 [[ -r $SNAP && -r $SCHEDEXEC ]] || { echo "needs $SHARED_BENCH/lib/{cpusnap,schedexec}.py (set SHARED_BENCH)" >&2; exit 1; }

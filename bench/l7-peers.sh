@@ -103,14 +103,20 @@ if [[ $SKIP_BUILD != 1 ]]; then
 fi
 for b in "$SLUICE_BIN" "$BACKEND_BIN"; do [[ -x $b ]] || { echo "missing binary $b" >&2; exit 1; }; done
 [[ -x $PINGORA_BIN ]] || echo "note: no pingora peer at $PINGORA_BIN (BUILD_PINGORA=1 builds it); run-peers drops that column" >&2
+[[ -x $SLUICE_BIN ]] || { echo "no sluice binary at $SLUICE_BIN" >&2; exit 1; }
+# run a private copy: others may rebuild target/release/sluice while this runs
 mkdir -p "$OUT_DIR"
+cp "$SLUICE_BIN" "$OUT_DIR/sluice"; SLUICE_BIN=$OUT_DIR/sluice
+{ echo "sluice: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) + $(git -C "$REPO" status --short -- crates Cargo.toml Cargo.lock 2>/dev/null | wc -l) changed files in the work tree"
+  echo "sluice binary: $(sha256sum "$SLUICE_BIN" | cut -c1-16)"; } > "$OUT_DIR/sluice-version.txt"
+cat "$OUT_DIR/sluice-version.txt"
 
 # ---------------------------------------------------------------- part 1: run-peers
 sluice_log_check() { # log name: print Sluice's warnings/errors, if any
   local n
   n=$(grep -ciE ' (WARN|ERROR)|panic' "$1" || true)
   if [[ $n -gt 0 ]]; then
-    echo "NOTE: $2 logged $n warning/error lines ($1); first ones:"; grep -iE ' (WARN|ERROR)|panic' "$1" | head -5
+    echo "NOTE: $2 logged $n warning/error lines ($1); first ones:"; grep -m5 -iE ' (WARN|ERROR)|panic' "$1" || true
   else
     echo "$2 log: no warnings or errors ($1)"
   fi

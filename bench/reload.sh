@@ -23,7 +23,7 @@
 # LAT_SIZES, LAT_SAMPLES, LAT_ENDPOINTS (1), NGINX_SIZES ("10 10000"), NGINX_LAT_SAMPLES,
 # STARTUP_SIZE, STARTUP_ENDPOINTS, STARTUP_RUNS (3), WORKERS (Sluice --workers; default: cores),
 # QUIET_BUSY (0.5: before each measurement wait until the CPUs are at most 50 % busy, because
-# other builds/benchmarks may share the machine; 1 = don't wait), QUIET_WAIT (180 s),
+# other builds/benchmarks may share the machine; 1 = don't wait), QUIET_WAIT (60 s per measurement),
 # RESULTS_MD (bench/RELOAD-RESULTS.md; "-" = don't write), SKIP_BUILD=1, KEEP_WORK=1.
 # Only loopback addresses are used. Every process started is ended by PID on exit.
 set -euo pipefail
@@ -53,7 +53,7 @@ STARTUP_ENDPOINTS=${STARTUP_ENDPOINTS:-10}
 STARTUP_RUNS=${STARTUP_RUNS:-3}
 WORKERS=${WORKERS:-0}
 QUIET_BUSY=${QUIET_BUSY:-0.5}
-QUIET_WAIT=${QUIET_WAIT:-180}
+QUIET_WAIT=${QUIET_WAIT:-60}
 RESULTS_MD=${RESULTS_MD:-$ROOT/bench/RELOAD-RESULTS.md}
 
 SLUICE=$ROOT/target/release/sluice

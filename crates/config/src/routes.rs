@@ -2,7 +2,7 @@
 //!
 //! Lookup cost is a few hash probes (one per path segment at most) and no allocation.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use crate::host::{normalize, HOST_BUF_LEN};

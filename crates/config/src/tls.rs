@@ -1,6 +1,6 @@
 //! Certificates by SNI, exact names before wildcards, with a default for everything else.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
@@ -68,7 +68,7 @@ pub struct CertificateTableBuilder {
 impl CertificateTableBuilder {
     /// Starts a table whose fallback is `default`.
     pub fn new(default: Arc<CertifiedKey>) -> Self {
-        Self { table: CertificateTable { exact: HashMap::new(), wildcard: HashMap::new(), default } }
+        Self { table: CertificateTable { exact: HashMap::default(), wildcard: HashMap::default(), default } }
     }
 
     /// Serves `key` for `host` unless an earlier Ingress already claimed that name. A TLS

@@ -16,7 +16,7 @@ use sluice_config::{Backend, UpstreamProtocol};
 use crate::headers::{is_upgrade, set_forwarding, strip_hop_by_hop, Downstream};
 use crate::path::routing_path;
 use crate::responses::{error, ProxyBody, SERVER};
-use crate::upstream::UpstreamBody;
+use crate::upstream::{SendError, UpstreamBody};
 use crate::DataPlane;
 
 /// Most endpoints tried for one request when connections are refused.
@@ -76,7 +76,7 @@ impl DataPlane {
                     (head, Either::Right(Empty::new()))
                 }
             };
-            head.uri = upstream_uri(&head.uri, authority)?;
+            head.uri = upstream_uri(&head, backend.protocol, authority)?;
             match self.send(backend, endpoint, Request::from_parts(head, sent_body)).await {
                 Err(Failure::Connect) if attempt < attempts => {
                     (endpoint, authority) = backend.pick_with_authority().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
@@ -115,12 +115,12 @@ impl DataPlane {
         endpoint: SocketAddr,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, Failure> {
-        let sent = self.upstream.client(backend.protocol).request(request);
+        let sent = self.upstream.send(backend.protocol, endpoint, request);
         match tokio::time::timeout(self.options.upstream_timeout, sent).await {
             Err(_) => Err(Failure::Timeout),
             Ok(Err(e)) => {
                 tracing::debug!(backend = %backend.label, %endpoint, error = %e, "upstream request failed");
-                if e.is_connect() {
+                if matches!(e, SendError::Connect(_)) {
                     self.metrics.upstream_connect_error(backend);
                     Err(Failure::Connect)
                 } else {
@@ -185,13 +185,17 @@ fn prepare(parts: &mut Parts, downstream: &Downstream, protocol: UpstreamProtoco
     };
 }
 
-/// The upstream URI: the endpoint as authority (the pool key), path and query as the client
-/// sent them.
-fn upstream_uri(uri: &Uri, authority: &Authority) -> Result<Uri, StatusCode> {
+/// The upstream request target, path and query as the client sent them: origin-form for
+/// HTTP/1.1; for HTTP/2 with the client's host as `:authority` (else the endpoint's).
+fn upstream_uri(head: &Parts, protocol: UpstreamProtocol, endpoint: &Authority) -> Result<Uri, StatusCode> {
+    let path = head.uri.path_and_query().cloned().unwrap_or(PathAndQuery::from_static("/"));
     let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(UriScheme::HTTP);
-    parts.authority = Some(authority.clone());
-    parts.path_and_query = Some(uri.path_and_query().cloned().unwrap_or(PathAndQuery::from_static("/")));
+    parts.path_and_query = Some(path);
+    if protocol == UpstreamProtocol::H2c {
+        let host = head.headers.get(header::HOST).and_then(|h| Authority::try_from(h.as_bytes()).ok());
+        parts.scheme = Some(UriScheme::HTTP);
+        parts.authority = Some(host.unwrap_or_else(|| endpoint.clone()));
+    }
     Uri::from_parts(parts).map_err(|_| StatusCode::BAD_REQUEST)
 }
 

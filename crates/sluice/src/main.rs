@@ -17,6 +17,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc rather than glibc malloc: about 2% fewer instructions per proxied request
+/// (callgrind: 34.8k vs 35.5k, see bench/RESULTS.md) and steadier memory under config churn.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     sluice_config::crypto::install_default_provider();
     let cli = cli::Cli::parse();
