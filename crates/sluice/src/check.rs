@@ -7,7 +7,18 @@ use crate::pipeline::Pipeline;
 
 /// Entry point of `sluice check`: prints every diagnostic and exits 1 if there is any.
 pub fn main(source: &SourceArgs) -> ExitCode {
-    let pipeline = match Pipeline::new(source, None) {
+    // The runtime outlives the check: the watches it runs keep the store current.
+    let (_runtime, kube) = match source.kubernetes {
+        true => match check_cluster(source) {
+            Ok((runtime, kube)) => (Some(runtime), Some(kube)),
+            Err(e) => {
+                eprintln!("sluice check: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        false => (None, None),
+    };
+    let pipeline = match Pipeline::new(source, None, kube) {
         Ok(pipeline) => pipeline,
         Err(e) => {
             eprintln!("sluice check: {e}");
@@ -34,4 +45,13 @@ pub fn main(source: &SourceArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Lists everything from the Kubernetes API once, for `check --kubernetes`.
+fn check_cluster(
+    source: &SourceArgs,
+) -> Result<(tokio::runtime::Runtime, std::sync::Arc<sluice_kube::KubeSource>), String> {
+    let runtime = crate::run::runtime(None)?;
+    let kube = runtime.block_on(crate::run::Cluster::source_only(source))?;
+    Ok((runtime, kube))
 }

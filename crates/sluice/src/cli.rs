@@ -42,7 +42,7 @@ pub enum Command {
     /// Changes to the manifests apply within milliseconds (files are watched; SIGHUP also
     /// re-reads them). A file that stops parsing keeps serving its last good objects.
     /// SIGTERM or SIGINT stops accepting and drains requests in flight (--drain-timeout).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate manifests the way `run` would, without serving.
     ///
     /// Prints every problem (resource, field, reason) and exits 1 if there is any; else prints
@@ -76,8 +76,22 @@ pub enum Command {
 pub struct SourceArgs {
     /// A manifest file or directory (read recursively: *.yaml, *.yml, *.json; multi-document
     /// YAML and `kind: List` are understood). Repeat for several.
-    #[arg(long = "manifests", value_name = "PATH", required = true)]
+    #[arg(long = "manifests", value_name = "PATH", required_unless_present = "kubernetes")]
     pub manifests: Vec<PathBuf>,
+
+    /// Read configuration from the Kubernetes API instead of files: watch IngressClasses,
+    /// Ingresses, Services, EndpointSlices and TLS Secrets (ready once all are listed).
+    #[arg(long, conflicts_with = "manifests")]
+    pub kubernetes: bool,
+
+    /// Kubeconfig for --kubernetes (default: $KUBECONFIG, ~/.kube/config, else the in-cluster
+    /// service account).
+    #[arg(long, value_name = "FILE", requires = "kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// With --kubernetes, watch only this namespace (IngressClasses stay cluster-wide).
+    #[arg(long, value_name = "NAMESPACE", requires = "kubernetes")]
+    pub watch_namespace: Option<String>,
 
     /// Serve Ingresses of this class: `spec.ingressClassName` equal to it (or naming an
     /// IngressClass whose controller is `sluice.dev/ingress-controller`), or the legacy
@@ -115,9 +129,29 @@ pub struct RunArgs {
     pub serve: ServeArgs,
 
     /// Where the addresses given to LoadBalancer Services are recorded, so that each Service
-    /// keeps its address across restarts (used with --lb-pool).
+    /// keeps its address across restarts (used with --lb-pool; with --kubernetes the Services'
+    /// status is the record).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/sluice")]
     pub state_dir: PathBuf,
+
+    /// With --kubernetes: elect a leader with a coordination.k8s.io Lease; every replica
+    /// serves traffic, only the leader writes status and Events.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// Name of the leader-election Lease.
+    #[arg(long, value_name = "NAME", default_value = "sluice-leader")]
+    pub lease_name: String,
+
+    /// Namespace of the leader-election Lease (default: the pod's namespace, else `default`).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// With --kubernetes: report the addresses of this Service (NAMESPACE/NAME, usually the
+    /// LoadBalancer in front of Sluice) as every served Ingress's status. --publish-address
+    /// takes precedence.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub publish_service: Option<String>,
 }
 
 /// Listener and data-plane options shared by `run` and `demo`.

@@ -29,6 +29,9 @@ pub fn main(args: DemoArgs) -> ExitCode {
         watch_ingress_without_class: false,
         default_tls_secret: None,
         lb_pools: Vec::new(),
+        kubernetes: false,
+        kubeconfig: None,
+        watch_namespace: None,
     };
     let serve = ServeArgs {
         http: args.http,
@@ -57,7 +60,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
                 }
             });
         }
-        crate::run::serve(&source, &serve, None, || print_try_it(&args)).await
+        crate::run::serve(&source, &serve, None, None, || print_try_it(&args)).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

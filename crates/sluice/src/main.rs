@@ -9,6 +9,7 @@ mod echo;
 mod logging;
 mod pipeline;
 mod run;
+mod source;
 mod state;
 mod status;
 mod watch;
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(cli.log_format);
     match cli.command {
-        cli::Command::Run(args) => run::main(args),
+        cli::Command::Run(args) => run::main(*args),
         cli::Command::Check(args) => check::main(&args),
         cli::Command::Echo(args) => {
             runtime_main(|| echo::serve(echo::EchoOptions { listen: args.listen, name: args.name, pod: args.pod }))

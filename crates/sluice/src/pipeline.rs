@@ -1,11 +1,15 @@
 //! The control-plane pipeline of the manifest source: files → store → translate → snapshot,
 //! doing only the work a change needs.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use sluice_config::{Diagnostic, Snapshot};
 use sluice_manifests::{Changes, ManifestSource};
+
+use crate::source::{allocations_from_status, Source};
 use sluice_store::ObjectKey;
 use sluice_translate::Allocations;
 
@@ -21,6 +25,8 @@ pub enum Trigger {
     Paths(Vec<PathBuf>),
     /// These files read as empty a moment ago; read them again, empty or not.
     Confirm(Vec<PathBuf>),
+    /// Objects of these kinds changed in the cluster.
+    Kinds(BTreeSet<&'static str>),
 }
 
 impl Trigger {
@@ -32,6 +38,10 @@ impl Trigger {
             // Refreshing a still-empty file defers it again, so nothing is lost.
             (Trigger::Paths(a) | Trigger::Confirm(a), Trigger::Paths(b) | Trigger::Confirm(b)) => {
                 Trigger::Paths(union(a, b))
+            }
+            (Trigger::Kinds(mut a), Trigger::Kinds(b)) => {
+                a.extend(b);
+                Trigger::Kinds(a)
             }
             _ => Trigger::Rescan,
         }
@@ -48,7 +58,7 @@ fn union(mut a: Vec<PathBuf>, b: Vec<PathBuf>) -> Vec<PathBuf> {
 /// Everything that changes between builds, behind one lock so builds are serialised.
 #[derive(Debug)]
 struct State {
-    source: ManifestSource,
+    source: Source,
     allocations: Allocations,
     /// Diagnostics of the last full translation (reused by endpoint-only refreshes).
     translate_diagnostics: Vec<Diagnostic>,
@@ -76,9 +86,14 @@ pub enum BuildKind {
 }
 
 impl Pipeline {
-    /// A pipeline for `source`; with `state_dir`, LoadBalancer allocations are loaded from
-    /// and saved to the record there. Reads every manifest once.
-    pub fn new(source: &SourceArgs, state_dir: Option<&Path>) -> Result<Self, String> {
+    /// A pipeline for `source`: the `--manifests` paths (read once now), or `kube` when
+    /// given. With manifests and `state_dir`, LoadBalancer allocations are loaded from and
+    /// saved to the record there; with Kubernetes, Services' status is the record.
+    pub fn new(
+        source: &SourceArgs,
+        state_dir: Option<&Path>,
+        kube: Option<Arc<sluice_kube::KubeSource>>,
+    ) -> Result<Self, String> {
         let default_tls_secret = source.default_tls_secret.as_deref().map(parse_secret_ref).transpose()?;
         let options = sluice_translate::Options {
             ingress_class: source.ingress_class.clone(),
@@ -88,15 +103,19 @@ impl Pipeline {
             lb_pools: source.lb_pools.clone(),
         };
         // Without pools there is nothing to allocate, and nothing to record.
-        let record = state_dir.filter(|_| !source.lb_pools.is_empty()).map(AllocationRecord::new);
-        let allocations = record.as_ref().map(AllocationRecord::load).unwrap_or_default();
         let roots = absolute_roots(&source.manifests);
-        let state = State {
-            source: ManifestSource::new(roots.clone()),
-            allocations,
-            translate_diagnostics: Vec::new(),
-            generation: 0,
+        let (source, record, allocations) = match kube {
+            Some(kube) => {
+                let allocations = allocations_from_status(&kube.store());
+                (Source::Kube(kube), None, allocations)
+            }
+            None => {
+                let record = state_dir.filter(|_| !source.lb_pools.is_empty()).map(AllocationRecord::new);
+                let allocations = record.as_ref().map(AllocationRecord::load).unwrap_or_default();
+                (Source::Manifests(Box::new(ManifestSource::new(roots.clone()))), record, allocations)
+            }
         };
+        let state = State { source, allocations, translate_diagnostics: Vec::new(), generation: 0 };
         Ok(Self { options, record, roots, state: Mutex::new(state) })
     }
 
@@ -119,16 +138,12 @@ impl Pipeline {
     /// changed. Returns the changes seen and how the snapshot was built.
     pub fn update(&self, trigger: &Trigger, current: &Snapshot) -> (Changes, Option<(Snapshot, BuildKind)>) {
         let mut state = self.lock();
-        let changes = match trigger {
-            Trigger::Rescan => state.source.rescan(),
-            Trigger::Paths(paths) => state.source.refresh(paths),
-            Trigger::Confirm(paths) => state.source.confirm(paths),
-        };
+        let changes = state.source.apply(trigger);
         let next = if changes.endpoints_only() {
             state.generation += 1;
             let mut next = sluice_translate::refresh_endpoints(
                 current,
-                state.source.store(),
+                &state.source.store(),
                 &self.options,
                 &state.allocations,
                 state.generation,
@@ -143,7 +158,7 @@ impl Pipeline {
             state.generation += 1;
             let mut next = sluice_translate::refresh_endpoints(
                 current,
-                state.source.store(),
+                &state.source.store(),
                 &self.options,
                 &state.allocations,
                 state.generation,
@@ -159,7 +174,7 @@ impl Pipeline {
     fn full(&self, state: &mut State) -> Snapshot {
         state.generation += 1;
         let mut snapshot =
-            sluice_translate::translate(state.source.store(), &self.options, &state.allocations, state.generation);
+            sluice_translate::translate(&state.source.store(), &self.options, &state.allocations, state.generation);
         if snapshot.l4.addresses != state.allocations {
             state.allocations.clone_from(&snapshot.l4.addresses);
             if let Some(record) = &self.record {
@@ -185,7 +200,7 @@ fn absolute_roots(paths: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// File and document problems first, then translation's.
-fn combine(source: &ManifestSource, translated: &[Diagnostic]) -> Vec<Diagnostic> {
+fn combine(source: &Source, translated: &[Diagnostic]) -> Vec<Diagnostic> {
     let mut all = source.diagnostics();
     all.extend_from_slice(translated);
     all

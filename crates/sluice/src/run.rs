@@ -12,7 +12,7 @@ use sluice_proxy::admin::AdminState;
 use sluice_proxy::{DataPlane, Metrics, ProxyOptions};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::cli::{RunArgs, ServeArgs, SourceArgs};
 use crate::control_metrics::ControlMetrics;
@@ -31,7 +31,14 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&e),
     };
-    match runtime.block_on(serve(&args.source, &args.serve, Some(&args.state_dir), || {})) {
+    let result = runtime.block_on(async {
+        let cluster = match args.source.kubernetes {
+            true => Some(Cluster::connect(&args).await?),
+            false => None,
+        };
+        serve(&args.source, &args.serve, Some(&args.state_dir), cluster, || {}).await
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -61,6 +68,97 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, Str
     TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
 }
 
+/// The Kubernetes side of `--kubernetes`: the watches, and what leader election, status and
+/// Events need.
+pub struct Cluster {
+    source: Arc<sluice_kube::KubeSource>,
+    options: sluice_kube::KubeOptions,
+    publish_service: Option<String>,
+}
+
+impl Cluster {
+    /// Connects and waits until every kind has been listed once.
+    pub async fn connect(args: &RunArgs) -> Result<Self, String> {
+        let options = kube_options(&args.source, Some(args));
+        let source = Arc::new(sluice_kube::connect(&options).await?);
+        tracing::info!("waiting for the initial list of every kind from the Kubernetes API");
+        source.ready().await;
+        Ok(Self { source, options, publish_service: args.publish_service.clone() })
+    }
+
+    /// The Kubernetes source alone, for `sluice check --kubernetes`.
+    pub async fn source_only(source: &SourceArgs) -> Result<Arc<sluice_kube::KubeSource>, String> {
+        let kube = Arc::new(sluice_kube::connect(&kube_options(source, None)).await?);
+        tokio::time::timeout(Duration::from_secs(60), kube.ready())
+            .await
+            .map_err(|_| "the Kubernetes API did not list every kind within 60 s".to_owned())?;
+        Ok(kube)
+    }
+
+    /// Starts forwarding watch changes as triggers, leader election, status writing and
+    /// Events.
+    fn start(
+        &self,
+        triggers: mpsc::UnboundedSender<Trigger>,
+        snapshot: &Arc<SharedSnapshot>,
+        publish: Vec<String>,
+        changed: watch::Receiver<u64>,
+    ) {
+        let mut kinds = self.source.subscribe();
+        tokio::spawn(async move {
+            while let Some(kind) = kinds.recv().await {
+                if triggers.send(Trigger::Kinds(BTreeSet::from([kind]))).is_err() {
+                    break;
+                }
+            }
+        });
+        let client = self.source.client();
+        let leader = sluice_kube::elect_leader(client.clone(), &self.options);
+        let publish = if publish.is_empty() { self.published_addresses() } else { publish };
+        let source = self.source.clone();
+        tokio::spawn(sluice_kube::write_status(
+            client.clone(),
+            snapshot.clone(),
+            move || source.store(),
+            publish,
+            leader.clone(),
+            changed.clone(),
+        ));
+        tokio::spawn(sluice_kube::emit_events(client, snapshot.clone(), leader, changed));
+    }
+
+    /// The addresses of `--publish-service`, from its status (or external IPs).
+    fn published_addresses(&self) -> Vec<String> {
+        let Some((namespace, name)) = self.publish_service.as_deref().and_then(|s| s.split_once('/')) else {
+            return Vec::new();
+        };
+        let store = self.source.store();
+        let Some(service) = store.services.get(&sluice_store::ObjectKey::new(namespace, name)) else {
+            tracing::warn!(service = %format!("{namespace}/{name}"), "--publish-service not found");
+            return Vec::new();
+        };
+        let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
+        let mut addresses: Vec<String> =
+            ingress.into_iter().flatten().filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone())).collect();
+        if addresses.is_empty() {
+            addresses = service.spec.as_ref().and_then(|s| s.external_ips.clone()).unwrap_or_default();
+        }
+        addresses
+    }
+}
+
+fn kube_options(source: &SourceArgs, run: Option<&RunArgs>) -> sluice_kube::KubeOptions {
+    let defaults = sluice_kube::KubeOptions::default();
+    sluice_kube::KubeOptions {
+        kubeconfig: source.kubeconfig.clone(),
+        watch_namespace: source.watch_namespace.clone(),
+        leader_elect: run.is_some_and(|r| r.leader_elect),
+        lease_name: run.map_or(defaults.lease_name.clone(), |r| r.lease_name.clone()),
+        lease_namespace: run.and_then(|r| r.lease_namespace.clone()).unwrap_or(defaults.lease_namespace.clone()),
+        ..defaults
+    }
+}
+
 /// The running pieces a reload updates.
 struct Control {
     pipeline: Arc<Pipeline>,
@@ -70,6 +168,8 @@ struct Control {
     l4: L4Plane,
     /// For re-checking files that read as empty (a writer mid-rewrite).
     triggers: mpsc::UnboundedSender<Trigger>,
+    /// The generation being served, for the status and Event writers.
+    changed: watch::Sender<u64>,
 }
 
 /// Builds the first snapshot, opens the listeners, calls `on_ready` once traffic is served,
@@ -78,6 +178,7 @@ pub async fn serve(
     source: &SourceArgs,
     serve: &ServeArgs,
     state_dir: Option<&std::path::Path>,
+    cluster: Option<Cluster>,
     on_ready: impl FnOnce(),
 ) -> Result<(), String> {
     // Installed first: a SIGHUP or SIGTERM must never find the default action (exit).
@@ -85,7 +186,7 @@ pub async fn serve(
     let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
-    let pipeline = Arc::new(Pipeline::new(source, state_dir)?);
+    let pipeline = Arc::new(Pipeline::new(source, state_dir, cluster.as_ref().map(|c| c.source.clone()))?);
     let first = pipeline.first();
     log_diagnostics(&first);
     tracing::info!(
@@ -123,18 +224,25 @@ pub async fn serve(
     let admin_task = tokio::spawn(sluice_proxy::admin::serve(admin, admin_state.clone()));
 
     let (triggers, mut changes) = mpsc::unbounded_channel();
-    let _watcher = match crate::watch::start(pipeline.roots(), triggers.clone()) {
-        Ok(watcher) => Some(watcher),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the manifests; send SIGHUP to reload");
+    let (changed, changed_rx) = watch::channel(generation);
+    let _watcher = match &cluster {
+        Some(cluster) => {
+            cluster.start(triggers.clone(), &snapshot, admin_state.publish.clone(), changed_rx);
             None
         }
+        None => match crate::watch::start(pipeline.roots(), triggers.clone()) {
+            Ok(watcher) => Some(watcher),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the manifests; send SIGHUP to reload");
+                None
+            }
+        },
     };
     admin_state.ready.store(true, Ordering::Release);
     tracing::info!(http = %serve.http, https = %serve.https, admin = %serve.admin, "serving");
     on_ready();
 
-    let control = Control { pipeline, snapshot, metrics, control_metrics, l4, triggers };
+    let control = Control { pipeline, snapshot, metrics, control_metrics, l4, triggers, changed };
     loop {
         tokio::select! {
             Some(first) = changes.recv() => {
@@ -196,6 +304,7 @@ impl Control {
         let generation = next.generation;
         self.snapshot.store(Arc::new(next));
         self.metrics.set_generation(generation);
+        self.changed.send_replace(generation);
         report_unbound(self.l4.apply(&self.snapshot.load().l4).await);
         let seconds = noticed.elapsed().as_secs_f64();
         self.control_metrics.reloaded(kind, seconds, changes.failed.len());

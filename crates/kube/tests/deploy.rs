@@ -1,0 +1,128 @@
+//! The manifests in `deploy/` decode as Kubernetes objects and grant what this crate uses.
+
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::IngressClass;
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
+use serde_json::Value;
+
+fn documents() -> Vec<Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let kustomization: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap()).unwrap();
+    let mut documents = Vec::new();
+    for file in kustomization["resources"].as_array().unwrap() {
+        let text = std::fs::read_to_string(dir.join(file.as_str().unwrap())).unwrap();
+        let values: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+        documents.extend(values.into_iter().filter(|v| !v.is_null()));
+    }
+    documents
+}
+
+fn one<T: serde::de::DeserializeOwned>(documents: &[Value], kind: &str) -> T {
+    let found: Vec<&Value> = documents.iter().filter(|d| d["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind}");
+    serde_json::from_value(found[0].clone()).unwrap_or_else(|e| panic!("{kind}: {e}"))
+}
+
+fn allows(rules: &[PolicyRule], group: &str, resource: &str, verb: &str, name: Option<&str>) -> bool {
+    rules.iter().any(|rule| {
+        let has = |list: &Option<Vec<String>>, item: &str| list.as_ref().is_some_and(|l| l.iter().any(|x| x == item));
+        has(&rule.api_groups, group)
+            && has(&rule.resources, resource)
+            && rule.verbs.iter().any(|v| v == verb)
+            && rule.resource_names.as_ref().is_none_or(|names| name.is_some_and(|n| names.iter().any(|x| x == n)))
+    })
+}
+
+#[test]
+fn every_manifest_decodes_and_namespaced_ones_are_in_sluice() {
+    let documents = documents();
+    let kinds: Vec<&str> = documents.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    for kind in ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"] {
+        assert!(kinds.contains(&kind), "{kind} missing");
+    }
+    for document in &documents {
+        let kind = document["kind"].as_str().unwrap();
+        let cluster_scoped = ["Namespace", "ClusterRole", "ClusterRoleBinding", "IngressClass"].contains(&kind);
+        assert_eq!(document["metadata"]["namespace"].is_null(), cluster_scoped, "{kind} namespace");
+        if !cluster_scoped {
+            assert_eq!(document["metadata"]["namespace"], "sluice");
+        }
+    }
+}
+
+#[test]
+fn ingress_class_names_the_controller() {
+    let class: IngressClass = one(&documents(), "IngressClass");
+    assert_eq!(class.metadata.name.as_deref(), Some("sluice"));
+    assert_eq!(class.spec.unwrap().controller.as_deref(), Some(sluice_kube::CONTROLLER_NAME));
+}
+
+#[test]
+fn rbac_grants_what_the_controller_uses_and_no_more_writes() {
+    let documents = documents();
+    let cluster: ClusterRole = one(&documents, "ClusterRole");
+    let rules = cluster.rules.unwrap();
+    for (group, resource) in [
+        ("networking.k8s.io", "ingressclasses"),
+        ("networking.k8s.io", "ingresses"),
+        ("", "services"),
+        ("discovery.k8s.io", "endpointslices"),
+        ("", "secrets"),
+    ] {
+        for verb in ["get", "list", "watch"] {
+            assert!(allows(&rules, group, resource, verb, None), "{verb} {resource}");
+        }
+        assert!(!allows(&rules, group, resource, "update", None), "no writes to {resource}");
+    }
+    for (group, resource) in [("networking.k8s.io", "ingresses/status"), ("", "services/status")] {
+        assert!(allows(&rules, group, resource, "patch", None), "patch {resource}");
+    }
+    assert!(allows(&rules, "events.k8s.io", "events", "create", None));
+    let role: Role = one(&documents, "Role");
+    let rules = role.rules.unwrap();
+    let lease = sluice_kube::KubeOptions::default().lease_name;
+    for verb in ["get", "create", "update"] {
+        assert!(allows(&rules, "coordination.k8s.io", "leases", verb, Some(&lease)), "{verb} lease");
+    }
+    assert!(!allows(&rules, "coordination.k8s.io", "leases", "get", Some("other")));
+}
+
+#[test]
+fn deployment_is_hardened_and_probed_on_the_admin_port() {
+    let documents = documents();
+    let deployment: Deployment = one(&documents, "Deployment");
+    let spec = deployment.spec.unwrap();
+    assert_eq!(spec.replicas, Some(2));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("sluice"));
+    assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+    let container = &pod.containers[0];
+    let args = container.args.clone().unwrap();
+    for flag in ["--kubernetes", "--publish-service", "--leader-elect", "--admin"] {
+        assert!(args.iter().any(|a| a == flag), "{flag}");
+    }
+    assert_eq!(args[0], "run");
+    let security = container.security_context.clone().unwrap();
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    let capabilities = security.capabilities.unwrap();
+    assert_eq!(capabilities.drop, Some(vec!["ALL".to_owned()]));
+    assert_eq!(capabilities.add, Some(vec!["NET_BIND_SERVICE".to_owned()]));
+    let admin = container.ports.as_ref().unwrap().iter().find(|p| p.name.as_deref() == Some("admin")).unwrap();
+    assert_eq!(admin.container_port, 10254);
+    let live = container.liveness_probe.clone().unwrap().http_get.unwrap();
+    let ready = container.readiness_probe.clone().unwrap().http_get.unwrap();
+    assert_eq!((live.path.as_deref(), ready.path.as_deref()), (Some("/healthz"), Some("/readyz")));
+    assert!(container.resources.as_ref().unwrap().requests.is_some());
+    let service: Service = one(&documents, "Service");
+    let service_spec = service.spec.unwrap();
+    assert_eq!(service_spec.type_.as_deref(), Some("LoadBalancer"));
+    let ports: Vec<i32> = service_spec.ports.unwrap().iter().map(|p| p.port).collect();
+    assert_eq!(ports, [80, 443]);
+    assert_eq!(service.metadata.namespace.as_deref(), Some("sluice"));
+    assert_eq!(service.metadata.name.as_deref(), Some("sluice"));
+}

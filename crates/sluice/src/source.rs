@@ -1,0 +1,82 @@
+//! The configuration source behind the pipeline: manifest files, or the Kubernetes API.
+//! Both feed the same store; translation does not know which one it reads.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use sluice_config::{Diagnostic, ObjectRef};
+use sluice_manifests::{Changes, ManifestSource};
+use sluice_store::Store;
+use sluice_translate::Allocations;
+
+use crate::pipeline::Trigger;
+
+/// Every kind a source can hold, for a rebuild of everything.
+const ALL_KINDS: [&str; 6] = ["Ingress", "IngressClass", "Service", "EndpointSlice", "Endpoints", "Secret"];
+
+/// Where objects come from.
+#[derive(Debug)]
+pub enum Source {
+    /// Files and directories (`--manifests`), watched.
+    Manifests(Box<ManifestSource>),
+    /// The cluster (`--kubernetes`), through watches.
+    Kube(Arc<sluice_kube::KubeSource>),
+}
+
+impl Source {
+    /// The current objects (a copy for the Kubernetes source, whose caches are shared with
+    /// its watch tasks).
+    pub fn store(&self) -> Cow<'_, Store> {
+        match self {
+            Source::Manifests(manifests) => Cow::Borrowed(manifests.store()),
+            Source::Kube(kube) => Cow::Owned(kube.store()),
+        }
+    }
+
+    /// Problems reading the source itself (files that do not parse, duplicates).
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        match self {
+            Source::Manifests(manifests) => manifests.diagnostics(),
+            Source::Kube(_) => Vec::new(),
+        }
+    }
+
+    /// Files whose current version does not parse.
+    pub fn failing_files(&self) -> usize {
+        match self {
+            Source::Manifests(manifests) => manifests.failing_files(),
+            Source::Kube(_) => 0,
+        }
+    }
+
+    /// Applies `trigger`, reporting what changed.
+    pub fn apply(&mut self, trigger: &Trigger) -> Changes {
+        match (self, trigger) {
+            (Source::Manifests(manifests), Trigger::Rescan) => manifests.rescan(),
+            (Source::Manifests(manifests), Trigger::Paths(paths)) => manifests.refresh(paths),
+            (Source::Manifests(manifests), Trigger::Confirm(paths)) => manifests.confirm(paths),
+            (Source::Kube(_), Trigger::Kinds(kinds)) => Changes { kinds: kinds.clone(), ..Changes::default() },
+            (Source::Kube(_), Trigger::Rescan) => {
+                Changes { kinds: ALL_KINDS.into_iter().collect::<BTreeSet<_>>(), ..Changes::default() }
+            }
+            _ => Changes::default(),
+        }
+    }
+}
+
+/// The addresses LoadBalancer Services show in their status: in Kubernetes mode the status
+/// is the allocation record, so a restarted or new leader keeps every Service's address.
+pub fn allocations_from_status(store: &Store) -> Allocations {
+    let mut allocations = Allocations::new();
+    for (key, service) in &store.services {
+        let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|lb| lb.ingress.as_ref());
+        let ips: Vec<IpAddr> =
+            ingress.into_iter().flatten().filter_map(|i| i.ip.as_deref()).filter_map(|ip| ip.parse().ok()).collect();
+        if !ips.is_empty() {
+            allocations.insert(ObjectRef::new("Service", &key.namespace, &key.name), ips);
+        }
+    }
+    allocations
+}
