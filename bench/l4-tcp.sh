@@ -18,7 +18,7 @@
 # Every process started here is stopped by PID at exit.
 #
 # Usage (from anywhere; needs root for apt-get if iperf3/haproxy are missing):
-#   bench/l4-tcp.sh                       # ~2 min of measuring + the Sluice build
+#   bench/l4-tcp.sh                       # ~2.5 min of measuring + the Sluice build
 #   SCHED=fifo:10 bench/l4-tcp.sh         # on a machine shared with other work
 #   ROUNDS=5 DURATION=10 PEERS="direct sluice haproxy" SUITES=single bench/l4-tcp.sh
 #
@@ -107,16 +107,18 @@ start_bg() { # name core cmd...
   taskset -c "$core" "${N[@]}" "$@" > "$OUT_DIR/logs/$name.out" 2>&1 &
   PIDS+=("$!"); PIDOF[$name]=$!
 }
+# still our child? (a PID whose process has exited and been reaped may belong to someone else now)
+mine() { [[ -n $1 && -r /proc/$1/stat ]] && [[ $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f2) == "$$" ]]; }
 cleanup() {
   local pid alive
-  for pid in "${PIDS[@]:-}"; do [[ -n $pid ]] && { kill -TERM "$pid" 2>/dev/null || true; }; done
+  for pid in "${PIDS[@]:-}"; do mine "$pid" && { kill -TERM "$pid" 2>/dev/null || true; }; done
   for _ in $(seq 1 30); do
     alive=0
-    for pid in "${PIDS[@]:-}"; do [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && alive=1; done
+    for pid in "${PIDS[@]:-}"; do mine "$pid" && alive=1; done
     [[ $alive == 0 ]] && break
     sleep 0.1
   done
-  for pid in "${PIDS[@]:-}"; do [[ -n $pid ]] && { kill -KILL "$pid" 2>/dev/null || true; }; done
+  for pid in "${PIDS[@]:-}"; do mine "$pid" && { kill -KILL "$pid" 2>/dev/null || true; }; done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -250,61 +252,5 @@ for name in sluice haproxy; do
 done
 
 # ---------------------------------------------------------------- report
-python3 - "$RES" "$P_STREAMS" "$DURATION" <<'PY' | tee "$OUT_DIR/summary.md"
-import csv, statistics as st, sys
-from collections import defaultdict
-rows = list(csv.DictReader(open(sys.argv[1])))
-streams, dur = sys.argv[2], sys.argv[3]
-by = defaultdict(list)
-suites, peers = [], []
-for r in rows:
-    by[(r["suite"], r["peer"])].append(r)
-    suites += [r["suite"]] if r["suite"] not in suites else []
-    peers += [r["peer"]] if r["peer"] not in peers else []
-order = {p: i for i, p in enumerate(["direct", "sluice", "haproxy", "haproxy-splice"])}
-peers.sort(key=lambda p: order.get(p, 99))
-label = {"single": f"1 TCP stream, iperf3 -t {dur}", "p4": f"{streams} TCP streams, iperf3 -P {streams} -t {dur}"}
-f = lambda x: float(x) if x not in ("", None) else None
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return st.median(xs) if xs else None
-def per_gb(rs, key):  # CPU seconds per GB received, median over rounds
-    return med((f(r[key]) / 1e9) / (int(r["bytes"]) / 1e9) if f(r[key]) and int(r["bytes"]) else None for r in rs)
-print("| suite | peer | Gbit/s median | min-max | x direct | x haproxy | x haproxy per-round (min-max) "
-      "| proxy CPU s/GB | proxy CPU x haproxy | proxy core busy % | iperf3 server CPU s/GB | retransmits | foreign % (max) |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for s in suites:
-    base = {k: med(f(r["gbps"]) for r in by.get((s, k), [])) for k in ("direct", "haproxy")}
-    hround = {r["round"]: f(r["gbps"]) for r in by.get((s, "haproxy"), [])}
-    hcpu = per_gb(by.get((s, "haproxy"), []), "proxy_ns")
-    for p in peers:
-        rs = by.get((s, p))
-        if not rs:
-            continue
-        v = [f(r["gbps"]) or 0.0 for r in rs]
-        m = st.median(v)
-        xd = "%.2f" % (m / base["direct"]) if base["direct"] else "-"
-        xh = "%.2f" % (m / base["haproxy"]) if base["haproxy"] else "-"
-        pr = [f(r["gbps"]) / hround[r["round"]] for r in rs if hround.get(r["round"])]
-        prr = "%.2f (%.2f-%.2f)" % (st.median(pr), min(pr), max(pr)) if pr and p != "haproxy" else "-"
-        cpu = per_gb(rs, "proxy_ns")
-        cpux = "%.2f" % (cpu / hcpu) if cpu and hcpu else "-"
-        busy = med(f(r["busy_proxy_core"]) for r in rs)
-        scpu = per_gb(rs, "server_ns")
-        retr = med(f(r["retransmits"]) for r in rs)
-        fo = [f(r["foreign_pct"]) or 0.0 for r in rs]
-        fails = sum(1 for x in v if x == 0)
-        print(f"| {s} | {p} | {m:.2f} | {min(v):.2f}-{max(v):.2f} | {xd} | {xh} | {prr} | "
-              f"{'-' if cpu is None else '%.3f' % cpu} | {cpux} | {'-' if busy is None else '%.0f' % busy} | "
-              f"{'-' if scpu is None else '%.3f' % scpu} | {'-' if retr is None else '%.0f' % retr} | "
-              f"{st.median(fo):.0f} ({max(fo):.0f}){' !' if max(fo) > 10 else ''}"
-              f"{'  FAILED RUNS: %d' % fails if fails else ''} |")
-print()
-print("Suites: " + "; ".join(f"{s} = {label.get(s, s)}" for s in suites) + ". "
-      "Gbit/s = iperf3 receiver side. x haproxy per-round = peer/haproxy inside each round. "
-      "proxy CPU s/GB = on-CPU time of all the proxy's threads / GB moved (lower is better); "
-      "haproxy = default mode tcp (no splice), haproxy-splice = the same with `option splice-request` + `option splice-response` (zero-copy, like Sluice). "
-      "The proxy shares its core with the iperf3 server (core busy % is that core, all processes). "
-      "foreign = CPU used by processes not started here, % of both cores; '!' = a run above 10%.")
-PY
+python3 "$HERE/lib/l4-summary.py" "$RES" "$P_STREAMS" "$DURATION" | tee "$OUT_DIR/summary.md"
 echo "raw: $RES  logs: $OUT_DIR/logs"

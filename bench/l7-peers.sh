@@ -25,7 +25,7 @@
 #   (always resumes); reports connections/s and proxy CPU us per connection.
 #
 # Usage:
-#   bench/l7-peers.sh                                  # everything: ~6-7 min (+ builds)
+#   bench/l7-peers.sh                                  # everything: ~8.5 min (+ builds)
 #   SCHED=fifo:10 bench/l7-peers.sh                    # on a machine shared with other work
 #   SUITES="h1 tls h2" ROUNDS=3 SCHED=fifo:10 bench/l7-peers.sh
 #   PEERS_RUN=0 TLS_FULL=0 bench/l7-peers.sh           # routing-cost suite only (~1 min)
@@ -126,8 +126,18 @@ if [[ $PEERS_RUN == 1 ]]; then
   # watchdog: note when a process run-peers started disappears before the end (a crash, or
   # someone else's kill): every number measured after that is void
   mkdir -p "$OUT_DIR/peers"
+  # It also ends a load generator that outlives its run by 30 s: under SCHED=fifo a wrk that
+  # spins (it does when the server is gone) starves run-peers' `timeout` on the same core.
+  LG_LIMIT=$(( $(printf '%s\n' "${DURATION:-10}" "${LAT_DURATION:-4}" "${TLS_DURATION:-3}" | sort -n | tail -1) + 30 ))
   ( while sleep 1; do
       [[ -e $OUT_DIR/peers/summary.md ]] && break   # measuring over: run-peers is stopping them
+      for lg in $(pgrep -x wrk) $(pgrep -x h2load); do
+        a=$lg; while [[ -n $a && $a != 1 && $a != "$$" ]]; do a=$(ps -o ppid= -p "$a" 2>/dev/null | tr -d ' '); done
+        if [[ $a == "$$" ]] && (( $(ps -o etimes= -p "$lg" 2>/dev/null || echo 0) > LG_LIMIT )); then
+          echo "load generator $lg ($(tr '\0' ' ' < /proc/$lg/cmdline 2>/dev/null)) killed after ${LG_LIMIT}s at $(date -Is)" >> "$OUT_DIR/peers/deaths.txt"
+          kill -KILL "$lg" 2>/dev/null || true
+        fi
+      done
       [[ -r $OUT_DIR/peers/pids ]] || continue
       while read -r name pid; do
         if [[ ! -e /proc/$pid ]] && ! grep -q "^$name $pid " "$OUT_DIR/peers/deaths.txt" 2>/dev/null; then
@@ -161,16 +171,18 @@ start_bg() { # name core cmd...
   taskset -c "$core" "${N[@]}" "$@" > "$LOGD/$name.out" 2>&1 &
   PIDS+=("$!"); PIDOF[$name]=$!
 }
+# still our child? (a PID whose process has exited and been reaped may belong to someone else now)
+mine() { [[ -n $1 && -r /proc/$1/stat ]] && [[ $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f2) == "$$" ]]; }
 cleanup() {
   local pid alive
-  for pid in "${PIDS[@]:-}"; do [[ -n $pid ]] && { kill -TERM "$pid" 2>/dev/null || true; }; done
+  for pid in "${PIDS[@]:-}"; do mine "$pid" && { kill -TERM "$pid" 2>/dev/null || true; }; done
   for _ in $(seq 1 30); do
     alive=0
-    for pid in "${PIDS[@]:-}"; do [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && alive=1; done
+    for pid in "${PIDS[@]:-}"; do mine "$pid" && alive=1; done
     [[ $alive == 0 ]] && break
     sleep 0.1
   done
-  for pid in "${PIDS[@]:-}"; do [[ -n $pid ]] && { kill -KILL "$pid" 2>/dev/null || true; }; done
+  for pid in "${PIDS[@]:-}"; do mine "$pid" && { kill -KILL "$pid" 2>/dev/null || true; }; done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -201,6 +213,9 @@ for port in $BPORT $((B + 81)) $((B + 82)) $((B + 441)) $((B + 442)) $((B + 251)
 done
 HOSTNUM=$(sed -E 's/^h0*([0-9]+)\..*/\1/' <<<"$ROUTE_HOST")
 [[ $HOSTNUM =~ ^[0-9]+$ ]] || HOSTNUM=0
+if (( HOSTNUM >= ROUTE_INGRESSES )); then
+  echo "ROUTE_HOST=$ROUTE_HOST is not among the $ROUTE_INGRESSES Ingresses (h00000 ...); set ROUTE_HOST" >&2; exit 1
+fi
 FIRST_SMALL=$(( HOSTNUM >= ROUTE_SMALL / 2 ? HOSTNUM - ROUTE_SMALL / 2 : 0 ))
 python3 "$HERE/lib/gen-manifests.py" --out "$R/manifests-small" --backend-port "$BPORT" \
   --ingresses "$ROUTE_SMALL" --first "$FIRST_SMALL" --split 500

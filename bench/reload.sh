@@ -24,7 +24,10 @@
 # STARTUP_SIZE, STARTUP_ENDPOINTS, STARTUP_RUNS (3), WORKERS (Sluice --workers; default: cores),
 # QUIET_BUSY (0.5: before each measurement wait until the CPUs are at most 50 % busy, because
 # other builds/benchmarks may share the machine; 1 = don't wait), QUIET_WAIT (60 s per measurement),
-# RESULTS_MD (bench/RELOAD-RESULTS.md; "-" = don't write), SKIP_BUILD=1, KEEP_WORK=1.
+# RESULTS_MD (bench/RELOAD-RESULTS.md; "-" = don't write), RESULTS_DIR (where each measurement's
+# JSON goes; default: a temp dir removed on exit. Give a directory to keep them: a later run with
+# the same RESULTS_DIR replaces the measurements it repeats and reports all of them together),
+# SKIP_BUILD=1, KEEP_WORK=1.
 # Only loopback addresses are used. Every process started is ended by PID on exit.
 set -euo pipefail
 
@@ -62,6 +65,9 @@ BACKEND_TARGET=${BACKEND_TARGET:-/tmp/bench-target}
 BACKEND=$BACKEND_TARGET/release/bench-backend
 
 WORK=$(mktemp -d /tmp/sluice-reload-bench.XXXXXX)
+RESULTS_DIR=${RESULTS_DIR:-$WORK/results}
+mkdir -p "$RESULTS_DIR"
+RESULTS_DIR=$(cd "$RESULTS_DIR" && pwd)
 PIDFILE=$WORK/pids
 touch "$PIDFILE"
 
@@ -110,14 +116,16 @@ if want nginx && ! command -v nginx >/dev/null; then
   if [ $made_policy = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+# Measure a copy: others may rebuild target/release/sluice while this runs.
+cp "$SLUICE" "$WORK/sluice"
+SLUICE_SHA=$(sha256sum "$WORK/sluice" | cut -c1-12)
+SLUICE_REV="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || echo ' + uncommitted changes')"
 
-B=(python3 "$ROOT/bench/reload/bench.py" --sluice "$SLUICE" --backend "$BACKEND" --nginx "$NGINX"
-   --port-base "$PORT_BASE" --workers "$WORKERS" --work "$WORK" --results "$WORK/results"
+B=(python3 "$ROOT/bench/reload/bench.py" --sluice "$WORK/sluice" --backend "$BACKEND" --nginx "$NGINX"
+   --port-base "$PORT_BASE" --workers "$WORKERS" --work "$WORK" --results "$RESULTS_DIR"
    --pidfile "$PIDFILE" --quiet-busy "$QUIET_BUSY" --quiet-wait "$QUIET_WAIT")
-COMMANDS=()
 run() {
   log "$*"
-  COMMANDS+=("bench/reload/bench.py $*")
   # Each measurement is bounded; a failure is reported and the others still run.
   timeout 900 "${B[@]}" "$@" >"$WORK/last.out" 2>&1 || { echo "FAILED: $*" >&2; tail -30 "$WORK/last.out" >&2; FAILED+=("$*"); }
   grep -E '^machine:' "$WORK/last.out" >&2 || true
@@ -153,20 +161,19 @@ if [ "$RESULTS_MD" != "-" ]; then
     echo
     echo "Measured by \`bench/reload.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs"\
          "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/{print $2}') GiB;"\
-         "Sluice $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || echo ' + uncommitted changes'),"\
+         "Sluice $SLUICE_REV (release binary sha256 $SLUICE_SHA, copied after the build),"\
          "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), Python $(python3 -c 'import platform; print(platform.python_version())');"\
-         "run took ${ELAPSED} s."
+         "it took ${ELAPSED} s. With RESULTS_DIR, earlier measurements kept there are reported too (see \"measured at\")."
     echo
-    echo "Invocation: \`bench/reload.sh ${PARTS[*]}\` with CHANGES=$CHANGES INTERVAL=$INTERVAL KA_RATE=$KA_RATE"\
+    echo "Last invocation: \`bench/reload.sh ${PARTS[*]}\` with CHANGES=$CHANGES INTERVAL=$INTERVAL KA_RATE=$KA_RATE"\
          "FRESH_RATE=$FRESH_RATE LOSS_SIZES='$LOSS_SIZES' LAT_SIZES='$LAT_SIZES' LAT_SAMPLES=$LAT_SAMPLES"\
          "LAT_ENDPOINTS=$LAT_ENDPOINTS NGINX_SIZES='$NGINX_SIZES' NGINX_LAT_SAMPLES=$NGINX_LAT_SAMPLES"\
          "STARTUP_SIZE=$STARTUP_SIZE STARTUP_ENDPOINTS=$STARTUP_ENDPOINTS STARTUP_RUNS=$STARTUP_RUNS"\
          "QUIET_BUSY=$QUIET_BUSY QUIET_WAIT=$QUIET_WAIT."
     echo
-    echo "Parts: ${PARTS[*]}. Commands (each prefixed by the common options \`--sluice target/release/sluice"\
-         "--backend $BACKEND --nginx $NGINX --port-base $PORT_BASE --workers $WORKERS --quiet-busy $QUIET_BUSY\`):"
-    echo
-    for c in "${COMMANDS[@]}"; do echo "    $c"; done
+    echo "Common options of every measurement command (listed at the end):"\
+         "\`--sluice COPY-OF-target/release/sluice --backend $BACKEND --nginx $NGINX --port-base $PORT_BASE"\
+         "--workers $WORKERS --quiet-busy $QUIET_BUSY --quiet-wait $QUIET_WAIT\`."
     echo
     echo "$TABLES"
     if [ ${#FAILED[@]} -gt 0 ]; then printf '\nFailed measurements: %s\n' "${FAILED[*]}"; fi

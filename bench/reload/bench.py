@@ -384,6 +384,12 @@ def save(a, name, result):
     result["name"] = name
     t1, i1 = cpu_times()
     t0, i0 = CONTEXT.get("cpu", (t1, i1))
+    result["command"] = CONTEXT.get("command")
+    if a.target == "sluice" or a.part == "loss":
+        import hashlib
+        with open(a.sluice, "rb") as fh:
+            result["sluice_sha256"] = hashlib.sha256(fh.read()).hexdigest()[:12]
+    result["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     result["machine"] = dict(CONTEXT.get("quiet", {}), loadavg_after=os.getloadavg(),
                              cpu_busy_during=round(1 - (i1 - i0) / max(1, t1 - t0), 2))
     with open(os.path.join(a.results, f"{name}.json"), "w") as f:
@@ -878,13 +884,19 @@ def report(a):
         out.append("CPU busy = all processes on the machine, this benchmark included (its load generator, "
                    "backends and proxy), averaged over the measurement; waited = time spent waiting for "
                    "other work to calm down first.\n")
-        out.append("| measurement | waited s | CPU busy before | CPU busy during | load average after |")
-        out.append("|---|---|---|---|---|")
+        out.append("| measurement | measured at | sluice binary (sha256) | waited s | CPU busy before | CPU busy during | "
+                   "load average after |")
+        out.append("|---|---|---|---|---|---|---|")
         for n, r in res.items():
             m = r.get("machine", {})
             la = m.get("loadavg_after")
-            out.append(f"| {n} | {m.get('waited_s', '–')} | {m.get('cpu_busy_before', '–')} | "
+            out.append(f"| {n} | {r.get('measured_at', '–')} | {r.get('sluice_sha256', '–')} | {m.get('waited_s', '–')} | {m.get('cpu_busy_before', '–')} | "
                        f"{m.get('cpu_busy_during', '–')} | {' '.join('%.1f' % x for x in la) if la else '–'} |")
+        out.append("")
+        out.append("Commands (bench/reload.sh adds the common options; see the header):\n")
+        for n, r in res.items():
+            if r.get("command"):
+                out.append(f"    {r['command']}")
         out.append("")
     out.append(METHOD)
     text = "\n".join(out)
@@ -929,6 +941,21 @@ def nonzero(d):
 # --------------------------------------------------------------------------- main
 
 
+def command_line(a):
+    """The measurement's own options (the common ones are listed once in the report)."""
+    common = {"--sluice", "--backend", "--nginx", "--port-base", "--workers", "--work", "--results",
+              "--pidfile", "--quiet-busy", "--quiet-wait"}
+    args, skip = [], False
+    for x in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif x in common:
+            skip = True
+        else:
+            args.append(x)
+    return "bench/reload/bench.py " + " ".join(args)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("part", choices=["loss", "latency", "startup", "report"])
@@ -971,6 +998,7 @@ def main():
         CONTEXT["quiet"] = wait_quiet(a)
         print(f"machine: {CONTEXT['quiet']}", file=sys.stderr)
     CONTEXT["cpu"] = cpu_times()
+    CONTEXT["command"] = command_line(a)
     {"loss": part_loss, "latency": part_latency, "startup": part_startup}[a.part](a)
 
 

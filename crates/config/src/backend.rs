@@ -4,15 +4,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use http::uri::Authority;
-
 use crate::ObjectRef;
-
-/// `ip:port` (or `[ip]:port`) authorities for endpoints; a socket address always renders
-/// to a valid authority, so none is ever dropped.
-fn authorities(endpoints: &[SocketAddr]) -> Vec<Authority> {
-    endpoints.iter().filter_map(|e| Authority::try_from(e.to_string()).ok()).collect()
-}
 
 /// Index of a [`Backend`] in its snapshot's backend list. Routes refer to backends by id so
 /// that an endpoint-only change replaces the list and keeps the route table.
@@ -43,8 +35,6 @@ pub struct Backend {
     pub protocol: UpstreamProtocol,
     /// Ready endpoint addresses; empty means every request gets 503.
     pub endpoints: Vec<SocketAddr>,
-    /// Each endpoint as a URI authority, rendered once rather than per request.
-    authorities: Vec<Authority>,
     next: AtomicUsize,
 }
 
@@ -59,15 +49,7 @@ impl Backend {
         endpoints: Vec<SocketAddr>,
     ) -> Self {
         let label = format!("{}/{}:{}", service.namespace, service.name, port).into();
-        Self {
-            service,
-            port_name,
-            label,
-            protocol,
-            authorities: authorities(&endpoints),
-            endpoints,
-            next: AtomicUsize::new(0),
-        }
+        Self { service, port_name, label, protocol, endpoints, next: AtomicUsize::new(0) }
     }
 
     /// The same backend with a new set of endpoints (round-robin restarts).
@@ -77,20 +59,9 @@ impl Backend {
             port_name: self.port_name.clone(),
             label: self.label.clone(),
             protocol: self.protocol,
-            authorities: authorities(&endpoints),
             endpoints,
             next: AtomicUsize::new(0),
         }
-    }
-
-    /// Like [`Backend::pick`], with the endpoint's URI authority for the upstream request.
-    pub fn pick_with_authority(&self) -> Option<(SocketAddr, &Authority)> {
-        let index = match self.endpoints.len() {
-            0 => return None,
-            1 => 0,
-            n => self.next.fetch_add(1, Ordering::Relaxed) % n,
-        };
-        Some((self.endpoints[index], self.authorities.get(index)?))
     }
 
     /// The next endpoint in round-robin order, or `None` when none is ready.

@@ -12,8 +12,8 @@ use crate::{BackendId, HostMatch, ObjectRef, PathMatch};
 /// Where a matched request goes, and which Ingress said so.
 #[derive(Debug)]
 pub struct Route {
-    /// The Ingress that defined this route.
-    pub ingress: ObjectRef,
+    /// The Ingress that defined this route (shared by all of its routes).
+    pub ingress: Arc<ObjectRef>,
     /// `namespace/name` of the Ingress, the metrics label.
     pub ingress_label: Arc<str>,
     /// The backend Service port, in the snapshot's backend list.
@@ -21,10 +21,15 @@ pub struct Route {
 }
 
 impl Route {
-    /// A route from `ingress` to `backend`.
-    pub fn new(ingress: ObjectRef, backend: BackendId) -> Self {
-        let ingress_label = format!("{}/{}", ingress.namespace, ingress.name).into();
+    /// A route from `ingress` (whose metrics label is `ingress_label`, `namespace/name`) to
+    /// `backend`; an Ingress's routes share both.
+    pub fn new(ingress: Arc<ObjectRef>, ingress_label: Arc<str>, backend: BackendId) -> Self {
         Self { ingress, ingress_label, backend }
+    }
+
+    /// The metrics label of an Ingress, `namespace/name`.
+    pub fn label_of(ingress: &ObjectRef) -> Arc<str> {
+        format!("{}/{}", ingress.namespace, ingress.name).into()
     }
 }
 
@@ -162,7 +167,9 @@ impl RouteTableBuilder {
             HostMatch::Any => &mut self.table.any_host,
         };
         match paths.slot(path) {
-            std::collections::hash_map::Entry::Occupied(taken) => Err(Conflict { winner: taken.get().ingress.clone() }),
+            std::collections::hash_map::Entry::Occupied(taken) => {
+                Err(Conflict { winner: (*taken.get().ingress).clone() })
+            }
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(route);
                 self.routes += 1;
@@ -174,7 +181,7 @@ impl RouteTableBuilder {
     /// Sets the default backend unless one is already set.
     pub fn set_default(&mut self, route: Arc<Route>) -> Result<(), Conflict> {
         if let Some(taken) = &self.table.default_backend {
-            return Err(Conflict { winner: taken.ingress.clone() });
+            return Err(Conflict { winner: (*taken.ingress).clone() });
         }
         self.table.default_backend = Some(route);
         self.routes += 1;
@@ -202,7 +209,9 @@ mod tests {
     use super::*;
 
     fn route(name: &str) -> Arc<Route> {
-        Arc::new(Route::new(ObjectRef::new("Ingress", "ns", name), BackendId(0)))
+        let ingress = ObjectRef::new("Ingress", "ns", name);
+        let label = Route::label_of(&ingress);
+        Arc::new(Route::new(Arc::new(ingress), label, BackendId(0)))
     }
 
     fn table(rules: &[(&str, &str, &str, &str)]) -> RouteTable {

@@ -5,9 +5,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::objects::{eventually, ingress, ingress_class, service};
+use common::objects::{ingress, ingress_class, service};
 use common::snapshot::{options, rebuild, translate};
-use common::FakeApi;
+use common::{eventually, FakeApi, FakeClient};
 use sluice_kube::{emit_events, KubeSource};
 use tokio::sync::watch;
 

@@ -4,8 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::objects::eventually;
-use common::FakeApi;
+use common::{eventually, FakeApi, FakeClient};
 use sluice_kube::{elect_leader, KubeOptions, LeaseTimings};
 use tokio::sync::watch;
 

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::objects::{endpoint_slice, eventually, ingress, ingress_class, secret, service};
-use common::{FakeApi, Gone};
+use common::objects::{endpoint_slice, ingress, ingress_class, secret, service};
+use common::{eventually, FakeApi, Gone};
 use sluice_kube::{connect, KubeOptions, KubeSource};
 use sluice_store::ObjectKey;
 

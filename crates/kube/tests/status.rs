@@ -5,9 +5,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::objects::{eventually, ingress, ingress_class, service};
+use common::objects::{ingress, ingress_class, service};
 use common::snapshot::{options, rebuild, translate};
-use common::{FakeApi, Recorded};
+use common::{eventually, FakeApi, FakeClient, Recorded};
 use serde_json::{json, Value};
 use sluice_kube::{write_status, KubeSource};
 use sluice_store::ObjectKey;

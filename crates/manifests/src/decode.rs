@@ -17,9 +17,19 @@ pub fn decode_documents(text: &str, is_json: bool) -> Result<(Vec<Object>, Vec<D
     let documents: Vec<Value> = if is_json {
         vec![serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?]
     } else {
-        let options = serde_saphyr::options! { legacy_octal_numbers: true };
+        // Counts scaled to MAX_FILE_BYTES (a `kubectl get -A -o yaml` dump of a large cluster
+        // is tens of thousands of documents); alias and anchor limits, which stop expansion
+        // bombs, keep their defaults.
+        let options = serde_saphyr::options! {
+            legacy_octal_numbers: true,
+            budget: serde_saphyr::budget! {
+                max_documents: 1_000_000,
+                max_nodes: 50_000_000,
+                max_events: 100_000_000,
+            },
+        };
         serde_saphyr::from_multiple_with_options(text, options)
-            .map_err(|e| format!("not valid YAML: {}", first_line(&e.to_string())))?
+            .map_err(|e| format!("cannot read as YAML: {}", first_line(&e.to_string())))?
     };
     let mut objects = Vec::new();
     let mut diagnostics = Vec::new();
@@ -143,6 +153,13 @@ metadata: {name: ignored}
         assert_eq!(diagnostics.len(), 1);
         let text = diagnostics[0].to_string();
         assert!(text.starts_with("Ingress web/bad: spec.rules: invalid type"), "{text}");
+    }
+
+    #[test]
+    fn large_streams_are_read_whole() {
+        let service = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n---\n";
+        let (objects, diagnostics) = decode_documents(&service.repeat(3000), false).unwrap();
+        assert_eq!((objects.len(), diagnostics.len()), (3000, 0));
     }
 
     #[test]

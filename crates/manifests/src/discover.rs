@@ -62,6 +62,13 @@ pub(crate) fn is_hidden_below(root: &Path, path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// True for the `..`-prefixed entries a Kubernetes ConfigMap volume swaps atomically.
+pub(crate) fn is_configmap_swap(root: &Path, path: &Path) -> bool {
+    path.strip_prefix(root)
+        .map(|rest| rest.components().any(|c| c.as_os_str().to_string_lossy().starts_with("..")))
+        .unwrap_or(false)
+}
+
 /// True for the file names read inside directories.
 pub(crate) fn is_manifest(path: &Path) -> bool {
     path.extension()

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use sluice_config::{Diagnostic, ObjectRef};
 use sluice_store::{Object, ObjectKey, Store};
 
-use crate::discover::{is_hidden_below, manifest_files};
+use crate::discover::{is_configmap_swap, is_hidden_below, manifest_files};
 use crate::read_file;
 
 /// Kinds whose changes move endpoints only, never routes.
@@ -59,9 +59,10 @@ fn fingerprint(path: &Path) -> Option<Fingerprint> {
 #[derive(Debug, Default)]
 struct FileEntry {
     fingerprint: Option<Fingerprint>,
-    objects: Vec<Object>,
+    /// The objects the file defines; the objects themselves live only in the store.
+    ids: Vec<Id>,
     diagnostics: Vec<Diagnostic>,
-    /// Why the latest version did not parse; `objects` are then the last good ones.
+    /// Why the latest version did not parse; `ids` are then the last good ones.
     error: Option<Diagnostic>,
 }
 
@@ -142,7 +143,7 @@ impl ManifestSource {
         let found: BTreeSet<PathBuf> = found.into_iter().collect();
         let gone: Vec<PathBuf> = self.files.keys().filter(|p| !found.contains(*p)).cloned().collect();
         for path in gone {
-            self.replace(&path, FileEntry::default(), &mut changes);
+            self.forget(&path, &mut changes);
         }
         for path in found {
             let current = fingerprint(&path);
@@ -162,7 +163,12 @@ impl ManifestSource {
             let Some(root) = self.roots.iter().find(|r| path.starts_with(r)).cloned() else {
                 continue;
             };
-            if is_hidden_below(&root, path) || path.is_dir() {
+            if is_hidden_below(&root, path) {
+                // `..data` and its siblings: a ConfigMap volume swapped its contents. Other
+                // hidden names are editors' temporary files; the rename onto the real name
+                // that follows is an event of its own.
+                rescan |= is_configmap_swap(&root, path);
+            } else if path.is_dir() {
                 rescan = true;
             } else if path.is_file() {
                 if path == &root || crate::discover::is_manifest(path) {
@@ -171,7 +177,7 @@ impl ManifestSource {
             } else {
                 let gone: Vec<PathBuf> = self.files.keys().filter(|p| p.starts_with(path)).cloned().collect();
                 for gone in gone {
-                    self.replace(&gone, FileEntry::default(), &mut changes);
+                    self.forget(&gone, &mut changes);
                 }
             }
         }
@@ -193,15 +199,15 @@ impl ManifestSource {
             if path.is_file() {
                 self.read_now(path, &mut changes);
             } else if self.files.contains_key(path) {
-                self.replace(path, FileEntry::default(), &mut changes);
+                self.forget(path, &mut changes);
             }
         }
         changes
     }
 
     fn read(&mut self, path: &Path, changes: &mut Changes) {
-        let emptied = fingerprint(path).is_some_and(|f| f.size == 0)
-            && self.files.get(path).is_some_and(|f| !f.objects.is_empty());
+        let emptied =
+            fingerprint(path).is_some_and(|f| f.size == 0) && self.files.get(path).is_some_and(|f| !f.ids.is_empty());
         if emptied {
             // Most likely truncated by a writer that has not written yet.
             changes.deferred.push(path.to_owned());
@@ -215,9 +221,9 @@ impl ManifestSource {
         let fingerprint = fingerprint(path);
         match read_file(path) {
             Ok(file) => {
-                let entry =
-                    FileEntry { fingerprint, objects: file.objects, diagnostics: file.diagnostics, error: None };
-                self.replace(path, entry, changes);
+                let ids = file.objects.iter().map(id).collect();
+                let entry = FileEntry { fingerprint, ids, diagnostics: file.diagnostics, error: None };
+                self.replace(path, entry, file.objects, changes);
             }
             Err(diagnostic) => {
                 tracing::warn!(file = %path.display(), reason = %diagnostic.reason, "manifest file does not parse; keeping its last good objects");
@@ -229,31 +235,30 @@ impl ManifestSource {
         }
     }
 
-    /// Replaces the objects of `path` with those of `entry` (none: the file is gone).
-    fn replace(&mut self, path: &Path, entry: FileEntry, changes: &mut Changes) {
+    /// Replaces what `path` defines with `objects` (described by `entry`; none: the file is
+    /// gone). Only objects that differ from the store's are written.
+    fn replace(&mut self, path: &Path, entry: FileEntry, objects: Vec<Object>, changes: &mut Changes) {
         let old = self.files.remove(path).unwrap_or_default();
-        let mut old_by_id: HashMap<Id, Object> = old.objects.into_iter().map(|o| (id(&o), o)).collect();
-        let new_ids: BTreeSet<Id> = entry.objects.iter().map(id).collect();
-        let keep = entry.fingerprint.is_some() || !entry.objects.is_empty();
-        let objects = entry.objects.clone();
-        if keep {
-            self.files.insert(path.to_owned(), entry);
-        }
-        for (object_id, _) in old_by_id.iter().filter(|(i, _)| !new_ids.contains(*i)) {
+        let new_ids: BTreeSet<&Id> = entry.ids.iter().collect();
+        for object_id in old.ids.iter().filter(|i| !new_ids.contains(i)) {
             self.undefine(object_id, path, changes);
         }
+        if entry.fingerprint.is_some() || !entry.ids.is_empty() {
+            self.files.insert(path.to_owned(), entry);
+        }
         for object in objects {
-            let object_id = id(&object);
-            let definers = self.definers.entry(object_id.clone()).or_default();
-            let was_used = definers.first().map(PathBuf::as_path) == Some(path);
+            let definers = self.definers.entry(id(&object)).or_default();
             definers.insert(path.to_owned());
             let is_used = definers.first().map(PathBuf::as_path) == Some(path);
-            let unchanged = was_used && old_by_id.remove(&object_id).as_ref() == Some(&object);
-            if is_used && !unchanged {
+            if is_used && !self.store.holds(&object) {
                 changes.kinds.insert(object.kind());
                 self.store.insert(object);
             }
         }
+    }
+
+    fn forget(&mut self, path: &Path, changes: &mut Changes) {
+        self.replace(path, FileEntry::default(), Vec::new(), changes);
     }
 
     /// `path` no longer defines `object_id`: another definer takes over, or it is removed.
@@ -271,8 +276,11 @@ impl ManifestSource {
             return;
         }
         changes.kinds.insert(object_id.0);
-        let replacement =
-            next.and_then(|file| self.files.get(&file)?.objects.iter().find(|o| id(o) == *object_id).cloned());
+        // Only duplicates get here: read the next definer's version again.
+        let replacement = next.and_then(|file| {
+            let objects = read_file(&file).ok()?.objects;
+            objects.into_iter().find(|o| id(o) == *object_id)
+        });
         match replacement {
             Some(object) => {
                 self.store.insert(object);
@@ -368,7 +376,7 @@ mod tests {
         assert_eq!(changes.failed, std::slice::from_ref(&a));
         assert_eq!(port(&source, "a"), Some(80));
         assert_eq!(source.failing_files(), 1);
-        assert!(source.diagnostics()[0].to_string().contains("not valid YAML"));
+        assert!(source.diagnostics()[0].to_string().contains("cannot read as YAML"));
         dir.write("a.yaml", &service("a", 90));
         source.refresh(std::slice::from_ref(&a));
         assert_eq!((port(&source, "a"), source.failing_files()), (Some(90), 0));

@@ -54,7 +54,7 @@ impl DataPlane {
         backend: &Backend,
         mut request: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, StatusCode> {
-        let (mut endpoint, mut authority) = backend.pick_with_authority().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
+        let mut endpoint = backend.pick().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
         let upgrade = request.version() == Version::HTTP_11 && is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
@@ -76,10 +76,10 @@ impl DataPlane {
                     (head, Either::Right(Empty::new()))
                 }
             };
-            head.uri = upstream_uri(&head, backend.protocol, authority)?;
+            head.uri = upstream_uri(&head, backend.protocol, endpoint)?;
             match self.send(backend, endpoint, Request::from_parts(head, sent_body)).await {
                 Err(Failure::Connect) if attempt < attempts => {
-                    (endpoint, authority) = backend.pick_with_authority().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
+                    endpoint = backend.pick().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
                 }
                 Err(failure) => return Err(failure.status()),
                 Ok(answer) => {
@@ -187,14 +187,18 @@ fn prepare(parts: &mut Parts, downstream: &Downstream, protocol: UpstreamProtoco
 
 /// The upstream request target, path and query as the client sent them: origin-form for
 /// HTTP/1.1; for HTTP/2 with the client's host as `:authority` (else the endpoint's).
-fn upstream_uri(head: &Parts, protocol: UpstreamProtocol, endpoint: &Authority) -> Result<Uri, StatusCode> {
+fn upstream_uri(head: &Parts, protocol: UpstreamProtocol, endpoint: SocketAddr) -> Result<Uri, StatusCode> {
     let path = head.uri.path_and_query().cloned().unwrap_or(PathAndQuery::from_static("/"));
     let mut parts = http::uri::Parts::default();
     parts.path_and_query = Some(path);
     if protocol == UpstreamProtocol::H2c {
         let host = head.headers.get(header::HOST).and_then(|h| Authority::try_from(h.as_bytes()).ok());
         parts.scheme = Some(UriScheme::HTTP);
-        parts.authority = Some(host.unwrap_or_else(|| endpoint.clone()));
+        let authority = match host {
+            Some(host) => host,
+            None => Authority::try_from(endpoint.to_string()).map_err(|_| StatusCode::BAD_GATEWAY)?,
+        };
+        parts.authority = Some(authority);
     }
     Uri::from_parts(parts).map_err(|_| StatusCode::BAD_REQUEST)
 }

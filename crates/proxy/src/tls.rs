@@ -18,14 +18,20 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// The HTTPS listener's configuration: TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`, session
-/// tickets for resumption, certificates by SNI from `snapshot`.
-pub fn server_config(snapshot: Arc<SharedSnapshot>) -> Result<Arc<ServerConfig>, rustls::Error> {
+/// The HTTPS listener's configuration: TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`,
+/// certificates by SNI from `snapshot`; with `resumption`, session tickets and a session
+/// cache let returning clients skip the full handshake.
+pub fn server_config(snapshot: Arc<SharedSnapshot>, resumption: bool) -> Result<Arc<ServerConfig>, rustls::Error> {
     let mut config = ServerConfig::builder_with_provider(sluice_config::crypto::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver(snapshot)));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    config.ticketer = sluice_config::crypto::ticketer()?;
+    if resumption {
+        config.ticketer = sluice_config::crypto::ticketer()?;
+    } else {
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+    }
     Ok(Arc::new(config))
 }

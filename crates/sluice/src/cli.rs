@@ -169,6 +169,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:10254")]
     pub admin: SocketAddr,
 
+    /// TLS session resumption (tickets and a session cache). Turn off only to measure full
+    /// handshakes.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_session_resumption: bool,
+
     /// How long to wait for a backend's response headers before answering 504.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub upstream_timeout: Duration,

@@ -39,6 +39,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
         admin: args.admin,
         upstream_timeout: std::time::Duration::from_secs(60),
         drain_timeout: std::time::Duration::from_secs(5),
+        tls_session_resumption: true,
 
         workers: None,
         publish_address: Vec::new(),

@@ -105,10 +105,7 @@ impl Pipeline {
         // Without pools there is nothing to allocate, and nothing to record.
         let roots = absolute_roots(&source.manifests);
         let (source, record, allocations) = match kube {
-            Some(kube) => {
-                let allocations = allocations_from_status(&kube.store());
-                (Source::Kube(kube), None, allocations)
-            }
+            Some(kube) => (Source::Kube(kube), None, Allocations::default()),
             None => {
                 let record = state_dir.filter(|_| !source.lb_pools.is_empty()).map(AllocationRecord::new);
                 let allocations = record.as_ref().map(AllocationRecord::load).unwrap_or_default();
@@ -128,10 +125,19 @@ impl Pipeline {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The first snapshot: a full translation of what `new` read.
+    /// The first snapshot: a full translation of what the source holds. With Kubernetes, the
+    /// LoadBalancer Services' status (read now that the lists are in) seeds allocation.
     pub fn first(&self) -> Snapshot {
         let mut state = self.lock();
+        if let Source::Kube(kube) = &state.source {
+            state.allocations = allocations_from_status(&kube.store());
+        }
         self.full(&mut state)
+    }
+
+    /// An empty snapshot (generation 0) to serve the admin listener before the first one.
+    pub fn placeholder(&self) -> Snapshot {
+        sluice_translate::translate(&sluice_store::Store::default(), &self.options, &Default::default(), 0)
     }
 
     /// Applies `trigger` and builds the next snapshot from `current`, or `None` when nothing
@@ -153,8 +159,10 @@ impl Pipeline {
         } else if !changes.is_empty() {
             Some((self.full(&mut state), BuildKind::Full))
         } else if !changes.failed.is_empty()
+            || *trigger == Trigger::Rescan
             || current.diagnostics != combine(&state.source, &state.translate_diagnostics)
         {
+            // An explicit reload (SIGHUP) always yields a new generation, as confirmation.
             state.generation += 1;
             let mut next = sluice_translate::refresh_endpoints(
                 current,

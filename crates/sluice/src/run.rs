@@ -77,12 +77,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Connects and waits until every kind has been listed once.
+    /// Connects (the watches start; `serve` waits for their initial lists).
     pub async fn connect(args: &RunArgs) -> Result<Self, String> {
         let options = kube_options(&args.source, Some(args));
         let source = Arc::new(sluice_kube::connect(&options).await?);
-        tracing::info!("waiting for the initial list of every kind from the Kubernetes API");
-        source.ready().await;
         Ok(Self { source, options, publish_service: args.publish_service.clone() })
     }
 
@@ -114,37 +112,64 @@ impl Cluster {
         });
         let client = self.source.client();
         let leader = sluice_kube::elect_leader(client.clone(), &self.options);
-        let publish = if publish.is_empty() { self.published_addresses() } else { publish };
-        let source = self.source.clone();
-        tokio::spawn(sluice_kube::write_status(
-            client.clone(),
-            snapshot.clone(),
-            move || source.store(),
-            publish,
-            leader.clone(),
-            changed.clone(),
-        ));
-        tokio::spawn(sluice_kube::emit_events(client, snapshot.clone(), leader, changed));
-    }
-
-    /// The addresses of `--publish-service`, from its status (or external IPs).
-    fn published_addresses(&self) -> Vec<String> {
-        let Some((namespace, name)) = self.publish_service.as_deref().and_then(|s| s.split_once('/')) else {
-            return Vec::new();
-        };
-        let store = self.source.store();
-        let Some(service) = store.services.get(&sluice_store::ObjectKey::new(namespace, name)) else {
-            tracing::warn!(service = %format!("{namespace}/{name}"), "--publish-service not found");
-            return Vec::new();
-        };
-        let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
-        let mut addresses: Vec<String> =
-            ingress.into_iter().flatten().filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone())).collect();
-        if addresses.is_empty() {
-            addresses = service.spec.as_ref().and_then(|s| s.external_ips.clone()).unwrap_or_default();
+        tokio::spawn(sluice_kube::emit_events(client.clone(), snapshot.clone(), leader.clone(), changed.clone()));
+        if !publish.is_empty() || self.publish_service.is_none() {
+            let source = self.source.clone();
+            let store = move || source.store();
+            tokio::spawn(sluice_kube::write_status(client, snapshot.clone(), store, publish, leader, changed));
+            return;
         }
-        addresses
+        // --publish-service: its addresses can appear or change at any time (a LoadBalancer
+        // gets its address after Sluice starts), so the writer restarts with the new ones.
+        let (source, snapshot, service) = (self.source.clone(), snapshot.clone(), self.publish_service.clone());
+        tokio::spawn(async move {
+            let mut watched = changed.clone();
+            let mut current = published_addresses(&source, service.as_deref());
+            loop {
+                let writer_source = source.clone();
+                let writer = tokio::spawn(sluice_kube::write_status(
+                    client.clone(),
+                    snapshot.clone(),
+                    move || writer_source.store(),
+                    current.clone(),
+                    leader.clone(),
+                    changed.clone(),
+                ));
+                loop {
+                    if watched.changed().await.is_err() {
+                        writer.abort();
+                        return;
+                    }
+                    let now = published_addresses(&source, service.as_deref());
+                    if now != current {
+                        tracing::info!(addresses = ?now, "--publish-service addresses changed");
+                        current = now;
+                        break;
+                    }
+                }
+                writer.abort();
+            }
+        });
     }
+}
+
+/// The addresses of the `--publish-service` Service (`namespace/name`): its
+/// `status.loadBalancer.ingress`, else its `spec.externalIPs`.
+fn published_addresses(source: &sluice_kube::KubeSource, service: Option<&str>) -> Vec<String> {
+    let Some((namespace, name)) = service.and_then(|s| s.split_once('/')) else {
+        return Vec::new();
+    };
+    let store = source.store();
+    let Some(service) = store.services.get(&sluice_store::ObjectKey::new(namespace, name)) else {
+        return Vec::new();
+    };
+    let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
+    let addresses: Vec<String> =
+        ingress.into_iter().flatten().filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone())).collect();
+    if addresses.is_empty() {
+        return service.spec.as_ref().and_then(|s| s.external_ips.clone()).unwrap_or_default();
+    }
+    addresses
 }
 
 fn kube_options(source: &SourceArgs, run: Option<&RunArgs>) -> sluice_kube::KubeOptions {
@@ -187,6 +212,31 @@ pub async fn serve(
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let pipeline = Arc::new(Pipeline::new(source, state_dir, cluster.as_ref().map(|c| c.source.clone()))?);
+
+    // The admin listener comes first: /healthz answers at once, /readyz says 503 until the
+    // first real snapshot serves (with --kubernetes, after the initial lists).
+    let snapshot = sluice_config::share(pipeline.placeholder());
+    let mut metrics = Metrics::new();
+    let l4 = L4Plane::new(Arc::new(L4Metrics::new(metrics.registry_mut())));
+    let control_metrics = ControlMetrics::new(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
+    let admin = bind(serve.admin, "--admin").await?;
+    let admin_state = Arc::new(AdminState {
+        metrics: metrics.clone(),
+        ready: false.into(),
+        snapshot: snapshot.clone(),
+        publish: publish_addresses(serve, cluster.as_ref()),
+    });
+    let admin_task = tokio::spawn(sluice_proxy::admin::serve(admin, admin_state.clone()));
+    if let Some(cluster) = &cluster {
+        tracing::info!("waiting for the initial list of every kind from the Kubernetes API");
+        tokio::select! {
+            () = cluster.source.ready() => {}
+            _ = terminate.recv() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
+        }
+    }
+
     let first = pipeline.first();
     log_diagnostics(&first);
     tracing::info!(
@@ -197,11 +247,7 @@ pub async fn serve(
         "configuration loaded"
     );
     let generation = first.generation;
-    let snapshot = sluice_config::share(first);
-    let mut metrics = Metrics::new();
-    let l4 = L4Plane::new(Arc::new(L4Metrics::new(metrics.registry_mut())));
-    let control_metrics = ControlMetrics::new(metrics.registry_mut());
-    let metrics = Arc::new(metrics);
+    snapshot.store(Arc::new(first));
     metrics.set_generation(generation);
     let (counts, failing) = pipeline.stats();
     control_metrics.set_objects(&counts, failing);
@@ -209,19 +255,12 @@ pub async fn serve(
 
     let http = bind(serve.http, "--http").await?;
     let https = bind(serve.https, "--https").await?;
-    let admin = bind(serve.admin, "--admin").await?;
     let options = ProxyOptions { upstream_timeout: serve.upstream_timeout, ..ProxyOptions::default() };
     let plane = DataPlane::new(snapshot.clone(), metrics.clone(), options);
-    let tls = sluice_proxy::server_config(snapshot.clone()).map_err(|e| format!("TLS configuration: {e}"))?;
-    let admin_state = Arc::new(AdminState {
-        metrics: metrics.clone(),
-        ready: false.into(),
-        snapshot: snapshot.clone(),
-        publish: publish_addresses(serve),
-    });
+    let tls = sluice_proxy::server_config(snapshot.clone(), serve.tls_session_resumption)
+        .map_err(|e| format!("TLS configuration: {e}"))?;
     tokio::spawn(sluice_proxy::serve(http, plane.clone(), None));
     tokio::spawn(sluice_proxy::serve(https, plane.clone(), Some(tls)));
-    let admin_task = tokio::spawn(sluice_proxy::admin::serve(admin, admin_state.clone()));
 
     let (triggers, mut changes) = mpsc::unbounded_channel();
     let (changed, changed_rx) = watch::channel(generation);
@@ -342,10 +381,14 @@ fn report_unbound(failures: Vec<(sluice_config::L4Key, std::io::Error)>) {
     }
 }
 
-/// `--publish-address`, or the --http listener's IP when it is a specific address.
-fn publish_addresses(serve: &ServeArgs) -> Vec<String> {
+/// `--publish-address`; else, unless `--publish-service` decides (with --kubernetes), the
+/// --http listener's IP when it is a specific address.
+fn publish_addresses(serve: &ServeArgs, cluster: Option<&Cluster>) -> Vec<String> {
     if !serve.publish_address.is_empty() {
         return serve.publish_address.clone();
+    }
+    if cluster.is_some_and(|c| c.publish_service.is_some()) {
+        return Vec::new();
     }
     let ip = serve.http.ip();
     if ip.is_unspecified() {

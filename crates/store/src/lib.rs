@@ -124,6 +124,19 @@ impl Store {
         !previous
     }
 
+    /// True when the store holds exactly this object (same kind, key and content).
+    pub fn holds(&self, object: &Object) -> bool {
+        let key = object.key();
+        match object {
+            Object::Ingress(o) => self.ingresses.get(&key) == Some(&**o),
+            Object::IngressClass(o) => self.ingress_classes.get(&key) == Some(&**o),
+            Object::Service(o) => self.services.get(&key) == Some(&**o),
+            Object::EndpointSlice(o) => self.endpoint_slices.get(&key) == Some(&**o),
+            Object::Endpoints(o) => self.endpoints.get(&key) == Some(&**o),
+            Object::Secret(o) => self.secrets.get(&key) == Some(&**o),
+        }
+    }
+
     /// Removes the object of this kind and key; true if there was one.
     pub fn remove(&mut self, kind: &str, key: &ObjectKey) -> bool {
         match kind {

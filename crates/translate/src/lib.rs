@@ -143,9 +143,11 @@ fn add_routes(
     routes: &mut RouteTableBuilder,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
+    let owner = Arc::new(ingress.object.clone());
+    let label = Route::label_of(&ingress.object);
     let route_to = |backends: &mut backends::Resolver<'_>, target: &ingress::BackendRef| {
         let backend = backends.resolve(&ingress.object, target);
-        Arc::new(Route::new(ingress.object.clone(), backend))
+        Arc::new(Route::new(owner.clone(), label.clone(), backend))
     };
     if let Some(target) = &ingress.default_backend {
         if let Err(conflict) = routes.set_default(route_to(backends, target)) {

@@ -1292,3 +1292,62 @@ pub fn ws_echo(ws: &mut WsClient, text: &str) -> Result<(), String> {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Kubernetes mode: `sluice run` with environment variables, started without waiting
+// ---------------------------------------------------------------------------
+
+impl Sluice {
+    /// Spawns `sluice run <args>` on fresh ports with extra environment variables, without
+    /// waiting for `/readyz` (log in `log_dir/sluice-<port>.log`, shown if the test panics).
+    pub fn spawn_with(log_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Sluice {
+        let http = free_addr("127.0.0.1");
+        let https = free_addr("127.0.0.1");
+        let admin = free_addr("127.0.0.1");
+        let mut cmd = Command::new(SLUICE);
+        cmd.arg("run")
+            .args(["--http", &http.to_string()])
+            .args(["--https", &https.to_string()])
+            .args(["--admin", &admin.to_string()])
+            .args(args)
+            .envs(envs.iter().copied());
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        let log = log_dir.join(format!("sluice-{}.log", http.port()));
+        let mut proc = Proc::spawn("sluice run", cmd, log, false);
+        proc.show_log_on_panic = true;
+        Sluice { proc, http, https, admin }
+    }
+
+    /// Like [`Sluice::start`] without manifests: `sluice run <args>` with extra environment
+    /// variables, waiting for `/readyz` (ports retried if taken meanwhile).
+    pub fn start_with(log_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Sluice {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut sluice = Sluice::spawn_with(log_dir, args, envs);
+            sluice.proc.show_log_on_panic = false;
+            match sluice.wait_ready() {
+                Ok(()) => {
+                    sluice.proc.show_log_on_panic = true;
+                    return sluice;
+                }
+                Err(e) if attempt < 3 && e.contains("in use") => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// Status of `GET /healthz`, or the error when the admin listener does not answer.
+    pub fn healthz(&self) -> Result<u16, String> {
+        exchange(self.admin, &http_request("GET", &self.admin.to_string(), "/healthz", &[], b""))
+            .map(|r| r.status)
+            .map_err(|e| e.to_string())
+    }
+
+    /// `GET <path>` on the plain listener with `Host: <host>`, or why it failed.
+    pub fn try_get(&self, host: &str, path: &str) -> io::Result<HttpResponse> {
+        exchange(self.http, &http_request("GET", host, path, &[], b""))
+    }
+}
