@@ -23,7 +23,7 @@
 # LAT_SIZES, LAT_SAMPLES, LAT_ENDPOINTS (1), NGINX_SIZES ("10 10000"), NGINX_LAT_SAMPLES,
 # STARTUP_SIZE, STARTUP_ENDPOINTS, STARTUP_RUNS (3), WORKERS (Sluice --workers; default: cores),
 # QUIET_BUSY (0.5: before each measurement wait until the CPUs are at most 50 % busy, because
-# other builds/benchmarks may share the machine; 1 = don't wait), QUIET_WAIT (60 s per measurement),
+# other builds/benchmarks may share the machine; 1 = don't wait), QUIET_WAIT (30 s per measurement),
 # RESULTS_MD (bench/RELOAD-RESULTS.md; "-" = don't write), RESULTS_DIR (where each measurement's
 # JSON goes; default: a temp dir removed on exit. Give a directory to keep them: a later run with
 # the same RESULTS_DIR replaces the measurements it repeats and reports all of them together),
@@ -56,7 +56,7 @@ STARTUP_ENDPOINTS=${STARTUP_ENDPOINTS:-10}
 STARTUP_RUNS=${STARTUP_RUNS:-3}
 WORKERS=${WORKERS:-0}
 QUIET_BUSY=${QUIET_BUSY:-0.5}
-QUIET_WAIT=${QUIET_WAIT:-60}
+QUIET_WAIT=${QUIET_WAIT:-30}
 RESULTS_MD=${RESULTS_MD:-$ROOT/bench/RELOAD-RESULTS.md}
 
 SLUICE=$ROOT/target/release/sluice

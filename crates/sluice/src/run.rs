@@ -341,7 +341,9 @@ impl Control {
         };
         log_new_diagnostics(&self.snapshot.load(), &next);
         let generation = next.generation;
-        self.snapshot.store(Arc::new(next));
+        let previous = self.snapshot.swap(Arc::new(next));
+        // Freeing a large snapshot takes milliseconds: not on the path to serving the new one.
+        tokio::task::spawn_blocking(move || drop(previous));
         self.metrics.set_generation(generation);
         self.changed.send_replace(generation);
         report_unbound(self.l4.apply(&self.snapshot.load().l4).await);

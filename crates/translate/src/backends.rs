@@ -1,6 +1,8 @@
 //! Resolving Ingress backends to Service ports and their ready endpoint addresses.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -27,14 +29,14 @@ pub(crate) struct Resolver<'s> {
 
 impl<'s> Resolver<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
-        let mut slices_by_service: HashMap<_, Vec<_>> = HashMap::new();
+        let mut slices_by_service: HashMap<_, Vec<_>> = HashMap::default();
         for (key, slice) in &store.endpoint_slices {
             let labels = slice.metadata.labels.as_ref();
             if let Some(service) = labels.and_then(|l| l.get(SERVICE_NAME_LABEL)) {
                 slices_by_service.entry(ObjectKey::new(&key.namespace, service)).or_default().push(slice);
             }
         }
-        Self { store, slices_by_service, cache: HashMap::new(), backends: Vec::new(), diagnostics: Vec::new() }
+        Self { store, slices_by_service, cache: HashMap::default(), backends: Vec::new(), diagnostics: Vec::new() }
     }
 
     /// The backend for `target` as used by `ingress`. Problems (missing Service or port) are
