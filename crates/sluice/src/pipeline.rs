@@ -146,16 +146,7 @@ impl Pipeline {
         let mut state = self.lock();
         let changes = state.source.apply(trigger);
         let next = if changes.endpoints_only() {
-            state.generation += 1;
-            let mut next = sluice_translate::refresh_endpoints(
-                current,
-                &state.source.store(),
-                &self.options,
-                &state.allocations,
-                state.generation,
-            );
-            next.diagnostics = combine(&state.source, &state.translate_diagnostics);
-            Some((next, BuildKind::Endpoints))
+            Some((self.refresh(&mut state, current), BuildKind::Endpoints))
         } else if !changes.is_empty() {
             Some((self.full(&mut state), BuildKind::Full))
         } else if !changes.failed.is_empty()
@@ -163,20 +154,23 @@ impl Pipeline {
             || current.diagnostics != combine(&state.source, &state.translate_diagnostics)
         {
             // An explicit reload (SIGHUP) always yields a new generation, as confirmation.
-            state.generation += 1;
-            let mut next = sluice_translate::refresh_endpoints(
-                current,
-                &state.source.store(),
-                &self.options,
-                &state.allocations,
-                state.generation,
-            );
-            next.diagnostics = combine(&state.source, &state.translate_diagnostics);
-            Some((next, BuildKind::Diagnostics))
+            Some((self.refresh(&mut state, current), BuildKind::Diagnostics))
         } else {
             None
         };
         (changes, next)
+    }
+
+    /// The next snapshot sharing `current`'s routes and certificates: endpoints looked up
+    /// again, diagnostics of the source recomputed.
+    fn refresh(&self, state: &mut State, current: &Snapshot) -> Snapshot {
+        state.generation += 1;
+        let store = state.source.store();
+        let mut next =
+            sluice_translate::refresh_endpoints(current, &store, &self.options, &state.allocations, state.generation);
+        drop(store);
+        next.diagnostics = combine(&state.source, &state.translate_diagnostics);
+        next
     }
 
     fn full(&self, state: &mut State) -> Snapshot {
