@@ -105,6 +105,12 @@ struct Writer {
     pending: BTreeMap<ObjectRef, Pending>,
 }
 
+/// The addresses in a `status.loadBalancer.ingress` list (Ingresses and Services use
+/// different types with the same `ip`/`hostname` fields), as `(ip, hostname)` pairs.
+fn addresses<'a>(entries: impl Iterator<Item = (&'a Option<String>, &'a Option<String>)>) -> Vec<Address> {
+    entries.filter_map(|(ip, hostname)| Address::from_status(ip.as_ref(), hostname.as_ref())).collect()
+}
+
 impl Writer {
     /// One pass over every Ingress and Service; false when some write failed.
     async fn reconcile(&mut self, snapshot: &Snapshot, store: &Store, leader: &watch::Receiver<bool>) -> bool {
@@ -113,13 +119,8 @@ impl Writer {
         let mut ok = true;
         for (key, ingress) in &store.ingresses {
             let object = ObjectRef::new("Ingress", &key.namespace, &key.name);
-            let current: Vec<Address> = ingress
-                .status
-                .iter()
-                .filter_map(|s| s.load_balancer.as_ref())
-                .flat_map(|lb| lb.ingress.iter().flatten())
-                .filter_map(|i| Address::from_status(i.ip.as_ref(), i.hostname.as_ref()))
-                .collect();
+            let status = ingress.status.iter().filter_map(|s| s.load_balancer.as_ref());
+            let current = addresses(status.flat_map(|lb| lb.ingress.iter().flatten()).map(|i| (&i.ip, &i.hostname)));
             let desired = if served.contains(&object) {
                 if self.publish.is_empty() {
                     // Nothing known to publish: leave what is there.
@@ -138,13 +139,8 @@ impl Writer {
         }
         for (key, service) in &store.services {
             let object = ObjectRef::new("Service", &key.namespace, &key.name);
-            let current: Vec<Address> = service
-                .status
-                .iter()
-                .filter_map(|s| s.load_balancer.as_ref())
-                .flat_map(|lb| lb.ingress.iter().flatten())
-                .filter_map(|i| Address::from_status(i.ip.as_ref(), i.hostname.as_ref()))
-                .collect();
+            let status = service.status.iter().filter_map(|s| s.load_balancer.as_ref());
+            let current = addresses(status.flat_map(|lb| lb.ingress.iter().flatten()).map(|i| (&i.ip, &i.hostname)));
             let class = service.spec.as_ref().and_then(|s| s.load_balancer_class.as_deref());
             let desired = match snapshot.l4.addresses.get(&object) {
                 Some(ips) => ips.iter().map(|ip| Address::Ip(ip.to_string())).collect(),
