@@ -33,15 +33,18 @@ pub struct Snapshot {
     /// Host and path routing for the HTTP and HTTPS listeners; shared with the previous
     /// snapshot when only endpoints changed.
     pub routes: Arc<RouteTable>,
-    /// The backends routes point at, by [`BackendId`].
-    pub backends: Vec<Arc<Backend>>,
+    /// The backends routes point at, by [`BackendId`]; `None` for an id no route uses
+    /// (ids stay stable while used, so a table that shares routes keeps pointing right).
+    pub backends: Vec<Option<Arc<Backend>>>,
     /// Certificates by SNI for the HTTPS listener.
     pub certificates: Arc<CertificateTable>,
 
     /// Layer-4 listeners for Services of `type: LoadBalancer`.
     pub l4: L4Table,
-    /// The Ingresses this snapshot serves, for status reporting.
-    pub ingresses: Vec<ObjectRef>,
+    /// The Ingresses this snapshot serves, for status reporting; shared between snapshots
+    /// while the routes are.
+    pub ingresses: Arc<[Arc<ObjectRef>]>,
+
     /// Everything translation rejected or could not resolve, for `check`, logs and status.
     pub diagnostics: Vec<Diagnostic>,
     /// Counts for the one-line summary of `sluice check` and the start-up log.
@@ -51,7 +54,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// The backend a route points at.
     pub fn backend(&self, id: BackendId) -> Option<&Arc<Backend>> {
-        self.backends.get(id.0 as usize)
+        self.backends.get(id.0 as usize)?.as_ref()
     }
 }
 

@@ -33,7 +33,7 @@ impl Route {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct PathTable {
     exact: HashMap<Box<str>, Arc<Route>>,
     prefix: HashMap<Box<str>, Arc<Route>>,
@@ -59,16 +59,36 @@ impl PathTable {
     }
 }
 
-/// Host → path → route, plus the default backend; immutable once built.
-#[derive(Debug, Default)]
+/// Host → path → route, plus the default backend; immutable once built. Each host's routes
+/// are shared, so the next table can replace a few hosts and keep the rest
+/// ([`RouteTable::to_builder`]).
+#[derive(Debug, Default, Clone)]
 pub struct RouteTable {
-    exact_hosts: HashMap<Box<str>, PathTable>,
-    wildcard_hosts: HashMap<Box<str>, PathTable>,
-    any_host: PathTable,
+    exact_hosts: HashMap<Arc<str>, Arc<PathTable>>,
+    wildcard_hosts: HashMap<Arc<str>, Arc<PathTable>>,
+    any_host: Arc<PathTable>,
     default_backend: Option<Arc<Route>>,
+    /// Routes in the table, the default backend included.
+    len: usize,
 }
 
 impl RouteTable {
+    /// How many routes the table holds (the default backend included).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no route is set.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A builder starting from this table: it shares every host's routes until
+    /// [`RouteTableBuilder::clear_host`] replaces them.
+    pub fn to_builder(&self) -> RouteTableBuilder {
+        RouteTableBuilder { table: self.clone() }
+    }
+
     /// Finds the route for a request. `host` is the raw `Host`/`:authority` (any case, maybe
     /// with a port); `path` the request path without query. Rules of the exact host are tried
     /// first, then the wildcard, then rules without host, then the default backend.
@@ -155,10 +175,26 @@ pub struct Conflict {
 #[derive(Debug, Default)]
 pub struct RouteTableBuilder {
     table: RouteTable,
-    routes: usize,
 }
 
 impl RouteTableBuilder {
+    /// Removes every route of `host`, so that its routes can be inserted again.
+    pub fn clear_host(&mut self, host: &HostMatch) {
+        let removed = match host {
+            HostMatch::Exact(h) => self.table.exact_hosts.remove(h.as_str()),
+            HostMatch::Wildcard(h) => self.table.wildcard_hosts.remove(h.as_str()),
+            HostMatch::Any => Some(std::mem::take(&mut self.table.any_host)),
+        };
+        self.table.len -= removed.map_or(0, |paths| paths.exact.len() + paths.prefix.len());
+    }
+
+    /// Removes the default backend, so that it can be set again.
+    pub fn clear_default(&mut self) {
+        if self.table.default_backend.take().is_some() {
+            self.table.len -= 1;
+        }
+    }
+
     /// Adds a route unless the same host, path and path type is already taken.
     pub fn insert(&mut self, host: &HostMatch, path: &PathMatch, route: Arc<Route>) -> Result<(), Conflict> {
         let paths = match host {
@@ -166,13 +202,13 @@ impl RouteTableBuilder {
             HostMatch::Wildcard(h) => self.table.wildcard_hosts.entry(h.as_str().into()).or_default(),
             HostMatch::Any => &mut self.table.any_host,
         };
-        match paths.slot(path) {
+        match Arc::make_mut(paths).slot(path) {
             std::collections::hash_map::Entry::Occupied(taken) => {
                 Err(Conflict { winner: (*taken.get().ingress).clone() })
             }
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(route);
-                self.routes += 1;
+                self.table.len += 1;
                 Ok(())
             }
         }
@@ -184,18 +220,18 @@ impl RouteTableBuilder {
             return Err(Conflict { winner: (*taken.ingress).clone() });
         }
         self.table.default_backend = Some(route);
-        self.routes += 1;
+        self.table.len += 1;
         Ok(())
     }
 
-    /// How many routes were inserted (the default backend included).
+    /// How many routes the table holds (the default backend included).
     pub fn len(&self) -> usize {
-        self.routes
+        self.table.len
     }
 
-    /// True when nothing was inserted.
+    /// True when the table holds no route.
     pub fn is_empty(&self) -> bool {
-        self.routes == 0
+        self.table.len == 0
     }
 
     /// The finished table.
@@ -279,5 +315,24 @@ mod tests {
         assert!(b.set_default(route("d1")).is_ok());
         assert!(b.set_default(route("d2")).is_err());
         assert_eq!(b.len(), 2);
+    }
+
+    #[test]
+    fn a_builder_from_a_table_replaces_one_host_and_shares_the_rest() {
+        let first =
+            table(&[("a.test", "/", "Prefix", "a"), ("b.test", "/", "Prefix", "b"), ("b.test", "/x", "Exact", "b")]);
+        let mut b = first.to_builder();
+        let host = HostMatch::parse(Some("b.test")).unwrap();
+        b.clear_host(&host);
+        assert_eq!(b.len(), 1);
+        b.insert(&host, &PathMatch::parse(Some("/y"), Some("Prefix")).unwrap(), route("b2")).unwrap();
+        b.clear_default();
+        let next = b.build();
+        assert_eq!(next.len(), 2);
+        assert_eq!(hit(&next, "b.test", "/y").as_deref(), Some("b2"));
+        assert_eq!(hit(&next, "b.test", "/"), None);
+        assert_eq!(hit(&first, "b.test", "/").as_deref(), Some("b"), "the first table is unchanged");
+        let shared = |t: &RouteTable| t.exact_hosts["a.test"].clone();
+        assert!(Arc::ptr_eq(&shared(&first), &shared(&next)), "untouched hosts are shared");
     }
 }

@@ -111,6 +111,11 @@ impl KubeSource {
         self.shared.store().clone()
     }
 
+    /// Objects held, by kind (without copying them).
+    pub fn counts(&self) -> [(&'static str, usize); 6] {
+        self.shared.store().counts()
+    }
+
     /// A channel receiving the kind (`"Ingress"`, `"EndpointSlice"`, ...) of every change:
     /// an object added, modified or deleted, or a relist that changed something.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<&'static str> {
@@ -156,7 +161,7 @@ trait Kind: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Part
     /// The kind's name, as sent to subscribers.
     const KIND: &'static str;
     /// This kind's objects in the store.
-    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Self>;
+    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>>;
     /// The store key.
     fn key(&self) -> ObjectKey {
         ObjectKey::of(self.meta())
@@ -170,7 +175,7 @@ trait Kind: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Part
 impl Kind for IngressClass {
     const BIT: u32 = 0;
     const KIND: &'static str = "IngressClass";
-    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Self> {
+    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
         &mut store.ingress_classes
     }
     fn key(&self) -> ObjectKey {
@@ -181,7 +186,7 @@ impl Kind for IngressClass {
 impl Kind for Ingress {
     const BIT: u32 = 1;
     const KIND: &'static str = "Ingress";
-    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Self> {
+    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
         &mut store.ingresses
     }
 }
@@ -189,7 +194,7 @@ impl Kind for Ingress {
 impl Kind for Service {
     const BIT: u32 = 2;
     const KIND: &'static str = "Service";
-    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Self> {
+    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
         &mut store.services
     }
 }
@@ -197,7 +202,7 @@ impl Kind for Service {
 impl Kind for EndpointSlice {
     const BIT: u32 = 3;
     const KIND: &'static str = "EndpointSlice";
-    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Self> {
+    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
         &mut store.endpoint_slices
     }
 }
@@ -205,7 +210,7 @@ impl Kind for EndpointSlice {
 impl Kind for Secret {
     const BIT: u32 = 4;
     const KIND: &'static str = "Secret";
-    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Self> {
+    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
         &mut store.secrets
     }
     fn wanted(&self) -> bool {
@@ -278,8 +283,8 @@ fn apply<K: Kind>(shared: &Shared, object: K) {
         let mut store = shared.store();
         let objects = K::objects(&mut store);
         match trim(object) {
-            Some(object) if objects.get(&key) != Some(&object) => {
-                objects.insert(key, object);
+            Some(object) if objects.get(&key).map(|held| &**held) != Some(&object) => {
+                objects.insert(key, Arc::new(object));
                 true
             }
             Some(_) => false,
@@ -292,15 +297,23 @@ fn apply<K: Kind>(shared: &Shared, object: K) {
     }
 }
 
-/// Replaces all objects of a kind after a (re)list; marks the kind listed.
+/// Replaces all objects of a kind after a (re)list; marks the kind listed. An object equal
+/// to the one held stays the same allocation, so translation sees it as unchanged.
 fn replace<K: Kind>(shared: &Shared, objects: BTreeMap<ObjectKey, K>) {
     let changed = {
         let mut store = shared.store();
         let current = K::objects(&mut store);
-        let changed = *current != objects;
-        *current = objects;
+        let mut changed = current.len() != objects.len();
+        let mut next = BTreeMap::new();
+        for (key, object) in objects {
+            let kept = current.remove(&key).filter(|held| **held == object);
+            changed |= kept.is_none();
+            next.insert(key, kept.unwrap_or_else(|| Arc::new(object)));
+        }
+        *current = next;
         changed
     };
+
     let first = shared.listed.send_if_modified(|listed| {
         let before = *listed;
         *listed |= 1 << K::BIT;

@@ -115,7 +115,7 @@ impl Writer {
     /// One pass over every Ingress and Service; false when some write failed.
     async fn reconcile(&mut self, snapshot: &Snapshot, store: &Store, leader: &watch::Receiver<bool>) -> bool {
         self.pending.retain(|object, _| store.contains(object.kind, &ObjectKey::new(&object.namespace, &object.name)));
-        let served: BTreeSet<&ObjectRef> = snapshot.ingresses.iter().collect();
+        let served: BTreeSet<&ObjectRef> = snapshot.ingresses.iter().map(|i| &**i).collect();
         let mut ok = true;
         for (key, ingress) in &store.ingresses {
             let object = ObjectRef::new("Ingress", &key.namespace, &key.name);

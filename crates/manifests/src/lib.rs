@@ -16,7 +16,7 @@ use sluice_store::Object;
 
 pub use decode::decode_documents;
 pub use discover::manifest_files;
-pub use source::{Changes, ManifestSource, ENDPOINT_KINDS};
+pub use source::{Changes, ManifestSource};
 
 /// Largest manifest file read; anything bigger is rejected rather than exhausting memory.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;

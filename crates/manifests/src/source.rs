@@ -11,9 +11,6 @@ use sluice_store::{Object, ObjectKey, Store};
 use crate::discover::{is_configmap_swap, is_hidden_below, manifest_files};
 use crate::read_file;
 
-/// Kinds whose changes move endpoints only, never routes.
-pub const ENDPOINT_KINDS: [&str; 2] = ["EndpointSlice", "Endpoints"];
-
 /// What a refresh changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changes {
@@ -32,11 +29,6 @@ impl Changes {
     /// True when no object changed.
     pub fn is_empty(&self) -> bool {
         self.kinds.is_empty()
-    }
-
-    /// True when something changed and all of it was endpoints.
-    pub fn endpoints_only(&self) -> bool {
-        !self.kinds.is_empty() && self.kinds.iter().all(|k| ENDPOINT_KINDS.contains(k))
     }
 }
 
@@ -79,6 +71,11 @@ pub struct ManifestSource {
     files: BTreeMap<PathBuf, FileEntry>,
     /// Which files define each object; the first in path order is the one used.
     definers: HashMap<Id, BTreeSet<PathBuf>>,
+    /// Files with an error or document problems, so that listing problems does not walk
+    /// every file.
+    troubled: BTreeSet<PathBuf>,
+    /// Objects defined by more than one file.
+    duplicated: BTreeSet<Id>,
     store: Store,
     root_diagnostics: Vec<Diagnostic>,
 }
@@ -90,6 +87,8 @@ impl ManifestSource {
             roots,
             files: BTreeMap::new(),
             definers: HashMap::new(),
+            troubled: BTreeSet::new(),
+            duplicated: BTreeSet::new(),
             store: Store::default(),
             root_diagnostics: Vec::new(),
         };
@@ -109,17 +108,37 @@ impl ManifestSource {
 
     /// Files whose latest version does not parse.
     pub fn failing_files(&self) -> usize {
-        self.files.values().filter(|f| f.error.is_some()).count()
+        self.troubled_entries().filter(|f| f.error.is_some()).count()
+    }
+
+    fn troubled_entries(&self) -> impl Iterator<Item = &FileEntry> {
+        self.troubled.iter().filter_map(|path| self.files.get(path))
+    }
+
+    /// Keeps `troubled` in step after the entry of `path` changed.
+    fn note_problems(&mut self, path: &Path) {
+        match self.files.get(path) {
+            Some(entry) if entry.error.is_some() || !entry.diagnostics.is_empty() => {
+                self.troubled.insert(path.to_owned());
+            }
+            _ => {
+                self.troubled.remove(path);
+            }
+        }
     }
 
     /// Every problem: missing paths, unparsable files, bad documents, duplicate objects.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         let mut all = self.root_diagnostics.clone();
-        for entry in self.files.values() {
+        for entry in self.troubled_entries() {
             all.extend(entry.error.iter().cloned());
             all.extend(entry.diagnostics.iter().cloned());
         }
-        for ((kind, key), definers) in &self.definers {
+        for object_id in &self.duplicated {
+            let (kind, key) = object_id;
+            let Some(definers) = self.definers.get(object_id) else {
+                continue;
+            };
             let Some(used) = definers.first() else {
                 continue;
             };
@@ -231,6 +250,7 @@ impl ManifestSource {
                 let entry = self.files.entry(path.to_owned()).or_default();
                 entry.fingerprint = fingerprint;
                 entry.error = Some(diagnostic);
+                self.note_problems(path);
             }
         }
     }
@@ -246,9 +266,14 @@ impl ManifestSource {
         if entry.fingerprint.is_some() || !entry.ids.is_empty() {
             self.files.insert(path.to_owned(), entry);
         }
+        self.note_problems(path);
         for object in objects {
-            let definers = self.definers.entry(id(&object)).or_default();
+            let object_id = id(&object);
+            let definers = self.definers.entry(object_id.clone()).or_default();
             definers.insert(path.to_owned());
+            if definers.len() > 1 {
+                self.duplicated.insert(object_id);
+            }
             let is_used = definers.first().map(PathBuf::as_path) == Some(path);
             if is_used && !self.store.holds(&object) {
                 changes.kinds.insert(object.kind());
@@ -269,6 +294,9 @@ impl ManifestSource {
         let was_used = definers.first().map(PathBuf::as_path) == Some(path);
         definers.remove(path);
         let next = definers.first().cloned();
+        if definers.len() < 2 {
+            self.duplicated.remove(object_id);
+        }
         if definers.is_empty() {
             self.definers.remove(object_id);
         }
@@ -344,7 +372,7 @@ mod tests {
         // Only the EndpointSlice differs: an endpoint-only change, one file read.
         dir.write("a.yaml", &(service("a", 80) + &slice("a", "10.0.0.2")));
         let changes = source.refresh(std::slice::from_ref(&a));
-        assert!(changes.endpoints_only(), "{changes:?}");
+        assert_eq!(changes.kinds, BTreeSet::from(["EndpointSlice"]), "{changes:?}");
         assert_eq!(changes.files_read, 1);
 
         // Replaced by rename: a temporary file renamed over b.yaml.

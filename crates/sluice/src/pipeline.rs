@@ -11,7 +11,7 @@ use sluice_manifests::{Changes, ManifestSource};
 
 use crate::source::{allocations_from_status, Source};
 use sluice_store::ObjectKey;
-use sluice_translate::Allocations;
+use sluice_translate::{Allocations, Changed, Rebuilt, Translator};
 
 use crate::cli::SourceArgs;
 use crate::state::AllocationRecord;
@@ -59,8 +59,10 @@ fn union(mut a: Vec<PathBuf>, b: Vec<PathBuf>) -> Vec<PathBuf> {
 #[derive(Debug)]
 struct State {
     source: Source,
+    /// Remembers what each object translated to, so a build redoes only what changed.
+    translator: Translator,
     allocations: Allocations,
-    /// Diagnostics of the last full translation (reused by endpoint-only refreshes).
+    /// Diagnostics of the last translation, without the source's.
     translate_diagnostics: Vec<Diagnostic>,
     generation: u64,
 }
@@ -79,7 +81,8 @@ pub struct Pipeline {
 pub enum BuildKind {
     /// Full translation.
     Full,
-    /// Only endpoints were looked up again; routes and certificates were shared.
+    /// Ingresses were unchanged: the route table was shared, only the backends of changed
+    /// Services or endpoints were resolved again (and certificates of changed Secrets).
     Endpoints,
     /// No object changed; only diagnostics (a file that stopped or started parsing).
     Diagnostics,
@@ -112,7 +115,8 @@ impl Pipeline {
                 (Source::Manifests(Box::new(ManifestSource::new(roots.clone()))), record, allocations)
             }
         };
-        let state = State { source, allocations, translate_diagnostics: Vec::new(), generation: 0 };
+        let translator = Translator::new(options.clone());
+        let state = State { source, translator, allocations, translate_diagnostics: Vec::new(), generation: 0 };
         Ok(Self { options, record, roots, state: Mutex::new(state) })
     }
 
@@ -132,7 +136,7 @@ impl Pipeline {
         if let Source::Kube(kube) = &state.source {
             state.allocations = allocations_from_status(&kube.store());
         }
-        self.full(&mut state)
+        self.build(&mut state, Changed::All).0
     }
 
     /// An empty snapshot (generation 0) to serve the admin listener before the first one.
@@ -140,43 +144,40 @@ impl Pipeline {
         sluice_translate::translate(&sluice_store::Store::default(), &self.options, &Default::default(), 0)
     }
 
-    /// Applies `trigger` and builds the next snapshot from `current`, or `None` when nothing
-    /// changed. Returns the changes seen and how the snapshot was built.
+    /// Applies `trigger` and builds the next snapshot, or `None` when nothing changed
+    /// (`current` is what is served). Returns the changes seen and how the snapshot was built.
     pub fn update(&self, trigger: &Trigger, current: &Snapshot) -> (Changes, Option<(Snapshot, BuildKind)>) {
         let mut state = self.lock();
         let changes = state.source.apply(trigger);
-        let next = if changes.endpoints_only() {
-            Some((self.refresh(&mut state, current), BuildKind::Endpoints))
-        } else if !changes.is_empty() {
-            Some((self.full(&mut state), BuildKind::Full))
+        // SIGHUP compares every object, in case anything was missed; otherwise the source
+        // says exactly which kinds it changed.
+        let kinds = if *trigger == Trigger::Rescan { Changed::All } else { Changed::Kinds(&changes.kinds) };
+        let next = if !changes.is_empty() {
+            let (snapshot, rebuilt) = self.build(&mut state, kinds);
+            let kind = match rebuilt {
+                Rebuilt::Routes => BuildKind::Full,
+                Rebuilt::Backends => BuildKind::Endpoints,
+            };
+            Some((snapshot, kind))
         } else if !changes.failed.is_empty()
             || *trigger == Trigger::Rescan
             || current.diagnostics != combine(&state.source, &state.translate_diagnostics)
         {
             // An explicit reload (SIGHUP) always yields a new generation, as confirmation.
-            Some((self.refresh(&mut state, current), BuildKind::Diagnostics))
+            Some((self.build(&mut state, kinds).0, BuildKind::Diagnostics))
         } else {
             None
         };
         (changes, next)
     }
 
-    /// The next snapshot sharing `current`'s routes and certificates: endpoints looked up
-    /// again, diagnostics of the source recomputed.
-    fn refresh(&self, state: &mut State, current: &Snapshot) -> Snapshot {
+    /// Translates what the source holds now, redoing only the work of changed objects, and
+    /// adds the source's own diagnostics.
+    fn build(&self, state: &mut State, kinds: Changed<'_>) -> (Snapshot, Rebuilt) {
         state.generation += 1;
         let store = state.source.store();
-        let mut next =
-            sluice_translate::refresh_endpoints(current, &store, &self.options, &state.allocations, state.generation);
+        let (mut snapshot, rebuilt) = state.translator.build(&store, kinds, &state.allocations, state.generation);
         drop(store);
-        next.diagnostics = combine(&state.source, &state.translate_diagnostics);
-        next
-    }
-
-    fn full(&self, state: &mut State) -> Snapshot {
-        state.generation += 1;
-        let mut snapshot =
-            sluice_translate::translate(&state.source.store(), &self.options, &state.allocations, state.generation);
         if snapshot.l4.addresses != state.allocations {
             state.allocations.clone_from(&snapshot.l4.addresses);
             if let Some(record) = &self.record {
@@ -185,13 +186,13 @@ impl Pipeline {
         }
         state.translate_diagnostics = std::mem::take(&mut snapshot.diagnostics);
         snapshot.diagnostics = combine(&state.source, &state.translate_diagnostics);
-        snapshot
+        (snapshot, rebuilt)
     }
 
     /// Object counts by kind and files failing to parse, for metrics.
     pub fn stats(&self) -> ([(&'static str, usize); 6], usize) {
         let state = self.lock();
-        (state.source.store().counts(), state.source.failing_files())
+        (state.source.counts(), state.source.failing_files())
     }
 }
 

@@ -35,6 +35,14 @@ impl Source {
         }
     }
 
+    /// Objects by kind, without copying the store.
+    pub fn counts(&self) -> [(&'static str, usize); 6] {
+        match self {
+            Source::Manifests(manifests) => manifests.store().counts(),
+            Source::Kube(kube) => kube.counts(),
+        }
+    }
+
     /// Problems reading the source itself (files that do not parse, duplicates).
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         match self {

@@ -5,6 +5,7 @@
 //! in sorted maps so that every walk over it is deterministic.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -92,20 +93,25 @@ impl Object {
 }
 
 /// All objects Sluice knows, by kind, then namespace/name.
+///
+/// Objects are shared (`Arc`): a clone of the store is cheap, and an object that was not
+/// replaced is the same allocation as before, which is how translation tells in one pointer
+/// comparison that there is nothing to redo for it.
+
 #[derive(Debug, Clone, Default)]
 pub struct Store {
     /// Ingresses of every class (translation picks ours).
-    pub ingresses: BTreeMap<ObjectKey, Ingress>,
+    pub ingresses: BTreeMap<ObjectKey, Arc<Ingress>>,
     /// IngressClasses, keyed with an empty namespace.
-    pub ingress_classes: BTreeMap<ObjectKey, IngressClass>,
+    pub ingress_classes: BTreeMap<ObjectKey, Arc<IngressClass>>,
     /// Services.
-    pub services: BTreeMap<ObjectKey, Service>,
+    pub services: BTreeMap<ObjectKey, Arc<Service>>,
     /// EndpointSlices (find a Service's by the `kubernetes.io/service-name` label).
-    pub endpoint_slices: BTreeMap<ObjectKey, EndpointSlice>,
+    pub endpoint_slices: BTreeMap<ObjectKey, Arc<EndpointSlice>>,
     /// Legacy Endpoints, named like their Service.
-    pub endpoints: BTreeMap<ObjectKey, Endpoints>,
+    pub endpoints: BTreeMap<ObjectKey, Arc<Endpoints>>,
     /// TLS Secrets.
-    pub secrets: BTreeMap<ObjectKey, Secret>,
+    pub secrets: BTreeMap<ObjectKey, Arc<Secret>>,
 }
 
 impl Store {
@@ -114,12 +120,12 @@ impl Store {
     pub fn insert(&mut self, object: Object) -> bool {
         let key = object.key();
         let previous = match object {
-            Object::Ingress(o) => self.ingresses.insert(key, *o).is_some(),
-            Object::IngressClass(o) => self.ingress_classes.insert(key, *o).is_some(),
-            Object::Service(o) => self.services.insert(key, *o).is_some(),
-            Object::EndpointSlice(o) => self.endpoint_slices.insert(key, *o).is_some(),
-            Object::Endpoints(o) => self.endpoints.insert(key, *o).is_some(),
-            Object::Secret(o) => self.secrets.insert(key, *o).is_some(),
+            Object::Ingress(o) => self.ingresses.insert(key, Arc::new(*o)).is_some(),
+            Object::IngressClass(o) => self.ingress_classes.insert(key, Arc::new(*o)).is_some(),
+            Object::Service(o) => self.services.insert(key, Arc::new(*o)).is_some(),
+            Object::EndpointSlice(o) => self.endpoint_slices.insert(key, Arc::new(*o)).is_some(),
+            Object::Endpoints(o) => self.endpoints.insert(key, Arc::new(*o)).is_some(),
+            Object::Secret(o) => self.secrets.insert(key, Arc::new(*o)).is_some(),
         };
         !previous
     }
@@ -128,12 +134,12 @@ impl Store {
     pub fn holds(&self, object: &Object) -> bool {
         let key = object.key();
         match object {
-            Object::Ingress(o) => self.ingresses.get(&key) == Some(&**o),
-            Object::IngressClass(o) => self.ingress_classes.get(&key) == Some(&**o),
-            Object::Service(o) => self.services.get(&key) == Some(&**o),
-            Object::EndpointSlice(o) => self.endpoint_slices.get(&key) == Some(&**o),
-            Object::Endpoints(o) => self.endpoints.get(&key) == Some(&**o),
-            Object::Secret(o) => self.secrets.get(&key) == Some(&**o),
+            Object::Ingress(o) => self.ingresses.get(&key).map(|held| &**held) == Some(&**o),
+            Object::IngressClass(o) => self.ingress_classes.get(&key).map(|held| &**held) == Some(&**o),
+            Object::Service(o) => self.services.get(&key).map(|held| &**held) == Some(&**o),
+            Object::EndpointSlice(o) => self.endpoint_slices.get(&key).map(|held| &**held) == Some(&**o),
+            Object::Endpoints(o) => self.endpoints.get(&key).map(|held| &**held) == Some(&**o),
+            Object::Secret(o) => self.secrets.get(&key).map(|held| &**held) == Some(&**o),
         }
     }
 

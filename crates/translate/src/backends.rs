@@ -1,140 +1,191 @@
-//! Resolving Ingress backends to Service ports and their ready endpoint addresses.
+//! Resolving Service ports to the addresses of their ready endpoints, kept across builds.
+//!
+//! Services, EndpointSlices (indexed by the Service they belong to) and legacy Endpoints are
+//! followed object by object; a resolved backend is reused, round-robin position and all,
+//! until its Service or one of its endpoint objects changes.
 
 use std::collections::BTreeSet;
-
-use foldhash::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use sluice_config::{Backend, BackendId, Diagnostic, ObjectRef, UpstreamProtocol};
-use sluice_store::k8s_openapi::api::core::v1::{Service, ServicePort};
+use foldhash::{HashMap, HashSet};
+use sluice_config::{Backend, ObjectRef, UpstreamProtocol};
+use sluice_store::k8s_openapi::api::core::v1::{Endpoints, Service, ServicePort};
+use sluice_store::k8s_openapi::api::discovery::v1::EndpointSlice;
 use sluice_store::{ObjectKey, Store};
 
-use crate::ingress::{BackendRef, PortRef};
+use crate::cache::DerivedCache;
+use crate::ingress::PortRef;
+use crate::Changed;
 
 /// The label EndpointSlices carry naming their Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// The `appProtocol` that selects HTTP/2 cleartext towards the endpoints.
 const H2C_APP_PROTOCOL: &str = "kubernetes.io/h2c";
 
-/// Resolves backends once per Service port per snapshot, so that every route to the same
-/// port shares one [`Backend`] (and one round-robin position).
-pub(crate) struct Resolver<'s> {
-    store: &'s Store,
-    slices_by_service: HashMap<ObjectKey, Vec<&'s sluice_store::k8s_openapi::api::discovery::v1::EndpointSlice>>,
-    cache: HashMap<(String, String, PortRef), BackendId>,
-    backends: Vec<Arc<Backend>>,
-    diagnostics: Vec<Diagnostic>,
+/// A Service port as Ingresses name it; every route to the same one shares one [`Backend`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct BackendKey {
+    /// The Service (in the Ingress's namespace).
+    pub service: ObjectKey,
+    /// The port, by number or name.
+    pub port: PortRef,
 }
 
-impl<'s> Resolver<'s> {
-    pub(crate) fn new(store: &'s Store) -> Self {
-        let mut slices_by_service: HashMap<_, Vec<_>> = HashMap::default();
-        for (key, slice) in &store.endpoint_slices {
-            let labels = slice.metadata.labels.as_ref();
-            if let Some(service) = labels.and_then(|l| l.get(SERVICE_NAME_LABEL)) {
-                slices_by_service.entry(ObjectKey::new(&key.namespace, service)).or_default().push(slice);
+/// A backend as resolved, and why it has no endpoints when its Service or port is missing.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub backend: Arc<Backend>,
+    /// Reported against every Ingress field that names this backend.
+    pub problem: Option<Arc<str>>,
+}
+
+/// The endpoint side of the store as translation last saw it, and the backends resolved
+/// from it.
+#[derive(Default)]
+pub(crate) struct Backends {
+    services: DerivedCache<Service, ()>,
+    endpoints: DerivedCache<Endpoints, ()>,
+    /// Each slice's Service, from its `kubernetes.io/service-name` label.
+    slices: DerivedCache<EndpointSlice, Option<ObjectKey>>,
+    /// Slices by Service; a Service with an entry here ignores its legacy Endpoints.
+    slices_by_service: HashMap<ObjectKey, Vec<(ObjectKey, Arc<EndpointSlice>)>>,
+    resolved: HashMap<BackendKey, Resolved>,
+}
+
+impl Backends {
+    /// Catches up with the `kinds` of `store` that may have changed; the backends of
+    /// Services whose Service object, EndpointSlices or Endpoints changed are resolved again.
+    pub(crate) fn sync(&mut self, store: &Store, kinds: Changed<'_>) {
+        let mut dirty = HashSet::default();
+        if kinds.includes("Service") {
+            dirty.extend(self.services.sync(&store.services, |_, _| ()).into_iter().map(|c| c.key));
+        }
+        if kinds.includes("Endpoints") {
+            dirty.extend(self.endpoints.sync(&store.endpoints, |_, _| ()).into_iter().map(|c| c.key));
+        }
+        let slice_changes = if kinds.includes("EndpointSlice") {
+            self.slices.sync(&store.endpoint_slices, owning_service)
+        } else {
+            Vec::new()
+        };
+        for change in slice_changes {
+            if let Some(Some(service)) = change.old {
+                if let Some(list) = self.slices_by_service.get_mut(&service) {
+                    list.retain(|(slice, _)| *slice != change.key);
+                    if list.is_empty() {
+                        self.slices_by_service.remove(&service);
+                    }
+                }
+                dirty.insert(service);
+            }
+            let current = store.endpoint_slices.get(&change.key);
+            if let (Some(Some(service)), Some(slice)) = (self.slices.get(&change.key), current) {
+                let list = self.slices_by_service.entry(service.clone()).or_default();
+                list.push((change.key.clone(), slice.clone()));
+                dirty.insert(service.clone());
             }
         }
-        Self { store, slices_by_service, cache: HashMap::default(), backends: Vec::new(), diagnostics: Vec::new() }
+        if !dirty.is_empty() {
+            self.resolved.retain(|key, _| !dirty.contains(&key.service));
+        }
     }
 
-    /// The backend for `target` as used by `ingress`. Problems (missing Service or port) are
-    /// reported against the Ingress, and the route still exists: it answers 503 until fixed.
-    pub(crate) fn resolve(&mut self, ingress: &ObjectRef, target: &BackendRef) -> BackendId {
-        let cache_key = (ingress.namespace.clone(), target.service.clone(), target.port.clone());
-        if let Some(id) = self.cache.get(&cache_key) {
-            return *id;
+    /// The backend for `key`: the one resolved before if nothing it depends on changed since.
+    /// Problems (missing Service or port) come with it; the route still exists and answers
+    /// 503 until they are fixed.
+    pub(crate) fn resolve(&mut self, store: &Store, key: &BackendKey) -> &Resolved {
+        if !self.resolved.contains_key(key) {
+            let resolved = self.resolve_now(store, key);
+            self.resolved.insert(key.clone(), resolved);
         }
-        let service_ref = ObjectRef::new("Service", &ingress.namespace, &target.service);
-        let key = ObjectKey::new(&ingress.namespace, &target.service);
-        let resolved = self
-            .store
+        &self.resolved[key]
+    }
+
+    /// Forgets resolved backends no route uses any more.
+    pub(crate) fn retain(&mut self, used: impl Fn(&BackendKey) -> bool) {
+        self.resolved.retain(|key, _| used(key));
+    }
+
+    fn resolve_now(&self, store: &Store, key: &BackendKey) -> Resolved {
+        let service_ref = ObjectRef::new("Service", &key.service.namespace, &key.service.name);
+        let found = store
             .services
-            .get(&key)
+            .get(&key.service)
             .ok_or_else(|| format!("{service_ref} not found; requests get 503 until it exists"))
-            .and_then(|service| find_port(service, &target.port).map(|port| (service, port)));
-        let backend = match resolved {
-            Ok((_, port)) => {
+            .and_then(|service| find_port(service, &key.port));
+        let label = key.port.to_string();
+        match found {
+            Ok(port) => {
                 let protocol = match port.app_protocol.as_deref() {
                     Some(H2C_APP_PROTOCOL) => UpstreamProtocol::H2c,
                     _ => UpstreamProtocol::Http1,
                 };
                 let port_name = port.name.clone().unwrap_or_default();
-                let endpoints = self.endpoints(&key, &port_name);
-                let label = target.port.to_string();
-                Backend::new(service_ref, &label, Some(port_name), protocol, endpoints)
+                let endpoints = self.endpoints(store, &key.service, &port_name);
+                let backend = Backend::new(service_ref, &label, Some(port_name), protocol, endpoints);
+                Resolved { backend: Arc::new(backend), problem: None }
             }
             Err(reason) => {
-                self.diagnostics.push(Diagnostic::object(ingress.clone(), target.field.clone(), reason));
-                Backend::new(service_ref, &target.port.to_string(), None, UpstreamProtocol::Http1, Vec::new())
+                let backend = Backend::new(service_ref, &label, None, UpstreamProtocol::Http1, Vec::new());
+                Resolved { backend: Arc::new(backend), problem: Some(reason.into()) }
             }
-        };
-        let id = BackendId(u32::try_from(self.backends.len()).unwrap_or(u32::MAX));
-        self.backends.push(Arc::new(backend));
-        self.cache.insert(cache_key, id);
-        id
-    }
-
-    /// `backend` with its endpoints looked up again in the store.
-    pub(crate) fn refreshed(&self, backend: &Backend) -> Arc<Backend> {
-        let endpoints = match &backend.port_name {
-            Some(port_name) => {
-                let key = ObjectKey::new(&backend.service.namespace, &backend.service.name);
-                self.endpoints(&key, port_name)
-            }
-            None => Vec::new(),
-        };
-        Arc::new(backend.with_endpoints(endpoints))
+        }
     }
 
     /// Ready endpoint addresses of the Service port named `port_name` ("" when unnamed): from
     /// the EndpointSlices, or the legacy Endpoints when the Service has no slice at all.
-    pub(crate) fn endpoints(&self, service: &ObjectKey, port_name: &str) -> Vec<SocketAddr> {
+    pub(crate) fn endpoints(&self, store: &Store, service: &ObjectKey, port_name: &str) -> Vec<SocketAddr> {
         let mut found = BTreeSet::new();
         if let Some(slices) = self.slices_by_service.get(service) {
-            for slice in slices {
-                if slice.address_type == "FQDN" {
-                    continue;
-                }
-                let ports = slice.ports.as_deref().unwrap_or_default();
-                let Some(port) = ports
-                    .iter()
-                    .find(|p| p.name.as_deref().unwrap_or_default() == port_name)
-                    .and_then(|p| p.port)
-                    .and_then(|p| u16::try_from(p).ok())
-                else {
-                    continue;
-                };
-                for endpoint in &slice.endpoints {
-                    let ready = endpoint.conditions.as_ref().and_then(|c| c.ready) != Some(false);
-                    if ready {
-                        found.extend(parse_ips(&endpoint.addresses).map(|ip| SocketAddr::new(ip, port)));
-                    }
-                }
+            for (_, slice) in slices {
+                add_slice_endpoints(slice, port_name, &mut found);
             }
-        } else if let Some(endpoints) = self.store.endpoints.get(service) {
-            for subset in endpoints.subsets.as_deref().unwrap_or_default() {
-                let ports = subset.ports.as_deref().unwrap_or_default();
-                let Some(port) = ports
-                    .iter()
-                    .find(|p| p.name.as_deref().unwrap_or_default() == port_name)
-                    .and_then(|p| u16::try_from(p.port).ok())
-                else {
-                    continue;
-                };
-                let addresses = subset.addresses.as_deref().unwrap_or_default();
-                found.extend(
-                    addresses.iter().filter_map(|a| a.ip.parse::<IpAddr>().ok()).map(|ip| SocketAddr::new(ip, port)),
-                );
-            }
+        } else if let Some(endpoints) = store.endpoints.get(service) {
+            add_legacy_endpoints(endpoints, port_name, &mut found);
         }
         found.into_iter().collect()
     }
+}
 
-    /// The backends resolved (indexed by the ids handed out) and the problems found.
-    pub(crate) fn into_parts(self) -> (Vec<Arc<Backend>>, Vec<Diagnostic>) {
-        (self.backends, self.diagnostics)
+fn owning_service(key: &ObjectKey, slice: &EndpointSlice) -> Option<ObjectKey> {
+    let labels = slice.metadata.labels.as_ref();
+    labels.and_then(|l| l.get(SERVICE_NAME_LABEL)).map(|service| ObjectKey::new(&key.namespace, service))
+}
+
+fn add_slice_endpoints(slice: &EndpointSlice, port_name: &str, found: &mut BTreeSet<SocketAddr>) {
+    if slice.address_type == "FQDN" {
+        return;
+    }
+    let ports = slice.ports.as_deref().unwrap_or_default();
+    let Some(port) = ports
+        .iter()
+        .find(|p| p.name.as_deref().unwrap_or_default() == port_name)
+        .and_then(|p| p.port)
+        .and_then(|p| u16::try_from(p).ok())
+    else {
+        return;
+    };
+    for endpoint in &slice.endpoints {
+        let ready = endpoint.conditions.as_ref().and_then(|c| c.ready) != Some(false);
+        if ready {
+            found.extend(parse_ips(&endpoint.addresses).map(|ip| SocketAddr::new(ip, port)));
+        }
+    }
+}
+
+fn add_legacy_endpoints(endpoints: &Endpoints, port_name: &str, found: &mut BTreeSet<SocketAddr>) {
+    for subset in endpoints.subsets.as_deref().unwrap_or_default() {
+        let ports = subset.ports.as_deref().unwrap_or_default();
+        let Some(port) = ports
+            .iter()
+            .find(|p| p.name.as_deref().unwrap_or_default() == port_name)
+            .and_then(|p| u16::try_from(p.port).ok())
+        else {
+            continue;
+        };
+        let addresses = subset.addresses.as_deref().unwrap_or_default();
+        found.extend(addresses.iter().filter_map(|a| a.ip.parse::<IpAddr>().ok()).map(|ip| SocketAddr::new(ip, port)));
     }
 }
 

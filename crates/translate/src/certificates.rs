@@ -1,16 +1,17 @@
 //! Turning `kubernetes.io/tls` Secrets into certificates rustls can serve.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use sluice_config::{Diagnostic, ObjectRef};
+use sluice_config::{CertificateTable, CertificateTableBuilder, Diagnostic, ObjectRef};
 use sluice_store::k8s_openapi::api::core::v1::Secret;
 use sluice_store::{ObjectKey, Store};
 
-use crate::ingress::TlsEntry;
+use crate::cache::DerivedCache;
+use crate::ingress::ValidIngress;
+use crate::Options;
 
 /// Parses a PEM certificate chain and private key into a servable certificate, checking that
 /// the key belongs to the leaf certificate.
@@ -44,43 +45,90 @@ pub(crate) fn from_secret(secret: &Secret) -> Result<Arc<CertifiedKey>, String> 
     certified_key_from_pem(&field("tls.crt")?, &field("tls.key")?)
 }
 
-/// Loads each Secret once per snapshot and reports unusable ones against the Ingress that
-/// refers to them.
-pub(crate) struct Loader<'s> {
-    store: &'s Store,
-    cache: HashMap<ObjectKey, Result<Arc<CertifiedKey>, String>>,
+/// The certificates of the TLS Secrets, parsed once per version of each Secret.
+#[derive(Default)]
+pub(crate) struct Secrets {
+    parsed: DerivedCache<Secret, Result<Arc<CertifiedKey>, String>>,
 }
 
-impl<'s> Loader<'s> {
-    pub(crate) fn new(store: &'s Store) -> Self {
-        Self { store, cache: HashMap::new() }
+impl Secrets {
+    /// Catches up with `store`; true when a Secret was added, changed or removed.
+    pub(crate) fn sync(&mut self, store: &Store) -> bool {
+        !self.parsed.sync(&store.secrets, |_, secret| from_secret(secret)).is_empty()
     }
 
-    /// The certificate for `entry` of `ingress`, or `None` (with a diagnostic) when the Secret
-    /// is missing or broken: only that TLS entry is dropped.
-    pub(crate) fn load(
-        &mut self,
-        ingress: &ObjectRef,
-        entry: &TlsEntry,
+    /// The certificate of the Secret `key`, or why there is none.
+    pub(crate) fn get(&self, key: &ObjectKey) -> Result<&Arc<CertifiedKey>, &str> {
+        match self.parsed.get(key) {
+            Some(Ok(certified)) => Ok(certified),
+            Some(Err(reason)) => Err(reason),
+            None => Err("not found"),
+        }
+    }
+
+    /// The certificate for unknown SNI: `--default-tls-secret` when set and usable, else the
+    /// generated fallback.
+    pub(crate) fn default_certificate(
+        &self,
+        options: &Options,
         diagnostics: &mut Vec<Diagnostic>,
-    ) -> Option<Arc<CertifiedKey>> {
-        let key = ObjectKey::new(&ingress.namespace, &entry.secret);
-        let store = self.store;
-        let result = self
-            .cache
-            .entry(key.clone())
-            .or_insert_with(|| store.secrets.get(&key).ok_or_else(|| "not found".to_owned()).and_then(from_secret));
-        match result {
-            Ok(certified) => Some(certified.clone()),
+    ) -> Arc<CertifiedKey> {
+        let Some(key) = &options.default_tls_secret else {
+            return options.fallback_certificate.clone();
+        };
+        match self.get(key) {
+            Ok(certified) => certified.clone(),
             Err(reason) => {
-                let secret = ObjectRef::new("Secret", &key.namespace, &key.name);
                 diagnostics.push(Diagnostic::object(
-                    ingress.clone(),
-                    entry.field.clone(),
-                    format!("{secret}: {reason}; this TLS entry is dropped and its hosts get the default certificate"),
+                    ObjectRef::new("Secret", &key.namespace, &key.name),
+                    "",
+                    format!("--default-tls-secret: {reason}; serving a self-signed default certificate"),
                 ));
-                None
+                options.fallback_certificate.clone()
             }
         }
+    }
+
+    /// The SNI table of `ingresses` (in precedence order): a missing or broken Secret drops
+    /// only its TLS entry, a host claimed by an older Ingress keeps that one's certificate.
+    pub(crate) fn table<'a>(
+        &self,
+        ingresses: impl Iterator<Item = &'a Arc<ValidIngress>>,
+        options: &Options,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> CertificateTable {
+        let mut table = CertificateTableBuilder::new(self.default_certificate(options, diagnostics));
+        for ingress in ingresses {
+            for entry in &ingress.tls {
+                let key = ObjectKey::new(&ingress.object.namespace, &entry.secret);
+                let certified = match self.get(&key) {
+                    Ok(certified) => certified,
+                    Err(reason) => {
+                        let secret = ObjectRef::new("Secret", &key.namespace, &key.name);
+                        diagnostics.push(Diagnostic::object(
+                            ingress.object.clone(),
+                            entry.field.clone(),
+                            format!(
+                                "{secret}: {reason}; this TLS entry is dropped and its hosts get the default certificate"
+                            ),
+                        ));
+                        continue;
+                    }
+                };
+                for host in &entry.hosts {
+                    if let Err(conflict) = table.insert(host, &ingress.object, certified) {
+                        diagnostics.push(Diagnostic::object(
+                            ingress.object.clone(),
+                            entry.field.clone(),
+                            format!(
+                                "TLS host {host} is already served by {}; this entry is ignored for it",
+                                conflict.winner
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        table.build()
     }
 }

@@ -1,9 +1,13 @@
 //! Validating one Ingress into typed rules, collecting every problem with its field path.
 
-use sluice_config::{Diagnostic, HostMatch, ObjectRef, PathMatch};
+use std::sync::Arc;
+
+use sluice_config::{Diagnostic, HostMatch, ObjectRef, PathMatch, Route};
 use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressTLS};
 use sluice_store::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sluice_store::ObjectKey;
+
+use crate::backends::BackendKey;
 
 /// A Service port as an Ingress backend names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,10 +30,8 @@ impl std::fmt::Display for PortRef {
 /// A validated `backend.service`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct BackendRef {
-    /// Service name, in the Ingress's namespace.
-    pub service: String,
-    /// The Service port.
-    pub port: PortRef,
+    /// The Service (in the Ingress's namespace) and port.
+    pub key: BackendKey,
     /// Where it was written, for diagnostics about resolving it.
     pub field: String,
 }
@@ -57,18 +59,23 @@ pub(crate) struct TlsEntry {
     pub field: String,
 }
 
-/// An Ingress that passed validation, ready to be turned into routes.
+/// An Ingress that passed validation, ready to be turned into routes. Owns everything, so
+/// it is kept across builds for as long as the Ingress is unchanged.
 #[derive(Debug)]
-pub(crate) struct ValidIngress<'a> {
+pub(crate) struct ValidIngress {
     pub object: ObjectRef,
-    pub created: Option<&'a Time>,
+    /// `object`, shared by all of its routes.
+    pub owner: Arc<ObjectRef>,
+    /// `namespace/name`, the metrics label of its routes.
+    pub label: Arc<str>,
+    pub created: Option<Time>,
     pub default_backend: Option<BackendRef>,
     pub rules: Vec<ValidRule>,
     pub tls: Vec<TlsEntry>,
 }
 
 /// Validates `ingress` the way the API server would; `Err` lists every problem found.
-pub(crate) fn validate<'a>(key: &ObjectKey, ingress: &'a Ingress) -> Result<ValidIngress<'a>, Vec<Diagnostic>> {
+pub(crate) fn validate(key: &ObjectKey, ingress: &Ingress) -> Result<ValidIngress, Vec<Diagnostic>> {
     let object = ObjectRef::new("Ingress", &key.namespace, &key.name);
     let mut problems = Problems { object: &object, list: Vec::new() };
     let Some(spec) = ingress.spec.as_ref() else {
@@ -76,7 +83,7 @@ pub(crate) fn validate<'a>(key: &ObjectKey, ingress: &'a Ingress) -> Result<Vali
         return Err(problems.list);
     };
     let default_backend =
-        spec.default_backend.as_ref().and_then(|b| backend_ref(b, "spec.defaultBackend", &mut problems));
+        spec.default_backend.as_ref().and_then(|b| backend_ref(key, b, "spec.defaultBackend", &mut problems));
     let rules_in = spec.rules.as_deref().unwrap_or_default();
     if default_backend.is_none() && rules_in.is_empty() && problems.list.is_empty() {
         problems.add("spec", "Required value: either `defaultBackend` or `rules` must be specified");
@@ -99,7 +106,7 @@ pub(crate) fn validate<'a>(key: &ObjectKey, ingress: &'a Ingress) -> Result<Vali
                 problems.add(&format!("{field}.path"), format!("{written:?}: must be an absolute path"));
             }
 
-            let backend = backend_ref(&path.backend, &format!("{field}.backend"), &mut problems);
+            let backend = backend_ref(key, &path.backend, &format!("{field}.backend"), &mut problems);
             if let (Ok(matcher), Some(backend)) = (matcher, backend) {
                 paths.push(ValidPath { matcher, backend, field });
             }
@@ -119,8 +126,10 @@ pub(crate) fn validate<'a>(key: &ObjectKey, ingress: &'a Ingress) -> Result<Vali
     if !problems.list.is_empty() {
         return Err(problems.list);
     }
-    let created = ingress.metadata.creation_timestamp.as_ref();
-    Ok(ValidIngress { object, created, default_backend, rules, tls })
+    let created = ingress.metadata.creation_timestamp.clone();
+    let label = Route::label_of(&object);
+    let owner = Arc::new(object.clone());
+    Ok(ValidIngress { object, owner, label, created, default_backend, rules, tls })
 }
 
 struct Problems<'o> {
@@ -134,7 +143,12 @@ impl Problems<'_> {
     }
 }
 
-fn backend_ref(backend: &IngressBackend, field: &str, problems: &mut Problems<'_>) -> Option<BackendRef> {
+fn backend_ref(
+    ingress: &ObjectKey,
+    backend: &IngressBackend,
+    field: &str,
+    problems: &mut Problems<'_>,
+) -> Option<BackendRef> {
     if backend.resource.is_some() {
         problems.add(&format!("{field}.resource"), "resource backends are not supported; use `service`");
         return None;
@@ -178,7 +192,8 @@ fn backend_ref(backend: &IngressBackend, field: &str, problems: &mut Problems<'_
         }
     };
     let port = port.filter(|_| ok)?;
-    Some(BackendRef { service: service.name.clone(), port, field: format!("{field}.service") })
+    let service = ObjectKey::new(&ingress.namespace, &service.name);
+    Some(BackendRef { key: BackendKey { service, port }, field: format!("{field}.service") })
 }
 
 fn tls_entry(entry: &IngressTLS, index: usize, rules: &[ValidRule], problems: &mut Problems<'_>) -> Option<TlsEntry> {

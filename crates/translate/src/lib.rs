@@ -6,16 +6,27 @@
 //! Ingress is excluded alone with a diagnostic per problem, and everything valid is served.
 
 mod backends;
+mod cache;
 mod certificates;
 mod class;
 mod ingress;
 mod l4;
+mod plan;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
-use sluice_config::{CertificateTableBuilder, Diagnostic, ObjectRef, Route, RouteTableBuilder, Snapshot, Summary};
+use sluice_config::{CertificateTable, Diagnostic, Snapshot, Summary};
+use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use sluice_store::{ObjectKey, Store};
+
+use crate::backends::{Backends, Resolved};
+use crate::cache::DerivedCache;
+use crate::certificates::Secrets;
+use crate::class::{ClassChoice, ClassFilter};
+use crate::ingress::ValidIngress;
+use crate::plan::{Plan, Verdict};
 
 pub use certificates::certified_key_from_pem;
 pub use class::CONTROLLER_NAME;
@@ -37,160 +48,169 @@ pub struct Options {
     pub lb_pools: Vec<AddressPool>,
 }
 
-/// Builds the snapshot for `store`; `generation` numbers it. `previous` holds the addresses
-/// LoadBalancer Services had (from the last snapshot or the state file), kept where possible.
+/// Builds the snapshot for `store` from scratch; `generation` numbers it. `previous` holds
+/// the addresses LoadBalancer Services had (from the last snapshot or the state file), kept
+/// where possible. For a stream of changes, a [`Translator`] does the same with less work.
 pub fn translate(store: &Store, options: &Options, previous: &Allocations, generation: u64) -> Snapshot {
-    let mut diagnostics = Vec::new();
-    let mut ingresses: Vec<ingress::ValidIngress<'_>> = Vec::new();
-    let mut rejected = 0;
-    for (key, ingress) in &store.ingresses {
-        if !class::is_ours(ingress, store, options) {
-            continue;
-        }
-        match ingress::validate(key, ingress) {
-            Ok(valid) => ingresses.push(valid),
-            Err(mut problems) => {
-                rejected += 1;
-                diagnostics.append(&mut problems);
-            }
+    Translator::new(options.clone()).build(store, Changed::All, previous, generation).0
+}
+
+/// Which kinds of objects may have changed since a [`Translator`]'s previous build.
+#[derive(Debug, Clone, Copy)]
+pub enum Changed<'a> {
+    /// Any kind: every object is looked at (one pointer comparison each when unchanged).
+    All,
+    /// Only these kinds, as manifests name them (`Ingress`, `EndpointSlice`, ...); objects of
+    /// other kinds are not looked at. Sources know this exactly, and it spares a build the
+    /// walk over every object of the unchanged kinds.
+    Kinds(&'a BTreeSet<&'static str>),
+}
+
+impl Changed<'_> {
+    fn includes(self, kind: &str) -> bool {
+        match self {
+            Changed::All => true,
+            Changed::Kinds(kinds) => kinds.contains(kind),
         }
     }
-    // Precedence for conflicts: oldest first, then namespace/name.
-    ingresses.sort_by(|a, b| (a.created, &a.object).cmp(&(b.created, &b.object)));
+}
 
-    let mut backends = backends::Resolver::new(store);
-    let mut routes = RouteTableBuilder::default();
-    for ingress in &ingresses {
-        add_routes(ingress, &mut backends, &mut routes, &mut diagnostics);
+/// How much of the previous snapshot a build redid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebuilt {
+    /// Ingresses or IngressClasses changed: the route table was built again.
+    Routes,
+    /// Only Services, endpoints or Secrets changed: the route table was shared, and only the
+    /// backends of the changed Services were resolved again.
+    Backends,
+}
+
+/// Translation that remembers what it derived from each object, so that the next build
+/// redoes only the work of the objects that changed: an edited Ingress is validated again,
+/// an edited Service or EndpointSlice has its backends resolved again, an edited Secret is
+/// parsed again. Everything else is reused; the result is the snapshot [`translate`] would
+/// build from scratch.
+pub struct Translator {
+    options: Options,
+    ingresses: DerivedCache<Ingress, Classified>,
+    classes: DerivedCache<IngressClass, ()>,
+    backends: Backends,
+    secrets: Secrets,
+    plan: Plan,
+    certificates: Option<(Arc<CertificateTable>, Vec<Diagnostic>)>,
+}
+
+impl std::fmt::Debug for Translator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Translator").field("options", &self.options).finish_non_exhaustive()
     }
-    let l4 = l4::translate(store, &options.lb_pools, previous, &backends, &mut diagnostics);
-    let (backends, mut backend_diagnostics) = backends.into_parts();
-    diagnostics.append(&mut backend_diagnostics);
+}
 
-    let default_certificate = default_certificate(store, options, &mut diagnostics);
-    let mut certificates = CertificateTableBuilder::new(default_certificate);
-    let mut secrets = certificates::Loader::new(store);
-    for ingress in &ingresses {
-        for entry in &ingress.tls {
-            let Some(key) = secrets.load(&ingress.object, entry, &mut diagnostics) else {
-                continue;
+/// An Ingress's class and validation, whatever its class.
+struct Classified {
+    class: ClassChoice,
+    validated: Result<Arc<ValidIngress>, Vec<Diagnostic>>,
+}
+
+impl Translator {
+    /// A translator with nothing derived yet.
+    pub fn new(options: Options) -> Self {
+        Self {
+            options,
+            ingresses: DerivedCache::default(),
+            classes: DerivedCache::default(),
+            backends: Backends::default(),
+            secrets: Secrets::default(),
+            plan: Plan::default(),
+            certificates: None,
+        }
+    }
+
+    /// Builds the snapshot for `store`, numbered `generation`, reusing what the objects that
+    /// did not change gave last time; `kinds` says which kinds to look at for changes.
+    /// `previous` holds the addresses LoadBalancer Services had, kept where possible.
+    pub fn build(
+        &mut self,
+        store: &Store,
+        kinds: Changed<'_>,
+        previous: &Allocations,
+        generation: u64,
+    ) -> (Snapshot, Rebuilt) {
+        let mut changed = Vec::new();
+        if kinds.includes("Ingress") {
+            let classify = |key: &ObjectKey, ingress: &Ingress| Classified {
+                class: ClassChoice::of(ingress),
+                validated: ingress::validate(key, ingress).map(Arc::new),
             };
-            for host in &entry.hosts {
-                if let Err(conflict) = certificates.insert(host, &ingress.object, &key) {
-                    diagnostics.push(Diagnostic::object(
-                        ingress.object.clone(),
-                        entry.field.clone(),
-                        format!(
-                            "TLS host {host} is already served by {}; this entry is ignored for it",
-                            conflict.winner
-                        ),
-                    ));
-                }
-            }
+            changed.extend(self.ingresses.sync(&store.ingresses, classify).into_iter().map(|change| change.key));
         }
-    }
-    let certificates = certificates.build();
-    diagnostics.sort();
-    diagnostics.dedup();
-    let summary = Summary {
-        ingresses: ingresses.len(),
-        rejected_ingresses: rejected,
-        routes: routes.len(),
-        certificates: certificates.len(),
-    };
-    Snapshot {
-        generation,
-        routes: Arc::new(routes.build()),
-        backends,
-        certificates: Arc::new(certificates),
-        l4,
-        ingresses: ingresses.iter().map(|i| i.object.clone()).collect(),
-        diagnostics,
-        summary,
+        let classes_changed =
+            kinds.includes("IngressClass") && !self.classes.sync(&store.ingress_classes, |_, _| ()).is_empty();
+        let secrets_changed = kinds.includes("Secret") && self.secrets.sync(store);
+        self.backends.sync(store, kinds);
+
+        // A changed IngressClass can change which Ingresses are ours: plan them all again.
+        let replan = classes_changed || self.certificates.is_none();
+        let changed = if replan {
+            self.plan = Plan::default();
+            store.ingresses.keys().cloned().collect()
+        } else {
+            changed
+        };
+        let rebuilt = if changed.is_empty() && !classes_changed { Rebuilt::Backends } else { Rebuilt::Routes };
+        let filter = ClassFilter::new(store, &self.options);
+        let ingresses = &self.ingresses;
+        let verdicts = changed.into_iter().map(|key| {
+            let verdict = match ingresses.get(&key).filter(|c| filter.accepts(&c.class)) {
+                None => Verdict::Ignored,
+                Some(Classified { validated: Ok(valid), .. }) => Verdict::Served(valid.clone()),
+                Some(Classified { validated: Err(problems), .. }) => Verdict::Rejected(problems.clone()),
+            };
+            (key, verdict)
+        });
+        let updated = self.plan.update(verdicts);
+        let plan = &self.plan;
+        if updated.served || replan {
+            self.backends.retain(|key| plan.uses(key));
+        }
+        if updated.tls || secrets_changed || replan {
+            let mut problems = Vec::new();
+            let table = self.secrets.table(plan.served(), &self.options, &mut problems);
+            self.certificates = Some((Arc::new(table), problems));
+        }
+        let Some((certificates, certificate_problems)) = &self.certificates else {
+            unreachable!("certificates were built above");
+        };
+
+        let resolved: Vec<Option<Resolved>> =
+            plan.backends().iter().map(|key| Some(self.backends.resolve(store, key.as_ref()?).clone())).collect();
+        let mut diagnostics = Vec::new();
+        plan.diagnostics(&mut diagnostics);
+        if resolved.iter().flatten().any(|r| r.problem.is_some()) {
+            plan.unresolved(&resolved, &mut diagnostics);
+        }
+        diagnostics.extend_from_slice(certificate_problems);
+        let l4 = l4::translate(store, &self.options.lb_pools, previous, &self.backends, &mut diagnostics);
+        diagnostics.sort();
+        diagnostics.dedup();
+        let (ingresses, rejected_ingresses) = plan.counts();
+        let summary =
+            Summary { ingresses, rejected_ingresses, routes: plan.routes().len(), certificates: certificates.len() };
+        let snapshot = Snapshot {
+            generation,
+            routes: plan.routes().clone(),
+            backends: resolved.into_iter().map(|r| r.map(|r| r.backend)).collect(),
+            certificates: certificates.clone(),
+            l4,
+            ingresses: plan.served_list().clone(),
+            diagnostics,
+            summary,
+        };
+        (snapshot, rebuilt)
     }
 }
 
-/// Builds the next snapshot when only EndpointSlices or Endpoints changed: the route table,
-/// certificates and diagnostics of `previous` are shared, only backends' endpoints (and the
-/// L4 listeners) are looked up again. Proportional to the number of backends, not routes.
-pub fn refresh_endpoints(
-    previous: &Snapshot,
-    store: &Store,
-    options: &Options,
-    allocations: &Allocations,
-    generation: u64,
-) -> Snapshot {
-    let resolver = backends::Resolver::new(store);
-    let backends = previous.backends.iter().map(|b| resolver.refreshed(b)).collect();
-    // Allocation depends on Services only, so it and its diagnostics are unchanged.
-    let mut unchanged = Vec::new();
-    let l4 = l4::translate(store, &options.lb_pools, allocations, &resolver, &mut unchanged);
-    Snapshot {
-        generation,
-        routes: previous.routes.clone(),
-        backends,
-        certificates: previous.certificates.clone(),
-        l4,
-        ingresses: previous.ingresses.clone(),
-        diagnostics: previous.diagnostics.clone(),
-        summary: previous.summary,
-    }
-}
-
-fn add_routes(
-    ingress: &ingress::ValidIngress<'_>,
-    backends: &mut backends::Resolver<'_>,
-    routes: &mut RouteTableBuilder,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
-    let owner = Arc::new(ingress.object.clone());
-    let label = Route::label_of(&ingress.object);
-    let route_to = |backends: &mut backends::Resolver<'_>, target: &ingress::BackendRef| {
-        let backend = backends.resolve(&ingress.object, target);
-        Arc::new(Route::new(owner.clone(), label.clone(), backend))
-    };
-    if let Some(target) = &ingress.default_backend {
-        if let Err(conflict) = routes.set_default(route_to(backends, target)) {
-            diagnostics.push(Diagnostic::object(
-                ingress.object.clone(),
-                "spec.defaultBackend",
-                format!("the default backend is already set by the older {}; this one is ignored", conflict.winner),
-            ));
-        }
-    }
-    for rule in &ingress.rules {
-        for path in &rule.paths {
-            if let Err(conflict) = routes.insert(&rule.host, &path.matcher, route_to(backends, &path.backend)) {
-                diagnostics.push(Diagnostic::object(
-                    ingress.object.clone(),
-                    path.field.clone(),
-                    format!(
-                        "host {} path {} is already routed by the older {}; this path is ignored",
-                        rule.host, path.matcher, conflict.winner
-                    ),
-                ));
-            }
-        }
-    }
-}
-
-fn default_certificate(store: &Store, options: &Options, diagnostics: &mut Vec<Diagnostic>) -> Arc<CertifiedKey> {
-    let Some(key) = &options.default_tls_secret else {
-        return options.fallback_certificate.clone();
-    };
-    let object = ObjectRef::new("Secret", &key.namespace, &key.name);
-    match store.secrets.get(key).ok_or_else(|| "not found".to_owned()).and_then(certificates::from_secret) {
-        Ok(certified) => certified,
-        Err(reason) => {
-            diagnostics.push(Diagnostic::object(
-                object,
-                "",
-                format!("--default-tls-secret: {reason}; serving a self-signed default certificate"),
-            ));
-            options.fallback_certificate.clone()
-        }
-    }
-}
-
+#[cfg(test)]
+mod incremental_tests;
 #[cfg(test)]
 mod tests;

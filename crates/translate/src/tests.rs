@@ -293,15 +293,14 @@ metadata: {name: svc-1, labels: {kubernetes.io/service-name: svc}}
 addressType: IPv4
 ports: [{port: 8080}]
 "#;
-    let options = options();
-    let first = translate(
-        &store(&format!("{service}endpoints: [{{addresses: [10.0.0.1]}}]\n")),
-        &options,
-        &Default::default(),
-        1,
-    );
+    let mut translator = crate::Translator::new(options());
+    let mut objects = store(&format!("{service}endpoints: [{{addresses: [10.0.0.1]}}]\n"));
+    let (first, rebuilt) = translator.build(&objects, crate::Changed::All, &Default::default(), 1);
+    assert_eq!(rebuilt, crate::Rebuilt::Routes);
     let changed = store(&format!("{service}endpoints: [{{addresses: [10.0.0.2]}}, {{addresses: [10.0.0.3]}}]\n"));
-    let next = crate::refresh_endpoints(&first, &changed, &options, &Default::default(), 2);
+    objects.endpoint_slices = changed.endpoint_slices;
+    let (next, rebuilt) = translator.build(&objects, crate::Changed::All, &Default::default(), 2);
+    assert_eq!(rebuilt, crate::Rebuilt::Backends);
     assert!(Arc::ptr_eq(&first.routes, &next.routes), "route table shared");
     assert!(Arc::ptr_eq(&first.certificates, &next.certificates));
     let endpoints = |s: &Snapshot| {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use sluice_config::{Backend, Diagnostic, L4Listener, L4Table, ObjectRef, UpstreamProtocol};
 use sluice_store::{ObjectKey, Store};
 
-use crate::backends::Resolver;
+use crate::backends::Backends;
 
 pub use pool::AddressPool;
 pub use service::LOAD_BALANCER_CLASS;
@@ -26,7 +26,7 @@ pub(crate) fn translate(
     store: &Store,
     pools: &[AddressPool],
     previous: &Allocations,
-    resolver: &Resolver<'_>,
+    backends: &Backends,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> L4Table {
     if pools.is_empty() {
@@ -34,6 +34,9 @@ pub(crate) fn translate(
     }
     let mut candidates = Vec::new();
     for (key, svc) in &store.services {
+        if !service::is_load_balancer(svc) {
+            continue;
+        }
         let object = ObjectRef::new("Service", &key.namespace, &key.name);
         match service::read(object, svc) {
             Ok(Some(candidate)) => candidates.push(candidate),
@@ -49,7 +52,8 @@ pub(crate) fn translate(
         };
         let key = ObjectKey::new(&candidate.object.namespace, &candidate.object.name);
         for port in &candidate.ports {
-            let endpoints = resolver.endpoints(&key, &port.name);
+            let endpoints = backends.endpoints(store, &key, &port.name);
+
             let label = if port.name.is_empty() { port.port.to_string() } else { port.name.clone() };
             let backend = Arc::new(Backend::new(
                 candidate.object.clone(),

@@ -57,14 +57,20 @@ impl LbService<'_> {
     }
 }
 
+/// True for `type: LoadBalancer`: a quick filter before [`read`].
+pub(crate) fn is_load_balancer(service: &Service) -> bool {
+    service.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
+}
+
 /// The Service as an L4 candidate; `Ok(None)` when it is not a LoadBalancer of ours.
 pub(crate) fn read<'s>(object: ObjectRef, service: &'s Service) -> Result<Option<LbService<'s>>, Vec<Diagnostic>> {
     let Some(spec) = service.spec.as_ref() else {
         return Ok(None);
     };
-    if spec.type_.as_deref() != Some("LoadBalancer") {
+    if !is_load_balancer(service) {
         return Ok(None);
     }
+
     if spec.load_balancer_class.as_deref().is_some_and(|c| c != LOAD_BALANCER_CLASS) {
         return Ok(None);
     }

@@ -1,0 +1,122 @@
+//! Keeping what was derived from each stored object for as long as the object is unchanged.
+//!
+//! The store shares its objects as `Arc`s and replaces the `Arc` whenever an object changes, so
+//! "unchanged since the last build" is one pointer comparison. This is what makes a rebuild
+//! after one edit cost one validation, not ten thousand.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use foldhash::HashMap;
+use sluice_store::ObjectKey;
+
+/// What was derived (`D`) from each object (`T`) of one kind in the store.
+pub(crate) struct DerivedCache<T, D> {
+    entries: HashMap<ObjectKey, Entry<T, D>>,
+    pass: u64,
+}
+
+struct Entry<T, D> {
+    object: Arc<T>,
+    derived: D,
+    /// The last [`DerivedCache::sync`] that saw the object.
+    pass: u64,
+}
+
+/// An object that was added, replaced or removed in one [`DerivedCache::sync`].
+pub(crate) struct Change<D> {
+    /// Its key.
+    pub key: ObjectKey,
+    /// What had been derived from the object it replaced or removed; `None` when added.
+    pub old: Option<D>,
+}
+
+impl<T, D> Default for DerivedCache<T, D> {
+    fn default() -> Self {
+        Self { entries: HashMap::default(), pass: 0 }
+    }
+}
+
+impl<T, D> DerivedCache<T, D> {
+    /// Brings the cache in line with `objects`: `derive` runs for every new or replaced
+    /// object, removed ones are dropped. Returns what changed, in no particular order.
+    pub(crate) fn sync(
+        &mut self,
+        objects: &BTreeMap<ObjectKey, Arc<T>>,
+        mut derive: impl FnMut(&ObjectKey, &T) -> D,
+    ) -> Vec<Change<D>> {
+        self.pass += 1;
+        let pass = self.pass;
+        let mut changes = Vec::new();
+        for (key, object) in objects {
+            match self.entries.get_mut(key) {
+                Some(entry) if Arc::ptr_eq(&entry.object, object) => entry.pass = pass,
+                Some(entry) => {
+                    let old = std::mem::replace(&mut entry.derived, derive(key, object));
+                    entry.object = object.clone();
+                    entry.pass = pass;
+                    changes.push(Change { key: key.clone(), old: Some(old) });
+                }
+                None => {
+                    let derived = derive(key, object);
+                    self.entries.insert(key.clone(), Entry { object: object.clone(), derived, pass });
+                    changes.push(Change { key: key.clone(), old: None });
+                }
+            }
+        }
+        if self.entries.len() > objects.len() {
+            let removed: Vec<ObjectKey> =
+                self.entries.iter().filter(|(_, entry)| entry.pass != pass).map(|(key, _)| key.clone()).collect();
+            for key in removed {
+                let old = self.entries.remove(&key).map(|entry| entry.derived);
+                changes.push(Change { key, old });
+            }
+        }
+        changes
+    }
+
+    /// What was derived from the object of `key`, if the store held one at the last sync.
+    pub(crate) fn get(&self, key: &ObjectKey) -> Option<&D> {
+        self.entries.get(key).map(|entry| &entry.derived)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey::new("ns", name)
+    }
+
+    #[test]
+    fn derives_only_new_and_replaced_objects_and_reports_removals() {
+        let mut cache: DerivedCache<String, usize> = DerivedCache::default();
+        let mut objects = BTreeMap::new();
+        objects.insert(key("a"), Arc::new("one".to_owned()));
+        objects.insert(key("b"), Arc::new("three".to_owned()));
+        let mut derived = 0;
+        let changes = cache.sync(&objects, |_, o| {
+            derived += 1;
+            o.len()
+        });
+        assert_eq!((changes.len(), derived), (2, 2));
+        assert_eq!(cache.get(&key("b")), Some(&5));
+
+        // Nothing replaced: nothing derived, nothing reported.
+        let changes = cache.sync(&objects, |_, _| unreachable!("unchanged objects are not derived again"));
+        assert!(changes.is_empty());
+
+        // An equal value in a new allocation counts as replaced; a removal is reported with
+        // what was derived from the removed object.
+        objects.insert(key("a"), Arc::new("one".to_owned()));
+        objects.remove(&key("b"));
+        let mut changes = cache.sync(&objects, |_, o| o.len() * 10);
+        changes.sort_by(|x, y| x.key.cmp(&y.key));
+        assert_eq!(changes.len(), 2);
+        assert_eq!((changes[0].key.name.as_str(), changes[0].old), ("a", Some(3)));
+        assert_eq!((changes[1].key.name.as_str(), changes[1].old), ("b", Some(5)));
+        assert_eq!(cache.get(&key("a")), Some(&30));
+        assert_eq!(cache.get(&key("b")), None);
+    }
+}
