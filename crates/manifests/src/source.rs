@@ -16,6 +16,9 @@ use crate::read_file;
 pub struct Changes {
     /// Kinds of which at least one object was added, changed or removed.
     pub kinds: BTreeSet<&'static str>,
+    /// The objects added, changed or removed, by kind and key: every object counted in
+    /// `kinds` is here.
+    pub objects: BTreeSet<(&'static str, ObjectKey)>,
     /// Files read (parsed) by the refresh.
     pub files_read: usize,
     /// Files that failed to parse in this refresh (their last good objects stay).
@@ -272,11 +275,12 @@ impl ManifestSource {
             let definers = self.definers.entry(object_id.clone()).or_default();
             definers.insert(path.to_owned());
             if definers.len() > 1 {
-                self.duplicated.insert(object_id);
+                self.duplicated.insert(object_id.clone());
             }
             let is_used = definers.first().map(PathBuf::as_path) == Some(path);
             if is_used && !self.store.holds(&object) {
                 changes.kinds.insert(object.kind());
+                changes.objects.insert(object_id);
                 self.store.insert(object);
             }
         }
@@ -304,6 +308,7 @@ impl ManifestSource {
             return;
         }
         changes.kinds.insert(object_id.0);
+        changes.objects.insert(object_id.clone());
         // Only duplicates get here: read the next definer's version again.
         let replacement = next.and_then(|file| {
             let objects = read_file(&file).ok()?.objects;

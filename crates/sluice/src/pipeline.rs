@@ -150,8 +150,14 @@ impl Pipeline {
         let mut state = self.lock();
         let changes = state.source.apply(trigger);
         // SIGHUP compares every object, in case anything was missed; otherwise the source
-        // says exactly which kinds it changed.
-        let kinds = if *trigger == Trigger::Rescan { Changed::All } else { Changed::Kinds(&changes.kinds) };
+        // says which objects (manifests) or kinds (Kubernetes) changed.
+        let kinds = if *trigger == Trigger::Rescan {
+            Changed::All
+        } else if changes.objects.is_empty() {
+            Changed::Kinds(&changes.kinds)
+        } else {
+            Changed::Objects(&changes.objects)
+        };
         let next = if !changes.is_empty() {
             let (snapshot, rebuilt) = self.build(&mut state, kinds);
             let kind = match rebuilt {

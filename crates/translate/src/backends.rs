@@ -54,22 +54,17 @@ pub(crate) struct Backends {
 }
 
 impl Backends {
-    /// Catches up with the `kinds` of `store` that may have changed; the backends of
-    /// Services whose Service object, EndpointSlices or Endpoints changed are resolved again.
-    pub(crate) fn sync(&mut self, store: &Store, kinds: Changed<'_>) {
+    /// Catches up with `store`, looking where `changed` says. Returns the Services whose
+    /// Service object, EndpointSlices or Endpoints changed: their backends must be resolved
+    /// again ([`Backends::forget`]).
+    pub(crate) fn sync(&mut self, store: &Store, changed: Changed<'_>) -> HashSet<ObjectKey> {
         let mut dirty = HashSet::default();
-        if kinds.includes("Service") {
-            dirty.extend(self.services.sync(&store.services, |_, _| ()).into_iter().map(|c| c.key));
-        }
-        if kinds.includes("Endpoints") {
-            dirty.extend(self.endpoints.sync(&store.endpoints, |_, _| ()).into_iter().map(|c| c.key));
-        }
-        let slice_changes = if kinds.includes("EndpointSlice") {
-            self.slices.sync(&store.endpoint_slices, owning_service)
-        } else {
-            Vec::new()
-        };
-        for change in slice_changes {
+        let services = self.services.sync_changed(changed, "Service", &store.services, |_, _| ());
+        dirty.extend(services.into_iter().map(|c| c.key));
+        let endpoints = self.endpoints.sync_changed(changed, "Endpoints", &store.endpoints, |_, _| ());
+        dirty.extend(endpoints.into_iter().map(|c| c.key));
+        let slices = self.slices.sync_changed(changed, "EndpointSlice", &store.endpoint_slices, owning_service);
+        for change in slices {
             if let Some(Some(service)) = change.old {
                 if let Some(list) = self.slices_by_service.get_mut(&service) {
                     list.retain(|(slice, _)| *slice != change.key);
@@ -86,9 +81,7 @@ impl Backends {
                 dirty.insert(service.clone());
             }
         }
-        if !dirty.is_empty() {
-            self.resolved.retain(|key, _| !dirty.contains(&key.service));
-        }
+        dirty
     }
 
     /// The backend for `key`: the one resolved before if nothing it depends on changed since.
@@ -102,9 +95,14 @@ impl Backends {
         &self.resolved[key]
     }
 
-    /// Forgets resolved backends no route uses any more.
-    pub(crate) fn retain(&mut self, used: impl Fn(&BackendKey) -> bool) {
-        self.resolved.retain(|key, _| used(key));
+    /// Forgets the backend resolved for `key` (its Service changed, or no route uses it).
+    pub(crate) fn forget(&mut self, key: &BackendKey) {
+        self.resolved.remove(key);
+    }
+
+    /// Forgets every resolved backend.
+    pub(crate) fn forget_all(&mut self) {
+        self.resolved.clear();
     }
 
     fn resolve_now(&self, store: &Store, key: &BackendKey) -> Resolved {

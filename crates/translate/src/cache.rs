@@ -10,6 +10,8 @@ use std::sync::Arc;
 use foldhash::HashMap;
 use sluice_store::ObjectKey;
 
+use crate::Changed;
+
 /// What was derived (`D`) from each object (`T`) of one kind in the store.
 pub(crate) struct DerivedCache<T, D> {
     entries: HashMap<ObjectKey, Entry<T, D>>,
@@ -75,6 +77,55 @@ impl<T, D> DerivedCache<T, D> {
         changes
     }
 
+    /// Brings the cache in line with `objects` (all of kind `kind`), looking only where
+    /// `changed` says changes may be.
+    pub(crate) fn sync_changed(
+        &mut self,
+        changed: Changed<'_>,
+        kind: &str,
+        objects: &BTreeMap<ObjectKey, Arc<T>>,
+        derive: impl FnMut(&ObjectKey, &T) -> D,
+    ) -> Vec<Change<D>> {
+        match changed {
+            Changed::All => self.sync(objects, derive),
+            Changed::Kinds(kinds) if kinds.contains(kind) => self.sync(objects, derive),
+            Changed::Kinds(_) => Vec::new(),
+            Changed::Objects(ids) => {
+                let keys = ids.iter().filter(|(k, _)| *k == kind).map(|(_, key)| key);
+                self.sync_keys(objects, keys, derive)
+            }
+        }
+    }
+
+    /// Like [`DerivedCache::sync`], looking only at the objects of `keys` (those a source
+    /// reported as changed): proportional to the change, not to the store.
+    pub(crate) fn sync_keys<'k>(
+        &mut self,
+        objects: &BTreeMap<ObjectKey, Arc<T>>,
+        keys: impl IntoIterator<Item = &'k ObjectKey>,
+        mut derive: impl FnMut(&ObjectKey, &T) -> D,
+    ) -> Vec<Change<D>> {
+        let mut changes = Vec::new();
+        for key in keys {
+            let old = match (objects.get(key), self.entries.get_mut(key)) {
+                (Some(object), Some(entry)) if Arc::ptr_eq(&entry.object, object) => continue,
+                (Some(object), Some(entry)) => {
+                    entry.object = object.clone();
+                    Some(std::mem::replace(&mut entry.derived, derive(key, object)))
+                }
+                (Some(object), None) => {
+                    let derived = derive(key, object);
+                    self.entries.insert(key.clone(), Entry { object: object.clone(), derived, pass: self.pass });
+                    None
+                }
+                (None, Some(_)) => self.entries.remove(key).map(|entry| entry.derived),
+                (None, None) => continue,
+            };
+            changes.push(Change { key: key.clone(), old });
+        }
+        changes
+    }
+
     /// What was derived from the object of `key`, if the store held one at the last sync.
     pub(crate) fn get(&self, key: &ObjectKey) -> Option<&D> {
         self.entries.get(key).map(|entry| &entry.derived)
@@ -106,6 +157,8 @@ mod tests {
         // Nothing replaced: nothing derived, nothing reported.
         let changes = cache.sync(&objects, |_, _| unreachable!("unchanged objects are not derived again"));
         assert!(changes.is_empty());
+        let changes = cache.sync_keys(&objects, [&key("a"), &key("x")], |_, _| unreachable!("unchanged"));
+        assert!(changes.is_empty());
 
         // An equal value in a new allocation counts as replaced; a removal is reported with
         // what was derived from the removed object.
@@ -118,5 +171,16 @@ mod tests {
         assert_eq!((changes[1].key.name.as_str(), changes[1].old), ("b", Some(5)));
         assert_eq!(cache.get(&key("a")), Some(&30));
         assert_eq!(cache.get(&key("b")), None);
+
+        // Looking at named keys only: an added, a replaced and a removed object.
+        objects.insert(key("c"), Arc::new("c".to_owned()));
+        objects.insert(key("a"), Arc::new("four".to_owned()));
+        objects.remove(&key("a"));
+        objects.insert(key("d"), Arc::new("dd".to_owned()));
+        let mut changes = cache.sync_keys(&objects, [&key("a"), &key("c")], |_, o| o.len());
+        changes.sort_by(|x, y| x.key.cmp(&y.key));
+        let seen: Vec<_> = changes.iter().map(|c| (c.key.name.as_str(), c.old)).collect();
+        assert_eq!(seen, [("a", Some(30)), ("c", None)]);
+        assert_eq!((cache.get(&key("c")), cache.get(&key("d"))), (Some(&1), None), "d was not named");
     }
 }

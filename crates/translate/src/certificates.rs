@@ -11,7 +11,7 @@ use sluice_store::{ObjectKey, Store};
 
 use crate::cache::DerivedCache;
 use crate::ingress::ValidIngress;
-use crate::Options;
+use crate::{Changed, Options};
 
 /// Parses a PEM certificate chain and private key into a servable certificate, checking that
 /// the key belongs to the leaf certificate.
@@ -53,8 +53,8 @@ pub(crate) struct Secrets {
 
 impl Secrets {
     /// Catches up with `store`; true when a Secret was added, changed or removed.
-    pub(crate) fn sync(&mut self, store: &Store) -> bool {
-        !self.parsed.sync(&store.secrets, |_, secret| from_secret(secret)).is_empty()
+    pub(crate) fn sync(&mut self, store: &Store, changed: Changed<'_>) -> bool {
+        !self.parsed.sync_changed(changed, "Secret", &store.secrets, |_, secret| from_secret(secret)).is_empty()
     }
 
     /// The certificate of the Secret `key`, or why there is none.

@@ -173,16 +173,22 @@ fn replay(seed: u64, options: &crate::Options, certificate: &(String, String), b
         // A burst of one to three edits between builds, as the debounce gives; the
         // translator is told their kinds, as sources do (or, sometimes, nothing).
         let mut kinds = BTreeSet::new();
+        let mut objects = BTreeSet::new();
         for _ in 0..=dice.roll(3) {
             let object = random_object(&mut dice, certificate);
             kinds.insert(object.kind());
+            objects.insert((object.kind(), object.key()));
             if dice.roll(4) == 0 {
                 store.remove(object.kind(), &object.key());
             } else {
                 store.insert(object);
             }
         }
-        let changed = if dice.roll(5) == 0 { Changed::All } else { Changed::Kinds(&kinds) };
+        let changed = match dice.roll(5) {
+            0 => Changed::All,
+            1 | 2 => Changed::Kinds(&kinds),
+            _ => Changed::Objects(&objects),
+        };
         let (incremental, rebuilt) = translator.build(&store, changed, &allocations, step);
         let scratch = translate(&store, options, &allocations, step);
         assert_eq!(render(&incremental), render(&scratch), "seed {seed} step {step}");

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
-use sluice_config::{CertificateTable, Diagnostic, Snapshot, Summary};
+use sluice_config::{BackendId, CertificateTable, Diagnostic, Snapshot, Summary};
 use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use sluice_store::{ObjectKey, Store};
 
@@ -64,15 +64,9 @@ pub enum Changed<'a> {
     /// other kinds are not looked at. Sources know this exactly, and it spares a build the
     /// walk over every object of the unchanged kinds.
     Kinds(&'a BTreeSet<&'static str>),
-}
-
-impl Changed<'_> {
-    fn includes(self, kind: &str) -> bool {
-        match self {
-            Changed::All => true,
-            Changed::Kinds(kinds) => kinds.contains(kind),
-        }
-    }
+    /// Only these objects, by kind and key: the build looks at nothing else, so its cost
+    /// follows the change, not the number of objects.
+    Objects(&'a BTreeSet<(&'static str, ObjectKey)>),
 }
 
 /// How much of the previous snapshot a build redid.
@@ -98,6 +92,8 @@ pub struct Translator {
     secrets: Secrets,
     plan: Plan,
     certificates: Option<(Arc<CertificateTable>, Vec<Diagnostic>)>,
+    /// The backend of each id of the plan, as last resolved.
+    resolved: Vec<Option<Resolved>>,
 }
 
 impl std::fmt::Debug for Translator {
@@ -123,6 +119,7 @@ impl Translator {
             secrets: Secrets::default(),
             plan: Plan::default(),
             certificates: None,
+            resolved: Vec::new(),
         }
     }
 
@@ -136,21 +133,24 @@ impl Translator {
         previous: &Allocations,
         generation: u64,
     ) -> (Snapshot, Rebuilt) {
-        let mut changed = Vec::new();
-        if kinds.includes("Ingress") {
-            let classify = |key: &ObjectKey, ingress: &Ingress| Classified {
-                class: ClassChoice::of(ingress),
-                validated: ingress::validate(key, ingress).map(Arc::new),
-            };
-            changed.extend(self.ingresses.sync(&store.ingresses, classify).into_iter().map(|change| change.key));
-        }
+        // The first build looks at everything, whatever it is told.
+        let first = self.certificates.is_none();
+        let kinds = if first { Changed::All } else { kinds };
+        let classify = |key: &ObjectKey, ingress: &Ingress| Classified {
+            class: ClassChoice::of(ingress),
+            validated: ingress::validate(key, ingress).map(Arc::new),
+        };
+        let changed: Vec<ObjectKey> = (self.ingresses.sync_changed(kinds, "Ingress", &store.ingresses, classify))
+            .into_iter()
+            .map(|change| change.key)
+            .collect();
         let classes_changed =
-            kinds.includes("IngressClass") && !self.classes.sync(&store.ingress_classes, |_, _| ()).is_empty();
-        let secrets_changed = kinds.includes("Secret") && self.secrets.sync(store);
-        self.backends.sync(store, kinds);
+            !self.classes.sync_changed(kinds, "IngressClass", &store.ingress_classes, |_, _| ()).is_empty();
+        let secrets_changed = self.secrets.sync(store, kinds);
+        let dirty_services = self.backends.sync(store, kinds);
 
         // A changed IngressClass can change which Ingresses are ours: plan them all again.
-        let replan = classes_changed || self.certificates.is_none();
+        let replan = classes_changed || first;
         let changed = if replan {
             self.plan = Plan::default();
             store.ingresses.keys().cloned().collect()
@@ -170,9 +170,6 @@ impl Translator {
         });
         let updated = self.plan.update(verdicts);
         let plan = &self.plan;
-        if updated.served || replan {
-            self.backends.retain(|key| plan.uses(key));
-        }
         if updated.tls || secrets_changed || replan {
             let mut problems = Vec::new();
             let table = self.secrets.table(plan.served(), &self.options, &mut problems);
@@ -182,12 +179,36 @@ impl Translator {
             unreachable!("certificates were built above");
         };
 
-        let resolved: Vec<Option<Resolved>> =
-            plan.backends().iter().map(|key| Some(self.backends.resolve(store, key.as_ref()?).clone())).collect();
+        // Resolve again the backends that were added, and those of changed Services.
+        let mut refresh = updated.touched;
+        for key in &updated.released {
+            self.backends.forget(key);
+        }
+        for service in &dirty_services {
+            for id in plan.backends_of(service) {
+                if let Some(key) = plan.backend(*id) {
+                    self.backends.forget(key);
+                }
+                refresh.push(*id);
+            }
+        }
+        if replan {
+            self.backends.forget_all();
+            self.resolved.clear();
+            refresh = (0..plan.backends().len()).map(|i| BackendId(u32::try_from(i).unwrap_or(u32::MAX))).collect();
+        }
+        self.resolved.resize(plan.backends().len(), None);
+        for id in refresh {
+            let resolved = plan.backend(id).map(|key| self.backends.resolve(store, key).clone());
+            if let Some(slot) = self.resolved.get_mut(id.0 as usize) {
+                *slot = resolved;
+            }
+        }
+        let resolved = &self.resolved;
         let mut diagnostics = Vec::new();
         plan.diagnostics(&mut diagnostics);
         if resolved.iter().flatten().any(|r| r.problem.is_some()) {
-            plan.unresolved(&resolved, &mut diagnostics);
+            plan.unresolved(resolved, &mut diagnostics);
         }
         diagnostics.extend_from_slice(certificate_problems);
         let l4 = l4::translate(store, &self.options.lb_pools, previous, &self.backends, &mut diagnostics);
@@ -199,7 +220,7 @@ impl Translator {
         let snapshot = Snapshot {
             generation,
             routes: plan.routes().clone(),
-            backends: resolved.into_iter().map(|r| r.map(|r| r.backend)).collect(),
+            backends: resolved.iter().map(|r| r.as_ref().map(|r| r.backend.clone())).collect(),
             certificates: certificates.clone(),
             l4,
             ingresses: plan.served_list().clone(),

@@ -51,13 +51,15 @@ pub(crate) struct Plan {
     served_list: Arc<[Arc<ObjectRef>]>,
 }
 
-/// What an [`Plan::update`] changed.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// What a [`Plan::update`] changed.
+#[derive(Debug, Default)]
 pub(crate) struct Updated {
-    /// Some Ingress started or stopped being served, or changed.
-    pub served: bool,
-    /// ... and it had TLS entries (before or after).
+    /// A changed Ingress that is or was served had TLS entries.
     pub tls: bool,
+    /// Backend ids that were given to a backend or freed.
+    pub touched: Vec<BackendId>,
+    /// Backends no served Ingress names any more.
+    pub released: Vec<BackendKey>,
 }
 
 impl Plan {
@@ -65,30 +67,34 @@ impl Plan {
     pub(crate) fn update(&mut self, changes: impl IntoIterator<Item = (ObjectKey, Verdict)>) -> Updated {
         let mut dirty = HashSet::default();
         let mut updated = Updated::default();
+        // Whether the list of served Ingresses (in precedence order) changed.
+        let mut reordered = false;
         for (key, verdict) in changes {
             self.rejected.remove(&key);
-            if let Some(old) = self.precedence.remove(&key).and_then(|p| self.served.remove_entry(&p)) {
+            let was = self.precedence.remove(&key);
+            if let Some(old) = was.as_ref().and_then(|p| self.served.remove_entry(p)) {
                 self.withdraw(old, &mut dirty, &mut updated);
             }
             match verdict {
                 Verdict::Served(ingress) => {
                     let precedence = (ingress.created.clone(), key.clone());
-                    updated.served = true;
+                    reordered |= was.as_ref() != Some(&precedence);
                     updated.tls |= !ingress.tls.is_empty();
                     for slot in slots(&ingress) {
                         self.contenders.entry(slot.clone()).or_default().insert(precedence.clone());
                         dirty.insert(slot);
                     }
                     for target in backend_refs(&ingress) {
-                        self.backends.acquire(&target.key);
+                        self.backends.acquire(&target.key, &mut updated);
                     }
                     self.precedence.insert(key, precedence.clone());
                     self.served.insert(precedence, ingress);
                 }
                 Verdict::Rejected(problems) => {
+                    reordered |= was.is_some();
                     self.rejected.insert(key, problems);
                 }
-                Verdict::Ignored => {}
+                Verdict::Ignored => reordered |= was.is_some(),
             }
         }
         if !dirty.is_empty() {
@@ -98,7 +104,7 @@ impl Plan {
             }
             self.routes = Arc::new(routes.build());
         }
-        if updated.served {
+        if reordered {
             self.served_list = self.served.values().map(|i| i.owner.clone()).collect();
         }
         updated
@@ -110,7 +116,6 @@ impl Plan {
         dirty: &mut HashSet<Slot>,
         updated: &mut Updated,
     ) {
-        updated.served = true;
         updated.tls |= !ingress.tls.is_empty();
         for slot in slots(&ingress) {
             if let Some(contenders) = self.contenders.get_mut(&slot) {
@@ -119,7 +124,7 @@ impl Plan {
             dirty.insert(slot);
         }
         for target in backend_refs(&ingress) {
-            self.backends.release(&target.key);
+            self.backends.release(&target.key, updated);
         }
     }
 
@@ -207,9 +212,14 @@ impl Plan {
         &self.backends.keys
     }
 
-    /// Whether a served Ingress names the backend.
-    pub(crate) fn uses(&self, key: &BackendKey) -> bool {
-        self.backends.ids.contains_key(key)
+    /// The Service port behind `id`, if it is in use.
+    pub(crate) fn backend(&self, id: BackendId) -> Option<&BackendKey> {
+        self.backends.keys.get(id.0 as usize)?.as_ref()
+    }
+
+    /// The backend ids in use for ports of `service`.
+    pub(crate) fn backends_of(&self, service: &ObjectKey) -> &[BackendId] {
+        self.backends.by_service.get(service).map_or(&[], Vec::as_slice)
     }
 
     /// Problems of rejected Ingresses and losers of route conflicts.
@@ -255,10 +265,12 @@ struct BackendSlots {
     ids: HashMap<BackendKey, (BackendId, usize)>,
     keys: Vec<Option<BackendKey>>,
     free: Vec<BackendId>,
+    /// Ids in use by Service, to find the backends a Service change affects.
+    by_service: HashMap<ObjectKey, Vec<BackendId>>,
 }
 
 impl BackendSlots {
-    fn acquire(&mut self, key: &BackendKey) {
+    fn acquire(&mut self, key: &BackendKey, updated: &mut Updated) {
         if let Some((_, references)) = self.ids.get_mut(key) {
             *references += 1;
             return;
@@ -269,19 +281,30 @@ impl BackendSlots {
         });
         self.keys[id.0 as usize] = Some(key.clone());
         self.ids.insert(key.clone(), (id, 1));
+        self.by_service.entry(key.service.clone()).or_default().push(id);
+        updated.touched.push(id);
     }
 
-    fn release(&mut self, key: &BackendKey) {
+    fn release(&mut self, key: &BackendKey, updated: &mut Updated) {
         let Some((id, references)) = self.ids.get_mut(key) else {
             return;
         };
         *references -= 1;
-        if *references == 0 {
-            let id = *id;
-            self.ids.remove(key);
-            self.keys[id.0 as usize] = None;
-            self.free.push(id);
+        if *references > 0 {
+            return;
         }
+        let id = *id;
+        self.ids.remove(key);
+        self.keys[id.0 as usize] = None;
+        self.free.push(id);
+        if let Some(ids) = self.by_service.get_mut(&key.service) {
+            ids.retain(|used| *used != id);
+            if ids.is_empty() {
+                self.by_service.remove(&key.service);
+            }
+        }
+        updated.touched.push(id);
+        updated.released.push(key.clone());
     }
 
     /// The id of an acquired backend.
