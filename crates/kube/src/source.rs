@@ -111,6 +111,12 @@ impl KubeSource {
         self.shared.store().clone()
     }
 
+    /// Runs `f` on the current objects without copying them; watch updates wait meanwhile,
+    /// so `f` should be quick (an incremental translation is).
+    pub fn read<R>(&self, f: impl FnOnce(&Store) -> R) -> R {
+        f(&self.shared.store())
+    }
+
     /// Objects held, by kind (without copying them).
     pub fn counts(&self) -> [(&'static str, usize); 6] {
         self.shared.store().counts()

@@ -134,7 +134,7 @@ impl Pipeline {
     pub fn first(&self) -> Snapshot {
         let mut state = self.lock();
         if let Source::Kube(kube) = &state.source {
-            state.allocations = allocations_from_status(&kube.store());
+            state.allocations = kube.read(allocations_from_status);
         }
         self.build(&mut state, Changed::All).0
     }
@@ -181,9 +181,9 @@ impl Pipeline {
     /// adds the source's own diagnostics.
     fn build(&self, state: &mut State, kinds: Changed<'_>) -> (Snapshot, Rebuilt) {
         state.generation += 1;
-        let store = state.source.store();
-        let (mut snapshot, rebuilt) = state.translator.build(&store, kinds, &state.allocations, state.generation);
-        drop(store);
+        let (translator, allocations, generation) = (&mut state.translator, &state.allocations, state.generation);
+        let (mut snapshot, rebuilt) =
+            state.source.with_store(|store| translator.build(store, kinds, allocations, generation));
         if snapshot.l4.addresses != state.allocations {
             state.allocations.clone_from(&snapshot.l4.addresses);
             if let Some(record) = &self.record {

@@ -1,7 +1,6 @@
 //! The configuration source behind the pipeline: manifest files, or the Kubernetes API.
 //! Both feed the same store; translation does not know which one it reads.
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,12 +25,12 @@ pub enum Source {
 }
 
 impl Source {
-    /// The current objects (a copy for the Kubernetes source, whose caches are shared with
-    /// its watch tasks).
-    pub fn store(&self) -> Cow<'_, Store> {
+    /// Runs `f` on the current objects (for the Kubernetes source, shared with its watch
+    /// tasks, which wait meanwhile).
+    pub fn with_store<R>(&self, f: impl FnOnce(&Store) -> R) -> R {
         match self {
-            Source::Manifests(manifests) => Cow::Borrowed(manifests.store()),
-            Source::Kube(kube) => Cow::Owned(kube.store()),
+            Source::Manifests(manifests) => f(manifests.store()),
+            Source::Kube(kube) => kube.read(f),
         }
     }
 

@@ -47,9 +47,9 @@ pub(crate) struct Backends {
     services: DerivedCache<Service, ()>,
     endpoints: DerivedCache<Endpoints, ()>,
     /// Each slice's Service, from its `kubernetes.io/service-name` label.
-    slices: DerivedCache<EndpointSlice, Option<ObjectKey>>,
+    slices: DerivedCache<EndpointSlice, Option<Arc<ObjectKey>>>,
     /// Slices by Service; a Service with an entry here ignores its legacy Endpoints.
-    slices_by_service: HashMap<ObjectKey, Vec<(ObjectKey, Arc<EndpointSlice>)>>,
+    slices_by_service: HashMap<Arc<ObjectKey>, Vec<Arc<EndpointSlice>>>,
     resolved: HashMap<BackendKey, Resolved>,
 }
 
@@ -57,7 +57,7 @@ impl Backends {
     /// Catches up with `store`, looking where `changed` says. Returns the Services whose
     /// Service object, EndpointSlices or Endpoints changed: their backends must be resolved
     /// again ([`Backends::forget`]).
-    pub(crate) fn sync(&mut self, store: &Store, changed: Changed<'_>) -> HashSet<ObjectKey> {
+    pub(crate) fn sync(&mut self, store: &Store, changed: Changed<'_>) -> HashSet<Arc<ObjectKey>> {
         let mut dirty = HashSet::default();
         let services = self.services.sync_changed(changed, "Service", &store.services, |_, _| ());
         dirty.extend(services.into_iter().map(|c| c.key));
@@ -67,7 +67,8 @@ impl Backends {
         for change in slices {
             if let Some(Some(service)) = change.old {
                 if let Some(list) = self.slices_by_service.get_mut(&service) {
-                    list.retain(|(slice, _)| *slice != change.key);
+                    // Slices of one Service share its namespace: the name tells them apart.
+                    list.retain(|slice| slice.metadata.name.as_deref() != Some(change.key.name.as_str()));
                     if list.is_empty() {
                         self.slices_by_service.remove(&service);
                     }
@@ -77,7 +78,7 @@ impl Backends {
             let current = store.endpoint_slices.get(&change.key);
             if let (Some(Some(service)), Some(slice)) = (self.slices.get(&change.key), current) {
                 let list = self.slices_by_service.entry(service.clone()).or_default();
-                list.push((change.key.clone(), slice.clone()));
+                list.push(slice.clone());
                 dirty.insert(service.clone());
             }
         }
@@ -136,7 +137,7 @@ impl Backends {
     pub(crate) fn endpoints(&self, store: &Store, service: &ObjectKey, port_name: &str) -> Vec<SocketAddr> {
         let mut found = BTreeSet::new();
         if let Some(slices) = self.slices_by_service.get(service) {
-            for (_, slice) in slices {
+            for slice in slices {
                 add_slice_endpoints(slice, port_name, &mut found);
             }
         } else if let Some(endpoints) = store.endpoints.get(service) {
@@ -146,9 +147,9 @@ impl Backends {
     }
 }
 
-fn owning_service(key: &ObjectKey, slice: &EndpointSlice) -> Option<ObjectKey> {
+fn owning_service(key: &ObjectKey, slice: &EndpointSlice) -> Option<Arc<ObjectKey>> {
     let labels = slice.metadata.labels.as_ref();
-    labels.and_then(|l| l.get(SERVICE_NAME_LABEL)).map(|service| ObjectKey::new(&key.namespace, service))
+    labels.and_then(|l| l.get(SERVICE_NAME_LABEL)).map(|service| Arc::new(ObjectKey::new(&key.namespace, service)))
 }
 
 fn add_slice_endpoints(slice: &EndpointSlice, port_name: &str, found: &mut BTreeSet<SocketAddr>) {

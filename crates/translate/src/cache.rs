@@ -14,7 +14,8 @@ use crate::Changed;
 
 /// What was derived (`D`) from each object (`T`) of one kind in the store.
 pub(crate) struct DerivedCache<T, D> {
-    entries: HashMap<ObjectKey, Entry<T, D>>,
+    /// Keys are shared with the [`Change`]s reported (and whoever keeps those).
+    entries: HashMap<Arc<ObjectKey>, Entry<T, D>>,
     pass: u64,
 }
 
@@ -28,7 +29,7 @@ struct Entry<T, D> {
 /// An object that was added, replaced or removed in one [`DerivedCache::sync`].
 pub(crate) struct Change<D> {
     /// Its key.
-    pub key: ObjectKey,
+    pub key: Arc<ObjectKey>,
     /// What had been derived from the object it replaced or removed; `None` when added.
     pub old: Option<D>,
 }
@@ -57,17 +58,19 @@ impl<T, D> DerivedCache<T, D> {
                     let old = std::mem::replace(&mut entry.derived, derive(key, object));
                     entry.object = object.clone();
                     entry.pass = pass;
-                    changes.push(Change { key: key.clone(), old: Some(old) });
+                    let key = self.entries.get_key_value(key).map_or_else(|| Arc::new(key.clone()), |(k, _)| k.clone());
+                    changes.push(Change { key, old: Some(old) });
                 }
                 None => {
                     let derived = derive(key, object);
+                    let key = Arc::new(key.clone());
                     self.entries.insert(key.clone(), Entry { object: object.clone(), derived, pass });
-                    changes.push(Change { key: key.clone(), old: None });
+                    changes.push(Change { key, old: None });
                 }
             }
         }
         if self.entries.len() > objects.len() {
-            let removed: Vec<ObjectKey> =
+            let removed: Vec<Arc<ObjectKey>> =
                 self.entries.iter().filter(|(_, entry)| entry.pass != pass).map(|(key, _)| key.clone()).collect();
             for key in removed {
                 let old = self.entries.remove(&key).map(|entry| entry.derived);
@@ -115,13 +118,15 @@ impl<T, D> DerivedCache<T, D> {
                 }
                 (Some(object), None) => {
                     let derived = derive(key, object);
-                    self.entries.insert(key.clone(), Entry { object: object.clone(), derived, pass: self.pass });
+                    let entry = Entry { object: object.clone(), derived, pass: self.pass };
+                    self.entries.insert(Arc::new(key.clone()), entry);
                     None
                 }
                 (None, Some(_)) => self.entries.remove(key).map(|entry| entry.derived),
                 (None, None) => continue,
             };
-            changes.push(Change { key: key.clone(), old });
+            let key = self.entries.get_key_value(key).map_or_else(|| Arc::new(key.clone()), |(k, _)| k.clone());
+            changes.push(Change { key, old });
         }
         changes
     }

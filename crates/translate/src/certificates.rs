@@ -100,13 +100,13 @@ impl Secrets {
         let mut table = CertificateTableBuilder::new(self.default_certificate(options, diagnostics));
         for ingress in ingresses {
             for entry in &ingress.tls {
-                let key = ObjectKey::new(&ingress.object.namespace, &entry.secret);
+                let key = ObjectKey::new(&ingress.owner.namespace, &entry.secret);
                 let certified = match self.get(&key) {
                     Ok(certified) => certified,
                     Err(reason) => {
                         let secret = ObjectRef::new("Secret", &key.namespace, &key.name);
                         diagnostics.push(Diagnostic::object(
-                            ingress.object.clone(),
+                            (*ingress.owner).clone(),
                             entry.field.clone(),
                             format!(
                                 "{secret}: {reason}; this TLS entry is dropped and its hosts get the default certificate"
@@ -116,9 +116,9 @@ impl Secrets {
                     }
                 };
                 for host in &entry.hosts {
-                    if let Err(conflict) = table.insert(host, &ingress.object, certified) {
+                    if let Err(conflict) = table.insert(host, &ingress.owner, certified) {
                         diagnostics.push(Diagnostic::object(
-                            ingress.object.clone(),
+                            (*ingress.owner).clone(),
                             entry.field.clone(),
                             format!(
                                 "TLS host {host} is already served by {}; this entry is ignored for it",

@@ -63,8 +63,7 @@ pub(crate) struct TlsEntry {
 /// it is kept across builds for as long as the Ingress is unchanged.
 #[derive(Debug)]
 pub(crate) struct ValidIngress {
-    pub object: ObjectRef,
-    /// `object`, shared by all of its routes.
+    /// The Ingress, shared by all of its routes.
     pub owner: Arc<ObjectRef>,
     /// `namespace/name`, the metrics label of its routes.
     pub label: Arc<str>,
@@ -128,8 +127,7 @@ pub(crate) fn validate(key: &ObjectKey, ingress: &Ingress) -> Result<ValidIngres
     }
     let created = ingress.metadata.creation_timestamp.clone();
     let label = Route::label_of(&object);
-    let owner = Arc::new(object.clone());
-    Ok(ValidIngress { object, owner, label, created, default_backend, rules, tls })
+    Ok(ValidIngress { owner: Arc::new(object), label, created, default_backend, rules, tls })
 }
 
 struct Problems<'o> {

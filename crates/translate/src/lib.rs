@@ -140,7 +140,7 @@ impl Translator {
             class: ClassChoice::of(ingress),
             validated: ingress::validate(key, ingress).map(Arc::new),
         };
-        let changed: Vec<ObjectKey> = (self.ingresses.sync_changed(kinds, "Ingress", &store.ingresses, classify))
+        let changed: Vec<Arc<ObjectKey>> = (self.ingresses.sync_changed(kinds, "Ingress", &store.ingresses, classify))
             .into_iter()
             .map(|change| change.key)
             .collect();
@@ -153,7 +153,7 @@ impl Translator {
         let replan = classes_changed || first;
         let changed = if replan {
             self.plan = Plan::default();
-            store.ingresses.keys().cloned().collect()
+            store.ingresses.keys().map(|key| Arc::new(key.clone())).collect()
         } else {
             changed
         };
@@ -195,9 +195,9 @@ impl Translator {
         if replan {
             self.backends.forget_all();
             self.resolved.clear();
-            refresh = (0..plan.backends().len()).map(|i| BackendId(u32::try_from(i).unwrap_or(u32::MAX))).collect();
+            refresh = (0..plan.backend_ids()).map(|i| BackendId(u32::try_from(i).unwrap_or(u32::MAX))).collect();
         }
-        self.resolved.resize(plan.backends().len(), None);
+        self.resolved.resize(plan.backend_ids(), None);
         for id in refresh {
             let resolved = plan.backend(id).map(|key| self.backends.resolve(store, key).clone());
             if let Some(slot) = self.resolved.get_mut(id.0 as usize) {

@@ -16,7 +16,7 @@ use crate::backends::{BackendKey, Resolved};
 use crate::ingress::{BackendRef, ValidIngress};
 
 /// Conflict precedence: oldest first, then namespace/name.
-type Precedence = (Option<Time>, ObjectKey);
+type Precedence = (Option<Time>, Arc<ObjectKey>);
 
 /// What an Ingress amounts to now.
 pub(crate) enum Verdict {
@@ -40,8 +40,8 @@ enum Slot {
 pub(crate) struct Plan {
     /// The served Ingresses in precedence order.
     served: BTreeMap<Precedence, Arc<ValidIngress>>,
-    precedence: HashMap<ObjectKey, Precedence>,
-    rejected: HashMap<ObjectKey, Vec<Diagnostic>>,
+    precedence: HashMap<Arc<ObjectKey>, Precedence>,
+    rejected: HashMap<Arc<ObjectKey>, Vec<Diagnostic>>,
     /// Which served Ingresses compete for each slot.
     contenders: HashMap<Slot, BTreeSet<Precedence>>,
     /// The losers of each slot, reported against them.
@@ -64,7 +64,7 @@ pub(crate) struct Updated {
 
 impl Plan {
     /// Applies the new verdicts of the Ingresses of `changes`; everything else stays.
-    pub(crate) fn update(&mut self, changes: impl IntoIterator<Item = (ObjectKey, Verdict)>) -> Updated {
+    pub(crate) fn update(&mut self, changes: impl IntoIterator<Item = (Arc<ObjectKey>, Verdict)>) -> Updated {
         let mut dirty = HashSet::default();
         let mut updated = Updated::default();
         // Whether the list of served Ingresses (in precedence order) changed.
@@ -150,7 +150,7 @@ impl Plan {
                     };
                     if let Err(conflict) = routes.set_default(route_to(target)) {
                         conflicts.push(Diagnostic::object(
-                            ingress.object.clone(),
+                            (*ingress.owner).clone(),
                             "spec.defaultBackend",
                             format!(
                                 "the default backend is already set by the older {}; this one is ignored",
@@ -164,7 +164,7 @@ impl Plan {
                         for path in &rule.paths {
                             if let Err(conflict) = routes.insert(host, &path.matcher, route_to(&path.backend)) {
                                 conflicts.push(Diagnostic::object(
-                                    ingress.object.clone(),
+                                    (*ingress.owner).clone(),
                                     path.field.clone(),
                                     format!(
                                         "host {host} path {} is already routed by the older {}; this path is ignored",
@@ -207,14 +207,14 @@ impl Plan {
         (self.served.len(), self.rejected.len())
     }
 
-    /// The Service port behind each [`BackendId`]; `None` for an unused id.
-    pub(crate) fn backends(&self) -> &[Option<BackendKey>] {
-        &self.backends.keys
+    /// How many backend ids there are (some maybe unused).
+    pub(crate) fn backend_ids(&self) -> usize {
+        self.backends.keys.len()
     }
 
     /// The Service port behind `id`, if it is in use.
     pub(crate) fn backend(&self, id: BackendId) -> Option<&BackendKey> {
-        self.backends.keys.get(id.0 as usize)?.as_ref()
+        self.backends.keys.get(id.0 as usize)?.as_deref()
     }
 
     /// The backend ids in use for ports of `service`.
@@ -236,7 +236,7 @@ impl Plan {
                 let id = self.backends.id(&target.key);
                 let problem = resolved.get(id.0 as usize).and_then(Option::as_ref).and_then(|r| r.problem.as_deref());
                 if let Some(problem) = problem {
-                    out.push(Diagnostic::object(ingress.object.clone(), target.field.clone(), problem));
+                    out.push(Diagnostic::object((*ingress.owner).clone(), target.field.clone(), problem));
                 }
             }
         }
@@ -262,8 +262,8 @@ fn backend_refs(ingress: &ValidIngress) -> impl Iterator<Item = &BackendRef> {
 #[derive(Default)]
 struct BackendSlots {
     /// Id and number of references of each backend in use.
-    ids: HashMap<BackendKey, (BackendId, usize)>,
-    keys: Vec<Option<BackendKey>>,
+    ids: HashMap<Arc<BackendKey>, (BackendId, usize)>,
+    keys: Vec<Option<Arc<BackendKey>>>,
     free: Vec<BackendId>,
     /// Ids in use by Service, to find the backends a Service change affects.
     by_service: HashMap<ObjectKey, Vec<BackendId>>,
@@ -279,6 +279,7 @@ impl BackendSlots {
             self.keys.push(None);
             BackendId(u32::try_from(self.keys.len() - 1).unwrap_or(u32::MAX))
         });
+        let key = Arc::new(key.clone());
         self.keys[id.0 as usize] = Some(key.clone());
         self.ids.insert(key.clone(), (id, 1));
         self.by_service.entry(key.service.clone()).or_default().push(id);
