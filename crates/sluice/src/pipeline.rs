@@ -79,7 +79,8 @@ pub struct Pipeline {
 /// How a snapshot was built, for logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuildKind {
-    /// Full translation.
+    /// Ingresses or IngressClasses changed: routes were planned again (only the hosts the
+    /// changed Ingresses route; the metric label stays `full`).
     Full,
     /// Ingresses were unchanged: the route table was shared, only the backends of changed
     /// Services or endpoints were resolved again (and certificates of changed Secrets).

@@ -50,7 +50,7 @@ pub(crate) struct Backends {
     slices: DerivedCache<EndpointSlice, Option<Arc<ObjectKey>>>,
     /// Slices by Service; a Service with an entry here ignores its legacy Endpoints.
     slices_by_service: HashMap<Arc<ObjectKey>, Vec<Arc<EndpointSlice>>>,
-    resolved: HashMap<BackendKey, Resolved>,
+    resolved: HashMap<Arc<BackendKey>, Resolved>,
 }
 
 impl Backends {
@@ -88,7 +88,7 @@ impl Backends {
     /// The backend for `key`: the one resolved before if nothing it depends on changed since.
     /// Problems (missing Service or port) come with it; the route still exists and answers
     /// 503 until they are fixed.
-    pub(crate) fn resolve(&mut self, store: &Store, key: &BackendKey) -> &Resolved {
+    pub(crate) fn resolve(&mut self, store: &Store, key: &Arc<BackendKey>) -> &Resolved {
         if !self.resolved.contains_key(key) {
             let resolved = self.resolve_now(store, key);
             self.resolved.insert(key.clone(), resolved);

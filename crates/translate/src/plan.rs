@@ -42,8 +42,9 @@ pub(crate) struct Plan {
     served: BTreeMap<Precedence, Arc<ValidIngress>>,
     precedence: HashMap<Arc<ObjectKey>, Precedence>,
     rejected: HashMap<Arc<ObjectKey>, Vec<Diagnostic>>,
-    /// Which served Ingresses compete for each slot.
-    contenders: HashMap<Slot, BTreeSet<Precedence>>,
+    /// Which served Ingresses compete for each slot, oldest first (a sorted `Vec`: most
+    /// slots have one contender, and a one-element `BTreeSet` costs a whole node).
+    contenders: HashMap<Slot, Vec<Precedence>>,
     /// The losers of each slot, reported against them.
     conflicts: HashMap<Slot, Vec<Diagnostic>>,
     routes: Arc<RouteTable>,
@@ -81,7 +82,10 @@ impl Plan {
                     reordered |= was.as_ref() != Some(&precedence);
                     updated.tls |= !ingress.tls.is_empty();
                     for slot in slots(&ingress) {
-                        self.contenders.entry(slot.clone()).or_default().insert(precedence.clone());
+                        let contenders = self.contenders.entry(slot.clone()).or_default();
+                        if let Err(at) = contenders.binary_search(&precedence) {
+                            contenders.insert(at, precedence.clone());
+                        }
                         dirty.insert(slot);
                     }
                     for target in backend_refs(&ingress) {
@@ -119,7 +123,7 @@ impl Plan {
         updated.tls |= !ingress.tls.is_empty();
         for slot in slots(&ingress) {
             if let Some(contenders) = self.contenders.get_mut(&slot) {
-                contenders.remove(&precedence);
+                contenders.retain(|p| *p != precedence);
             }
             dirty.insert(slot);
         }
@@ -177,7 +181,7 @@ impl Plan {
                 }
             }
         }
-        if self.contenders.get(&slot).is_some_and(BTreeSet::is_empty) {
+        if self.contenders.get(&slot).is_some_and(Vec::is_empty) {
             self.contenders.remove(&slot);
         }
         if conflicts.is_empty() {
@@ -213,8 +217,8 @@ impl Plan {
     }
 
     /// The Service port behind `id`, if it is in use.
-    pub(crate) fn backend(&self, id: BackendId) -> Option<&BackendKey> {
-        self.backends.keys.get(id.0 as usize)?.as_deref()
+    pub(crate) fn backend(&self, id: BackendId) -> Option<&Arc<BackendKey>> {
+        self.backends.keys.get(id.0 as usize)?.as_ref()
     }
 
     /// The backend ids in use for ports of `service`.
