@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use events::emit_events;
 pub use kube;
 pub use leader::elect_leader;
-pub use source::{connect, KubeSource};
+pub use source::{connect, KubeSource, Notice};
 pub use status::write_status;
 
 /// The controller name Sluice reports as, and the `spec.controller` of its IngressClass.

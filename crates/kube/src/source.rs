@@ -46,7 +46,7 @@ struct Shared {
     store: Mutex<Store>,
     /// One bit per kind whose initial list has completed.
     listed: watch::Sender<u32>,
-    subscribers: Mutex<Vec<mpsc::UnboundedSender<&'static str>>>,
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Notice>>>,
 }
 
 impl Shared {
@@ -54,10 +54,20 @@ impl Shared {
         self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn notify(&self, kind: &'static str) {
+    fn notify(&self, kind: &'static str, key: Option<ObjectKey>) {
         let mut subscribers = self.subscribers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        subscribers.retain(|subscriber| subscriber.send(kind).is_ok());
+        subscribers.retain(|subscriber| subscriber.send(Notice { kind, key: key.clone() }).is_ok());
     }
+}
+
+/// A change in the store, as sent to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The kind, as manifests name it (`"Ingress"`, `"EndpointSlice"`, ...).
+    pub kind: &'static str,
+    /// The object added, modified or deleted; `None` when a relist replaced the kind's objects
+    /// (any of them may have changed).
+    pub key: Option<ObjectKey>,
 }
 
 /// Connects to the API server (kubeconfig from the options, `KUBECONFIG`, `~/.kube/config`,
@@ -122,9 +132,9 @@ impl KubeSource {
         self.shared.store().counts()
     }
 
-    /// A channel receiving the kind (`"Ingress"`, `"EndpointSlice"`, ...) of every change:
-    /// an object added, modified or deleted, or a relist that changed something.
-    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<&'static str> {
+    /// A channel receiving every change: an object added, modified or deleted, or a relist
+    /// that changed something.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Notice> {
         let (sender, receiver) = mpsc::unbounded_channel();
         self.shared.subscribers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(sender);
         receiver
@@ -253,9 +263,10 @@ async fn follow<K: Kind>(api: Api<K>, config: watcher::Config, shared: Arc<Share
                 }
                 Ok(watcher::Event::Delete(object)) => {
                     restarts = 0;
-                    let removed = K::objects(&mut shared.store()).remove(&object.key()).is_some();
+                    let key = object.key();
+                    let removed = K::objects(&mut shared.store()).remove(&key).is_some();
                     if removed {
-                        shared.notify(K::KIND);
+                        shared.notify(K::KIND, Some(key));
                     }
                 }
                 // kube relists after a 410 sent as a watch event, but keeps re-watching from
@@ -290,7 +301,7 @@ fn apply<K: Kind>(shared: &Shared, object: K) {
         let objects = K::objects(&mut store);
         match trim(object) {
             Some(object) if objects.get(&key).map(|held| &**held) != Some(&object) => {
-                objects.insert(key, Arc::new(object));
+                objects.insert(key.clone(), Arc::new(object));
                 true
             }
             Some(_) => false,
@@ -299,7 +310,7 @@ fn apply<K: Kind>(shared: &Shared, object: K) {
         }
     };
     if changed {
-        shared.notify(K::KIND);
+        shared.notify(K::KIND, Some(key));
     }
 }
 
@@ -326,6 +337,6 @@ fn replace<K: Kind>(shared: &Shared, objects: BTreeMap<ObjectKey, K>) {
         *listed != before
     });
     if changed || first {
-        shared.notify(K::KIND);
+        shared.notify(K::KIND, None);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::objects::{endpoint_slice, ingress, ingress_class, secret, service};
 use common::{eventually, FakeApi, Gone};
-use sluice_kube::{connect, KubeOptions, KubeSource};
+use sluice_kube::{connect, KubeOptions, KubeSource, Notice};
 use sluice_store::ObjectKey;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -67,12 +67,13 @@ async fn initial_list_fills_the_store_then_watch_events_apply() {
 
     let mut changes = source.subscribe();
     fake.apply("ingresses", ingress("a", "new", "new.example.com"));
-    let kind = tokio::time::timeout(SECOND, changes.recv()).await.expect("notified within 1 s");
-    assert_eq!(kind, Some("Ingress"));
+    let notice = tokio::time::timeout(SECOND, changes.recv()).await.expect("notified within 1 s");
+    assert_eq!(notice, Some(Notice { kind: "Ingress", key: Some(ObjectKey::new("a", "new")) }));
     assert!(has_ingress(&source, "a", "new"));
 
     fake.apply("ingresses", ingress("a", "new", "renamed.example.com"));
-    assert_eq!(tokio::time::timeout(SECOND, changes.recv()).await.unwrap(), Some("Ingress"));
+    let notice = tokio::time::timeout(SECOND, changes.recv()).await.unwrap();
+    assert_eq!(notice.map(|n| n.kind), Some("Ingress"));
     let host = |s: &KubeSource| {
         let store = s.store();
         let spec = store.ingresses[&ObjectKey::new("a", "new")].spec.clone().unwrap();
@@ -81,11 +82,17 @@ async fn initial_list_fills_the_store_then_watch_events_apply() {
     assert_eq!(host(&source).as_deref(), Some("renamed.example.com"));
 
     fake.delete("ingresses", "a", "new");
-    assert_eq!(tokio::time::timeout(SECOND, changes.recv()).await.unwrap(), Some("Ingress"));
+    let notice = tokio::time::timeout(SECOND, changes.recv()).await.unwrap();
+    assert_eq!(
+        notice,
+        Some(Notice { kind: "Ingress", key: Some(ObjectKey::new("a", "new")) }),
+        "deletion names the object"
+    );
     assert!(!has_ingress(&source, "a", "new"));
 
     fake.apply("endpointslices", endpoint_slice("a", "web-def", "web"));
-    assert_eq!(tokio::time::timeout(SECOND, changes.recv()).await.unwrap(), Some("EndpointSlice"));
+    let notice = tokio::time::timeout(SECOND, changes.recv()).await.unwrap();
+    assert_eq!(notice, Some(Notice { kind: "EndpointSlice", key: Some(ObjectKey::new("a", "web-def")) }));
     // A Secret turned into another type leaves the store.
     fake.apply("secrets", secret("a", "cert", "Opaque"));
     assert!(eventually(SECOND, || source.store().secrets.is_empty()).await);

@@ -25,8 +25,13 @@ pub enum Trigger {
     Paths(Vec<PathBuf>),
     /// These files read as empty a moment ago; read them again, empty or not.
     Confirm(Vec<PathBuf>),
-    /// Objects of these kinds changed in the cluster.
-    Kinds(BTreeSet<&'static str>),
+    /// Objects changed in the cluster: every object of `kinds` (relisted), and `objects`.
+    Cluster {
+        /// Kinds whose objects were relisted: any of them may have changed.
+        kinds: BTreeSet<&'static str>,
+        /// Objects added, modified or deleted, by kind and key.
+        objects: BTreeSet<(&'static str, ObjectKey)>,
+    },
 }
 
 impl Trigger {
@@ -39,9 +44,10 @@ impl Trigger {
             (Trigger::Paths(a) | Trigger::Confirm(a), Trigger::Paths(b) | Trigger::Confirm(b)) => {
                 Trigger::Paths(union(a, b))
             }
-            (Trigger::Kinds(mut a), Trigger::Kinds(b)) => {
-                a.extend(b);
-                Trigger::Kinds(a)
+            (Trigger::Cluster { mut kinds, mut objects }, Trigger::Cluster { kinds: more_kinds, objects: more }) => {
+                kinds.extend(more_kinds);
+                objects.extend(more);
+                Trigger::Cluster { kinds, objects }
             }
             _ => Trigger::Rescan,
         }
@@ -151,7 +157,7 @@ impl Pipeline {
         let mut state = self.lock();
         let changes = state.source.apply(trigger);
         // SIGHUP compares every object, in case anything was missed; otherwise the source
-        // says which objects (manifests) or kinds (Kubernetes) changed.
+        // says which objects changed (or which kinds, after a Kubernetes relist).
         let kinds = if *trigger == Trigger::Rescan {
             Changed::All
         } else if changes.objects.is_empty() {

@@ -102,10 +102,16 @@ impl Cluster {
         publish: Vec<String>,
         changed: watch::Receiver<u64>,
     ) {
-        let mut kinds = self.source.subscribe();
+        let mut notices = self.source.subscribe();
         tokio::spawn(async move {
-            while let Some(kind) = kinds.recv().await {
-                if triggers.send(Trigger::Kinds(BTreeSet::from([kind]))).is_err() {
+            while let Some(notice) = notices.recv().await {
+                let trigger = match notice.key {
+                    Some(key) => {
+                        Trigger::Cluster { kinds: BTreeSet::new(), objects: BTreeSet::from([(notice.kind, key)]) }
+                    }
+                    None => Trigger::Cluster { kinds: BTreeSet::from([notice.kind]), objects: BTreeSet::new() },
+                };
+                if triggers.send(trigger).is_err() {
                     break;
                 }
             }

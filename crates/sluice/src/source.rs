@@ -64,7 +64,13 @@ impl Source {
             (Source::Manifests(manifests), Trigger::Rescan) => manifests.rescan(),
             (Source::Manifests(manifests), Trigger::Paths(paths)) => manifests.refresh(paths),
             (Source::Manifests(manifests), Trigger::Confirm(paths)) => manifests.confirm(paths),
-            (Source::Kube(_), Trigger::Kinds(kinds)) => Changes { kinds: kinds.clone(), ..Changes::default() },
+            (Source::Kube(_), Trigger::Cluster { kinds, objects }) => {
+                let mut all_kinds = kinds.clone();
+                all_kinds.extend(objects.iter().map(|(kind, _)| *kind));
+                // Listed objects say exactly what changed, unless a whole kind was relisted.
+                let objects = if kinds.is_empty() { objects.clone() } else { BTreeSet::new() };
+                Changes { kinds: all_kinds, objects, ..Changes::default() }
+            }
             (Source::Kube(_), Trigger::Rescan) => {
                 Changes { kinds: ALL_KINDS.into_iter().collect::<BTreeSet<_>>(), ..Changes::default() }
             }
