@@ -49,33 +49,13 @@ impl<T, D> DerivedCache<T, D> {
         mut derive: impl FnMut(&ObjectKey, &T) -> D,
     ) -> Vec<Change<D>> {
         self.pass += 1;
-        let pass = self.pass;
-        let mut changes = Vec::new();
-        for (key, object) in objects {
-            match self.entries.get_mut(key) {
-                Some(entry) if Arc::ptr_eq(&entry.object, object) => entry.pass = pass,
-                Some(entry) => {
-                    let old = std::mem::replace(&mut entry.derived, derive(key, object));
-                    entry.object = object.clone();
-                    entry.pass = pass;
-                    let key = self.entries.get_key_value(key).map_or_else(|| Arc::new(key.clone()), |(k, _)| k.clone());
-                    changes.push(Change { key, old: Some(old) });
-                }
-                None => {
-                    let derived = derive(key, object);
-                    let key = Arc::new(key.clone());
-                    self.entries.insert(key.clone(), Entry { object: object.clone(), derived, pass });
-                    changes.push(Change { key, old: None });
-                }
-            }
-        }
+        let mut changes: Vec<_> =
+            objects.iter().filter_map(|(key, object)| self.update(key, Some(object), &mut derive)).collect();
         if self.entries.len() > objects.len() {
+            let pass = self.pass;
             let removed: Vec<Arc<ObjectKey>> =
                 self.entries.iter().filter(|(_, entry)| entry.pass != pass).map(|(key, _)| key.clone()).collect();
-            for key in removed {
-                let old = self.entries.remove(&key).map(|entry| entry.derived);
-                changes.push(Change { key, old });
-            }
+            changes.extend(removed.iter().filter_map(|key| self.update(key, None, &mut derive)));
         }
         changes
     }
@@ -108,27 +88,33 @@ impl<T, D> DerivedCache<T, D> {
         keys: impl IntoIterator<Item = &'k ObjectKey>,
         mut derive: impl FnMut(&ObjectKey, &T) -> D,
     ) -> Vec<Change<D>> {
-        let mut changes = Vec::new();
-        for key in keys {
-            let old = match (objects.get(key), self.entries.get_mut(key)) {
-                (Some(object), Some(entry)) if Arc::ptr_eq(&entry.object, object) => continue,
-                (Some(object), Some(entry)) => {
-                    entry.object = object.clone();
-                    Some(std::mem::replace(&mut entry.derived, derive(key, object)))
-                }
-                (Some(object), None) => {
-                    let derived = derive(key, object);
-                    let entry = Entry { object: object.clone(), derived, pass: self.pass };
-                    self.entries.insert(Arc::new(key.clone()), entry);
-                    None
-                }
-                (None, Some(_)) => self.entries.remove(key).map(|entry| entry.derived),
-                (None, None) => continue,
-            };
-            let key = self.entries.get_key_value(key).map_or_else(|| Arc::new(key.clone()), |(k, _)| k.clone());
-            changes.push(Change { key, old });
+        keys.into_iter().filter_map(|key| self.update(key, objects.get(key), &mut derive)).collect()
+    }
+
+    /// Brings the entry of `key` in line with `current`, the store's object of that key.
+    fn update(
+        &mut self,
+        key: &ObjectKey,
+        current: Option<&Arc<T>>,
+        derive: &mut impl FnMut(&ObjectKey, &T) -> D,
+    ) -> Option<Change<D>> {
+        let pass = self.pass;
+        match (current, self.entries.get_mut(key)) {
+            (Some(object), Some(entry)) if Arc::ptr_eq(&entry.object, object) => {
+                entry.pass = pass;
+                None
+            }
+            (Some(object), _) => {
+                let key = self.entries.get_key_value(key).map_or_else(|| Arc::new(key.clone()), |(k, _)| k.clone());
+                let entry = Entry { object: object.clone(), derived: derive(&key, object), pass };
+                let old = self.entries.insert(key.clone(), entry).map(|replaced| replaced.derived);
+                Some(Change { key, old })
+            }
+            (None, _) => {
+                let (key, entry) = self.entries.remove_entry(key)?;
+                Some(Change { key, old: Some(entry.derived) })
+            }
         }
-        changes
     }
 
     /// What was derived from the object of `key`, if the store held one at the last sync.

@@ -171,13 +171,13 @@ impl Translator {
         let updated = self.plan.update(verdicts);
         let plan = &self.plan;
         if updated.tls || secrets_changed || replan {
+            self.certificates = None;
+        }
+        let (certificates, certificate_problems) = &*self.certificates.get_or_insert_with(|| {
             let mut problems = Vec::new();
             let table = self.secrets.table(plan.served(), &self.options, &mut problems);
-            self.certificates = Some((Arc::new(table), problems));
-        }
-        let Some((certificates, certificate_problems)) = &self.certificates else {
-            unreachable!("certificates were built above");
-        };
+            (Arc::new(table), problems)
+        });
 
         // Resolve again the backends that were added, and those of changed Services.
         let mut refresh = updated.touched;
