@@ -55,17 +55,7 @@ OUT_DIR=${OUT_DIR:-/tmp/bench-l4.$$}
 H=127.0.0.1
 
 # ---------------------------------------------------------------- tools
-ensure_pkgs() { # pkg:binary ...
-  local missing=() pb
-  for pb in "$@"; do command -v "${pb#*:}" >/dev/null || missing+=("${pb%%:*}"); done
-  [[ ${#missing[@]} == 0 ]] && return 0
-  echo "installing: ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  local apt=(apt-get -q -o DPkg::Lock::Timeout=300)   # others may be running apt too
-  if ! "${apt[@]}" install -y "${missing[@]}" >/dev/null; then
-    "${apt[@]}" update >/dev/null && "${apt[@]}" install -y "${missing[@]}" >/dev/null
-  fi
-}
+source "$REPO/bench/lib/common.sh"
 ensure_pkgs iperf3:iperf3 haproxy:haproxy python3:python3 util-linux:taskset iproute2:ss curl:curl
 if [[ $SKIP_BUILD != 1 ]]; then
   echo "building sluice (release) ..." >&2
@@ -82,6 +72,7 @@ SNAP=$SHARED_BENCH/lib/cpusnap.py
 SCHEDEXEC=$SHARED_BENCH/lib/schedexec.py
 [[ -r $SNAP && -r $SCHEDEXEC ]] || { echo "needs $SHARED_BENCH/lib/{cpusnap,schedexec}.py (set SHARED_BENCH)" >&2; exit 1; }
 N=(python3 "$SCHEDEXEC" "$SCHED")
+LOGD=$OUT_DIR/logs
 
 declare -A ADDR=( [direct]="$H:$IPERF_PORT" [sluice]="$SLUICE_IP:$LB_PORT"
                   [haproxy]="$HAPROXY_IP:$LB_PORT" [haproxy-splice]="$HAPROXY_SPLICE_IP:$LB_PORT" )
@@ -100,27 +91,6 @@ RES=$OUT_DIR/results.csv
 echo "round,suite,peer,gbps,bytes,retransmits,proxy_ns,server_ns,busy_proxy_core,busy_load_core,foreign_pct" > "$RES"
 
 # ---------------------------------------------------------------- processes
-PIDS=()
-declare -A PIDOF
-start_bg() { # name core cmd...
-  local name=$1 core=$2; shift 2
-  taskset -c "$core" "${N[@]}" "$@" > "$OUT_DIR/logs/$name.out" 2>&1 &
-  PIDS+=("$!"); PIDOF[$name]=$!
-}
-# still our child? (a PID whose process has exited and been reaped may belong to someone else now)
-mine() { [[ -n $1 && -r /proc/$1/stat ]] && [[ $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f2) == "$$" ]]; }
-cleanup() {
-  local pid alive
-  for pid in "${PIDS[@]:-}"; do mine "$pid" && { kill -TERM "$pid" 2>/dev/null || true; }; done
-  for _ in $(seq 1 30); do
-    alive=0
-    for pid in "${PIDS[@]:-}"; do mine "$pid" && alive=1; done
-    [[ $alive == 0 ]] && break
-    sleep 0.1
-  done
-  for pid in "${PIDS[@]:-}"; do mine "$pid" && { kill -KILL "$pid" 2>/dev/null || true; }; done
-  wait 2>/dev/null || true
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -229,7 +199,6 @@ PY
   tail -1 "$RES" | awk -F, '{printf "  r%-2s %-6s %-15s %7.2f Gbit/s  retr %-5s proxy core %3s%% busy  foreign %s%%\n", $1, $2, $3, $4, $6, $9, $11}'
 }
 
-rotate() { local k=$1; shift; local a=("$@") n=$# i; for ((i = 0; i < n; i++)); do echo -n "${a[(i + k) % n]} "; done; }
 
 echo "results -> $OUT_DIR   (proxies + iperf3 server on core $PROXY_CORE, iperf3 client on core $LOAD_CORE, SCHED=$SCHED)"
 # warm-up: one short run through every peer (not recorded)

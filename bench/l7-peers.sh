@@ -75,17 +75,7 @@ export SLUICE_WORKERS=${SLUICE_WORKERS:-1}
 H=127.0.0.1
 
 # ---------------------------------------------------------------- tools and builds
-ensure_pkgs() { # pkg:binary ...
-  local missing=() pb
-  for pb in "$@"; do command -v "${pb#*:}" >/dev/null || missing+=("${pb%%:*}"); done
-  [[ ${#missing[@]} == 0 ]] && return 0
-  echo "installing: ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  local apt=(apt-get -q -o DPkg::Lock::Timeout=300)   # others may be running apt too
-  if ! "${apt[@]}" install -y "${missing[@]}" >/dev/null; then
-    "${apt[@]}" update >/dev/null && "${apt[@]}" install -y "${missing[@]}" >/dev/null
-  fi
-}
+source "$REPO/bench/lib/common.sh"
 ensure_pkgs nginx:nginx haproxy:haproxy wrk:wrk nghttp2-client:h2load curl:curl openssl:openssl \
   python3:python3 util-linux:taskset iproute2:ss
 if [[ $SKIP_BUILD != 1 ]]; then
@@ -164,27 +154,6 @@ LUA=$SHARED_BENCH/lua/report.lua
 N=(python3 "$SHARED_BENCH/lib/schedexec.py" "$SCHED")
 B=$ROUTE_BASE
 LOGD=$OUT_DIR
-PIDS=()
-declare -A PIDOF
-start_bg() { # name core cmd...
-  local name=$1 core=$2; shift 2
-  taskset -c "$core" "${N[@]}" "$@" > "$LOGD/$name.out" 2>&1 &
-  PIDS+=("$!"); PIDOF[$name]=$!
-}
-# still our child? (a PID whose process has exited and been reaped may belong to someone else now)
-mine() { [[ -n $1 && -r /proc/$1/stat ]] && [[ $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f2) == "$$" ]]; }
-cleanup() {
-  local pid alive
-  for pid in "${PIDS[@]:-}"; do mine "$pid" && { kill -TERM "$pid" 2>/dev/null || true; }; done
-  for _ in $(seq 1 30); do
-    alive=0
-    for pid in "${PIDS[@]:-}"; do mine "$pid" && alive=1; done
-    [[ $alive == 0 ]] && break
-    sleep 0.1
-  done
-  for pid in "${PIDS[@]:-}"; do mine "$pid" && { kill -KILL "$pid" 2>/dev/null || true; }; done
-  wait 2>/dev/null || true
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -496,7 +465,6 @@ sluice_log_check "$T/logs/sluice.out" "sluice (tls)"
 echo "raw: $RES  logs: $T/logs"
 cleanup; PIDS=(); PIDOF=()
 }
-rotate() { local k=$1; shift; local a=("$@") n=$# i; for ((i = 0; i < n; i++)); do echo -n "${a[(i + k) % n]} "; done; }
 
 if [[ $ROUTE == 1 ]]; then route_suite; fi
 if [[ $TLS_FULL == 1 ]]; then tls_full_suite; fi
