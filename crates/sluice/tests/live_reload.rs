@@ -567,9 +567,15 @@ fn deleted_ingress_gives_404_and_unready_endpoints_give_503() {
     let sluice = fx.start(&[]);
     served_by(&sluice, "gone.test", "/", "gone", None).expect("initial route");
     served_by(&sluice, "kept.test", "/", "kept", None).expect("initial route");
+    let ingresses = |s: &Sluice| metric_with(&s.metrics(), "sluice_objects", "kind=\"Ingress\"");
+    assert_eq!(ingresses(&sluice), Some(2.0), "sluice_objects by kind at start");
 
     std::fs::remove_file(&gone_file).expect("delete the Ingress file");
     applied_within_bound("deleted Ingress file (gone.test -> 404)", || status_is(&sluice, "gone.test", "/", 404));
+    applied_within_bound("sluice_objects follows the delete", || match ingresses(&sluice) {
+        Some(1.0) => Ok(()),
+        other => Err(format!("sluice_objects{{kind=\"Ingress\"}} is {other:?}, want 1")),
+    });
     served_by(&sluice, "kept.test", "/", "kept", None).expect("the other Ingress stays");
 
     // Every endpoint of `kept` not ready (the listening one and another address).

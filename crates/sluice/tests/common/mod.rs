@@ -579,36 +579,10 @@ impl Sluice {
     /// Starts Sluice on fresh ports (log in `log_dir/sluice-<port>.log`) and waits for
     /// `/readyz`; retries with other ports if one was taken in the meantime.
     pub fn start(log_dir: &Path, manifests: &[PathBuf], extra: &[&str]) -> Sluice {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let http = free_addr("127.0.0.1");
-            let https = free_addr("127.0.0.1");
-            let admin = free_addr("127.0.0.1");
-            let mut cmd = Command::new(SLUICE);
-            cmd.arg("run");
-            for m in manifests {
-                cmd.arg("--manifests").arg(m);
-            }
-            cmd.args(["--http", &http.to_string()])
-                .args(["--https", &https.to_string()])
-                .args(["--admin", &admin.to_string()])
-                .args(extra);
-            if std::env::var_os("RUST_LOG").is_none() {
-                cmd.env("RUST_LOG", "info");
-            }
-            let log = log_dir.join(format!("sluice-{}.log", http.port()));
-            let proc = Proc::spawn("sluice run", cmd, log, false);
-            let mut sluice = Sluice { proc, http, https, admin };
-            match sluice.wait_ready() {
-                Ok(()) => {
-                    sluice.proc.show_log_on_panic = true;
-                    return sluice;
-                }
-                Err(e) if attempt < 3 && e.contains("in use") => continue,
-                Err(e) => panic!("{e}"),
-            }
-        }
+        let manifests: Vec<String> = manifests.iter().map(|m| m.display().to_string()).collect();
+        let mut args: Vec<&str> = manifests.iter().flat_map(|m| ["--manifests", m.as_str()]).collect();
+        args.extend_from_slice(extra);
+        Sluice::start_with(log_dir, &args, &[])
     }
 
     /// Polls `GET /readyz` until it answers 200 (at most [`READY_TIMEOUT`]); the error
