@@ -158,7 +158,7 @@ impl Pipeline {
         let changes = state.source.apply(trigger);
         // SIGHUP compares every object, in case anything was missed; otherwise the source
         // says which objects changed (or which kinds, after a Kubernetes relist).
-        let kinds = if *trigger == Trigger::Rescan {
+        let changed = if *trigger == Trigger::Rescan {
             Changed::All
         } else if changes.objects.is_empty() {
             Changed::Kinds(&changes.kinds)
@@ -166,7 +166,7 @@ impl Pipeline {
             Changed::Objects(&changes.objects)
         };
         let next = if !changes.is_empty() {
-            let (snapshot, rebuilt) = self.build(&mut state, kinds);
+            let (snapshot, rebuilt) = self.build(&mut state, changed);
             let kind = match rebuilt {
                 Rebuilt::Routes => BuildKind::Full,
                 Rebuilt::Backends => BuildKind::Endpoints,
@@ -177,7 +177,7 @@ impl Pipeline {
             || current.diagnostics != combine(&state.source, &state.translate_diagnostics)
         {
             // An explicit reload (SIGHUP) always yields a new generation, as confirmation.
-            Some((self.build(&mut state, kinds).0, BuildKind::Diagnostics))
+            Some((self.build(&mut state, changed).0, BuildKind::Diagnostics))
         } else {
             None
         };
@@ -186,11 +186,11 @@ impl Pipeline {
 
     /// Translates what the source holds now, redoing only the work of changed objects, and
     /// adds the source's own diagnostics.
-    fn build(&self, state: &mut State, kinds: Changed<'_>) -> (Snapshot, Rebuilt) {
+    fn build(&self, state: &mut State, changed: Changed<'_>) -> (Snapshot, Rebuilt) {
         state.generation += 1;
         let (translator, allocations, generation) = (&mut state.translator, &state.allocations, state.generation);
         let (mut snapshot, rebuilt) =
-            state.source.with_store(|store| translator.build(store, kinds, allocations, generation));
+            state.source.with_store(|store| translator.build(store, changed, allocations, generation));
         if snapshot.l4.addresses != state.allocations {
             state.allocations.clone_from(&snapshot.l4.addresses);
             if let Some(record) = &self.record {

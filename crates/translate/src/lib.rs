@@ -55,7 +55,7 @@ pub fn translate(store: &Store, options: &Options, previous: &Allocations, gener
     Translator::new(options.clone()).build(store, Changed::All, previous, generation).0
 }
 
-/// Which kinds of objects may have changed since a [`Translator`]'s previous build.
+/// What may have changed since a [`Translator`]'s previous build.
 #[derive(Debug, Clone, Copy)]
 pub enum Changed<'a> {
     /// Any kind: every object is looked at (one pointer comparison each when unchanged).
@@ -72,7 +72,8 @@ pub enum Changed<'a> {
 /// How much of the previous snapshot a build redid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rebuilt {
-    /// Ingresses or IngressClasses changed: the route table was built again.
+    /// Ingresses or IngressClasses changed: the routes of the hosts they touch were built
+    /// again (every other host's are shared with the previous table).
     Routes,
     /// Only Services, endpoints or Secrets changed: the route table was shared, and only the
     /// backends of the changed Services were resolved again.
@@ -91,9 +92,12 @@ pub struct Translator {
     backends: Backends,
     secrets: Secrets,
     plan: Plan,
+    /// The SNI table and its problems; `None` until built, or when it must be built again.
     certificates: Option<(Arc<CertificateTable>, Vec<Diagnostic>)>,
     /// The backend of each id of the plan, as last resolved.
     resolved: Vec<Option<Resolved>>,
+    /// True until the first build, which looks at every object whatever it is told.
+    fresh: bool,
 }
 
 impl std::fmt::Debug for Translator {
@@ -120,47 +124,44 @@ impl Translator {
             plan: Plan::default(),
             certificates: None,
             resolved: Vec::new(),
+            fresh: true,
         }
     }
 
     /// Builds the snapshot for `store`, numbered `generation`, reusing what the objects that
-    /// did not change gave last time; `kinds` says which kinds to look at for changes.
+    /// did not change gave last time; `changed` says where to look for changes.
     /// `previous` holds the addresses LoadBalancer Services had, kept where possible.
     pub fn build(
         &mut self,
         store: &Store,
-        kinds: Changed<'_>,
+        changed: Changed<'_>,
         previous: &Allocations,
         generation: u64,
     ) -> (Snapshot, Rebuilt) {
-        // The first build looks at everything, whatever it is told.
-        let first = self.certificates.is_none();
-        let kinds = if first { Changed::All } else { kinds };
+        let first = std::mem::replace(&mut self.fresh, false);
+        let changed = if first { Changed::All } else { changed };
         let classify = |key: &ObjectKey, ingress: &Ingress| Classified {
             class: ClassChoice::of(ingress),
             validated: ingress::validate(key, ingress).map(Arc::new),
         };
-        let changed: Vec<Arc<ObjectKey>> = (self.ingresses.sync_changed(kinds, "Ingress", &store.ingresses, classify))
-            .into_iter()
-            .map(|change| change.key)
-            .collect();
+        let ingress_changes = self.ingresses.sync_changed(changed, "Ingress", &store.ingresses, classify);
         let classes_changed =
-            !self.classes.sync_changed(kinds, "IngressClass", &store.ingress_classes, |_, _| ()).is_empty();
-        let secrets_changed = self.secrets.sync(store, kinds);
-        let dirty_services = self.backends.sync(store, kinds);
+            !self.classes.sync_changed(changed, "IngressClass", &store.ingress_classes, |_, _| ()).is_empty();
+        let secrets_changed = self.secrets.sync(store, changed);
+        let dirty_services = self.backends.sync(store, changed);
 
         // A changed IngressClass can change which Ingresses are ours: plan them all again.
         let replan = classes_changed || first;
-        let changed = if replan {
+        let to_plan: Vec<Arc<ObjectKey>> = if replan {
             self.plan = Plan::default();
             store.ingresses.keys().map(|key| Arc::new(key.clone())).collect()
         } else {
-            changed
+            ingress_changes.into_iter().map(|change| change.key).collect()
         };
-        let rebuilt = if changed.is_empty() && !classes_changed { Rebuilt::Backends } else { Rebuilt::Routes };
+        let rebuilt = if to_plan.is_empty() && !classes_changed { Rebuilt::Backends } else { Rebuilt::Routes };
         let filter = ClassFilter::new(store, &self.options);
         let ingresses = &self.ingresses;
-        let verdicts = changed.into_iter().map(|key| {
+        let verdicts = to_plan.into_iter().map(|key| {
             let verdict = match ingresses.get(&key).filter(|c| filter.accepts(&c.class)) {
                 None => Verdict::Ignored,
                 Some(Classified { validated: Ok(valid), .. }) => Verdict::Served(valid.clone()),
