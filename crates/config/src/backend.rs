@@ -11,8 +11,9 @@ use crate::ObjectRef;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct BackendId(pub u32);
 
-/// How Sluice speaks to a backend, from the Service port's `appProtocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+/// How Sluice speaks to a backend, from the Service port's `appProtocol` or the Ingress's
+/// `backend-protocol` annotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum UpstreamProtocol {
     /// HTTP/1.1 with a keep-alive pool (the default).
     Http1,

@@ -49,6 +49,16 @@ impl fmt::Display for Subject {
     }
 }
 
+/// How bad a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum Severity {
+    /// The resource (or part of it) is not served as written.
+    Error,
+    /// The resource is served, but something it asks for is not applied (an ignored
+    /// annotation, an unused canary).
+    Warning,
+}
+
 /// One problem, naming the resource, the field path and the reason, like the API server does.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Diagnostic {
@@ -58,22 +68,37 @@ pub struct Diagnostic {
     pub field: String,
     /// Why, in words a user can act on.
     pub reason: String,
+    /// Error or warning.
+    pub severity: Severity,
 }
 
 impl Diagnostic {
     /// A diagnostic about a field of an object.
     pub fn object(object: ObjectRef, field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { subject: Subject::Object(object), field: field.into(), reason: reason.into() }
+        Self { subject: Subject::Object(object), field: field.into(), reason: reason.into(), severity: Severity::Error }
+    }
+
+    /// A warning about a field of an object that is served anyway.
+    pub fn warning(object: ObjectRef, field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { severity: Severity::Warning, ..Self::object(object, field, reason) }
+    }
+
+    /// True for errors, false for warnings.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
     }
 
     /// A diagnostic about a whole file.
     pub fn file(path: PathBuf, reason: impl Into<String>) -> Self {
-        Self { subject: Subject::File(path), field: String::new(), reason: reason.into() }
+        Self { subject: Subject::File(path), field: String::new(), reason: reason.into(), severity: Severity::Error }
     }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.severity == Severity::Warning {
+            f.write_str("warning: ")?;
+        }
         if self.field.is_empty() {
             write!(f, "{}: {}", self.subject, self.reason)
         } else {

@@ -88,6 +88,18 @@ impl HostMatch {
             },
         }
     }
+
+    /// True when this (wildcard or any-host) match also matches every request of `other`:
+    /// `*.a.test` covers `x.a.test`; `*` covers everything.
+    pub fn covers(&self, other: &HostMatch) -> bool {
+        match (self, other) {
+            (HostMatch::Any, _) => true,
+            (HostMatch::Wildcard(suffix), HostMatch::Exact(host)) => {
+                host.as_str().split_once('.').is_some_and(|(first, rest)| !first.is_empty() && rest == suffix.as_str())
+            }
+            _ => self == other,
+        }
+    }
 }
 
 impl fmt::Display for HostMatch {

@@ -12,15 +12,22 @@ mod diagnostic;
 mod host;
 mod l4;
 mod path;
+mod route;
 mod routes;
+mod template;
 mod tls;
 
 pub use backend::{Backend, BackendId, UpstreamProtocol};
-pub use diagnostic::{Diagnostic, ObjectRef, Subject};
+pub use diagnostic::{Diagnostic, ObjectRef, Severity, Subject};
 pub use host::{HostMatch, Hostname, InvalidHostname};
 pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
-pub use path::{InvalidPath, PathMatch};
-pub use routes::{Conflict, Route, RouteEntry, RouteTable, RouteTableBuilder};
+pub use path::{InvalidPath, PathMatch, PathRegex, REGEX_SIZE_LIMIT};
+pub use route::{
+    Action, Condition, Filter, Forward, HeaderEdits, PathRewrite, Redirect, RetryOn, RetryPolicy, Route, RouteGroup,
+    UpstreamPolicy, ValueMatch, WeightedBackend,
+};
+pub use routes::{Conflict, RouteEntry, RouteTable, RouteTableBuilder};
+pub use template::{cookie, query_arg, InvalidTemplate, RequestFacts, Template, Variable};
 pub use tls::{CertificateTable, CertificateTableBuilder};
 
 use std::sync::Arc;

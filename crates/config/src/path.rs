@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-/// How a rule's path matches request paths, per `networking.k8s.io/v1` `pathType`.
+/// How a rule's path matches request paths, per `networking.k8s.io/v1` `pathType`, or as
+/// a regex (ingress-nginx `use-regex`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum PathMatch {
     /// `Exact`: the request path equals this, case-sensitively.
@@ -10,6 +11,78 @@ pub enum PathMatch {
     /// `Prefix` (and `ImplementationSpecific`): matches element-wise on `/`-separated segments.
     /// Stored without trailing slashes, so `/` is the empty string and matches every path.
     Prefix(Box<str>),
+    /// A case-insensitive regex anchored at the start of the path, as nginx's
+    /// `location ~* "^PATH"`.
+    Regex(PathRegex),
+}
+
+/// A compiled path regex: `(?i)^` + the path as written. Compared, ordered and hashed by
+/// the path as written.
+#[derive(Debug, Clone)]
+pub struct PathRegex {
+    path: Box<str>,
+    regex: regex::Regex,
+}
+
+/// The most memory one user-written path regex may compile to.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+impl PathRegex {
+    /// Compiles `path` (as written in the rule) into `(?i)^path`, within [`REGEX_SIZE_LIMIT`].
+    pub fn new(path: &str) -> Result<Self, InvalidPath> {
+        let regex = regex::RegexBuilder::new(&format!("^{path}"))
+            .case_insensitive(true)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| InvalidPath {
+                field: "path",
+                reason: format!("{path:?}: not a usable regex: {}", first_line(&e)),
+            })?;
+        Ok(Self { path: path.into(), regex })
+    }
+
+    /// The path as written.
+    pub fn as_str(&self) -> &str {
+        &self.path
+    }
+
+    /// The compiled regex (`(?i)^path`).
+    pub fn regex(&self) -> &regex::Regex {
+        &self.regex
+    }
+}
+
+fn first_line(error: &regex::Error) -> String {
+    let text = error.to_string();
+    text.lines().rev().find(|l| l.starts_with("error:")).unwrap_or(text.lines().next().unwrap_or("")).to_owned()
+}
+
+impl PartialEq for PathRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+    }
+}
+impl Eq for PathRegex {}
+impl PartialOrd for PathRegex {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for PathRegex {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.path.cmp(&other.path)
+    }
+}
+impl std::hash::Hash for PathRegex {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.path.hash(state);
+    }
+}
+impl serde::Serialize for PathRegex {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.path)
+    }
 }
 
 /// Why a path rule is invalid; worded like the API server.
@@ -67,6 +140,7 @@ impl PathMatch {
     pub fn len(&self) -> usize {
         match self {
             PathMatch::Exact(p) | PathMatch::Prefix(p) => p.len(),
+            PathMatch::Regex(r) => r.path.len(),
         }
     }
 
@@ -81,6 +155,7 @@ impl fmt::Display for PathMatch {
         match self {
             PathMatch::Exact(p) => write!(f, "={p}"),
             PathMatch::Prefix(p) => write!(f, "{p}/*"),
+            PathMatch::Regex(r) => write!(f, "~*^{}", r.path),
         }
     }
 }
@@ -112,6 +187,16 @@ mod tests {
         assert_eq!(PathMatch::parse(Some("/a/.."), Some("Exact")).unwrap_err().field, "path");
         assert_eq!(PathMatch::parse(Some("/a"), None).unwrap_err().field, "pathType");
         assert_eq!(PathMatch::parse(Some("/a"), Some("Regex")).unwrap_err().field, "pathType");
+    }
+
+    #[test]
+    fn regexes_are_anchored_case_insensitive_and_bounded() {
+        let r = PathRegex::new("/api(/|$)(.*)").unwrap();
+        assert!(r.regex().is_match("/API/users"));
+        assert!(!r.regex().is_match("/v1/api"));
+        assert!(PathRegex::new("/a(").is_err());
+        assert!(PathRegex::new("/(a|b|c|d|e){1000}{1000}").is_err(), "over the size limit");
+        assert!(PathRegex::new("/(?<n>x)\\1").is_err(), "no backreferences");
     }
 
     #[test]

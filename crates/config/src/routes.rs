@@ -1,49 +1,65 @@
-//! The precompiled routing table: host hash maps, then per-host exact and prefix maps.
+//! The precompiled routing table: host hash maps, then per-host exact and prefix maps, or
+//! (for hosts in regex mode) one `RegexSet` of the host's paths in nginx's order.
 //!
-//! Lookup cost is a few hash probes (one per path segment at most) and no allocation.
+//! Lookup cost is a few hash probes (one per path segment at most), or one pass of a lazy
+//! DFA over the path, and no allocation.
 
 use foldhash::HashMap;
 use std::sync::Arc;
 
 use crate::host::{normalize, HOST_BUF_LEN};
 use crate::path::prefix_candidates;
-use crate::{BackendId, HostMatch, ObjectRef, PathMatch};
-
-/// Where a matched request goes, and which Ingress said so.
-#[derive(Debug)]
-pub struct Route {
-    /// The Ingress that defined this route (shared by all of its routes).
-    pub ingress: Arc<ObjectRef>,
-    /// `namespace/name` of the Ingress, the metrics label.
-    pub ingress_label: Arc<str>,
-    /// The backend Service port, in the snapshot's backend list.
-    pub backend: BackendId,
-}
-
-impl Route {
-    /// A route from `ingress` (whose metrics label is `ingress_label`, `namespace/name`) to
-    /// `backend`; an Ingress's routes share both.
-    pub fn new(ingress: Arc<ObjectRef>, ingress_label: Arc<str>, backend: BackendId) -> Self {
-        Self { ingress, ingress_label, backend }
-    }
-
-    /// The metrics label of an Ingress, `namespace/name`.
-    pub fn label_of(ingress: &ObjectRef) -> Arc<str> {
-        format!("{}/{}", ingress.namespace, ingress.name).into()
-    }
-}
+use crate::path::PathRegex;
+use crate::{HostMatch, ObjectRef, PathMatch, RouteGroup};
 
 #[derive(Debug, Default, Clone)]
 struct PathTable {
-    exact: HashMap<Box<str>, Arc<Route>>,
-    prefix: HashMap<Box<str>, Arc<Route>>,
+    exact: HashMap<Box<str>, Arc<RouteGroup>>,
+    prefix: HashMap<Box<str>, Arc<RouteGroup>>,
+    regex: RegexPaths,
+}
+
+/// A host's regex paths, in the order nginx tries its regex locations: longest path first,
+/// then by path text, descending (ingress-nginx sorts them so), the first match winning.
+#[derive(Debug, Default, Clone)]
+struct RegexPaths {
+    paths: Vec<(PathRegex, Arc<RouteGroup>)>,
+    /// All of `paths` in one automaton; `None` while paths are being added, or when the set
+    /// would be too large (then each regex is tried in turn).
+    set: Option<regex::RegexSet>,
+}
+
+/// The most memory the regex set of one host may compile to.
+const REGEX_SET_SIZE_LIMIT: usize = 64 << 20;
+
+impl RegexPaths {
+    fn lookup(&self, path: &str) -> Option<&Arc<RouteGroup>> {
+        let index = match &self.set {
+            Some(set) => set.matches(path).iter().next()?,
+            None => self.paths.iter().position(|(regex, _)| regex.regex().is_match(path))?,
+        };
+        self.paths.get(index).map(|(_, group)| group)
+    }
+
+    fn compile(&mut self) {
+        self.paths.sort_by(|(a, _), (b, _)| b.as_str().len().cmp(&a.as_str().len()).then_with(|| b.cmp(a)));
+        self.set = regex::RegexSetBuilder::new(self.paths.iter().map(|(r, _)| r.regex().as_str()))
+            .case_insensitive(true)
+            .size_limit(REGEX_SET_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SET_SIZE_LIMIT)
+            .build()
+            .ok();
+    }
 }
 
 impl PathTable {
-    fn lookup(&self, path: &str) -> Option<&Arc<Route>> {
+    fn lookup(&self, path: &str) -> Option<&Arc<RouteGroup>> {
         // An exact match is as long as the request path, so it beats every prefix match.
         if let Some(route) = self.exact.get(path) {
             return Some(route);
+        }
+        if !self.regex.paths.is_empty() {
+            return self.regex.lookup(path);
         }
         if self.prefix.is_empty() {
             return None;
@@ -51,10 +67,50 @@ impl PathTable {
         prefix_candidates(path).find_map(|candidate| self.prefix.get(candidate))
     }
 
-    fn slot(&mut self, path: &PathMatch) -> std::collections::hash_map::Entry<'_, Box<str>, Arc<Route>> {
+    fn len(&self) -> usize {
+        self.exact.len() + self.prefix.len() + self.regex.paths.len()
+    }
+
+    fn get(&self, path: &PathMatch) -> Option<&Arc<RouteGroup>> {
         match path {
+            PathMatch::Exact(p) => self.exact.get(p),
+            PathMatch::Prefix(p) => self.prefix.get(p),
+            PathMatch::Regex(r) => self.regex.paths.iter().find(|(held, _)| held == r).map(|(_, g)| g),
+        }
+    }
+
+    /// Puts `group` at `path`; with `replace` false, an occupied path is left as it is and
+    /// its holder returned.
+    fn put(&mut self, path: &PathMatch, group: Arc<RouteGroup>, replace: bool) -> Result<bool, Arc<RouteGroup>> {
+        use std::collections::hash_map::Entry;
+        let entry = match path {
             PathMatch::Exact(p) => self.exact.entry(p.clone()),
             PathMatch::Prefix(p) => self.prefix.entry(p.clone()),
+            PathMatch::Regex(r) => {
+                self.regex.set = None;
+                return match self.regex.paths.iter_mut().find(|(held, _)| held == r) {
+                    Some((_, held)) if replace => {
+                        *held = group;
+                        Ok(false)
+                    }
+                    Some((_, held)) => Err(held.clone()),
+                    None => {
+                        self.regex.paths.push((r.clone(), group));
+                        Ok(true)
+                    }
+                };
+            }
+        };
+        match entry {
+            Entry::Occupied(mut taken) if replace => {
+                taken.insert(group);
+                Ok(false)
+            }
+            Entry::Occupied(taken) => Err(taken.get().clone()),
+            Entry::Vacant(slot) => {
+                slot.insert(group);
+                Ok(true)
+            }
         }
     }
 }
@@ -67,7 +123,7 @@ pub struct RouteTable {
     exact_hosts: HashMap<Arc<str>, Arc<PathTable>>,
     wildcard_hosts: HashMap<Arc<str>, Arc<PathTable>>,
     any_host: Arc<PathTable>,
-    default_backend: Option<Arc<Route>>,
+    default_backend: Option<Arc<RouteGroup>>,
     /// Routes in the table, the default backend included.
     len: usize,
 }
@@ -86,13 +142,13 @@ impl RouteTable {
     /// A builder starting from this table: it shares every host's routes until
     /// [`RouteTableBuilder::clear_host`] replaces them.
     pub fn to_builder(&self) -> RouteTableBuilder {
-        RouteTableBuilder { table: self.clone() }
+        RouteTableBuilder { table: self.clone(), regex_changed: Vec::new() }
     }
 
     /// Finds the route for a request. `host` is the raw `Host`/`:authority` (any case, maybe
     /// with a port); `path` the request path without query. Rules of the exact host are tried
     /// first, then the wildcard, then rules without host, then the default backend.
-    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<RouteGroup>> {
         let mut buf = [0u8; HOST_BUF_LEN];
         let host = host.and_then(|h| normalize(h, &mut buf));
         let by_host = host.and_then(|host| {
@@ -116,10 +172,10 @@ pub struct RouteEntry<'a> {
     pub host: String,
     /// The rule's path (`/` for the catch-all prefix); empty for the default backend.
     pub path: String,
-    /// `Exact`, `Prefix`, or `Default` for the default backend.
+    /// `Exact`, `Prefix`, `Regex`, or `Default` for the default backend.
     pub match_type: &'static str,
     /// Where it goes.
-    pub route: &'a Arc<Route>,
+    pub routes: &'a Arc<RouteGroup>,
 }
 
 impl PathTable {
@@ -134,8 +190,10 @@ impl PathTable {
             }))
             .collect();
         paths.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)).then(a.1.cmp(b.1)));
-        for (path, match_type, route) in paths {
-            out.push(RouteEntry { host: host.to_owned(), path, match_type, route });
+        // Regex paths after, in the order they are tried.
+        paths.extend(self.regex.paths.iter().map(|(r, g)| (r.as_str().to_owned(), "Regex", g)));
+        for (path, match_type, routes) in paths {
+            out.push(RouteEntry { host: host.to_owned(), path, match_type, routes });
         }
     }
 }
@@ -156,8 +214,8 @@ impl RouteTable {
             table.entries(&format!("*.{suffix}"), &mut out);
         }
         self.any_host.entries("*", &mut out);
-        if let Some(route) = &self.default_backend {
-            out.push(RouteEntry { host: String::new(), path: String::new(), match_type: "Default", route });
+        if let Some(routes) = &self.default_backend {
+            out.push(RouteEntry { host: String::new(), path: String::new(), match_type: "Default", routes });
         }
         out
     }
@@ -167,7 +225,7 @@ impl RouteTable {
 /// keeps it, the caller reports the loser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
-    /// The Ingress that holds the slot.
+    /// The resource that holds the slot.
     pub winner: ObjectRef,
 }
 
@@ -175,9 +233,20 @@ pub struct Conflict {
 #[derive(Debug, Default)]
 pub struct RouteTableBuilder {
     table: RouteTable,
+    /// Hosts whose regex paths changed, to compile again when built.
+    regex_changed: Vec<HostMatch>,
 }
 
 impl RouteTableBuilder {
+    fn paths_mut(&mut self, host: &HostMatch) -> &mut PathTable {
+        let paths = match host {
+            HostMatch::Exact(h) => self.table.exact_hosts.entry(h.as_str().into()).or_default(),
+            HostMatch::Wildcard(h) => self.table.wildcard_hosts.entry(h.as_str().into()).or_default(),
+            HostMatch::Any => &mut self.table.any_host,
+        };
+        Arc::make_mut(paths)
+    }
+
     /// Removes every route of `host`, so that its routes can be inserted again.
     pub fn clear_host(&mut self, host: &HostMatch) {
         let removed = match host {
@@ -185,7 +254,7 @@ impl RouteTableBuilder {
             HostMatch::Wildcard(h) => self.table.wildcard_hosts.remove(h.as_str()),
             HostMatch::Any => Some(std::mem::take(&mut self.table.any_host)),
         };
-        self.table.len -= removed.map_or(0, |paths| paths.exact.len() + paths.prefix.len());
+        self.table.len -= removed.map_or(0, |paths| paths.len());
     }
 
     /// Removes the default backend, so that it can be set again.
@@ -195,31 +264,52 @@ impl RouteTableBuilder {
         }
     }
 
-    /// Adds a route unless the same host, path and path type is already taken.
-    pub fn insert(&mut self, host: &HostMatch, path: &PathMatch, route: Arc<Route>) -> Result<(), Conflict> {
+    /// Adds routes unless the same host, path and path type is already taken.
+    pub fn insert(&mut self, host: &HostMatch, path: &PathMatch, routes: Arc<RouteGroup>) -> Result<(), Conflict> {
+        self.put(host, path, routes, false)
+    }
+
+    /// The routes at this host and path, if any.
+    pub fn get(&self, host: &HostMatch, path: &PathMatch) -> Option<&Arc<RouteGroup>> {
         let paths = match host {
-            HostMatch::Exact(h) => self.table.exact_hosts.entry(h.as_str().into()).or_default(),
-            HostMatch::Wildcard(h) => self.table.wildcard_hosts.entry(h.as_str().into()).or_default(),
-            HostMatch::Any => &mut self.table.any_host,
+            HostMatch::Exact(h) => self.table.exact_hosts.get(h.as_str())?,
+            HostMatch::Wildcard(h) => self.table.wildcard_hosts.get(h.as_str())?,
+            HostMatch::Any => &self.table.any_host,
         };
-        match Arc::make_mut(paths).slot(path) {
-            std::collections::hash_map::Entry::Occupied(taken) => {
-                Err(Conflict { winner: (*taken.get().ingress).clone() })
-            }
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(route);
-                self.table.len += 1;
+        paths.get(path)
+    }
+
+    /// Puts routes at this host and path, replacing what was there (a canary joining the
+    /// route it splits).
+    pub fn replace(&mut self, host: &HostMatch, path: &PathMatch, routes: Arc<RouteGroup>) {
+        let _ = self.put(host, path, routes, true);
+    }
+
+    fn put(
+        &mut self,
+        host: &HostMatch,
+        path: &PathMatch,
+        routes: Arc<RouteGroup>,
+        replace: bool,
+    ) -> Result<(), Conflict> {
+        if matches!(path, PathMatch::Regex(_)) && !self.regex_changed.contains(host) {
+            self.regex_changed.push(host.clone());
+        }
+        match self.paths_mut(host).put(path, routes, replace) {
+            Ok(added) => {
+                self.table.len += usize::from(added);
                 Ok(())
             }
+            Err(held) => Err(Conflict { winner: (*held.owner).clone() }),
         }
     }
 
     /// Sets the default backend unless one is already set.
-    pub fn set_default(&mut self, route: Arc<Route>) -> Result<(), Conflict> {
+    pub fn set_default(&mut self, routes: Arc<RouteGroup>) -> Result<(), Conflict> {
         if let Some(taken) = &self.table.default_backend {
-            return Err(Conflict { winner: (*taken.ingress).clone() });
+            return Err(Conflict { winner: (*taken.owner).clone() });
         }
-        self.table.default_backend = Some(route);
+        self.table.default_backend = Some(routes);
         self.table.len += 1;
         Ok(())
     }
@@ -234,8 +324,11 @@ impl RouteTableBuilder {
         self.table.len == 0
     }
 
-    /// The finished table.
-    pub fn build(self) -> RouteTable {
+    /// The finished table, with the regex sets of changed hosts compiled.
+    pub fn build(mut self) -> RouteTable {
+        for host in std::mem::take(&mut self.regex_changed) {
+            self.paths_mut(&host).regex.compile();
+        }
         self.table
     }
 }
@@ -243,11 +336,16 @@ impl RouteTableBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Action, BackendId, Forward, Route, WeightedBackend};
 
-    fn route(name: &str) -> Arc<Route> {
-        let ingress = ObjectRef::new("Ingress", "ns", name);
-        let label = Route::label_of(&ingress);
-        Arc::new(Route::new(Arc::new(ingress), label, BackendId(0)))
+    fn route(name: &str) -> Arc<RouteGroup> {
+        let owner = Arc::new(ObjectRef::new("Ingress", "ns", name));
+        let label = Route::label_of(&owner);
+        let forward =
+            Forward { backends: Box::new([WeightedBackend { id: BackendId(0), weight: 1 }]), policy: Arc::default() };
+        let route =
+            Route { owner, label, conditions: Box::new([]), filters: Box::new([]), action: Action::Forward(forward) };
+        Arc::new(RouteGroup::single(route))
     }
 
     fn table(rules: &[(&str, &str, &str, &str)]) -> RouteTable {
@@ -261,7 +359,7 @@ mod tests {
     }
 
     fn hit(t: &RouteTable, host: &str, path: &str) -> Option<String> {
-        t.route(Some(host), path).map(|r| r.ingress.name.clone())
+        t.route(Some(host), path).map(|g| g.owner.name.clone())
     }
 
     #[test]
@@ -334,5 +432,24 @@ mod tests {
         assert_eq!(hit(&first, "b.test", "/").as_deref(), Some("b"), "the first table is unchanged");
         let shared = |t: &RouteTable| t.exact_hosts["a.test"].clone();
         assert!(Arc::ptr_eq(&shared(&first), &shared(&next)), "untouched hosts are shared");
+    }
+
+    #[test]
+    fn regex_hosts_try_paths_longest_first_and_exact_keys_first() {
+        let mut b = RouteTableBuilder::default();
+        let host = HostMatch::parse(Some("r.test")).unwrap();
+        for (path, name) in [("/", "root"), ("/api", "api"), ("/api/v[0-9]+", "versioned"), ("/API/v1/x", "x")] {
+            b.insert(&host, &PathMatch::Regex(PathRegex::new(path).unwrap()), route(name)).unwrap();
+        }
+        let t = b.build();
+        assert_eq!(hit(&t, "r.test", "/api/v2/users").as_deref(), Some("versioned"));
+        assert_eq!(hit(&t, "r.test", "/api/v1/x").as_deref(), Some("versioned"), "the longer pattern is tried first");
+        assert_eq!(hit(&t, "r.test", "/api/vX/x").as_deref(), Some("api"));
+        assert_eq!(hit(&t, "r.test", "/Api/V1/X").as_deref(), Some("versioned"), "case-insensitive");
+        assert_eq!(hit(&t, "r.test", "/apix").as_deref(), Some("api"), "nginx regex prefixes are not per segment");
+        assert_eq!(hit(&t, "r.test", "/other").as_deref(), Some("root"));
+        assert_eq!(t.len(), 4);
+        let entries: Vec<_> = t.entries().into_iter().map(|e| e.path).collect();
+        assert_eq!(entries, ["/api/v[0-9]+", "/API/v1/x", "/api", "/"]);
     }
 }

@@ -1,7 +1,64 @@
 //! `GET /config`: the routing table of the snapshot being served, as JSON.
 
 use serde_json::{json, Value};
-use sluice_config::Snapshot;
+use sluice_config::{Action, Condition, Filter, HeaderEdits, Route, Snapshot, ValueMatch};
+
+/// One route of a group: its conditions, filters and weighted backends (or redirect).
+fn rule(snapshot: &Snapshot, route: &Route) -> Value {
+    let conditions: Vec<String> = route.conditions.iter().map(describe_condition).collect();
+    let filters: Vec<String> = route.filters.iter().map(describe_filter).collect();
+    let action = match &route.action {
+        Action::Redirect(redirect) => {
+            json!({ "redirect": redirect.location.to_string(), "code": redirect.code.as_u16() })
+        }
+        Action::Forward(forward) => {
+            let backends: Vec<Value> = forward
+                .backends
+                .iter()
+                .map(|b| json!({ "backend": snapshot.backend(b.id).map(|b| b.label.as_ref()), "weight": b.weight }))
+                .collect();
+            let p = &forward.policy;
+            json!({
+                "backends": backends,
+                "policy": {
+                    "connect_timeout_ms": p.connect_timeout.as_millis() as u64,
+                    "read_timeout_ms": p.read_timeout.as_millis() as u64,
+                    "max_body_bytes": p.max_body,
+                    "retry_tries": p.retry.tries,
+                },
+            })
+        }
+    };
+    json!({ "source": route.label.as_ref(), "conditions": conditions, "filters": filters, "action": action })
+}
+
+fn describe_condition(condition: &Condition) -> String {
+    let value = |v: &ValueMatch| match v {
+        ValueMatch::Exact(text) => format!("= {text:?}"),
+        ValueMatch::Regex(regex) => format!("~ {:?}", regex.as_str()),
+    };
+    match condition {
+        Condition::Header { name, value: v } => format!("header {name} {}", value(v)),
+        Condition::Cookie { name, value: v } => format!("cookie {name} {}", value(v)),
+    }
+}
+
+fn describe_filter(filter: &Filter) -> String {
+    let edits = |e: &HeaderEdits| {
+        let set = e.set.iter().map(|(n, v)| format!("set {n}: {v}"));
+        let add = e.add.iter().map(|(n, v)| format!("add {n}: {v}"));
+        let remove = e.remove.iter().map(|n| format!("remove {n}"));
+        set.chain(add).chain(remove).collect::<Vec<_>>().join(", ")
+    };
+    match filter {
+        Filter::HttpsRedirect { code, .. } => format!("redirect http to https ({})", code.as_u16()),
+        Filter::AppRoot { path } => format!("app-root {}", path.to_str().unwrap_or_default()),
+        Filter::RewritePath(rewrite) => format!("rewrite {} -> {}", rewrite.regex.as_str(), rewrite.target),
+        Filter::RequestHeaders(e) => format!("request headers: {}", edits(e)),
+        Filter::ResponseHeaders(e) => format!("response headers: {}", edits(e)),
+        Filter::Hsts(value) => format!("hsts {}", value.to_str().unwrap_or_default()),
+    }
+}
 
 /// Generation, routes (host, path, match type, Ingress, backend with endpoints), L4
 /// listeners, certificates by SNI, and diagnostics.
@@ -11,15 +68,17 @@ pub fn document(snapshot: &Snapshot) -> Value {
         .entries()
         .into_iter()
         .map(|entry| {
-            let backend = snapshot.backend(entry.route.backend);
+            let main = entry.routes.routes.last();
+            let backend = main.and_then(|r| r.forward()).and_then(|f| snapshot.backend(f.backends.first()?.id));
             json!({
                 "host": entry.host,
                 "path": entry.path,
                 "match": entry.match_type,
-                "ingress": entry.route.ingress_label.as_ref(),
+                "ingress": format!("{}/{}", entry.routes.owner.namespace, entry.routes.owner.name),
                 "backend": backend.map(|b| b.label.as_ref()),
                 "protocol": backend.map(|b| b.protocol),
                 "endpoints": backend.map(|b| b.endpoints.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                "rules": entry.routes.routes.iter().map(|route| rule(snapshot, route)).collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -7,20 +7,18 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::uri::{Authority, PathAndQuery, Scheme as UriScheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::{Either, Empty};
+use http_body_util::{Either, Empty, Limited};
 use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use sluice_config::{Backend, UpstreamProtocol};
+use sluice_config::{Action, Backend, HeaderEdits, UpstreamPolicy, UpstreamProtocol};
 
+use crate::filters::{self, Arrival, ResponseFilters};
 use crate::headers::{is_upgrade, set_forwarding, strip_hop_by_hop, Downstream};
 use crate::path::routing_path;
 use crate::responses::{error, ProxyBody, SERVER};
 use crate::upstream::{SendError, UpstreamBody};
 use crate::DataPlane;
-
-/// Most endpoints tried for one request when connections are refused.
-const CONNECT_ATTEMPTS: usize = 3;
 
 impl DataPlane {
     /// Answers one request. Never fails: every problem becomes a status code.
@@ -38,13 +36,45 @@ impl DataPlane {
             .map(Authority::as_str)
             .or_else(|| request.headers().get(header::HOST).and_then(|h| h.to_str().ok()));
         let path = routing_path(request.uri().path());
-        let found = snapshot.routes.route(host, &path);
-        let Some((route, backend)) = found.and_then(|r| Some((r, snapshot.backend(r.backend)?))) else {
+        let found = snapshot.routes.route(host, &path).and_then(|group| group.select(request.headers()));
+        let Some(route) = found else {
             self.metrics.request(None, StatusCode::NOT_FOUND, started.elapsed());
             return error(StatusCode::NOT_FOUND);
         };
-        let response = self.forward(downstream, backend, request).await.unwrap_or_else(error);
-        self.metrics.request(Some((&**route, &**backend)), response.status(), started.elapsed());
+        // Filters and redirects read the request as it arrived; a plain route needs nothing.
+        let plain = route.filters.is_empty() && matches!(route.action, Action::Forward(_));
+        let arrived = (!plain).then(|| (path.into_owned(), host.unwrap_or_default().to_owned()));
+        let (mut parts, body) = request.into_parts();
+        let arrival =
+            arrived.as_ref().map(|(path, host)| Arrival::new(downstream, &parts, path, host, self.options.https_port));
+        let after = arrival.as_ref().and_then(|arrival| ResponseFilters::prepare(route, arrival, &parts));
+        let mut backend = None;
+        let edits = match &arrival {
+            Some(arrival) => filters::on_request(route, arrival, &mut parts),
+            None => Ok(None),
+        };
+        let mut response = match (edits, &route.action) {
+            (Err(answer), _) => *answer,
+            (Ok(_), Action::Redirect(target)) => match &arrival {
+                Some(arrival) => filters::redirect_answer(target, arrival, &parts),
+                None => error(StatusCode::INTERNAL_SERVER_ERROR),
+            },
+            (Ok(edits), Action::Forward(forward)) => {
+                backend = forward.pick_backend().and_then(|id| snapshot.backend(id));
+                match backend {
+                    None => error(StatusCode::SERVICE_UNAVAILABLE),
+                    Some(chosen) => {
+                        let edits = edits.zip(arrival.as_ref());
+                        let sent = self.forward(downstream, chosen, &forward.policy, edits, (parts, body)).await;
+                        sent.unwrap_or_else(error)
+                    }
+                }
+            }
+        };
+        if let Some(after) = after {
+            after.apply(&mut response);
+        }
+        self.metrics.request(backend.map(|b| (route, &**b)), response.status(), started.elapsed());
         response
     }
 
@@ -52,20 +82,40 @@ impl DataPlane {
         &self,
         downstream: &Downstream,
         backend: &Backend,
-        mut request: Request<Incoming>,
+        policy: &UpstreamPolicy,
+        edits: Option<(&HeaderEdits, &Arrival<'_>)>,
+        (parts, body): (Parts, Incoming),
     ) -> Result<Response<ProxyBody>, StatusCode> {
+        if let (Some(limit), Some(length)) = (policy.max_body, body.size_hint().exact()) {
+            if length > limit {
+                return Err(StatusCode::PAYLOAD_TOO_LARGE);
+            }
+        }
         let mut endpoint = backend.pick().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
-        let upgrade = request.version() == Version::HTTP_11 && is_upgrade(request.headers());
+        let upgrade = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
+        let mut request = Request::from_parts(parts, ());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-        let (mut parts, body) = request.into_parts();
+        let (mut parts, ()) = request.into_parts();
         prepare(&mut parts, downstream, backend.protocol, upgrade);
-        // A request without a body can be sent again when an endpoint refuses the
-        // connection; one with a body is streamed, so it gets one attempt.
+        if let Some((edits, arrival)) = edits {
+            filters::edit_request(edits, arrival, &mut parts);
+        }
+        // A request without a body can be sent again to another endpoint; one with a body
+        // is streamed, so it gets one attempt.
         let replayable = body.is_end_stream();
-        let attempts = if replayable { CONNECT_ATTEMPTS.min(backend.endpoints.len()) } else { 1 };
+        let idempotent = !matches!(parts.method, Method::POST | Method::PATCH) || policy.retry.on.non_idempotent;
+        let tries = match policy.retry.tries {
+            0 => backend.endpoints.len(),
+            n => n as usize,
+        };
+        let attempts =
+            if replayable && !policy.retry.on.is_off() { tries.min(backend.endpoints.len()).max(1) } else { 1 };
+        let deadline = policy.retry.timeout.map(|limit| Instant::now() + limit);
         // The head is copied only when another attempt may need it.
         let mut spare = (attempts > 1).then(|| copy_head(&parts));
-        let mut next = Some((parts, Either::Left(body)));
+        let limited =
+            Limited::new(body, policy.max_body.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)));
+        let mut next = Some((parts, Either::Left(limited)));
         let mut response = None;
         for attempt in 1..=attempts {
             let (mut head, sent_body) = match next.take() {
@@ -77,16 +127,21 @@ impl DataPlane {
                 }
             };
             head.uri = upstream_uri(&head, backend.protocol, endpoint)?;
-            match self.send(backend, endpoint, Request::from_parts(head, sent_body)).await {
-                Err(Failure::Connect) if attempt < attempts => {
-                    endpoint = backend.pick().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
-                }
-                Err(failure) => return Err(failure.status()),
-                Ok(answer) => {
-                    response = Some(answer);
-                    break;
-                }
+            let last = attempt == attempts || deadline.is_some_and(|d| Instant::now() >= d);
+            let outcome = self.send(backend, endpoint, policy, Request::from_parts(head, sent_body)).await;
+            let retry = match &outcome {
+                Err(Failure::Connect) => policy.retry.on.error,
+                Err(Failure::Timeout) => policy.retry.on.timeout && idempotent,
+                Err(Failure::Other) => policy.retry.on.error && idempotent,
+                Err(Failure::TooLarge) => false,
+                Ok(answer) => idempotent && policy.retry.on.statuses.contains(&answer.status()),
+            };
+            if retry && !last {
+                endpoint = backend.pick().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
+                continue;
             }
+            response = Some(outcome.map_err(Failure::status)?);
+            break;
         }
         let mut response = response.ok_or(StatusCode::BAD_GATEWAY)?;
         let tunnel = response.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -113,16 +168,19 @@ impl DataPlane {
         &self,
         backend: &Backend,
         endpoint: SocketAddr,
+        policy: &UpstreamPolicy,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, Failure> {
-        let sent = self.upstream.send(backend.protocol, endpoint, request);
-        match tokio::time::timeout(self.options.upstream_timeout, sent).await {
+        let sent = self.upstream.send(backend.protocol, endpoint, policy.connect_timeout, request);
+        match tokio::time::timeout(policy.read_timeout, sent).await {
             Err(_) => Err(Failure::Timeout),
             Ok(Err(e)) => {
                 tracing::debug!(backend = %backend.label, %endpoint, error = %e, "upstream request failed");
                 if matches!(e, SendError::Connect(_)) {
                     self.metrics.upstream_connect_error(backend);
                     Err(Failure::Connect)
+                } else if e.body_too_large() {
+                    Err(Failure::TooLarge)
                 } else {
                     Err(Failure::Other)
                 }
@@ -141,6 +199,8 @@ enum Failure {
     Timeout,
     /// The connection broke while sending or before the response.
     Other,
+    /// The request body grew past the route's limit while streaming.
+    TooLarge,
 }
 
 impl Failure {
@@ -148,6 +208,7 @@ impl Failure {
         match self {
             Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Failure::Connect | Failure::Other => StatusCode::BAD_GATEWAY,
+            Failure::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }

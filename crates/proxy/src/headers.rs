@@ -24,14 +24,17 @@ pub(crate) struct Downstream {
     pub client: SocketAddr,
     /// `http` or `https`.
     pub scheme: Scheme,
+    /// The listener's port.
+    pub port: u16,
     client_ip: HeaderValue,
-    port: HeaderValue,
+    port_text: HeaderValue,
 }
 
 impl Downstream {
     /// A connection from `client` to a listener on `port`.
     pub(crate) fn new(client: SocketAddr, scheme: Scheme, port: u16) -> Self {
-        Self { client, scheme, client_ip: HeaderValue::from(IpText::new(client.ip())), port: HeaderValue::from(port) }
+        let client_ip = HeaderValue::from(IpText::new(client.ip()));
+        Self { client, scheme, port, client_ip, port_text: HeaderValue::from(port) }
     }
 }
 
@@ -96,7 +99,7 @@ pub(crate) fn set_forwarding(headers: &mut HeaderMap, downstream: &Downstream, h
     headers.insert(&X_FORWARDED_FOR, downstream.client_ip.clone());
     headers.insert(&X_REAL_IP, downstream.client_ip.clone());
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(downstream.scheme.as_str()));
-    headers.insert(&X_FORWARDED_PORT, downstream.port.clone());
+    headers.insert(&X_FORWARDED_PORT, downstream.port_text.clone());
     match host {
         Some(host) => headers.insert(&X_FORWARDED_HOST, host.clone()),
         None => headers.remove(&X_FORWARDED_HOST),

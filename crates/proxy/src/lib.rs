@@ -10,6 +10,7 @@ pub mod admin;
 mod config_view;
 
 mod drain;
+mod filters;
 mod forward;
 mod headers;
 mod listener;
@@ -33,21 +34,16 @@ pub use tls::server_config;
 /// Tunables of the data plane, from the command line.
 #[derive(Debug, Clone)]
 pub struct ProxyOptions {
-    /// How long to wait for a backend's response headers before answering 504.
-    pub upstream_timeout: Duration,
-    /// How long to wait for a TCP connection to a backend before answering 502.
-    pub connect_timeout: Duration,
     /// How long a client may take to complete a TLS handshake.
     pub handshake_timeout: Duration,
+    /// The HTTPS listener's port, where plain-HTTP requests are redirected to (omitted from
+    /// the `Location` when 443). Timeouts towards backends are per route, in the snapshot.
+    pub https_port: u16,
 }
 
 impl Default for ProxyOptions {
     fn default() -> Self {
-        Self {
-            upstream_timeout: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(5),
-            handshake_timeout: Duration::from_secs(10),
-        }
+        Self { handshake_timeout: Duration::from_secs(10), https_port: 443 }
     }
 }
 
@@ -65,7 +61,7 @@ pub struct DataPlane {
 impl DataPlane {
     /// A data plane serving whatever `snapshot` currently holds.
     pub fn new(snapshot: Arc<SharedSnapshot>, metrics: Arc<Metrics>, options: ProxyOptions) -> Arc<Self> {
-        let upstream = upstream::Upstream::new(&options);
+        let upstream = upstream::Upstream::default();
         Arc::new(Self { snapshot, upstream, metrics, options, drain: drain::Drain::new() })
     }
 

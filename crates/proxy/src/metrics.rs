@@ -133,7 +133,7 @@ impl Metrics {
             _ => "5xx",
         };
         let labels = RequestLabels {
-            ingress: route.map(|(r, _)| r.ingress_label.clone()),
+            ingress: route.map(|(r, _)| r.label.clone()),
             service: route.map(|(_, b)| b.label.clone()),
 
             code_class,

@@ -19,6 +19,7 @@ pub(crate) fn error(status: StatusCode) -> Response<ProxyBody> {
         StatusCode::BAD_GATEWAY => "the backend could not be reached",
         StatusCode::GATEWAY_TIMEOUT => "the backend did not answer in time",
         StatusCode::METHOD_NOT_ALLOWED => "this method is not proxied",
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than this route accepts",
         _ => "",
     };
     let body = format!("{} {}: {reason}\n", status.as_u16(), status.canonical_reason().unwrap_or_default());
@@ -27,5 +28,18 @@ pub(crate) fn error(status: StatusCode) -> Response<ProxyBody> {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     headers.insert(header::SERVER, SERVER);
+    response
+}
+
+/// A redirect to `location` (which comes from the request and the route, already a valid
+/// URL unless a client sent bytes a header cannot carry: then 400).
+pub(crate) fn redirect(status: StatusCode, location: &str) -> Response<ProxyBody> {
+    let Ok(value) = HeaderValue::from_str(location) else {
+        return error(StatusCode::BAD_REQUEST);
+    };
+    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::LOCATION, value);
+    response.headers_mut().insert(header::SERVER, SERVER);
     response
 }

@@ -13,18 +13,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{Either, Empty};
+use http_body_util::{Either, Empty, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sluice_config::UpstreamProtocol;
 use tokio::net::TcpStream;
 
-use crate::ProxyOptions;
-
-/// A request body towards a backend: the client's, streamed, or empty for a retry of a
-/// request that had none.
-pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+/// A request body towards a backend: the client's, streamed within the route's size limit,
+/// or empty for a retry of a request that had none.
+pub(crate) type UpstreamBody = Either<Limited<Incoming>, Empty<Bytes>>;
 
 /// Most idle HTTP/1.1 connections kept per endpoint; more are closed when returned.
 const MAX_IDLE_PER_ENDPOINT: usize = 512;
@@ -38,6 +36,23 @@ pub(crate) enum SendError {
     Request(hyper::Error),
 }
 
+impl SendError {
+    /// True when the request failed because its body grew past the route's limit.
+    pub(crate) fn body_too_large(&self) -> bool {
+        let SendError::Request(e) = self else {
+            return false;
+        };
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            if cause.is::<LengthLimitError>() {
+                return true;
+            }
+            source = cause.source();
+        }
+        false
+    }
+}
+
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -48,38 +63,32 @@ impl std::fmt::Display for SendError {
 }
 
 /// Connections to every endpoint, by protocol.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Upstream {
     http1: Mutex<HashMap<SocketAddr, Vec<http1::SendRequest<UpstreamBody>>>>,
     h2c: Mutex<HashMap<SocketAddr, http2::SendRequest<UpstreamBody>>>,
-    connect_timeout: Duration,
 }
 
 impl Upstream {
-    pub(crate) fn new(options: &ProxyOptions) -> Self {
-        Self {
-            http1: Mutex::new(HashMap::default()),
-            h2c: Mutex::new(HashMap::default()),
-            connect_timeout: options.connect_timeout,
-        }
-    }
-
-    /// Sends `request` to `endpoint` over a pooled or new connection.
+    /// Sends `request` to `endpoint` over a pooled or new connection (made within
+    /// `connect_timeout`).
     pub(crate) async fn send(
         &self,
         protocol: UpstreamProtocol,
         endpoint: SocketAddr,
+        connect_timeout: Duration,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, SendError> {
         match protocol {
-            UpstreamProtocol::Http1 => self.send_http1(endpoint, request).await,
-            UpstreamProtocol::H2c => self.send_h2c(endpoint, request).await,
+            UpstreamProtocol::Http1 => self.send_http1(endpoint, connect_timeout, request).await,
+            UpstreamProtocol::H2c => self.send_h2c(endpoint, connect_timeout, request).await,
         }
     }
 
     async fn send_http1(
         &self,
         endpoint: SocketAddr,
+        connect_timeout: Duration,
         mut request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, SendError> {
         // A pooled connection the backend closed meanwhile hands the request back unsent.
@@ -95,7 +104,7 @@ impl Upstream {
                 },
             }
         }
-        let io = self.connect(endpoint).await?;
+        let io = self.connect(endpoint, connect_timeout).await?;
         let (mut sender, connection) = http1::handshake(io).await.map_err(SendError::Request)?;
         tokio::spawn(async move {
             if let Err(e) = connection.with_upgrades().await {
@@ -128,6 +137,7 @@ impl Upstream {
     async fn send_h2c(
         &self,
         endpoint: SocketAddr,
+        connect_timeout: Duration,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, SendError> {
         let pooled = {
@@ -137,7 +147,7 @@ impl Upstream {
         let mut sender = match pooled {
             Some(sender) => sender,
             None => {
-                let io = self.connect(endpoint).await?;
+                let io = self.connect(endpoint, connect_timeout).await?;
                 let (sender, connection) = http2::Builder::new(TokioExecutor::new())
                     .timer(TokioTimer::new())
                     .handshake(io)
@@ -157,8 +167,8 @@ impl Upstream {
         sender.send_request(request).await.map_err(SendError::Request)
     }
 
-    async fn connect(&self, endpoint: SocketAddr) -> Result<TokioIo<TcpStream>, SendError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(endpoint))
+    async fn connect(&self, endpoint: SocketAddr, timeout: Duration) -> Result<TokioIo<TcpStream>, SendError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(endpoint))
             .await
             .map_err(|_| SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))?
             .map_err(SendError::Connect)?;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use crate::cli::SourceArgs;
 use crate::pipeline::Pipeline;
 
-/// Entry point of `sluice check`: prints every diagnostic and exits 1 if there is any.
+/// Entry point of `sluice check`: prints what each Ingress's annotations amount to and every
+/// diagnostic, and exits 1 if any is an error (warnings alone exit 0).
 pub fn main(source: &SourceArgs) -> ExitCode {
     // The runtime outlives the check: the watches it runs keep the store current.
     let (_runtime, kube) = match source.kubernetes {
@@ -27,20 +28,19 @@ pub fn main(source: &SourceArgs) -> ExitCode {
     };
     let snapshot = pipeline.first();
 
+    print!("{}", pipeline.annotation_report());
     for diagnostic in &snapshot.diagnostics {
         println!("{diagnostic}");
     }
     let s = snapshot.summary;
-    let verdict = if snapshot.diagnostics.is_empty() { "ok" } else { "problems found" };
+    let errors = snapshot.diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = snapshot.diagnostics.len() - errors;
+    let verdict = if errors == 0 { "ok" } else { "problems found" };
     println!(
-        "{verdict}: {} Ingresses ({} rejected), {} routes, {} certificates, {} diagnostics",
-        s.ingresses,
-        s.rejected_ingresses,
-        s.routes,
-        s.certificates,
-        snapshot.diagnostics.len()
+        "{verdict}: {} Ingresses ({} rejected), {} routes, {} certificates, {errors} errors, {warnings} warnings",
+        s.ingresses, s.rejected_ingresses, s.routes, s.certificates,
     );
-    if snapshot.diagnostics.is_empty() {
+    if errors == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

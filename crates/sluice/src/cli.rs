@@ -94,10 +94,28 @@ pub struct SourceArgs {
     pub watch_namespace: Option<String>,
 
     /// Serve Ingresses of this class: `spec.ingressClassName` equal to it (or naming an
-    /// IngressClass whose controller is `sluice.dev/ingress-controller`), or the legacy
+    /// IngressClass whose controller is --controller-class), or the legacy
     /// `kubernetes.io/ingress.class` annotation equal to it.
+    /// To take over from ingress-nginx: --ingress-class nginx --controller-class k8s.io/ingress-nginx
     #[arg(long, value_name = "NAME", default_value = "sluice", env = "SLUICE_INGRESS_CLASS")]
     pub ingress_class: String,
+
+    /// IngressClasses whose `spec.controller` is this are ours (ingress-nginx's is
+    /// `k8s.io/ingress-nginx`).
+    #[arg(long, value_name = "NAME", default_value = sluice_translate::CONTROLLER_NAME)]
+    pub controller_class: String,
+
+    /// Where ingress-nginx annotations are read from: `<prefix>/rewrite-target` and so on.
+    /// Each annotation under it is honoured with ingress-nginx's meaning, or reported as
+    /// ignored (served without it) or refused (the Ingress is not served); `sluice check`
+    /// lists which.
+    #[arg(long, value_name = "PREFIX", default_value = sluice_translate::DEFAULT_ANNOTATIONS_PREFIX)]
+    pub annotations_prefix: String,
+
+    /// How long to wait for a backend's response headers (and between reads of its body)
+    /// before answering 504, unless an Ingress sets `proxy-read-timeout`.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub upstream_timeout: Duration,
 
     /// Also serve Ingresses that name no class at all. Without this flag they are served
     /// only when one of our IngressClasses is annotated as the cluster default.
@@ -173,10 +191,6 @@ pub struct ServeArgs {
     /// handshakes.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub tls_session_resumption: bool,
-
-    /// How long to wait for a backend's response headers before answering 504.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub upstream_timeout: Duration,
 
     /// On SIGTERM/SIGINT: stop accepting, then wait this long for requests and WebSocket
     /// tunnels in flight before exiting.

@@ -26,6 +26,9 @@ pub fn main(args: DemoArgs) -> ExitCode {
     let source = SourceArgs {
         manifests: vec![dir],
         ingress_class: "sluice".into(),
+        controller_class: sluice_translate::CONTROLLER_NAME.into(),
+        annotations_prefix: sluice_translate::DEFAULT_ANNOTATIONS_PREFIX.into(),
+        upstream_timeout: std::time::Duration::from_secs(60),
         watch_ingress_without_class: false,
         default_tls_secret: None,
         lb_pools: Vec::new(),
@@ -37,7 +40,6 @@ pub fn main(args: DemoArgs) -> ExitCode {
         http: args.http,
         https: args.https,
         admin: args.admin,
-        upstream_timeout: std::time::Duration::from_secs(60),
         drain_timeout: std::time::Duration::from_secs(5),
         tls_session_resumption: true,
 

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
 
-use sluice_config::{Diagnostic, Snapshot};
+use sluice_config::{Diagnostic, Snapshot, UpstreamPolicy};
 use sluice_manifests::{Changes, ManifestSource};
 
 use crate::source::{allocations_from_status, Source};
 use sluice_store::ObjectKey;
-use sluice_translate::{Allocations, Changed, Rebuilt, Translator};
+use sluice_translate::{Allocations, AnnotationVerdict, Changed, Rebuilt, Translator};
 
 use crate::cli::SourceArgs;
 use crate::state::AllocationRecord;
@@ -105,12 +105,18 @@ impl Pipeline {
         kube: Option<Arc<sluice_kube::KubeSource>>,
     ) -> Result<Self, String> {
         let default_tls_secret = source.default_tls_secret.as_deref().map(parse_secret_ref).transpose()?;
+        let mut defaults = sluice_translate::Defaults::default();
+        let policy = UpstreamPolicy { read_timeout: source.upstream_timeout, ..UpstreamPolicy::default() };
+        defaults.policy = Arc::new(policy);
         let options = sluice_translate::Options {
             ingress_class: source.ingress_class.clone(),
             watch_without_class: source.watch_ingress_without_class,
             default_tls_secret,
-            fallback_certificate: crate::default_cert::generate()?,
             lb_pools: source.lb_pools.clone(),
+            controller_class: source.controller_class.clone(),
+            annotations_prefix: source.annotations_prefix.clone(),
+            defaults,
+            ..sluice_translate::Options::new(crate::default_cert::generate()?)
         };
         // Without pools there is nothing to allocate, and nothing to record.
         let roots = absolute_roots(&source.manifests);
@@ -144,6 +150,26 @@ impl Pipeline {
             state.allocations = kube.read(allocations_from_status);
         }
         self.build(&mut state, Changed::All).0
+    }
+
+    /// What each Ingress's annotations amount to (honoured, ignored, refused), one Ingress
+    /// per paragraph, for `sluice check`.
+    pub fn annotation_report(&self) -> String {
+        use std::fmt::Write;
+        let state = self.lock();
+        let reports = state.source.with_store(|store| sluice_translate::annotation_reports(store, &self.options));
+        let mut out = String::new();
+        for (ingress, annotations) in reports {
+            let _ = writeln!(out, "{ingress}:");
+            for report in annotations {
+                let _ = match report.verdict {
+                    AnnotationVerdict::Honoured => writeln!(out, "  honoured  {}", report.key),
+                    AnnotationVerdict::Ignored(why) => writeln!(out, "  ignored   {}: {why}", report.key),
+                    AnnotationVerdict::Refused(why) => writeln!(out, "  refused   {}: {why}", report.key),
+                };
+            }
+        }
+        out
     }
 
     /// An empty snapshot (generation 0) to serve the admin listener before the first one.

@@ -261,7 +261,7 @@ pub async fn serve(
 
     let http = bind(serve.http, "--http").await?;
     let https = bind(serve.https, "--https").await?;
-    let options = ProxyOptions { upstream_timeout: serve.upstream_timeout, ..ProxyOptions::default() };
+    let options = ProxyOptions { https_port: serve.https.port(), ..ProxyOptions::default() };
     let plane = DataPlane::new(snapshot.clone(), metrics.clone(), options);
     let tls = sluice_proxy::server_config(snapshot.clone(), serve.tls_session_resumption)
         .map_err(|e| format!("TLS configuration: {e}"))?;

@@ -328,7 +328,10 @@ fn fetch(
                 Some(i) => (&rest[..i], &rest[i..]),
                 None => (rest, "/"),
             };
-            host = authority.to_owned();
+            // The redirect names Sluice's test port where a cluster would use the scheme's
+            // default port, which a client leaves out of `Host`.
+            let port = if scheme == "https" { sc.sluice.https.port() } else { sc.sluice.http.port() };
+            host = authority.strip_suffix(&format!(":{port}")).unwrap_or(authority).to_owned();
             path = new_path.to_owned();
         } else {
             path = location;

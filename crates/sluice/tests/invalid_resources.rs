@@ -199,9 +199,9 @@ fn garbage_tls_secret_drops_only_that_tls_entry() {
     assert!(!output.lines().any(|l| l.contains("good-tls")), "the good TLS entry was reported:\n{output}");
 
     let sluice = fx.start(&["--default-tls-secret", "default/fallback-tls"]);
-    // Plain HTTP for the host still routes.
+    // Plain HTTP for the host is still redirected to https, as for any host with TLS.
     let resp = sluice.get("garbage.test", "/");
-    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(resp.status, 308, "{resp:?}");
     // HTTPS for it gets the default certificate and still routes.
     let raw = http_request("GET", "garbage.test", "/", &[], b"");
     let (resp, leaf) =

@@ -14,11 +14,16 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// One echo backend `echo` behind an Ingress `main` with a host-less `Prefix /` rule.
+/// One echo backend `echo` behind an Ingress `main` with a host-less `Prefix /` rule that
+/// takes bodies of any size (ingress-nginx's default `proxy-body-size` is 1m).
 fn simple(extra_args: &[&str]) -> (Fixture, Sluice) {
     let mut fx = Fixture::new("proxy");
     fx.backend("echo");
-    fx.ingress(&Ingress::new("main").path(None, "Prefix", "/", "echo"));
+    fx.ingress(
+        &Ingress::new("main")
+            .annotation("nginx.ingress.kubernetes.io/proxy-body-size", "0")
+            .path(None, "Prefix", "/", "echo"),
+    );
     let sluice = fx.start(extra_args);
     (fx, sluice)
 }

@@ -14,6 +14,7 @@ use sluice_store::k8s_openapi::api::core::v1::{Endpoints, Service, ServicePort};
 use sluice_store::k8s_openapi::api::discovery::v1::EndpointSlice;
 use sluice_store::{ObjectKey, Store};
 
+use crate::annotations::BackendOptions;
 use crate::cache::DerivedCache;
 use crate::ingress::PortRef;
 use crate::Changed;
@@ -30,6 +31,8 @@ pub(crate) struct BackendKey {
     pub service: ObjectKey,
     /// The port, by number or name.
     pub port: PortRef,
+    /// How the Ingress asks for it to be reached (`backend-protocol`, `service-upstream`).
+    pub options: BackendOptions,
 }
 
 /// A backend as resolved, and why it has no endpoints when its Service or port is missing.
@@ -116,12 +119,16 @@ impl Backends {
         let label = key.port.to_string();
         match found {
             Ok(port) => {
-                let protocol = match port.app_protocol.as_deref() {
+                let protocol = key.options.protocol.unwrap_or(match port.app_protocol.as_deref() {
                     Some(H2C_APP_PROTOCOL) => UpstreamProtocol::H2c,
                     _ => UpstreamProtocol::Http1,
-                };
+                });
                 let port_name = port.name.clone().unwrap_or_default();
-                let endpoints = self.endpoints(store, &key.service, &port_name);
+                let endpoints = if key.options.service_upstream {
+                    cluster_ip(store, &key.service, port.port)
+                } else {
+                    self.endpoints(store, &key.service, &port_name)
+                };
                 let backend = Backend::new(service_ref, &label, Some(port_name), protocol, endpoints);
                 Resolved { backend: Arc::new(backend), problem: None }
             }
@@ -144,6 +151,16 @@ impl Backends {
             add_legacy_endpoints(endpoints, port_name, &mut found);
         }
         found.into_iter().collect()
+    }
+}
+
+/// `service-upstream`: the Service's ClusterIP and port, as one endpoint.
+fn cluster_ip(store: &Store, service: &ObjectKey, port: i32) -> Vec<SocketAddr> {
+    let spec = store.services.get(service).and_then(|s| s.spec.as_ref());
+    let ip = spec.and_then(|s| s.cluster_ip.as_deref()).and_then(|ip| ip.parse::<IpAddr>().ok());
+    match (ip, u16::try_from(port)) {
+        (Some(ip), Ok(port)) => vec![SocketAddr::new(ip, port)],
+        _ => Vec::new(),
     }
 }
 

@@ -47,31 +47,33 @@ pub(crate) struct ClassFilter<'a> {
 
 impl<'a> ClassFilter<'a> {
     pub(crate) fn new(store: &'a Store, options: &'a Options) -> Self {
-        let unset_is_ours = options.watch_without_class || has_default_class(store);
+        let unset_is_ours = options.watch_without_class || has_default_class(store, &options.controller_class);
         Self { store, options, unset_is_ours }
     }
 
     /// True when an Ingress of this class belongs to this controller.
     pub(crate) fn accepts(&self, choice: &ClassChoice) -> bool {
         match choice {
-            ClassChoice::Named(name) => *name == self.options.ingress_class || class_is_ours(self.store, name),
+            ClassChoice::Named(name) => {
+                *name == self.options.ingress_class || class_is_ours(self.store, name, &self.options.controller_class)
+            }
             ClassChoice::Legacy(legacy) => *legacy == self.options.ingress_class,
             ClassChoice::Unset => self.unset_is_ours,
         }
     }
 }
 
-fn class_is_ours(store: &Store, name: &str) -> bool {
+fn class_is_ours(store: &Store, name: &str, controller: &str) -> bool {
     store
         .ingress_classes
         .get(&ObjectKey::new("", name))
         .and_then(|class| class.spec.as_ref())
-        .is_some_and(|spec| spec.controller.as_deref() == Some(CONTROLLER_NAME))
+        .is_some_and(|spec| spec.controller.as_deref() == Some(controller))
 }
 
-fn has_default_class(store: &Store) -> bool {
+fn has_default_class(store: &Store, controller: &str) -> bool {
     store.ingress_classes.values().any(|class| {
-        let ours = class.spec.as_ref().is_some_and(|s| s.controller.as_deref() == Some(CONTROLLER_NAME));
+        let ours = class.spec.as_ref().is_some_and(|s| s.controller.as_deref() == Some(controller));
         let default = class
             .metadata
             .annotations

@@ -121,19 +121,22 @@ fn random_object(dice: &mut Dice, certificate: &(String, String)) -> Object {
 fn render(snapshot: &Snapshot) -> String {
     let mut out = format!("{:?}\n{:?}\n", snapshot.summary, snapshot.ingresses);
     for entry in snapshot.routes.entries() {
-        let backend = snapshot.backend(entry.route.backend).unwrap();
-        let _ = writeln!(
-            out,
-            "{} {} {} -> {} {} {:?} {:?} {:?}",
-            entry.host,
-            entry.path,
-            entry.match_type,
-            entry.route.ingress_label,
-            backend.label,
-            backend.port_name,
-            backend.protocol,
-            backend.endpoints
-        );
+        for weighted in entry.routes.backends() {
+            let backend = snapshot.backend(weighted.id).unwrap();
+            let _ = writeln!(
+                out,
+                "{} {} {} -> {} {} {:?} {:?} {:?} {}",
+                entry.host,
+                entry.path,
+                entry.match_type,
+                entry.routes.owner,
+                backend.label,
+                backend.port_name,
+                backend.protocol,
+                backend.endpoints,
+                weighted.weight,
+            );
+        }
     }
     for (name, owner) in snapshot.certificates.entries() {
         let _ = writeln!(out, "tls {name} {owner}");

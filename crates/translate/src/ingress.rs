@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use sluice_config::{Diagnostic, HostMatch, ObjectRef, PathMatch, Route};
+use sluice_config::{Diagnostic, HostMatch, ObjectRef, PathMatch, PathRegex, PathRewrite, Route};
 use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressTLS};
 use sluice_store::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sluice_store::ObjectKey;
 
+use crate::annotations::{self, AnnotationVerdict, BackendOptions, IngressAnnotations};
 use crate::backends::BackendKey;
 
 /// A Service port as an Ingress backend names it.
@@ -40,6 +41,12 @@ pub(crate) struct BackendRef {
 #[derive(Debug)]
 pub(crate) struct ValidPath {
     pub matcher: PathMatch,
+    /// The path as written, for hosts whose paths are regexes.
+    pub written: Box<str>,
+    /// The compiled regex, when this Ingress asks for regex paths.
+    pub regex: Option<PathRegex>,
+    /// `rewrite-target` for this path.
+    pub rewrite: Option<PathRewrite>,
     pub backend: BackendRef,
     pub field: String,
 }
@@ -71,18 +78,50 @@ pub(crate) struct ValidIngress {
     pub default_backend: Option<BackendRef>,
     pub rules: Vec<ValidRule>,
     pub tls: Vec<TlsEntry>,
+    /// Its ingress-nginx annotations.
+    pub annotations: IngressAnnotations,
+    /// Annotations it is served without (warnings).
+    pub warnings: Vec<Diagnostic>,
 }
 
-/// Validates `ingress` the way the API server would; `Err` lists every problem found.
-pub(crate) fn validate(key: &ObjectKey, ingress: &Ingress) -> Result<ValidIngress, Vec<Diagnostic>> {
+impl ValidIngress {
+    /// True when the Ingress is a canary of another's routes.
+    pub(crate) fn is_canary(&self) -> bool {
+        self.annotations.canary.is_some()
+    }
+
+    /// True when this Ingress's `spec.tls` covers `host`.
+    pub(crate) fn has_tls_for(&self, host: &HostMatch) -> bool {
+        self.tls.iter().any(|entry| entry.hosts.iter().any(|h| h == host || h.covers(host)))
+    }
+}
+
+/// Validates `ingress` the way the API server would, and reads its annotations under
+/// `prefix`; `Err` lists every problem found (a refused annotation is one).
+pub(crate) fn validate(key: &ObjectKey, ingress: &Ingress, prefix: &str) -> Result<ValidIngress, Vec<Diagnostic>> {
     let object = ObjectRef::new("Ingress", &key.namespace, &key.name);
     let mut problems = Problems { object: &object, list: Vec::new() };
+    let (annotations, reports) = match ingress.metadata.annotations.as_ref() {
+        Some(written) => annotations::parse(prefix, written),
+        None => (IngressAnnotations::default(), Vec::new()),
+    };
+    let mut warnings = Vec::new();
+    for report in reports {
+        let field = format!("metadata.annotations[{}]", report.key);
+        match report.verdict {
+            AnnotationVerdict::Honoured => {}
+            AnnotationVerdict::Ignored(reason) => warnings.push(Diagnostic::warning(object.clone(), field, reason)),
+            AnnotationVerdict::Refused(reason) => problems.add(&field, reason),
+        }
+    }
     let Some(spec) = ingress.spec.as_ref() else {
         problems.add("spec", "Required value: either `defaultBackend` or `rules` must be specified");
         return Err(problems.list);
     };
-    let default_backend =
-        spec.default_backend.as_ref().and_then(|b| backend_ref(key, b, "spec.defaultBackend", &mut problems));
+    let default_backend = spec
+        .default_backend
+        .as_ref()
+        .and_then(|b| backend_ref(key, b, "spec.defaultBackend", annotations.backend, &mut problems));
     let rules_in = spec.rules.as_deref().unwrap_or_default();
     if default_backend.is_none() && rules_in.is_empty() && problems.list.is_empty() {
         problems.add("spec", "Required value: either `defaultBackend` or `rules` must be specified");
@@ -105,9 +144,20 @@ pub(crate) fn validate(key: &ObjectKey, ingress: &Ingress) -> Result<ValidIngres
                 problems.add(&format!("{field}.path"), format!("{written:?}: must be an absolute path"));
             }
 
-            let backend = backend_ref(key, &path.backend, &format!("{field}.backend"), &mut problems);
-            if let (Ok(matcher), Some(backend)) = (matcher, backend) {
-                paths.push(ValidPath { matcher, backend, field });
+            let backend =
+                backend_ref(key, &path.backend, &format!("{field}.backend"), annotations.backend, &mut problems);
+            let regex = annotations
+                .regex_paths()
+                .then(|| PathRegex::new(written).map_err(|e| problems.add(&format!("{field}.path"), e.reason)))
+                .transpose();
+            let rewrite = annotations
+                .rewrite_target
+                .as_ref()
+                .map(|target| rewrite(written, target).map_err(|reason| problems.add(&format!("{field}.path"), reason)))
+                .transpose();
+            if let (Ok(matcher), Some(backend), Ok(regex), Ok(rewrite)) = (matcher, backend, regex, rewrite) {
+                let written = written.into();
+                paths.push(ValidPath { matcher, written, regex, rewrite, backend, field });
             }
         }
         if let Ok(host) = host {
@@ -127,7 +177,18 @@ pub(crate) fn validate(key: &ObjectKey, ingress: &Ingress) -> Result<ValidIngres
     }
     let created = ingress.metadata.creation_timestamp.clone();
     let label = Route::label_of(&object);
-    Ok(ValidIngress { owner: Arc::new(object), label, created, default_backend, rules, tls })
+    Ok(ValidIngress { owner: Arc::new(object), label, created, default_backend, rules, tls, annotations, warnings })
+}
+
+/// ingress-nginx's `rewrite "(?i)PATH" TARGET break;`: the path regex, unanchored and
+/// case-insensitive, its groups feeding the target.
+fn rewrite(path: &str, target: &sluice_config::Template) -> Result<PathRewrite, String> {
+    let regex = regex::RegexBuilder::new(path)
+        .case_insensitive(true)
+        .size_limit(sluice_config::REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|_| format!("{path:?}: not a usable regex for rewrite-target"))?;
+    Ok(PathRewrite { regex, target: target.clone() })
 }
 
 struct Problems<'o> {
@@ -145,6 +206,7 @@ fn backend_ref(
     ingress: &ObjectKey,
     backend: &IngressBackend,
     field: &str,
+    options: BackendOptions,
     problems: &mut Problems<'_>,
 ) -> Option<BackendRef> {
     if backend.resource.is_some() {
@@ -191,7 +253,7 @@ fn backend_ref(
     };
     let port = port.filter(|_| ok)?;
     let service = ObjectKey::new(&ingress.namespace, &service.name);
-    Some(BackendRef { key: BackendKey { service, port }, field: format!("{field}.service") })
+    Some(BackendRef { key: BackendKey { service, port, options }, field: format!("{field}.service") })
 }
 
 fn tls_entry(entry: &IngressTLS, index: usize, rules: &[ValidRule], problems: &mut Problems<'_>) -> Option<TlsEntry> {

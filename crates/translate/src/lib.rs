@@ -5,10 +5,12 @@
 //! user-written string is parsed here into the typed values of `sluice-config`; an invalid
 //! Ingress is excluded alone with a diagnostic per problem, and everything valid is served.
 
+mod annotations;
 mod backends;
 mod cache;
 mod certificates;
 mod class;
+mod compile;
 mod ingress;
 mod l4;
 mod plan;
@@ -17,7 +19,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
-use sluice_config::{BackendId, CertificateTable, Diagnostic, Snapshot, Summary};
+use sluice_config::{BackendId, CertificateTable, Diagnostic, ObjectRef, Snapshot, Summary};
 use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use sluice_store::{ObjectKey, Store};
 
@@ -28,8 +30,10 @@ use crate::class::{ClassChoice, ClassFilter};
 use crate::ingress::ValidIngress;
 use crate::plan::{Plan, Verdict};
 
+pub use annotations::{AnnotationReport, AnnotationVerdict, DEFAULT_ANNOTATIONS_PREFIX};
 pub use certificates::certified_key_from_pem;
 pub use class::CONTROLLER_NAME;
+pub use compile::Defaults;
 pub use l4::{AddressPool, Allocations, LOAD_BALANCER_CLASS};
 
 /// What translation needs besides the objects themselves.
@@ -46,6 +50,29 @@ pub struct Options {
     pub fallback_certificate: Arc<CertifiedKey>,
     /// `--lb-pool`: addresses for Services of `type: LoadBalancer`; empty turns L4 off.
     pub lb_pools: Vec<AddressPool>,
+    /// `--controller-class`: IngressClasses whose `spec.controller` is this are ours.
+    pub controller_class: String,
+    /// `--annotations-prefix`: where ingress-nginx annotations are read from.
+    pub annotations_prefix: String,
+    /// Global defaults of what annotations override.
+    pub defaults: Defaults,
+}
+
+impl Options {
+    /// Options with Sluice's defaults: class `sluice`, controller `sluice.dev/ingress-controller`,
+    /// ingress-nginx's annotation prefix and defaults, no default Secret, no address pools.
+    pub fn new(fallback_certificate: Arc<CertifiedKey>) -> Self {
+        Self {
+            ingress_class: "sluice".into(),
+            watch_without_class: false,
+            default_tls_secret: None,
+            fallback_certificate,
+            lb_pools: Vec::new(),
+            controller_class: CONTROLLER_NAME.into(),
+            annotations_prefix: DEFAULT_ANNOTATIONS_PREFIX.into(),
+            defaults: Defaults::default(),
+        }
+    }
 }
 
 /// Builds the snapshot for `store` from scratch; `generation` numbers it. `previous` holds
@@ -53,6 +80,22 @@ pub struct Options {
 /// where possible. For a stream of changes, a [`Translator`] does the same with less work.
 pub fn translate(store: &Store, options: &Options, previous: &Allocations, generation: u64) -> Snapshot {
     Translator::new(options.clone()).build(store, Changed::All, previous, generation).0
+}
+
+/// What Sluice does with the annotations of each Ingress of our class that has any under
+/// the prefix, for `sluice check`.
+pub fn annotation_reports(store: &Store, options: &Options) -> Vec<(ObjectRef, Vec<AnnotationReport>)> {
+    let filter = ClassFilter::new(store, options);
+    store
+        .ingresses
+        .iter()
+        .filter(|(_, ingress)| filter.accepts(&ClassChoice::of(ingress)))
+        .filter_map(|(key, ingress)| {
+            let written = ingress.metadata.annotations.as_ref()?;
+            let (_, reports) = annotations::parse(&options.annotations_prefix, written);
+            (!reports.is_empty()).then(|| (ObjectRef::new("Ingress", &key.namespace, &key.name), reports))
+        })
+        .collect()
 }
 
 /// What may have changed since a [`Translator`]'s previous build.
@@ -140,9 +183,10 @@ impl Translator {
     ) -> (Snapshot, Rebuilt) {
         let first = std::mem::replace(&mut self.fresh, false);
         let changed = if first { Changed::All } else { changed };
+        let prefix = self.options.annotations_prefix.as_str();
         let classify = |key: &ObjectKey, ingress: &Ingress| Classified {
             class: ClassChoice::of(ingress),
-            validated: ingress::validate(key, ingress).map(Arc::new),
+            validated: ingress::validate(key, ingress, prefix).map(Arc::new),
         };
         let ingress_changes = self.ingresses.sync_changed(changed, "Ingress", &store.ingresses, classify);
         let classes_changed =
@@ -169,7 +213,7 @@ impl Translator {
             };
             (key, verdict)
         });
-        let updated = self.plan.update(verdicts);
+        let updated = self.plan.update(verdicts, &self.options.defaults);
         let plan = &self.plan;
         if updated.tls || secrets_changed || replan {
             self.certificates = None;

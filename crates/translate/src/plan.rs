@@ -8,12 +8,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashSet};
-use sluice_config::{BackendId, Diagnostic, HostMatch, ObjectRef, Route, RouteTable, RouteTableBuilder};
+use sluice_config::{
+    BackendId, Diagnostic, HostMatch, ObjectRef, PathMatch, PathRegex, RouteGroup, RouteTable, RouteTableBuilder,
+};
 use sluice_store::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sluice_store::ObjectKey;
 
 use crate::backends::{BackendKey, Resolved};
-use crate::ingress::{BackendRef, ValidIngress};
+use crate::compile::{self, Defaults};
+use crate::ingress::{BackendRef, ValidIngress, ValidPath};
 
 /// Conflict precedence: oldest first, then namespace/name.
 type Precedence = (Option<Time>, Arc<ObjectKey>);
@@ -65,7 +68,11 @@ pub(crate) struct Updated {
 
 impl Plan {
     /// Applies the new verdicts of the Ingresses of `changes`; everything else stays.
-    pub(crate) fn update(&mut self, changes: impl IntoIterator<Item = (Arc<ObjectKey>, Verdict)>) -> Updated {
+    pub(crate) fn update(
+        &mut self,
+        changes: impl IntoIterator<Item = (Arc<ObjectKey>, Verdict)>,
+        defaults: &Defaults,
+    ) -> Updated {
         let mut dirty = HashSet::default();
         let mut updated = Updated::default();
         // Whether the list of served Ingresses (in precedence order) changed.
@@ -104,7 +111,7 @@ impl Plan {
         if !dirty.is_empty() {
             let mut routes = self.routes.to_builder();
             for slot in dirty {
-                self.route(slot, &mut routes);
+                self.route(slot, &mut routes, defaults);
             }
             self.routes = Arc::new(routes.build());
         }
@@ -133,26 +140,22 @@ impl Plan {
     }
 
     /// Routes `slot` again from its contenders, oldest first.
-    fn route(&mut self, slot: Slot, routes: &mut RouteTableBuilder) {
+    fn route(&mut self, slot: Slot, routes: &mut RouteTableBuilder, defaults: &Defaults) {
         let mut conflicts = Vec::new();
         match &slot {
             Slot::Host(host) => routes.clear_host(host),
             Slot::DefaultBackend => routes.clear_default(),
         }
-        for precedence in self.contenders.get(&slot).into_iter().flatten() {
-            let Some(ingress) = self.served.get(precedence) else {
-                continue;
-            };
-            let route_to = |target: &BackendRef| {
-                let id = self.backends.id(&target.key);
-                Arc::new(Route::new(ingress.owner.clone(), ingress.label.clone(), id))
-            };
-            match &slot {
-                Slot::DefaultBackend => {
+        let contenders: Vec<&Arc<ValidIngress>> =
+            self.contenders.get(&slot).into_iter().flatten().filter_map(|p| self.served.get(p)).collect();
+        match &slot {
+            Slot::DefaultBackend => {
+                for ingress in contenders.iter().filter(|i| !i.is_canary()) {
                     let Some(target) = &ingress.default_backend else {
                         continue;
                     };
-                    if let Err(conflict) = routes.set_default(route_to(target)) {
+                    let route = compile::route(ingress, None, self.backends.id(&target.key), false, defaults);
+                    if let Err(conflict) = routes.set_default(Arc::new(RouteGroup::single(route))) {
                         conflicts.push(Diagnostic::object(
                             (*ingress.owner).clone(),
                             "spec.defaultBackend",
@@ -163,23 +166,8 @@ impl Plan {
                         ));
                     }
                 }
-                Slot::Host(host) => {
-                    for rule in ingress.rules.iter().filter(|rule| rule.host == *host) {
-                        for path in &rule.paths {
-                            if let Err(conflict) = routes.insert(host, &path.matcher, route_to(&path.backend)) {
-                                conflicts.push(Diagnostic::object(
-                                    (*ingress.owner).clone(),
-                                    path.field.clone(),
-                                    format!(
-                                        "host {host} path {} is already routed by the older {}; this path is ignored",
-                                        path.matcher, conflict.winner
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                }
             }
+            Slot::Host(host) => self.route_host(host, &contenders, routes, defaults, &mut conflicts),
         }
         if self.contenders.get(&slot).is_some_and(Vec::is_empty) {
             self.contenders.remove(&slot);
@@ -188,6 +176,123 @@ impl Plan {
             self.conflicts.remove(&slot);
         } else {
             self.conflicts.insert(slot, conflicts);
+        }
+    }
+
+    /// Routes one host: the rules of the Ingresses that name it (all as regexes when one of
+    /// them asks for regex paths, as ingress-nginx does per server), then their canaries;
+    /// else the first `server-alias` naming it, else a `from-to-www-redirect` to its twin.
+    fn route_host(
+        &self,
+        host: &HostMatch,
+        contenders: &[&Arc<ValidIngress>],
+        routes: &mut RouteTableBuilder,
+        defaults: &Defaults,
+        problems: &mut Vec<Diagnostic>,
+    ) {
+        let names = |i: &&&Arc<ValidIngress>| i.rules.iter().any(|rule| rule.host == *host);
+        let primary: Vec<&Arc<ValidIngress>> =
+            contenders.iter().filter(names).filter(|i| !i.is_canary()).copied().collect();
+        let tls = contenders.iter().any(|i| i.has_tls_for(host));
+        if primary.is_empty() {
+            if let Some(ingress) = contenders.iter().find(|i| i.annotations.server_aliases.contains(host)) {
+                // The alias serves the Ingress's (first) host's rules.
+                if let Some(own) = ingress.rules.first().map(|rule| rule.host.clone()) {
+                    let tls = tls || ingress.has_tls_for(&own);
+                    self.insert_rules(
+                        ingress,
+                        &own,
+                        host,
+                        ingress.annotations.regex_paths(),
+                        tls,
+                        routes,
+                        defaults,
+                        problems,
+                    );
+                }
+            } else if let Some((ingress, twin)) = contenders.iter().find_map(|i| {
+                i.rules.iter().find(|r| www_twin(&r.host).as_ref() == Some(host)).map(|r| (i, r.host.clone()))
+            }) {
+                let route = compile::www_redirect(ingress, &twin, defaults);
+                let _ = routes.insert(host, &PathMatch::Prefix("".into()), Arc::new(RouteGroup::single(route)));
+            }
+            return;
+        }
+        let regex = primary.iter().any(|i| i.annotations.regex_paths());
+        for ingress in &primary {
+            self.insert_rules(ingress, host, host, regex, tls, routes, defaults, problems);
+        }
+        for canary in contenders.iter().filter(names).filter(|i| i.is_canary()) {
+            self.add_canary(canary, host, regex, routes, problems);
+        }
+    }
+
+    /// Inserts the routes of `ingress`'s rules for host `own` under host `at`.
+    #[allow(clippy::too_many_arguments)]
+    fn insert_rules(
+        &self,
+        ingress: &ValidIngress,
+        own: &HostMatch,
+        at: &HostMatch,
+        regex: bool,
+        tls: bool,
+        routes: &mut RouteTableBuilder,
+        defaults: &Defaults,
+        problems: &mut Vec<Diagnostic>,
+    ) {
+        for rule in ingress.rules.iter().filter(|rule| rule.host == *own) {
+            for path in &rule.paths {
+                let Some(matcher) = matcher(ingress, path, regex, problems) else {
+                    continue;
+                };
+                let route = compile::route(ingress, Some(path), self.backends.id(&path.backend.key), tls, defaults);
+                if let Err(conflict) = routes.insert(at, &matcher, Arc::new(RouteGroup::single(route))) {
+                    problems.push(Diagnostic::object(
+                        (*ingress.owner).clone(),
+                        path.field.clone(),
+                        format!(
+                            "host {at} path {matcher} is already routed by the older {}; this path is ignored",
+                            conflict.winner
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Joins a canary Ingress's paths to the main routes they split.
+    fn add_canary(
+        &self,
+        ingress: &ValidIngress,
+        host: &HostMatch,
+        regex: bool,
+        routes: &mut RouteTableBuilder,
+        problems: &mut Vec<Diagnostic>,
+    ) {
+        let Some(canary) = &ingress.annotations.canary else {
+            return;
+        };
+        for rule in ingress.rules.iter().filter(|rule| rule.host == *host) {
+            for path in &rule.paths {
+                let Some(matcher) = matcher(ingress, path, regex, problems) else {
+                    continue;
+                };
+                let warn = |reason: String| Diagnostic::warning((*ingress.owner).clone(), path.field.clone(), reason);
+                let Some(main) = routes.get(host, &matcher) else {
+                    problems.push(warn(format!(
+                        "no main Ingress routes host {host} path {matcher}; this canary is not used"
+                    )));
+                    continue;
+                };
+                if main.routes.iter().any(|r| r.owner != main.owner) {
+                    problems
+                        .push(warn(format!("host {host} path {matcher} already has a canary; this one is not used")));
+                    continue;
+                }
+                let backend = self.backends.id(&path.backend.key);
+                let joined = compile::with_canary(main, canary, ingress, backend);
+                routes.replace(host, &matcher, Arc::new(joined));
+            }
         }
     }
 
@@ -226,9 +331,10 @@ impl Plan {
         self.backends.by_service.get(service).map_or(&[], Vec::as_slice)
     }
 
-    /// Problems of rejected Ingresses and losers of route conflicts.
+    /// Problems of rejected Ingresses, warnings of served ones, losers of route conflicts.
     pub(crate) fn diagnostics(&self, out: &mut Vec<Diagnostic>) {
         out.extend(self.rejected.values().flatten().cloned());
+        out.extend(self.served.values().flat_map(|i| i.warnings.iter().cloned()));
         out.extend(self.conflicts.values().flatten().cloned());
     }
 
@@ -247,9 +353,45 @@ impl Plan {
     }
 }
 
-/// The slots `ingress` has routes for.
+/// How a path is matched on a host: as a regex when the host is in regex mode (compiled
+/// now if its own Ingress did not ask for regexes), else as its `pathType` says.
+fn matcher(ingress: &ValidIngress, path: &ValidPath, regex: bool, problems: &mut Vec<Diagnostic>) -> Option<PathMatch> {
+    if !regex {
+        return Some(path.matcher.clone());
+    }
+    if let Some(compiled) = &path.regex {
+        return Some(PathMatch::Regex(compiled.clone()));
+    }
+    match PathRegex::new(&path.written) {
+        Ok(compiled) => Some(PathMatch::Regex(compiled)),
+        Err(e) => {
+            let reason = format!("another Ingress makes this host's paths regexes (use-regex), and {}", e.reason);
+            problems.push(Diagnostic::object((*ingress.owner).clone(), format!("{}.path", path.field), reason));
+            None
+        }
+    }
+}
+
+/// `www.foo.com` for `foo.com` and the other way round (`from-to-www-redirect`).
+fn www_twin(host: &HostMatch) -> Option<HostMatch> {
+    let HostMatch::Exact(name) = host else {
+        return None;
+    };
+    let twin = match name.as_str().strip_prefix("www.") {
+        Some(bare) => bare.to_owned(),
+        None => format!("www.{name}"),
+    };
+    HostMatch::parse(Some(&twin)).ok()
+}
+
+/// The slots `ingress` has routes for: its hosts, its aliases, the twins of its hosts when
+/// it redirects from/to www.
 fn slots(ingress: &ValidIngress) -> BTreeSet<Slot> {
     let mut slots: BTreeSet<Slot> = ingress.rules.iter().map(|rule| Slot::Host(rule.host.clone())).collect();
+    slots.extend(ingress.annotations.server_aliases.iter().map(|alias| Slot::Host(alias.clone())));
+    if ingress.annotations.from_to_www {
+        slots.extend(ingress.rules.iter().filter_map(|rule| www_twin(&rule.host)).map(Slot::Host));
+    }
     if ingress.default_backend.is_some() {
         slots.insert(Slot::DefaultBackend);
     }

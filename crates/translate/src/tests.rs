@@ -25,17 +25,11 @@ fn self_signed(names: &[&str]) -> (String, String) {
 
 pub(crate) fn options() -> Options {
     let (cert, key) = self_signed(&["default.invalid"]);
-    Options {
-        ingress_class: "sluice".into(),
-        watch_without_class: false,
-        default_tls_secret: None,
-        fallback_certificate: crate::certified_key_from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
-        lb_pools: Vec::new(),
-    }
+    Options::new(crate::certified_key_from_pem(cert.as_bytes(), key.as_bytes()).unwrap())
 }
 
 fn served_by(snapshot: &Snapshot, host: &str, path: &str) -> Option<String> {
-    snapshot.routes.route(Some(host), path).map(|r| r.ingress.name.clone())
+    snapshot.routes.route(Some(host), path).map(|r| r.owner.name.clone())
 }
 
 fn ingress(name: &str, class: &str, host: &str, path: &str, created: &str) -> String {
@@ -193,13 +187,19 @@ subsets:
     let snapshot = translate(&store(yaml), &options(), &Default::default(), 1);
     let endpoints = |path: &str| {
         let route = snapshot.routes.route(Some("a.test"), path).unwrap();
-        snapshot.backend(route.backend).unwrap().endpoints.iter().map(ToString::to_string).collect::<Vec<_>>()
+        snapshot
+            .backend(route.backends().next().unwrap().id)
+            .unwrap()
+            .endpoints
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
     };
     assert_eq!(endpoints("/named"), ["10.0.0.1:8080", "10.0.0.3:8080"]);
     assert_eq!(endpoints("/legacy"), ["10.1.0.1:8000"]);
     assert_eq!(endpoints("/h2c"), ["10.0.0.1:9090", "10.0.0.3:9090"]);
     let h2c = snapshot.routes.route(Some("a.test"), "/h2c").unwrap();
-    let h2c = snapshot.backend(h2c.backend).unwrap();
+    let h2c = snapshot.backend(h2c.backends().next().unwrap().id).unwrap();
     assert_eq!(h2c.protocol, sluice_config::UpstreamProtocol::H2c);
 
     assert!(endpoints("/missing").is_empty());
@@ -305,7 +305,12 @@ ports: [{port: 8080}]
     assert!(Arc::ptr_eq(&first.certificates, &next.certificates));
     let endpoints = |s: &Snapshot| {
         let route = s.routes.route(Some("any"), "/").unwrap();
-        s.backend(route.backend).unwrap().endpoints.iter().map(ToString::to_string).collect::<Vec<_>>()
+        s.backend(route.backends().next().unwrap().id)
+            .unwrap()
+            .endpoints
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
     };
     assert_eq!(endpoints(&first), ["10.0.0.1:8080"]);
     assert_eq!(endpoints(&next), ["10.0.0.2:8080", "10.0.0.3:8080"]);

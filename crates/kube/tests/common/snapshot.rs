@@ -11,11 +11,8 @@ pub fn options() -> Options {
     let certified = rcgen::generate_simple_self_signed(vec!["fallback.invalid".to_owned()]).unwrap();
     let (cert, key) = (certified.cert.pem(), certified.signing_key.serialize_pem());
     Options {
-        ingress_class: "sluice".to_owned(),
-        watch_without_class: false,
-        default_tls_secret: None,
-        fallback_certificate: sluice_translate::certified_key_from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
         lb_pools: vec!["192.0.2.0/30".parse().unwrap()],
+        ..Options::new(sluice_translate::certified_key_from_pem(cert.as_bytes(), key.as_bytes()).unwrap())
     }
 }
 

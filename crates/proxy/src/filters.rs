@@ -1,0 +1,237 @@
+//! Applying a route's filters: early answers (redirects), request header and path changes
+//! before forwarding, response header changes after. Every value was compiled at
+//! translation; here templates are only filled from the request.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{Response, StatusCode};
+use sluice_config::{Filter, HeaderEdits, Redirect, RequestFacts, Route};
+
+use crate::headers::Downstream;
+use crate::listener::Scheme;
+use crate::responses::{redirect, ProxyBody};
+
+/// What the request looked like when it arrived, for templates.
+pub(crate) struct Arrival<'a> {
+    pub downstream: &'a Downstream,
+    /// The normalised path the route matched.
+    pub path: &'a str,
+    /// The `Host` (or `:authority`) as sent.
+    pub http_host: &'a str,
+    /// The host name, lower case, without port.
+    pub host: String,
+    /// The request target as sent.
+    pub request_uri: String,
+    /// The port of the HTTPS listener, for redirects to https.
+    pub https_port: u16,
+}
+
+impl<'a> Arrival<'a> {
+    pub(crate) fn new(
+        downstream: &'a Downstream,
+        parts: &Parts,
+        path: &'a str,
+        http_host: &'a str,
+        https_port: u16,
+    ) -> Self {
+        let host = strip_port(http_host).trim_end_matches('.').to_ascii_lowercase();
+        let request_uri = parts.uri.path_and_query().map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+        Self { downstream, path, http_host, host, request_uri, https_port }
+    }
+
+    fn facts<'f>(&'f self, parts: &'f Parts) -> RequestFacts<'f> {
+        RequestFacts {
+            method: parts.method.as_str(),
+            scheme: self.downstream.scheme.as_str(),
+            host: &self.host,
+            http_host: self.http_host,
+            path: self.path,
+            query: parts.uri.query(),
+            request_uri: &self.request_uri,
+            remote_addr: self.downstream.client.ip(),
+            server_port: self.downstream.port,
+            headers: &parts.headers,
+        }
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map_or(host, |(ip, _)| &host[..=ip.len()]);
+    }
+    host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
+}
+
+/// Runs the request filters of `route`: an early answer, or the rewritten path and the
+/// request header edits to apply once the head is prepared for the backend.
+pub(crate) fn on_request<'r>(
+    route: &'r Route,
+    arrival: &Arrival<'_>,
+    parts: &mut Parts,
+) -> Result<Option<&'r HeaderEdits>, Box<Response<ProxyBody>>> {
+    let mut edits = None;
+    for filter in &*route.filters {
+        match filter {
+            Filter::AppRoot { path } if arrival.path == "/" => {
+                let mut location = format!("{}://{}", arrival.downstream.scheme.as_str(), arrival.http_host);
+                location.push_str(path.to_str().unwrap_or("/"));
+                return Err(Box::new(redirect(StatusCode::FOUND, &location)));
+            }
+            Filter::HttpsRedirect { code, preserve_trailing_slash } if arrival.downstream.scheme == Scheme::Http => {
+                let mut target = arrival.request_uri.as_str();
+                if !preserve_trailing_slash {
+                    target = target.strip_suffix('/').unwrap_or(target);
+                }
+                let location = match arrival.https_port {
+                    443 => format!("https://{}{target}", arrival.host),
+                    port => format!("https://{}:{port}{target}", arrival.host),
+                };
+                return Err(Box::new(redirect(*code, &location)));
+            }
+            Filter::RewritePath(rewrite) => {
+                let Some(captures) = rewrite.regex.captures(arrival.path) else {
+                    continue;
+                };
+                let mut target = String::new();
+                rewrite.target.render(&arrival.facts(parts), Some(&captures), &mut target);
+                let rewritten = with_query(target, parts.uri.query());
+                let mut uri = std::mem::take(&mut parts.uri).into_parts();
+                uri.path_and_query = Some(encode(&rewritten));
+                parts.uri = http::Uri::from_parts(uri)
+                    .map_err(|_| Box::new(crate::responses::error(StatusCode::BAD_REQUEST)))?;
+            }
+            Filter::RequestHeaders(request) => edits = Some(request),
+            _ => {}
+        }
+    }
+    Ok(edits)
+}
+
+/// nginx `rewrite`: a target with `?` sets the query (the original one appended after `&`);
+/// without, the original query is kept.
+fn with_query(mut target: String, original: Option<&str>) -> String {
+    if target.is_empty() {
+        target.push('/');
+    }
+    match (target.contains('?'), original) {
+        (_, None) => {}
+        (true, Some(query)) => {
+            target.push('&');
+            target.push_str(query);
+        }
+        (false, Some(query)) => {
+            target.push('?');
+            target.push_str(query);
+        }
+    }
+    target
+}
+
+/// A path and query with every byte a URI cannot carry percent-encoded.
+fn encode(text: &str) -> PathAndQuery {
+    if let Ok(valid) = PathAndQuery::try_from(text) {
+        return valid;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for byte in text.bytes() {
+        if byte.is_ascii_graphic() && byte != b'#' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    PathAndQuery::try_from(out.as_str()).unwrap_or(PathAndQuery::from_static("/"))
+}
+
+/// Applies header edits to a request head already prepared for the backend.
+pub(crate) fn edit_request(edits: &HeaderEdits, arrival: &Arrival<'_>, parts: &mut Parts) {
+    let rendered = render(edits, arrival, parts);
+    apply(edits, rendered, &mut parts.headers);
+}
+
+fn render(edits: &HeaderEdits, arrival: &Arrival<'_>, parts: &Parts) -> Rendered {
+    let facts = arrival.facts(parts);
+    let value = |template: &sluice_config::Template| match template.literal() {
+        Some(text) => HeaderValue::from_str(text).ok(),
+        None => {
+            let mut out = String::new();
+            template.render(&facts, None, &mut out);
+            HeaderValue::from_str(&out).ok()
+        }
+    };
+    (edits.set.iter().map(|(_, t)| value(t)).collect(), edits.add.iter().map(|(_, t)| value(t)).collect())
+}
+
+fn apply(edits: &HeaderEdits, (set, add): Rendered, headers: &mut HeaderMap) {
+    for name in &edits.remove {
+        headers.remove(name);
+    }
+    for ((name, _), value) in edits.set.iter().zip(set) {
+        match value {
+            Some(value) => headers.insert(name, value),
+            None => headers.remove(name),
+        };
+    }
+    for ((name, _), value) in edits.add.iter().zip(add) {
+        if let Some(value) = value {
+            headers.append(name, value);
+        }
+    }
+}
+
+/// A route's response filters with their values already taken from the request (which is
+/// consumed by forwarding).
+pub(crate) struct ResponseFilters<'r> {
+    edits: Vec<(&'r HeaderEdits, Rendered)>,
+    hsts: Option<&'r HeaderValue>,
+}
+
+type Rendered = (Vec<Option<HeaderValue>>, Vec<Option<HeaderValue>>);
+
+impl<'r> ResponseFilters<'r> {
+    /// The response filters of `route` for the request `parts`; `None` when there are none.
+    pub(crate) fn prepare(route: &'r Route, arrival: &Arrival<'_>, parts: &Parts) -> Option<Self> {
+        let mut filters = Self { edits: Vec::new(), hsts: None };
+        for filter in &*route.filters {
+            match filter {
+                Filter::ResponseHeaders(edits) => filters.edits.push((edits, render(edits, arrival, parts))),
+                Filter::Hsts(value) if arrival.downstream.scheme == Scheme::Https => filters.hsts = Some(value),
+                _ => {}
+            }
+        }
+        (!filters.edits.is_empty() || filters.hsts.is_some()).then_some(filters)
+    }
+
+    /// Changes the response's headers.
+    pub(crate) fn apply(self, response: &mut Response<ProxyBody>) {
+        for (edits, rendered) in self.edits {
+            apply(edits, rendered, response.headers_mut());
+        }
+        if let Some(hsts) = self.hsts {
+            response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
+    }
+}
+
+/// The answer of a redirect route.
+pub(crate) fn redirect_answer(target: &Redirect, arrival: &Arrival<'_>, parts: &Parts) -> Response<ProxyBody> {
+    let mut location = String::new();
+    target.location.render(&arrival.facts(parts), None, &mut location);
+    redirect(target.code, &location)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewritten_targets_keep_or_merge_the_query() {
+        assert_eq!(with_query("/b".into(), Some("x=1")), "/b?x=1");
+        assert_eq!(with_query("/b?y=2".into(), Some("x=1")), "/b?y=2&x=1");
+        assert_eq!(with_query("".into(), None), "/");
+        assert_eq!(encode("/a b/ü").as_str(), "/a%20b/%C3%BC");
+        assert_eq!(strip_port("A.test:8080"), "A.test");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+    }
+}

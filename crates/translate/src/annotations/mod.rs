@@ -1,0 +1,366 @@
+//! ingress-nginx annotations (`nginx.ingress.kubernetes.io/*`, or `--annotations-prefix`),
+//! parsed into typed values with ingress-nginx's semantics.
+//!
+//! Every annotation under the prefix gets a verdict: honoured; ignored (served without it,
+//! with a warning — also what ingress-nginx does with an invalid value); or refused — a
+//! security setting Sluice does not enforce yet, or a snippet it cannot read as data — which
+//! rejects the Ingress, so it is never served unprotected.
+
+mod snippet;
+mod values;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue};
+use http::StatusCode;
+use sluice_config::{HostMatch, RetryOn, Template, UpstreamProtocol, REGEX_SIZE_LIMIT};
+
+pub(crate) use snippet::SnippetEdits;
+
+/// The default `--annotations-prefix`, ingress-nginx's.
+pub const DEFAULT_ANNOTATIONS_PREFIX: &str = "nginx.ingress.kubernetes.io";
+
+/// What Sluice does with one annotation of an Ingress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnnotationVerdict {
+    /// Applied with ingress-nginx's meaning.
+    Honoured,
+    /// Not applied (unsupported, or an invalid value): the Ingress is served without it.
+    Ignored(String),
+    /// The Ingress is rejected: Sluice cannot enforce this.
+    Refused(String),
+}
+
+/// One annotation and its verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnotationReport {
+    /// The annotation's full key.
+    pub key: String,
+    /// What Sluice does with it.
+    pub verdict: AnnotationVerdict,
+}
+
+/// Requests that go to the canary backend instead of the main one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Canary {
+    /// `canary-by-header`.
+    pub header: Option<HeaderName>,
+    /// `canary-by-header-value`: the header must equal this (instead of `always`).
+    pub header_value: Option<String>,
+    /// `canary-by-header-pattern`: the header must match this.
+    pub header_pattern: Option<regex::Regex>,
+    /// `canary-by-cookie`.
+    pub cookie: Option<String>,
+    /// `canary-weight` out of `canary-weight-total`.
+    pub weight: u32,
+    /// `canary-weight-total` (default 100).
+    pub weight_total: u32,
+}
+
+/// Route-level overrides of the upstream policy; `None` keeps the global default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PolicyOverrides {
+    pub connect_timeout: Option<Duration>,
+    pub read_timeout: Option<Duration>,
+    /// `Some(None)`: no limit (`0`).
+    pub max_body: Option<Option<u64>>,
+    pub retry_on: Option<RetryOn>,
+    pub retry_tries: Option<u32>,
+    /// `Some(None)`: no limit (`0`).
+    pub retry_timeout: Option<Option<Duration>>,
+}
+
+/// How the backends of an Ingress are reached; part of each backend's identity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct BackendOptions {
+    /// `backend-protocol`, when set.
+    pub protocol: Option<UpstreamProtocol>,
+    /// `service-upstream`: the Service's ClusterIP instead of its endpoints.
+    pub service_upstream: bool,
+}
+
+/// The annotations of one Ingress, typed.
+#[derive(Debug, Default)]
+pub(crate) struct IngressAnnotations {
+    /// `use-regex`: every path of the Ingress's hosts is a regex.
+    pub use_regex: bool,
+    /// `rewrite-target` (implies regex paths).
+    pub rewrite_target: Option<Template>,
+    /// `x-forwarded-prefix`.
+    pub forwarded_prefix: Option<HeaderValue>,
+    /// `app-root`.
+    pub app_root: Option<HeaderValue>,
+    /// `ssl-redirect` when set (else the global default).
+    pub ssl_redirect: Option<bool>,
+    /// `force-ssl-redirect`.
+    pub force_ssl_redirect: bool,
+    /// `preserve-trailing-slash`.
+    pub preserve_trailing_slash: bool,
+    /// `permanent-redirect` or `temporal-redirect` with its code.
+    pub redirect: Option<(StatusCode, Template)>,
+    /// `from-to-www-redirect`.
+    pub from_to_www: bool,
+    /// `upstream-vhost`.
+    pub upstream_vhost: Option<Template>,
+    /// `backend-protocol`, `service-upstream`.
+    pub backend: BackendOptions,
+    /// Timeouts, body size, retries.
+    pub policy: PolicyOverrides,
+    /// `canary: "true"` and its settings.
+    pub canary: Option<Canary>,
+    /// `server-alias`.
+    pub server_aliases: Vec<HostMatch>,
+    /// Header changes from `configuration-snippet` and `server-snippet`.
+    pub snippet: SnippetEdits,
+}
+
+impl IngressAnnotations {
+    /// True when the paths of the Ingress's hosts are regexes.
+    pub(crate) fn regex_paths(&self) -> bool {
+        self.use_regex || self.rewrite_target.is_some()
+    }
+}
+
+/// Annotations that are security settings: until Sluice enforces them, an Ingress carrying
+/// one is refused rather than served without the protection it asks for.
+fn is_security(name: &str) -> bool {
+    name.starts_with("auth-")
+        || name.ends_with("-source-range")
+        || name.starts_with("limit-")
+        || name.starts_with("global-rate-limit")
+        || name == "satisfy"
+        || name == "enable-modsecurity"
+        || name.starts_with("modsecurity-")
+        || name == "enable-owasp-core-rules"
+}
+
+/// Parses the annotations under `prefix` into typed values, with a verdict for each.
+pub(crate) fn parse(
+    prefix: &str,
+    annotations: &BTreeMap<String, String>,
+) -> (IngressAnnotations, Vec<AnnotationReport>) {
+    let mut parsed = IngressAnnotations::default();
+    let mut reports = Vec::new();
+    let ours: BTreeMap<&str, &str> = annotations
+        .iter()
+        .filter_map(|(key, value)| Some((key.strip_prefix(prefix)?.strip_prefix('/')?, value.as_str())))
+        .collect();
+    let canary = ours.get("canary").map(|v| values::boolean(v));
+    let is_canary = matches!(canary, Some(Ok(true)));
+    for (&name, &value) in &ours {
+        let verdict = if is_security(name) {
+            AnnotationVerdict::Refused(
+                "security annotations are not enforced by Sluice yet; the Ingress is not served without them".into(),
+            )
+        } else if is_canary && !name.starts_with("canary") {
+            AnnotationVerdict::Ignored("a canary Ingress takes its other settings from its main Ingress".into())
+        } else {
+            match apply(&mut parsed, name, value, &ours) {
+                Ok(()) => AnnotationVerdict::Honoured,
+                Err(Problem::Ignored(reason)) => AnnotationVerdict::Ignored(reason),
+                Err(Problem::Refused(reason)) => AnnotationVerdict::Refused(reason),
+            }
+        };
+        reports.push(AnnotationReport { key: format!("{prefix}/{name}"), verdict });
+    }
+    if !is_canary {
+        parsed.canary = None;
+    }
+    (parsed, reports)
+}
+
+enum Problem {
+    Ignored(String),
+    Refused(String),
+}
+
+impl From<String> for Problem {
+    fn from(reason: String) -> Self {
+        Problem::Ignored(reason)
+    }
+}
+
+fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&str, &str>) -> Result<(), Problem> {
+    match name {
+        "use-regex" => a.use_regex = values::boolean(value)?,
+        "rewrite-target" => a.rewrite_target = Some(Template::parse(value, true).map_err(|e| e.0)?),
+        "x-forwarded-prefix" => a.forwarded_prefix = Some(header_value(value)?),
+        "app-root" => {
+            if !value.starts_with('/') {
+                return Err(format!("{value:?} is not an absolute path").into());
+            }
+            a.app_root = Some(header_value(value)?);
+        }
+        "ssl-redirect" => a.ssl_redirect = Some(values::boolean(value)?),
+        "force-ssl-redirect" => a.force_ssl_redirect = values::boolean(value)?,
+        "preserve-trailing-slash" => a.preserve_trailing_slash = values::boolean(value)?,
+        "permanent-redirect" | "temporal-redirect" => {
+            let permanent = name == "permanent-redirect";
+            if permanent && all.contains_key("temporal-redirect") {
+                return Err("temporal-redirect is set too, and takes precedence".to_owned().into());
+            }
+            let (code_key, default, highest) = match permanent {
+                true => ("permanent-redirect-code", StatusCode::MOVED_PERMANENTLY, 308),
+                false => ("temporal-redirect-code", StatusCode::FOUND, 307),
+            };
+            let code = all
+                .get(code_key)
+                .and_then(|c| values::redirect_code(c).ok())
+                .filter(|c| c.as_u16() <= highest)
+                .unwrap_or(default);
+            if value.is_empty() {
+                return Err("an empty redirect URL".to_owned().into());
+            }
+            a.redirect = Some((code, template(value)?));
+        }
+        "permanent-redirect-code" | "temporal-redirect-code" => {
+            let code = values::redirect_code(value)?;
+            if name == "temporal-redirect-code" && code == StatusCode::PERMANENT_REDIRECT {
+                return Err("308 is permanent; temporal-redirect answers 302".to_owned().into());
+            }
+            let url_key = name.trim_end_matches("-code");
+            if !all.contains_key(url_key) {
+                return Err(format!("has no effect without {url_key}").into());
+            }
+        }
+        "from-to-www-redirect" => a.from_to_www = values::boolean(value)?,
+        "upstream-vhost" => a.upstream_vhost = Some(template(value)?),
+        "backend-protocol" => {
+            a.backend.protocol = match value.to_ascii_uppercase().as_str() {
+                "HTTP" | "AUTO_HTTP" => Some(UpstreamProtocol::Http1),
+                "GRPC" | "H2C" => Some(UpstreamProtocol::H2c),
+                "HTTPS" | "GRPCS" => {
+                    return Err(format!("{value}: TLS towards backends is not supported yet; served as HTTP").into())
+                }
+                "FCGI" => return Err(Problem::Refused("FCGI: FastCGI backends are not supported".into())),
+                _ => return Err(format!("{value:?} is not one of HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP, FCGI").into()),
+            }
+        }
+        "service-upstream" => a.backend.service_upstream = values::boolean(value)?,
+        "proxy-http-version" => match value {
+            "1.1" => {}
+            "1.0" => return Err("Sluice always speaks HTTP/1.1 to HTTP/1 backends".to_owned().into()),
+            _ => return Err(format!("{value:?} is not 1.0 or 1.1").into()),
+        },
+        "proxy-body-size" => a.policy.max_body = Some(values::size(value)?),
+        "proxy-connect-timeout" => a.policy.connect_timeout = Some(positive(values::duration(value)?)?),
+        "proxy-read-timeout" => a.policy.read_timeout = Some(positive(values::duration(value)?)?),
+        "proxy-send-timeout" => {
+            positive(values::duration(value)?)?;
+            return Err("not enforced yet: request bodies are streamed without a per-write timeout".to_owned().into());
+        }
+        "proxy-next-upstream" => a.policy.retry_on = Some(retry_on(value)?),
+        "proxy-next-upstream-tries" => a.policy.retry_tries = Some(values::number(value, 0, 100)?),
+        "proxy-next-upstream-timeout" => {
+            let limit = values::duration(value)?;
+            a.policy.retry_timeout = Some((!limit.is_zero()).then_some(limit));
+        }
+        "canary" => {
+            values::boolean(value)?;
+            a.canary = Some(canary(all));
+        }
+        "canary-by-header"
+        | "canary-by-header-value"
+        | "canary-by-header-pattern"
+        | "canary-by-cookie"
+        | "canary-weight"
+        | "canary-weight-total" => {
+            if !matches!(all.get("canary").map(|v| values::boolean(v)), Some(Ok(true))) {
+                return Err("has no effect without canary: \"true\"".to_owned().into());
+            }
+            // Checked (and applied) with `canary`; repeated here so each key gets its verdict.
+            canary_key(&mut Canary::default(), name, value)?;
+        }
+        "server-alias" => {
+            for alias in value.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                let host = HostMatch::parse(Some(alias)).map_err(|e| format!("{alias:?}: {}", e.0))?;
+                a.server_aliases.push(host);
+            }
+        }
+        "configuration-snippet" | "server-snippet" => {
+            snippet::parse(value, &mut a.snippet).map_err(Problem::Refused)?;
+        }
+        "stream-snippet" => {
+            return Err(Problem::Refused("stream snippets configure raw TCP/UDP and are never rendered".into()))
+        }
+        _ => return Err(format!("{name} is not supported by Sluice; the Ingress is served without it").into()),
+    }
+    Ok(())
+}
+
+fn canary(all: &BTreeMap<&str, &str>) -> Canary {
+    let mut canary = Canary { weight_total: 100, ..Canary::default() };
+    for (name, value) in all.iter().filter(|(name, _)| name.starts_with("canary-")) {
+        // An invalid canary setting is reported against its own key; the others still apply.
+        let _ = canary_key(&mut canary, name, value);
+    }
+    canary.weight = canary.weight.min(canary.weight_total);
+    canary
+}
+
+fn canary_key(canary: &mut Canary, name: &str, value: &str) -> Result<(), String> {
+    match name {
+        "canary-by-header" => {
+            canary.header =
+                Some(HeaderName::from_bytes(value.as_bytes()).map_err(|_| format!("{value:?} is not a header name"))?)
+        }
+        "canary-by-header-value" => canary.header_value = Some(value.to_owned()),
+        "canary-by-header-pattern" => {
+            let regex = regex::RegexBuilder::new(value)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map_err(|_| format!("{value:?} is not a usable regex"))?;
+            canary.header_pattern = Some(regex);
+        }
+        "canary-by-cookie" => canary.cookie = Some(value.to_owned()),
+        "canary-weight" => canary.weight = values::number(value, 0, 1_000_000)?,
+        "canary-weight-total" => canary.weight_total = values::number(value, 1, 1_000_000)?,
+        _ => return Err(format!("{name} is not a canary setting")),
+    }
+    Ok(())
+}
+
+fn retry_on(value: &str) -> Result<RetryOn, String> {
+    let mut on = RetryOn::default();
+    for token in value.split_whitespace() {
+        match token {
+            "error" => on.error = true,
+            "timeout" => on.timeout = true,
+            "invalid_header" => on.error = true,
+            "non_idempotent" => on.non_idempotent = true,
+            "off" => {}
+            status => {
+                let code = status
+                    .strip_prefix("http_")
+                    .and_then(|c| c.parse::<u16>().ok())
+                    .filter(|c| matches!(c, 500 | 502 | 503 | 504 | 403 | 404 | 429))
+                    .and_then(|c| StatusCode::from_u16(c).ok())
+                    .ok_or_else(|| format!("{token:?} is not a proxy-next-upstream condition"))?;
+                on.statuses.push(code);
+            }
+        }
+    }
+    if value.split_whitespace().any(|t| t == "off") && value.split_whitespace().count() > 1 {
+        return Err("\"off\" cannot be combined with other conditions".into());
+    }
+    Ok(on)
+}
+
+fn header_value(value: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_str(value).map_err(|_| format!("{value:?} is not a valid header value"))
+}
+
+fn template(value: &str) -> Result<Template, String> {
+    Template::parse(value, false).map_err(|e| e.0)
+}
+
+fn positive(duration: Duration) -> Result<Duration, String> {
+    if duration.is_zero() {
+        return Err("a timeout of 0 is not allowed".into());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests;

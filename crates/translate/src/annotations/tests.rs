@@ -1,0 +1,94 @@
+use super::*;
+
+fn parsed(pairs: &[(&str, &str)]) -> (IngressAnnotations, Vec<AnnotationReport>) {
+    let map = pairs.iter().map(|(k, v)| (format!("{DEFAULT_ANNOTATIONS_PREFIX}/{k}"), v.to_string())).collect();
+    parse(DEFAULT_ANNOTATIONS_PREFIX, &map)
+}
+
+fn verdict<'a>(reports: &'a [AnnotationReport], name: &str) -> &'a AnnotationVerdict {
+    let key = format!("{DEFAULT_ANNOTATIONS_PREFIX}/{name}");
+    &reports.iter().find(|r| r.key == key).unwrap().verdict
+}
+
+#[test]
+fn honoured_values_are_typed() {
+    let (a, reports) = parsed(&[
+        ("use-regex", "true"),
+        ("rewrite-target", "/$2"),
+        ("proxy-body-size", "8m"),
+        ("proxy-read-timeout", "120"),
+        ("proxy-next-upstream", "error timeout http_502"),
+        ("permanent-redirect", "https://new.test$request_uri"),
+        ("permanent-redirect-code", "308"),
+        ("server-alias", "a.test, *.b.test"),
+        ("backend-protocol", "grpc"),
+    ]);
+    assert!(reports.iter().all(|r| r.verdict == AnnotationVerdict::Honoured), "{reports:?}");
+    assert!(a.regex_paths());
+    assert_eq!(a.policy.max_body, Some(Some(8 << 20)));
+    assert_eq!(a.policy.read_timeout, Some(Duration::from_secs(120)));
+    assert_eq!(a.policy.retry_on.as_ref().unwrap().statuses, [StatusCode::BAD_GATEWAY]);
+    assert_eq!(a.redirect.as_ref().unwrap().0, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(a.server_aliases.len(), 2);
+    assert_eq!(a.backend.protocol, Some(UpstreamProtocol::H2c));
+}
+
+#[test]
+fn invalid_values_are_ignored_and_named() {
+    let (a, reports) = parsed(&[("proxy-body-size", "lots"), ("use-regex", "yes"), ("made-up", "1")]);
+    assert!(matches!(verdict(&reports, "proxy-body-size"), AnnotationVerdict::Ignored(r) if r.contains("lots")));
+    assert!(matches!(verdict(&reports, "use-regex"), AnnotationVerdict::Ignored(_)));
+    assert!(matches!(verdict(&reports, "made-up"), AnnotationVerdict::Ignored(r) if r.contains("not supported")));
+    assert_eq!(a.policy.max_body, None);
+    assert!(!a.use_regex);
+}
+
+#[test]
+fn security_annotations_and_unreadable_snippets_are_refused() {
+    for name in [
+        "auth-url",
+        "auth-type",
+        "auth-tls-secret",
+        "whitelist-source-range",
+        "denylist-source-range",
+        "limit-rps",
+        "satisfy",
+        "enable-modsecurity",
+    ] {
+        let (_, reports) = parsed(&[(name, "x")]);
+        assert!(matches!(verdict(&reports, name), AnnotationVerdict::Refused(_)), "{name}");
+    }
+    let (_, reports) = parsed(&[("configuration-snippet", "proxy_pass http://evil;")]);
+    assert!(
+        matches!(verdict(&reports, "configuration-snippet"), AnnotationVerdict::Refused(r) if r.contains("proxy_pass"))
+    );
+    let (_, reports) = parsed(&[("backend-protocol", "FCGI")]);
+    assert!(matches!(verdict(&reports, "backend-protocol"), AnnotationVerdict::Refused(_)));
+}
+
+#[test]
+fn canary_settings_and_other_annotations_of_a_canary() {
+    let (a, reports) = parsed(&[
+        ("canary", "true"),
+        ("canary-by-header", "X-Canary"),
+        ("canary-weight", "30"),
+        ("canary-weight-total", "200"),
+        ("rewrite-target", "/"),
+    ]);
+    let canary = a.canary.unwrap();
+    assert_eq!((canary.weight, canary.weight_total), (30, 200));
+    assert_eq!(canary.header.unwrap(), "x-canary");
+    assert!(matches!(verdict(&reports, "rewrite-target"), AnnotationVerdict::Ignored(_)));
+    let (a, reports) = parsed(&[("canary-weight", "30")]);
+    assert!(a.canary.is_none());
+    assert!(matches!(verdict(&reports, "canary-weight"), AnnotationVerdict::Ignored(_)));
+}
+
+#[test]
+fn other_prefixes_are_not_ours() {
+    let map = [("custom.example/use-regex".to_owned(), "true".to_owned())].into_iter().collect();
+    let (a, reports) = parse(DEFAULT_ANNOTATIONS_PREFIX, &map);
+    assert!(reports.is_empty() && !a.use_regex);
+    let (a, _) = parse("custom.example", &map);
+    assert!(a.use_regex);
+}

@@ -1,0 +1,194 @@
+//! Compiling a validated Ingress path, with its annotations and the global defaults, into
+//! the route model the data plane serves (conditions → filters → weighted backends).
+
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue, HOST};
+use http::StatusCode;
+use sluice_config::{
+    Action, BackendId, Condition, Filter, Forward, HeaderEdits, HostMatch, Redirect, Route, RouteGroup, Template,
+    UpstreamPolicy, ValueMatch, WeightedBackend,
+};
+
+use crate::annotations::{Canary, IngressAnnotations, PolicyOverrides};
+use crate::ingress::{ValidIngress, ValidPath};
+
+static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+
+/// Global defaults for what annotations override: ingress-nginx's ConfigMap keys.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// `ssl-redirect`: plain-HTTP requests to hosts with TLS are redirected (default true).
+    pub ssl_redirect: bool,
+    /// `http-redirect-code`: the status of https and www redirects (default 308).
+    pub redirect_code: StatusCode,
+    /// The `Strict-Transport-Security` value sent over https for hosts with TLS (`hsts`,
+    /// `hsts-max-age`, `hsts-include-subdomains`, `hsts-preload`); `None` when off.
+    pub hsts: Option<HeaderValue>,
+    /// Timeouts, body size and retries (`proxy-*` keys); shared by every route that does
+    /// not override them.
+    pub policy: Arc<UpstreamPolicy>,
+}
+
+impl Default for Defaults {
+    /// ingress-nginx's defaults.
+    fn default() -> Self {
+        Self {
+            ssl_redirect: true,
+            redirect_code: StatusCode::PERMANENT_REDIRECT,
+            hsts: Some(HeaderValue::from_static("max-age=31536000; includeSubDomains")),
+            policy: Arc::default(),
+        }
+    }
+}
+
+/// The route of one path of `ingress` to `backend`; `tls` says whether the host has TLS.
+pub(crate) fn route(
+    ingress: &ValidIngress,
+    path: Option<&ValidPath>,
+    backend: BackendId,
+    tls: bool,
+    defaults: &Defaults,
+) -> Route {
+    let a = &ingress.annotations;
+    let action = match &a.redirect {
+        Some((code, location)) => Action::Redirect(Redirect { code: *code, location: location.clone() }),
+        None => Action::Forward(Forward {
+            backends: Box::new([WeightedBackend { id: backend, weight: 1 }]),
+            policy: policy(&defaults.policy, &a.policy),
+        }),
+    };
+    let mut filters = Vec::new();
+    if let Some(app_root) = &a.app_root {
+        filters.push(Filter::AppRoot { path: app_root.clone() });
+    }
+    let redirects_to_https = a.force_ssl_redirect || (tls && a.ssl_redirect.unwrap_or(defaults.ssl_redirect));
+    if redirects_to_https && matches!(action, Action::Forward(_)) {
+        filters.push(Filter::HttpsRedirect {
+            code: defaults.redirect_code,
+            preserve_trailing_slash: a.preserve_trailing_slash,
+        });
+    }
+    if let Some(rewrite) = path.and_then(|p| p.rewrite.as_ref()) {
+        filters.push(Filter::RewritePath(rewrite.clone()));
+    }
+    let rewrites = path.is_some_and(|p| p.rewrite.is_some());
+    let request = request_edits(a, rewrites);
+    if !request.is_empty() {
+        filters.push(Filter::RequestHeaders(request));
+    }
+    if !a.snippet.response.is_empty() {
+        filters.push(Filter::ResponseHeaders(a.snippet.response.clone()));
+    }
+    if let (true, Some(hsts)) = (tls, &defaults.hsts) {
+        filters.push(Filter::Hsts(hsts.clone()));
+    }
+    Route {
+        owner: ingress.owner.clone(),
+        label: ingress.label.clone(),
+        conditions: Box::new([]),
+        filters: filters.into(),
+        action,
+    }
+}
+
+/// A redirect of every request to the same URL on `target` (`from-to-www-redirect`).
+pub(crate) fn www_redirect(ingress: &ValidIngress, target: &HostMatch, defaults: &Defaults) -> Route {
+    let location = Template::parse(&format!("$scheme://{target}$request_uri"), false);
+    let action = match location {
+        Ok(location) => Action::Redirect(Redirect { code: defaults.redirect_code, location }),
+        // A valid host name has no `$`; unreachable in practice, and then nothing is served.
+        Err(_) => Action::Forward(Forward { backends: Box::new([]), policy: defaults.policy.clone() }),
+    };
+    Route {
+        owner: ingress.owner.clone(),
+        label: ingress.label.clone(),
+        conditions: Box::new([]),
+        filters: Box::new([]),
+        action,
+    }
+}
+
+/// The request header changes; `X-Forwarded-Prefix` only where the path is rewritten, as
+/// ingress-nginx sends it.
+fn request_edits(a: &IngressAnnotations, rewrites: bool) -> HeaderEdits {
+    let mut edits = a.snippet.request.clone();
+    if let Some(prefix) = a.forwarded_prefix.as_ref().filter(|_| rewrites) {
+        let value = Template::parse(prefix.to_str().unwrap_or_default(), false);
+        if let Ok(value) = value {
+            edits.set.push((X_FORWARDED_PREFIX.clone(), value));
+        }
+    }
+    if let Some(vhost) = &a.upstream_vhost {
+        edits.set.push((HOST, vhost.clone()));
+    }
+    edits
+}
+
+/// The defaults with the route's overrides; the shared defaults when there are none.
+fn policy(defaults: &Arc<UpstreamPolicy>, overrides: &PolicyOverrides) -> Arc<UpstreamPolicy> {
+    if *overrides == PolicyOverrides::default() {
+        return defaults.clone();
+    }
+    let mut policy = (**defaults).clone();
+    policy.connect_timeout = overrides.connect_timeout.unwrap_or(policy.connect_timeout);
+    policy.read_timeout = overrides.read_timeout.unwrap_or(policy.read_timeout);
+    policy.max_body = overrides.max_body.unwrap_or(policy.max_body);
+    if let Some(on) = &overrides.retry_on {
+        policy.retry.on = on.clone();
+    }
+    policy.retry.tries = overrides.retry_tries.unwrap_or(policy.retry.tries);
+    policy.retry.timeout = overrides.retry_timeout.unwrap_or(policy.retry.timeout);
+    Arc::new(policy)
+}
+
+/// `main` with a canary's routes in front, in ingress-nginx's precedence: the header, then
+/// the cookie, then the weight. The canary's requests keep the main route's filters.
+pub(crate) fn with_canary(main: &RouteGroup, canary: &Canary, from: &ValidIngress, backend: BackendId) -> RouteGroup {
+    let Some(base) = main.routes.last() else {
+        return RouteGroup { owner: main.owner.clone(), routes: Box::new([]) };
+    };
+    let Action::Forward(forward) = &base.action else {
+        // A redirect answers every request; there is nothing to split.
+        return RouteGroup { owner: main.owner.clone(), routes: main.routes.clone() };
+    };
+    let to_canary = |condition: Condition| Route {
+        owner: from.owner.clone(),
+        label: from.label.clone(),
+        conditions: Box::new([condition]),
+        filters: base.filters.clone(),
+        action: Action::Forward(Forward {
+            backends: Box::new([WeightedBackend { id: backend, weight: 1 }]),
+            policy: forward.policy.clone(),
+        }),
+    };
+    let to_main = |condition: Condition| Route { conditions: Box::new([condition]), ..base.clone() };
+    let mut routes = Vec::new();
+    if let Some(header) = &canary.header {
+        let condition = |value| Condition::Header { name: header.clone(), value };
+        match (&canary.header_value, &canary.header_pattern) {
+            (Some(value), _) => routes.push(to_canary(condition(ValueMatch::Exact(value.as_str().into())))),
+            (None, Some(pattern)) => routes.push(to_canary(condition(ValueMatch::Regex(pattern.clone())))),
+            (None, None) => {
+                routes.push(to_canary(condition(ValueMatch::Exact("always".into()))));
+                routes.push(to_main(condition(ValueMatch::Exact("never".into()))));
+            }
+        }
+    }
+    if let Some(cookie) = &canary.cookie {
+        let condition =
+            |value: &str| Condition::Cookie { name: cookie.as_str().into(), value: ValueMatch::Exact(value.into()) };
+        routes.push(to_canary(condition("always")));
+        routes.push(to_main(condition("never")));
+    }
+    let mut weighted = base.clone();
+    if canary.weight > 0 {
+        let main_weight = canary.weight_total - canary.weight;
+        let mut backends: Vec<WeightedBackend> =
+            forward.backends.iter().map(|b| WeightedBackend { id: b.id, weight: main_weight }).collect();
+        backends.push(WeightedBackend { id: backend, weight: canary.weight });
+        weighted.action = Action::Forward(Forward { backends: backends.into(), policy: forward.policy.clone() });
+    }
+    routes.push(weighted);
+    RouteGroup { owner: main.owner.clone(), routes: routes.into() }
+}
