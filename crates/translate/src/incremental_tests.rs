@@ -43,11 +43,24 @@ fn random_ingress(dice: &mut Dice) -> Object {
     let port = dice.pick(&["number: 80", "name: http", "number: 81", "number: 0"]);
     let default_backend = dice.pick(&["", "defaultBackend: {service: {name: s1, port: {number: 80}}}"]);
     let tls = dice.pick(&["", "tls: [{hosts: [a.test], secretName: t0}]", "tls: [{secretName: t1}]"]);
+    let annotations = dice.pick(&[
+        "",
+        "",
+        "annotations: {nginx.ingress.kubernetes.io/use-regex: 'true'},",
+        "annotations: {nginx.ingress.kubernetes.io/rewrite-target: /$1, nginx.ingress.kubernetes.io/app-root: /app},",
+        "annotations: {nginx.ingress.kubernetes.io/canary: 'true', nginx.ingress.kubernetes.io/canary-weight: '30', \
+         nginx.ingress.kubernetes.io/canary-by-header: x-c},",
+        "annotations: {nginx.ingress.kubernetes.io/server-alias: 'alias.test, b.test'},",
+        "annotations: {nginx.ingress.kubernetes.io/from-to-www-redirect: 'true', nginx.ingress.kubernetes.io/ssl-redirect: 'false'},",
+        "annotations: {nginx.ingress.kubernetes.io/auth-url: 'http://auth.test'},",
+        "annotations: {nginx.ingress.kubernetes.io/backend-protocol: GRPC, nginx.ingress.kubernetes.io/proxy-body-size: 8m},",
+        "annotations: {nginx.ingress.kubernetes.io/permanent-redirect: 'https://x.test$request_uri'},",
+    ]);
     decode(&format!(
         r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
-metadata: {{name: {name}, namespace: {namespace}, {created}}}
+metadata: {{name: {name}, namespace: {namespace}, {annotations} {created}}}
 spec:
   {class}
   {default_backend}
@@ -121,6 +134,15 @@ fn random_object(dice: &mut Dice, certificate: &(String, String)) -> Object {
 fn render(snapshot: &Snapshot) -> String {
     let mut out = format!("{:?}\n{:?}\n", snapshot.summary, snapshot.ingresses);
     for entry in snapshot.routes.entries() {
+        for route in &*entry.routes.routes {
+            let redirect = route.forward().is_none();
+            let (conditions, filters) = (route.conditions.len(), route.filters.len());
+            let _ = writeln!(
+                out,
+                "{} {} by {}: {conditions} conditions {filters} filters, redirect {redirect}",
+                entry.host, entry.path, route.owner
+            );
+        }
         for weighted in entry.routes.backends() {
             let backend = snapshot.backend(weighted.id).unwrap();
             let _ = writeln!(
