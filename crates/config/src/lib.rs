@@ -27,7 +27,7 @@ pub use route::{
     UpstreamPolicy, ValueMatch, WeightedBackend,
 };
 pub use routes::{Conflict, RouteEntry, RouteTable, RouteTableBuilder};
-pub use template::{cookie, query_arg, InvalidTemplate, RequestFacts, Template, Variable};
+pub use template::{InvalidTemplate, RequestFacts, Template, Variable};
 pub use tls::{CertificateTable, CertificateTableBuilder};
 
 use std::sync::Arc;

@@ -327,7 +327,14 @@ impl RouteTableBuilder {
     /// The finished table, with the regex sets of changed hosts compiled.
     pub fn build(mut self) -> RouteTable {
         for host in std::mem::take(&mut self.regex_changed) {
-            self.paths_mut(&host).regex.compile();
+            let paths = match &host {
+                HostMatch::Exact(h) => self.table.exact_hosts.get_mut(h.as_str()),
+                HostMatch::Wildcard(h) => self.table.wildcard_hosts.get_mut(h.as_str()),
+                HostMatch::Any => Some(&mut self.table.any_host),
+            };
+            if let Some(paths) = paths {
+                Arc::make_mut(paths).regex.compile();
+            }
         }
         self.table
     }

@@ -6,7 +6,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Response, StatusCode};
-use sluice_config::{Filter, HeaderEdits, Redirect, RequestFacts, Route};
+use sluice_config::{Action, Filter, HeaderEdits, Redirect, RequestFacts, Route};
 
 use crate::headers::Downstream;
 use crate::listener::Scheme;
@@ -180,11 +180,36 @@ fn apply(edits: &HeaderEdits, (set, add): Rendered, headers: &mut HeaderMap) {
     }
 }
 
-/// A route's response filters with their values already taken from the request (which is
-/// consumed by forwarding).
+/// Whether the route needs the request as it arrived (an [`Arrival`]) over `scheme`: a
+/// redirect or a filter that reads it does; HSTS needs only the scheme, and an https
+/// redirect does nothing over https. Most routes need none, and are served without one.
+pub(crate) fn reads_request(route: &Route, scheme: Scheme) -> bool {
+    matches!(route.action, Action::Redirect(_))
+        || route.filters.iter().any(|filter| match filter {
+            Filter::Hsts(_) => false,
+            Filter::HttpsRedirect { .. } => scheme == Scheme::Http,
+            _ => true,
+        })
+}
+
+/// Adds the route's `Strict-Transport-Security` to a response over https.
+pub(crate) fn add_hsts(route: &Route, scheme: Scheme, response: &mut Response<ProxyBody>) {
+    if scheme != Scheme::Https {
+        return;
+    }
+    let hsts = route.filters.iter().find_map(|f| match f {
+        Filter::Hsts(value) => Some(value),
+        _ => None,
+    });
+    if let Some(value) = hsts {
+        response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, value.clone());
+    }
+}
+
+/// A route's response header edits with their values already taken from the request (which
+/// is consumed by forwarding).
 pub(crate) struct ResponseFilters<'r> {
     edits: Vec<(&'r HeaderEdits, Rendered)>,
-    hsts: Option<&'r HeaderValue>,
 }
 
 type Rendered = (Vec<Option<HeaderValue>>, Vec<Option<HeaderValue>>);
@@ -192,24 +217,21 @@ type Rendered = (Vec<Option<HeaderValue>>, Vec<Option<HeaderValue>>);
 impl<'r> ResponseFilters<'r> {
     /// The response filters of `route` for the request `parts`; `None` when there are none.
     pub(crate) fn prepare(route: &'r Route, arrival: &Arrival<'_>, parts: &Parts) -> Option<Self> {
-        let mut filters = Self { edits: Vec::new(), hsts: None };
-        for filter in &*route.filters {
-            match filter {
-                Filter::ResponseHeaders(edits) => filters.edits.push((edits, render(edits, arrival, parts))),
-                Filter::Hsts(value) if arrival.downstream.scheme == Scheme::Https => filters.hsts = Some(value),
-                _ => {}
-            }
-        }
-        (!filters.edits.is_empty() || filters.hsts.is_some()).then_some(filters)
+        let edits: Vec<_> = route
+            .filters
+            .iter()
+            .filter_map(|filter| match filter {
+                Filter::ResponseHeaders(edits) => Some((edits, render(edits, arrival, parts))),
+                _ => None,
+            })
+            .collect();
+        (!edits.is_empty()).then_some(Self { edits })
     }
 
     /// Changes the response's headers.
     pub(crate) fn apply(self, response: &mut Response<ProxyBody>) {
         for (edits, rendered) in self.edits {
             apply(edits, rendered, response.headers_mut());
-        }
-        if let Some(hsts) = self.hsts {
-            response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
     }
 }

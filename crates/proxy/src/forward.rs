@@ -41,9 +41,9 @@ impl DataPlane {
             self.metrics.request(None, StatusCode::NOT_FOUND, started.elapsed());
             return error(StatusCode::NOT_FOUND);
         };
-        // Filters and redirects read the request as it arrived; a plain route needs nothing.
-        let plain = route.filters.is_empty() && matches!(route.action, Action::Forward(_));
-        let arrived = (!plain).then(|| (path.into_owned(), host.unwrap_or_default().to_owned()));
+        // Filters and redirects read the request as it arrived; most routes need nothing.
+        let arrived = filters::reads_request(route, downstream.scheme)
+            .then(|| (path.into_owned(), host.unwrap_or_default().to_owned()));
         let (mut parts, body) = request.into_parts();
         let arrival =
             arrived.as_ref().map(|(path, host)| Arrival::new(downstream, &parts, path, host, self.options.https_port));
@@ -74,6 +74,7 @@ impl DataPlane {
         if let Some(after) = after {
             after.apply(&mut response);
         }
+        filters::add_hsts(route, downstream.scheme, &mut response);
         self.metrics.request(backend.map(|b| (route, &**b)), response.status(), started.elapsed());
         response
     }

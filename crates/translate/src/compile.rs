@@ -92,21 +92,17 @@ pub(crate) fn route(
     }
 }
 
-/// A redirect of every request to the same URL on `target` (`from-to-www-redirect`).
-pub(crate) fn www_redirect(ingress: &ValidIngress, target: &HostMatch, defaults: &Defaults) -> Route {
-    let location = Template::parse(&format!("$scheme://{target}$request_uri"), false);
-    let action = match location {
-        Ok(location) => Action::Redirect(Redirect { code: defaults.redirect_code, location }),
-        // A valid host name has no `$`; unreachable in practice, and then nothing is served.
-        Err(_) => Action::Forward(Forward { backends: Box::new([]), policy: defaults.policy.clone() }),
-    };
-    Route {
+/// A redirect of every request to the same URL on `target` (`from-to-www-redirect`);
+/// `None` if the host cannot be written into a URL (a valid host name always can).
+pub(crate) fn www_redirect(ingress: &ValidIngress, target: &HostMatch, defaults: &Defaults) -> Option<Route> {
+    let location = Template::parse(&format!("$scheme://{target}$request_uri"), false).ok()?;
+    Some(Route {
         owner: ingress.owner.clone(),
         label: ingress.label.clone(),
         conditions: Box::new([]),
         filters: Box::new([]),
-        action,
-    }
+        action: Action::Redirect(Redirect { code: defaults.redirect_code, location }),
+    })
 }
 
 /// The request header changes; `X-Forwarded-Prefix` only where the path is rewritten, as
@@ -114,10 +110,7 @@ pub(crate) fn www_redirect(ingress: &ValidIngress, target: &HostMatch, defaults:
 fn request_edits(a: &IngressAnnotations, rewrites: bool) -> HeaderEdits {
     let mut edits = a.snippet.request.clone();
     if let Some(prefix) = a.forwarded_prefix.as_ref().filter(|_| rewrites) {
-        let value = Template::parse(prefix.to_str().unwrap_or_default(), false);
-        if let Ok(value) = value {
-            edits.set.push((X_FORWARDED_PREFIX.clone(), value));
-        }
+        edits.set.push((X_FORWARDED_PREFIX.clone(), prefix.clone()));
     }
     if let Some(vhost) = &a.upstream_vhost {
         edits.set.push((HOST, vhost.clone()));
@@ -143,14 +136,17 @@ fn policy(defaults: &Arc<UpstreamPolicy>, overrides: &PolicyOverrides) -> Arc<Up
 }
 
 /// `main` with a canary's routes in front, in ingress-nginx's precedence: the header, then
-/// the cookie, then the weight. The canary's requests keep the main route's filters.
-pub(crate) fn with_canary(main: &RouteGroup, canary: &Canary, from: &ValidIngress, backend: BackendId) -> RouteGroup {
-    let Some(base) = main.routes.last() else {
-        return RouteGroup { owner: main.owner.clone(), routes: Box::new([]) };
-    };
+/// the cookie, then the weight. The canary's requests keep the main route's filters. `None`
+/// when the main route redirects: it answers every request, there is nothing to split.
+pub(crate) fn with_canary(
+    main: &RouteGroup,
+    canary: &Canary,
+    from: &ValidIngress,
+    backend: BackendId,
+) -> Option<RouteGroup> {
+    let base = main.routes.last()?;
     let Action::Forward(forward) = &base.action else {
-        // A redirect answers every request; there is nothing to split.
-        return RouteGroup { owner: main.owner.clone(), routes: main.routes.clone() };
+        return None;
     };
     let to_canary = |condition: Condition| Route {
         owner: from.owner.clone(),
@@ -190,5 +186,5 @@ pub(crate) fn with_canary(main: &RouteGroup, canary: &Canary, from: &ValidIngres
         weighted.action = Action::Forward(Forward { backends: backends.into(), policy: forward.policy.clone() });
     }
     routes.push(weighted);
-    RouteGroup { owner: main.owner.clone(), routes: routes.into() }
+    Some(RouteGroup { owner: main.owner.clone(), routes: routes.into() })
 }

@@ -213,8 +213,9 @@ impl Plan {
             } else if let Some((ingress, twin)) = contenders.iter().find_map(|i| {
                 i.rules.iter().find(|r| www_twin(&r.host).as_ref() == Some(host)).map(|r| (i, r.host.clone()))
             }) {
-                let route = compile::www_redirect(ingress, &twin, defaults);
-                let _ = routes.insert(host, &PathMatch::Prefix("".into()), Arc::new(RouteGroup::single(route)));
+                if let Some(route) = compile::www_redirect(ingress, &twin, defaults) {
+                    let _ = routes.insert(host, &PathMatch::Prefix("".into()), Arc::new(RouteGroup::single(route)));
+                }
             }
             return;
         }
@@ -290,8 +291,9 @@ impl Plan {
                     continue;
                 }
                 let backend = self.backends.id(&path.backend.key);
-                let joined = compile::with_canary(main, canary, ingress, backend);
-                routes.replace(host, &matcher, Arc::new(joined));
+                if let Some(joined) = compile::with_canary(main, canary, ingress, backend) {
+                    routes.replace(host, &matcher, Arc::new(joined));
+                }
             }
         }
     }

@@ -88,7 +88,7 @@ pub(crate) struct IngressAnnotations {
     /// `rewrite-target` (implies regex paths).
     pub rewrite_target: Option<Template>,
     /// `x-forwarded-prefix`.
-    pub forwarded_prefix: Option<HeaderValue>,
+    pub forwarded_prefix: Option<Template>,
     /// `app-root`.
     pub app_root: Option<HeaderValue>,
     /// `ssl-redirect` when set (else the global default).
@@ -164,8 +164,8 @@ pub(crate) fn parse(
         };
         reports.push(AnnotationReport { key: format!("{prefix}/{name}"), verdict });
     }
-    if !is_canary {
-        parsed.canary = None;
+    if let Some(canary) = parsed.canary.as_mut() {
+        canary.weight = canary.weight.min(canary.weight_total);
     }
     (parsed, reports)
 }
@@ -185,7 +185,10 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
     match name {
         "use-regex" => a.use_regex = values::boolean(value)?,
         "rewrite-target" => a.rewrite_target = Some(Template::parse(value, true).map_err(|e| e.0)?),
-        "x-forwarded-prefix" => a.forwarded_prefix = Some(header_value(value)?),
+        "x-forwarded-prefix" => {
+            header_value(value)?;
+            a.forwarded_prefix = Some(template(value)?);
+        }
         "app-root" => {
             if !value.starts_with('/') {
                 return Err(format!("{value:?} is not an absolute path").into());
@@ -256,9 +259,11 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
             let limit = values::duration(value)?;
             a.policy.retry_timeout = Some((!limit.is_zero()).then_some(limit));
         }
+        // Keys are visited in order: `canary` comes before every `canary-*` key.
         "canary" => {
-            values::boolean(value)?;
-            a.canary = Some(canary(all));
+            if values::boolean(value)? {
+                a.canary = Some(Canary { weight_total: 100, ..Canary::default() });
+            }
         }
         "canary-by-header"
         | "canary-by-header-value"
@@ -266,11 +271,8 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
         | "canary-by-cookie"
         | "canary-weight"
         | "canary-weight-total" => {
-            if !matches!(all.get("canary").map(|v| values::boolean(v)), Some(Ok(true))) {
-                return Err("has no effect without canary: \"true\"".to_owned().into());
-            }
-            // Checked (and applied) with `canary`; repeated here so each key gets its verdict.
-            canary_key(&mut Canary::default(), name, value)?;
+            let canary = a.canary.as_mut().ok_or_else(|| "has no effect without canary: \"true\"".to_owned())?;
+            canary_key(canary, name, value)?;
         }
         "server-alias" => {
             for alias in value.split(',').map(str::trim).filter(|a| !a.is_empty()) {
@@ -287,16 +289,6 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
         _ => return Err(format!("{name} is not supported by Sluice; the Ingress is served without it").into()),
     }
     Ok(())
-}
-
-fn canary(all: &BTreeMap<&str, &str>) -> Canary {
-    let mut canary = Canary { weight_total: 100, ..Canary::default() };
-    for (name, value) in all.iter().filter(|(name, _)| name.starts_with("canary-")) {
-        // An invalid canary setting is reported against its own key; the others still apply.
-        let _ = canary_key(&mut canary, name, value);
-    }
-    canary.weight = canary.weight.min(canary.weight_total);
-    canary
 }
 
 fn canary_key(canary: &mut Canary, name: &str, value: &str) -> Result<(), String> {
