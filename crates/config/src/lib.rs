@@ -7,6 +7,7 @@
 //! always sees one consistent configuration.
 
 mod backend;
+mod client;
 pub mod crypto;
 mod diagnostic;
 mod host;
@@ -18,6 +19,7 @@ mod template;
 mod tls;
 
 pub use backend::{Backend, BackendId, UpstreamProtocol};
+pub use client::{canonical, ClientTrust, IpNet, RealIp};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity, Subject};
 pub use host::{HostMatch, Hostname, InvalidHostname};
 pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
@@ -45,6 +47,9 @@ pub struct Snapshot {
     pub backends: Vec<Option<Arc<Backend>>>,
     /// Certificates by SNI for the HTTPS listener.
     pub certificates: Arc<CertificateTable>,
+    /// Whom the HTTP and HTTPS listeners believe about the client (PROXY protocol,
+    /// forwarding headers); the controller ConfigMap's settings.
+    pub client_trust: Arc<ClientTrust>,
 
     /// Layer-4 listeners for Services of `type: LoadBalancer`.
     pub l4: L4Table,

@@ -161,6 +161,7 @@ fn type_of(plural: &str) -> (&'static str, &'static str) {
         "ingressclasses" => ("networking.k8s.io/v1", "IngressClass"),
         "services" => ("v1", "Service"),
         "secrets" => ("v1", "Secret"),
+        "configmaps" => ("v1", "ConfigMap"),
         "endpoints" => ("v1", "Endpoints"),
         "endpointslices" => ("discovery.k8s.io/v1", "EndpointSlice"),
         "leases" => ("coordination.k8s.io/v1", "Lease"),

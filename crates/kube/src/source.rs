@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -29,7 +29,7 @@ use crate::KubeOptions;
 /// The type of the Secrets Sluice reads.
 const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 /// Number of kinds watched; `ready` waits for all of them.
-const KINDS: u32 = 5;
+const KINDS: u32 = 6;
 /// Longest wait before relisting after repeated `410 Gone` answers to a watch request.
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 
@@ -72,7 +72,7 @@ pub struct Notice {
 
 /// Connects to the API server (kubeconfig from the options, `KUBECONFIG`, `~/.kube/config`,
 /// or in-cluster) and starts watching IngressClasses, Ingresses, Services, EndpointSlices and
-/// TLS Secrets, within `watch_namespace` when set. Does not wait for the API server: see
+/// TLS Secrets and ConfigMaps, within `watch_namespace` when set. Does not wait for the API server: see
 /// [`KubeSource::ready`].
 pub async fn connect(options: &KubeOptions) -> Result<KubeSource, String> {
     let config = match &options.kubeconfig {
@@ -105,6 +105,7 @@ impl KubeSource {
             spawn::<Service>(api(&client, namespace), all.clone(), &shared),
             spawn::<EndpointSlice>(api(&client, namespace), all, &shared),
             spawn::<Secret>(api(&client, namespace), tls, &shared),
+            spawn::<ConfigMap>(api(&client, namespace), watcher::Config::default(), &shared),
         ];
         Self { client, shared, tasks }
     }
@@ -128,7 +129,7 @@ impl KubeSource {
     }
 
     /// Objects held, by kind (without copying them).
-    pub fn counts(&self) -> [(&'static str, usize); 6] {
+    pub fn counts(&self) -> [(&'static str, usize); 7] {
         self.shared.store().counts()
     }
 
@@ -231,6 +232,14 @@ impl Kind for Secret {
     }
     fn wanted(&self) -> bool {
         self.type_.as_deref() == Some(TLS_SECRET_TYPE)
+    }
+}
+
+impl Kind for ConfigMap {
+    const BIT: u32 = 5;
+    const KIND: &'static str = "ConfigMap";
+    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
+        &mut store.config_maps
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 use sluice_config::{Diagnostic, ObjectRef};
-use sluice_store::k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
+use sluice_store::k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Secret, Service};
 use sluice_store::k8s_openapi::api::discovery::v1::EndpointSlice;
 use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use sluice_store::{Object, DEFAULT_NAMESPACE};
@@ -64,6 +64,7 @@ fn decode_value(document: Value, objects: &mut Vec<Object>, diagnostics: &mut Ve
         }
         ("v1", "Endpoints") => typed(document, "Endpoints", |o: Endpoints| Object::Endpoints(Box::new(o))),
         ("v1", "Secret") => typed(document, "Secret", |o: Secret| Object::Secret(Box::new(o))),
+        ("v1", "ConfigMap") => typed(document, "ConfigMap", |o: ConfigMap| Object::ConfigMap(Box::new(o))),
         _ => {
             tracing::debug!(%api_version, %kind, "skipping a manifest of a kind Sluice does not act on");
             return;

@@ -30,6 +30,8 @@ impl DataPlane {
         }
         // One load per request: a swap during the request does not affect it.
         let snapshot = self.snapshot.load_full();
+        let believed = downstream.believing(&snapshot.client_trust, request.headers());
+        let downstream = believed.as_ref().unwrap_or(downstream);
         let host = request
             .uri()
             .authority()
@@ -232,9 +234,10 @@ fn check_request(request: &Request<Incoming>) -> Result<(), StatusCode> {
 /// Rewrites the request head for the backend: hop-by-hop headers out, forwarding headers
 /// in, `Host` kept (taken from `:authority` for HTTP/2 clients), the backend's version.
 fn prepare(parts: &mut Parts, downstream: &Downstream, protocol: UpstreamProtocol, upgrade: bool) {
-    let host = match parts.uri.authority() {
-        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
-        None => parts.headers.get(header::HOST).cloned(),
+    let host = match (downstream.forwarded_host(), parts.uri.authority()) {
+        (Some(believed), _) => Some(believed.clone()),
+        (None, Some(authority)) => HeaderValue::from_str(authority.as_str()).ok(),
+        (None, None) => parts.headers.get(header::HOST).cloned(),
     };
     strip_hop_by_hop(&mut parts.headers, upgrade);
     set_forwarding(&mut parts.headers, downstream, host.as_ref());

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use sluice_config::ClientTrust;
 
 use crate::listener::Scheme;
 
@@ -11,30 +12,78 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_ORIGINAL_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-original-forwarded-for");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Facts about the downstream connection that end up in forwarding headers, rendered once
-/// per connection rather than per request.
+/// Facts about the downstream client that end up in forwarding headers, rendered once per
+/// connection rather than per request (and again per request only when the controller
+/// ConfigMap says to believe forwarding headers).
 #[derive(Debug, Clone)]
 pub(crate) struct Downstream {
-    /// The client's address.
+    /// The client's address: the peer's, the PROXY header's source, or a trusted header's.
     pub client: SocketAddr,
     /// `http` or `https`.
     pub scheme: Scheme,
-    /// The listener's port.
+    /// The listener's port (or the PROXY header's destination port, or `X-Forwarded-Port`).
     pub port: u16,
     client_ip: HeaderValue,
     port_text: HeaderValue,
+    /// `X-Forwarded-For` to send instead of the client address (`compute-full-forwarded-for`).
+    forwarded_for: Option<HeaderValue>,
+    /// The trusted `X-Forwarded-Host`: sent as `Host` and `X-Forwarded-Host`.
+    forwarded_host: Option<HeaderValue>,
 }
 
 impl Downstream {
     /// A connection from `client` to a listener on `port`.
     pub(crate) fn new(client: SocketAddr, scheme: Scheme, port: u16) -> Self {
         let client_ip = HeaderValue::from(IpText::new(client.ip()));
-        Self { client, scheme, port, client_ip, port_text: HeaderValue::from(port) }
+        let port_text = HeaderValue::from(port);
+        Self { client, scheme, port, client_ip, port_text, forwarded_for: None, forwarded_host: None }
+    }
+
+    /// What this request's forwarding headers say about the client, where `trust` believes
+    /// them; `None` when it believes none (the connection's facts stand).
+    pub(crate) fn believing(&self, trust: &ClientTrust, headers: &HeaderMap) -> Option<Downstream> {
+        let real_ip = trust.real_ip.as_ref()?;
+        let values = headers.get_all(&real_ip.header);
+        let client_ip = real_ip.client(self.client.ip(), values.iter().map(HeaderValue::as_bytes));
+        let mut believed = Downstream::new(SocketAddr::new(client_ip, self.client.port()), self.scheme, self.port);
+        if trust.full_forwarded_for {
+            let mut list = Vec::new();
+            for value in headers.get_all(&X_FORWARDED_FOR) {
+                list.extend_from_slice(value.as_bytes());
+                list.extend_from_slice(b", ");
+            }
+            list.extend_from_slice(self.client_ip.as_bytes());
+            believed.forwarded_for = HeaderValue::from_bytes(&list).ok();
+        }
+        if trust.forwarded_headers {
+            let first = |name: &HeaderName| {
+                let value = headers.get(name)?.to_str().ok()?;
+                let first = value.split(',').next()?.trim();
+                (!first.is_empty()).then(|| HeaderValue::from_str(first).ok()).flatten()
+            };
+            match first(&X_FORWARDED_PROTO).as_ref().map(HeaderValue::as_bytes) {
+                Some(b"https") => believed.scheme = Scheme::Https,
+                Some(b"http") => believed.scheme = Scheme::Http,
+                _ => {}
+            }
+            if let Some(port) = first(&X_FORWARDED_PORT).and_then(|p| p.to_str().ok()?.parse::<u16>().ok()) {
+                believed.port = port;
+                believed.port_text = HeaderValue::from(port);
+            }
+            believed.forwarded_host = first(&X_FORWARDED_HOST);
+        }
+        Some(believed)
+    }
+
+    /// The `Host` to send upstream in place of the client's, when one is believed.
+    pub(crate) fn forwarded_host(&self) -> Option<&HeaderValue> {
+        self.forwarded_host.as_ref()
     }
 }
 
@@ -96,7 +145,12 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 pub(crate) fn set_forwarding(headers: &mut HeaderMap, downstream: &Downstream, host: Option<&HeaderValue>) {
     // Room for the six headers below in one step rather than growing as they go in.
     headers.reserve(6);
-    headers.insert(&X_FORWARDED_FOR, downstream.client_ip.clone());
+    // What the client sent is passed on under another name, as ingress-nginx does.
+    if let Some(sent) = headers.remove(&X_FORWARDED_FOR) {
+        headers.insert(&X_ORIGINAL_FORWARDED_FOR, sent);
+    }
+    let forwarded_for = downstream.forwarded_for.as_ref().unwrap_or(&downstream.client_ip);
+    headers.insert(&X_FORWARDED_FOR, forwarded_for.clone());
     headers.insert(&X_REAL_IP, downstream.client_ip.clone());
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(downstream.scheme.as_str()));
     headers.insert(&X_FORWARDED_PORT, downstream.port_text.clone());
@@ -187,6 +241,7 @@ mod tests {
         let down = Downstream::new("[::1]:5000".parse().unwrap(), Scheme::Https, 443);
         set_forwarding(&mut h, &down, Some(&HeaderValue::from_static("a.com")));
         assert_eq!(h["x-forwarded-for"], "::1");
+        assert_eq!(h["x-original-forwarded-for"], "6.6.6.6");
         assert_eq!(h["x-real-ip"], "::1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-port"], "443");
@@ -195,5 +250,36 @@ mod tests {
         let mut h = HeaderMap::new();
         set_forwarding(&mut h, &down, None);
         assert_eq!(h["x-request-id"].len(), 32);
+    }
+
+    #[test]
+    fn trusted_forwarding_headers_are_believed() {
+        use sluice_config::{ClientTrust, RealIp};
+        let trust = ClientTrust {
+            real_ip: Some(RealIp {
+                header: HeaderName::from_static("x-forwarded-for"),
+                trusted: vec!["127.0.0.0/8".parse().unwrap()],
+            }),
+            forwarded_headers: true,
+            full_forwarded_for: true,
+            ..ClientTrust::default()
+        };
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 127.0.0.2"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("x-forwarded-port", HeaderValue::from_static("8443"));
+        h.insert("x-forwarded-host", HeaderValue::from_static("front.example, other"));
+        let down = Downstream::new("127.0.0.1:5000".parse().unwrap(), Scheme::Http, 80);
+        let believed = down.believing(&trust, &h).unwrap();
+        assert_eq!(believed.client.ip().to_string(), "203.0.113.9");
+        assert_eq!((believed.scheme, believed.port), (Scheme::Https, 8443));
+        assert_eq!(believed.forwarded_host().unwrap(), "front.example");
+        set_forwarding(&mut h, &believed, believed.forwarded_host());
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.2, 127.0.0.1");
+        assert_eq!(h["x-real-ip"], "203.0.113.9");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert!(down.believing(&ClientTrust::default(), &h).is_none());
+        let untrusted = Downstream::new("192.0.2.7:5000".parse().unwrap(), Scheme::Http, 80);
+        assert_eq!(untrusted.believing(&trust, &h).unwrap().client.ip().to_string(), "192.0.2.7");
     }
 }

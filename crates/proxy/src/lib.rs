@@ -15,6 +15,7 @@ mod forward;
 mod headers;
 mod listener;
 mod path;
+mod proxy_protocol;
 
 pub mod metrics;
 mod responses;

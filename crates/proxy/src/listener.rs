@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::headers::Downstream;
+use crate::proxy_protocol;
 use crate::DataPlane;
 
 /// How long a client may take to send a request's headers.
@@ -86,7 +87,23 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let port = stream.local_addr().map_or(0, |a| a.port());
-    let downstream = Arc::new(Downstream::new(client, scheme, port));
+    let mut stream = stream;
+    let downstream = if plane.snapshot.load().client_trust.proxy_protocol {
+        let timeout = plane.options.handshake_timeout;
+        match tokio::time::timeout(timeout, proxy_protocol::read_header(&mut stream)).await {
+            Ok(Ok(Some((source, destination)))) => {
+                // As ingress-nginx: a connection the balancer took on port 443 is https.
+                let scheme = if destination.port() == 443 { Scheme::Https } else { scheme };
+                Downstream::new(source, scheme, destination.port())
+            }
+            Ok(Ok(None)) => Downstream::new(client, scheme, port),
+            Ok(Err(e)) => return tracing::debug!(%client, error = %e, "PROXY protocol header refused"),
+            Err(_) => return tracing::debug!(%client, "no PROXY protocol header in time"),
+        }
+    } else {
+        Downstream::new(client, scheme, port)
+    };
+    let downstream = Arc::new(downstream);
     match acceptor {
         None => serve_http(stream, downstream, plane, http).await,
         Some(acceptor) => {

@@ -112,6 +112,16 @@ pub struct SourceArgs {
     #[arg(long, value_name = "PREFIX", default_value = sluice_translate::DEFAULT_ANNOTATIONS_PREFIX)]
     pub annotations_prefix: String,
 
+    /// A ConfigMap (NAMESPACE/NAME, from the manifests or the cluster, followed live) with
+    /// ingress-nginx's global settings under its key names: `ssl-redirect`, `hsts*`,
+    /// `http-redirect-code`, `proxy-*` timeouts, body size and retries,
+    /// `use-forwarded-headers`, `forwarded-for-header`, `compute-full-forwarded-for`,
+    /// `proxy-real-ip-cidr`, `enable-real-ip`, `use-proxy-protocol`. Keys Sluice does not
+    /// honour are named in warnings (`sluice check`).
+    /// To take over from ingress-nginx: --configmap ingress-nginx/ingress-nginx-controller
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub configmap: Option<String>,
+
     /// How long to wait for a backend's response headers (and between reads of its body)
     /// before answering 504, unless an Ingress sets `proxy-read-timeout`.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]

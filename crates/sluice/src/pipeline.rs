@@ -104,7 +104,12 @@ impl Pipeline {
         state_dir: Option<&Path>,
         kube: Option<Arc<sluice_kube::KubeSource>>,
     ) -> Result<Self, String> {
-        let default_tls_secret = source.default_tls_secret.as_deref().map(parse_secret_ref).transpose()?;
+        let default_tls_secret = source
+            .default_tls_secret
+            .as_deref()
+            .map(|text| parse_object_ref("--default-tls-secret", text))
+            .transpose()?;
+        let configmap = source.configmap.as_deref().map(|text| parse_object_ref("--configmap", text)).transpose()?;
         let mut defaults = sluice_translate::Defaults::default();
         let policy = UpstreamPolicy { read_timeout: source.upstream_timeout, ..UpstreamPolicy::default() };
         defaults.policy = Arc::new(policy);
@@ -116,6 +121,7 @@ impl Pipeline {
             controller_class: source.controller_class.clone(),
             annotations_prefix: source.annotations_prefix.clone(),
             defaults,
+            configmap,
             ..sluice_translate::Options::new(crate::default_cert::generate()?)
         };
         // Without pools there is nothing to allocate, and nothing to record.
@@ -229,7 +235,7 @@ impl Pipeline {
     }
 
     /// Object counts by kind and files failing to parse, for metrics.
-    pub fn stats(&self) -> ([(&'static str, usize); 6], usize) {
+    pub fn stats(&self) -> ([(&'static str, usize); 7], usize) {
         let state = self.lock();
         (state.source.counts(), state.source.failing_files())
     }
@@ -248,12 +254,12 @@ fn combine(source: &Source, translated: &[Diagnostic]) -> Vec<Diagnostic> {
     all
 }
 
-fn parse_secret_ref(text: &str) -> Result<ObjectKey, String> {
+fn parse_object_ref(flag: &str, text: &str) -> Result<ObjectKey, String> {
     match text.split_once('/') {
         Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('/') => {
             Ok(ObjectKey::new(namespace, name))
         }
-        _ => Err(format!("--default-tls-secret {text:?}: expected NAMESPACE/NAME")),
+        _ => Err(format!("{flag} {text:?}: expected NAMESPACE/NAME")),
     }
 }
 

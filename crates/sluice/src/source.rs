@@ -13,7 +13,8 @@ use sluice_translate::Allocations;
 use crate::pipeline::Trigger;
 
 /// Every kind a source can hold, for a rebuild of everything.
-const ALL_KINDS: [&str; 6] = ["Ingress", "IngressClass", "Service", "EndpointSlice", "Endpoints", "Secret"];
+const ALL_KINDS: [&str; 7] =
+    ["Ingress", "IngressClass", "Service", "EndpointSlice", "Endpoints", "Secret", "ConfigMap"];
 
 /// Where objects come from.
 #[derive(Debug)]
@@ -35,7 +36,7 @@ impl Source {
     }
 
     /// Objects by kind, without copying the store.
-    pub fn counts(&self) -> [(&'static str, usize); 6] {
+    pub fn counts(&self) -> [(&'static str, usize); 7] {
         match self {
             Source::Manifests(manifests) => manifests.store().counts(),
             Source::Kube(kube) => kube.counts(),

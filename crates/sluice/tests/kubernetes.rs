@@ -479,3 +479,22 @@ fn check_kubernetes_exits_1_with_the_invalid_ingress_and_0_without() {
     assert_eq!(output.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.starts_with("ok: 1 Ingresses"), "{stdout}");
 }
+
+#[test]
+fn the_controller_configmap_from_the_api_is_followed_live() {
+    let mut cluster = Cluster::new("k8s-configmap");
+    cluster.backend("web");
+    cluster.ingress("app", "app.example.com", &["/"]);
+    let configmap = |data: Value| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "controller", "namespace": NAMESPACE}, "data": data})
+    };
+    cluster.fake.apply("configmaps", configmap(json!({"force-ssl-redirect": "true"})));
+    let flag = format!("{NAMESPACE}/controller");
+    let sluice = cluster.sluice(&["--leader-elect", "false", "--configmap", &flag]);
+    assert_eq!(status_of(&sluice, "app.example.com", "/"), 308, "force-ssl-redirect from the ConfigMap");
+    cluster.fake.apply("configmaps", configmap(json!({"force-ssl-redirect": "false"})));
+    served_within_bound(&sluice, "app.example.com", "/", 200, "ConfigMap changed");
+    cluster.fake.delete("configmaps", NAMESPACE, "controller");
+    served_within_bound(&sluice, "app.example.com", "/", 200, "ConfigMap deleted: ingress-nginx's defaults");
+}

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -56,6 +56,9 @@ pub enum Object {
     Endpoints(Box<Endpoints>),
     /// v1 Secret; only `kubernetes.io/tls` ones are kept.
     Secret(Box<Secret>),
+    /// v1 ConfigMap: the controller's global settings (`--configmap`) and the response
+    /// headers `custom-headers` names.
+    ConfigMap(Box<ConfigMap>),
 }
 
 impl Object {
@@ -68,6 +71,7 @@ impl Object {
             Object::EndpointSlice(_) => "EndpointSlice",
             Object::Endpoints(_) => "Endpoints",
             Object::Secret(_) => "Secret",
+            Object::ConfigMap(_) => "ConfigMap",
         }
     }
 
@@ -80,6 +84,7 @@ impl Object {
             Object::EndpointSlice(o) => &o.metadata,
             Object::Endpoints(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
         }
     }
 
@@ -112,6 +117,8 @@ pub struct Store {
     pub endpoints: BTreeMap<ObjectKey, Arc<Endpoints>>,
     /// TLS Secrets.
     pub secrets: BTreeMap<ObjectKey, Arc<Secret>>,
+    /// ConfigMaps.
+    pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMap>>,
 }
 
 impl Store {
@@ -126,6 +133,7 @@ impl Store {
             Object::EndpointSlice(o) => self.endpoint_slices.insert(key, Arc::new(*o)).is_some(),
             Object::Endpoints(o) => self.endpoints.insert(key, Arc::new(*o)).is_some(),
             Object::Secret(o) => self.secrets.insert(key, Arc::new(*o)).is_some(),
+            Object::ConfigMap(o) => self.config_maps.insert(key, Arc::new(*o)).is_some(),
         };
         !previous
     }
@@ -140,6 +148,7 @@ impl Store {
             Object::EndpointSlice(o) => self.endpoint_slices.get(&key).map(|held| &**held) == Some(&**o),
             Object::Endpoints(o) => self.endpoints.get(&key).map(|held| &**held) == Some(&**o),
             Object::Secret(o) => self.secrets.get(&key).map(|held| &**held) == Some(&**o),
+            Object::ConfigMap(o) => self.config_maps.get(&key).map(|held| &**held) == Some(&**o),
         }
     }
 
@@ -152,12 +161,13 @@ impl Store {
             "EndpointSlice" => self.endpoint_slices.remove(key).is_some(),
             "Endpoints" => self.endpoints.remove(key).is_some(),
             "Secret" => self.secrets.remove(key).is_some(),
+            "ConfigMap" => self.config_maps.remove(key).is_some(),
             _ => false,
         }
     }
 
     /// Counts of objects by kind, for metrics.
-    pub fn counts(&self) -> [(&'static str, usize); 6] {
+    pub fn counts(&self) -> [(&'static str, usize); 7] {
         [
             ("Ingress", self.ingresses.len()),
             ("IngressClass", self.ingress_classes.len()),
@@ -165,6 +175,7 @@ impl Store {
             ("EndpointSlice", self.endpoint_slices.len()),
             ("Endpoints", self.endpoints.len()),
             ("Secret", self.secrets.len()),
+            ("ConfigMap", self.config_maps.len()),
         ]
     }
 
@@ -177,6 +188,7 @@ impl Store {
             "EndpointSlice" => self.endpoint_slices.contains_key(key),
             "Endpoints" => self.endpoints.contains_key(key),
             "Secret" => self.secrets.contains_key(key),
+            "ConfigMap" => self.config_maps.contains_key(key),
             _ => false,
         }
     }
@@ -189,6 +201,7 @@ impl Store {
             + self.endpoint_slices.len()
             + self.endpoints.len()
             + self.secrets.len()
+            + self.config_maps.len()
     }
 
     /// True when the store holds nothing.

@@ -20,6 +20,10 @@ static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-pre
 pub struct Defaults {
     /// `ssl-redirect`: plain-HTTP requests to hosts with TLS are redirected (default true).
     pub ssl_redirect: bool,
+    /// `force-ssl-redirect`: plain-HTTP requests are redirected even to hosts without TLS.
+    pub force_ssl_redirect: bool,
+    /// `preserve-trailing-slash`: https redirects keep a trailing `/`.
+    pub preserve_trailing_slash: bool,
     /// `http-redirect-code`: the status of https and www redirects (default 308).
     pub redirect_code: StatusCode,
     /// The `Strict-Transport-Security` value sent over https for hosts with TLS (`hsts`,
@@ -35,6 +39,8 @@ impl Default for Defaults {
     fn default() -> Self {
         Self {
             ssl_redirect: true,
+            force_ssl_redirect: false,
+            preserve_trailing_slash: false,
             redirect_code: StatusCode::PERMANENT_REDIRECT,
             hsts: Some(HeaderValue::from_static("max-age=31536000; includeSubDomains")),
             policy: Arc::default(),
@@ -55,18 +61,19 @@ pub(crate) fn route(
         Some((code, location)) => Action::Redirect(Redirect { code: *code, location: location.clone() }),
         None => Action::Forward(Forward {
             backends: Box::new([WeightedBackend { id: backend, weight: 1 }]),
-            policy: policy(&defaults.policy, &a.policy),
+            policy: merged_policy(&defaults.policy, &a.policy),
         }),
     };
     let mut filters = Vec::new();
     if let Some(app_root) = &a.app_root {
         filters.push(Filter::AppRoot { path: app_root.clone() });
     }
-    let redirects_to_https = a.force_ssl_redirect || (tls && a.ssl_redirect.unwrap_or(defaults.ssl_redirect));
+    let redirects_to_https = a.force_ssl_redirect.unwrap_or(defaults.force_ssl_redirect)
+        || (tls && a.ssl_redirect.unwrap_or(defaults.ssl_redirect));
     if redirects_to_https && matches!(action, Action::Forward(_)) {
         filters.push(Filter::HttpsRedirect {
             code: defaults.redirect_code,
-            preserve_trailing_slash: a.preserve_trailing_slash,
+            preserve_trailing_slash: a.preserve_trailing_slash.unwrap_or(defaults.preserve_trailing_slash),
         });
     }
     if let Some(rewrite) = path.and_then(|p| p.rewrite.as_ref()) {
@@ -119,7 +126,7 @@ fn request_edits(a: &IngressAnnotations, rewrites: bool) -> HeaderEdits {
 }
 
 /// The defaults with the route's overrides; the shared defaults when there are none.
-fn policy(defaults: &Arc<UpstreamPolicy>, overrides: &PolicyOverrides) -> Arc<UpstreamPolicy> {
+pub(crate) fn merged_policy(defaults: &Arc<UpstreamPolicy>, overrides: &PolicyOverrides) -> Arc<UpstreamPolicy> {
     if *overrides == PolicyOverrides::default() {
         return defaults.clone();
     }

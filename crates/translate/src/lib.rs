@@ -11,6 +11,7 @@ mod cache;
 mod certificates;
 mod class;
 mod compile;
+mod configmap;
 mod ingress;
 mod l4;
 mod plan;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
 use sluice_config::{BackendId, CertificateTable, Diagnostic, ObjectRef, Snapshot, Summary};
+use sluice_store::k8s_openapi::api::core::v1::ConfigMap;
 use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use sluice_store::{ObjectKey, Store};
 
@@ -27,6 +29,7 @@ use crate::backends::{Backends, Resolved};
 use crate::cache::DerivedCache;
 use crate::certificates::Secrets;
 use crate::class::{ClassChoice, ClassFilter};
+use crate::configmap::Global;
 use crate::ingress::ValidIngress;
 use crate::plan::{Plan, Verdict};
 
@@ -54,8 +57,11 @@ pub struct Options {
     pub controller_class: String,
     /// `--annotations-prefix`: where ingress-nginx annotations are read from.
     pub annotations_prefix: String,
-    /// Global defaults of what annotations override.
+    /// Global defaults of what annotations override (from the command line); the
+    /// controller ConfigMap's keys apply on top.
     pub defaults: Defaults,
+    /// `--configmap`: the ConfigMap with ingress-nginx's global settings.
+    pub configmap: Option<ObjectKey>,
 }
 
 impl Options {
@@ -71,6 +77,7 @@ impl Options {
             controller_class: CONTROLLER_NAME.into(),
             annotations_prefix: DEFAULT_ANNOTATIONS_PREFIX.into(),
             defaults: Defaults::default(),
+            configmap: None,
         }
     }
 }
@@ -139,6 +146,8 @@ pub struct Translator {
     certificates: Option<(Arc<CertificateTable>, Vec<Diagnostic>)>,
     /// The backend of each id of the plan, as last resolved.
     resolved: Vec<Option<Resolved>>,
+    /// The controller ConfigMap as last read (`None` when absent), and what it set.
+    global: Option<(Option<Arc<ConfigMap>>, Global)>,
     /// True until the first build, which looks at every object whatever it is told.
     fresh: bool,
 }
@@ -167,6 +176,7 @@ impl Translator {
             plan: Plan::default(),
             certificates: None,
             resolved: Vec::new(),
+            global: None,
             fresh: true,
         }
     }
@@ -194,15 +204,17 @@ impl Translator {
         let secrets_changed = self.secrets.sync(store, changed);
         let dirty_services = self.backends.sync(store, changed);
 
-        // A changed IngressClass can change which Ingresses are ours: plan them all again.
-        let replan = classes_changed || first;
+        // A changed controller ConfigMap changes every route's defaults; a changed
+        // IngressClass can change which Ingresses are ours: plan them all again.
+        let global_changed = self.sync_global(store);
+        let replan = classes_changed || global_changed || first;
         let to_plan: Vec<Arc<ObjectKey>> = if replan {
             self.plan = Plan::default();
             store.ingresses.keys().map(|key| Arc::new(key.clone())).collect()
         } else {
             ingress_changes.into_iter().map(|change| change.key).collect()
         };
-        let rebuilt = if to_plan.is_empty() && !classes_changed { Rebuilt::Backends } else { Rebuilt::Routes };
+        let rebuilt = if to_plan.is_empty() && !replan { Rebuilt::Backends } else { Rebuilt::Routes };
         let filter = ClassFilter::new(store, &self.options);
         let ingresses = &self.ingresses;
         let verdicts = to_plan.into_iter().map(|key| {
@@ -213,7 +225,8 @@ impl Translator {
             };
             (key, verdict)
         });
-        let updated = self.plan.update(verdicts, &self.options.defaults);
+        let global = self.global.as_ref().map(|(_, global)| global);
+        let updated = self.plan.update(verdicts, global.map_or(&self.options.defaults, |g| &g.defaults));
         let plan = &self.plan;
         if updated.tls || secrets_changed || replan {
             self.certificates = None;
@@ -256,6 +269,7 @@ impl Translator {
             plan.unresolved(resolved, &mut diagnostics);
         }
         diagnostics.extend_from_slice(certificate_problems);
+        diagnostics.extend(global.iter().flat_map(|g| g.diagnostics.iter().cloned()));
         let l4 = l4::translate(store, &self.options.lb_pools, previous, &self.backends, &mut diagnostics);
         diagnostics.sort();
         diagnostics.dedup();
@@ -267,12 +281,30 @@ impl Translator {
             routes: plan.routes().clone(),
             backends: resolved.iter().map(|r| r.as_ref().map(|r| r.backend.clone())).collect(),
             certificates: certificates.clone(),
+            client_trust: global.map_or_else(Arc::default, |g| g.trust.clone()),
             l4,
             ingresses: plan.served_list().clone(),
             diagnostics,
             summary,
         };
         (snapshot, rebuilt)
+    }
+}
+
+impl Translator {
+    /// Reads the controller ConfigMap again if it changed (one pointer comparison when not);
+    /// true when it did, and every route must be compiled again.
+    fn sync_global(&mut self, store: &Store) -> bool {
+        let key = self.options.configmap.as_ref();
+        let current = key.and_then(|key| store.config_maps.get(key));
+        if let Some((seen, _)) = &self.global {
+            if seen.as_ref().map(Arc::as_ptr) == current.map(Arc::as_ptr) {
+                return false;
+            }
+        }
+        let global = configmap::read(&self.options.defaults, key, current.map(|c| &**c));
+        self.global = Some((current.cloned(), global));
+        true
     }
 }
 

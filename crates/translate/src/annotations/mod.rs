@@ -7,7 +7,7 @@
 //! rejects the Ingress, so it is never served unprotected.
 
 mod snippet;
-mod values;
+pub(crate) mod values;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -93,10 +93,10 @@ pub(crate) struct IngressAnnotations {
     pub app_root: Option<HeaderValue>,
     /// `ssl-redirect` when set (else the global default).
     pub ssl_redirect: Option<bool>,
-    /// `force-ssl-redirect`.
-    pub force_ssl_redirect: bool,
-    /// `preserve-trailing-slash`.
-    pub preserve_trailing_slash: bool,
+    /// `force-ssl-redirect` when set (else the global default).
+    pub force_ssl_redirect: Option<bool>,
+    /// `preserve-trailing-slash` when set (else the global default).
+    pub preserve_trailing_slash: Option<bool>,
     /// `permanent-redirect` or `temporal-redirect` with its code.
     pub redirect: Option<(StatusCode, Template)>,
     /// `from-to-www-redirect`.
@@ -196,8 +196,8 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
             a.app_root = Some(header_value(value)?);
         }
         "ssl-redirect" => a.ssl_redirect = Some(values::boolean(value)?),
-        "force-ssl-redirect" => a.force_ssl_redirect = values::boolean(value)?,
-        "preserve-trailing-slash" => a.preserve_trailing_slash = values::boolean(value)?,
+        "force-ssl-redirect" => a.force_ssl_redirect = Some(values::boolean(value)?),
+        "preserve-trailing-slash" => a.preserve_trailing_slash = Some(values::boolean(value)?),
         "permanent-redirect" | "temporal-redirect" => {
             let permanent = name == "permanent-redirect";
             if permanent && all.contains_key("temporal-redirect") {
@@ -246,19 +246,6 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
             "1.0" => return Err("Sluice always speaks HTTP/1.1 to HTTP/1 backends".to_owned().into()),
             _ => return Err(format!("{value:?} is not 1.0 or 1.1").into()),
         },
-        "proxy-body-size" => a.policy.max_body = Some(values::size(value)?),
-        "proxy-connect-timeout" => a.policy.connect_timeout = Some(positive(values::duration(value)?)?),
-        "proxy-read-timeout" => a.policy.read_timeout = Some(positive(values::duration(value)?)?),
-        "proxy-send-timeout" => {
-            positive(values::duration(value)?)?;
-            return Err("not enforced yet: request bodies are streamed without a per-write timeout".to_owned().into());
-        }
-        "proxy-next-upstream" => a.policy.retry_on = Some(retry_on(value)?),
-        "proxy-next-upstream-tries" => a.policy.retry_tries = Some(values::number(value, 0, 100)?),
-        "proxy-next-upstream-timeout" => {
-            let limit = values::duration(value)?;
-            a.policy.retry_timeout = Some((!limit.is_zero()).then_some(limit));
-        }
         // Keys are visited in order: `canary` comes before every `canary-*` key.
         "canary" => {
             if values::boolean(value)? {
@@ -286,9 +273,35 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
         "stream-snippet" => {
             return Err(Problem::Refused("stream snippets configure raw TCP/UDP and are never rendered".into()))
         }
-        _ => return Err(format!("{name} is not supported by Sluice; the Ingress is served without it").into()),
+        _ => match policy_setting(&mut a.policy, name, value) {
+            Some(result) => result?,
+            None => return Err(format!("{name} is not supported by Sluice; the Ingress is served without it").into()),
+        },
     }
     Ok(())
+}
+
+/// Applies one `proxy-*` timeout, body-size or retry setting (an annotation, or a key of the
+/// controller ConfigMap, which share names and meaning); `None` when `name` is not one.
+pub(crate) fn policy_setting(p: &mut PolicyOverrides, name: &str, value: &str) -> Option<Result<(), String>> {
+    let result = match name {
+        "proxy-body-size" => values::size(value).map(|limit| p.max_body = Some(limit)),
+        "proxy-connect-timeout" => timeout(value).map(|t| p.connect_timeout = Some(t)),
+        "proxy-read-timeout" => timeout(value).map(|t| p.read_timeout = Some(t)),
+        "proxy-send-timeout" => timeout(value)
+            .and_then(|_| Err("not enforced yet: request bodies are streamed without a per-write timeout".to_owned())),
+        "proxy-next-upstream" => retry_on(value).map(|on| p.retry_on = Some(on)),
+        "proxy-next-upstream-tries" => values::number(value, 0, 100).map(|tries| p.retry_tries = Some(tries)),
+        "proxy-next-upstream-timeout" => {
+            values::duration(value).map(|limit| p.retry_timeout = Some((!limit.is_zero()).then_some(limit)))
+        }
+        _ => return None,
+    };
+    Some(result)
+}
+
+fn timeout(value: &str) -> Result<Duration, String> {
+    positive(values::duration(value)?)
 }
 
 fn canary_key(canary: &mut Canary, name: &str, value: &str) -> Result<(), String> {
@@ -313,7 +326,7 @@ fn canary_key(canary: &mut Canary, name: &str, value: &str) -> Result<(), String
     Ok(())
 }
 
-fn retry_on(value: &str) -> Result<RetryOn, String> {
+pub(crate) fn retry_on(value: &str) -> Result<RetryOn, String> {
     let mut on = RetryOn::default();
     for token in value.split_whitespace() {
         match token {

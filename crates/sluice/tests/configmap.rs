@@ -1,0 +1,161 @@
+//! The controller ConfigMap (`--configmap`), end to end: ingress-nginx's global keys change
+//! every route's defaults live; forwarding headers and the PROXY protocol are believed only
+//! when it says so. Real `sluice run` processes, echo backends, raw TCP and TLS clients.
+
+mod common;
+
+use std::io::{BufReader, Write};
+use std::time::Duration;
+
+use common::*;
+
+fn configmap_yaml(data: &[(&str, &str)]) -> String {
+    let mut yaml =
+        String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: controller, namespace: ingress}\ndata:\n");
+    for (key, value) in data {
+        yaml.push_str(&format!("  {key}: {value:?}\n"));
+    }
+    if data.is_empty() {
+        yaml.push_str("  {}\n");
+    }
+    yaml
+}
+
+const FLAG: [&str; 2] = ["--configmap", "ingress/controller"];
+
+#[test]
+fn global_keys_set_defaults_and_apply_live() {
+    let mut fx = Fixture::new("cm-defaults");
+    fx.backend("echo");
+    let cert = test_cert(&["secure.test"]);
+    fx.tls_secret("secure-tls", &cert);
+    fx.ingress(&Ingress::new("secure").tls(&["secure.test"], "secure-tls").path(
+        Some("secure.test"),
+        "Prefix",
+        "/",
+        "echo",
+    ));
+    fx.write(
+        "configmap.yaml",
+        &configmap_yaml(&[
+            ("ssl-redirect", "false"),
+            ("hsts-max-age", "86400"),
+            ("hsts-include-subdomains", "false"),
+            ("proxy-body-size", "10"),
+            ("no-such-key", "1"),
+        ]),
+    );
+    let sluice = fx.start(&FLAG);
+
+    assert_eq!(sluice.get("secure.test", "/").status, 200, "ssl-redirect off for every Ingress");
+    let request = http_request("POST", "secure.test", "/", &[], b"more than ten bytes");
+    assert_eq!(sluice.send(&request).status, 413, "proxy-body-size from the ConfigMap");
+    let raw = http_request("GET", "secure.test", "/", &[], b"");
+    let (resp, _) = https_exchange(sluice.https, "secure.test", TlsOptions::default(), &raw).unwrap();
+    assert_eq!(resp.header("strict-transport-security"), Some("max-age=86400"));
+
+    let out = run_sluice_command(&["check", "--manifests", fx.manifests().to_str().unwrap(), "--configmap", FLAG[1]]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "unknown keys are warnings: {stdout}");
+    assert!(stdout.contains("ConfigMap ingress/controller: data.no-such-key"), "{stdout}");
+
+    fx.write("configmap.yaml", &configmap_yaml(&[("http-redirect-code", "301")]));
+    assert!(
+        wait_until(Duration::from_secs(5), || sluice.get("secure.test", "/a").status == 301),
+        "the default ssl-redirect is back, with the ConfigMap's code, without a restart"
+    );
+    assert_eq!(
+        sluice.get("secure.test", "/a").header("location"),
+        Some(&*format!("https://secure.test:{}/a", sluice.https.port()))
+    );
+    std::fs::remove_file(fx.manifests().join("configmap.yaml")).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || sluice.get("secure.test", "/a").status == 308));
+}
+
+#[test]
+fn forwarding_headers_are_replaced_unless_the_configmap_trusts_them() {
+    let mut fx = Fixture::new("cm-forwarded");
+    fx.backend("echo");
+    let cert = test_cert(&["fwd.test"]);
+    fx.tls_secret("fwd-tls", &cert);
+    fx.ingress(&Ingress::new("fwd").tls(&["fwd.test"], "fwd-tls").path(Some("fwd.test"), "Prefix", "/", "echo"));
+    fx.write("configmap.yaml", &configmap_yaml(&[]));
+    let sluice = fx.start(&FLAG);
+    let forged = [
+        ("X-Forwarded-For", "203.0.113.9"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "front.example"),
+        ("X-Forwarded-Port", "443"),
+    ];
+    let request = http_request("GET", "fwd.test", "/p", &forged, b"");
+    let resp = sluice.send(&request);
+    assert_eq!(resp.status, 308, "X-Forwarded-Proto from a client is not believed: {resp:?}");
+
+    fx.write(
+        "configmap.yaml",
+        &configmap_yaml(&[("use-forwarded-headers", "true"), ("compute-full-forwarded-for", "true")]),
+    );
+    assert!(wait_until(Duration::from_secs(5), || sluice.send(&request).status == 200));
+    let e = sluice.send(&request).echo();
+    assert_eq!(e.header("x-forwarded-for"), Some("203.0.113.9, 127.0.0.1"));
+    assert_eq!(e.header("x-real-ip"), Some("203.0.113.9"));
+    assert_eq!(e.header("x-forwarded-proto"), Some("https"));
+    assert_eq!(e.header("x-forwarded-port"), Some("443"));
+    assert_eq!(e.header("host"), Some("front.example"), "the first X-Forwarded-Host is the upstream Host");
+
+    fx.write("configmap.yaml", &configmap_yaml(&[("enable-real-ip", "true"), ("ssl-redirect", "false")]));
+    assert!(wait_until(Duration::from_secs(5), || {
+        sluice.send(&request).try_echo().is_ok_and(|e| e.header("x-forwarded-proto") == Some("http"))
+    }));
+    let e = sluice.send(&request).echo();
+    assert_eq!(e.header("x-real-ip"), Some("203.0.113.9"), "enable-real-ip believes only the address");
+    assert_eq!(e.header("x-forwarded-for"), Some("203.0.113.9"));
+    assert_eq!(e.header("x-original-forwarded-for"), Some("203.0.113.9"));
+    assert_eq!(e.header("host"), Some("fwd.test"));
+}
+
+#[test]
+fn use_proxy_protocol_reads_the_client_from_the_header() {
+    let mut fx = Fixture::new("cm-proxy");
+    fx.backend("echo");
+    let cert = test_cert(&["pp.test"]);
+    fx.tls_secret("pp-tls", &cert);
+    fx.ingress(&Ingress::new("pp").tls(&["pp.test"], "pp-tls").path(Some("pp.test"), "Prefix", "/", "echo"));
+    fx.write("configmap.yaml", &configmap_yaml(&[("use-proxy-protocol", "true")]));
+    let sluice = fx.start(&FLAG);
+
+    let header = b"PROXY TCP4 203.0.113.7 198.18.0.1 5555 443\r\n";
+    let request = [&header[..], &http_request("GET", "pp.test", "/", &[], b"")].concat();
+    let e = sluice.send(&request).echo();
+    assert_eq!(e.header("x-forwarded-for"), Some("203.0.113.7"));
+    assert_eq!(e.header("x-forwarded-proto"), Some("https"), "taken on port 443 by the balancer");
+    assert_eq!(e.header("x-forwarded-port"), Some("443"));
+    assert!(
+        exchange(sluice.http, &http_request("GET", "pp.test", "/", &[], b"")).is_err(),
+        "a connection without the header is closed"
+    );
+
+    // v2 in front of TLS, the way a cloud balancer sends it.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend_from_slice(&[0x21, 0x11, 0, 12, 192, 0, 2, 44, 198, 18, 0, 1, 0x30, 0x39, 0x01, 0xbb]);
+    let mut tcp = connect(sluice.https).unwrap();
+    tcp.write_all(&v2).unwrap();
+    let config = tls_client_config(TlsOptions::default()).unwrap();
+    let connection = rustls::ClientConnection::new(config, "pp.test".try_into().unwrap()).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    tls.write_all(&http_request("GET", "pp.test", "/", &[], b"")).unwrap();
+    let resp = read_response(&mut BufReader::new(tls), false).unwrap();
+    assert_eq!(resp.echo().header("x-real-ip"), Some("192.0.2.44"));
+
+    let (ok, out, err) = curl(&[
+        "--haproxy-protocol",
+        "-H",
+        "Host: pp.test",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://{}/", sluice.http),
+    ]);
+    assert!(ok && out == "308", "curl --haproxy-protocol (v1): {out} {err}");
+}

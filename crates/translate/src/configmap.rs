@@ -1,0 +1,232 @@
+//! The controller ConfigMap (`--configmap NAMESPACE/NAME`): ingress-nginx's global settings,
+//! read with its key names and meaning. Every key is honoured or named in a warning; an
+//! invalid value keeps the default (with a warning), as ingress-nginx does.
+
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue};
+use sluice_config::{ClientTrust, Diagnostic, IpNet, ObjectRef, RealIp};
+use sluice_store::k8s_openapi::api::core::v1::ConfigMap;
+use sluice_store::ObjectKey;
+
+use crate::annotations::{policy_setting, values, PolicyOverrides};
+use crate::compile::{merged_policy, Defaults};
+
+/// What the ConfigMap sets: route defaults (what annotations override) and whom the
+/// listeners believe about clients.
+#[derive(Debug, Clone)]
+pub(crate) struct Global {
+    /// Defaults for every route.
+    pub defaults: Defaults,
+    /// PROXY protocol and forwarding headers.
+    pub trust: Arc<ClientTrust>,
+    /// Ignored keys and invalid values.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The settings `configmap` makes of `base` (the command line's); `base` alone when there
+/// is no ConfigMap (a missing one is a warning: ingress-nginx starts with its defaults too).
+pub(crate) fn read(base: &Defaults, key: Option<&ObjectKey>, configmap: Option<&ConfigMap>) -> Global {
+    let mut global = Global { defaults: base.clone(), trust: Arc::default(), diagnostics: Vec::new() };
+    let Some(key) = key else {
+        return global;
+    };
+    let object = ObjectRef::new("ConfigMap", &key.namespace, &key.name);
+    let Some(configmap) = configmap else {
+        let why = "not found; ingress-nginx's defaults apply until it exists";
+        global.diagnostics.push(Diagnostic::warning(object, "metadata.name", why));
+        return global;
+    };
+    let data = configmap.data.clone().unwrap_or_default();
+    let mut settings = Settings::default();
+    for (name, value) in &data {
+        if let Err(reason) = settings.apply(&mut global.defaults, name, value) {
+            global.diagnostics.push(Diagnostic::warning(object.clone(), format!("data.{name}"), reason));
+        }
+    }
+    if settings.policy != PolicyOverrides::default() || settings.retry_non_idempotent {
+        let mut policy = (*merged_policy(&base.policy, &settings.policy)).clone();
+        policy.retry.on.non_idempotent |= settings.retry_non_idempotent;
+        global.defaults.policy = Arc::new(policy);
+    }
+    global.defaults.hsts = settings.hsts.header();
+    global.trust = Arc::new(settings.trust());
+    global
+}
+
+/// Keys read together: HSTS is one header from four keys, client trust from five.
+#[derive(Debug)]
+struct Settings {
+    policy: PolicyOverrides,
+    retry_non_idempotent: bool,
+    hsts: Hsts,
+    proxy_protocol: bool,
+    forwarded_headers: bool,
+    real_ip: bool,
+    full_forwarded_for: bool,
+    forwarded_for_header: HeaderName,
+    trusted: Vec<IpNet>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            policy: PolicyOverrides::default(),
+            retry_non_idempotent: false,
+            hsts: Hsts::default(),
+            proxy_protocol: false,
+            forwarded_headers: false,
+            real_ip: false,
+            full_forwarded_for: false,
+            forwarded_for_header: HeaderName::from_static("x-forwarded-for"),
+            trusted: vec![IpNet::V4(Default::default()), IpNet::V6(Default::default())],
+        }
+    }
+}
+
+impl Settings {
+    fn apply(&mut self, defaults: &mut Defaults, name: &str, value: &str) -> Result<(), String> {
+        match name {
+            "ssl-redirect" => defaults.ssl_redirect = values::boolean(value)?,
+            "force-ssl-redirect" => defaults.force_ssl_redirect = values::boolean(value)?,
+            "preserve-trailing-slash" => defaults.preserve_trailing_slash = values::boolean(value)?,
+            "http-redirect-code" => {
+                let code = values::redirect_code(value)?;
+                if !matches!(code.as_u16(), 301 | 302 | 307 | 308) {
+                    return Err(format!("{value:?} is not 301, 302, 307 or 308"));
+                }
+                defaults.redirect_code = code;
+            }
+            "hsts" => self.hsts.on = values::boolean(value)?,
+            "hsts-max-age" => self.hsts.max_age = values::number(value, 0, u32::MAX)?,
+            "hsts-include-subdomains" => self.hsts.include_subdomains = values::boolean(value)?,
+            "hsts-preload" => self.hsts.preload = values::boolean(value)?,
+            "retry-non-idempotent" => self.retry_non_idempotent = values::boolean(value)?,
+            "use-proxy-protocol" => self.proxy_protocol = values::boolean(value)?,
+            "use-forwarded-headers" => self.forwarded_headers = values::boolean(value)?,
+            "enable-real-ip" => self.real_ip = values::boolean(value)?,
+            "compute-full-forwarded-for" => self.full_forwarded_for = values::boolean(value)?,
+            "forwarded-for-header" => {
+                self.forwarded_for_header = HeaderName::from_bytes(value.trim().as_bytes())
+                    .map_err(|_| format!("{value:?} is not a header name"))?;
+            }
+            "proxy-real-ip-cidr" => self.trusted = cidrs(value)?,
+            _ => match policy_setting(&mut self.policy, name, value) {
+                Some(result) => result?,
+                None => return Err(format!("{name} is not supported by Sluice; ignored")),
+            },
+        }
+        Ok(())
+    }
+
+    fn trust(&self) -> ClientTrust {
+        let real_ip = (self.forwarded_headers || self.real_ip)
+            .then(|| RealIp { header: self.forwarded_for_header.clone(), trusted: self.trusted.clone() });
+        ClientTrust {
+            proxy_protocol: self.proxy_protocol,
+            real_ip,
+            forwarded_headers: self.forwarded_headers,
+            full_forwarded_for: self.forwarded_headers && self.full_forwarded_for,
+        }
+    }
+}
+
+/// `hsts`, `hsts-max-age`, `hsts-include-subdomains`, `hsts-preload`.
+#[derive(Debug)]
+struct Hsts {
+    on: bool,
+    max_age: u32,
+    include_subdomains: bool,
+    preload: bool,
+}
+
+impl Default for Hsts {
+    /// ingress-nginx's: on, a year, subdomains included, no preload.
+    fn default() -> Self {
+        Self { on: true, max_age: 31_536_000, include_subdomains: true, preload: false }
+    }
+}
+
+impl Hsts {
+    fn header(&self) -> Option<HeaderValue> {
+        if !self.on {
+            return None;
+        }
+        let mut text = format!("max-age={}", self.max_age);
+        if self.include_subdomains {
+            text.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            text.push_str("; preload");
+        }
+        HeaderValue::from_str(&text).ok()
+    }
+}
+
+/// A comma-separated list of CIDRs (a bare address is a /32 or /128).
+pub(crate) fn cidrs(value: &str) -> Result<Vec<IpNet>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| format!("{item:?} is not an address or CIDR"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use sluice_config::UpstreamPolicy;
+
+    use super::*;
+
+    fn global(data: &[(&str, &str)]) -> Global {
+        let data = data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+        let configmap = ConfigMap { data: Some(data), ..ConfigMap::default() };
+        read(&Defaults::default(), Some(&ObjectKey::new("ingress-nginx", "controller")), Some(&configmap))
+    }
+
+    #[test]
+    fn hsts_keys_make_one_header() {
+        let g = global(&[("hsts-max-age", "86400"), ("hsts-include-subdomains", "false"), ("hsts-preload", "true")]);
+        assert_eq!(g.defaults.hsts.unwrap(), "max-age=86400; preload");
+        assert!(global(&[("hsts", "false")]).defaults.hsts.is_none());
+    }
+
+    #[test]
+    fn policy_keys_and_invalid_values() {
+        let g =
+            global(&[("proxy-read-timeout", "5"), ("proxy-connect-timeout", "50k"), ("retry-non-idempotent", "true")]);
+        assert_eq!(g.defaults.policy.read_timeout.as_secs(), 5);
+        assert_eq!(g.defaults.policy.connect_timeout, UpstreamPolicy::default().connect_timeout);
+        assert!(g.defaults.policy.retry.on.non_idempotent);
+        let fields: Vec<_> = g.diagnostics.iter().map(|d| d.field.clone()).collect();
+        assert_eq!(fields, ["data.proxy-connect-timeout"]);
+    }
+
+    #[test]
+    fn client_trust() {
+        let g = global(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/8, 192.0.2.1")]);
+        let real_ip = g.trust.real_ip.clone().unwrap();
+        assert_eq!(real_ip.trusted.len(), 2);
+        assert!(g.trust.forwarded_headers && !g.trust.proxy_protocol && !g.trust.full_forwarded_for);
+        let g = global(&[("enable-real-ip", "true"), ("use-proxy-protocol", "true"), ("unknown-key", "1")]);
+        assert!(g.trust.real_ip.is_some() && !g.trust.forwarded_headers && g.trust.proxy_protocol);
+        assert_eq!(g.diagnostics.len(), 1);
+        assert!(global(&[("proxy-real-ip-cidr", "10.0.0.0/33")]).diagnostics[0].reason.contains("not an address"));
+    }
+
+    #[test]
+    fn a_missing_configmap_is_a_warning_with_defaults() {
+        let g = read(&Defaults::default(), Some(&ObjectKey::new("a", "b")), None);
+        assert_eq!(g.diagnostics.len(), 1);
+        assert!(!g.diagnostics[0].is_error());
+        assert!(g.defaults.ssl_redirect);
+    }
+}
