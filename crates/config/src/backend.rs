@@ -1,9 +1,11 @@
 //! Backends: a Service port resolved to the addresses of its ready endpoints.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
+use crate::balance::{stable_hash, Maglev};
 use crate::ObjectRef;
 
 /// Index of a [`Backend`] in its snapshot's backend list. Routes refer to backends by id so
@@ -37,6 +39,10 @@ pub struct Backend {
     /// Ready endpoint addresses; empty means every request gets 503.
     pub endpoints: Vec<SocketAddr>,
     next: AtomicUsize,
+    /// Per endpoint: response-time average and requests in flight, for `ewma`.
+    load: Box<[Load]>,
+    /// Built on the first hashed pick; most backends never need one.
+    maglev: OnceLock<Maglev>,
 }
 
 impl Backend {
@@ -49,20 +55,25 @@ impl Backend {
         protocol: UpstreamProtocol,
         endpoints: Vec<SocketAddr>,
     ) -> Self {
-        let label = format!("{}/{}:{}", service.namespace, service.name, port).into();
-        Self { service, port_name, label, protocol, endpoints, next: AtomicUsize::new(0) }
+        let label: Arc<str> = format!("{}/{}:{}", service.namespace, service.name, port).into();
+        Self::with_parts(service, port_name, label, protocol, endpoints)
+    }
+
+    fn with_parts(
+        service: ObjectRef,
+        port_name: Option<String>,
+        label: Arc<str>,
+        protocol: UpstreamProtocol,
+        endpoints: Vec<SocketAddr>,
+    ) -> Self {
+        let load = endpoints.iter().map(|_| Load::default()).collect();
+        let next = AtomicUsize::new(0);
+        Self { service, port_name, label, protocol, endpoints, next, load, maglev: OnceLock::new() }
     }
 
     /// The same backend with a new set of endpoints (round-robin restarts).
     pub fn with_endpoints(&self, endpoints: Vec<SocketAddr>) -> Self {
-        Self {
-            service: self.service.clone(),
-            port_name: self.port_name.clone(),
-            label: self.label.clone(),
-            protocol: self.protocol,
-            endpoints,
-            next: AtomicUsize::new(0),
-        }
+        Self::with_parts(self.service.clone(), self.port_name.clone(), self.label.clone(), self.protocol, endpoints)
     }
 
     /// The next endpoint in round-robin order, or `None` when none is ready.
@@ -71,6 +82,114 @@ impl Backend {
             0 => None,
             1 => Some(self.endpoints[0]),
             n => Some(self.endpoints[self.next.fetch_add(1, Ordering::Relaxed) % n]),
+        }
+    }
+
+    /// The endpoint a consistent hash of the request's key maps to.
+    pub fn pick_hashed(&self, hash: u64) -> Option<SocketAddr> {
+        if self.endpoints.is_empty() {
+            return None;
+        }
+        let maglev = self.maglev.get_or_init(|| Maglev::new(&self.endpoints));
+        self.endpoints.get(maglev.lookup(hash)).copied()
+    }
+
+    /// Peak EWMA with two random choices: the endpoint whose average response time times
+    /// (requests in flight + 1) is lower.
+    pub fn pick_least_loaded(&self) -> Option<SocketAddr> {
+        let n = self.endpoints.len();
+        if n < 2 {
+            return self.endpoints.first().copied();
+        }
+        let a = fastrand::usize(..n);
+        let b = (a + 1 + fastrand::usize(..n - 1)) % n;
+        let chosen = if self.load[a].cost() <= self.load[b].cost() { a } else { b };
+        Some(self.endpoints[chosen])
+    }
+
+    /// Marks a request to `endpoint` as started; the guard records its response time when
+    /// the response head arrives (or only ends it, when dropped without one).
+    pub fn start(&self, endpoint: SocketAddr) -> InFlight<'_> {
+        let load = self.endpoints.iter().position(|e| *e == endpoint).and_then(|i| self.load.get(i));
+        if let Some(load) = load {
+            load.in_flight.fetch_add(1, Ordering::Relaxed);
+        }
+        InFlight { load, started: Instant::now() }
+    }
+
+    /// A persistent-affinity cookie value naming `endpoint` (stable across replicas).
+    pub fn endpoint_key(&self, endpoint: SocketAddr) -> String {
+        format!("{:016x}", stable_hash(3, &[self.label.as_bytes(), endpoint.to_string().as_bytes()]))
+    }
+
+    /// The endpoint a persistent-affinity cookie value names, if it is still ready.
+    pub fn endpoint_of_key(&self, key: &str) -> Option<SocketAddr> {
+        self.endpoints.iter().copied().find(|endpoint| self.endpoint_key(*endpoint) == key)
+    }
+}
+
+/// Decay of the response-time average (ingress-nginx's ewma uses 10 s).
+const EWMA_DECAY: Duration = Duration::from_secs(10);
+
+/// One endpoint's load: peak-EWMA response time (µs, as f64 bits) and requests in flight.
+#[derive(Debug, Default)]
+struct Load {
+    ewma_bits: AtomicU64,
+    /// When the average was last updated, in µs since `epoch()`.
+    updated: AtomicU64,
+    in_flight: AtomicU32,
+}
+
+impl Load {
+    fn cost(&self) -> f64 {
+        let ewma = f64::from_bits(self.ewma_bits.load(Ordering::Relaxed));
+        (ewma.max(1.0)) * f64::from(self.in_flight.load(Ordering::Relaxed) + 1)
+    }
+
+    fn observe(&self, sample: Duration) {
+        let now = micros_since_epoch();
+        let last = self.updated.swap(now, Ordering::Relaxed);
+        let sample = sample.as_secs_f64() * 1e6;
+        let old = f64::from_bits(self.ewma_bits.load(Ordering::Relaxed));
+        // Peak: a slower response is taken at once; faster ones pull the average down
+        // with a weight that grows with the time since the last sample.
+        let next = if sample > old {
+            sample
+        } else {
+            let elapsed = now.saturating_sub(last) as f64 / 1e6;
+            let keep = (-elapsed / EWMA_DECAY.as_secs_f64()).exp();
+            old * keep + sample * (1.0 - keep)
+        };
+        self.ewma_bits.store(next.to_bits(), Ordering::Relaxed);
+    }
+}
+
+fn micros_since_epoch() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A request in flight to one endpoint (see [`Backend::start`]).
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    load: Option<&'a Load>,
+    started: Instant,
+}
+
+impl InFlight<'_> {
+    /// The response head arrived: its time feeds the endpoint's average.
+    pub fn answered(self) {
+        if let Some(load) = self.load {
+            load.observe(self.started.elapsed());
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(load) = self.load {
+            load.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -88,5 +207,32 @@ mod tests {
         assert_eq!(picked, [eps.clone(), eps].concat());
         let empty = Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, UpstreamProtocol::Http1, vec![]);
         assert_eq!(empty.pick(), None);
+        assert_eq!(empty.pick_hashed(7), None);
+        assert_eq!(empty.pick_least_loaded(), None);
+    }
+
+    #[test]
+    fn ewma_prefers_the_faster_endpoint() {
+        let eps: Vec<SocketAddr> = (1..=2).map(|p| SocketAddr::from(([127, 0, 0, 1], p))).collect();
+        let backend =
+            Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, UpstreamProtocol::Http1, eps.clone());
+        backend.load[0].observe(Duration::from_millis(50));
+        backend.load[1].observe(Duration::from_millis(1));
+        assert!((0..50).all(|_| backend.pick_least_loaded() == Some(eps[1])));
+        // Requests in flight count too.
+        let _busy: Vec<_> = (0..100).map(|_| backend.start(eps[1])).collect();
+        assert!((0..50).all(|_| backend.pick_least_loaded() == Some(eps[0])));
+    }
+
+    #[test]
+    fn persistent_keys_name_their_endpoint() {
+        let eps: Vec<SocketAddr> = (1..=3).map(|p| SocketAddr::from(([127, 0, 0, 1], p))).collect();
+        let backend =
+            Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, UpstreamProtocol::Http1, eps.clone());
+        let key = backend.endpoint_key(eps[2]);
+        assert_eq!(backend.endpoint_of_key(&key), Some(eps[2]));
+        let gone = backend.with_endpoints(eps[..2].to_vec());
+        assert_eq!(gone.endpoint_of_key(&key), None);
+        assert_eq!(backend.pick_hashed(42), backend.with_endpoints(eps.clone()).pick_hashed(42));
     }
 }

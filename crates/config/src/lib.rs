@@ -7,6 +7,7 @@
 //! always sees one consistent configuration.
 
 mod backend;
+mod balance;
 mod client;
 pub mod crypto;
 mod diagnostic;
@@ -18,7 +19,8 @@ mod routes;
 mod template;
 mod tls;
 
-pub use backend::{Backend, BackendId, UpstreamProtocol};
+pub use backend::{Backend, BackendId, InFlight, UpstreamProtocol};
+pub use balance::{stable_hash, Affinity, AffinityMode, Balance, Maglev};
 pub use client::{canonical, ClientTrust, IpNet, RealIp};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity, Subject};
 pub use host::{HostMatch, Hostname, InvalidHostname};
@@ -29,7 +31,7 @@ pub use route::{
     UpstreamPolicy, ValueMatch, WeightedBackend,
 };
 pub use routes::{Conflict, RouteEntry, RouteTable, RouteTableBuilder};
-pub use template::{InvalidTemplate, RequestFacts, Template, Variable};
+pub use template::{cookie, InvalidTemplate, RequestFacts, Template, Variable};
 pub use tls::{CertificateTable, CertificateTableBuilder};
 
 use std::sync::Arc;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 
+use crate::balance::Balance;
 use crate::template::cookie;
 use crate::{BackendId, ObjectRef, Template};
 
@@ -200,6 +201,8 @@ pub struct Forward {
     pub backends: Box<[WeightedBackend]>,
     /// Timeouts, limits and retries.
     pub policy: Arc<UpstreamPolicy>,
+    /// How an endpoint of the chosen backend is picked.
+    pub balance: Balance,
 }
 
 impl Forward {
@@ -312,6 +315,7 @@ mod tests {
                 .map(|(i, w)| WeightedBackend { id: BackendId(i as u32), weight: *w })
                 .collect(),
             policy: Arc::default(),
+            balance: Balance::RoundRobin,
         };
         let f = forward(&[0, 10]);
         assert!((0..200).all(|_| f.pick_backend() == Some(BackendId(1))));
@@ -333,6 +337,7 @@ mod tests {
             action: Action::Forward(Forward {
                 backends: Box::new([WeightedBackend { id: BackendId(id), weight: 1 }]),
                 policy: Arc::default(),
+                balance: Balance::RoundRobin,
             }),
         };
         let canary =

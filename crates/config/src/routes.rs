@@ -348,8 +348,11 @@ mod tests {
     fn route(name: &str) -> Arc<RouteGroup> {
         let owner = Arc::new(ObjectRef::new("Ingress", "ns", name));
         let label = Route::label_of(&owner);
-        let forward =
-            Forward { backends: Box::new([WeightedBackend { id: BackendId(0), weight: 1 }]), policy: Arc::default() };
+        let forward = Forward {
+            backends: Box::new([WeightedBackend { id: BackendId(0), weight: 1 }]),
+            policy: Arc::default(),
+            balance: Default::default(),
+        };
         let route =
             Route { owner, label, conditions: Box::new([]), filters: Box::new([]), action: Action::Forward(forward) };
         Arc::new(RouteGroup::single(route))

@@ -1,7 +1,7 @@
 //! `GET /config`: the routing table of the snapshot being served, as JSON.
 
 use serde_json::{json, Value};
-use sluice_config::{Action, Condition, Filter, HeaderEdits, Route, Snapshot, ValueMatch};
+use sluice_config::{Action, Balance, Condition, Filter, HeaderEdits, Route, Snapshot, ValueMatch};
 
 /// One route of a group: its conditions, filters and weighted backends (or redirect).
 fn rule(snapshot: &Snapshot, route: &Route) -> Value {
@@ -18,8 +18,15 @@ fn rule(snapshot: &Snapshot, route: &Route) -> Value {
                 .map(|b| json!({ "backend": snapshot.backend(b.id).map(|b| b.label.as_ref()), "weight": b.weight }))
                 .collect();
             let p = &forward.policy;
+            let balance = match &forward.balance {
+                Balance::RoundRobin => "round_robin".to_owned(),
+                Balance::Ewma => "ewma".to_owned(),
+                Balance::Hash(key) => format!("hash {key}"),
+                Balance::Cookie(a) => format!("cookie {} ({:?}, path {})", a.name, a.mode, a.path),
+            };
             json!({
                 "backends": backends,
+                "balance": balance,
                 "policy": {
                     "connect_timeout_ms": p.connect_timeout.as_millis() as u64,
                     "read_timeout_ms": p.read_timeout.as_millis() as u64,

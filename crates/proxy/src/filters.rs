@@ -6,7 +6,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Response, StatusCode};
-use sluice_config::{Action, Filter, HeaderEdits, Redirect, RequestFacts, Route};
+use sluice_config::{Action, Balance, Filter, Forward, HeaderEdits, Redirect, RequestFacts, Route};
 
 use crate::headers::Downstream;
 use crate::listener::Scheme;
@@ -40,7 +40,8 @@ impl<'a> Arrival<'a> {
         Self { downstream, path, http_host, host, request_uri, https_port }
     }
 
-    fn facts<'f>(&'f self, parts: &'f Parts) -> RequestFacts<'f> {
+    /// What templates may read of the request.
+    pub(crate) fn facts<'f>(&'f self, parts: &'f Parts) -> RequestFacts<'f> {
         RequestFacts {
             method: parts.method.as_str(),
             scheme: self.downstream.scheme.as_str(),
@@ -184,7 +185,7 @@ fn apply(edits: &HeaderEdits, (set, add): Rendered, headers: &mut HeaderMap) {
 /// redirect or a filter that reads it does; HSTS needs only the scheme, and an https
 /// redirect does nothing over https. Most routes need none, and are served without one.
 pub(crate) fn reads_request(route: &Route, scheme: Scheme) -> bool {
-    matches!(route.action, Action::Redirect(_))
+    matches!(route.action, Action::Redirect(_) | Action::Forward(Forward { balance: Balance::Hash(_), .. }))
         || route.filters.iter().any(|filter| match filter {
             Filter::Hsts(_) => false,
             Filter::HttpsRedirect { .. } => scheme == Scheme::Http,

@@ -11,10 +11,12 @@ use http_body_util::{Either, Empty, Limited};
 use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use sluice_config::{Action, Backend, HeaderEdits, UpstreamPolicy, UpstreamProtocol};
+use sluice_config::{Action, Backend, Balance, Forward, HeaderEdits, UpstreamPolicy, UpstreamProtocol};
 
+use crate::balance::{self, Choice};
 use crate::filters::{self, Arrival, ResponseFilters};
 use crate::headers::{is_upgrade, set_forwarding, strip_hop_by_hop, Downstream};
+use crate::listener::Scheme;
 use crate::path::routing_path;
 use crate::responses::{error, ProxyBody, SERVER};
 use crate::upstream::{SendError, UpstreamBody};
@@ -66,9 +68,15 @@ impl DataPlane {
                 match backend {
                     None => error(StatusCode::SERVICE_UNAVAILABLE),
                     Some(chosen) => {
-                        let edits = edits.zip(arrival.as_ref());
-                        let sent = self.forward(downstream, chosen, &forward.policy, edits, (parts, body)).await;
-                        sent.unwrap_or_else(error)
+                        let https = downstream.scheme == Scheme::Https;
+                        match balance::first(&forward.balance, chosen, &parts, arrival.as_ref(), https) {
+                            None => error(StatusCode::SERVICE_UNAVAILABLE),
+                            Some(choice) => {
+                                let edits = edits.zip(arrival.as_ref());
+                                let target = Target { backend: chosen, forward, choice };
+                                self.forward(downstream, target, edits, (parts, body)).await.unwrap_or_else(error)
+                            }
+                        }
                     }
                 }
             }
@@ -84,17 +92,19 @@ impl DataPlane {
     async fn forward(
         &self,
         downstream: &Downstream,
-        backend: &Backend,
-        policy: &UpstreamPolicy,
+        target: Target<'_>,
         edits: Option<(&HeaderEdits, &Arrival<'_>)>,
         (parts, body): (Parts, Incoming),
     ) -> Result<Response<ProxyBody>, StatusCode> {
+        let Target { backend, forward, choice } = target;
+        let policy = &*forward.policy;
         if let (Some(limit), Some(length)) = (policy.max_body, body.size_hint().exact()) {
             if length > limit {
                 return Err(StatusCode::PAYLOAD_TOO_LARGE);
             }
         }
-        let mut endpoint = backend.pick().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
+        let mut endpoint = choice.endpoint;
+        let mut set_cookie = choice.set_cookie;
         let upgrade = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
         let mut request = Request::from_parts(parts, ());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -131,7 +141,11 @@ impl DataPlane {
             };
             head.uri = upstream_uri(&head, backend.protocol, endpoint)?;
             let last = attempt == attempts || deadline.is_some_and(|d| Instant::now() >= d);
+            let measured = matches!(forward.balance, Balance::Ewma).then(|| backend.start(endpoint));
             let outcome = self.send(backend, endpoint, policy, Request::from_parts(head, sent_body)).await;
+            if let (Some(in_flight), Ok(_)) = (measured, &outcome) {
+                in_flight.answered();
+            }
             let retry = match &outcome {
                 Err(Failure::Connect) => policy.retry.on.error,
                 Err(Failure::Timeout) => policy.retry.on.timeout && idempotent,
@@ -140,7 +154,11 @@ impl DataPlane {
                 Ok(answer) => idempotent && policy.retry.on.statuses.contains(&answer.status()),
             };
             if retry && !last {
-                endpoint = backend.pick().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
+                let https = downstream.scheme == Scheme::Https;
+                let choice = balance::next(&forward.balance, backend, endpoint, https);
+                let choice = choice.ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
+                endpoint = choice.endpoint;
+                set_cookie = choice.set_cookie.or(set_cookie);
                 continue;
             }
             response = Some(outcome.map_err(Failure::status)?);
@@ -163,6 +181,9 @@ impl DataPlane {
             response.headers_mut().remove(header::CONTENT_LENGTH);
         }
         response.headers_mut().insert(header::SERVER, SERVER);
+        if let Some(cookie) = set_cookie {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
         Ok(response.map(Either::Left))
     }
 
@@ -191,6 +212,14 @@ impl DataPlane {
             Ok(Ok(response)) => Ok(response),
         }
     }
+}
+
+/// Where a request goes: the backend the route's weights chose, the route's forwarding
+/// settings, and the endpoint its balancing picked first.
+struct Target<'a> {
+    backend: &'a Backend,
+    forward: &'a Forward,
+    choice: Choice,
 }
 
 /// Why an upstream attempt failed.

@@ -7,6 +7,7 @@
 //! once per request so that a swap never tears a request in two.
 
 pub mod admin;
+mod balance;
 mod config_view;
 
 mod drain;

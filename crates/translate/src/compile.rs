@@ -6,11 +6,11 @@ use std::sync::Arc;
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::StatusCode;
 use sluice_config::{
-    Action, BackendId, Condition, Filter, Forward, HeaderEdits, HostMatch, Redirect, Route, RouteGroup, Template,
-    UpstreamPolicy, ValueMatch, WeightedBackend,
+    Action, BackendId, Balance, Condition, Filter, Forward, HeaderEdits, HostMatch, Redirect, Route, RouteGroup,
+    Template, UpstreamPolicy, ValueMatch, WeightedBackend,
 };
 
-use crate::annotations::{Canary, IngressAnnotations, PolicyOverrides};
+use crate::annotations::{Canary, IngressAnnotations, LoadBalance, PolicyOverrides};
 use crate::ingress::{ValidIngress, ValidPath};
 
 static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
@@ -32,6 +32,8 @@ pub struct Defaults {
     /// Timeouts, body size and retries (`proxy-*` keys); shared by every route that does
     /// not override them.
     pub policy: Arc<UpstreamPolicy>,
+    /// `load-balance`: for routes without affinity, hash or their own load-balance.
+    pub(crate) load_balance: LoadBalance,
 }
 
 impl Default for Defaults {
@@ -44,6 +46,7 @@ impl Default for Defaults {
             redirect_code: StatusCode::PERMANENT_REDIRECT,
             hsts: Some(HeaderValue::from_static("max-age=31536000; includeSubDomains")),
             policy: Arc::default(),
+            load_balance: LoadBalance::RoundRobin,
         }
     }
 }
@@ -62,6 +65,7 @@ pub(crate) fn route(
         None => Action::Forward(Forward {
             backends: Box::new([WeightedBackend { id: backend, weight: 1 }]),
             policy: merged_policy(&defaults.policy, &a.policy),
+            balance: balance(a, path, defaults),
         }),
     };
     let mut filters = Vec::new();
@@ -110,6 +114,25 @@ pub(crate) fn www_redirect(ingress: &ValidIngress, target: &HostMatch, defaults:
         filters: Box::new([]),
         action: Action::Redirect(Redirect { code: defaults.redirect_code, location }),
     })
+}
+
+/// How the route picks endpoints, in ingress-nginx's precedence: affinity cookie, then
+/// upstream-hash-by, then load-balance, then the ConfigMap's load-balance.
+fn balance(a: &IngressAnnotations, path: Option<&ValidPath>, defaults: &Defaults) -> Balance {
+    if let Some(affinity) = &a.balance.affinity {
+        let mut affinity = affinity.clone();
+        if affinity.path.is_empty() {
+            affinity.path = path.map_or("/", |p| &p.written).to_owned();
+        }
+        return Balance::Cookie(Box::new(affinity));
+    }
+    if let Some(key) = &a.balance.hash_by {
+        return Balance::Hash(key.clone());
+    }
+    match a.balance.algorithm.unwrap_or(defaults.load_balance) {
+        LoadBalance::RoundRobin => Balance::RoundRobin,
+        LoadBalance::Ewma => Balance::Ewma,
+    }
 }
 
 /// The request header changes; `X-Forwarded-Prefix` only where the path is rewritten, as
@@ -163,6 +186,7 @@ pub(crate) fn with_canary(
         action: Action::Forward(Forward {
             backends: Box::new([WeightedBackend { id: backend, weight: 1 }]),
             policy: forward.policy.clone(),
+            balance: forward.balance.clone(),
         }),
     };
     let to_main = |condition: Condition| Route { conditions: Box::new([condition]), ..base.clone() };
@@ -190,7 +214,11 @@ pub(crate) fn with_canary(
         let mut backends: Vec<WeightedBackend> =
             forward.backends.iter().map(|b| WeightedBackend { id: b.id, weight: main_weight }).collect();
         backends.push(WeightedBackend { id: backend, weight: canary.weight });
-        weighted.action = Action::Forward(Forward { backends: backends.into(), policy: forward.policy.clone() });
+        weighted.action = Action::Forward(Forward {
+            backends: backends.into(),
+            policy: forward.policy.clone(),
+            balance: forward.balance.clone(),
+        });
     }
     routes.push(weighted);
     Some(RouteGroup { owner: main.owner.clone(), routes: routes.into() })

@@ -9,7 +9,7 @@ use sluice_config::{ClientTrust, Diagnostic, IpNet, ObjectRef, RealIp};
 use sluice_store::k8s_openapi::api::core::v1::ConfigMap;
 use sluice_store::ObjectKey;
 
-use crate::annotations::{policy_setting, values, PolicyOverrides};
+use crate::annotations::{policy_setting, values, LoadBalance, PolicyOverrides};
 use crate::compile::{merged_policy, Defaults};
 
 /// What the ConfigMap sets: route defaults (what annotations override) and whom the
@@ -111,6 +111,7 @@ impl Settings {
                     .map_err(|_| format!("{value:?} is not a header name"))?;
             }
             "proxy-real-ip-cidr" => self.trusted = cidrs(value)?,
+            "load-balance" => defaults.load_balance = LoadBalance::parse(value)?,
             _ => match policy_setting(&mut self.policy, name, value) {
                 Some(result) => result?,
                 None => return Err(format!("{name} is not supported by Sluice; ignored")),

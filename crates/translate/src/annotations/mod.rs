@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
-use sluice_config::{HostMatch, RetryOn, Template, UpstreamProtocol, REGEX_SIZE_LIMIT};
+use sluice_config::{Affinity, AffinityMode, HostMatch, RetryOn, Template, UpstreamProtocol, REGEX_SIZE_LIMIT};
 
 pub(crate) use snippet::SnippetEdits;
 
@@ -56,6 +56,40 @@ pub(crate) struct Canary {
     pub weight: u32,
     /// `canary-weight-total` (default 100).
     pub weight_total: u32,
+}
+
+/// How the Ingress's routes pick endpoints; `None` fields keep the global default.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BalanceSettings {
+    /// `load-balance`.
+    pub algorithm: Option<LoadBalance>,
+    /// `upstream-hash-by`.
+    pub hash_by: Option<Template>,
+    /// `affinity: cookie` with its settings; the cookie path is left empty for the
+    /// Ingress path to fill.
+    pub affinity: Option<Affinity>,
+}
+
+/// `load-balance` (annotation and ConfigMap key).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum LoadBalance {
+    #[default]
+    RoundRobin,
+    Ewma,
+}
+
+impl LoadBalance {
+    /// `round_robin` or `ewma`.
+    pub(crate) fn parse(value: &str) -> Result<Self, String> {
+        match value.trim() {
+            "round_robin" => Ok(LoadBalance::RoundRobin),
+            "ewma" => Ok(LoadBalance::Ewma),
+            "chash" | "chashsubset" | "sticky_balanced" | "sticky_persistent" => {
+                Err(format!("{value:?} is set by upstream-hash-by or affinity, not load-balance; round_robin is used"))
+            }
+            _ => Err(format!("{value:?} is not round_robin or ewma")),
+        }
+    }
 }
 
 /// Route-level overrides of the upstream policy; `None` keeps the global default.
@@ -113,6 +147,8 @@ pub(crate) struct IngressAnnotations {
     pub server_aliases: Vec<HostMatch>,
     /// Header changes from `configuration-snippet` and `server-snippet`.
     pub snippet: SnippetEdits,
+    /// `load-balance`, `upstream-hash-by`, `affinity` and the `session-cookie-*` settings.
+    pub balance: BalanceSettings,
 }
 
 impl IngressAnnotations {
@@ -267,6 +303,49 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
                 a.server_aliases.push(host);
             }
         }
+        "load-balance" => a.balance.algorithm = Some(LoadBalance::parse(value)?),
+        "upstream-hash-by" => {
+            let key = value.replace(' ', "");
+            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_${}".contains(&b)) {
+                return Err(format!("{value:?} may hold only letters, digits, - _ $ {{ }}").into());
+            }
+            a.balance.hash_by = Some(template(&key)?);
+        }
+        "upstream-hash-by-subset" | "upstream-hash-by-subset-size" => {
+            return Err("subsets are not implemented: the key hashes over all endpoints".to_owned().into())
+        }
+        "affinity" => {
+            if !value.trim().eq_ignore_ascii_case("cookie") {
+                return Err(format!("{value:?}: only \"cookie\" affinity exists").into());
+            }
+            a.balance.affinity = Some(Affinity {
+                name: "INGRESSCOOKIE".into(),
+                mode: AffinityMode::Balanced,
+                path: String::new(),
+                domain: None,
+                expires: None,
+                max_age: None,
+                same_site: None,
+                secure: false,
+                change_on_failure: false,
+            });
+        }
+        "affinity-mode" | "affinity-canary-behavior" => {
+            let affinity =
+                a.balance.affinity.as_mut().ok_or_else(|| "has no effect without affinity: cookie".to_owned())?;
+            match (name, value.trim()) {
+                ("affinity-mode", "balanced") => affinity.mode = AffinityMode::Balanced,
+                ("affinity-mode", "persistent") => affinity.mode = AffinityMode::Persistent,
+                ("affinity-mode", _) => return Err(format!("{value:?} is not balanced or persistent").into()),
+                (_, "sticky") => {}
+                _ => return Err("a canary always shares its main Ingress's affinity in Sluice".to_owned().into()),
+            }
+        }
+        name if name.starts_with("session-cookie-") => {
+            let affinity =
+                a.balance.affinity.as_mut().ok_or_else(|| "has no effect without affinity: cookie".to_owned())?;
+            session_cookie(affinity, name, value)?;
+        }
         "configuration-snippet" | "server-snippet" => {
             snippet::parse(value, &mut a.snippet).map_err(Problem::Refused)?;
         }
@@ -302,6 +381,40 @@ pub(crate) fn policy_setting(p: &mut PolicyOverrides, name: &str, value: &str) -
 
 fn timeout(value: &str) -> Result<Duration, String> {
     positive(values::duration(value)?)
+}
+
+fn session_cookie(affinity: &mut Affinity, name: &str, value: &str) -> Result<(), String> {
+    let cookie_text = |value: &str| -> Result<String, String> {
+        let ok = !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',');
+        ok.then(|| value.to_owned()).ok_or_else(|| format!("{value:?} cannot be written into a cookie"))
+    };
+    match name {
+        "session-cookie-name" => {
+            let token = !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !token {
+                return Err(format!("{value:?} is not a cookie name"));
+            }
+            affinity.name = value.to_owned();
+        }
+        "session-cookie-path" => affinity.path = cookie_text(value)?,
+        "session-cookie-domain" => affinity.domain = Some(cookie_text(value)?),
+        "session-cookie-expires" => affinity.expires = Some(values::duration(value)?),
+        "session-cookie-max-age" => affinity.max_age = Some(u64::from(values::number(value, 0, u32::MAX)?)),
+        "session-cookie-samesite" => {
+            if !["none", "lax", "strict"].contains(&value.to_ascii_lowercase().as_str()) {
+                return Err(format!("{value:?} is not None, Lax or Strict"));
+            }
+            affinity.same_site = Some(value.to_owned());
+        }
+        "session-cookie-secure" => affinity.secure = values::boolean(value)?,
+        "session-cookie-change-on-failure" => affinity.change_on_failure = values::boolean(value)?,
+        "session-cookie-hash" => return Err("obsolete in ingress-nginx; no effect".into()),
+        "session-cookie-conditional-samesite-none" => {
+            return Err("not implemented: SameSite=None is sent to every browser".into())
+        }
+        _ => return Err(format!("{name} is not a session-cookie setting")),
+    }
+    Ok(())
 }
 
 fn canary_key(canary: &mut Canary, name: &str, value: &str) -> Result<(), String> {

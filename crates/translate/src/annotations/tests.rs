@@ -92,3 +92,35 @@ fn other_prefixes_are_not_ours() {
     let (a, _) = parse("custom.example", &map);
     assert!(a.use_regex);
 }
+
+#[test]
+fn balancing_settings() {
+    let (a, reports) = parsed(&[
+        ("affinity", "Cookie"),
+        ("affinity-mode", "persistent"),
+        ("session-cookie-name", "route"),
+        ("session-cookie-expires", "60"),
+        ("session-cookie-samesite", "Strict"),
+        ("session-cookie-change-on-failure", "true"),
+        ("upstream-hash-by", "${request_uri}-$http_x_user"),
+        ("load-balance", "ewma"),
+    ]);
+    assert!(reports.iter().all(|r| r.verdict == AnnotationVerdict::Honoured), "{reports:?}");
+    let affinity = a.balance.affinity.unwrap();
+    assert_eq!((affinity.name.as_str(), affinity.mode), ("route", AffinityMode::Persistent));
+    assert_eq!(affinity.expires, Some(Duration::from_secs(60)));
+    assert!(affinity.change_on_failure && affinity.path.is_empty());
+    assert!(a.balance.hash_by.is_some());
+    assert_eq!(a.balance.algorithm, Some(LoadBalance::Ewma));
+
+    let (a, reports) = parsed(&[
+        ("session-cookie-name", "x"),
+        ("upstream-hash-by", "$host.x"),
+        ("load-balance", "chash"),
+        ("affinity", "ip"),
+    ]);
+    for name in ["session-cookie-name", "upstream-hash-by", "load-balance", "affinity"] {
+        assert!(matches!(verdict(&reports, name), AnnotationVerdict::Ignored(_)), "{name}: {reports:?}");
+    }
+    assert!(a.balance.affinity.is_none() && a.balance.hash_by.is_none() && a.balance.algorithm.is_none());
+}
