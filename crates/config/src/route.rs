@@ -203,6 +203,25 @@ pub struct Forward {
     pub policy: Arc<UpstreamPolicy>,
     /// How an endpoint of the chosen backend is picked.
     pub balance: Balance,
+    /// Where error answers come from instead (`custom-http-errors`, `default-backend`).
+    pub errors: Option<Arc<ErrorPages>>,
+}
+
+/// Error answers served by another backend, as ingress-nginx's `custom-http-errors` and
+/// `default-backend` do: the error backend is asked `/` with the original method and headers
+/// plus `X-Code`, `X-Format`, `X-Original-URI`, `X-Namespace`, `X-Ingress-Name`,
+/// `X-Service-Name`, `X-Service-Port` and `X-Request-ID`, and its answer is returned as is.
+#[derive(Debug)]
+pub struct ErrorPages {
+    /// The backend that answers.
+    pub backend: BackendId,
+    /// Statuses (from the backend, or Sluice's own 413/502/503/504) replaced by its answer.
+    pub codes: Box<[StatusCode]>,
+    /// When the route's backend has no ready endpoint, the whole request (method, path, body)
+    /// goes to `backend` with `X-Code: 503` (the `default-backend` annotation).
+    pub when_unavailable: bool,
+    /// `X-Namespace`, `X-Ingress-Name`, `X-Service-Name`, `X-Service-Port` values.
+    pub context: [(HeaderName, HeaderValue); 4],
 }
 
 impl Forward {
@@ -316,6 +335,7 @@ mod tests {
                 .collect(),
             policy: Arc::default(),
             balance: Balance::RoundRobin,
+            errors: None,
         };
         let f = forward(&[0, 10]);
         assert!((0..200).all(|_| f.pick_backend() == Some(BackendId(1))));
@@ -338,6 +358,7 @@ mod tests {
                 backends: Box::new([WeightedBackend { id: BackendId(id), weight: 1 }]),
                 policy: Arc::default(),
                 balance: Balance::RoundRobin,
+                errors: None,
             }),
         };
         let canary =

@@ -352,6 +352,7 @@ mod tests {
             backends: Box::new([WeightedBackend { id: BackendId(0), weight: 1 }]),
             policy: Arc::default(),
             balance: Default::default(),
+            errors: None,
         };
         let route =
             Route { owner, label, conditions: Box::new([]), filters: Box::new([]), action: Action::Forward(forward) };

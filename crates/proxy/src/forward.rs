@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use sluice_config::{Action, Backend, Balance, Forward, HeaderEdits, UpstreamPolicy, UpstreamProtocol};
 
 use crate::balance::{self, Choice};
+use crate::errors::Original;
 use crate::filters::{self, Arrival, ResponseFilters};
 use crate::headers::{is_upgrade, set_forwarding, strip_hop_by_hop, Downstream};
 use crate::listener::Scheme;
@@ -64,21 +65,32 @@ impl DataPlane {
                 None => error(StatusCode::INTERNAL_SERVER_ERROR),
             },
             (Ok(edits), Action::Forward(forward)) => {
+                let pages = forward.errors.as_deref();
+                let original = pages.filter(|p| !p.codes.is_empty()).map(|_| Original::capture(&mut parts));
                 backend = forward.pick_backend().and_then(|id| snapshot.backend(id));
-                match backend {
-                    None => error(StatusCode::SERVICE_UNAVAILABLE),
-                    Some(chosen) => {
-                        let https = downstream.scheme == Scheme::Https;
-                        match balance::first(&forward.balance, chosen, &parts, arrival.as_ref(), https) {
-                            None => error(StatusCode::SERVICE_UNAVAILABLE),
-                            Some(choice) => {
-                                let edits = edits.zip(arrival.as_ref());
-                                let target = Target { backend: chosen, forward, choice };
-                                self.forward(downstream, target, edits, (parts, body)).await.unwrap_or_else(error)
-                            }
-                        }
+                let https = downstream.scheme == Scheme::Https;
+                let edits = edits.zip(arrival.as_ref());
+                let first = backend.and_then(|chosen| {
+                    let choice = balance::first(&forward.balance, chosen, &parts, arrival.as_ref(), https)?;
+                    Some(Target { backend: chosen, forward, choice })
+                });
+                let answer = match (first, pages) {
+                    (Some(target), _) => self.forward(downstream, target, edits, (parts, body)).await,
+                    (None, Some(pages)) if pages.when_unavailable => {
+                        let request = (parts, body);
+                        self.unavailable(downstream, &snapshot, pages, forward, edits, request).await
                     }
-                }
+                    (None, _) => Err(StatusCode::SERVICE_UNAVAILABLE),
+                };
+                let status = answer.as_ref().map_or_else(|code| *code, Response::status);
+                let replace = pages.zip(original).filter(|(pages, _)| pages.codes.contains(&status));
+                let page = match replace {
+                    Some((pages, original)) => {
+                        self.error_page(downstream, &snapshot, pages, &forward.policy, original, status).await
+                    }
+                    None => None,
+                };
+                page.unwrap_or_else(|| answer.unwrap_or_else(error))
             }
         };
         if let Some(after) = after {
@@ -89,7 +101,8 @@ impl DataPlane {
         response
     }
 
-    async fn forward(
+    /// Forwards the request to `target`, retrying as the route's policy allows.
+    pub(crate) async fn forward(
         &self,
         downstream: &Downstream,
         target: Target<'_>,
@@ -188,7 +201,7 @@ impl DataPlane {
     }
 
     /// Sends one attempt, classifying what went wrong.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         backend: &Backend,
         endpoint: SocketAddr,
@@ -216,15 +229,15 @@ impl DataPlane {
 
 /// Where a request goes: the backend the route's weights chose, the route's forwarding
 /// settings, and the endpoint its balancing picked first.
-struct Target<'a> {
-    backend: &'a Backend,
-    forward: &'a Forward,
-    choice: Choice,
+pub(crate) struct Target<'a> {
+    pub backend: &'a Backend,
+    pub forward: &'a Forward,
+    pub choice: Choice,
 }
 
 /// Why an upstream attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
+pub(crate) enum Failure {
     /// No connection could be made (refused, unreachable, connect timeout).
     Connect,
     /// No response headers within the upstream timeout.
@@ -262,7 +275,7 @@ fn check_request(request: &Request<Incoming>) -> Result<(), StatusCode> {
 
 /// Rewrites the request head for the backend: hop-by-hop headers out, forwarding headers
 /// in, `Host` kept (taken from `:authority` for HTTP/2 clients), the backend's version.
-fn prepare(parts: &mut Parts, downstream: &Downstream, protocol: UpstreamProtocol, upgrade: bool) {
+pub(crate) fn prepare(parts: &mut Parts, downstream: &Downstream, protocol: UpstreamProtocol, upgrade: bool) {
     let host = match (downstream.forwarded_host(), parts.uri.authority()) {
         (Some(believed), _) => Some(believed.clone()),
         (None, Some(authority)) => HeaderValue::from_str(authority.as_str()).ok(),
@@ -281,7 +294,7 @@ fn prepare(parts: &mut Parts, downstream: &Downstream, protocol: UpstreamProtoco
 
 /// The upstream request target, path and query as the client sent them: origin-form for
 /// HTTP/1.1; for HTTP/2 with the client's host as `:authority` (else the endpoint's).
-fn upstream_uri(head: &Parts, protocol: UpstreamProtocol, endpoint: SocketAddr) -> Result<Uri, StatusCode> {
+pub(crate) fn upstream_uri(head: &Parts, protocol: UpstreamProtocol, endpoint: SocketAddr) -> Result<Uri, StatusCode> {
     let path = head.uri.path_and_query().cloned().unwrap_or(PathAndQuery::from_static("/"));
     let mut parts = http::uri::Parts::default();
     parts.path_and_query = Some(path);

@@ -158,6 +158,12 @@ pub(crate) fn set_forwarding(headers: &mut HeaderMap, downstream: &Downstream, h
         Some(host) => headers.insert(&X_FORWARDED_HOST, host.clone()),
         None => headers.remove(&X_FORWARDED_HOST),
     };
+    ensure_request_id(headers);
+}
+
+/// Gives the request an `X-Request-ID` unless it has one (nginx's `$req_id`, kept from the
+/// client as ingress-nginx does).
+pub(crate) fn ensure_request_id(headers: &mut HeaderMap) {
     if !headers.contains_key(&X_REQUEST_ID) {
         headers.insert(&X_REQUEST_ID, request_id());
     }

@@ -11,6 +11,7 @@ mod balance;
 mod config_view;
 
 mod drain;
+mod errors;
 mod filters;
 mod forward;
 mod headers;

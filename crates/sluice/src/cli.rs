@@ -122,6 +122,13 @@ pub struct SourceArgs {
     #[arg(long, value_name = "NAMESPACE/NAME")]
     pub configmap: Option<String>,
 
+    /// A Service (NAMESPACE/NAME, its first port) that answers the statuses listed in
+    /// `custom-http-errors` (ConfigMap key or annotation) for Ingresses without their own
+    /// `default-backend` annotation: it is asked `/` with `X-Code`, `X-Original-URI` and the
+    /// other headers ingress-nginx sends, and its answer is returned.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub default_backend_service: Option<String>,
+
     /// How long to wait for a backend's response headers (and between reads of its body)
     /// before answering 504, unless an Ingress sets `proxy-read-timeout`.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]

@@ -109,6 +109,11 @@ impl Pipeline {
             .as_deref()
             .map(|text| parse_object_ref("--default-tls-secret", text))
             .transpose()?;
+        let default_backend_service = source
+            .default_backend_service
+            .as_deref()
+            .map(|text| parse_object_ref("--default-backend-service", text))
+            .transpose()?;
         let configmap = source.configmap.as_deref().map(|text| parse_object_ref("--configmap", text)).transpose()?;
         let mut defaults = sluice_translate::Defaults::default();
         let policy = UpstreamPolicy { read_timeout: source.upstream_timeout, ..UpstreamPolicy::default() };
@@ -122,6 +127,7 @@ impl Pipeline {
             annotations_prefix: source.annotations_prefix.clone(),
             defaults,
             configmap,
+            default_backend_service,
             ..sluice_translate::Options::new(crate::default_cert::generate()?)
         };
         // Without pools there is nothing to allocate, and nothing to record.

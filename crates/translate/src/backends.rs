@@ -35,6 +35,13 @@ pub(crate) struct BackendKey {
     pub options: BackendOptions,
 }
 
+impl BackendKey {
+    /// The first port of `service`, reached over plain HTTP: where error answers come from.
+    pub(crate) fn first_port(service: ObjectKey) -> Self {
+        Self { service, port: PortRef::First, options: BackendOptions::default() }
+    }
+}
+
 /// A backend as resolved, and why it has no endpoints when its Service or port is missing.
 #[derive(Debug, Clone)]
 pub(crate) struct Resolved {
@@ -215,10 +222,12 @@ fn find_port<'a>(service: &'a Service, port: &PortRef) -> Result<&'a ServicePort
         return Err("ExternalName Services are not supported as Ingress backends".into());
     }
     let ports = spec.and_then(|s| s.ports.as_deref()).unwrap_or_default();
-    let found = ports.iter().find(|p| match port {
+    let found = ports.iter().enumerate().find(|(i, p)| match port {
         PortRef::Number(n) => p.port == *n,
         PortRef::Name(name) => p.name.as_deref() == Some(name.as_str()),
+        PortRef::First => *i == 0,
     });
+    let found = found.map(|(_, p)| p);
     found.ok_or_else(|| {
         let name = service.metadata.name.as_deref().unwrap_or_default();
         format!("Service {name} has no port {port}; requests get 503 until it does")

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::StatusCode;
 use sluice_config::{
-    Action, BackendId, Balance, Condition, Filter, Forward, HeaderEdits, HostMatch, Redirect, Route, RouteGroup,
-    Template, UpstreamPolicy, ValueMatch, WeightedBackend,
+    Action, BackendId, Balance, Condition, ErrorPages, Filter, Forward, HeaderEdits, HostMatch, Redirect, Route,
+    RouteGroup, Template, UpstreamPolicy, ValueMatch, WeightedBackend,
 };
 
 use crate::annotations::{Canary, IngressAnnotations, LoadBalance, PolicyOverrides};
@@ -34,6 +34,8 @@ pub struct Defaults {
     pub policy: Arc<UpstreamPolicy>,
     /// `load-balance`: for routes without affinity, hash or their own load-balance.
     pub(crate) load_balance: LoadBalance,
+    /// `custom-http-errors`: statuses answered by the default backend.
+    pub custom_http_errors: Vec<StatusCode>,
 }
 
 impl Default for Defaults {
@@ -47,8 +49,18 @@ impl Default for Defaults {
             hsts: Some(HeaderValue::from_static("max-age=31536000; includeSubDomains")),
             policy: Arc::default(),
             load_balance: LoadBalance::RoundRobin,
+            custom_http_errors: Vec::new(),
         }
     }
+}
+
+/// Where a route's error answers come from: the Ingress's `default-backend` annotation
+/// (`own`, which also takes requests when the route's backend has no endpoint), else
+/// `--default-backend-service`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ErrorBackends {
+    pub own: Option<BackendId>,
+    pub global: Option<BackendId>,
 }
 
 /// The route of one path of `ingress` to `backend`; `tls` says whether the host has TLS.
@@ -58,6 +70,7 @@ pub(crate) fn route(
     backend: BackendId,
     tls: bool,
     defaults: &Defaults,
+    error_backends: ErrorBackends,
 ) -> Route {
     let a = &ingress.annotations;
     let action = match &a.redirect {
@@ -66,6 +79,7 @@ pub(crate) fn route(
             backends: Box::new([WeightedBackend { id: backend, weight: 1 }]),
             policy: merged_policy(&defaults.policy, &a.policy),
             balance: balance(a, path, defaults),
+            errors: error_pages(ingress, path, defaults, error_backends),
         }),
     };
     let mut filters = Vec::new();
@@ -114,6 +128,37 @@ pub(crate) fn www_redirect(ingress: &ValidIngress, target: &HostMatch, defaults:
         filters: Box::new([]),
         action: Action::Redirect(Redirect { code: defaults.redirect_code, location }),
     })
+}
+
+/// The route's error pages, if it has any: its Ingress's `custom-http-errors` (else the
+/// ConfigMap's) answered by its `default-backend` (else the global one).
+fn error_pages(
+    ingress: &ValidIngress,
+    path: Option<&ValidPath>,
+    defaults: &Defaults,
+    backends: ErrorBackends,
+) -> Option<Arc<ErrorPages>> {
+    let codes = ingress.annotations.custom_http_errors.as_ref().unwrap_or(&defaults.custom_http_errors);
+    let backend = backends.own.or(backends.global)?;
+    let when_unavailable = backends.own.is_some();
+    if codes.is_empty() && !when_unavailable {
+        return None;
+    }
+    let target = path.map(|p| &p.backend).or(ingress.default_backend.as_ref());
+    let text = |t: &str| HeaderValue::from_str(t).unwrap_or(HeaderValue::from_static(""));
+    let (service, port) =
+        target.map_or((String::new(), String::new()), |t| (t.key.service.name.clone(), t.key.port.to_string()));
+    Some(Arc::new(ErrorPages {
+        backend,
+        codes: codes.clone().into(),
+        when_unavailable,
+        context: [
+            (HeaderName::from_static("x-namespace"), text(&ingress.owner.namespace)),
+            (HeaderName::from_static("x-ingress-name"), text(&ingress.owner.name)),
+            (HeaderName::from_static("x-service-name"), text(&service)),
+            (HeaderName::from_static("x-service-port"), text(&port)),
+        ],
+    }))
 }
 
 /// How the route picks endpoints, in ingress-nginx's precedence: affinity cookie, then
@@ -187,6 +232,7 @@ pub(crate) fn with_canary(
             backends: Box::new([WeightedBackend { id: backend, weight: 1 }]),
             policy: forward.policy.clone(),
             balance: forward.balance.clone(),
+            errors: forward.errors.clone(),
         }),
     };
     let to_main = |condition: Condition| Route { conditions: Box::new([condition]), ..base.clone() };
@@ -218,6 +264,7 @@ pub(crate) fn with_canary(
             backends: backends.into(),
             policy: forward.policy.clone(),
             balance: forward.balance.clone(),
+            errors: forward.errors.clone(),
         });
     }
     routes.push(weighted);

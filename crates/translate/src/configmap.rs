@@ -9,7 +9,7 @@ use sluice_config::{ClientTrust, Diagnostic, IpNet, ObjectRef, RealIp};
 use sluice_store::k8s_openapi::api::core::v1::ConfigMap;
 use sluice_store::ObjectKey;
 
-use crate::annotations::{policy_setting, values, LoadBalance, PolicyOverrides};
+use crate::annotations::{policy_setting, status_list, values, LoadBalance, PolicyOverrides};
 use crate::compile::{merged_policy, Defaults};
 
 /// What the ConfigMap sets: route defaults (what annotations override) and whom the
@@ -112,6 +112,7 @@ impl Settings {
             }
             "proxy-real-ip-cidr" => self.trusted = cidrs(value)?,
             "load-balance" => defaults.load_balance = LoadBalance::parse(value)?,
+            "custom-http-errors" => defaults.custom_http_errors = status_list(value, 300, 599)?,
             _ => match policy_setting(&mut self.policy, name, value) {
                 Some(result) => result?,
                 None => return Err(format!("{name} is not supported by Sluice; ignored")),

@@ -17,6 +17,9 @@ pub(crate) enum PortRef {
     Number(i32),
     /// `port.name`.
     Name(String),
+    /// The Service's first port (ingress-nginx's `default-backend` annotation and
+    /// `--default-backend-service`).
+    First,
 }
 
 impl std::fmt::Display for PortRef {
@@ -24,6 +27,7 @@ impl std::fmt::Display for PortRef {
         match self {
             PortRef::Number(n) => n.fmt(f),
             PortRef::Name(name) => f.write_str(name),
+            PortRef::First => f.write_str("first port"),
         }
     }
 }
@@ -76,6 +80,8 @@ pub(crate) struct ValidIngress {
     pub label: Arc<str>,
     pub created: Option<Time>,
     pub default_backend: Option<BackendRef>,
+    /// The `default-backend` annotation's Service (first port), for error answers.
+    pub error_backend: Option<BackendRef>,
     pub rules: Vec<ValidRule>,
     pub tls: Vec<TlsEntry>,
     /// Its ingress-nginx annotations.
@@ -177,7 +183,21 @@ pub(crate) fn validate(key: &ObjectKey, ingress: &Ingress, prefix: &str) -> Resu
     }
     let created = ingress.metadata.creation_timestamp.clone();
     let label = Route::label_of(&object);
-    Ok(ValidIngress { owner: Arc::new(object), label, created, default_backend, rules, tls, annotations, warnings })
+    let error_backend = annotations.default_backend.as_ref().map(|service| BackendRef {
+        key: BackendKey::first_port(ObjectKey::new(&key.namespace, service)),
+        field: format!("metadata.annotations[{prefix}/default-backend]"),
+    });
+    Ok(ValidIngress {
+        owner: Arc::new(object),
+        label,
+        created,
+        default_backend,
+        error_backend,
+        rules,
+        tls,
+        annotations,
+        warnings,
+    })
 }
 
 /// ingress-nginx's `rewrite "(?i)PATH" TARGET break;`: the path regex, unanchored and
@@ -274,7 +294,7 @@ fn tls_entry(entry: &IngressTLS, index: usize, rules: &[ValidRule], problems: &m
 }
 
 /// RFC 1035 label, as Service names must be.
-fn is_dns_label(name: &str) -> bool {
+pub(crate) fn is_dns_label(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 63

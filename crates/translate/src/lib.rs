@@ -25,7 +25,7 @@ use sluice_store::k8s_openapi::api::core::v1::ConfigMap;
 use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use sluice_store::{ObjectKey, Store};
 
-use crate::backends::{Backends, Resolved};
+use crate::backends::{BackendKey, Backends, Resolved};
 use crate::cache::DerivedCache;
 use crate::certificates::Secrets;
 use crate::class::{ClassChoice, ClassFilter};
@@ -62,6 +62,9 @@ pub struct Options {
     pub defaults: Defaults,
     /// `--configmap`: the ConfigMap with ingress-nginx's global settings.
     pub configmap: Option<ObjectKey>,
+    /// `--default-backend-service`: the Service (first port) answering `custom-http-errors`
+    /// for Ingresses without a `default-backend` annotation.
+    pub default_backend_service: Option<ObjectKey>,
 }
 
 impl Options {
@@ -78,6 +81,7 @@ impl Options {
             annotations_prefix: DEFAULT_ANNOTATIONS_PREFIX.into(),
             defaults: Defaults::default(),
             configmap: None,
+            default_backend_service: None,
         }
     }
 }
@@ -210,6 +214,8 @@ impl Translator {
         let replan = classes_changed || global_changed || first;
         let to_plan: Vec<Arc<ObjectKey>> = if replan {
             self.plan = Plan::default();
+            let global_errors = self.options.default_backend_service.clone().map(BackendKey::first_port);
+            self.plan.set_error_backend(global_errors);
             store.ingresses.keys().map(|key| Arc::new(key.clone())).collect()
         } else {
             ingress_changes.into_iter().map(|change| change.key).collect()

@@ -15,7 +15,7 @@ use sluice_store::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sluice_store::ObjectKey;
 
 use crate::backends::{BackendKey, Resolved};
-use crate::compile::{self, Defaults};
+use crate::compile::{self, Defaults, ErrorBackends};
 use crate::ingress::{BackendRef, ValidIngress, ValidPath};
 
 /// Conflict precedence: oldest first, then namespace/name.
@@ -53,6 +53,8 @@ pub(crate) struct Plan {
     routes: Arc<RouteTable>,
     backends: BackendSlots,
     served_list: Arc<[Arc<ObjectRef>]>,
+    /// `--default-backend-service`, held for as long as the plan lives.
+    global_errors: Option<BackendKey>,
 }
 
 /// What a [`Plan::update`] changed.
@@ -154,7 +156,8 @@ impl Plan {
                     let Some(target) = &ingress.default_backend else {
                         continue;
                     };
-                    let route = compile::route(ingress, None, self.backends.id(&target.key), false, defaults);
+                    let id = self.backends.id(&target.key);
+                    let route = compile::route(ingress, None, id, false, defaults, self.error_backends(ingress));
                     if let Err(conflict) = routes.set_default(Arc::new(RouteGroup::single(route))) {
                         conflicts.push(Diagnostic::object(
                             (*ingress.owner).clone(),
@@ -246,7 +249,8 @@ impl Plan {
                 let Some(matcher) = matcher(ingress, path, regex, problems) else {
                     continue;
                 };
-                let route = compile::route(ingress, Some(path), self.backends.id(&path.backend.key), tls, defaults);
+                let id = self.backends.id(&path.backend.key);
+                let route = compile::route(ingress, Some(path), id, tls, defaults, self.error_backends(ingress));
                 if let Err(conflict) = routes.insert(at, &matcher, Arc::new(RouteGroup::single(route))) {
                     problems.push(Diagnostic::object(
                         (*ingress.owner).clone(),
@@ -259,6 +263,23 @@ impl Plan {
                 }
             }
         }
+    }
+
+    /// Where `ingress`'s error answers come from.
+    fn error_backends(&self, ingress: &ValidIngress) -> ErrorBackends {
+        ErrorBackends {
+            own: ingress.error_backend.as_ref().map(|b| self.backends.id(&b.key)),
+            global: self.global_errors.as_ref().map(|key| self.backends.id(key)),
+        }
+    }
+
+    /// Sets `--default-backend-service` (its first port): the backend of error answers for
+    /// Ingresses without a `default-backend` annotation. Call on a new plan.
+    pub(crate) fn set_error_backend(&mut self, key: Option<BackendKey>) {
+        if let Some(key) = &key {
+            self.backends.acquire(key, &mut Updated::default());
+        }
+        self.global_errors = key;
     }
 
     /// Joins a canary Ingress's paths to the main routes they split.
@@ -402,7 +423,7 @@ fn slots(ingress: &ValidIngress) -> BTreeSet<Slot> {
 
 fn backend_refs(ingress: &ValidIngress) -> impl Iterator<Item = &BackendRef> {
     let paths = ingress.rules.iter().flat_map(|rule| rule.paths.iter().map(|path| &path.backend));
-    ingress.default_backend.iter().chain(paths)
+    ingress.default_backend.iter().chain(&ingress.error_backend).chain(paths)
 }
 
 /// Ids for the backends served Ingresses name, stable while any of them names it, so that

@@ -149,6 +149,11 @@ pub(crate) struct IngressAnnotations {
     pub snippet: SnippetEdits,
     /// `load-balance`, `upstream-hash-by`, `affinity` and the `session-cookie-*` settings.
     pub balance: BalanceSettings,
+    /// `default-backend`: a Service of the Ingress's namespace for error answers and for
+    /// when the Ingress's own backend has no endpoint.
+    pub default_backend: Option<String>,
+    /// `custom-http-errors`: replaces the ConfigMap's list for this Ingress's paths.
+    pub custom_http_errors: Option<Vec<StatusCode>>,
 }
 
 impl IngressAnnotations {
@@ -303,6 +308,14 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
                 a.server_aliases.push(host);
             }
         }
+        "default-backend" => {
+            let name = value.trim();
+            if !crate::ingress::is_dns_label(name) {
+                return Err(format!("{value:?} is not a Service name").into());
+            }
+            a.default_backend = Some(name.to_owned());
+        }
+        "custom-http-errors" => a.custom_http_errors = Some(status_list(value, 400, 599)?),
         "load-balance" => a.balance.algorithm = Some(LoadBalance::parse(value)?),
         "upstream-hash-by" => {
             let key = value.replace(' ', "");
@@ -381,6 +394,23 @@ pub(crate) fn policy_setting(p: &mut PolicyOverrides, name: &str, value: &str) -
 
 fn timeout(value: &str) -> Result<Duration, String> {
     positive(values::duration(value)?)
+}
+
+/// A comma-separated list of statuses in `lowest..=599` (`custom-http-errors`).
+pub(crate) fn status_list(value: &str, lowest: u16, highest: u16) -> Result<Vec<StatusCode>, String> {
+    let mut codes = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        let code = item
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (lowest..=highest).contains(c))
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .ok_or_else(|| format!("{item:?} is not a status from {lowest} to {highest}"))?;
+        codes.push(code);
+    }
+    codes.sort_unstable();
+    codes.dedup();
+    Ok(codes)
 }
 
 fn session_cookie(affinity: &mut Affinity, name: &str, value: &str) -> Result<(), String> {

@@ -124,3 +124,15 @@ fn balancing_settings() {
     }
     assert!(a.balance.affinity.is_none() && a.balance.hash_by.is_none() && a.balance.algorithm.is_none());
 }
+
+#[test]
+fn error_settings() {
+    let (a, reports) = parsed(&[("custom-http-errors", "503, 404,404"), ("default-backend", "errors")]);
+    assert!(reports.iter().all(|r| r.verdict == AnnotationVerdict::Honoured), "{reports:?}");
+    assert_eq!(a.custom_http_errors.unwrap(), [StatusCode::NOT_FOUND, StatusCode::SERVICE_UNAVAILABLE]);
+    assert_eq!(a.default_backend.as_deref(), Some("errors"));
+    let (a, reports) = parsed(&[("custom-http-errors", "302"), ("default-backend", "Not_A_Name")]);
+    assert!(matches!(verdict(&reports, "custom-http-errors"), AnnotationVerdict::Ignored(_)));
+    assert!(matches!(verdict(&reports, "default-backend"), AnnotationVerdict::Ignored(_)));
+    assert!(a.custom_http_errors.is_none() && a.default_backend.is_none());
+}
