@@ -27,8 +27,8 @@ pub use host::{HostMatch, Hostname, InvalidHostname};
 pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
 pub use path::{InvalidPath, PathMatch, PathRegex, REGEX_SIZE_LIMIT};
 pub use route::{
-    Action, Condition, ErrorPages, Filter, Forward, HeaderEdits, PathRewrite, Redirect, RetryOn, RetryPolicy, Route,
-    RouteGroup, UpstreamPolicy, ValueMatch, WeightedBackend,
+    Action, Condition, ErrorPages, Filter, Forward, HeaderEdits, Mirror, PathRewrite, Redirect, RetryOn, RetryPolicy,
+    Route, RouteGroup, UpstreamPolicy, ValueMatch, WeightedBackend,
 };
 pub use routes::{Conflict, RouteEntry, RouteTable, RouteTableBuilder};
 pub use template::{cookie, InvalidTemplate, RequestFacts, Template, Variable};

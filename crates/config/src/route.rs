@@ -146,6 +146,20 @@ pub enum Filter {
     ResponseHeaders(HeaderEdits),
     /// `Strict-Transport-Security` with this value on responses over https.
     Hsts(HeaderValue),
+    /// A copy of each request goes to another URL; its answer is ignored, and it never
+    /// slows or fails the request itself (ingress-nginx `mirror-target`).
+    Mirror(Mirror),
+}
+
+/// Where request copies go.
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    /// `http://host[:port]` followed by a path template (`$request_uri` and the like).
+    pub target: Template,
+    /// The `Host` of the copies (`mirror-host`; default the target's host).
+    pub host: HeaderValue,
+    /// Whether the body is copied too (`mirror-request-body`, default on).
+    pub body: bool,
 }
 
 /// How the upstream path is rewritten.

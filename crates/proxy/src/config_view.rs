@@ -64,6 +64,12 @@ fn describe_filter(filter: &Filter) -> String {
         Filter::RequestHeaders(e) => format!("request headers: {}", edits(e)),
         Filter::ResponseHeaders(e) => format!("response headers: {}", edits(e)),
         Filter::Hsts(value) => format!("hsts {}", value.to_str().unwrap_or_default()),
+        Filter::Mirror(mirror) => format!(
+            "mirror to {} (Host {}, body {})",
+            mirror.target,
+            mirror.host.to_str().unwrap_or_default(),
+            if mirror.body { "on" } else { "off" }
+        ),
     }
 }
 

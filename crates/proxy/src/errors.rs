@@ -65,7 +65,7 @@ impl DataPlane {
     ) -> Result<Response<ProxyBody>, StatusCode> {
         let fallback = snapshot.backend(pages.backend).ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
         let endpoint = fallback.pick().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
-        let target = Target { backend: fallback, forward, choice: Choice { endpoint, set_cookie: None } };
+        let target = Target { backend: fallback, forward, choice: Choice { endpoint, set_cookie: None }, copy: None };
         let uri = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let uri = HeaderValue::from_str(uri).unwrap_or(HeaderValue::from_static("/"));
         describe(&mut parts.headers, StatusCode::SERVICE_UNAVAILABLE, pages, &uri);
@@ -95,7 +95,7 @@ impl DataPlane {
         parts.headers.remove(header::CONTENT_LENGTH);
         describe(&mut parts.headers, code, pages, &original.uri);
         parts.uri = upstream_uri(&parts, backend.protocol, endpoint).ok()?;
-        let request = Request::from_parts(parts, Either::Right(Empty::new()));
+        let request = Request::from_parts(parts, Either::Right(Either::Left(Empty::new())));
         let mut response = self.send(backend, endpoint, policy, request).await.ok()?;
         strip_hop_by_hop(response.headers_mut(), false);
         response.headers_mut().insert(header::SERVER, SERVER);

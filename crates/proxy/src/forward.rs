@@ -1,6 +1,7 @@
 //! Serving one request: route it with the current snapshot, forward it, stream the answer.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::{self, HeaderValue};
@@ -11,13 +12,15 @@ use http_body_util::{Either, Empty, Limited};
 use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use sluice_config::{Action, Backend, Balance, Forward, HeaderEdits, UpstreamPolicy, UpstreamProtocol};
+use sluice_config::{Action, Backend, Balance, Filter, Forward, HeaderEdits, UpstreamPolicy, UpstreamProtocol};
+use tokio::sync::mpsc;
 
 use crate::balance::{self, Choice};
 use crate::errors::Original;
 use crate::filters::{self, Arrival, ResponseFilters};
 use crate::headers::{is_upgrade, set_forwarding, strip_hop_by_hop, Downstream};
 use crate::listener::Scheme;
+use crate::mirror::{Chunk, Teed};
 use crate::path::routing_path;
 use crate::responses::{error, ProxyBody, SERVER};
 use crate::upstream::{SendError, UpstreamBody};
@@ -25,7 +28,11 @@ use crate::DataPlane;
 
 impl DataPlane {
     /// Answers one request. Never fails: every problem becomes a status code.
-    pub(crate) async fn handle(&self, downstream: &Downstream, request: Request<Incoming>) -> Response<ProxyBody> {
+    pub(crate) async fn handle(
+        self: &Arc<Self>,
+        downstream: &Downstream,
+        request: Request<Incoming>,
+    ) -> Response<ProxyBody> {
         let started = Instant::now();
         if let Err(status) = check_request(&request) {
             self.metrics.request(None, status, started.elapsed());
@@ -70,9 +77,16 @@ impl DataPlane {
                 backend = forward.pick_backend().and_then(|id| snapshot.backend(id));
                 let https = downstream.scheme == Scheme::Https;
                 let edits = edits.zip(arrival.as_ref());
+                let mirror = route.filters.iter().find_map(|filter| match filter {
+                    Filter::Mirror(mirror) => Some(mirror),
+                    _ => None,
+                });
+                let copy = mirror.zip(arrival.as_ref()).and_then(|(mirror, arrival)| {
+                    self.start_mirror(mirror, arrival, &parts, !body.is_end_stream(), &forward.policy)
+                });
                 let first = backend.and_then(|chosen| {
                     let choice = balance::first(&forward.balance, chosen, &parts, arrival.as_ref(), https)?;
-                    Some(Target { backend: chosen, forward, choice })
+                    Some(Target { backend: chosen, forward, choice, copy })
                 });
                 let answer = match (first, pages) {
                     (Some(target), _) => self.forward(downstream, target, edits, (parts, body)).await,
@@ -109,7 +123,7 @@ impl DataPlane {
         edits: Option<(&HeaderEdits, &Arrival<'_>)>,
         (parts, body): (Parts, Incoming),
     ) -> Result<Response<ProxyBody>, StatusCode> {
-        let Target { backend, forward, choice } = target;
+        let Target { backend, forward, choice, copy } = target;
         let policy = &*forward.policy;
         if let (Some(limit), Some(length)) = (policy.max_body, body.size_hint().exact()) {
             if length > limit {
@@ -139,8 +153,10 @@ impl DataPlane {
         let deadline = policy.retry.timeout.map(|limit| Instant::now() + limit);
         // The head is copied only when another attempt may need it.
         let mut spare = (attempts > 1).then(|| copy_head(&parts));
-        let limited =
-            Limited::new(body, policy.max_body.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)));
+        let limited = Limited::new(
+            Teed::new(body, copy),
+            policy.max_body.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)),
+        );
         let mut next = Some((parts, Either::Left(limited)));
         let mut response = None;
         for attempt in 1..=attempts {
@@ -149,7 +165,7 @@ impl DataPlane {
                 None => {
                     let head = spare.take().ok_or(StatusCode::BAD_GATEWAY)?;
                     spare = (attempt < attempts).then(|| copy_head(&head));
-                    (head, Either::Right(Empty::new()))
+                    (head, Either::Right(Either::Left(Empty::new())))
                 }
             };
             head.uri = upstream_uri(&head, backend.protocol, endpoint)?;
@@ -233,6 +249,8 @@ pub(crate) struct Target<'a> {
     pub backend: &'a Backend,
     pub forward: &'a Forward,
     pub choice: Choice,
+    /// Where the body is copied for a mirror.
+    pub copy: Option<mpsc::Sender<Chunk>>,
 }
 
 /// Why an upstream attempt failed.

@@ -16,6 +16,7 @@ mod filters;
 mod forward;
 mod headers;
 mod listener;
+mod mirror;
 mod path;
 mod proxy_protocol;
 

@@ -18,11 +18,14 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sluice_config::UpstreamProtocol;
+
+use crate::mirror::{MirrorBody, Teed};
 use tokio::net::TcpStream;
 
-/// A request body towards a backend: the client's, streamed within the route's size limit,
-/// or empty for a retry of a request that had none.
-pub(crate) type UpstreamBody = Either<Limited<Incoming>, Empty<Bytes>>;
+/// A request body towards a backend: the client's, streamed within the route's size limit
+/// (and copied to a mirror), or empty for a retry of a request that had none, or a mirror's
+/// copy.
+pub(crate) type UpstreamBody = Either<Limited<Teed>, Either<Empty<Bytes>, MirrorBody>>;
 
 /// Most idle HTTP/1.1 connections kept per endpoint; more are closed when returned.
 const MAX_IDLE_PER_ENDPOINT: usize = 512;

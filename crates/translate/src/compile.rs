@@ -105,6 +105,9 @@ pub(crate) fn route(
     if !a.snippet.response.is_empty() {
         filters.push(Filter::ResponseHeaders(a.snippet.response.clone()));
     }
+    if let Some(mirror) = &a.mirror {
+        filters.push(Filter::Mirror(mirror.clone()));
+    }
     if let (true, Some(hsts)) = (tls, &defaults.hsts) {
         filters.push(Filter::Hsts(hsts.clone()));
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
-use sluice_config::{Affinity, AffinityMode, HostMatch, RetryOn, Template, UpstreamProtocol, REGEX_SIZE_LIMIT};
+use sluice_config::{Affinity, AffinityMode, HostMatch, Mirror, RetryOn, Template, UpstreamProtocol, REGEX_SIZE_LIMIT};
 
 pub(crate) use snippet::SnippetEdits;
 
@@ -154,6 +154,8 @@ pub(crate) struct IngressAnnotations {
     pub default_backend: Option<String>,
     /// `custom-http-errors`: replaces the ConfigMap's list for this Ingress's paths.
     pub custom_http_errors: Option<Vec<StatusCode>>,
+    /// `mirror-target`, `mirror-host`, `mirror-request-body`.
+    pub mirror: Option<Mirror>,
 }
 
 impl IngressAnnotations {
@@ -316,6 +318,15 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
             a.default_backend = Some(name.to_owned());
         }
         "custom-http-errors" => a.custom_http_errors = Some(status_list(value, 400, 599)?),
+        "mirror-target" => a.mirror = Some(mirror(value, all)?),
+        "mirror-host" | "mirror-request-body" => {
+            if !all.contains_key("mirror-target") {
+                return Err("has no effect without mirror-target".to_owned().into());
+            }
+            if name == "mirror-host" {
+                header_value(value)?;
+            }
+        }
         "load-balance" => a.balance.algorithm = Some(LoadBalance::parse(value)?),
         "upstream-hash-by" => {
             let key = value.replace(' ', "");
@@ -394,6 +405,25 @@ pub(crate) fn policy_setting(p: &mut PolicyOverrides, name: &str, value: &str) -
 
 fn timeout(value: &str) -> Result<Duration, String> {
     positive(values::duration(value)?)
+}
+
+/// `mirror-target` with its `mirror-host` and `mirror-request-body`.
+fn mirror(value: &str, all: &BTreeMap<&str, &str>) -> Result<Mirror, String> {
+    let literal = value.split('$').next().unwrap_or_default();
+    if literal.starts_with("https://") {
+        return Err("https mirror targets are not supported yet; the requests are not mirrored".into());
+    }
+    let host = literal
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .and_then(|authority| authority.parse::<http::uri::Authority>().ok())
+        .ok_or_else(|| format!("{value:?} does not start with http://HOST"))?;
+    let host = match all.get("mirror-host") {
+        Some(written) => header_value(written)?,
+        None => header_value(host.host())?,
+    };
+    let body = all.get("mirror-request-body").is_none_or(|v| v.trim() != "off");
+    Ok(Mirror { target: template(value)?, host, body })
 }
 
 /// A comma-separated list of statuses in `lowest..=599` (`custom-http-errors`).

@@ -136,3 +136,15 @@ fn error_settings() {
     assert!(matches!(verdict(&reports, "default-backend"), AnnotationVerdict::Ignored(_)));
     assert!(a.custom_http_errors.is_none() && a.default_backend.is_none());
 }
+
+#[test]
+fn mirror_settings() {
+    let (a, reports) =
+        parsed(&[("mirror-target", "http://mirror.test:8080$request_uri"), ("mirror-request-body", "off")]);
+    assert!(reports.iter().all(|r| r.verdict == AnnotationVerdict::Honoured), "{reports:?}");
+    let mirror = a.mirror.unwrap();
+    assert_eq!((mirror.host.to_str().unwrap(), mirror.body), ("mirror.test", false));
+    let (a, reports) = parsed(&[("mirror-target", "ftp://x/"), ("mirror-host", "m.test")]);
+    assert!(matches!(verdict(&reports, "mirror-target"), AnnotationVerdict::Ignored(_)));
+    assert!(a.mirror.is_none());
+}

@@ -1,0 +1,193 @@
+//! Request mirroring (ingress-nginx `mirror-target`): a copy of the request goes to another
+//! URL from its own task, and its answer is dropped. The copy never slows or fails the
+//! request itself: its body is fed from the client's body as it streams past, through a
+//! bounded queue; when the mirror falls behind, its copy is abandoned (the mirror request is
+//! aborted, never sent truncated as if complete).
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http::header;
+use http::request::Parts;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Uri};
+use http_body_util::{Either, Empty};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use sluice_config::{Mirror, UpstreamPolicy, UpstreamProtocol};
+use tokio::sync::mpsc;
+
+use crate::filters::Arrival;
+use crate::headers::strip_hop_by_hop;
+use crate::DataPlane;
+
+/// Body chunks queued for a mirror before it is abandoned.
+const QUEUE: usize = 64;
+
+/// A piece of the client's body for the mirror; `End` says the body was complete.
+#[derive(Debug)]
+pub(crate) enum Chunk {
+    Data(Bytes),
+    End,
+}
+
+/// The client's body on its way upstream, copied to a mirror while the mirror keeps up.
+#[derive(Debug)]
+pub(crate) struct Teed {
+    inner: Incoming,
+    copy: Option<mpsc::Sender<Chunk>>,
+}
+
+impl Teed {
+    /// `inner`, copied to `copy` when given.
+    pub(crate) fn new(inner: Incoming, copy: Option<mpsc::Sender<Chunk>>) -> Self {
+        Self { inner, copy }
+    }
+
+    fn offer(&mut self, chunk: Chunk) {
+        if let Some(copy) = &self.copy {
+            if copy.try_send(chunk).is_err() {
+                // Full (the mirror is slow) or gone: the mirror's copy is abandoned.
+                self.copy = None;
+            }
+        }
+    }
+}
+
+impl Body for Teed {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if self.copy.is_some() {
+            match &frame {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        self.offer(Chunk::Data(data.clone()));
+                    }
+                }
+                None => {
+                    self.offer(Chunk::End);
+                    self.copy = None;
+                }
+                Some(Err(_)) => self.copy = None,
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The mirror's copy of the body; an error when the copy was abandoned before the end.
+#[derive(Debug)]
+pub(crate) struct MirrorBody {
+    queue: mpsc::Receiver<Chunk>,
+    complete: bool,
+}
+
+/// The mirror fell behind, or the client's body failed: the copy is incomplete.
+#[derive(Debug)]
+pub(crate) struct Abandoned;
+
+impl std::fmt::Display for Abandoned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("mirror copy abandoned")
+    }
+}
+
+impl std::error::Error for Abandoned {}
+
+impl Body for MirrorBody {
+    type Data = Bytes;
+    type Error = Abandoned;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Abandoned>>> {
+        if self.complete {
+            return Poll::Ready(None);
+        }
+        match ready!(self.queue.poll_recv(cx)) {
+            Some(Chunk::Data(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Some(Chunk::End) => {
+                self.complete = true;
+                Poll::Ready(None)
+            }
+            None => Poll::Ready(Some(Err(Abandoned))),
+        }
+    }
+}
+
+impl DataPlane {
+    /// Starts mirroring the request of `parts` (as it arrived) to `mirror`; returns where to
+    /// copy its body, when the mirror wants it and there is one.
+    pub(crate) fn start_mirror(
+        self: &Arc<Self>,
+        mirror: &Mirror,
+        arrival: &Arrival<'_>,
+        parts: &Parts,
+        has_body: bool,
+        policy: &UpstreamPolicy,
+    ) -> Option<mpsc::Sender<Chunk>> {
+        let mut url = String::new();
+        mirror.target.render(&arrival.facts(parts), None, &mut url);
+        let target = url.parse::<Uri>().ok()?;
+        if target.scheme() != Some(&Scheme::HTTP) {
+            return None;
+        }
+        let authority = target.authority()?.clone();
+        let mut head = Request::new(());
+        *head.method_mut() = parts.method.clone();
+        *head.uri_mut() = Uri::from(target.path_and_query().cloned().unwrap_or(PathAndQuery::from_static("/")));
+        *head.headers_mut() = parts.headers.clone();
+        let (mut head, ()) = head.into_parts();
+        strip_hop_by_hop(&mut head.headers, false);
+        head.headers.insert(header::HOST, mirror.host.clone());
+        let (copy, body) = if mirror.body && has_body {
+            let (sender, queue) = mpsc::channel(QUEUE);
+            (Some(sender), Either::Right(MirrorBody { queue, complete: false }))
+        } else {
+            head.headers.remove(header::CONTENT_LENGTH);
+            (None, Either::Left(Empty::new()))
+        };
+        let plane = self.clone();
+        let (connect_timeout, read_timeout) = (policy.connect_timeout, policy.read_timeout);
+        tokio::spawn(async move {
+            let Some(endpoint) = resolve(&authority).await else {
+                tracing::debug!(%authority, "mirror target does not resolve");
+                return;
+            };
+            let request = Request::from_parts(head, Either::Right(body));
+            let sent = plane.upstream.send(UpstreamProtocol::Http1, endpoint, connect_timeout, request);
+            match tokio::time::timeout(read_timeout, sent).await {
+                Ok(Ok(response)) => {
+                    // Read the answer through (and drop it), so the connection can be reused.
+                    let mut body = response.into_body();
+                    while let Some(Ok(_)) = http_body_util::BodyExt::frame(&mut body).await {}
+                }
+                Ok(Err(e)) => tracing::debug!(%endpoint, error = %e, "mirror request failed"),
+                Err(_) => tracing::debug!(%endpoint, "mirror request timed out"),
+            }
+        });
+        copy
+    }
+}
+
+/// The address of a mirror target: an IP literal, or a name looked up (in the mirror's own
+/// task, never on the request's path).
+async fn resolve(authority: &Authority) -> Option<SocketAddr> {
+    let port = authority.port_u16().unwrap_or(80);
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    tokio::net::lookup_host((host, port)).await.ok()?.next()
+}
