@@ -68,7 +68,7 @@ impl Route {
     pub fn forward(&self) -> Option<&Forward> {
         match &self.action {
             Action::Forward(forward) => Some(forward),
-            Action::Redirect(_) => None,
+            Action::Redirect(_) | Action::Fail(_) => None,
         }
     }
 }
@@ -197,6 +197,10 @@ pub enum Action {
     Forward(Forward),
     /// Answered with a redirect; nothing is forwarded.
     Redirect(Redirect),
+    /// Answered with this error status; nothing is forwarded. For a route whose settings
+    /// cannot be honoured (a missing ConfigMap or Secret it depends on): it fails closed
+    /// rather than being served without them.
+    Fail(StatusCode),
 }
 
 /// A redirect answer.

@@ -122,6 +122,13 @@ impl Template {
         Ok(Self { parts: parts.into(), text: text.into() })
     }
 
+    /// A template of fixed text, `$` included (values that must not be expanded, like
+    /// ingress-nginx's `custom-headers`).
+    pub fn fixed(text: &str) -> Self {
+        let parts: Box<[Part]> = if text.is_empty() { Box::new([]) } else { Box::new([Part::Literal(text.into())]) };
+        Self { parts, text: text.into() }
+    }
+
     /// The text when the template has no variables at all.
     pub fn literal(&self) -> Option<&str> {
         match &*self.parts {

@@ -8,6 +8,7 @@ fn rule(snapshot: &Snapshot, route: &Route) -> Value {
     let conditions: Vec<String> = route.conditions.iter().map(describe_condition).collect();
     let filters: Vec<String> = route.filters.iter().map(describe_filter).collect();
     let action = match &route.action {
+        Action::Fail(code) => json!({ "fail": code.as_u16() }),
         Action::Redirect(redirect) => {
             json!({ "redirect": redirect.location.to_string(), "code": redirect.code.as_u16() })
         }

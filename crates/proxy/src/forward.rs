@@ -67,6 +67,7 @@ impl DataPlane {
         };
         let mut response = match (edits, &route.action) {
             (Err(answer), _) => *answer,
+            (Ok(_), Action::Fail(code)) => error(*code),
             (Ok(_), Action::Redirect(target)) => match &arrival {
                 Some(arrival) => filters::redirect_answer(target, arrival, &parts),
                 None => error(StatusCode::INTERNAL_SERVER_ERROR),

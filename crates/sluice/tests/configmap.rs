@@ -159,3 +159,41 @@ fn use_proxy_protocol_reads_the_client_from_the_header() {
     ]);
     assert!(ok && out == "308", "curl --haproxy-protocol (v1): {out} {err}");
 }
+
+#[test]
+fn custom_headers_come_from_a_configmap_allowed_by_the_controller_configmap() {
+    let mut fx = Fixture::new("cm-custom-headers");
+    fx.backend("echo");
+    let headers = |value: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: custom, namespace: default}}\ndata:\n  X-Custom: {value:?}\n  X-Two: \"2\"\n")
+    };
+    fx.write("headers.yaml", &headers("$remote_addr"));
+    fx.write("configmap.yaml", &configmap_yaml(&[("global-allowed-response-headers", "X-Custom, X-Two")]));
+    let annotation = "nginx.ingress.kubernetes.io/custom-headers";
+    fx.ingress(&Ingress::new("app").annotation(annotation, "default/custom").path(
+        Some("h.test"),
+        "Prefix",
+        "/",
+        "echo",
+    ));
+    fx.ingress(&Ingress::new("lost").annotation(annotation, "missing").path(Some("lost.test"), "Prefix", "/", "echo"));
+    let sluice = fx.start(&FLAG);
+
+    let resp = sluice.get("h.test", "/?status=500");
+    assert_eq!(resp.status, 500);
+    assert_eq!(resp.header("x-custom"), Some("$remote_addr"), "values are literal, on every status");
+    assert_eq!(resp.header("x-two"), Some("2"));
+    assert_eq!(sluice.get("lost.test", "/").status, 503, "a missing ConfigMap fails closed");
+
+    fx.write("headers.yaml", &headers("changed"));
+    assert!(wait_until(Duration::from_secs(5), || sluice.get("h.test", "/").header("x-custom") == Some("changed")));
+    fx.write("configmap.yaml", &configmap_yaml(&[("global-allowed-response-headers", "X-Custom")]));
+    assert!(
+        wait_until(Duration::from_secs(5), || sluice.get("h.test", "/").status == 503),
+        "a header the controller ConfigMap does not allow: 503"
+    );
+    let out = run_sluice_command(&["check", "--manifests", fx.manifests().to_str().unwrap(), "--configmap", FLAG[1]]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("X-Two is not listed in global-allowed-response-headers"), "{stdout}");
+    assert!(stdout.contains("ConfigMap default/missing not found"), "{stdout}");
+}

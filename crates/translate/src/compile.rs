@@ -1,14 +1,18 @@
 //! Compiling a validated Ingress path, with its annotations and the global defaults, into
 //! the route model the data plane serves (conditions → filters → weighted backends).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::StatusCode;
 use sluice_config::{
-    Action, BackendId, Balance, Condition, ErrorPages, Filter, Forward, HeaderEdits, HostMatch, Redirect, Route,
-    RouteGroup, Template, UpstreamPolicy, ValueMatch, WeightedBackend,
+    Action, BackendId, Balance, Condition, Diagnostic, ErrorPages, Filter, Forward, HeaderEdits, HostMatch, Redirect,
+    Route, RouteGroup, Template, UpstreamPolicy, ValueMatch, WeightedBackend,
 };
+
+use sluice_store::k8s_openapi::api::core::v1::ConfigMap;
+use sluice_store::ObjectKey;
 
 use crate::annotations::{Canary, IngressAnnotations, LoadBalance, PolicyOverrides};
 use crate::ingress::{ValidIngress, ValidPath};
@@ -36,6 +40,8 @@ pub struct Defaults {
     pub(crate) load_balance: LoadBalance,
     /// `custom-http-errors`: statuses answered by the default backend.
     pub custom_http_errors: Vec<StatusCode>,
+    /// `global-allowed-response-headers`: the headers `custom-headers` may set.
+    pub allowed_response_headers: Vec<HeaderName>,
 }
 
 impl Default for Defaults {
@@ -50,8 +56,40 @@ impl Default for Defaults {
             policy: Arc::default(),
             load_balance: LoadBalance::RoundRobin,
             custom_http_errors: Vec::new(),
+            allowed_response_headers: Vec::new(),
         }
     }
+}
+
+/// What compiling a route reads besides its Ingress: the global defaults, and the
+/// ConfigMaps annotations name (`custom-headers`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Context<'a> {
+    pub defaults: &'a Defaults,
+    pub config_maps: &'a BTreeMap<ObjectKey, Arc<ConfigMap>>,
+}
+
+/// The response headers of a `custom-headers` ConfigMap, as ingress-nginx checks them:
+/// each name must be listed in `global-allowed-response-headers`; values are literal.
+fn custom_headers(key: &ObjectKey, cx: &Context<'_>) -> Result<HeaderEdits, String> {
+    let configmap = cx
+        .config_maps
+        .get(key)
+        .ok_or_else(|| format!("custom-headers: ConfigMap {}/{} not found", key.namespace, key.name))?;
+    let mut edits = HeaderEdits::default();
+    for (name, value) in configmap.data.iter().flatten() {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .ok()
+            .filter(|_| name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+            .ok_or_else(|| format!("custom-headers: {name:?} is not a header name"))?;
+        if !cx.defaults.allowed_response_headers.contains(&header) {
+            return Err(format!("custom-headers: {name} is not listed in global-allowed-response-headers"));
+        }
+        HeaderValue::from_str(value)
+            .map_err(|_| format!("custom-headers: the value of {name} is not a header value"))?;
+        edits.set.push((header, Template::fixed(value)));
+    }
+    Ok(edits)
 }
 
 /// Where a route's error answers come from: the Ingress's `default-backend` annotation
@@ -69,13 +107,23 @@ pub(crate) fn route(
     path: Option<&ValidPath>,
     backend: BackendId,
     tls: bool,
-    defaults: &Defaults,
+    cx: &Context<'_>,
     error_backends: ErrorBackends,
+    problems: &mut Vec<Diagnostic>,
 ) -> Route {
+    let defaults = cx.defaults;
     let a = &ingress.annotations;
-    let action = match &a.redirect {
-        Some((code, location)) => Action::Redirect(Redirect { code: *code, location: location.clone() }),
-        None => Action::Forward(Forward {
+    let custom = ingress.custom_headers().map(|key| custom_headers(&key, cx));
+    let action = match (&a.redirect, &custom) {
+        (_, Some(Err(reason))) => {
+            let key = a.custom_headers.as_ref().map_or("custom-headers", |(_, _, key)| key);
+            let field = format!("metadata.annotations[{key}]");
+            let reason = format!("{reason}; the Ingress's paths answer 503 until this is fixed");
+            problems.push(Diagnostic::object((*ingress.owner).clone(), field, reason));
+            Action::Fail(StatusCode::SERVICE_UNAVAILABLE)
+        }
+        (Some((code, location)), _) => Action::Redirect(Redirect { code: *code, location: location.clone() }),
+        (None, _) => Action::Forward(Forward {
             backends: Box::new([WeightedBackend { id: backend, weight: 1 }]),
             policy: merged_policy(&defaults.policy, &a.policy),
             balance: balance(a, path, defaults),
@@ -104,6 +152,9 @@ pub(crate) fn route(
     }
     if !a.snippet.response.is_empty() {
         filters.push(Filter::ResponseHeaders(a.snippet.response.clone()));
+    }
+    if let Some(Ok(edits)) = custom {
+        filters.push(Filter::ResponseHeaders(edits));
     }
     if let Some(mirror) = &a.mirror {
         filters.push(Filter::Mirror(mirror.clone()));

@@ -113,6 +113,14 @@ impl Settings {
             "proxy-real-ip-cidr" => self.trusted = cidrs(value)?,
             "load-balance" => defaults.load_balance = LoadBalance::parse(value)?,
             "custom-http-errors" => defaults.custom_http_errors = status_list(value, 300, 599)?,
+            "global-allowed-response-headers" => {
+                defaults.allowed_response_headers = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| HeaderName::from_bytes(n.as_bytes()).map_err(|_| format!("{n:?} is not a header name")))
+                    .collect::<Result<_, _>>()?;
+            }
             _ => match policy_setting(&mut self.policy, name, value) {
                 Some(result) => result?,
                 None => return Err(format!("{name} is not supported by Sluice; ignored")),

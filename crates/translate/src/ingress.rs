@@ -96,6 +96,12 @@ impl ValidIngress {
         self.annotations.canary.is_some()
     }
 
+    /// The ConfigMap its `custom-headers` annotation names.
+    pub(crate) fn custom_headers(&self) -> Option<ObjectKey> {
+        let (namespace, name, _) = self.annotations.custom_headers.as_ref()?;
+        Some(ObjectKey::new(namespace.as_deref().unwrap_or(&self.owner.namespace), name))
+    }
+
     /// True when this Ingress's `spec.tls` covers `host`.
     pub(crate) fn has_tls_for(&self, host: &HostMatch) -> bool {
         self.tls.iter().any(|entry| entry.hosts.iter().any(|h| h == host || h.covers(host)))

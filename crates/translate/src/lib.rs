@@ -16,7 +16,7 @@ mod ingress;
 mod l4;
 mod plan;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
@@ -29,6 +29,7 @@ use crate::backends::{BackendKey, Backends, Resolved};
 use crate::cache::DerivedCache;
 use crate::certificates::Secrets;
 use crate::class::{ClassChoice, ClassFilter};
+use crate::compile::Context;
 use crate::configmap::Global;
 use crate::ingress::ValidIngress;
 use crate::plan::{Plan, Verdict};
@@ -150,6 +151,8 @@ pub struct Translator {
     certificates: Option<(Arc<CertificateTable>, Vec<Diagnostic>)>,
     /// The backend of each id of the plan, as last resolved.
     resolved: Vec<Option<Resolved>>,
+    /// The `custom-headers` ConfigMaps served Ingresses name, as their routes last read them.
+    header_maps: BTreeMap<ObjectKey, Option<Arc<ConfigMap>>>,
     /// The controller ConfigMap as last read (`None` when absent), and what it set.
     global: Option<(Option<Arc<ConfigMap>>, Global)>,
     /// True until the first build, which looks at every object whatever it is told.
@@ -181,6 +184,7 @@ impl Translator {
             certificates: None,
             resolved: Vec::new(),
             global: None,
+            header_maps: BTreeMap::new(),
             fresh: true,
         }
     }
@@ -218,11 +222,17 @@ impl Translator {
             self.plan.set_error_backend(global_errors);
             store.ingresses.keys().map(|key| Arc::new(key.clone())).collect()
         } else {
-            ingress_changes.into_iter().map(|change| change.key).collect()
+            let mut keys: Vec<Arc<ObjectKey>> = ingress_changes.into_iter().map(|change| change.key).collect();
+            keys.extend(self.stale_header_maps(store, changed));
+            keys
         };
         let rebuilt = if to_plan.is_empty() && !replan { Rebuilt::Backends } else { Rebuilt::Routes };
-        let filter = ClassFilter::new(store, &self.options);
         let ingresses = &self.ingresses;
+        let names_header_map = |key: &Arc<ObjectKey>| {
+            ingresses.get(key).is_some_and(|c| c.validated.as_ref().is_ok_and(|v| v.custom_headers().is_some()))
+        };
+        let header_maps_moved = replan || to_plan.iter().any(names_header_map);
+        let filter = ClassFilter::new(store, &self.options);
         let verdicts = to_plan.into_iter().map(|key| {
             let verdict = match ingresses.get(&key).filter(|c| filter.accepts(&c.class)) {
                 None => Verdict::Ignored,
@@ -232,7 +242,20 @@ impl Translator {
             (key, verdict)
         });
         let global = self.global.as_ref().map(|(_, global)| global);
-        let updated = self.plan.update(verdicts, global.map_or(&self.options.defaults, |g| &g.defaults));
+        let defaults = global.map_or(&self.options.defaults, |g| &g.defaults);
+        let cx = Context { defaults, config_maps: &store.config_maps };
+        let updated = self.plan.update(verdicts, &cx);
+        if header_maps_moved {
+            self.header_maps = self
+                .plan
+                .served()
+                .filter_map(|ingress| ingress.custom_headers())
+                .map(|key| {
+                    let seen = store.config_maps.get(&key).cloned();
+                    (key, seen)
+                })
+                .collect();
+        }
         let plan = &self.plan;
         if updated.tls || secrets_changed || replan {
             self.certificates = None;
@@ -298,6 +321,33 @@ impl Translator {
 }
 
 impl Translator {
+    /// The served Ingresses whose `custom-headers` ConfigMap changed (or appeared, or went)
+    /// since their routes were compiled; looked for only when ConfigMaps may have changed.
+    fn stale_header_maps(&self, store: &Store, changed: Changed<'_>) -> Vec<Arc<ObjectKey>> {
+        let may_have_changed = match changed {
+            Changed::All => true,
+            Changed::Kinds(kinds) => kinds.contains("ConfigMap"),
+            Changed::Objects(objects) => objects.iter().any(|(kind, _)| *kind == "ConfigMap"),
+        };
+        if !may_have_changed || self.header_maps.is_empty() {
+            return Vec::new();
+        }
+        let stale: BTreeSet<&ObjectKey> = self
+            .header_maps
+            .iter()
+            .filter(|(key, seen)| seen.as_ref().map(Arc::as_ptr) != store.config_maps.get(*key).map(Arc::as_ptr))
+            .map(|(key, _)| key)
+            .collect();
+        if stale.is_empty() {
+            return Vec::new();
+        }
+        self.plan
+            .served()
+            .filter(|ingress| ingress.custom_headers().is_some_and(|key| stale.contains(&key)))
+            .map(|ingress| Arc::new(ObjectKey::new(&ingress.owner.namespace, &ingress.owner.name)))
+            .collect()
+    }
+
     /// Reads the controller ConfigMap again if it changed (one pointer comparison when not);
     /// true when it did, and every route must be compiled again.
     fn sync_global(&mut self, store: &Store) -> bool {

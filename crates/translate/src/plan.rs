@@ -15,7 +15,7 @@ use sluice_store::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sluice_store::ObjectKey;
 
 use crate::backends::{BackendKey, Resolved};
-use crate::compile::{self, Defaults, ErrorBackends};
+use crate::compile::{self, Context, ErrorBackends};
 use crate::ingress::{BackendRef, ValidIngress, ValidPath};
 
 /// Conflict precedence: oldest first, then namespace/name.
@@ -73,7 +73,7 @@ impl Plan {
     pub(crate) fn update(
         &mut self,
         changes: impl IntoIterator<Item = (Arc<ObjectKey>, Verdict)>,
-        defaults: &Defaults,
+        cx: &Context<'_>,
     ) -> Updated {
         let mut dirty = HashSet::default();
         let mut updated = Updated::default();
@@ -113,7 +113,7 @@ impl Plan {
         if !dirty.is_empty() {
             let mut routes = self.routes.to_builder();
             for slot in dirty {
-                self.route(slot, &mut routes, defaults);
+                self.route(slot, &mut routes, cx);
             }
             self.routes = Arc::new(routes.build());
         }
@@ -142,7 +142,7 @@ impl Plan {
     }
 
     /// Routes `slot` again from its contenders, oldest first.
-    fn route(&mut self, slot: Slot, routes: &mut RouteTableBuilder, defaults: &Defaults) {
+    fn route(&mut self, slot: Slot, routes: &mut RouteTableBuilder, cx: &Context<'_>) {
         let mut conflicts = Vec::new();
         match &slot {
             Slot::Host(host) => routes.clear_host(host),
@@ -157,7 +157,8 @@ impl Plan {
                         continue;
                     };
                     let id = self.backends.id(&target.key);
-                    let route = compile::route(ingress, None, id, false, defaults, self.error_backends(ingress));
+                    let route =
+                        compile::route(ingress, None, id, false, cx, self.error_backends(ingress), &mut conflicts);
                     if let Err(conflict) = routes.set_default(Arc::new(RouteGroup::single(route))) {
                         conflicts.push(Diagnostic::object(
                             (*ingress.owner).clone(),
@@ -170,7 +171,7 @@ impl Plan {
                     }
                 }
             }
-            Slot::Host(host) => self.route_host(host, &contenders, routes, defaults, &mut conflicts),
+            Slot::Host(host) => self.route_host(host, &contenders, routes, cx, &mut conflicts),
         }
         if self.contenders.get(&slot).is_some_and(Vec::is_empty) {
             self.contenders.remove(&slot);
@@ -190,7 +191,7 @@ impl Plan {
         host: &HostMatch,
         contenders: &[&Arc<ValidIngress>],
         routes: &mut RouteTableBuilder,
-        defaults: &Defaults,
+        cx: &Context<'_>,
         problems: &mut Vec<Diagnostic>,
     ) {
         let names = |i: &&&Arc<ValidIngress>| i.rules.iter().any(|rule| rule.host == *host);
@@ -209,14 +210,14 @@ impl Plan {
                         ingress.annotations.regex_paths(),
                         tls,
                         routes,
-                        defaults,
+                        cx,
                         problems,
                     );
                 }
             } else if let Some((ingress, twin)) = contenders.iter().find_map(|i| {
                 i.rules.iter().find(|r| www_twin(&r.host).as_ref() == Some(host)).map(|r| (i, r.host.clone()))
             }) {
-                if let Some(route) = compile::www_redirect(ingress, &twin, defaults) {
+                if let Some(route) = compile::www_redirect(ingress, &twin, cx.defaults) {
                     let _ = routes.insert(host, &PathMatch::Prefix("".into()), Arc::new(RouteGroup::single(route)));
                 }
             }
@@ -224,7 +225,7 @@ impl Plan {
         }
         let regex = primary.iter().any(|i| i.annotations.regex_paths());
         for ingress in &primary {
-            self.insert_rules(ingress, host, host, regex, tls, routes, defaults, problems);
+            self.insert_rules(ingress, host, host, regex, tls, routes, cx, problems);
         }
         for canary in contenders.iter().filter(names).filter(|i| i.is_canary()) {
             self.add_canary(canary, host, regex, routes, problems);
@@ -241,7 +242,7 @@ impl Plan {
         regex: bool,
         tls: bool,
         routes: &mut RouteTableBuilder,
-        defaults: &Defaults,
+        cx: &Context<'_>,
         problems: &mut Vec<Diagnostic>,
     ) {
         for rule in ingress.rules.iter().filter(|rule| rule.host == *own) {
@@ -250,7 +251,7 @@ impl Plan {
                     continue;
                 };
                 let id = self.backends.id(&path.backend.key);
-                let route = compile::route(ingress, Some(path), id, tls, defaults, self.error_backends(ingress));
+                let route = compile::route(ingress, Some(path), id, tls, cx, self.error_backends(ingress), problems);
                 if let Err(conflict) = routes.insert(at, &matcher, Arc::new(RouteGroup::single(route))) {
                     problems.push(Diagnostic::object(
                         (*ingress.owner).clone(),

@@ -156,6 +156,9 @@ pub(crate) struct IngressAnnotations {
     pub custom_http_errors: Option<Vec<StatusCode>>,
     /// `mirror-target`, `mirror-host`, `mirror-request-body`.
     pub mirror: Option<Mirror>,
+    /// `custom-headers`: the ConfigMap (`namespace/name`, or a name in the Ingress's
+    /// namespace) of response headers, and the annotation's full key.
+    pub custom_headers: Option<(Option<String>, String, Box<str>)>,
 }
 
 impl IngressAnnotations {
@@ -206,6 +209,9 @@ pub(crate) fn parse(
             }
         };
         reports.push(AnnotationReport { key: format!("{prefix}/{name}"), verdict });
+    }
+    if let Some((_, _, key)) = parsed.custom_headers.as_mut() {
+        *key = format!("{prefix}/custom-headers").into();
     }
     if let Some(canary) = parsed.canary.as_mut() {
         canary.weight = canary.weight.min(canary.weight_total);
@@ -319,6 +325,17 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
         }
         "custom-http-errors" => a.custom_http_errors = Some(status_list(value, 400, 599)?),
         "mirror-target" => a.mirror = Some(mirror(value, all)?),
+        "custom-headers" => {
+            let (namespace, name) = match value.trim().split_once('/') {
+                Some((namespace, name)) => (Some(namespace), name),
+                None => (None, value.trim()),
+            };
+            let valid = |n: &str| crate::ingress::is_dns_label(n) || n.split('.').all(crate::ingress::is_dns_label);
+            if !valid(name) || namespace.is_some_and(|ns| !crate::ingress::is_dns_label(ns)) {
+                return Err(format!("{value:?} is not a ConfigMap reference (namespace/name)").into());
+            }
+            a.custom_headers = Some((namespace.map(str::to_owned), name.to_owned(), "custom-headers".into()));
+        }
         "mirror-host" | "mirror-request-body" => {
             if !all.contains_key("mirror-target") {
                 return Err("has no effect without mirror-target".to_owned().into());
