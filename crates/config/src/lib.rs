@@ -11,16 +11,19 @@ pub mod crypto;
 mod diagnostic;
 mod host;
 mod l4;
+mod passthrough;
 mod path;
 mod route;
 mod routes;
 mod template;
 mod tls;
+mod upstream_tls;
 
-pub use backend::{Backend, BackendId, UpstreamProtocol};
+pub use backend::{Backend, BackendId, Transport, UpstreamProtocol};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity, Subject};
 pub use host::{HostMatch, Hostname, InvalidHostname};
 pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
+pub use passthrough::PassthroughTable;
 pub use path::{InvalidPath, PathMatch, PathRegex, REGEX_SIZE_LIMIT};
 pub use route::{
     Action, Condition, Filter, Forward, HeaderEdits, PathRewrite, Redirect, RetryOn, RetryPolicy, Route, RouteGroup,
@@ -29,6 +32,7 @@ pub use route::{
 pub use routes::{Conflict, RouteEntry, RouteTable, RouteTableBuilder};
 pub use template::{InvalidTemplate, RequestFacts, Template, Variable};
 pub use tls::{CertificateTable, CertificateTableBuilder};
+pub use upstream_tls::{ServerVerification, UpstreamTls, UpstreamTlsOptions};
 
 use std::sync::Arc;
 
@@ -45,6 +49,9 @@ pub struct Snapshot {
     pub backends: Vec<Option<Arc<Backend>>>,
     /// Certificates by SNI for the HTTPS listener.
     pub certificates: Arc<CertificateTable>,
+    /// SNI names whose TLS connections the HTTPS listener relays untouched to a backend
+    /// (`ssl-passthrough`); shared between snapshots while unchanged.
+    pub passthrough: Arc<PassthroughTable>,
 
     /// Layer-4 listeners for Services of `type: LoadBalancer`.
     pub l4: L4Table,

@@ -17,6 +17,7 @@ mod listener;
 mod path;
 
 pub mod metrics;
+mod passthrough;
 mod responses;
 mod status;
 mod tls;

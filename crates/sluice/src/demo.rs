@@ -28,6 +28,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
         ingress_class: "sluice".into(),
         controller_class: sluice_translate::CONTROLLER_NAME.into(),
         annotations_prefix: sluice_translate::DEFAULT_ANNOTATIONS_PREFIX.into(),
+        enable_ssl_passthrough: false,
         upstream_timeout: std::time::Duration::from_secs(60),
         watch_ingress_without_class: false,
         default_tls_secret: None,

@@ -116,6 +116,7 @@ impl Pipeline {
             controller_class: source.controller_class.clone(),
             annotations_prefix: source.annotations_prefix.clone(),
             defaults,
+            enable_ssl_passthrough: source.enable_ssl_passthrough,
             ..sluice_translate::Options::new(crate::default_cert::generate()?)
         };
         // Without pools there is nothing to allocate, and nothing to record.

@@ -13,13 +13,15 @@ mod class;
 mod compile;
 mod ingress;
 mod l4;
+mod passthrough;
 mod plan;
+mod upstream_tls;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
-use sluice_config::{BackendId, CertificateTable, Diagnostic, ObjectRef, Snapshot, Summary};
+use sluice_config::{BackendId, CertificateTable, Diagnostic, ObjectRef, PassthroughTable, Snapshot, Summary};
 use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use sluice_store::{ObjectKey, Store};
 
@@ -29,6 +31,7 @@ use crate::certificates::Secrets;
 use crate::class::{ClassChoice, ClassFilter};
 use crate::ingress::ValidIngress;
 use crate::plan::{Plan, Verdict};
+use crate::upstream_tls::UpstreamTlsCache;
 
 pub use annotations::{AnnotationReport, AnnotationVerdict, DEFAULT_ANNOTATIONS_PREFIX};
 pub use certificates::certified_key_from_pem;
@@ -56,6 +59,9 @@ pub struct Options {
     pub annotations_prefix: String,
     /// Global defaults of what annotations override.
     pub defaults: Defaults,
+    /// `--enable-ssl-passthrough`: honour `ssl-passthrough` (else it is ignored with a
+    /// warning, as ingress-nginx does without the flag).
+    pub enable_ssl_passthrough: bool,
 }
 
 impl Options {
@@ -71,6 +77,7 @@ impl Options {
             controller_class: CONTROLLER_NAME.into(),
             annotations_prefix: DEFAULT_ANNOTATIONS_PREFIX.into(),
             defaults: Defaults::default(),
+            enable_ssl_passthrough: false,
         }
     }
 }
@@ -92,7 +99,13 @@ pub fn annotation_reports(store: &Store, options: &Options) -> Vec<(ObjectRef, V
         .filter(|(_, ingress)| filter.accepts(&ClassChoice::of(ingress)))
         .filter_map(|(key, ingress)| {
             let written = ingress.metadata.annotations.as_ref()?;
-            let (_, reports) = annotations::parse(&options.annotations_prefix, written);
+            let (_, mut reports) = annotations::parse(&options.annotations_prefix, written);
+            if !options.enable_ssl_passthrough {
+                let key = format!("{}/ssl-passthrough", options.annotations_prefix);
+                for report in reports.iter_mut().filter(|r| r.key == key && r.verdict == AnnotationVerdict::Honoured) {
+                    report.verdict = AnnotationVerdict::Ignored("Sluice runs without --enable-ssl-passthrough".into());
+                }
+            }
             (!reports.is_empty()).then(|| (ObjectRef::new("Ingress", &key.namespace, &key.name), reports))
         })
         .collect()
@@ -137,6 +150,10 @@ pub struct Translator {
     plan: Plan,
     /// The SNI table and its problems; `None` until built, or when it must be built again.
     certificates: Option<(Arc<CertificateTable>, Vec<Diagnostic>)>,
+    /// TLS towards backends, by setting and Secret.
+    upstream_tls: UpstreamTlsCache,
+    /// The `ssl-passthrough` table and its warnings; `None` when it must be built again.
+    passthrough: Option<(Arc<PassthroughTable>, Vec<Diagnostic>)>,
     /// The backend of each id of the plan, as last resolved.
     resolved: Vec<Option<Resolved>>,
     /// True until the first build, which looks at every object whatever it is told.
@@ -159,6 +176,8 @@ impl Translator {
     /// A translator with nothing derived yet.
     pub fn new(options: Options) -> Self {
         Self {
+            upstream_tls: UpstreamTlsCache::new(&options.annotations_prefix),
+            passthrough: None,
             options,
             ingresses: DerivedCache::default(),
             classes: DerivedCache::default(),
@@ -191,7 +210,10 @@ impl Translator {
         let ingress_changes = self.ingresses.sync_changed(changed, "Ingress", &store.ingresses, classify);
         let classes_changed =
             !self.classes.sync_changed(changed, "IngressClass", &store.ingress_classes, |_, _| ()).is_empty();
-        let secrets_changed = self.secrets.sync(store, changed);
+        let changed_secrets = self.secrets.sync(store, changed);
+        let secrets_changed = !changed_secrets.is_empty();
+        // TLS built from a changed Secret is built again, and so are the backends using it.
+        let tls_secrets_changed = self.upstream_tls.forget(&changed_secrets);
         let dirty_services = self.backends.sync(store, changed);
 
         // A changed IngressClass can change which Ingresses are ours: plan them all again.
@@ -214,6 +236,9 @@ impl Translator {
             (key, verdict)
         });
         let updated = self.plan.update(verdicts, &self.options.defaults);
+        if self.plan.passthrough_changed() || replan {
+            self.passthrough = None;
+        }
         let plan = &self.plan;
         if updated.tls || secrets_changed || replan {
             self.certificates = None;
@@ -221,6 +246,10 @@ impl Translator {
         let (certificates, certificate_problems) = &*self.certificates.get_or_insert_with(|| {
             let mut problems = Vec::new();
             let table = self.secrets.table(plan.served(), &self.options, &mut problems);
+            (Arc::new(table), problems)
+        });
+        let (passthrough, passthrough_problems) = &*self.passthrough.get_or_insert_with(|| {
+            let (table, problems) = plan.passthrough_hosts().table(self.options.enable_ssl_passthrough, prefix);
             (Arc::new(table), problems)
         });
 
@@ -237,6 +266,18 @@ impl Translator {
                 refresh.push(*id);
             }
         }
+        if tls_secrets_changed {
+            for id in (0..plan.backend_ids()).map(|i| BackendId(u32::try_from(i).unwrap_or(u32::MAX))) {
+                let named = plan.backend(id).filter(|key| {
+                    let secret = key.options.proxy_ssl.as_ref().and_then(|ssl| ssl.secret.as_ref().ok());
+                    secret.is_some_and(|secret| changed_secrets.iter().any(|changed| **changed == *secret))
+                });
+                if let Some(key) = named {
+                    self.backends.forget(key);
+                    refresh.push(id);
+                }
+            }
+        }
         if replan {
             self.backends.forget_all();
             self.resolved.clear();
@@ -244,7 +285,8 @@ impl Translator {
         }
         self.resolved.resize(plan.backend_ids(), None);
         for id in refresh {
-            let resolved = plan.backend(id).map(|key| self.backends.resolve(store, key).clone());
+            let resolved =
+                plan.backend(id).map(|key| self.backends.resolve(store, key, &mut self.upstream_tls).clone());
             if let Some(slot) = self.resolved.get_mut(id.0 as usize) {
                 *slot = resolved;
             }
@@ -256,6 +298,7 @@ impl Translator {
             plan.unresolved(resolved, &mut diagnostics);
         }
         diagnostics.extend_from_slice(certificate_problems);
+        diagnostics.extend_from_slice(passthrough_problems);
         let l4 = l4::translate(store, &self.options.lb_pools, previous, &self.backends, &mut diagnostics);
         diagnostics.sort();
         diagnostics.dedup();
@@ -267,6 +310,7 @@ impl Translator {
             routes: plan.routes().clone(),
             backends: resolved.iter().map(|r| r.as_ref().map(|r| r.backend.clone())).collect(),
             certificates: certificates.clone(),
+            passthrough: passthrough.clone(),
             l4,
             ingresses: plan.served_list().clone(),
             diagnostics,
@@ -280,3 +324,5 @@ impl Translator {
 mod incremental_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
