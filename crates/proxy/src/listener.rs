@@ -93,7 +93,7 @@ async fn connection(
         Some(acceptor) => {
             let deadline = tokio::time::Instant::now() + plane.options.handshake_timeout;
             // TLS passthrough hosts are relayed here; everything else is terminated.
-            let Some(stream) = crate::passthrough::sort(stream, client, &plane, deadline).await else {
+            let Some(stream) = crate::passthrough::relay_or_terminate(stream, client, &plane, deadline).await else {
                 return;
             };
             match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {

@@ -31,7 +31,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// passthrough backend (then this returns `None` once the relay ends, as it does when the
 /// client goes away before sending a ClientHello), or returned to be terminated, with the
 /// bytes read so far replayed first. `deadline` bounds the wait for the ClientHello.
-pub(crate) async fn sort(
+pub(crate) async fn relay_or_terminate(
     mut stream: TcpStream,
     client: SocketAddr,
     plane: &DataPlane,

@@ -187,7 +187,9 @@ impl Upstream {
 
 /// A new connection to a backend, before HTTP.
 enum Stream {
+    /// Cleartext TCP.
     Plain(TokioIo<TcpStream>),
+    /// TLS, handshake done (boxed: a rustls connection is large).
     Tls(TokioIo<Box<tokio_rustls::client::TlsStream<TcpStream>>>),
 }
 
