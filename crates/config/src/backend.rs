@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::balance::{stable_hash, Maglev};
-use crate::ObjectRef;
+use crate::{ObjectRef, UpstreamTls};
 
 /// Index of a [`Backend`] in its snapshot's backend list. Routes refer to backends by id so
 /// that an endpoint-only change replaces the list and keeps the route table.
@@ -21,6 +21,46 @@ pub enum UpstreamProtocol {
     Http1,
     /// HTTP/2 over cleartext with prior knowledge (`appProtocol: kubernetes.io/h2c`).
     H2c,
+    /// HTTP/1.1 over TLS (`backend-protocol: HTTPS`).
+    Https,
+    /// HTTP/2 over TLS, ALPN `h2` (`backend-protocol: GRPCS`).
+    H2,
+}
+
+impl UpstreamProtocol {
+    /// True for the protocols spoken over TLS: a backend using one needs an [`UpstreamTls`].
+    pub fn is_tls(self) -> bool {
+        matches!(self, UpstreamProtocol::Https | UpstreamProtocol::H2)
+    }
+
+    /// True for the protocols speaking HTTP/2 (so requests carry `:scheme` and `:authority`).
+    pub fn is_http2(self) -> bool {
+        matches!(self, UpstreamProtocol::H2c | UpstreamProtocol::H2)
+    }
+}
+
+/// How connections to a backend's endpoints are made. TLS comes with its client
+/// configuration, so a TLS backend cannot exist without one (and is never reached in clear).
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// HTTP/1.1 over cleartext TCP.
+    Http1,
+    /// HTTP/2 over cleartext TCP, prior knowledge.
+    H2c,
+    /// HTTP/1.1 or HTTP/2 (as [`UpstreamTls::http2`] says) over TLS.
+    Tls(Arc<UpstreamTls>),
+}
+
+impl Transport {
+    /// The protocol this transport speaks.
+    pub fn protocol(&self) -> UpstreamProtocol {
+        match self {
+            Transport::Http1 => UpstreamProtocol::Http1,
+            Transport::H2c => UpstreamProtocol::H2c,
+            Transport::Tls(tls) if tls.http2() => UpstreamProtocol::H2,
+            Transport::Tls(_) => UpstreamProtocol::Https,
+        }
+    }
 }
 
 /// A Service port with its ready endpoints, shared by every route that points at it so that
@@ -34,8 +74,8 @@ pub struct Backend {
     pub port_name: Option<String>,
     /// `namespace/name:port`, the metrics label and log field for this backend.
     pub label: Arc<str>,
-    /// Protocol towards the endpoints.
-    pub protocol: UpstreamProtocol,
+    /// How the endpoints are reached: cleartext, or TLS with its client configuration.
+    pub transport: Transport,
     /// Ready endpoint addresses; empty means every request gets 503.
     pub endpoints: Vec<SocketAddr>,
     next: AtomicUsize,
@@ -52,28 +92,39 @@ impl Backend {
         service: ObjectRef,
         port: &str,
         port_name: Option<String>,
-        protocol: UpstreamProtocol,
+        transport: Transport,
         endpoints: Vec<SocketAddr>,
     ) -> Self {
         let label: Arc<str> = format!("{}/{}:{}", service.namespace, service.name, port).into();
-        Self::with_parts(service, port_name, label, protocol, endpoints)
+        Self::with_parts(service, port_name, label, transport, endpoints)
     }
 
     fn with_parts(
         service: ObjectRef,
         port_name: Option<String>,
         label: Arc<str>,
-        protocol: UpstreamProtocol,
+        transport: Transport,
         endpoints: Vec<SocketAddr>,
     ) -> Self {
         let load = endpoints.iter().map(|_| Load::default()).collect();
         let next = AtomicUsize::new(0);
-        Self { service, port_name, label, protocol, endpoints, next, load, maglev: OnceLock::new() }
+        Self { service, port_name, label, transport, endpoints, next, load, maglev: OnceLock::new() }
+    }
+
+    /// The protocol spoken to the endpoints.
+    pub fn protocol(&self) -> UpstreamProtocol {
+        self.transport.protocol()
     }
 
     /// The same backend with a new set of endpoints (round-robin restarts).
     pub fn with_endpoints(&self, endpoints: Vec<SocketAddr>) -> Self {
-        Self::with_parts(self.service.clone(), self.port_name.clone(), self.label.clone(), self.protocol, endpoints)
+        Self::with_parts(
+            self.service.clone(),
+            self.port_name.clone(),
+            self.label.clone(),
+            self.transport.clone(),
+            endpoints,
+        )
     }
 
     /// The next endpoint in round-robin order, or `None` when none is ready.
@@ -201,11 +252,10 @@ mod tests {
     #[test]
     fn round_robin_visits_every_endpoint() {
         let eps: Vec<SocketAddr> = (1..=3).map(|p| SocketAddr::from(([127, 0, 0, 1], p))).collect();
-        let backend =
-            Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, UpstreamProtocol::Http1, eps.clone());
+        let backend = Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, Transport::Http1, eps.clone());
         let picked: Vec<_> = (0..6).filter_map(|_| backend.pick()).collect();
         assert_eq!(picked, [eps.clone(), eps].concat());
-        let empty = Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, UpstreamProtocol::Http1, vec![]);
+        let empty = Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, Transport::Http1, vec![]);
         assert_eq!(empty.pick(), None);
         assert_eq!(empty.pick_hashed(7), None);
         assert_eq!(empty.pick_least_loaded(), None);
@@ -214,8 +264,7 @@ mod tests {
     #[test]
     fn ewma_prefers_the_faster_endpoint() {
         let eps: Vec<SocketAddr> = (1..=2).map(|p| SocketAddr::from(([127, 0, 0, 1], p))).collect();
-        let backend =
-            Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, UpstreamProtocol::Http1, eps.clone());
+        let backend = Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, Transport::Http1, eps.clone());
         backend.load[0].observe(Duration::from_millis(50));
         backend.load[1].observe(Duration::from_millis(1));
         assert!((0..50).all(|_| backend.pick_least_loaded() == Some(eps[1])));
@@ -227,8 +276,7 @@ mod tests {
     #[test]
     fn persistent_keys_name_their_endpoint() {
         let eps: Vec<SocketAddr> = (1..=3).map(|p| SocketAddr::from(([127, 0, 0, 1], p))).collect();
-        let backend =
-            Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, UpstreamProtocol::Http1, eps.clone());
+        let backend = Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, Transport::Http1, eps.clone());
         let key = backend.endpoint_key(eps[2]);
         assert_eq!(backend.endpoint_of_key(&key), Some(eps[2]));
         let gone = backend.with_endpoints(eps[..2].to_vec());

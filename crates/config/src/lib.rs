@@ -13,18 +13,21 @@ pub mod crypto;
 mod diagnostic;
 mod host;
 mod l4;
+mod passthrough;
 mod path;
 mod route;
 mod routes;
 mod template;
 mod tls;
+mod upstream_tls;
 
-pub use backend::{Backend, BackendId, InFlight, UpstreamProtocol};
+pub use backend::{Backend, BackendId, InFlight, Transport, UpstreamProtocol};
 pub use balance::{stable_hash, Affinity, AffinityMode, Balance, Maglev};
 pub use client::{canonical, ClientTrust, IpNet, RealIp};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity, Subject};
 pub use host::{HostMatch, Hostname, InvalidHostname};
 pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
+pub use passthrough::PassthroughTable;
 pub use path::{InvalidPath, PathMatch, PathRegex, REGEX_SIZE_LIMIT};
 pub use route::{
     Action, Condition, ErrorPages, Filter, Forward, HeaderEdits, Mirror, PathRewrite, Redirect, RetryOn, RetryPolicy,
@@ -33,6 +36,7 @@ pub use route::{
 pub use routes::{Conflict, RouteEntry, RouteTable, RouteTableBuilder};
 pub use template::{cookie, InvalidTemplate, RequestFacts, Template, Variable};
 pub use tls::{CertificateTable, CertificateTableBuilder};
+pub use upstream_tls::{ServerVerification, UpstreamTls, UpstreamTlsOptions};
 
 use std::sync::Arc;
 
@@ -52,6 +56,9 @@ pub struct Snapshot {
     /// Whom the HTTP and HTTPS listeners believe about the client (PROXY protocol,
     /// forwarding headers); the controller ConfigMap's settings.
     pub client_trust: Arc<ClientTrust>,
+    /// SNI names whose TLS connections the HTTPS listener relays untouched to a backend
+    /// (`ssl-passthrough`); shared between snapshots while unchanged.
+    pub passthrough: Arc<PassthroughTable>,
 
     /// Layer-4 listeners for Services of `type: LoadBalancer`.
     pub l4: L4Table,

@@ -1,10 +1,11 @@
 //! The precompiled routing table: host hash maps, then per-host exact and prefix maps, or
-//! (for hosts in regex mode) one `RegexSet` of the host's paths in nginx's order.
+//! (for hosts in regex mode) one multi-pattern regex of the host's paths in nginx's order.
 //!
 //! Lookup cost is a few hash probes (one per path segment at most), or one pass of a lazy
 //! DFA over the path, and no allocation.
 
 use foldhash::HashMap;
+use regex_automata::{Anchored, Input};
 use std::sync::Arc;
 
 use crate::host::{normalize, HOST_BUF_LEN};
@@ -24,9 +25,10 @@ struct PathTable {
 #[derive(Debug, Default, Clone)]
 struct RegexPaths {
     paths: Vec<(PathRegex, Arc<RouteGroup>)>,
-    /// All of `paths` in one automaton; `None` while paths are being added, or when the set
-    /// would be too large (then each regex is tried in turn).
-    set: Option<regex::RegexSet>,
+    /// All of `paths` in one automaton whose leftmost-first, anchored search reports the
+    /// first pattern (in order) that matches; `None` while paths are being added, or when
+    /// it would be too large (then each regex is tried in turn).
+    set: Option<regex_automata::meta::Regex>,
 }
 
 /// The most memory the regex set of one host may compile to.
@@ -35,7 +37,9 @@ const REGEX_SET_SIZE_LIMIT: usize = 64 << 20;
 impl RegexPaths {
     fn lookup(&self, path: &str) -> Option<&Arc<RouteGroup>> {
         let index = match &self.set {
-            Some(set) => set.matches(path).iter().next()?,
+            // Every pattern starts with `^`: all matches start at 0, where leftmost-first
+            // prefers the earliest pattern, exactly like nginx trying its locations in order.
+            Some(set) => set.search(&Input::new(path).anchored(Anchored::Yes))?.pattern().as_usize(),
             None => self.paths.iter().position(|(regex, _)| regex.regex().is_match(path))?,
         };
         self.paths.get(index).map(|(_, group)| group)
@@ -43,11 +47,15 @@ impl RegexPaths {
 
     fn compile(&mut self) {
         self.paths.sort_by(|(a, _), (b, _)| b.as_str().len().cmp(&a.as_str().len()).then_with(|| b.cmp(a)));
-        self.set = regex::RegexSetBuilder::new(self.paths.iter().map(|(r, _)| r.regex().as_str()))
-            .case_insensitive(true)
-            .size_limit(REGEX_SET_SIZE_LIMIT)
-            .dfa_size_limit(REGEX_SET_SIZE_LIMIT)
-            .build()
+        let patterns: Vec<&str> = self.paths.iter().map(|(r, _)| r.regex().as_str()).collect();
+        self.set = regex_automata::meta::Regex::builder()
+            .syntax(regex_automata::util::syntax::Config::new().case_insensitive(true))
+            .configure(
+                regex_automata::meta::Config::new()
+                    .nfa_size_limit(Some(REGEX_SET_SIZE_LIMIT))
+                    .hybrid_cache_capacity(REGEX_SET_SIZE_LIMIT),
+            )
+            .build_many(&patterns)
             .ok();
     }
 }

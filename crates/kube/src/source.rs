@@ -20,14 +20,12 @@ use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Config, Resource};
 use serde::de::DeserializeOwned;
-use sluice_store::{ObjectKey, Store};
+use sluice_store::{keeps_secret, ObjectKey, Store};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::KubeOptions;
 
-/// The type of the Secrets Sluice reads.
-const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 /// Number of kinds watched; `ready` waits for all of them.
 const KINDS: u32 = 6;
 /// Longest wait before relisting after repeated `410 Gone` answers to a watch request.
@@ -72,7 +70,8 @@ pub struct Notice {
 
 /// Connects to the API server (kubeconfig from the options, `KUBECONFIG`, `~/.kube/config`,
 /// or in-cluster) and starts watching IngressClasses, Ingresses, Services, EndpointSlices and
-/// TLS Secrets and ConfigMaps, within `watch_namespace` when set. Does not wait for the API server: see
+/// Secrets (keeping those with certificates or trust anchors) and ConfigMaps, within
+/// `watch_namespace` when set. Does not wait for the API server: see
 /// [`KubeSource::ready`].
 pub async fn connect(options: &KubeOptions) -> Result<KubeSource, String> {
     let config = match &options.kubeconfig {
@@ -98,13 +97,14 @@ impl KubeSource {
             subscribers: Mutex::new(Vec::new()),
         });
         let all = watcher::Config::default();
-        let tls = watcher::Config::default().fields(&format!("type={TLS_SECRET_TYPE}"));
         let tasks = vec![
             spawn::<IngressClass>(Api::all(client.clone()), all.clone(), &shared),
             spawn::<Ingress>(api(&client, namespace), all.clone(), &shared),
             spawn::<Service>(api(&client, namespace), all.clone(), &shared),
-            spawn::<EndpointSlice>(api(&client, namespace), all, &shared),
-            spawn::<Secret>(api(&client, namespace), tls, &shared),
+            spawn::<EndpointSlice>(api(&client, namespace), all.clone(), &shared),
+            // Every type: `proxy-ssl-secret` Secrets are often Opaque; `wanted` keeps only
+            // those holding certificates or trust anchors.
+            spawn::<Secret>(api(&client, namespace), all, &shared),
             spawn::<ConfigMap>(api(&client, namespace), watcher::Config::default(), &shared),
         ];
         Self { client, shared, tasks }
@@ -231,7 +231,7 @@ impl Kind for Secret {
         &mut store.secrets
     }
     fn wanted(&self) -> bool {
-        self.type_.as_deref() == Some(TLS_SECRET_TYPE)
+        keeps_secret(self)
     }
 }
 

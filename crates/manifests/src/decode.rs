@@ -5,10 +5,7 @@ use sluice_config::{Diagnostic, ObjectRef};
 use sluice_store::k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Secret, Service};
 use sluice_store::k8s_openapi::api::discovery::v1::EndpointSlice;
 use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
-use sluice_store::{Object, DEFAULT_NAMESPACE};
-
-/// The Secret type whose certificates Sluice serves; other Secrets are never kept.
-const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+use sluice_store::{keeps_secret, Object, DEFAULT_NAMESPACE};
 
 /// Decodes every document of a YAML stream (or one JSON value). Returns the objects of the
 /// kinds Sluice acts on and a diagnostic per document that failed; `Err` when the text is not
@@ -99,8 +96,8 @@ fn typed<T: serde::de::DeserializeOwned>(
         .map(wrap)
         .map_err(|e| Diagnostic::object(object_ref.clone(), e.path().to_string(), e.inner().to_string()))?;
     match object {
-        Object::Secret(secret) if secret.type_.as_deref() != Some(TLS_SECRET_TYPE) => {
-            tracing::debug!(secret = %object_ref, "skipping a Secret that is not of type kubernetes.io/tls");
+        Object::Secret(secret) if !keeps_secret(&secret) => {
+            tracing::debug!(secret = %object_ref, "skipping a Secret that holds no certificate (tls.crt or ca.crt)");
             Ok(None)
         }
         object => Ok(Some(object)),
@@ -143,6 +140,12 @@ items:
   kind: Secret
   metadata: {name: opaque}
   type: Opaque
+  stringData: {password: "x"}
+- apiVersion: v1
+  kind: Secret
+  metadata: {name: ca}
+  type: Opaque
+  stringData: {ca.crt: "x"}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -150,7 +153,15 @@ metadata: {name: ignored}
 "#;
         let (objects, diagnostics) = decode_documents(yaml, false).unwrap();
         let kinds: Vec<_> = objects.iter().map(|o| (o.kind(), o.key().namespace, o.key().name)).collect();
-        assert_eq!(kinds, [("Service", "default".into(), "a".into()), ("Secret", "default".into(), "s".into())]);
+        assert_eq!(
+            kinds,
+            [
+                ("Service", "default".into(), "a".into()),
+                ("Secret", "default".into(), "s".into()),
+                ("Secret", "default".into(), "ca".into())
+            ],
+            "Opaque Secrets only with a certificate or trust anchors"
+        );
         assert_eq!(diagnostics.len(), 1);
         let text = diagnostics[0].to_string();
         assert!(text.starts_with("Ingress web/bad: spec.rules: invalid type"), "{text}");

@@ -75,7 +75,7 @@ fn describe_filter(filter: &Filter) -> String {
 }
 
 /// Generation, routes (host, path, match type, Ingress, backend with endpoints), L4
-/// listeners, certificates by SNI, and diagnostics.
+/// listeners, certificates by SNI, TLS passthrough by SNI, and diagnostics.
 pub fn document(snapshot: &Snapshot) -> Value {
     let routes: Vec<Value> = snapshot
         .routes
@@ -90,7 +90,7 @@ pub fn document(snapshot: &Snapshot) -> Value {
                 "match": entry.match_type,
                 "ingress": format!("{}/{}", entry.routes.owner.namespace, entry.routes.owner.name),
                 "backend": backend.map(|b| b.label.as_ref()),
-                "protocol": backend.map(|b| b.protocol),
+                "protocol": backend.map(|b| b.protocol()),
                 "endpoints": backend.map(|b| b.endpoints.iter().map(ToString::to_string).collect::<Vec<_>>()),
                 "rules": entry.routes.routes.iter().map(|route| rule(snapshot, route)).collect::<Vec<_>>(),
             })
@@ -115,6 +115,20 @@ pub fn document(snapshot: &Snapshot) -> Value {
         .into_iter()
         .map(|(sni, owner)| json!({ "sni": sni, "ingress": format!("{}/{}", owner.namespace, owner.name) }))
         .collect();
+    let passthrough: Vec<Value> = snapshot
+        .passthrough
+        .entries()
+        .into_iter()
+        .map(|(sni, backend, owner)| {
+            let backend = snapshot.backend(backend);
+            json!({
+                "sni": sni,
+                "ingress": format!("{}/{}", owner.namespace, owner.name),
+                "backend": backend.map(|b| b.label.as_ref()),
+                "endpoints": backend.map(|b| b.endpoints.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            })
+        })
+        .collect();
     let diagnostics: Vec<String> = snapshot.diagnostics.iter().map(ToString::to_string).collect();
     json!({
         "generation": snapshot.generation,
@@ -122,6 +136,7 @@ pub fn document(snapshot: &Snapshot) -> Value {
         "routes": routes,
         "l4": l4,
         "certificates": certificates,
+        "passthrough": passthrough,
         "diagnostics": diagnostics,
     })
 }

@@ -90,11 +90,11 @@ impl DataPlane {
         *request.uri_mut() = Uri::from_static("/");
         *request.headers_mut() = original.headers;
         let (mut parts, ()) = request.into_parts();
-        prepare(&mut parts, downstream, backend.protocol, false);
+        prepare(&mut parts, downstream, backend.protocol(), false);
         // The original body is not sent again.
         parts.headers.remove(header::CONTENT_LENGTH);
         describe(&mut parts.headers, code, pages, &original.uri);
-        parts.uri = upstream_uri(&parts, backend.protocol, endpoint).ok()?;
+        parts.uri = upstream_uri(&parts, backend.protocol(), endpoint).ok()?;
         let request = Request::from_parts(parts, Either::Right(Either::Left(Empty::new())));
         let mut response = self.send(backend, endpoint, policy, request).await.ok()?;
         strip_hop_by_hop(response.headers_mut(), false);

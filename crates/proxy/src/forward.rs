@@ -137,7 +137,7 @@ impl DataPlane {
         let mut request = Request::from_parts(parts, ());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, ()) = request.into_parts();
-        prepare(&mut parts, downstream, backend.protocol, upgrade);
+        prepare(&mut parts, downstream, backend.protocol(), upgrade);
         if let Some((edits, arrival)) = edits {
             filters::edit_request(edits, arrival, &mut parts);
         }
@@ -169,7 +169,7 @@ impl DataPlane {
                     (head, Either::Right(Either::Left(Empty::new())))
                 }
             };
-            head.uri = upstream_uri(&head, backend.protocol, endpoint)?;
+            head.uri = upstream_uri(&head, backend.protocol(), endpoint)?;
             let last = attempt == attempts || deadline.is_some_and(|d| Instant::now() >= d);
             let measured = matches!(forward.balance, Balance::Ewma).then(|| backend.start(endpoint));
             let outcome = self.send(backend, endpoint, policy, Request::from_parts(head, sent_body)).await;
@@ -225,7 +225,7 @@ impl DataPlane {
         policy: &UpstreamPolicy,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, Failure> {
-        let sent = self.upstream.send(backend.protocol, endpoint, policy.connect_timeout, request);
+        let sent = self.upstream.send(&backend.transport, endpoint, policy.connect_timeout, request);
         match tokio::time::timeout(policy.read_timeout, sent).await {
             Err(_) => Err(Failure::Timeout),
             Ok(Err(e)) => {
@@ -305,21 +305,19 @@ pub(crate) fn prepare(parts: &mut Parts, downstream: &Downstream, protocol: Upst
     if let Some(host) = host {
         parts.headers.insert(header::HOST, host);
     }
-    parts.version = match protocol {
-        UpstreamProtocol::Http1 => Version::HTTP_11,
-        UpstreamProtocol::H2c => Version::HTTP_2,
-    };
+    parts.version = if protocol.is_http2() { Version::HTTP_2 } else { Version::HTTP_11 };
 }
 
 /// The upstream request target, path and query as the client sent them: origin-form for
-/// HTTP/1.1; for HTTP/2 with the client's host as `:authority` (else the endpoint's).
+/// HTTP/1.1; for HTTP/2 with the client's host as `:authority` (else the endpoint's) and
+/// `:scheme` `https` over TLS.
 pub(crate) fn upstream_uri(head: &Parts, protocol: UpstreamProtocol, endpoint: SocketAddr) -> Result<Uri, StatusCode> {
     let path = head.uri.path_and_query().cloned().unwrap_or(PathAndQuery::from_static("/"));
     let mut parts = http::uri::Parts::default();
     parts.path_and_query = Some(path);
-    if protocol == UpstreamProtocol::H2c {
+    if protocol.is_http2() {
         let host = head.headers.get(header::HOST).and_then(|h| Authority::try_from(h.as_bytes()).ok());
-        parts.scheme = Some(UriScheme::HTTP);
+        parts.scheme = Some(if protocol.is_tls() { UriScheme::HTTPS } else { UriScheme::HTTP });
         let authority = match host {
             Some(host) => host,
             None => Authority::try_from(endpoint.to_string()).map_err(|_| StatusCode::BAD_GATEWAY)?,

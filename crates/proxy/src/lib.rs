@@ -21,6 +21,7 @@ mod path;
 mod proxy_protocol;
 
 pub mod metrics;
+mod passthrough;
 mod responses;
 mod status;
 mod tls;

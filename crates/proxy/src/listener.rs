@@ -42,7 +42,8 @@ impl Scheme {
 }
 
 /// Serves connections from `listener` until the task is dropped; with `tls`, terminates TLS
-/// first. Each connection runs in its own task.
+/// first (except for connections to TLS passthrough hosts, relayed untouched). Each
+/// connection runs in its own task.
 pub async fn serve(listener: TcpListener, plane: Arc<DataPlane>, tls: Option<Arc<ServerConfig>>) {
     let scheme = if tls.is_some() { Scheme::Https } else { Scheme::Http };
     let acceptor = tls.map(TlsAcceptor::from);
@@ -107,8 +108,12 @@ async fn connection(
     match acceptor {
         None => serve_http(stream, downstream, plane, http).await,
         Some(acceptor) => {
-            let timeout = plane.options.handshake_timeout;
-            match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            let deadline = tokio::time::Instant::now() + plane.options.handshake_timeout;
+            // TLS passthrough hosts are relayed here; everything else is terminated.
+            let Some(stream) = crate::passthrough::relay_or_terminate(stream, client, &plane, deadline).await else {
+                return;
+            };
+            match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => serve_http(tls, downstream, plane, http).await,
                 Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%client, "TLS handshake timed out"),

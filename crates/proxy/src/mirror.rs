@@ -16,7 +16,7 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Uri};
 use http_body_util::{Either, Empty};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use sluice_config::{Mirror, UpstreamPolicy, UpstreamProtocol};
+use sluice_config::{Mirror, Transport, UpstreamPolicy};
 use tokio::sync::mpsc;
 
 use crate::filters::Arrival;
@@ -166,7 +166,7 @@ impl DataPlane {
                 return;
             };
             let request = Request::from_parts(head, Either::Right(body));
-            let sent = plane.upstream.send(UpstreamProtocol::Http1, endpoint, connect_timeout, request);
+            let sent = plane.upstream.send(&Transport::Http1, endpoint, connect_timeout, request);
             match tokio::time::timeout(read_timeout, sent).await {
                 Ok(Ok(response)) => {
                     // Read the answer through (and drop it), so the connection can be reused.

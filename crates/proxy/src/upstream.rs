@@ -1,9 +1,12 @@
-//! Pooled connections to backends: HTTP/1.1 keep-alive, or HTTP/2 cleartext.
+//! Pooled connections to backends: HTTP/1.1 keep-alive or HTTP/2, in cleartext or over TLS.
 //!
 //! Built on hyper's connection-level API rather than a general-purpose client: a request
 //! takes the most recently used ready connection to its endpoint (one short lock, no task
 //! spawned per request), and a connection goes back to the pool as soon as its response
 //! headers arrive; it becomes ready again by itself once the response body is done.
+//! TLS connections are pooled like the others, keyed by endpoint *and* TLS setting (the
+//! [`UpstreamTls`] translation built), so a connection made with one client certificate or
+//! trust store is never reused for a backend that asks for another.
 
 use foldhash::HashMap;
 use std::io;
@@ -17,10 +20,11 @@ use http_body_util::{Either, Empty, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use sluice_config::UpstreamProtocol;
+use sluice_config::{Transport, UpstreamTls};
 
 use crate::mirror::{MirrorBody, Teed};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 /// A request body towards a backend: the client's, streamed within the route's size limit
 /// (and copied to a mirror), or empty for a retry of a request that had none, or a mirror's
@@ -33,7 +37,8 @@ const MAX_IDLE_PER_ENDPOINT: usize = 512;
 /// Why a request could not be sent.
 #[derive(Debug)]
 pub(crate) enum SendError {
-    /// No connection could be made to the endpoint.
+    /// No connection could be made to the endpoint (including a failed TLS handshake:
+    /// nothing of the request was sent).
     Connect(io::Error),
     /// The connection failed while sending or before the response headers.
     Request(hyper::Error),
@@ -65,40 +70,55 @@ impl std::fmt::Display for SendError {
     }
 }
 
+/// Which connections can serve a request: those to one endpoint made with one TLS setting
+/// ([`UpstreamTls::id`]; 0 for cleartext).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PoolKey {
+    endpoint: SocketAddr,
+    tls: u64,
+}
+
 /// Connections to every endpoint, by protocol.
 #[derive(Debug, Default)]
 pub(crate) struct Upstream {
-    http1: Mutex<HashMap<SocketAddr, Vec<http1::SendRequest<UpstreamBody>>>>,
-    h2c: Mutex<HashMap<SocketAddr, http2::SendRequest<UpstreamBody>>>,
+    http1: Mutex<HashMap<PoolKey, Vec<http1::SendRequest<UpstreamBody>>>>,
+    http2: Mutex<HashMap<PoolKey, http2::SendRequest<UpstreamBody>>>,
 }
 
 impl Upstream {
-    /// Sends `request` to `endpoint` over a pooled or new connection (made within
-    /// `connect_timeout`).
+    /// Sends `request` to `endpoint` over a pooled or new connection made with `transport`
+    /// (TCP connect and TLS handshake within `connect_timeout`).
     pub(crate) async fn send(
         &self,
-        protocol: UpstreamProtocol,
+        transport: &Transport,
         endpoint: SocketAddr,
         connect_timeout: Duration,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, SendError> {
-        match protocol {
-            UpstreamProtocol::Http1 => self.send_http1(endpoint, connect_timeout, request).await,
-            UpstreamProtocol::H2c => self.send_h2c(endpoint, connect_timeout, request).await,
+        let tls = match transport {
+            Transport::Tls(tls) => Some(&**tls),
+            Transport::Http1 | Transport::H2c => None,
+        };
+        let key = PoolKey { endpoint, tls: tls.map_or(0, UpstreamTls::id) };
+        if transport.protocol().is_http2() {
+            self.send_http2(key, tls, connect_timeout, request).await
+        } else {
+            self.send_http1(key, tls, connect_timeout, request).await
         }
     }
 
     async fn send_http1(
         &self,
-        endpoint: SocketAddr,
+        key: PoolKey,
+        tls: Option<&UpstreamTls>,
         connect_timeout: Duration,
         mut request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, SendError> {
         // A pooled connection the backend closed meanwhile hands the request back unsent.
-        while let Some(mut sender) = self.idle_http1(endpoint) {
+        while let Some(mut sender) = self.idle_http1(key) {
             match sender.try_send_request(request).await {
                 Ok(response) => {
-                    self.return_http1(endpoint, sender);
+                    self.return_http1(key, sender);
                     return Ok(response);
                 }
                 Err(mut failed) => match failed.take_message() {
@@ -107,76 +127,123 @@ impl Upstream {
                 },
             }
         }
-        let io = self.connect(endpoint, connect_timeout).await?;
-        let (mut sender, connection) = http1::handshake(io).await.map_err(SendError::Request)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.with_upgrades().await {
-                tracing::debug!(%endpoint, error = %e, "upstream connection ended with an error");
-            }
-        });
+        let mut sender = match connect(key.endpoint, tls, connect_timeout).await? {
+            Stream::Plain(io) => handshake_http1(io, key.endpoint).await?,
+            Stream::Tls(io) => handshake_http1(io, key.endpoint).await?,
+        };
         let response = sender.send_request(request).await.map_err(SendError::Request)?;
-        self.return_http1(endpoint, sender);
+        self.return_http1(key, sender);
         Ok(response)
     }
 
-    /// The most recently used ready connection to `endpoint`; closed ones are dropped, busy
+    /// The most recently used ready connection of `key`; closed ones are dropped, busy
     /// ones (a response body still streaming) stay for later.
-    fn idle_http1(&self, endpoint: SocketAddr) -> Option<http1::SendRequest<UpstreamBody>> {
+    fn idle_http1(&self, key: PoolKey) -> Option<http1::SendRequest<UpstreamBody>> {
         let mut pool = self.http1.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let idle = pool.get_mut(&endpoint)?;
+        let idle = pool.get_mut(&key)?;
         idle.retain(|sender| !sender.is_closed());
+        if idle.is_empty() {
+            // Also forgets pools of TLS settings no backend uses any more.
+            pool.remove(&key);
+            return None;
+        }
         let ready = idle.iter().rposition(http1::SendRequest::is_ready)?;
         Some(idle.swap_remove(ready))
     }
 
-    fn return_http1(&self, endpoint: SocketAddr, sender: http1::SendRequest<UpstreamBody>) {
+    fn return_http1(&self, key: PoolKey, sender: http1::SendRequest<UpstreamBody>) {
         let mut pool = self.http1.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let idle = pool.entry(endpoint).or_default();
+        let idle = pool.entry(key).or_default();
         if idle.len() < MAX_IDLE_PER_ENDPOINT {
             idle.push(sender);
         }
     }
 
-    async fn send_h2c(
+    async fn send_http2(
         &self,
-        endpoint: SocketAddr,
+        key: PoolKey,
+        tls: Option<&UpstreamTls>,
         connect_timeout: Duration,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, SendError> {
         let pooled = {
-            let pool = self.h2c.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            pool.get(&endpoint).filter(|sender| !sender.is_closed()).cloned()
+            let pool = self.http2.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            pool.get(&key).filter(|sender| !sender.is_closed()).cloned()
         };
         let mut sender = match pooled {
             Some(sender) => sender,
             None => {
-                let io = self.connect(endpoint, connect_timeout).await?;
-                let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-                    .timer(TokioTimer::new())
-                    .handshake(io)
-                    .await
-                    .map_err(SendError::Request)?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%endpoint, error = %e, "upstream h2c connection ended with an error");
-                    }
-                });
-                let mut pool = self.h2c.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                pool.insert(endpoint, sender.clone());
+                let sender = match connect(key.endpoint, tls, connect_timeout).await? {
+                    Stream::Plain(io) => handshake_http2(io, key.endpoint).await?,
+                    Stream::Tls(io) => handshake_http2(io, key.endpoint).await?,
+                };
+                let mut pool = self.http2.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                pool.retain(|_, sender| !sender.is_closed());
+                pool.insert(key, sender.clone());
                 sender
             }
         };
         sender.ready().await.map_err(SendError::Request)?;
         sender.send_request(request).await.map_err(SendError::Request)
     }
+}
 
-    async fn connect(&self, endpoint: SocketAddr, timeout: Duration) -> Result<TokioIo<TcpStream>, SendError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(endpoint))
-            .await
-            .map_err(|_| SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))?
-            .map_err(SendError::Connect)?;
+/// A new connection to a backend, before HTTP.
+enum Stream {
+    /// Cleartext TCP.
+    Plain(TokioIo<TcpStream>),
+    /// TLS, handshake done (boxed: a rustls connection is large).
+    Tls(TokioIo<Box<tokio_rustls::client::TlsStream<TcpStream>>>),
+}
+
+/// Connects to `endpoint` and, with `tls`, completes the TLS handshake, all within `timeout`.
+async fn connect(endpoint: SocketAddr, tls: Option<&UpstreamTls>, timeout: Duration) -> Result<Stream, SendError> {
+    let connecting = async {
+        let stream = TcpStream::connect(endpoint).await.map_err(SendError::Connect)?;
         // Small requests and responses go out at once rather than waiting on Nagle.
         let _ = stream.set_nodelay(true);
-        Ok(TokioIo::new(stream))
-    }
+        let Some(tls) = tls else {
+            return Ok(Stream::Plain(TokioIo::new(stream)));
+        };
+        let connector = TlsConnector::from(tls.config().clone());
+        match connector.connect(tls.server_name(endpoint), stream).await {
+            Ok(stream) => Ok(Stream::Tls(TokioIo::new(Box::new(stream)))),
+            Err(e) => Err(SendError::Connect(io::Error::new(e.kind(), format!("TLS handshake: {e}")))),
+        }
+    };
+    tokio::time::timeout(timeout, connecting)
+        .await
+        .map_err(|_| SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))?
+}
+
+/// HTTP/1.1 on a new connection, driven by its own task.
+async fn handshake_http1<IO>(io: IO, endpoint: SocketAddr) -> Result<http1::SendRequest<UpstreamBody>, SendError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(io).await.map_err(SendError::Request)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.with_upgrades().await {
+            tracing::debug!(%endpoint, error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+/// HTTP/2 on a new connection, driven by its own task.
+async fn handshake_http2<IO>(io: IO, endpoint: SocketAddr) -> Result<http2::SendRequest<UpstreamBody>, SendError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(io)
+        .await
+        .map_err(SendError::Request)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(%endpoint, error = %e, "upstream HTTP/2 connection ended with an error");
+        }
+    });
+    Ok(sender)
 }

@@ -80,7 +80,8 @@ pub struct SourceArgs {
     pub manifests: Vec<PathBuf>,
 
     /// Read configuration from the Kubernetes API instead of files: watch IngressClasses,
-    /// Ingresses, Services, EndpointSlices and TLS Secrets (ready once all are listed).
+    /// Ingresses, Services, EndpointSlices and Secrets (keeping those with certificates or
+    /// trust anchors; ready once all are listed).
     #[arg(long, conflicts_with = "manifests")]
     pub kubernetes: bool,
 
@@ -128,6 +129,13 @@ pub struct SourceArgs {
     /// other headers ingress-nginx sends, and its answer is returned.
     #[arg(long, value_name = "NAMESPACE/NAME")]
     pub default_backend_service: Option<String>,
+
+    /// Honour the `ssl-passthrough` annotation, as ingress-nginx's flag of the same name:
+    /// TLS connections whose SNI is such an Ingress's host are relayed untouched to the
+    /// Service of its `/` path, which terminates TLS itself. Without it the annotation is
+    /// ignored with a warning.
+    #[arg(long)]
+    pub enable_ssl_passthrough: bool,
 
     /// How long to wait for a backend's response headers (and between reads of its body)
     /// before answering 504, unless an Ingress sets `proxy-read-timeout`.

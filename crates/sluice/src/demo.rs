@@ -30,6 +30,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
         annotations_prefix: sluice_translate::DEFAULT_ANNOTATIONS_PREFIX.into(),
         configmap: None,
         default_backend_service: None,
+        enable_ssl_passthrough: false,
         upstream_timeout: std::time::Duration::from_secs(60),
         watch_ingress_without_class: false,
         default_tls_secret: None,

@@ -128,6 +128,7 @@ impl Pipeline {
             defaults,
             configmap,
             default_backend_service,
+            enable_ssl_passthrough: source.enable_ssl_passthrough,
             ..sluice_translate::Options::new(crate::default_cert::generate()?)
         };
         // Without pools there is nothing to allocate, and nothing to record.

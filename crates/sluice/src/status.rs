@@ -69,7 +69,7 @@ fn status_table(document: &Value) -> String {
 }
 
 /// One row per route: host, path, match, Ingress, backend, endpoints; then L4 listeners,
-/// certificates and diagnostics.
+/// certificates, TLS passthrough and diagnostics.
 fn routes_table(document: &Value) -> String {
     let mut rows = vec![["HOST", "PATH", "MATCH", "INGRESS", "BACKEND", "ENDPOINTS"].map(str::to_owned).to_vec()];
     for route in items(&document["routes"]) {
@@ -94,6 +94,16 @@ fn routes_table(document: &Value) -> String {
     if !certificates.is_empty() {
         let mut rows = vec![["SNI", "INGRESS"].map(str::to_owned).to_vec()];
         rows.extend(certificates.iter().map(|c| vec![text(&c["sni"]), text(&c["ingress"])]));
+        out.push('\n');
+        out.push_str(&columns(&rows));
+    }
+    let passthrough = items(&document["passthrough"]);
+    if !passthrough.is_empty() {
+        let mut rows = vec![["PASSTHROUGH SNI", "INGRESS", "BACKEND", "ENDPOINTS"].map(str::to_owned).to_vec()];
+        for p in passthrough {
+            let cells = ["sni", "ingress", "backend"].map(|k| text(&p[k]));
+            rows.push(cells.into_iter().chain([strings(&p["endpoints"]).join(",")]).collect());
+        }
         out.push('\n');
         out.push_str(&columns(&rows));
     }

@@ -41,6 +41,21 @@ impl ObjectKey {
 /// The namespace of objects that do not name one.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
+/// The Secret type whose certificates the HTTPS listener serves.
+pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+
+/// Whether Sluice keeps a Secret: `kubernetes.io/tls` ones (served certificates), and
+/// Secrets of any type holding `ca.crt` or `tls.crt` (`proxy-ssl-secret`: trust anchors
+/// and client certificates towards backends). Every other Secret (passwords, tokens) is
+/// never stored, by both sources.
+pub fn keeps_secret(secret: &Secret) -> bool {
+    let has = |key: &str| {
+        secret.data.as_ref().is_some_and(|d| d.contains_key(key))
+            || secret.string_data.as_ref().is_some_and(|d| d.contains_key(key))
+    };
+    secret.type_.as_deref() == Some(TLS_SECRET_TYPE) || has("ca.crt") || has("tls.crt")
+}
+
 /// One object of a kind Sluice acts on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
@@ -54,7 +69,7 @@ pub enum Object {
     EndpointSlice(Box<EndpointSlice>),
     /// v1 Endpoints, used only for Services without EndpointSlices.
     Endpoints(Box<Endpoints>),
-    /// v1 Secret; only `kubernetes.io/tls` ones are kept.
+    /// v1 Secret; only those [`keeps_secret`] accepts are kept.
     Secret(Box<Secret>),
     /// v1 ConfigMap: the controller's global settings (`--configmap`) and the response
     /// headers `custom-headers` names.
@@ -115,7 +130,7 @@ pub struct Store {
     pub endpoint_slices: BTreeMap<ObjectKey, Arc<EndpointSlice>>,
     /// Legacy Endpoints, named like their Service.
     pub endpoints: BTreeMap<ObjectKey, Arc<Endpoints>>,
-    /// TLS Secrets.
+    /// Secrets holding certificates or trust anchors ([`keeps_secret`]).
     pub secrets: BTreeMap<ObjectKey, Arc<Secret>>,
     /// ConfigMaps.
     pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMap>>,

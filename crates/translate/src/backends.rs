@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashSet};
-use sluice_config::{Backend, ObjectRef, UpstreamProtocol};
+use sluice_config::{Backend, ObjectRef, Transport, UpstreamProtocol};
 use sluice_store::k8s_openapi::api::core::v1::{Endpoints, Service, ServicePort};
 use sluice_store::k8s_openapi::api::discovery::v1::EndpointSlice;
 use sluice_store::{ObjectKey, Store};
@@ -17,6 +17,7 @@ use sluice_store::{ObjectKey, Store};
 use crate::annotations::BackendOptions;
 use crate::cache::DerivedCache;
 use crate::ingress::PortRef;
+use crate::upstream_tls::UpstreamTlsCache;
 use crate::Changed;
 
 /// The label EndpointSlices carry naming their Service.
@@ -31,7 +32,8 @@ pub(crate) struct BackendKey {
     pub service: ObjectKey,
     /// The port, by number or name.
     pub port: PortRef,
-    /// How the Ingress asks for it to be reached (`backend-protocol`, `service-upstream`).
+    /// How the Ingress asks for it to be reached (`backend-protocol`, `service-upstream`,
+    /// `proxy-ssl-*`).
     pub options: BackendOptions,
 }
 
@@ -48,6 +50,9 @@ pub(crate) struct Resolved {
     pub backend: Arc<Backend>,
     /// Reported against every Ingress field that names this backend.
     pub problem: Option<Arc<str>>,
+    /// The field to report `problem` on instead of the backend's (the annotation that
+    /// cannot be honoured).
+    pub field: Option<Arc<str>>,
 }
 
 /// The endpoint side of the store as translation last saw it, and the backends resolved
@@ -96,11 +101,11 @@ impl Backends {
     }
 
     /// The backend for `key`: the one resolved before if nothing it depends on changed since.
-    /// Problems (missing Service or port) come with it; the route still exists and answers
-    /// 503 until they are fixed.
-    pub(crate) fn resolve(&mut self, store: &Store, key: &Arc<BackendKey>) -> &Resolved {
+    /// Problems (missing Service or port, unusable `proxy-ssl-secret`) come with it; the
+    /// route still exists and answers 503 until they are fixed.
+    pub(crate) fn resolve(&mut self, store: &Store, key: &Arc<BackendKey>, tls: &mut UpstreamTlsCache) -> &Resolved {
         if !self.resolved.contains_key(key) {
-            let resolved = self.resolve_now(store, key);
+            let resolved = self.resolve_now(store, key, tls);
             self.resolved.insert(key.clone(), resolved);
         }
         &self.resolved[key]
@@ -116,7 +121,7 @@ impl Backends {
         self.resolved.clear();
     }
 
-    fn resolve_now(&self, store: &Store, key: &BackendKey) -> Resolved {
+    fn resolve_now(&self, store: &Store, key: &BackendKey, tls: &mut UpstreamTlsCache) -> Resolved {
         let service_ref = ObjectRef::new("Service", &key.service.namespace, &key.service.name);
         let found = store
             .services
@@ -124,26 +129,37 @@ impl Backends {
             .ok_or_else(|| format!("{service_ref} not found; requests get 503 until it exists"))
             .and_then(|service| find_port(service, &key.port));
         let label = key.port.to_string();
-        match found {
-            Ok(port) => {
-                let protocol = key.options.protocol.unwrap_or(match port.app_protocol.as_deref() {
-                    Some(H2C_APP_PROTOCOL) => UpstreamProtocol::H2c,
-                    _ => UpstreamProtocol::Http1,
-                });
-                let port_name = port.name.clone().unwrap_or_default();
-                let endpoints = if key.options.service_upstream {
-                    cluster_ip(store, &key.service, port.port)
-                } else {
-                    self.endpoints(store, &key.service, &port_name)
-                };
-                let backend = Backend::new(service_ref, &label, Some(port_name), protocol, endpoints);
-                Resolved { backend: Arc::new(backend), problem: None }
+        let unavailable = |service_ref, problem, field| {
+            let backend = Backend::new(service_ref, &label, None, Transport::Http1, Vec::new());
+            Resolved { backend: Arc::new(backend), problem: Some(problem), field }
+        };
+        let port = match found {
+            Ok(port) => port,
+            Err(reason) => return unavailable(service_ref, reason.into(), None),
+        };
+        let protocol = key.options.protocol.unwrap_or(match port.app_protocol.as_deref() {
+            Some(H2C_APP_PROTOCOL) => UpstreamProtocol::H2c,
+            _ => UpstreamProtocol::Http1,
+        });
+        let transport = match protocol {
+            UpstreamProtocol::Http1 => Transport::Http1,
+            UpstreamProtocol::H2c => Transport::H2c,
+            UpstreamProtocol::Https | UpstreamProtocol::H2 => {
+                match tls.get(store, key, protocol == UpstreamProtocol::H2) {
+                    Ok(tls) => Transport::Tls(tls),
+                    // No endpoints: 503, never the backend reached without the TLS asked for.
+                    Err(problem) => return unavailable(service_ref, problem.reason, Some(problem.field)),
+                }
             }
-            Err(reason) => {
-                let backend = Backend::new(service_ref, &label, None, UpstreamProtocol::Http1, Vec::new());
-                Resolved { backend: Arc::new(backend), problem: Some(reason.into()) }
-            }
-        }
+        };
+        let port_name = port.name.clone().unwrap_or_default();
+        let endpoints = if key.options.service_upstream {
+            cluster_ip(store, &key.service, port.port)
+        } else {
+            self.endpoints(store, &key.service, &port_name)
+        };
+        let backend = Backend::new(service_ref, &label, Some(port_name), transport, endpoints);
+        Resolved { backend: Arc::new(backend), problem: None, field: None }
     }
 
     /// Ready endpoint addresses of the Service port named `port_name` ("" when unnamed): from

@@ -1,4 +1,7 @@
 //! Turning `kubernetes.io/tls` Secrets into certificates rustls can serve.
+//!
+//! The store also keeps Secrets of other types that hold `ca.crt` or `tls.crt` (for
+//! `proxy-ssl-secret`); only `kubernetes.io/tls` ones are ever served by the HTTPS listener.
 
 use std::sync::Arc;
 
@@ -7,7 +10,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sluice_config::{CertificateTable, CertificateTableBuilder, Diagnostic, ObjectRef};
 use sluice_store::k8s_openapi::api::core::v1::Secret;
-use sluice_store::{ObjectKey, Store};
+use sluice_store::{ObjectKey, Store, TLS_SECRET_TYPE};
 
 use crate::cache::DerivedCache;
 use crate::ingress::ValidIngress;
@@ -29,19 +32,20 @@ pub fn certified_key_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<Cer
         .map_err(|e| format!("tls.crt and tls.key do not form a usable certificate: {e}"))
 }
 
-/// The certificate in a `kubernetes.io/tls` Secret (`stringData` wins over `data`).
+/// The value of key `name` of a Secret (`stringData` wins over `data`).
+pub(crate) fn secret_field(secret: &Secret, name: &str) -> Option<Vec<u8>> {
+    if let Some(text) = secret.string_data.as_ref().and_then(|d| d.get(name)) {
+        return Some(text.as_bytes().to_vec());
+    }
+    secret.data.as_ref().and_then(|d| d.get(name)).map(|bytes| bytes.0.clone())
+}
+
+/// The certificate in a `kubernetes.io/tls` Secret; Secrets of other types are not served.
 pub(crate) fn from_secret(secret: &Secret) -> Result<Arc<CertifiedKey>, String> {
-    let field = |name: &str| -> Result<Vec<u8>, String> {
-        if let Some(text) = secret.string_data.as_ref().and_then(|d| d.get(name)) {
-            return Ok(text.as_bytes().to_vec());
-        }
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(name))
-            .map(|bytes| bytes.0.clone())
-            .ok_or_else(|| format!("has no {name}"))
-    };
+    if secret.type_.as_deref() != Some(TLS_SECRET_TYPE) {
+        return Err(format!("is not of type {TLS_SECRET_TYPE}"));
+    }
+    let field = |name: &str| secret_field(secret, name).ok_or_else(|| format!("has no {name}"));
     certified_key_from_pem(&field("tls.crt")?, &field("tls.key")?)
 }
 
@@ -52,9 +56,10 @@ pub(crate) struct Secrets {
 }
 
 impl Secrets {
-    /// Catches up with `store`; true when a Secret was added, changed or removed.
-    pub(crate) fn sync(&mut self, store: &Store, changed: Changed<'_>) -> bool {
-        !self.parsed.sync_changed(changed, "Secret", &store.secrets, |_, secret| from_secret(secret)).is_empty()
+    /// Catches up with `store`; returns the Secrets added, changed or removed.
+    pub(crate) fn sync(&mut self, store: &Store, changed: Changed<'_>) -> Vec<Arc<ObjectKey>> {
+        let changes = self.parsed.sync_changed(changed, "Secret", &store.secrets, |_, secret| from_secret(secret));
+        changes.into_iter().map(|change| change.key).collect()
     }
 
     /// The certificate of the Secret `key`, or why there is none.

@@ -55,6 +55,11 @@ fn random_ingress(dice: &mut Dice) -> Object {
         "annotations: {nginx.ingress.kubernetes.io/auth-url: 'http://auth.test'},",
         "annotations: {nginx.ingress.kubernetes.io/backend-protocol: GRPC, nginx.ingress.kubernetes.io/proxy-body-size: 8m},",
         "annotations: {nginx.ingress.kubernetes.io/permanent-redirect: 'https://x.test$request_uri'},",
+        "annotations: {nginx.ingress.kubernetes.io/backend-protocol: HTTPS, nginx.ingress.kubernetes.io/proxy-ssl-secret: \
+         default/t0, nginx.ingress.kubernetes.io/proxy-ssl-verify: 'on'},",
+        "annotations: {nginx.ingress.kubernetes.io/backend-protocol: GRPCS, nginx.ingress.kubernetes.io/proxy-ssl-secret: \
+         default/t1},",
+        "annotations: {nginx.ingress.kubernetes.io/ssl-passthrough: 'true'},",
     ]);
     decode(&format!(
         r#"
@@ -121,9 +126,10 @@ fn random_object(dice: &mut Dice, certificate: &(String, String)) -> Object {
                 let name = dice.pick(&["t0", "t1"]);
                 let (cert, key) = certificate;
                 let cert = if dice.roll(3) == 0 { "broken" } else { cert.as_str() };
+                let ca = if dice.roll(2) == 0 { format!("ca.crt: {cert:?},") } else { String::new() };
                 decode(&format!(
                     "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\ntype: kubernetes.io/tls\n\
-                     stringData: {{tls.crt: {cert:?}, tls.key: {key:?}}}\n"
+                     stringData: {{{ca} tls.crt: {cert:?}, tls.key: {key:?}}}\n"
                 ))
             }
         }
@@ -154,7 +160,7 @@ fn render(snapshot: &Snapshot) -> String {
                 entry.routes.owner,
                 backend.label,
                 backend.port_name,
-                backend.protocol,
+                backend.protocol(),
                 backend.endpoints,
                 weighted.weight,
             );
@@ -162,6 +168,10 @@ fn render(snapshot: &Snapshot) -> String {
     }
     for (name, owner) in snapshot.certificates.entries() {
         let _ = writeln!(out, "tls {name} {owner}");
+    }
+    for (name, backend, owner) in snapshot.passthrough.entries() {
+        let backend = snapshot.backend(backend).map(|b| (&b.label, &b.endpoints));
+        let _ = writeln!(out, "passthrough {name} {owner} {backend:?}");
     }
     for diagnostic in &snapshot.diagnostics {
         let _ = writeln!(out, "{diagnostic}");
@@ -176,6 +186,7 @@ fn render(snapshot: &Snapshot) -> String {
 #[test]
 fn incremental_builds_equal_builds_from_scratch() {
     let mut options = options();
+    options.enable_ssl_passthrough = true;
     options.lb_pools = vec!["127.0.9.0/30".parse::<AddressPool>().unwrap()];
     let certificate = {
         let c = rcgen::generate_simple_self_signed(vec!["a.test".to_owned()]).unwrap();

@@ -133,7 +133,7 @@ pub(crate) fn validate(key: &ObjectKey, ingress: &Ingress, prefix: &str) -> Resu
     let default_backend = spec
         .default_backend
         .as_ref()
-        .and_then(|b| backend_ref(key, b, "spec.defaultBackend", annotations.backend, &mut problems));
+        .and_then(|b| backend_ref(key, b, "spec.defaultBackend", &annotations.backend, &mut problems));
     let rules_in = spec.rules.as_deref().unwrap_or_default();
     if default_backend.is_none() && rules_in.is_empty() && problems.list.is_empty() {
         problems.add("spec", "Required value: either `defaultBackend` or `rules` must be specified");
@@ -157,7 +157,7 @@ pub(crate) fn validate(key: &ObjectKey, ingress: &Ingress, prefix: &str) -> Resu
             }
 
             let backend =
-                backend_ref(key, &path.backend, &format!("{field}.backend"), annotations.backend, &mut problems);
+                backend_ref(key, &path.backend, &format!("{field}.backend"), &annotations.backend, &mut problems);
             let regex = annotations
                 .regex_paths()
                 .then(|| PathRegex::new(written).map_err(|e| problems.add(&format!("{field}.path"), e.reason)))
@@ -232,7 +232,7 @@ fn backend_ref(
     ingress: &ObjectKey,
     backend: &IngressBackend,
     field: &str,
-    options: BackendOptions,
+    options: &BackendOptions,
     problems: &mut Problems<'_>,
 ) -> Option<BackendRef> {
     if backend.resource.is_some() {
@@ -279,7 +279,7 @@ fn backend_ref(
     };
     let port = port.filter(|_| ok)?;
     let service = ObjectKey::new(&ingress.namespace, &service.name);
-    Some(BackendRef { key: BackendKey { service, port, options }, field: format!("{field}.service") })
+    Some(BackendRef { key: BackendKey { service, port, options: options.clone() }, field: format!("{field}.service") })
 }
 
 fn tls_entry(entry: &IngressTLS, index: usize, rules: &[ValidRule], problems: &mut Problems<'_>) -> Option<TlsEntry> {

@@ -14,13 +14,15 @@ mod compile;
 mod configmap;
 mod ingress;
 mod l4;
+mod passthrough;
 mod plan;
+mod upstream_tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
-use sluice_config::{BackendId, CertificateTable, Diagnostic, ObjectRef, Snapshot, Summary};
+use sluice_config::{BackendId, CertificateTable, Diagnostic, ObjectRef, PassthroughTable, Snapshot, Summary};
 use sluice_store::k8s_openapi::api::core::v1::ConfigMap;
 use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use sluice_store::{ObjectKey, Store};
@@ -33,6 +35,7 @@ use crate::compile::Context;
 use crate::configmap::Global;
 use crate::ingress::ValidIngress;
 use crate::plan::{Plan, Verdict};
+use crate::upstream_tls::UpstreamTlsCache;
 
 pub use annotations::{AnnotationReport, AnnotationVerdict, DEFAULT_ANNOTATIONS_PREFIX};
 pub use certificates::certified_key_from_pem;
@@ -66,6 +69,9 @@ pub struct Options {
     /// `--default-backend-service`: the Service (first port) answering `custom-http-errors`
     /// for Ingresses without a `default-backend` annotation.
     pub default_backend_service: Option<ObjectKey>,
+    /// `--enable-ssl-passthrough`: honour `ssl-passthrough` (else it is ignored with a
+    /// warning, as ingress-nginx does without the flag).
+    pub enable_ssl_passthrough: bool,
 }
 
 impl Options {
@@ -83,6 +89,7 @@ impl Options {
             defaults: Defaults::default(),
             configmap: None,
             default_backend_service: None,
+            enable_ssl_passthrough: false,
         }
     }
 }
@@ -104,7 +111,13 @@ pub fn annotation_reports(store: &Store, options: &Options) -> Vec<(ObjectRef, V
         .filter(|(_, ingress)| filter.accepts(&ClassChoice::of(ingress)))
         .filter_map(|(key, ingress)| {
             let written = ingress.metadata.annotations.as_ref()?;
-            let (_, reports) = annotations::parse(&options.annotations_prefix, written);
+            let (_, mut reports) = annotations::parse(&options.annotations_prefix, written);
+            if !options.enable_ssl_passthrough {
+                let key = format!("{}/ssl-passthrough", options.annotations_prefix);
+                for report in reports.iter_mut().filter(|r| r.key == key && r.verdict == AnnotationVerdict::Honoured) {
+                    report.verdict = AnnotationVerdict::Ignored("Sluice runs without --enable-ssl-passthrough".into());
+                }
+            }
             (!reports.is_empty()).then(|| (ObjectRef::new("Ingress", &key.namespace, &key.name), reports))
         })
         .collect()
@@ -149,6 +162,10 @@ pub struct Translator {
     plan: Plan,
     /// The SNI table and its problems; `None` until built, or when it must be built again.
     certificates: Option<(Arc<CertificateTable>, Vec<Diagnostic>)>,
+    /// TLS towards backends, by setting and Secret.
+    upstream_tls: UpstreamTlsCache,
+    /// The `ssl-passthrough` table and its warnings; `None` when it must be built again.
+    passthrough: Option<(Arc<PassthroughTable>, Vec<Diagnostic>)>,
     /// The backend of each id of the plan, as last resolved.
     resolved: Vec<Option<Resolved>>,
     /// The `custom-headers` ConfigMaps served Ingresses name, as their routes last read them.
@@ -175,6 +192,8 @@ impl Translator {
     /// A translator with nothing derived yet.
     pub fn new(options: Options) -> Self {
         Self {
+            upstream_tls: UpstreamTlsCache::new(&options.annotations_prefix),
+            passthrough: None,
             options,
             ingresses: DerivedCache::default(),
             classes: DerivedCache::default(),
@@ -209,7 +228,10 @@ impl Translator {
         let ingress_changes = self.ingresses.sync_changed(changed, "Ingress", &store.ingresses, classify);
         let classes_changed =
             !self.classes.sync_changed(changed, "IngressClass", &store.ingress_classes, |_, _| ()).is_empty();
-        let secrets_changed = self.secrets.sync(store, changed);
+        let changed_secrets = self.secrets.sync(store, changed);
+        let secrets_changed = !changed_secrets.is_empty();
+        // TLS built from a changed Secret is built again, and so are the backends using it.
+        let tls_secrets_changed = self.upstream_tls.forget(&changed_secrets);
         let dirty_services = self.backends.sync(store, changed);
 
         // A changed controller ConfigMap changes every route's defaults; a changed
@@ -256,6 +278,9 @@ impl Translator {
                 })
                 .collect();
         }
+        if self.plan.passthrough_changed() || replan {
+            self.passthrough = None;
+        }
         let plan = &self.plan;
         if updated.tls || secrets_changed || replan {
             self.certificates = None;
@@ -263,6 +288,11 @@ impl Translator {
         let (certificates, certificate_problems) = &*self.certificates.get_or_insert_with(|| {
             let mut problems = Vec::new();
             let table = self.secrets.table(plan.served(), &self.options, &mut problems);
+            (Arc::new(table), problems)
+        });
+        let (passthrough, passthrough_problems) = &*self.passthrough.get_or_insert_with(|| {
+            let prefix = self.options.annotations_prefix.as_str();
+            let (table, problems) = plan.passthrough_hosts().table(self.options.enable_ssl_passthrough, prefix);
             (Arc::new(table), problems)
         });
 
@@ -279,6 +309,18 @@ impl Translator {
                 refresh.push(*id);
             }
         }
+        if tls_secrets_changed {
+            for id in (0..plan.backend_ids()).map(|i| BackendId(u32::try_from(i).unwrap_or(u32::MAX))) {
+                let named = plan.backend(id).filter(|key| {
+                    let secret = key.options.proxy_ssl.as_ref().and_then(|ssl| ssl.secret.as_ref().ok());
+                    secret.is_some_and(|secret| changed_secrets.iter().any(|changed| **changed == *secret))
+                });
+                if let Some(key) = named {
+                    self.backends.forget(key);
+                    refresh.push(id);
+                }
+            }
+        }
         if replan {
             self.backends.forget_all();
             self.resolved.clear();
@@ -286,7 +328,8 @@ impl Translator {
         }
         self.resolved.resize(plan.backend_ids(), None);
         for id in refresh {
-            let resolved = plan.backend(id).map(|key| self.backends.resolve(store, key).clone());
+            let resolved =
+                plan.backend(id).map(|key| self.backends.resolve(store, key, &mut self.upstream_tls).clone());
             if let Some(slot) = self.resolved.get_mut(id.0 as usize) {
                 *slot = resolved;
             }
@@ -299,6 +342,7 @@ impl Translator {
         }
         diagnostics.extend_from_slice(certificate_problems);
         diagnostics.extend(global.iter().flat_map(|g| g.diagnostics.iter().cloned()));
+        diagnostics.extend_from_slice(passthrough_problems);
         let l4 = l4::translate(store, &self.options.lb_pools, previous, &self.backends, &mut diagnostics);
         diagnostics.sort();
         diagnostics.dedup();
@@ -311,6 +355,7 @@ impl Translator {
             backends: resolved.iter().map(|r| r.as_ref().map(|r| r.backend.clone())).collect(),
             certificates: certificates.clone(),
             client_trust: global.map_or_else(Arc::default, |g| g.trust.clone()),
+            passthrough: passthrough.clone(),
             l4,
             ingresses: plan.served_list().clone(),
             diagnostics,
@@ -368,3 +413,5 @@ impl Translator {
 mod incremental_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

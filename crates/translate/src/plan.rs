@@ -17,6 +17,7 @@ use sluice_store::ObjectKey;
 use crate::backends::{BackendKey, Resolved};
 use crate::compile::{self, Context, ErrorBackends};
 use crate::ingress::{BackendRef, ValidIngress, ValidPath};
+use crate::passthrough::PassthroughHosts;
 
 /// Conflict precedence: oldest first, then namespace/name.
 type Precedence = (Option<Time>, Arc<ObjectKey>);
@@ -55,6 +56,8 @@ pub(crate) struct Plan {
     served_list: Arc<[Arc<ObjectRef>]>,
     /// `--default-backend-service`, held for as long as the plan lives.
     global_errors: Option<BackendKey>,
+    /// `ssl-passthrough` per host, decided when the host is routed.
+    passthrough: PassthroughHosts,
 }
 
 /// What a [`Plan::update`] changed.
@@ -171,7 +174,11 @@ impl Plan {
                     }
                 }
             }
-            Slot::Host(host) => self.route_host(host, &contenders, routes, cx, &mut conflicts),
+            Slot::Host(host) => {
+                self.route_host(host, &contenders, routes, cx, &mut conflicts);
+                let backends = &self.backends;
+                self.passthrough.route_host(host, &contenders, |key| backends.id(key));
+            }
         }
         if self.contenders.get(&slot).is_some_and(Vec::is_empty) {
             self.contenders.remove(&slot);
@@ -325,6 +332,16 @@ impl Plan {
         &self.routes
     }
 
+    /// The `ssl-passthrough` decisions of the hosts.
+    pub(crate) fn passthrough_hosts(&self) -> &PassthroughHosts {
+        &self.passthrough
+    }
+
+    /// True once after an `ssl-passthrough` decision changed.
+    pub(crate) fn passthrough_changed(&mut self) -> bool {
+        self.passthrough.take_changed()
+    }
+
     /// The served Ingresses, for status reporting.
     pub(crate) fn served_list(&self) -> &Arc<[Arc<ObjectRef>]> {
         &self.served_list
@@ -368,9 +385,12 @@ impl Plan {
         for ingress in self.served.values() {
             for target in backend_refs(ingress) {
                 let id = self.backends.id(&target.key);
-                let problem = resolved.get(id.0 as usize).and_then(Option::as_ref).and_then(|r| r.problem.as_deref());
-                if let Some(problem) = problem {
-                    out.push(Diagnostic::object((*ingress.owner).clone(), target.field.clone(), problem));
+                let Some(resolved) = resolved.get(id.0 as usize).and_then(Option::as_ref) else {
+                    continue;
+                };
+                if let Some(problem) = resolved.problem.as_deref() {
+                    let field = resolved.field.as_deref().unwrap_or(&target.field);
+                    out.push(Diagnostic::object((*ingress.owner).clone(), field, problem));
                 }
             }
         }

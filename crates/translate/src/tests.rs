@@ -200,7 +200,7 @@ subsets:
     assert_eq!(endpoints("/h2c"), ["10.0.0.1:9090", "10.0.0.3:9090"]);
     let h2c = snapshot.routes.route(Some("a.test"), "/h2c").unwrap();
     let h2c = snapshot.backend(h2c.backends().next().unwrap().id).unwrap();
-    assert_eq!(h2c.protocol, sluice_config::UpstreamProtocol::H2c);
+    assert_eq!(h2c.protocol(), sluice_config::UpstreamProtocol::H2c);
 
     assert!(endpoints("/missing").is_empty());
     assert!(snapshot.diagnostics.iter().any(|d| d.reason.contains("Service default/nope not found")));

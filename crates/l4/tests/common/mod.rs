@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use sluice_config::{Backend, L4Listener, L4Protocol, L4Table, ObjectRef, UpstreamProtocol};
+use sluice_config::{Backend, L4Listener, L4Protocol, L4Table, ObjectRef, Transport};
 use sluice_l4::{L4Metrics, L4Plane};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -77,7 +77,7 @@ pub fn listener(protocol: L4Protocol, address: SocketAddr, endpoints: Vec<Socket
             service.clone(),
             &address.port().to_string(),
             Some(String::new()),
-            UpstreamProtocol::Http1,
+            Transport::Http1,
             endpoints,
         )),
         service,

@@ -7,6 +7,7 @@
 //! rejects the Ingress, so it is never served unprotected.
 
 mod snippet;
+mod upstream_tls;
 pub(crate) mod values;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use http::StatusCode;
 use sluice_config::{Affinity, AffinityMode, HostMatch, Mirror, RetryOn, Template, UpstreamProtocol, REGEX_SIZE_LIMIT};
 
 pub(crate) use snippet::SnippetEdits;
+pub(crate) use upstream_tls::ProxySsl;
 
 /// The default `--annotations-prefix`, ingress-nginx's.
 pub const DEFAULT_ANNOTATIONS_PREFIX: &str = "nginx.ingress.kubernetes.io";
@@ -106,12 +108,14 @@ pub(crate) struct PolicyOverrides {
 }
 
 /// How the backends of an Ingress are reached; part of each backend's identity.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct BackendOptions {
     /// `backend-protocol`, when set.
     pub protocol: Option<UpstreamProtocol>,
     /// `service-upstream`: the Service's ClusterIP instead of its endpoints.
     pub service_upstream: bool,
+    /// `proxy-ssl-*`, for `HTTPS`/`GRPCS` backends.
+    pub proxy_ssl: Option<ProxySsl>,
 }
 
 /// The annotations of one Ingress, typed.
@@ -145,6 +149,9 @@ pub(crate) struct IngressAnnotations {
     pub canary: Option<Canary>,
     /// `server-alias`.
     pub server_aliases: Vec<HostMatch>,
+    /// `ssl-passthrough`: TLS for this Ingress's hosts is relayed to the `/` backend
+    /// (with `--enable-ssl-passthrough`).
+    pub ssl_passthrough: bool,
     /// Header changes from `configuration-snippet` and `server-snippet`.
     pub snippet: SnippetEdits,
     /// `load-balance`, `upstream-hash-by`, `affinity` and the `session-cookie-*` settings.
@@ -282,14 +289,19 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
             a.backend.protocol = match value.to_ascii_uppercase().as_str() {
                 "HTTP" | "AUTO_HTTP" => Some(UpstreamProtocol::Http1),
                 "GRPC" | "H2C" => Some(UpstreamProtocol::H2c),
-                "HTTPS" | "GRPCS" => {
-                    return Err(format!("{value}: TLS towards backends is not supported yet; served as HTTP").into())
-                }
+                "HTTPS" => Some(UpstreamProtocol::Https),
+                "GRPCS" => Some(UpstreamProtocol::H2),
                 "FCGI" => return Err(Problem::Refused("FCGI: FastCGI backends are not supported".into())),
                 _ => return Err(format!("{value:?} is not one of HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP, FCGI").into()),
             }
         }
         "service-upstream" => a.backend.service_upstream = values::boolean(value)?,
+        // Keys are visited in order: `backend-protocol` has been read.
+        "proxy-ssl-secret" => a.backend.proxy_ssl = Some(upstream_tls::parse(value, all, a.backend.protocol)?),
+        "proxy-ssl-verify" | "proxy-ssl-name" | "proxy-ssl-server-name" => {
+            upstream_tls::check_setting(name, value, all)?
+        }
+        "ssl-passthrough" => a.ssl_passthrough = values::boolean(value)?,
         "proxy-http-version" => match value {
             "1.1" => {}
             "1.0" => return Err("Sluice always speaks HTTP/1.1 to HTTP/1 backends".to_owned().into()),

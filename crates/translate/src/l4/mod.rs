@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use sluice_config::{Backend, Diagnostic, L4Listener, L4Table, ObjectRef, UpstreamProtocol};
+use sluice_config::{Backend, Diagnostic, L4Listener, L4Table, ObjectRef, Transport};
 use sluice_store::{ObjectKey, Store};
 
 use crate::backends::Backends;
@@ -59,7 +59,7 @@ pub(crate) fn translate(
                 candidate.object.clone(),
                 &label,
                 Some(port.name.clone()),
-                UpstreamProtocol::Http1,
+                Transport::Http1,
                 endpoints,
             ));
             for ip in ips {
