@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # l7-peers.sh — HTTP benchmark of Sluice against nginx, HAProxy (and pingora when built),
-# loopback only, plus a routing-cost suite (10 vs 10,000 Ingresses).
+# loopback only, plus routing-cost suites (10 vs 10,000 Ingresses; 1,000 regex vs prefix paths).
 #
 # Part 1 (PEERS_RUN=1): ../shared/bench/run-peers.sh with PROXY_NAME=sluice, PROXY_TLS=1 and
 #   PROXY_CMD=bench/lib/sluice-peer.sh, which writes the manifests for run-peers' backend and
@@ -17,6 +17,15 @@
 #     wrk -t1 -c$ROUTE_CONNS -d${ROUTE_DURATION}s -H 'Host: $ROUTE_HOST' http://LISTEN$ROUTE_PATH
 #   on LOAD_CORE; reports req/s, latency, Sluice CPU us per request, time from start to the
 #   first routed 200 and resident memory of each instance.
+# Part 2b (PATHS=1): regex vs prefix paths on one host (issue 10: regex >= 0.9 x prefix). Two
+#   Sluice instances side by side on PROXY_CORE: "regex" serves PATHS_COUNT paths on
+#   paths.bench.test as ingress-nginx regexes (every Ingress `use-regex: "true"`, paths like
+#   /svc-0042/v[0-9]+/items(/|$)(.*), pathType ImplementationSpecific: one RegexSet, first match
+#   in nginx's order), "prefix" the same number of Prefix paths (/svc-0042/v1/items) that serve
+#   the same requests (lib/gen-manifests.py --many-paths). PATHS_ROUNDS interleaved rounds of
+#     wrk -t1 -c$PATHS_CONNS -d${PATHS_DURATION}s -s lib/paths.lua -H 'Host: paths.bench.test'
+#   cycling through PATHS_REQUESTS request paths (the last 4 rules in nginx's order, the first
+#   4 and the rest spread over all numbers); same columns as part 2.
 # Part 3 (TLS_FULL=1): TLS 1.3 handshake cost, full vs resumed. wrk (run-peers' `tls` suite)
 #   resumes sessions wherever the server allows it; run-peers disables resumption in nginx and
 #   HAProxy but Sluice has it on, so that suite compares resumed Sluice handshakes with full
@@ -25,21 +34,26 @@
 #   (always resumes); reports connections/s and proxy CPU us per connection.
 #
 # Usage:
-#   bench/l7-peers.sh                                  # everything: ~8.5 min (+ builds)
+#   bench/l7-peers.sh                                  # everything: ~10 min (+ builds)
 #   SCHED=fifo:10 bench/l7-peers.sh                    # on a machine shared with other work
 #   SUITES="h1 tls h2" ROUNDS=3 SCHED=fifo:10 bench/l7-peers.sh
-#   PEERS_RUN=0 TLS_FULL=0 bench/l7-peers.sh           # routing-cost suite only (~1 min)
+#   PEERS_RUN=0 TLS_FULL=0 bench/l7-peers.sh           # routing-cost suites only (~2.5 min)
+#   PEERS_RUN=0 ROUTE=0 TLS_FULL=0 bench/l7-peers.sh   # regex vs prefix paths only (~1.5 min)
 #   ROUTE=0 bench/l7-peers.sh                          # peer comparison only
 #   BUILD_PINGORA=1 bench/l7-peers.sh                  # also build the pingora peer (~3+ min, cmake)
 #
 # Knobs [defaults]: SCHED [other] PROXY_CORE [0] LOAD_CORE [1] SKIP_BUILD [0]
 #   BENCH_TARGET [/tmp/sluice-bench-target] (cargo target dirs for the shared backend and
 #   pingora-peer: ../shared is read-only) BACKEND_BIN PINGORA_BIN SLUICE_BIN
-#   OUT_DIR [/tmp/bench-l7.<pid>] (peers/ = run-peers' output, route/ = part 2, tlsfull/ = part 3)
+#   OUT_DIR [/tmp/bench-l7.<pid>] (peers/ = run-peers' output, route/ = part 2, paths/ = part 2b,
+#   tlsfull/ = part 3)
 #   ROUTE_ROUNDS [$ROUNDS or 3] ROUTE_DURATION [5] ROUTE_CONNS [50] ROUTE_INGRESSES [10000]
 #   ROUTE_SMALL [10] ROUTE_HOST [h04242.bench.test] ROUTE_PATH [/] ROUTE_BASE [26000]
+#   PATHS_ROUNDS [$ROUNDS or 3] PATHS_DURATION [10] PATHS_CONNS [50] PATHS_COUNT [1000]
+#   PATHS_REQUESTS [16] (part 2b ports ROUTE_BASE+700..722)
 #   TLSF_ROUNDS [$ROUNDS or 3] TLSF_DURATION [3] TLSF_CLIENTS [4] (part 3 ports ROUTE_BASE+600..605)
-#   SLUICE_WORKERS [1] SLUICE_EXTRA_ARGS []
+#   SLUICE_WORKERS [1] SLUICE_EXTRA_ARGS [] SLUICE_BUILT_FROM [] (what SLUICE_BIN was built from, for
+#   sluice-version.txt; default: HEAD + the count of changed files in the work tree)
 set -euo pipefail
 trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
@@ -54,6 +68,7 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 BUILD_PINGORA=${BUILD_PINGORA:-0}
 PEERS_RUN=${PEERS_RUN:-1}
 ROUTE=${ROUTE:-1}
+PATHS=${PATHS:-1}
 TLS_FULL=${TLS_FULL:-1}
 BENCH_TARGET=${BENCH_TARGET:-/tmp/sluice-bench-target}
 SLUICE_BIN=${SLUICE_BIN:-$REPO/target/release/sluice}
@@ -68,6 +83,11 @@ ROUTE_SMALL=${ROUTE_SMALL:-10}
 ROUTE_HOST=${ROUTE_HOST:-h04242.bench.test}
 ROUTE_PATH=${ROUTE_PATH:-/}
 ROUTE_BASE=${ROUTE_BASE:-26000}
+PATHS_ROUNDS=${PATHS_ROUNDS:-${ROUNDS:-3}}
+PATHS_DURATION=${PATHS_DURATION:-10}
+PATHS_CONNS=${PATHS_CONNS:-50}
+PATHS_COUNT=${PATHS_COUNT:-1000}
+PATHS_REQUESTS=${PATHS_REQUESTS:-16}
 TLSF_ROUNDS=${TLSF_ROUNDS:-${ROUNDS:-3}}
 TLSF_DURATION=${TLSF_DURATION:-3}
 TLSF_CLIENTS=${TLSF_CLIENTS:-4}
@@ -97,7 +117,8 @@ for b in "$SLUICE_BIN" "$BACKEND_BIN"; do [[ -x $b ]] || { echo "missing binary 
 # run a private copy: others may rebuild target/release/sluice while this runs
 mkdir -p "$OUT_DIR"
 cp "$SLUICE_BIN" "$OUT_DIR/sluice"; SLUICE_BIN=$OUT_DIR/sluice
-{ echo "sluice: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) + $(git -C "$REPO" status --short -- crates Cargo.toml Cargo.lock 2>/dev/null | wc -l) changed files in the work tree"
+{ if [[ -n ${SLUICE_BUILT_FROM:-} ]]; then echo "sluice: $SLUICE_BUILT_FROM"   # e.g. a build of an exported commit
+  else echo "sluice: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) + $(git -C "$REPO" status --short -- crates Cargo.toml Cargo.lock 2>/dev/null | wc -l) changed files in the work tree"; fi
   echo "sluice binary: $(sha256sum "$SLUICE_BIN" | cut -c1-16)"; } > "$OUT_DIR/sluice-version.txt"
 cat "$OUT_DIR/sluice-version.txt"
 
@@ -169,6 +190,40 @@ wait_200() { # name url [curl args] -> sets READY_S (seconds since $T0)
 }
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
+# One load run with CPU accounting around it (parts 2 and 2b):
+#   measure_wrk LOG PROXY_PID DURATION [VAR=value ...] -- WRK_ARGS...
+# runs `wrk WRK_ARGS` on LOAD_CORE (under SCHED, in an env with the VAR=value given) into LOG and
+# prints cpusnap's "busy_proxy busy_load steal foreign ns_proxy ns_backend".
+measure_wrk() {
+  local log=$1 pid=$2 dur=$3 envs=() before after t ticks; shift 3
+  while [[ $1 != -- ]]; do envs+=("$1"); shift; done; shift
+  before=$(python3 "$SNAP" snap $$ "$PROXY_CORE" "$LOAD_CORE" "$pid" "${PIDOF[backend]}")
+  t=$( { ( taskset -c "$LOAD_CORE" "${N[@]}" env WRK_PACE_MS=0 "${envs[@]}" timeout $((dur + 20)) \
+             wrk "$@" > "$log" 2>&1 || true; times ) | tail -1; } )
+  after=$(python3 "$SNAP" snap $$ "$PROXY_CORE" "$LOAD_CORE" "$pid" "${PIDOF[backend]}")
+  ticks=$(awk '{n=0; for(i=1;i<=2;i++){split($i,x,/[ms]/); n+=x[1]*60+x[2]} printf "%d", n*100}' <<<"$t")
+  python3 "$SNAP" diff "$before" "$after" "$ticks"
+}
+# The CSV row of one load run (parts 2 and 2b), from wrk's log (report.lua's RESULT line):
+#   wrk_row LOG ROUND VARIANT COUNT CPU READY_S RSS_MIB
+# -> round,variant,count,rps,p50_us,p99_us,errors,requests,proxy_us_per_req,busy_proxy_core,foreign_pct,ready_s,rss_mib
+wrk_row() {
+  python3 - "$@" <<'PY'
+import re, sys
+log, r, v, n, cpu, ready, rss = sys.argv[1:8]
+busy_p, busy_l, steal, foreign, ns_proxy, ns_backend = cpu.split()
+text = open(log).read()
+m = re.search(r"^RESULT (.*)$", text, re.M)
+kv = dict(x.split("=") for x in m.group(1).split()) if m else {}
+req = int(kv.get("requests", 0))
+err = sum(int(kv.get(k, 0)) for k in kv if k.startswith("err_")) if m else -1
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+err += int(non2xx.group(1)) if non2xx else 0
+upr = "%.2f" % (int(ns_proxy) / 1000 / req) if req else ""
+print(f"{r},{v},{n},{kv.get('rps', 0)},{kv.get('p50_us', 0)},{kv.get('p99_us', 0)},{err},{req},{upr},{busy_p},{foreign},{ready},{rss}")
+PY
+}
+
 # ---------------------------------------------------------------- part 2: routing cost
 route_suite() {
 echo "== part 2: routing cost, $ROUTE_SMALL vs $ROUTE_INGRESSES Ingresses (SCHED=$SCHED)"
@@ -228,27 +283,9 @@ for ((r = 1; r <= ROUTE_ROUNDS; r++)); do
   order="small large"; (( r % 2 == 0 )) && order="large small"
   for v in $order; do
     log=$R/logs/r$r-$v.txt
-    before=$(python3 "$SNAP" snap $$ "$PROXY_CORE" "$LOAD_CORE" "${PIDOF[$v]}" "${PIDOF[backend]}")
-    t=$( { ( taskset -c "$LOAD_CORE" "${N[@]}" env WRK_PACE_MS=0 timeout $((ROUTE_DURATION + 20)) \
-               wrk -t1 -c"$ROUTE_CONNS" -d"${ROUTE_DURATION}s" --timeout 5s -s "$LUA" \
-               -H "Host: $ROUTE_HOST" "http://$H:${HTTP_PORT[$v]}$ROUTE_PATH" > "$log" 2>&1 || true; times ) | tail -1; } )
-    after=$(python3 "$SNAP" snap $$ "$PROXY_CORE" "$LOAD_CORE" "${PIDOF[$v]}" "${PIDOF[backend]}")
-    ticks=$(awk '{n=0; for(i=1;i<=2;i++){split($i,x,/[ms]/); n+=x[1]*60+x[2]} printf "%d", n*100}' <<<"$t")
-    cpu=$(python3 "$SNAP" diff "$before" "$after" "$ticks")
-    python3 - "$log" "$r" "$v" "${COUNT[$v]}" "$cpu" "${READY[$v]}" "$(rss_mib "${PIDOF[$v]}")" >> "$RES" <<'PY'
-import re, sys
-log, r, v, n, cpu, ready, rss = sys.argv[1:8]
-busy_p, busy_l, steal, foreign, ns_proxy, ns_backend = cpu.split()
-text = open(log).read()
-m = re.search(r"^RESULT (.*)$", text, re.M)
-kv = dict(x.split("=") for x in m.group(1).split()) if m else {}
-req = int(kv.get("requests", 0))
-err = sum(int(kv.get(k, 0)) for k in kv if k.startswith("err_")) if m else -1
-non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-err += int(non2xx.group(1)) if non2xx else 0
-upr = "%.2f" % (int(ns_proxy) / 1000 / req) if req else ""
-print(f"{r},{v},{n},{kv.get('rps', 0)},{kv.get('p50_us', 0)},{kv.get('p99_us', 0)},{err},{req},{upr},{busy_p},{foreign},{ready},{rss}")
-PY
+    cpu=$(measure_wrk "$log" "${PIDOF[$v]}" "$ROUTE_DURATION" -- -t1 -c"$ROUTE_CONNS" -d"${ROUTE_DURATION}s" \
+            --timeout 5s -s "$LUA" -H "Host: $ROUTE_HOST" "http://$H:${HTTP_PORT[$v]}$ROUTE_PATH")
+    wrk_row "$log" "$r" "$v" "${COUNT[$v]}" "$cpu" "${READY[$v]}" "$(rss_mib "${PIDOF[$v]}")" >> "$RES"
     tail -1 "$RES" | awk -F, '{printf "  r%-2s %-5s %6s Ingresses %9.0f req/s  p50 %5s  p99 %6s us  cpu %6s us/req  err %s  foreign %s%%\n", $1, $2, $3, $4, $5, $6, $9, $7, $11}'
   done
 done
@@ -299,6 +336,140 @@ print(f"wrk -t1 -c{conns} -d{dur}s -H 'Host: {host}' http://LISTEN{path}, both S
 PY
 sluice_log_check "$R/logs/small.out" "sluice (small)"
 sluice_log_check "$R/logs/large.out" "sluice (large)"
+echo "raw: $RES  logs: $R/logs"
+cleanup; PIDS=(); PIDOF=()
+}
+
+# ---------------------------------------------------------------- part 2b: regex vs prefix paths
+# Issue 10: requests/s with 1,000 regex paths on one host >= 0.9 x with 1,000 prefix paths.
+paths_suite() {
+echo "== part 2b: $PATHS_COUNT regex vs $PATHS_COUNT prefix paths on one host (SCHED=$SCHED)"
+local R=$OUT_DIR/paths PB=$((B + 700)) PHOST=paths.bench.test
+mkdir -p "$R/logs"; LOGD=$R/logs
+local BPORT=$PB
+declare -A PPORT=( [regex]=$((PB + 1)) [prefix]=$((PB + 2)) )
+local port v i c
+for port in $PB $((PB + 1)) $((PB + 2)) $((PB + 11)) $((PB + 12)) $((PB + 21)) $((PB + 22)); do
+  if ss -ltnH "sport = :$port" | grep -q .; then echo "port $port busy (set ROUTE_BASE)" >&2; exit 1; fi
+done
+for v in regex prefix; do
+  python3 "$HERE/lib/gen-manifests.py" --out "$R/manifests-$v.yaml" --backend-port "$BPORT" \
+    --many-paths "$v" "$PATHS_COUNT" --paths-host "$PHOST" \
+    --requests-out "$R/requests.txt" --requests "$PATHS_REQUESTS"
+done
+local first_path
+first_path=$(head -1 "$R/requests.txt")
+
+start_bg backend "$LOAD_CORE" "$BACKEND_BIN" "$H:$BPORT"
+T0=$(date +%s.%N); wait_200 backend "http://$H:$BPORT/"
+declare -A READY RSS0
+for v in regex prefix; do
+  i=$([[ $v == regex ]] && echo 1 || echo 2)
+  T0=$(date +%s.%N)
+  # shellcheck disable=SC2086
+  start_bg "$v" "$PROXY_CORE" "$SLUICE_BIN" run --manifests "$R/manifests-$v.yaml" \
+    --http "$H:${PPORT[$v]}" --https "$H:$((PB + 10 + i))" --admin "$H:$((PB + 20 + i))" \
+    --workers "$SLUICE_WORKERS" ${SLUICE_EXTRA_ARGS:-}
+  wait_200 "$v" "http://$H:${PPORT[$v]}$first_path" -H "Host: $PHOST"
+  READY[$v]=$READY_S; RSS0[$v]=$(rss_mib "${PIDOF[$v]}")
+  echo "  $v: $PATHS_COUNT paths, first routed 200 after ${READY[$v]}s, RSS ${RSS0[$v]} MiB"
+done
+# sanity: every request path answers 200 from both; the routing tables hold what we think
+# (regex mode: case-insensitive, so an upper-cased path matches only there); no match is 404
+for v in regex prefix; do
+  while read -r path; do
+    c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H "Host: $PHOST" "http://$H:${PPORT[$v]}$path")
+    [[ $c == 200 ]] || { echo "$v answered $c for $path (expected 200)" >&2; exit 1; }
+  done < "$R/requests.txt"
+  "$SLUICE_BIN" routes --admin "$H:$((PB + 20 + $([[ $v == regex ]] && echo 1 || echo 2)))" > "$R/routes-$v.txt" 2>&1 || true
+  echo "  $v: routes for $PHOST by match type: $(grep -F "$PHOST" "$R/routes-$v.txt" | grep -oE '\b(Regex|Prefix|Exact)\b' | sort | uniq -c | tr -s ' \n' ' ')"
+  c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H "Host: $PHOST" "http://$H:${PPORT[$v]}/nope")
+  [[ $c == 404 ]] || echo "NOTE: $v answered $c for /nope (expected 404)" >&2
+done
+local upper
+upper=$(tail -1 "$R/requests.txt" | tr 'a-z' 'A-Z')
+for v in regex prefix; do
+  c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H "Host: $PHOST" "http://$H:${PPORT[$v]}$upper")
+  echo "  $v: $upper -> $c (regex mode is case-insensitive: 200 expected from regex, 404 from prefix)"
+done
+
+{
+  echo "date: $(date -Is)"; uname -a; grep -m1 'model name' /proc/cpuinfo; echo "cpus: $(nproc)"
+  "$SLUICE_BIN" --version || true
+  echo "PATHS_ROUNDS=$PATHS_ROUNDS PATHS_DURATION=$PATHS_DURATION PATHS_CONNS=$PATHS_CONNS PATHS_COUNT=$PATHS_COUNT HOST=$PHOST SCHED=$SCHED"
+  echo "request paths:"; cat "$R/requests.txt"
+} > "$R/env.txt" 2>&1
+local RES=$R/results.csv log r order cpu
+echo "round,variant,paths,rps,p50_us,p99_us,errors,requests,proxy_us_per_req,busy_proxy_core,foreign_pct,ready_s,rss_mib" > "$RES"
+local WENV=(WRK_REPORT_LUA="$LUA" WRK_PATHS_FILE="$R/requests.txt")
+for v in regex prefix; do   # warm-up, not recorded
+  timeout 15 taskset -c "$LOAD_CORE" env "${WENV[@]}" wrk -t1 -c"$PATHS_CONNS" -d2s -s "$HERE/lib/paths.lua" \
+    -H "Host: $PHOST" "http://$H:${PPORT[$v]}/" > /dev/null 2>&1 || true
+done
+for ((r = 1; r <= PATHS_ROUNDS; r++)); do
+  order="regex prefix"; (( r % 2 == 0 )) && order="prefix regex"
+  for v in $order; do
+    log=$R/logs/r$r-$v.txt
+    cpu=$(measure_wrk "$log" "${PIDOF[$v]}" "$PATHS_DURATION" "${WENV[@]}" -- -t1 -c"$PATHS_CONNS" \
+            -d"${PATHS_DURATION}s" --timeout 5s -s "$HERE/lib/paths.lua" -H "Host: $PHOST" "http://$H:${PPORT[$v]}/")
+    wrk_row "$log" "$r" "$v" "$PATHS_COUNT" "$cpu" "${READY[$v]}" "$(rss_mib "${PIDOF[$v]}")" >> "$RES"
+    tail -1 "$RES" | awk -F, '{printf "  r%-2s %-6s %5s paths %9.0f req/s  p50 %5s  p99 %6s us  cpu %6s us/req  err %s  foreign %s%%\n", $1, $2, $3, $4, $5, $6, $9, $7, $11}'
+  done
+done
+for v in regex prefix; do
+  kill -0 "${PIDOF[$v]}" 2>/dev/null || echo "WARNING: sluice ($v) exited during the run; log: $R/logs/$v.out" >&2
+done
+
+python3 - "$RES" "$PHOST" "$PATHS_CONNS" "$PATHS_DURATION" "$(wc -l < "$R/requests.txt")" <<'PY' | tee "$R/summary.md"
+import csv, statistics as st, sys
+from collections import defaultdict
+rows = list(csv.DictReader(open(sys.argv[1])))
+host, conns, dur, nreq = sys.argv[2:6]
+by = defaultdict(list)
+for r in rows:
+    by[r["variant"]].append(r)
+f = lambda x: float(x) if x not in ("", None) else None
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return st.median(xs) if xs else None
+base = med(f(r["rps"]) for r in by["prefix"])
+base_cpu = med(f(r["proxy_us_per_req"]) for r in by["prefix"])
+base_round = {r["round"]: f(r["rps"]) for r in by["prefix"]}
+print("| paths on one host | req/s median | min-max | x prefix | x prefix per-round (min-max) | p50 us | p99 us "
+      "| Sluice CPU us/req | CPU x prefix | Sluice core busy % | first 200 after s | RSS MiB | foreign % (max) | errors |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+ratio = None
+for v in ("regex", "prefix"):
+    rs = by.get(v)
+    if not rs:
+        continue
+    vals = [f(r["rps"]) or 0.0 for r in rs]
+    m = st.median(vals)
+    pr = [f(r["rps"]) / base_round[r["round"]] for r in rs if base_round.get(r["round"])]
+    if v == "regex":
+        ratio = (m / base, st.median(pr) if pr else None)
+    cpu = med(f(r["proxy_us_per_req"]) for r in rs)
+    fo = [f(r["foreign_pct"]) or 0.0 for r in rs]
+    print(f"| {int(rs[0]['paths']):,} {v} | {m:,.0f} | {min(vals):,.0f}-{max(vals):,.0f} | "
+          f"{m / base:.2f} | {'%.2f (%.2f-%.2f)' % (st.median(pr), min(pr), max(pr)) if pr else '-'} | "
+          f"{med(f(r['p50_us']) for r in rs):.0f} | {med(f(r['p99_us']) for r in rs):.0f} | "
+          f"{'-' if cpu is None else '%.1f' % cpu} | {'%.2f' % (cpu / base_cpu) if cpu and base_cpu else '-'} | "
+          f"{med(f(r['busy_proxy_core']) for r in rs):.0f} | {rs[0]['ready_s']} | {rs[-1]['rss_mib']} | "
+          f"{st.median(fo):.0f} ({max(fo):.0f}){' !' if max(fo) > 10 else ''} | "
+          f"{sum(int(r['errors']) for r in rs)} |")
+print()
+print(f"wrk -t1 -c{conns} -d{dur}s -s bench/lib/paths.lua -H 'Host: {host}' (cycling through {nreq} request "
+      "paths), both Sluice instances (--workers 1) on the proxy core, wrk + bench-backend on the other. "
+      "x prefix per-round = regex/prefix inside each round. Sluice CPU us/req = on-CPU time of all Sluice "
+      "threads / requests. first 200 after = seconds from process start to the first routed 200.")
+if ratio:
+    ok = ratio[0] >= 0.9
+    print()
+    print(f"regex / prefix req/s = {ratio[0]:.2f} (per-round median {ratio[1]:.2f}); target >= 0.90: "
+          f"{'met' if ok else 'MISSED'}")
+PY
+sluice_log_check "$R/logs/regex.out" "sluice (regex)"
+sluice_log_check "$R/logs/prefix.out" "sluice (prefix)"
 echo "raw: $RES  logs: $R/logs"
 cleanup; PIDS=(); PIDOF=()
 }
@@ -467,4 +638,5 @@ cleanup; PIDS=(); PIDOF=()
 }
 
 if [[ $ROUTE == 1 ]]; then route_suite; fi
+if [[ $PATHS == 1 ]]; then paths_suite; fi
 if [[ $TLS_FULL == 1 ]]; then tls_full_suite; fi
