@@ -280,8 +280,14 @@ pub struct WeightedBackend {
 pub struct UpstreamPolicy {
     /// Time to establish a connection to an endpoint.
     pub connect_timeout: Duration,
-    /// Time to wait for the response head.
+    /// Time to wait for the response head once the request is sent, and between two reads
+    /// of the response body.
     pub read_timeout: Duration,
+    /// Time the backend may take to accept the next piece of the request body.
+    pub send_timeout: Duration,
+    /// Speak HTTP/1.0 to HTTP/1 backends (`proxy-http-version: "1.0"`): no keep-alive, no
+    /// chunked bodies, no upgrades.
+    pub http10: bool,
     /// Largest request body accepted; `None` for no limit. Larger ones get 413.
     pub max_body: Option<u64>,
     /// When another endpoint is tried.
@@ -294,6 +300,8 @@ impl Default for UpstreamPolicy {
         Self {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            http10: false,
             max_body: Some(1024 * 1024),
             retry: RetryPolicy::default(),
         }

@@ -16,6 +16,7 @@ use crate::filters::Arrival;
 use crate::forward::{prepare, upstream_uri, Target};
 use crate::headers::{ensure_request_id, strip_hop_by_hop, Downstream};
 use crate::responses::{ProxyBody, SERVER};
+use crate::timeouts::{ReadTimeout, SendProgress};
 use crate::DataPlane;
 
 static X_CODE: HeaderName = HeaderName::from_static("x-code");
@@ -96,9 +97,9 @@ impl DataPlane {
         describe(&mut parts.headers, code, pages, &original.uri);
         parts.uri = upstream_uri(&parts, backend.protocol(), endpoint).ok()?;
         let request = Request::from_parts(parts, Either::Right(Either::Left(Empty::new())));
-        let mut response = self.send(backend, endpoint, policy, request).await.ok()?;
+        let mut response = self.send(backend, endpoint, policy, &SendProgress::sent(), request).await.ok()?;
         strip_hop_by_hop(response.headers_mut(), false);
         response.headers_mut().insert(header::SERVER, SERVER);
-        Some(response.map(Either::Left))
+        Some(response.map(|body| Either::Left(ReadTimeout::new(body, policy.read_timeout))))
     }
 }

@@ -23,6 +23,7 @@ use crate::listener::Scheme;
 use crate::mirror::{Chunk, Teed};
 use crate::path::routing_path;
 use crate::responses::{error, ProxyBody, SERVER};
+use crate::timeouts::{self, ReadTimeout, SendProgress};
 use crate::upstream::{SendError, UpstreamBody};
 use crate::DataPlane;
 
@@ -133,11 +134,21 @@ impl DataPlane {
         }
         let mut endpoint = choice.endpoint;
         let mut set_cookie = choice.set_cookie;
-        let upgrade = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
+        // HTTP/1.0 towards the backend (`proxy-http-version`): no upgrades, no keep-alive, and
+        // a body must have a known length (nothing is buffered to find it out).
+        let http10 = policy.http10 && !backend.protocol().is_http2();
+        if http10 && !body.is_end_stream() && body.size_hint().exact().is_none() {
+            return Err(StatusCode::LENGTH_REQUIRED);
+        }
+        let upgrade = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers) && !http10;
         let mut request = Request::from_parts(parts, ());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, ()) = request.into_parts();
         prepare(&mut parts, downstream, backend.protocol(), upgrade);
+        if http10 {
+            parts.version = Version::HTTP_10;
+            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some((edits, arrival)) = edits {
             filters::edit_request(edits, arrival, &mut parts);
         }
@@ -154,8 +165,10 @@ impl DataPlane {
         let deadline = policy.retry.timeout.map(|limit| Instant::now() + limit);
         // The head is copied only when another attempt may need it.
         let mut spare = (attempts > 1).then(|| copy_head(&parts));
+        // What the backend has taken of the body, for the send and read timeouts.
+        let progress = Arc::new(if replayable { SendProgress::sent() } else { SendProgress::default() });
         let limited = Limited::new(
-            Teed::new(body, copy),
+            Teed::new(body, copy, progress.clone()),
             policy.max_body.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)),
         );
         let mut next = Some((parts, Either::Left(limited)));
@@ -172,7 +185,10 @@ impl DataPlane {
             head.uri = upstream_uri(&head, backend.protocol(), endpoint)?;
             let last = attempt == attempts || deadline.is_some_and(|d| Instant::now() >= d);
             let measured = matches!(forward.balance, Balance::Ewma).then(|| backend.start(endpoint));
-            let outcome = self.send(backend, endpoint, policy, Request::from_parts(head, sent_body)).await;
+            // A retry has no body: it is sent as soon as it starts.
+            let attempt_progress = if attempt == 1 { progress.clone() } else { Arc::new(SendProgress::sent()) };
+            let request = Request::from_parts(head, sent_body);
+            let outcome = self.send(backend, endpoint, policy, &attempt_progress, request).await;
             if let (Some(in_flight), Ok(_)) = (measured, &outcome) {
                 in_flight.answered();
             }
@@ -214,7 +230,7 @@ impl DataPlane {
         if let Some(cookie) = set_cookie {
             response.headers_mut().append(header::SET_COOKIE, cookie);
         }
-        Ok(response.map(Either::Left))
+        Ok(response.map(|body| Either::Left(ReadTimeout::new(body, policy.read_timeout))))
     }
 
     /// Sends one attempt, classifying what went wrong.
@@ -223,12 +239,13 @@ impl DataPlane {
         backend: &Backend,
         endpoint: SocketAddr,
         policy: &UpstreamPolicy,
+        progress: &SendProgress,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, Failure> {
         let sent = self.upstream.send(&backend.transport, endpoint, policy.connect_timeout, request);
-        match tokio::time::timeout(policy.read_timeout, sent).await {
-            Err(_) => Err(Failure::Timeout),
-            Ok(Err(e)) => {
+        match timeouts::within(sent, progress, policy.send_timeout, policy.read_timeout).await {
+            None => Err(Failure::Timeout),
+            Some(Err(e)) => {
                 tracing::debug!(backend = %backend.label, %endpoint, error = %e, "upstream request failed");
                 if matches!(e, SendError::Connect(_)) {
                     self.metrics.upstream_connect_error(backend);
@@ -239,7 +256,7 @@ impl DataPlane {
                     Err(Failure::Other)
                 }
             }
-            Ok(Ok(response)) => Ok(response),
+            Some(Ok(response)) => Ok(response),
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod metrics;
 mod passthrough;
 mod responses;
 mod status;
+mod timeouts;
 mod tls;
 mod upstream;
 

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::filters::Arrival;
 use crate::headers::strip_hop_by_hop;
+use crate::timeouts::SendProgress;
 use crate::DataPlane;
 
 /// Body chunks queued for a mirror before it is abandoned.
@@ -33,17 +34,19 @@ pub(crate) enum Chunk {
     End,
 }
 
-/// The client's body on its way upstream, copied to a mirror while the mirror keeps up.
+/// The client's body on its way upstream, copied to a mirror while the mirror keeps up,
+/// telling `progress` what the backend has taken (for the send and read timeouts).
 #[derive(Debug)]
 pub(crate) struct Teed {
     inner: Incoming,
     copy: Option<mpsc::Sender<Chunk>>,
+    progress: Arc<SendProgress>,
 }
 
 impl Teed {
     /// `inner`, copied to `copy` when given.
-    pub(crate) fn new(inner: Incoming, copy: Option<mpsc::Sender<Chunk>>) -> Self {
-        Self { inner, copy }
+    pub(crate) fn new(inner: Incoming, copy: Option<mpsc::Sender<Chunk>>, progress: Arc<SendProgress>) -> Self {
+        Self { inner, copy, progress }
     }
 
     fn offer(&mut self, chunk: Chunk) {
@@ -61,7 +64,9 @@ impl Body for Teed {
     type Error = hyper::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        self.progress.polled(&polled);
+        let frame = ready!(polled);
         if self.copy.is_some() {
             match &frame {
                 Some(Ok(frame)) => {

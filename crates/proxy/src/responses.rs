@@ -5,8 +5,11 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-/// A response body: the backend's streamed body, or a small one of Sluice's own.
-pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
+use crate::timeouts::ReadTimeout;
+
+/// A response body: the backend's streamed body (failing when the backend pauses longer
+/// than the read timeout), or a small one of Sluice's own.
+pub(crate) type ProxyBody = Either<ReadTimeout<Incoming>, Full<Bytes>>;
 
 /// The `Server` header of every response.
 pub(crate) const SERVER: HeaderValue = HeaderValue::from_static("sluice");

@@ -255,6 +255,8 @@ pub(crate) fn merged_policy(defaults: &Arc<UpstreamPolicy>, overrides: &PolicyOv
     let mut policy = (**defaults).clone();
     policy.connect_timeout = overrides.connect_timeout.unwrap_or(policy.connect_timeout);
     policy.read_timeout = overrides.read_timeout.unwrap_or(policy.read_timeout);
+    policy.send_timeout = overrides.send_timeout.unwrap_or(policy.send_timeout);
+    policy.http10 = overrides.http10.unwrap_or(policy.http10);
     policy.max_body = overrides.max_body.unwrap_or(policy.max_body);
     if let Some(on) = &overrides.retry_on {
         policy.retry.on = on.clone();

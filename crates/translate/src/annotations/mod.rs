@@ -99,6 +99,9 @@ impl LoadBalance {
 pub(crate) struct PolicyOverrides {
     pub connect_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
+    pub send_timeout: Option<Duration>,
+    /// `proxy-http-version`: `Some(true)` for 1.0.
+    pub http10: Option<bool>,
     /// `Some(None)`: no limit (`0`).
     pub max_body: Option<Option<u64>>,
     pub retry_on: Option<RetryOn>,
@@ -302,11 +305,6 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
             upstream_tls::check_setting(name, value, all)?
         }
         "ssl-passthrough" => a.ssl_passthrough = values::boolean(value)?,
-        "proxy-http-version" => match value {
-            "1.1" => {}
-            "1.0" => return Err("Sluice always speaks HTTP/1.1 to HTTP/1 backends".to_owned().into()),
-            _ => return Err(format!("{value:?} is not 1.0 or 1.1").into()),
-        },
         // Keys are visited in order: `canary` comes before every `canary-*` key.
         "canary" => {
             if values::boolean(value)? {
@@ -420,8 +418,13 @@ pub(crate) fn policy_setting(p: &mut PolicyOverrides, name: &str, value: &str) -
         "proxy-body-size" => values::size(value).map(|limit| p.max_body = Some(limit)),
         "proxy-connect-timeout" => timeout(value).map(|t| p.connect_timeout = Some(t)),
         "proxy-read-timeout" => timeout(value).map(|t| p.read_timeout = Some(t)),
-        "proxy-send-timeout" => timeout(value)
-            .and_then(|_| Err("not enforced yet: request bodies are streamed without a per-write timeout".to_owned())),
+        "proxy-send-timeout" => timeout(value).map(|t| p.send_timeout = Some(t)),
+        "proxy-http-version" => match value.trim() {
+            "1.0" => Ok(true),
+            "1.1" => Ok(false),
+            _ => Err(format!("{value:?} is not 1.0 or 1.1")),
+        }
+        .map(|http10| p.http10 = Some(http10)),
         "proxy-next-upstream" => retry_on(value).map(|on| p.retry_on = Some(on)),
         "proxy-next-upstream-tries" => values::number(value, 0, 100).map(|tries| p.retry_tries = Some(tries)),
         "proxy-next-upstream-timeout" => {

@@ -1,0 +1,225 @@
+//! nginx's upstream timeouts, measured where nginx measures them: `proxy-send-timeout`
+//! between two writes of the request body to the backend, `proxy-read-timeout` for the
+//! response head once the request is sent and then between two reads of the response body.
+//! A slow client uploading is not the backend's delay and never counts.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+/// Where a request body stands, as its upstream side last saw it.
+#[derive(Debug, Default)]
+pub(crate) struct SendProgress {
+    state: AtomicU8,
+    /// When the state was entered, in µs since [`epoch`].
+    since: AtomicU64,
+}
+
+/// Waiting for the client to send more (not the backend's delay).
+const WAITING_CLIENT: u8 = 0;
+/// A piece was handed over; the backend has not taken it yet.
+const WAITING_BACKEND: u8 = 1;
+/// The whole body was handed over: waiting for the response head.
+const SENT: u8 = 2;
+
+impl SendProgress {
+    /// Progress of a request whose body is already complete (or empty).
+    pub(crate) fn sent() -> Self {
+        Self { state: AtomicU8::new(SENT), since: AtomicU64::new(now()) }
+    }
+
+    fn enter(&self, state: u8) {
+        self.since.store(now(), Ordering::Relaxed);
+        self.state.store(state, Ordering::Release);
+    }
+
+    /// Records what a poll of the request body gave the upstream connection.
+    pub(crate) fn polled<T>(&self, frame: &Poll<Option<T>>) {
+        match frame {
+            Poll::Pending => self.enter(WAITING_CLIENT),
+            Poll::Ready(Some(_)) => self.enter(WAITING_BACKEND),
+            Poll::Ready(None) => self.enter(SENT),
+        }
+    }
+
+    /// When the backend is late: the deadline of the current state, if it has one.
+    fn deadline(&self, send_timeout: Duration, read_timeout: Duration) -> Option<Instant> {
+        let limit = match self.state.load(Ordering::Acquire) {
+            WAITING_BACKEND => send_timeout,
+            SENT => read_timeout,
+            _ => return None,
+        };
+        let since = Duration::from_micros(self.since.load(Ordering::Relaxed));
+        Some(epoch() + since + limit)
+    }
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now() -> u64 {
+    u64::try_from(epoch().elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// How long a state is looked at again when it has no deadline (the client is uploading).
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Runs `sending` (a request in flight, up to its response head) until it finishes, or
+/// `None` when the backend took longer than its timeouts allow.
+pub(crate) async fn within<F: Future>(
+    sending: F,
+    progress: &SendProgress,
+    send_timeout: Duration,
+    read_timeout: Duration,
+) -> Option<F::Output> {
+    let mut sending = std::pin::pin!(sending);
+    loop {
+        let deadline = progress.deadline(send_timeout, read_timeout);
+        let wake = deadline.unwrap_or_else(|| Instant::now() + RECHECK);
+        tokio::select! {
+            output = &mut sending => return Some(output),
+            () = tokio::time::sleep_until(wake) => {
+                // The state may have moved meanwhile: only a deadline still in force counts.
+                let current = progress.deadline(send_timeout, read_timeout);
+                if current.is_some_and(|d| d <= Instant::now()) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// A response body from a backend that fails when the backend pauses longer than the read
+/// timeout between two pieces (nginx's `proxy_read_timeout`), so a stalled stream does not
+/// hold the client forever.
+#[derive(Debug)]
+pub(crate) struct ReadTimeout<B> {
+    inner: B,
+    limit: Duration,
+    /// Armed the first time the body has nothing ready; boxed because most bodies never
+    /// wait at all.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// A piece arrived since the timer was armed.
+    progressed: bool,
+}
+
+impl<B> ReadTimeout<B> {
+    /// `inner`, failing after `limit` without a piece.
+    pub(crate) fn new(inner: B, limit: Duration) -> Self {
+        Self { inner, limit, timer: None, progressed: false }
+    }
+}
+
+/// The backend paused longer than the read timeout in the middle of a response body.
+#[derive(Debug)]
+pub(crate) struct ReadTimedOut;
+
+impl std::fmt::Display for ReadTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the backend paused longer than the read timeout")
+    }
+}
+
+impl std::error::Error for ReadTimedOut {}
+
+impl<B> Body for ReadTimeout<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.progressed = true;
+                return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+            }
+            Poll::Pending => {}
+        }
+        let limit = this.limit;
+        let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if std::mem::take(&mut this.progressed) {
+            timer.as_mut().reset(Instant::now() + limit);
+        }
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(Some(Err(Box::new(ReadTimedOut))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// One piece, then nothing ever again.
+    struct Stalling(bool);
+
+    impl Body for Stalling {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if std::mem::replace(&mut self.0, true) {
+                Poll::Pending
+            } else {
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"a")))))
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_response_body_fails_after_the_read_timeout() {
+        let mut body = ReadTimeout::new(Stalling(false), Duration::from_secs(5));
+        assert!(body.frame().await.unwrap().is_ok());
+        let started = Instant::now();
+        assert!(body.frame().await.unwrap().is_err());
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_send_timeout_counts_only_while_the_backend_holds_a_piece() {
+        let progress = SendProgress::default();
+        // Waiting for the client: no deadline, the request goes on.
+        progress.polled::<()>(&Poll::Pending);
+        let waited = within(
+            tokio::time::sleep(Duration::from_secs(30)),
+            &progress,
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        );
+        assert!(waited.await.is_some());
+        // A piece handed over and not taken for longer than the send timeout.
+        progress.polled(&Poll::Ready(Some(())));
+        let stuck = within(std::future::pending::<()>(), &progress, Duration::from_secs(2), Duration::from_secs(5));
+        assert!(stuck.await.is_none());
+        // Sent: the read timeout applies.
+        progress.polled::<()>(&Poll::Ready(None));
+        let started = tokio::time::Instant::now();
+        let head = within(std::future::pending::<()>(), &progress, Duration::from_secs(2), Duration::from_secs(5));
+        assert!(head.await.is_none());
+        assert!(started.elapsed() >= Duration::from_secs(5));
+    }
+}
