@@ -12,6 +12,7 @@ use std::time::Duration;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 
+use crate::backend::Transport;
 use crate::balance::Balance;
 use crate::template::cookie;
 use crate::{BackendId, ObjectRef, Template};
@@ -160,6 +161,10 @@ pub struct Mirror {
     pub host: HeaderValue,
     /// Whether the body is copied too (`mirror-request-body`, default on).
     pub body: bool,
+    /// Cleartext for `http://` targets; for `https://`, TLS built at translation, without
+    /// verification (as nginx's default `proxy_ssl_verify off`) and with the target's name
+    /// as SNI.
+    pub transport: Transport,
 }
 
 /// How the upstream path is rewritten.

@@ -145,9 +145,11 @@ impl DataPlane {
         let mut url = String::new();
         mirror.target.render(&arrival.facts(parts), None, &mut url);
         let target = url.parse::<Uri>().ok()?;
-        if target.scheme() != Some(&Scheme::HTTP) {
-            return None;
-        }
+        let default_port = match (target.scheme(), &mirror.transport) {
+            (Some(scheme), Transport::Tls(_)) if *scheme == Scheme::HTTPS => 443,
+            (Some(scheme), Transport::Http1) if *scheme == Scheme::HTTP => 80,
+            _ => return None,
+        };
         let authority = target.authority()?.clone();
         let mut head = Request::new(());
         *head.method_mut() = parts.method.clone();
@@ -165,13 +167,14 @@ impl DataPlane {
         };
         let plane = self.clone();
         let (connect_timeout, read_timeout) = (policy.connect_timeout, policy.read_timeout);
+        let transport = mirror.transport.clone();
         tokio::spawn(async move {
-            let Some(endpoint) = resolve(&authority).await else {
+            let Some(endpoint) = resolve(&authority, default_port).await else {
                 tracing::debug!(%authority, "mirror target does not resolve");
                 return;
             };
             let request = Request::from_parts(head, Either::Right(body));
-            let sent = plane.upstream.send(&Transport::Http1, endpoint, connect_timeout, request);
+            let sent = plane.upstream.send(&transport, endpoint, connect_timeout, request);
             match tokio::time::timeout(read_timeout, sent).await {
                 Ok(Ok(response)) => {
                     // Read the answer through (and drop it), so the connection can be reused.
@@ -188,8 +191,8 @@ impl DataPlane {
 
 /// The address of a mirror target: an IP literal, or a name looked up (in the mirror's own
 /// task, never on the request's path).
-async fn resolve(authority: &Authority) -> Option<SocketAddr> {
-    let port = authority.port_u16().unwrap_or(80);
+async fn resolve(authority: &Authority, default_port: u16) -> Option<SocketAddr> {
+    let port = authority.port_u16().unwrap_or(default_port);
     let host = authority.host().trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = host.parse() {
         return Some(SocketAddr::new(ip, port));

@@ -3,6 +3,7 @@
 //! that hangs or falls behind never slows or fails the request itself.
 
 mod common;
+mod tls_backend;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -158,4 +159,22 @@ fn a_stuck_or_absent_mirror_never_slows_the_request() {
     }
     let took = started.elapsed();
     assert!(took < Duration::from_secs(5), "mirrors that never answer cost nothing: {took:?}");
+}
+
+#[test]
+fn https_mirror_targets_get_their_copies_over_tls() {
+    let mut fx = Fixture::new("mirror-https");
+    fx.backend("web");
+    let ca = tls_backend::Ca::new("mirror-ca");
+    let mirror = tls_backend::TlsBackend::start("mirror", &ca.issue(&["mirror.test"]), None);
+    fx.ingress(
+        &Ingress::new("mirrored")
+            .annotation(&a("mirror-target"), &format!("https://{}$request_uri", mirror.addr))
+            .path(Some("t.test"), "Prefix", "/", "web"),
+    );
+    let sluice = fx.start(&[]);
+    for _ in 0..3 {
+        assert_eq!(sluice.get("t.test", "/copied").echo().service(), "web");
+    }
+    assert!(wait_until(Duration::from_secs(5), || mirror.requests() == 3), "{} copies", mirror.requests());
 }

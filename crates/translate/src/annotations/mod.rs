@@ -11,11 +11,16 @@ mod upstream_tls;
 pub(crate) mod values;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
-use sluice_config::{Affinity, AffinityMode, HostMatch, Mirror, RetryOn, Template, UpstreamProtocol, REGEX_SIZE_LIMIT};
+use rustls::pki_types::ServerName;
+use sluice_config::{
+    Affinity, AffinityMode, HostMatch, Mirror, RetryOn, Template, Transport, UpstreamProtocol, UpstreamTls,
+    UpstreamTlsOptions, REGEX_SIZE_LIMIT,
+};
 
 pub(crate) use snippet::SnippetEdits;
 pub(crate) use upstream_tls::ProxySsl;
@@ -442,20 +447,34 @@ fn timeout(value: &str) -> Result<Duration, String> {
 /// `mirror-target` with its `mirror-host` and `mirror-request-body`.
 fn mirror(value: &str, all: &BTreeMap<&str, &str>) -> Result<Mirror, String> {
     let literal = value.split('$').next().unwrap_or_default();
-    if literal.starts_with("https://") {
-        return Err("https mirror targets are not supported yet; the requests are not mirrored".into());
-    }
-    let host = literal
-        .strip_prefix("http://")
-        .and_then(|rest| rest.split(['/', '?']).next())
+    let (https, rest) = match (literal.strip_prefix("https://"), literal.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return Err(format!("{value:?} does not start with http:// or https://")),
+    };
+    let authority = rest
+        .split(['/', '?'])
+        .next()
         .and_then(|authority| authority.parse::<http::uri::Authority>().ok())
-        .ok_or_else(|| format!("{value:?} does not start with http://HOST"))?;
+        .ok_or_else(|| format!("{value:?} does not name a host"))?;
     let host = match all.get("mirror-host") {
         Some(written) => header_value(written)?,
-        None => header_value(host.host())?,
+        None => header_value(authority.host())?,
     };
     let body = all.get("mirror-request-body").is_none_or(|v| v.trim() != "off");
-    Ok(Mirror { target: template(value)?, host, body })
+    let transport = if https {
+        let server_name = ServerName::try_from(authority.host().trim_start_matches('[').trim_end_matches(']'))
+            .map(|name| name.to_owned())
+            .map_err(|_| format!("{value:?}: {} is not a TLS server name", authority.host()))?;
+        let mut options = UpstreamTlsOptions::unverified(false);
+        options.server_name = Some(server_name);
+        options.sni = true;
+        let tls = UpstreamTls::new(options).map_err(|e| format!("{value:?}: {e}"))?;
+        Transport::Tls(Arc::new(tls))
+    } else {
+        Transport::Http1
+    };
+    Ok(Mirror { target: template(value)?, host, body, transport })
 }
 
 /// A comma-separated list of statuses in `lowest..=599` (`custom-http-errors`).
