@@ -165,12 +165,15 @@ impl Pipeline {
         self.build(&mut state, Changed::All).0
     }
 
-    /// What each Ingress's annotations amount to (honoured, ignored, refused), one Ingress
-    /// per paragraph, for `sluice check`.
+    /// What the controller ConfigMap's keys and each Ingress's annotations amount to
+    /// (honoured, ignored, refused), one object per paragraph, for `sluice check`.
     pub fn annotation_report(&self) -> String {
         use std::fmt::Write;
         let state = self.lock();
-        let reports = state.source.with_store(|store| sluice_translate::annotation_reports(store, &self.options));
+        let reports = state.source.with_store(|store| {
+            let configmap = sluice_translate::configmap_report(store, &self.options);
+            configmap.into_iter().chain(sluice_translate::annotation_reports(store, &self.options)).collect::<Vec<_>>()
+        });
         let mut out = String::new();
         for (ingress, annotations) in reports {
             let _ = writeln!(out, "{ingress}:");

@@ -58,6 +58,9 @@ fn global_keys_set_defaults_and_apply_live() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "unknown keys are warnings: {stdout}");
     assert!(stdout.contains("ConfigMap ingress/controller: data.no-such-key"), "{stdout}");
+    assert!(stdout.contains("ConfigMap ingress/controller:\n"), "a paragraph for the ConfigMap: {stdout}");
+    assert!(stdout.contains("  honoured  hsts-max-age\n"), "{stdout}");
+    assert!(stdout.contains("  ignored   no-such-key: no-such-key is not supported"), "{stdout}");
 
     fx.write("configmap.yaml", &configmap_yaml(&[("http-redirect-code", "301")]));
     assert!(

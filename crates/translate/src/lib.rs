@@ -123,6 +123,28 @@ pub fn annotation_reports(store: &Store, options: &Options) -> Vec<(ObjectRef, V
         .collect()
 }
 
+/// What Sluice does with each key of the controller ConfigMap (`--configmap`), for
+/// `sluice check`; `None` without one.
+pub fn configmap_report(store: &Store, options: &Options) -> Option<(ObjectRef, Vec<AnnotationReport>)> {
+    let key = options.configmap.as_ref()?;
+    let configmap = store.config_maps.get(key)?;
+    let global = configmap::read(&options.defaults, Some(key), Some(configmap));
+    let reports = configmap
+        .data
+        .iter()
+        .flatten()
+        .map(|(name, _)| {
+            let field = format!("data.{name}");
+            let verdict = match global.diagnostics.iter().find(|d| d.field == field) {
+                Some(diagnostic) => AnnotationVerdict::Ignored(diagnostic.reason.clone()),
+                None => AnnotationVerdict::Honoured,
+            };
+            AnnotationReport { key: name.clone(), verdict }
+        })
+        .collect();
+    Some((ObjectRef::new("ConfigMap", &key.namespace, &key.name), reports))
+}
+
 /// What may have changed since a [`Translator`]'s previous build.
 #[derive(Debug, Clone, Copy)]
 pub enum Changed<'a> {
