@@ -18,13 +18,14 @@ use tokio::sync::mpsc;
 use crate::balance::{self, Choice};
 use crate::errors::Original;
 use crate::filters::{self, Arrival, ResponseFilters};
-use crate::headers::{is_upgrade, set_forwarding, strip_hop_by_hop, Downstream};
+use crate::headers::{set_forwarding, strip_hop_by_hop, Downstream};
 use crate::listener::Scheme;
 use crate::mirror::{Chunk, Teed};
 use crate::path::routing_path;
 use crate::responses::{error, ProxyBody, SERVER};
 use crate::timeouts::{self, ReadTimeout, SendProgress};
 use crate::upstream::{SendError, UpstreamBody};
+use crate::validate;
 use crate::DataPlane;
 
 impl DataPlane {
@@ -35,9 +36,14 @@ impl DataPlane {
         request: Request<Incoming>,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
-        if let Err(status) = check_request(&request) {
-            self.metrics.request(None, status, started.elapsed());
-            return error(status);
+        if let Err(refusal) = validate::check(&request) {
+            self.metrics.request(None, refusal.status, started.elapsed());
+            let mut answer = error(refusal.status);
+            if refusal.close {
+                // What follows on this connection cannot be framed with confidence.
+                answer.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return answer;
         }
         // One load per request: a swap during the request does not affect it.
         let snapshot = self.snapshot.load_full();
@@ -140,7 +146,7 @@ impl DataPlane {
         if http10 && !body.is_end_stream() && body.size_hint().exact().is_none() {
             return Err(StatusCode::LENGTH_REQUIRED);
         }
-        let upgrade = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers) && !http10;
+        let upgrade = parts.version == Version::HTTP_11 && validate::is_websocket_upgrade(&parts.headers) && !http10;
         let mut request = Request::from_parts(parts, ());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, ()) = request.into_parts();
@@ -292,21 +298,6 @@ impl Failure {
             Failure::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
-}
-
-/// Rejects what must not be forwarded: CONNECT/TRACE (an ingress is not a forward proxy,
-/// and TRACE reflects credentials), and HTTP/1.1 requests without exactly one `Host`
-/// (RFC 9112 §3.2: 400).
-fn check_request(request: &Request<Incoming>) -> Result<(), StatusCode> {
-    if request.method() == Method::CONNECT || request.method() == Method::TRACE {
-        return Err(StatusCode::METHOD_NOT_ALLOWED);
-    }
-    let hosts = request.headers().get_all(header::HOST).iter().count();
-    let needs_host = request.version() == Version::HTTP_11 && request.uri().authority().is_none();
-    if hosts > 1 || (needs_host && hosts == 0) {
-        return Err(StatusCode::BAD_REQUEST);
-    }
-    Ok(())
 }
 
 /// Rewrites the request head for the backend: hop-by-hop headers out, forwarding headers

@@ -16,6 +16,7 @@ static X_ORIGINAL_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-origina
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Facts about the downstream client that end up in forwarding headers, rendered once per
@@ -87,15 +88,6 @@ impl Downstream {
     }
 }
 
-/// True when an HTTP/1.1 request asks to switch protocols (WebSocket and the like).
-pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .any(|v| connection_tokens(v).any(|t| t.eq_ignore_ascii_case("upgrade")))
-}
-
 fn connection_tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
     value.to_str().unwrap_or_default().split(',').map(str::trim).filter(|t| !t.is_empty())
 }
@@ -112,6 +104,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             || name == header::UPGRADE
             || name == KEEP_ALIVE
             || name == PROXY_CONNECTION
+            || name == HTTP2_SETTINGS
     });
     if !any {
         return;
@@ -129,6 +122,8 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     headers.remove(header::CONNECTION);
     headers.remove(&KEEP_ALIVE);
     headers.remove(&PROXY_CONNECTION);
+    // Only meaningful with an h2c upgrade, which is never forwarded.
+    headers.remove(&HTTP2_SETTINGS);
     headers.remove(header::TRANSFER_ENCODING);
     if headers.get(header::TE).is_some_and(|te| te != "trailers") {
         headers.remove(header::TE);
@@ -232,7 +227,6 @@ mod tests {
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
-        assert!(is_upgrade(&h));
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h[header::CONNECTION], "upgrade");
         assert_eq!(h[header::UPGRADE], "websocket");

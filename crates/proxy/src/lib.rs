@@ -27,6 +27,7 @@ mod status;
 mod timeouts;
 mod tls;
 mod upstream;
+mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
