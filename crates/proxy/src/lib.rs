@@ -7,6 +7,7 @@
 //! once per request so that a swap never tears a request in two.
 
 pub mod admin;
+mod admission;
 mod balance;
 mod config_view;
 
@@ -34,6 +35,7 @@ use std::time::Duration;
 
 use sluice_config::SharedSnapshot;
 
+pub use admission::ConnectionLimits;
 pub use listener::{serve, Scheme};
 pub use metrics::Metrics;
 pub use tls::server_config;
@@ -46,11 +48,21 @@ pub struct ProxyOptions {
     /// The HTTPS listener's port, where plain-HTTP requests are redirected to (omitted from
     /// the `Location` when 443). Timeouts towards backends are per route, in the snapshot.
     pub https_port: u16,
+    /// How long a client may take to send a request head, and stay idle between requests
+    /// on a kept-alive connection (nginx's `client_header_timeout`, 60 s).
+    pub header_timeout: Duration,
+    /// Caps on open client connections.
+    pub connection_limits: ConnectionLimits,
 }
 
 impl Default for ProxyOptions {
     fn default() -> Self {
-        Self { handshake_timeout: Duration::from_secs(10), https_port: 443 }
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            https_port: 443,
+            header_timeout: Duration::from_secs(60),
+            connection_limits: ConnectionLimits::default(),
+        }
     }
 }
 
@@ -63,13 +75,15 @@ pub struct DataPlane {
     metrics: Arc<Metrics>,
     options: ProxyOptions,
     drain: drain::Drain,
+    admission: Arc<admission::Admission>,
 }
 
 impl DataPlane {
     /// A data plane serving whatever `snapshot` currently holds.
     pub fn new(snapshot: Arc<SharedSnapshot>, metrics: Arc<Metrics>, options: ProxyOptions) -> Arc<Self> {
         let upstream = upstream::Upstream::default();
-        Arc::new(Self { snapshot, upstream, metrics, options, drain: drain::Drain::new() })
+        let admission = admission::Admission::new(options.connection_limits);
+        Arc::new(Self { snapshot, upstream, metrics, options, drain: drain::Drain::new(), admission })
     }
 
     /// Stops accepting on every listener, asks open connections to finish (HTTP/1.1 closes

@@ -17,8 +17,6 @@ use crate::headers::Downstream;
 use crate::proxy_protocol;
 use crate::DataPlane;
 
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -48,7 +46,7 @@ pub async fn serve(listener: TcpListener, plane: Arc<DataPlane>, tls: Option<Arc
     let scheme = if tls.is_some() { Scheme::Https } else { Scheme::Http };
     let acceptor = tls.map(TlsAcceptor::from);
     let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1().timer(TokioTimer::new()).header_read_timeout(Some(HEADER_READ_TIMEOUT));
+    http.http1().timer(TokioTimer::new()).header_read_timeout(Some(plane.options.header_timeout));
     http.http2().timer(TokioTimer::new());
     let http = Arc::new(http);
     let stopping = plane.drain.stopping();
@@ -68,11 +66,20 @@ pub async fn serve(listener: TcpListener, plane: Arc<DataPlane>, tls: Option<Arc
                 continue;
             }
         };
+        let ticket = match plane.admission.admit(client.ip()) {
+            Ok(ticket) => ticket,
+            Err(over) => {
+                plane.metrics.connection_refused(over.as_str());
+                tracing::debug!(%client, cap = over.as_str(), "connection refused: cap reached");
+                continue;
+            }
+        };
         let conn_plane = plane.clone();
         let acceptor = acceptor.clone();
         let http = http.clone();
         plane.drain.spawn(async move {
             let _open = conn_plane.metrics.connection_opened(scheme);
+            let _ticket = ticket;
             connection(stream, client, scheme, conn_plane, acceptor, &http).await;
         });
     }

@@ -54,6 +54,7 @@ pub struct Metrics {
     request_duration: HistogramFamily,
     upstream_connect_errors: Family<OneLabel, Counter>,
     active_connections: Family<OneLabel, Gauge>,
+    refused_connections: Family<OneLabel, Counter>,
     config_generation: Gauge,
 }
 
@@ -96,13 +97,27 @@ impl Metrics {
             "Client connections currently open, by listener scheme",
             active_connections.clone(),
         );
+        let refused_connections = Family::default();
+        registry.register(
+            "connections_refused",
+            "Client connections closed on accept because a connection cap was reached, by cap (total, per_client)",
+            refused_connections.clone(),
+        );
         let config_generation = Gauge::default();
         registry.register(
             "config_generation",
             "Generation of the configuration snapshot being served",
             config_generation.clone(),
         );
-        Self { registry, requests, request_duration, upstream_connect_errors, active_connections, config_generation }
+        Self {
+            registry,
+            requests,
+            request_duration,
+            upstream_connect_errors,
+            active_connections,
+            refused_connections,
+            config_generation,
+        }
     }
 
     /// The registry, for other parts of Sluice to register their metrics before sharing.
@@ -146,6 +161,10 @@ impl Metrics {
     pub(crate) fn upstream_connect_error(&self, backend: &Backend) {
         let labels = OneLabel { name: "service", value: backend.label.clone() };
         self.upstream_connect_errors.get_or_create(&labels).inc();
+    }
+
+    pub(crate) fn connection_refused(&self, reason: &'static str) {
+        self.refused_connections.get_or_create(&OneLabel { name: "reason", value: Arc::from(reason) }).inc();
     }
 
     pub(crate) fn connection_opened(&self, scheme: Scheme) -> OpenConnection {

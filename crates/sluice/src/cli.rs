@@ -222,6 +222,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
+    /// How long a client may take to send a request head, and stay idle between requests on
+    /// a kept-alive HTTP/1.1 connection, before it is closed (nginx's client_header_timeout).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub client_header_timeout: Duration,
+
+    /// Most client connections open at once on the HTTP and HTTPS listeners together; more
+    /// are closed on accept and counted in sluice_connections_refused_total. 0: no cap.
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    pub max_connections: usize,
+
+    /// Most client connections open at once from one address (the TCP peer: a balancer in
+    /// front counts as one client). 0: no cap.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_connections_per_client: usize,
+
     /// Worker threads serving traffic (default: one per CPU core). With 1, everything runs
     /// on a single thread (lowest overhead per request on one core).
     #[arg(long, value_name = "N")]

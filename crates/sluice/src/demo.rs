@@ -45,7 +45,9 @@ pub fn main(args: DemoArgs) -> ExitCode {
         admin: args.admin,
         drain_timeout: std::time::Duration::from_secs(5),
         tls_session_resumption: true,
-
+        client_header_timeout: std::time::Duration::from_secs(60),
+        max_connections: 65_536,
+        max_connections_per_client: 0,
         workers: None,
         publish_address: Vec::new(),
     };

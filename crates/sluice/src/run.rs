@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use sluice_config::{SharedSnapshot, Snapshot};
 use sluice_l4::{L4Metrics, L4Plane};
 use sluice_proxy::admin::AdminState;
-use sluice_proxy::{DataPlane, Metrics, ProxyOptions};
+use sluice_proxy::{ConnectionLimits, DataPlane, Metrics, ProxyOptions};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
@@ -27,6 +27,7 @@ const DEBOUNCE_MAX: Duration = Duration::from_millis(100);
 
 /// Entry point of `sluice run`.
 pub fn main(args: RunArgs) -> ExitCode {
+    raise_open_files_limit();
     let runtime = match runtime(args.serve.workers) {
         Ok(runtime) => runtime,
         Err(e) => return fail(&e),
@@ -41,6 +42,23 @@ pub fn main(args: RunArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
+    }
+}
+
+/// Every client connection, backend connection and listener is a file descriptor: take the
+/// hard limit the system allows rather than the (often 1,024) soft default, as nginx's
+/// `worker_rlimit_nofile` lets operators do.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read or write the struct passed by reference.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            let soft = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::debug!(soft, "could not raise the open files limit");
+            }
+        }
     }
 }
 
@@ -261,7 +279,15 @@ pub async fn serve(
 
     let http = bind(serve.http, "--http").await?;
     let https = bind(serve.https, "--https").await?;
-    let options = ProxyOptions { https_port: serve.https.port(), ..ProxyOptions::default() };
+    let options = ProxyOptions {
+        https_port: serve.https.port(),
+        header_timeout: serve.client_header_timeout,
+        connection_limits: ConnectionLimits {
+            total: serve.max_connections,
+            per_client: serve.max_connections_per_client,
+        },
+        ..ProxyOptions::default()
+    };
     let plane = DataPlane::new(snapshot.clone(), metrics.clone(), options);
     let tls = sluice_proxy::server_config(snapshot.clone(), serve.tls_session_resumption)
         .map_err(|e| format!("TLS configuration: {e}"))?;
