@@ -45,10 +45,7 @@ impl Scheme {
 pub async fn serve(listener: TcpListener, plane: Arc<DataPlane>, tls: Option<Arc<ServerConfig>>) {
     let scheme = if tls.is_some() { Scheme::Https } else { Scheme::Http };
     let acceptor = tls.map(TlsAcceptor::from);
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1().timer(TokioTimer::new()).header_read_timeout(Some(plane.options.header_timeout));
-    http.http2().timer(TokioTimer::new());
-    let http = Arc::new(http);
+    let http = Arc::new(HttpServers::new(&plane.options));
     let stopping = plane.drain.stopping();
     tokio::pin!(stopping);
     loop {
@@ -91,7 +88,7 @@ async fn connection(
     scheme: Scheme,
     plane: Arc<DataPlane>,
     acceptor: Option<TlsAcceptor>,
-    http: &auto::Builder<TokioExecutor>,
+    http: &HttpServers,
 ) {
     let _ = stream.set_nodelay(true);
     let port = stream.local_addr().map_or(0, |a| a.port());
@@ -113,7 +110,7 @@ async fn connection(
     };
     let downstream = Arc::new(downstream);
     match acceptor {
-        None => serve_http(stream, downstream, plane, http).await,
+        None => serve_http(stream, downstream, plane, http, Protocols::Any).await,
         Some(acceptor) => {
             let deadline = tokio::time::Instant::now() + plane.options.handshake_timeout;
             // TLS passthrough hosts are relayed here; everything else is terminated.
@@ -121,7 +118,10 @@ async fn connection(
                 return;
             };
             match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve_http(tls, downstream, plane, http).await,
+                Ok(Ok(tls)) => {
+                    let protocols = after_alpn(tls.get_ref().1.alpn_protocol());
+                    serve_http(tls, downstream, plane, http, protocols).await
+                }
                 Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
             }
@@ -129,8 +129,47 @@ async fn connection(
     }
 }
 
-async fn serve_http<IO>(io: IO, downstream: Arc<Downstream>, plane: Arc<DataPlane>, http: &auto::Builder<TokioExecutor>)
-where
+/// The HTTP servers a connection may get: both protocols in cleartext (HTTP/1.1, or HTTP/2
+/// with prior knowledge), or over TLS what ALPN chose: after `h2` only HTTP/2 is spoken
+/// (RFC 9113 §3.3).
+struct HttpServers {
+    any: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+}
+
+/// Which protocols a connection may speak.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocols {
+    /// HTTP/1.1 (with upgrades) or HTTP/2, as the client's first bytes say.
+    Any,
+    /// HTTP/2 only (ALPN `h2`).
+    Http2,
+}
+
+impl HttpServers {
+    fn new(options: &crate::ProxyOptions) -> Self {
+        let mut any = auto::Builder::new(TokioExecutor::new());
+        any.http1().timer(TokioTimer::new()).header_read_timeout(Some(options.header_timeout));
+        any.http2().timer(TokioTimer::new());
+        Self { http2: any.clone().http2_only(), any }
+    }
+}
+
+/// What TLS's ALPN allows on the connection.
+fn after_alpn(alpn: Option<&[u8]>) -> Protocols {
+    match alpn {
+        Some(b"h2") => Protocols::Http2,
+        _ => Protocols::Any,
+    }
+}
+
+async fn serve_http<IO>(
+    io: IO,
+    downstream: Arc<Downstream>,
+    plane: Arc<DataPlane>,
+    http: &HttpServers,
+    protocols: Protocols,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let stopping = plane.drain.stopping();
@@ -140,17 +179,40 @@ where
         let downstream = downstream.clone();
         async move { Ok::<_, Infallible>(plane.handle(&downstream, request).await) }
     });
-    let connection = http.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(connection, stopping);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = &mut stopping => {
-            // Finish the request in flight, then close (HTTP/2: GOAWAY).
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    let io = TokioIo::new(io);
+    // hyper-util's upgrade-capable server detects the protocol from the first bytes whatever
+    // the builder says; the plain one keeps to HTTP/2 (which has no upgrades to lose).
+    let result = match protocols {
+        Protocols::Any => {
+            let connection = http.any.serve_connection_with_upgrades(io, service);
+            until_drained(connection, stopping, |c| c.graceful_shutdown()).await
+        }
+        Protocols::Http2 => {
+            let connection = http.http2.serve_connection(io, service);
+            until_drained(connection, stopping, |c| c.graceful_shutdown()).await
         }
     };
     if let Err(e) = result {
         tracing::debug!(%client, error = %e, "connection ended with an error");
+    }
+}
+
+/// Runs `connection` to its end; once shutdown begins, lets it finish the request in flight
+/// and close (HTTP/2: GOAWAY).
+async fn until_drained<C, T>(
+    connection: C,
+    stopping: impl std::future::Future<Output = ()>,
+    shutdown: impl FnOnce(std::pin::Pin<&mut C>),
+) -> T
+where
+    C: std::future::Future<Output = T>,
+{
+    tokio::pin!(connection, stopping);
+    tokio::select! {
+        result = connection.as_mut() => result,
+        () = &mut stopping => {
+            shutdown(connection.as_mut());
+            connection.await
+        }
     }
 }

@@ -233,3 +233,31 @@ fn websocket_over_tls() {
     let (_fx, sluice, _certs) = tls_fixture(&[]);
     websocket_echo_roundtrip_tls(sluice.https, "one.tls.test", "/wss").expect("wss via Sluice");
 }
+
+#[test]
+fn after_alpn_h2_only_http2_is_spoken() {
+    let (_fx, sluice, _certs) = tls_fixture(&[]);
+    let raw = http_request("GET", "one.tls.test", "/", &[], b"");
+    let h2 = TlsOptions { alpn: &["h2"], ..TlsOptions::default() };
+    let answered = https_exchange(sluice.https, "one.tls.test", h2, &raw);
+    assert!(
+        answered.as_ref().map_or(true, |(resp, _)| resp.status != 200),
+        "an HTTP/1.1 request after ALPN h2 is not served: {:?}",
+        answered.map(|(resp, _)| resp.status)
+    );
+    let h1 = TlsOptions { alpn: &["http/1.1"], ..TlsOptions::default() };
+    let (resp, _) = https_exchange(sluice.https, "one.tls.test", h1, &raw).unwrap();
+    assert_eq!(resp.status, 200);
+    let (ok, out, err) = curl(&[
+        "-k",
+        "--http2",
+        "--resolve",
+        &format!("one.tls.test:{}:127.0.0.1", sluice.https.port()),
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version} %{http_code}",
+        &format!("https://one.tls.test:{}/", sluice.https.port()),
+    ]);
+    assert!(ok && out == "2 200", "HTTP/2 after ALPN h2: {out} {err}");
+}
