@@ -154,6 +154,10 @@ impl DataPlane {
         if http10 {
             parts.version = Version::HTTP_10;
             parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        } else if !backend.protocol().is_http2() && !body.is_end_stream() && body.size_hint().exact().is_none() {
+            // A body of unknown length (HTTP/2 without content-length) goes chunked, whatever
+            // the method: hyper would send a GET's as empty unless told.
+            parts.headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         }
         if let Some((edits, arrival)) = edits {
             filters::edit_request(edits, arrival, &mut parts);

@@ -261,3 +261,42 @@ fn after_alpn_h2_only_http2_is_spoken() {
     ]);
     assert!(ok && out == "2 200", "HTTP/2 after ALPN h2: {out} {err}");
 }
+
+#[test]
+fn an_http2_body_without_content_length_reaches_an_http1_backend_whatever_the_method() {
+    use http_body_util::{BodyExt, StreamBody};
+    let mut fx = Fixture::new("h2-body");
+    fx.backend("echo");
+    fx.ingress(&Ingress::new("app").path(Some("b.test"), "Prefix", "/", "echo"));
+    let sluice = fx.start(&[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sizes: Vec<(String, u64)> = runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(sluice.http).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        let mut sizes = Vec::new();
+        for method in ["GET", "POST", "DELETE"] {
+            let chunks = ["hello ", "world"]
+                .map(|c| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(bytes::Bytes::from(c))));
+            let body = StreamBody::new(futures_util::stream::iter(chunks));
+            let request = http::Request::builder()
+                .method(method)
+                .uri(format!("http://b.test:{}/", sluice.http.port()))
+                .body(body)
+                .unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let echo: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            sizes.push((method.to_owned(), echo["body_bytes"].as_u64().unwrap_or(0)));
+        }
+        sizes
+    });
+    for (method, size) in sizes {
+        assert_eq!(size, 11, "{method}: the 11-byte body arrives whole");
+    }
+}
