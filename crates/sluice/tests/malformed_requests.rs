@@ -218,3 +218,28 @@ fn h2c_upgrades_are_never_tunnelled() {
     );
     assert_ne!(status, 101);
 }
+
+#[test]
+fn http2_frames_cannot_write_a_log_line_each() {
+    let fx = Fixture::new("h2-log-flood");
+    let recorder = Recorder::start();
+    fx.write_service("rec", None, None, recorder.addr.port(), &["127.0.0.1".into()], true);
+    fx.ingress(&Ingress::new("all").default_backend("rec"));
+    let mut sluice = fx.start(&[]);
+    let before = sluice.proc.log().lines().count();
+    let mut frames = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    frames.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+    for i in 0..1000u64 {
+        frames.extend_from_slice(&[0, 0, 8, 0x6, 0x1, 0, 0, 0, 0]); // PING with ACK, unsolicited
+        frames.extend_from_slice(&i.to_be_bytes());
+    }
+    let mut conn = connect(sluice.http).unwrap();
+    let _ = conn.write_all(&frames);
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut sink = Vec::new();
+    let _ = conn.read_to_end(&mut sink);
+    std::thread::sleep(Duration::from_millis(300));
+    let added = sluice.proc.log().lines().count() - before;
+    assert!(added < 10, "{added} log lines for 1,000 frames");
+    sluice.proc.assert_running();
+}
