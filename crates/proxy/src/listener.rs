@@ -129,6 +129,22 @@ async fn connection(
     }
 }
 
+/// HTTP/2 limits against abuse, set deliberately (docs/hardening.md): streams open at once
+/// per connection (nginx's `http2_max_concurrent_streams` is 128)…
+const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// …the decoded size of one header block, which also bounds CONTINUATION floods and HPACK
+/// bombs (nginx allows 4 × 8 KiB; hyper's default is 16 MiB)…
+const H2_MAX_HEADER_LIST_SIZE: u32 = 64 * 1024;
+/// …streams a client may reset before Sluice has answered them (rapid reset,
+/// CVE-2023-44487): past this the connection is closed with GOAWAY…
+const H2_MAX_PENDING_RESETS: usize = 20;
+/// …streams Sluice may have to reset for a client's protocol errors before closing the
+/// connection (the 2024 "MadeYouReset" class)…
+const H2_MAX_ERROR_RESETS: usize = 256;
+/// …and a PING every 30 s on idle connections, closing those that do not answer in 10 s.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The HTTP servers a connection may get: both protocols in cleartext (HTTP/1.1, or HTTP/2
 /// with prior knowledge), or over TLS what ALPN chose: after `h2` only HTTP/2 is spoken
 /// (RFC 9113 §3.3).
@@ -150,7 +166,14 @@ impl HttpServers {
     fn new(options: &crate::ProxyOptions) -> Self {
         let mut any = auto::Builder::new(TokioExecutor::new());
         any.http1().timer(TokioTimer::new()).header_read_timeout(Some(options.header_timeout));
-        any.http2().timer(TokioTimer::new());
+        any.http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .max_header_list_size(H2_MAX_HEADER_LIST_SIZE)
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+            .max_local_error_reset_streams(H2_MAX_ERROR_RESETS)
+            .keep_alive_interval(H2_PING_INTERVAL)
+            .keep_alive_timeout(H2_PING_TIMEOUT);
         Self { http2: any.clone().http2_only(), any }
     }
 }

@@ -243,3 +243,52 @@ fn http2_frames_cannot_write_a_log_line_each() {
     assert!(added < 10, "{added} log lines for 1,000 frames");
     sluice.proc.assert_running();
 }
+
+/// An HTTP/2 HEADERS frame for `GET http://a.test/` on `stream`, ending the stream.
+fn h2_get(stream: u32) -> Vec<u8> {
+    // HPACK: :method GET (static 2), :scheme http (6), :path / (4), :authority "a.test".
+    let block = [&[0x82u8, 0x86, 0x84, 0x41, 6][..], b"a.test"].concat();
+    let mut frame = vec![0, 0, block.len() as u8, 0x1, 0x5];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(&block);
+    frame
+}
+
+#[test]
+fn http2_rapid_reset_closes_the_connection_while_others_are_served() {
+    let mut fx = Fixture::new("h2-rapid-reset");
+    fx.backend("echo");
+    fx.ingress(&Ingress::new("app").path(Some("a.test"), "Prefix", "/", "echo"));
+    let sluice = fx.start(&[]);
+    let mut frames = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    frames.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+    for i in 0..20_000u32 {
+        let stream = 2 * i + 1;
+        frames.extend_from_slice(&h2_get(stream));
+        frames.extend_from_slice(&[0, 0, 4, 0x3, 0]); // RST_STREAM, CANCEL
+        frames.extend_from_slice(&stream.to_be_bytes());
+        frames.extend_from_slice(&8u32.to_be_bytes());
+    }
+    let started = std::time::Instant::now();
+    let mut conn = connect(sluice.http).unwrap();
+    let writer = {
+        let mut conn = conn.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = conn.write_all(&frames);
+        })
+    };
+    let mut served = 0;
+    for _ in 0..20 {
+        served += usize::from(sluice.get("a.test", "/").status == 200);
+    }
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut sink = Vec::new();
+    let closed = conn.read_to_end(&mut sink).is_ok();
+    let took = started.elapsed();
+    let _ = writer.join();
+    assert_eq!(served, 20, "other clients are served during the flood");
+    assert!(closed && took < Duration::from_secs(10), "the flooding connection is closed ({took:?})");
+    // GOAWAY (type 7) among what was sent back.
+    assert!(sink.windows(4).any(|w| w[3] == 0x7 && w[0] == 0), "a GOAWAY was sent");
+    assert_eq!(sluice.get("a.test", "/").status, 200);
+}
