@@ -28,7 +28,7 @@ pub use diagnostic::{Diagnostic, ObjectRef, Severity, Subject};
 pub use host::{HostMatch, Hostname, InvalidHostname};
 pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
 pub use passthrough::PassthroughTable;
-pub use path::{InvalidPath, PathMatch, PathRegex, REGEX_SIZE_LIMIT};
+pub use path::{InvalidPath, PathMatch, PathRegex, PathSet, REGEX_SIZE_LIMIT};
 pub use route::{
     Action, Condition, ErrorPages, Filter, Forward, HeaderEdits, Mirror, PathRewrite, Redirect, RetryOn, RetryPolicy,
     Route, RouteGroup, UpstreamPolicy, ValueMatch, WeightedBackend,

@@ -16,6 +16,7 @@ use sluice_store::ObjectKey;
 
 use crate::annotations::{Canary, IngressAnnotations, LoadBalance, PolicyOverrides};
 use crate::ingress::{ValidIngress, ValidPath};
+use crate::regexes::Regexes;
 
 static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
@@ -61,12 +62,14 @@ impl Default for Defaults {
     }
 }
 
-/// What compiling a route reads besides its Ingress: the global defaults, and the
-/// ConfigMaps annotations name (`custom-headers`).
+/// What compiling a route reads besides its Ingress: the global defaults, the ConfigMaps
+/// annotations name (`custom-headers`), and the translator's compiled regexes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Context<'a> {
     pub defaults: &'a Defaults,
     pub config_maps: &'a BTreeMap<ObjectKey, Arc<ConfigMap>>,
+    /// Compiled regexes, shared by pattern text.
+    pub regexes: &'a Regexes,
 }
 
 /// The response headers of a `custom-headers` ConfigMap, as ingress-nginx checks them:
