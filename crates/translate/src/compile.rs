@@ -14,7 +14,7 @@ use sluice_config::{
 use sluice_store::k8s_openapi::api::core::v1::ConfigMap;
 use sluice_store::ObjectKey;
 
-use crate::annotations::{Canary, IngressAnnotations, LoadBalance, PolicyOverrides};
+use crate::annotations::{Canary, IngressAnnotations, LoadBalance, PolicyOverrides, SnippetEdits};
 use crate::ingress::{ValidIngress, ValidPath};
 use crate::regexes::Regexes;
 
@@ -43,7 +43,23 @@ pub struct Defaults {
     pub custom_http_errors: Vec<StatusCode>,
     /// `global-allowed-response-headers`: the headers `custom-headers` may set.
     pub allowed_response_headers: Vec<HeaderName>,
+    /// `no-tls-redirect-locations`: routes whose Ingress path starts with one of these are
+    /// never redirected to https (cert-manager's HTTP-01 challenges keep working).
+    pub no_tls_redirect_locations: Vec<Box<str>>,
+    /// `service-upstream`: backends without the annotation are reached through the
+    /// Service's ClusterIP instead of its endpoints.
+    pub service_upstream: bool,
+    /// `allow-cross-namespace-resources`: a `proxy-ssl-secret` may name a Secret in another
+    /// namespace than the Ingress (else its routes answer 503).
+    pub allow_cross_namespace_resources: bool,
+    /// `server-snippet`: header changes for every route, before the Ingress's own.
+    pub(crate) server_snippet: Option<Arc<SnippetEdits>>,
+    /// `location-snippet`: header changes for every route, after the Ingress's own.
+    pub(crate) location_snippet: Option<Arc<SnippetEdits>>,
 }
+
+/// `no-tls-redirect-locations`' default: where cert-manager's HTTP-01 challenges are served.
+const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge";
 
 impl Default for Defaults {
     /// ingress-nginx's defaults.
@@ -58,6 +74,11 @@ impl Default for Defaults {
             load_balance: LoadBalance::RoundRobin,
             custom_http_errors: Vec::new(),
             allowed_response_headers: Vec::new(),
+            no_tls_redirect_locations: vec![ACME_CHALLENGE_PATH.into()],
+            service_upstream: false,
+            allow_cross_namespace_resources: false,
+            server_snippet: None,
+            location_snippet: None,
         }
     }
 }
@@ -139,7 +160,10 @@ pub(crate) fn route(
     }
     let redirects_to_https = a.force_ssl_redirect.unwrap_or(defaults.force_ssl_redirect)
         || (tls && a.ssl_redirect.unwrap_or(defaults.ssl_redirect));
-    if redirects_to_https && matches!(action, Action::Forward(_)) {
+    // ingress-nginx tests the location's path as written (a plain string prefix).
+    let location = path.map(|p| &*p.written).filter(|p| !p.is_empty()).unwrap_or("/");
+    let exempt = defaults.no_tls_redirect_locations.iter().any(|prefix| location.starts_with(&**prefix));
+    if redirects_to_https && !exempt && matches!(action, Action::Forward(_)) {
         filters.push(Filter::HttpsRedirect {
             code: defaults.redirect_code,
             preserve_trailing_slash: a.preserve_trailing_slash.unwrap_or(defaults.preserve_trailing_slash),
@@ -149,12 +173,14 @@ pub(crate) fn route(
         filters.push(Filter::RewritePath(rewrite.clone()));
     }
     let rewrites = path.is_some_and(|p| p.rewrite.is_some());
-    let request = request_edits(a, rewrites);
+    let request = request_edits(a, rewrites, defaults);
     if !request.is_empty() {
         filters.push(Filter::RequestHeaders(request));
     }
-    if !a.snippet.response.is_empty() {
-        filters.push(Filter::ResponseHeaders(a.snippet.response.clone()));
+    // Server-level headers first, then the location's, as nginx runs them.
+    let snippets = [defaults.server_snippet.as_deref(), Some(&a.snippet), defaults.location_snippet.as_deref()];
+    for snippet in snippets.into_iter().flatten().filter(|s| !s.response.is_empty()) {
+        filters.push(Filter::ResponseHeaders(snippet.response.clone()));
     }
     if let Some(Ok(edits)) = custom {
         filters.push(Filter::ResponseHeaders(edits));
@@ -237,10 +263,17 @@ fn balance(a: &IngressAnnotations, path: Option<&ValidPath>, defaults: &Defaults
     }
 }
 
-/// The request header changes; `X-Forwarded-Prefix` only where the path is rewritten, as
-/// ingress-nginx sends it.
-fn request_edits(a: &IngressAnnotations, rewrites: bool) -> HeaderEdits {
-    let mut edits = a.snippet.request.clone();
+/// The request header changes (the data plane applies one list per route): the snippets'
+/// (the ConfigMap's `server-snippet`, the Ingress's, the ConfigMap's `location-snippet`),
+/// then `X-Forwarded-Prefix`, only where the path is rewritten, as ingress-nginx sends it.
+fn request_edits(a: &IngressAnnotations, rewrites: bool, defaults: &Defaults) -> HeaderEdits {
+    let mut edits = HeaderEdits::default();
+    let snippets = [defaults.server_snippet.as_deref(), Some(&a.snippet), defaults.location_snippet.as_deref()];
+    for snippet in snippets.into_iter().flatten() {
+        edits.set.extend(snippet.request.set.iter().cloned());
+        edits.add.extend(snippet.request.add.iter().cloned());
+        edits.remove.extend(snippet.request.remove.iter().cloned());
+    }
     if let Some(prefix) = a.forwarded_prefix.as_ref().filter(|_| rewrites) {
         edits.set.push((X_FORWARDED_PREFIX.clone(), prefix.clone()));
     }

@@ -335,7 +335,7 @@ impl Translator {
         self.resolved.resize(plan.backend_ids(), None);
         for id in refresh {
             let resolved =
-                plan.backend(id).map(|key| self.backends.resolve(store, key, &mut self.upstream_tls).clone());
+                plan.backend(id).map(|key| self.backends.resolve(store, key, &mut self.upstream_tls, defaults).clone());
             if let Some(slot) = self.resolved.get_mut(id.0 as usize) {
                 *slot = resolved;
             }
@@ -415,6 +415,8 @@ impl Translator {
     }
 }
 
+#[cfg(test)]
+mod configmap_tests;
 #[cfg(test)]
 mod incremental_tests;
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! security setting Sluice does not enforce yet, or a snippet it cannot read as data — which
 //! rejects the Ingress, so it is never served unprotected.
 
-mod snippet;
+pub(crate) mod snippet;
 mod upstream_tls;
 pub(crate) mod values;
 
@@ -112,8 +112,10 @@ pub(crate) struct PolicyOverrides {
 pub(crate) struct BackendOptions {
     /// `backend-protocol`, when set.
     pub protocol: Option<UpstreamProtocol>,
-    /// `service-upstream`: the Service's ClusterIP instead of its endpoints.
-    pub service_upstream: bool,
+    /// `service-upstream`: the Service's ClusterIP instead of its endpoints; `None` when the
+    /// annotation is absent, and the controller ConfigMap's `service-upstream` decides when
+    /// the backend is resolved.
+    pub service_upstream: Option<bool>,
     /// `proxy-ssl-*`, for `HTTPS`/`GRPCS` backends.
     pub proxy_ssl: Option<ProxySsl>,
 }
@@ -295,7 +297,12 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
                 _ => return Err(format!("{value:?} is not one of HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP, FCGI").into()),
             }
         }
-        "service-upstream" => a.backend.service_upstream = values::boolean(value)?,
+        "service-upstream" => {
+            // As ingress-nginx: an invalid value means false, not the ConfigMap's default.
+            let parsed = values::boolean(value);
+            a.backend.service_upstream = Some(parsed == Ok(true));
+            parsed?;
+        }
         // Keys are visited in order: `backend-protocol` has been read.
         "proxy-ssl-secret" => a.backend.proxy_ssl = Some(upstream_tls::parse(value, all, a.backend.protocol)?),
         "proxy-ssl-verify" | "proxy-ssl-name" | "proxy-ssl-server-name" => {
