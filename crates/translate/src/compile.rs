@@ -257,7 +257,11 @@ fn balance(a: &IngressAnnotations, path: Option<&ValidPath>, defaults: &Defaults
     if let Some(key) = &a.balance.hash_by {
         return Balance::Hash(key.clone());
     }
-    match a.balance.algorithm.unwrap_or(defaults.load_balance) {
+    algorithm(a.balance.algorithm.unwrap_or(defaults.load_balance))
+}
+
+fn algorithm(load_balance: LoadBalance) -> Balance {
+    match load_balance {
         LoadBalance::RoundRobin => Balance::RoundRobin,
         LoadBalance::Ewma => Balance::Ewma,
     }
@@ -301,18 +305,25 @@ pub(crate) fn merged_policy(defaults: &Arc<UpstreamPolicy>, overrides: &PolicyOv
 }
 
 /// `main` with a canary's routes in front, in ingress-nginx's precedence: the header, then
-/// the cookie, then the weight. The canary's requests keep the main route's filters. `None`
-/// when the main route redirects: it answers every request, there is nothing to split.
+/// the cookie, then the weight. The canary's requests keep the main route's filters and
+/// balancing, affinity cookie included, unless the canary asks for `legacy` affinity: then
+/// they are balanced as routes without balancing annotations (`defaults`), and the weight
+/// becomes a random condition in front of the main route, so that each side keeps its own
+/// balancing. `None` when the main route redirects: it answers every request, there is
+/// nothing to split.
 pub(crate) fn with_canary(
     main: &RouteGroup,
     canary: &Canary,
     from: &ValidIngress,
     backend: BackendId,
+    defaults: &Defaults,
 ) -> Option<RouteGroup> {
     let base = main.routes.last()?;
     let Action::Forward(forward) = &base.action else {
         return None;
     };
+    let legacy = canary.legacy_affinity && matches!(forward.balance, Balance::Cookie(_));
+    let canary_balance = if legacy { algorithm(defaults.load_balance) } else { forward.balance.clone() };
     let to_canary = |condition: Condition| Route {
         owner: from.owner.clone(),
         label: from.label.clone(),
@@ -321,7 +332,7 @@ pub(crate) fn with_canary(
         action: Action::Forward(Forward {
             backends: Box::new([WeightedBackend { id: backend, weight: 1 }]),
             policy: forward.policy.clone(),
-            balance: forward.balance.clone(),
+            balance: canary_balance.clone(),
             errors: forward.errors.clone(),
         }),
     };
@@ -345,7 +356,9 @@ pub(crate) fn with_canary(
         routes.push(to_main(condition("never")));
     }
     let mut weighted = base.clone();
-    if canary.weight > 0 {
+    if canary.weight > 0 && legacy {
+        routes.push(to_canary(Condition::Random { weight: canary.weight, total: canary.weight_total }));
+    } else if canary.weight > 0 {
         let main_weight = canary.weight_total - canary.weight;
         let mut backends: Vec<WeightedBackend> =
             forward.backends.iter().map(|b| WeightedBackend { id: b.id, weight: main_weight }).collect();

@@ -61,6 +61,10 @@ fn random_ingress(dice: &mut Dice) -> Object {
          default/t1},",
         "annotations: {nginx.ingress.kubernetes.io/ssl-passthrough: 'true'},",
         "annotations: {nginx.ingress.kubernetes.io/service-upstream: 'false'},",
+        "annotations: {nginx.ingress.kubernetes.io/affinity: cookie, nginx.ingress.kubernetes.io/upstream-hash-by: \
+         $request_uri, nginx.ingress.kubernetes.io/upstream-hash-by-subset: 'true'},",
+        "annotations: {nginx.ingress.kubernetes.io/canary: 'true', nginx.ingress.kubernetes.io/canary-weight: '30', \
+         nginx.ingress.kubernetes.io/affinity-canary-behavior: legacy},",
         "annotations: {nginx.ingress.kubernetes.io/backend-protocol: HTTPS, nginx.ingress.kubernetes.io/proxy-ssl-secret: \
          other/t0},",
     ]);

@@ -321,7 +321,7 @@ impl Plan {
                     continue;
                 }
                 let backend = self.backends.id(&path.backend.key);
-                if let Some(joined) = compile::with_canary(main, canary, ingress, backend) {
+                if let Some(joined) = compile::with_canary(main, canary, ingress, backend, cx.defaults) {
                     routes.replace(host, &matcher, Arc::new(joined));
                 }
             }
