@@ -39,9 +39,12 @@ pub(crate) struct BackendKey {
 }
 
 impl BackendKey {
-    /// The first port of `service`, reached over plain HTTP: where error answers come from.
+    /// The first port of `service`, reached over plain HTTP at its endpoints (never its
+    /// ClusterIP, whatever `service-upstream` says, as ingress-nginx): where error answers
+    /// come from.
     pub(crate) fn first_port(service: ObjectKey) -> Self {
-        Self { service, port: PortRef::First, options: BackendOptions::default() }
+        let options = BackendOptions { service_upstream: Some(false), ..BackendOptions::default() };
+        Self { service, port: PortRef::First, options }
     }
 }
 

@@ -163,6 +163,14 @@ fn service_upstream_defaults_from_the_configmap_and_the_annotation_wins() {
         ingress("disabled", "off.test", &["/"], 80, &[("service-upstream", "false")], false),
         ingress("enabled", "on.test", &["/"], 80, &[("service-upstream", "true")], false),
         ingress("invalid", "invalid.test", &["/"], 80, &[("service-upstream", "yes")], false),
+        ingress(
+            "errors",
+            "errors.test",
+            &["/"],
+            80,
+            &[("default-backend", "svc"), ("custom-http-errors", "503")],
+            false,
+        ),
     ]
     .concat();
     let cluster_ip: Vec<SocketAddr> = vec!["10.96.0.10:80".parse().unwrap()];
@@ -179,6 +187,9 @@ fn service_upstream_defaults_from_the_configmap_and_the_annotation_wins() {
     assert_eq!(endpoints(&snapshot, "off.test"), pods, "the annotation wins");
     assert_eq!(endpoints(&snapshot, "on.test"), cluster_ip);
     assert_eq!(endpoints(&snapshot, "invalid.test"), pods, "an invalid value means false, as ingress-nginx");
+    let route = snapshot.routes.route(Some("errors.test"), "/").unwrap().routes[0].forward().unwrap();
+    let errors = snapshot.backend(route.errors.as_ref().unwrap().backend).unwrap();
+    assert_eq!(errors.endpoints, pods, "a default-backend is always reached at its endpoints, as ingress-nginx");
     let snapshot = rebuild(&mut translator, &mut current, &[("service-upstream", "false")], 3);
     assert_eq!(endpoints(&snapshot, "unset.test"), pods);
 }
