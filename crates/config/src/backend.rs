@@ -1,11 +1,12 @@
 //! Backends: a Service port resolved to the addresses of its ready endpoints.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::balance::{stable_hash, Maglev};
+use crate::balance::{jump_hash, stable_hash, Maglev};
 use crate::{ObjectRef, UpstreamTls};
 
 /// Index of a [`Backend`] in its snapshot's backend list. Routes refer to backends by id so
@@ -145,6 +146,22 @@ impl Backend {
         self.endpoints.get(maglev.lookup(hash)).copied()
     }
 
+    /// `upstream-hash-by-subset`: the endpoints, in order, form groups of `size` (the last
+    /// group filled up by wrapping around to the first endpoints); `hash` picks a group by
+    /// consistent hashing, and a uniformly random member of it serves the request.
+    pub fn pick_hashed_subset(&self, hash: u64, size: NonZeroU32) -> Option<SocketAddr> {
+        let n = self.endpoints.len() as u64;
+        if n == 0 {
+            return None;
+        }
+        let size = u64::from(size.get());
+        let group = jump_hash(hash, n.div_ceil(size));
+        let member = fastrand::u64(..size);
+        // group·size < n, so this cannot overflow.
+        let index = usize::try_from((group * size + member) % n).ok()?;
+        self.endpoints.get(index).copied()
+    }
+
     /// Peak EWMA with two random choices: the endpoint whose average response time times
     /// (requests in flight + 1) is lower.
     pub fn pick_least_loaded(&self) -> Option<SocketAddr> {
@@ -271,6 +288,37 @@ mod tests {
         // Requests in flight count too.
         let _busy: Vec<_> = (0..100).map(|_| backend.start(eps[1])).collect();
         assert!((0..50).all(|_| backend.pick_least_loaded() == Some(eps[0])));
+    }
+
+    #[test]
+    fn hashed_subsets_are_groups_of_endpoints_wrapping_around() {
+        let eps: Vec<SocketAddr> = (1..=6).map(|p| SocketAddr::from(([127, 0, 0, 1], p))).collect();
+        let backend = Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, Transport::Http1, eps.clone());
+        let three = NonZeroU32::new(3).unwrap();
+        let mut groups = std::collections::BTreeSet::new();
+        for key in 0..40u64 {
+            let hash = stable_hash(0, &[&key.to_le_bytes()]);
+            let picked: std::collections::BTreeSet<_> =
+                (0..200).filter_map(|_| backend.pick_hashed_subset(hash, three)).collect();
+            assert_eq!(picked.len(), 3, "one key: exactly the three endpoints of its group");
+            groups.insert(picked.into_iter().collect::<Vec<_>>());
+        }
+        assert_eq!(groups, [eps[..3].to_vec(), eps[3..].to_vec()].into_iter().collect(), "two groups of three");
+        // Five endpoints in groups of three: the second group wraps around to the first endpoint.
+        let five = backend.with_endpoints(eps[..5].to_vec());
+        let mut seen = std::collections::BTreeSet::new();
+        for key in 0..40u64 {
+            let hash = stable_hash(0, &[&key.to_le_bytes()]);
+            let picked: std::collections::BTreeSet<_> =
+                (0..200).filter_map(|_| five.pick_hashed_subset(hash, three)).collect();
+            seen.insert(picked.into_iter().collect::<Vec<_>>());
+        }
+        let wrapped = vec![eps[0], eps[3], eps[4]];
+        assert_eq!(seen, [eps[..3].to_vec(), wrapped].into_iter().collect());
+        // A group larger than the backend holds every endpoint; none ready: none picked.
+        let big = NonZeroU32::new(u32::MAX).unwrap();
+        assert!(backend.pick_hashed_subset(7, big).is_some());
+        assert_eq!(backend.with_endpoints(vec![]).pick_hashed_subset(7, three), None);
     }
 
     #[test]

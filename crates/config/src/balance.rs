@@ -2,10 +2,14 @@
 //! consistent hash of a request key, or a sticky cookie (ingress-nginx's `load-balance`,
 //! `upstream-hash-by`, `affinity`; Gateway API's session persistence later).
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
-use crate::template::Template;
+use crate::backend::Backend;
+use crate::same_site::same_site_none_is_safe;
+use crate::template::{RequestFacts, Template};
 
 /// A route's balancing policy, compiled at translation.
 #[derive(Debug, Clone, Default)]
@@ -16,11 +20,65 @@ pub enum Balance {
     /// The less loaded of two random endpoints, by peak-EWMA response time times requests
     /// in flight (ingress-nginx's `ewma`).
     Ewma,
-    /// A consistent hash of this key (`upstream-hash-by`): the same key goes to the same
-    /// endpoint, and a change of endpoints moves few keys.
-    Hash(Template),
+    /// A consistent hash of a request key (`upstream-hash-by`): the same key goes to the
+    /// same endpoint (or subset of endpoints), and a change of endpoints moves few keys.
+    Hash(HashBy),
     /// Sticky sessions by cookie (`affinity: cookie`).
     Cookie(Box<Affinity>),
+}
+
+/// What `upstream-hash-by` hashes and onto what: a key filled from the request, mapped to
+/// one endpoint, or (`upstream-hash-by-subset`) to a subset of endpoints of which a random
+/// one serves each request, so that one hot key spreads over a few endpoints.
+#[derive(Debug, Clone)]
+pub struct HashBy {
+    /// The key (`$request_uri`, `$http_x_user`, …).
+    pub key: Template,
+    /// `upstream-hash-by-subset-size` when `upstream-hash-by-subset` is on: the endpoints
+    /// (in address order) form groups of this many, the last one filled up by wrapping
+    /// around to the first endpoints, as ingress-nginx's `chashsubset` does.
+    pub subset: Option<NonZeroU32>,
+}
+
+impl HashBy {
+    /// A key hashed onto single endpoints.
+    pub fn new(key: Template) -> Self {
+        Self { key, subset: None }
+    }
+
+    /// Writes the key for this request to `out` (see [`Template::render`]).
+    pub fn render(&self, facts: &RequestFacts<'_>, captures: Option<&regex::Captures<'_>>, out: &mut String) {
+        self.key.render(facts, captures, out);
+    }
+
+    /// The endpoint of `backend` for a key whose hash is `hash`.
+    pub fn pick(&self, backend: &Backend, hash: u64) -> Option<SocketAddr> {
+        match self.subset {
+            None => backend.pick_hashed(hash),
+            Some(size) => backend.pick_hashed_subset(hash, size),
+        }
+    }
+}
+
+impl fmt::Display for HashBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.subset {
+            None => write!(f, "{}", self.key),
+            Some(size) => write!(f, "{} over subsets of {size}", self.key),
+        }
+    }
+}
+
+/// Jump consistent hash (Lamping and Veach, 2014): `key` to a bucket in `0..buckets` (at
+/// least one), moving only about `1/buckets` of the keys when a bucket is added. No table.
+pub(crate) fn jump_hash(mut key: u64, buckets: u64) -> u64 {
+    let (mut bucket, mut next) = (0u64, 0u64);
+    while next < buckets {
+        bucket = next;
+        key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
+        next = ((bucket + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64)) as u64;
+    }
+    bucket
 }
 
 /// A session-affinity cookie and its attributes.
@@ -40,6 +98,9 @@ pub struct Affinity {
     pub max_age: Option<u64>,
     /// `SameSite` as written (`session-cookie-samesite`: None, Lax or Strict).
     pub same_site: Option<String>,
+    /// `session-cookie-conditional-samesite-none`: `SameSite=None` is left out for browsers
+    /// that reject or misread it ([`same_site_none_is_safe`]).
+    pub conditional_same_site_none: bool,
     /// `session-cookie-secure`: always `Secure` (otherwise only over https).
     pub secure: bool,
     /// `session-cookie-change-on-failure`: a retry goes to another endpoint and the cookie
@@ -59,8 +120,9 @@ pub enum AffinityMode {
 }
 
 impl Affinity {
-    /// The `Set-Cookie` value for `value`; `https` says whether the request came over TLS.
-    pub fn set_cookie(&self, value: &str, https: bool, now: std::time::SystemTime) -> String {
+    /// The `Set-Cookie` value for `value`; `https` says whether the request came over TLS,
+    /// `user_agent` is the request's `User-Agent` (unknown: taken for a current browser).
+    pub fn set_cookie(&self, value: &str, https: bool, user_agent: Option<&str>, now: std::time::SystemTime) -> String {
         let mut cookie = format!("{}={}; Path={}", self.name, value, self.path);
         if let Some(expires) = self.expires {
             cookie.push_str("; Expires=");
@@ -77,7 +139,13 @@ impl Affinity {
             cookie.push_str("; Secure");
         }
         cookie.push_str("; HttpOnly");
-        if let Some(same_site) = &self.same_site {
+        // As ingress-nginx: only the value written exactly `None` is conditional.
+        let unsafe_none = |same_site: &str| {
+            self.conditional_same_site_none
+                && same_site == "None"
+                && user_agent.is_some_and(|agent| !same_site_none_is_safe(agent))
+        };
+        if let Some(same_site) = self.same_site.as_deref().filter(|s| !unsafe_none(s)) {
             cookie.push_str("; SameSite=");
             cookie.push_str(same_site);
         }
@@ -208,14 +276,39 @@ mod tests {
             expires: None,
             max_age: Some(60),
             same_site: Some("Lax".into()),
+            conditional_same_site_none: true,
             secure: false,
             change_on_failure: false,
         };
         let now = std::time::SystemTime::now();
         assert_eq!(
-            affinity.set_cookie("k", false, now),
+            affinity.set_cookie("k", false, None, now),
             "INGRESSCOOKIE=k; Path=/app; Max-Age=60; HttpOnly; SameSite=Lax"
         );
-        assert!(affinity.set_cookie("k", true, now).contains("; Secure"));
+        assert!(affinity.set_cookie("k", true, None, now).contains("; Secure"));
+        let chrome_60 = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/60.0.3112.113 \
+                         Safari/537.36";
+        assert!(affinity.set_cookie("k", false, Some(chrome_60), now).ends_with("; SameSite=Lax"), "only None");
+        let none = Affinity { same_site: Some("None".into()), ..affinity.clone() };
+        assert!(none.set_cookie("k", false, Some(chrome_60), now).ends_with("; HttpOnly"));
+        assert!(none.set_cookie("k", false, Some("Chrome/131.0.0.0 Safari"), now).ends_with("; SameSite=None"));
+        assert!(none.set_cookie("k", false, None, now).ends_with("; SameSite=None"), "no User-Agent");
+        let always = Affinity { conditional_same_site_none: false, ..none };
+        assert!(always.set_cookie("k", false, Some(chrome_60), now).ends_with("; SameSite=None"));
+    }
+
+    #[test]
+    fn jump_hash_is_consistent_and_even() {
+        let mut counts = [0usize; 5];
+        let mut moved = 0;
+        for key in 0..50_000u64 {
+            let hash = stable_hash(0, &[&key.to_le_bytes()]);
+            let bucket = jump_hash(hash, 5);
+            counts[bucket as usize] += 1;
+            moved += usize::from(jump_hash(hash, 6) != bucket);
+        }
+        assert!(counts.iter().all(|&c| (9_000..11_000).contains(&c)), "{counts:?}");
+        assert!((7_000..9_700).contains(&moved), "about a sixth of the keys move: {moved}");
+        assert_eq!(jump_hash(u64::MAX, 1), 0);
     }
 }

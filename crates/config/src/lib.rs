@@ -17,23 +17,25 @@ mod passthrough;
 mod path;
 mod route;
 mod routes;
+mod same_site;
 mod template;
 mod tls;
 mod upstream_tls;
 
 pub use backend::{Backend, BackendId, InFlight, Transport, UpstreamProtocol};
-pub use balance::{stable_hash, Affinity, AffinityMode, Balance, Maglev};
+pub use balance::{stable_hash, Affinity, AffinityMode, Balance, HashBy, Maglev};
 pub use client::{canonical, ClientTrust, IpNet, RealIp};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity, Subject};
 pub use host::{HostMatch, Hostname, InvalidHostname};
 pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
 pub use passthrough::PassthroughTable;
-pub use path::{InvalidPath, PathMatch, PathRegex, REGEX_SIZE_LIMIT};
+pub use path::{InvalidPath, PathMatch, PathRegex, PathSet, REGEX_SIZE_LIMIT};
 pub use route::{
     Action, Condition, ErrorPages, Filter, Forward, HeaderEdits, Mirror, PathRewrite, Redirect, RetryOn, RetryPolicy,
     Route, RouteGroup, UpstreamPolicy, ValueMatch, WeightedBackend,
 };
 pub use routes::{Conflict, RouteEntry, RouteTable, RouteTableBuilder};
+pub use same_site::same_site_none_is_safe;
 pub use template::{cookie, InvalidTemplate, RequestFacts, Template, Variable};
 pub use tls::{CertificateTable, CertificateTableBuilder};
 pub use upstream_tls::{ServerVerification, UpstreamTls, UpstreamTlsOptions};

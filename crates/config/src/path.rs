@@ -53,6 +53,43 @@ impl PathRegex {
     }
 }
 
+/// The most memory the multi-pattern regex of one host's paths may compile to.
+const PATH_SET_SIZE_LIMIT: usize = 64 << 20;
+
+/// Every regex path of one host in one automaton (`regex_automata`'s meta regex), searched
+/// anchored and leftmost-first: the match reports the first pattern, in the order given,
+/// that matches, as nginx tries its regex locations in order. Compiled at translation;
+/// cloning shares the compiled automaton (each clone keeps its own search caches), so hosts
+/// with the same paths in the same order can share one compilation.
+#[derive(Debug, Clone)]
+pub struct PathSet {
+    regex: regex_automata::meta::Regex,
+}
+
+impl PathSet {
+    /// Compiles `patterns` (each already `^`-anchored, such as [`PathRegex::regex`]'s text)
+    /// case-insensitively; `None` when the set would be too large (each regex is then tried
+    /// in turn) or a pattern does not compile.
+    pub fn compile(patterns: &[&str]) -> Option<Self> {
+        let regex = regex_automata::meta::Regex::builder()
+            .syntax(regex_automata::util::syntax::Config::new().case_insensitive(true))
+            .configure(
+                regex_automata::meta::Config::new()
+                    .nfa_size_limit(Some(PATH_SET_SIZE_LIMIT))
+                    .hybrid_cache_capacity(PATH_SET_SIZE_LIMIT),
+            )
+            .build_many(patterns)
+            .ok()?;
+        Some(Self { regex })
+    }
+
+    /// The index of the first pattern matching at the start of `path`. No allocation.
+    pub fn first_match(&self, path: &str) -> Option<usize> {
+        let input = regex_automata::Input::new(path).anchored(regex_automata::Anchored::Yes);
+        Some(self.regex.search(&input)?.pattern().as_usize())
+    }
+}
+
 fn first_line(error: &regex::Error) -> String {
     let text = error.to_string();
     text.lines().rev().find(|l| l.starts_with("error:")).unwrap_or(text.lines().next().unwrap_or("")).to_owned()

@@ -91,6 +91,14 @@ pub enum Condition {
         /// What its value must be.
         value: ValueMatch,
     },
+    /// Holds for `weight` out of `total` requests, drawn at random for each (a canary's
+    /// weight, when the canary and the main route balance differently).
+    Random {
+        /// Out of `total`.
+        weight: u32,
+        /// At least 1.
+        total: u32,
+    },
 }
 
 impl Condition {
@@ -101,6 +109,7 @@ impl Condition {
                 headers.get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| value.matches(v)))
             }
             Condition::Cookie { name, value } => cookie(headers, name).is_some_and(|v| value.matches(v)),
+            Condition::Random { weight, total } => fastrand::u32(..(*total).max(1)) < *weight,
         }
     }
 }
@@ -410,5 +419,14 @@ mod tests {
         assert_eq!(pick(&[("x-canary", "always")]), Some(1));
         assert_eq!(pick(&[("x-canary", "never"), ("cookie", "c=always")]), Some(2));
         assert_eq!(pick(&[("cookie", "x=1; c=nope")]), Some(0));
+
+        // A random condition holds for its share of requests.
+        let share = Condition::Random { weight: 30, total: 100 };
+        let group = RouteGroup { owner: owner.clone(), routes: vec![route(vec![share], 1), route(vec![], 0)].into() };
+        let first = (0..10_000).filter(|_| group.select(&HeaderMap::new()).unwrap().conditions.len() == 1).count();
+        assert!((2_500..3_500).contains(&first), "{first} of 10000");
+        let (never, always) = (Condition::Random { weight: 0, total: 1 }, Condition::Random { weight: 5, total: 5 });
+        assert!((0..100).all(|_| !never.holds(&HeaderMap::new()) && always.holds(&HeaderMap::new())));
+        assert!(!Condition::Random { weight: 0, total: 0 }.holds(&HeaderMap::new()), "a zero total never holds");
     }
 }

@@ -5,12 +5,11 @@
 //! DFA over the path, and no allocation.
 
 use foldhash::HashMap;
-use regex_automata::{Anchored, Input};
 use std::sync::Arc;
 
 use crate::host::{normalize, HOST_BUF_LEN};
 use crate::path::prefix_candidates;
-use crate::path::PathRegex;
+use crate::path::{PathRegex, PathSet};
 use crate::{HostMatch, ObjectRef, PathMatch, RouteGroup};
 
 #[derive(Debug, Default, Clone)]
@@ -28,35 +27,25 @@ struct RegexPaths {
     /// All of `paths` in one automaton whose leftmost-first, anchored search reports the
     /// first pattern (in order) that matches; `None` while paths are being added, or when
     /// it would be too large (then each regex is tried in turn).
-    set: Option<regex_automata::meta::Regex>,
+    set: Option<PathSet>,
 }
-
-/// The most memory the regex set of one host may compile to.
-const REGEX_SET_SIZE_LIMIT: usize = 64 << 20;
 
 impl RegexPaths {
     fn lookup(&self, path: &str) -> Option<&Arc<RouteGroup>> {
         let index = match &self.set {
             // Every pattern starts with `^`: all matches start at 0, where leftmost-first
             // prefers the earliest pattern, exactly like nginx trying its locations in order.
-            Some(set) => set.search(&Input::new(path).anchored(Anchored::Yes))?.pattern().as_usize(),
+            Some(set) => set.first_match(path)?,
             None => self.paths.iter().position(|(regex, _)| regex.regex().is_match(path))?,
         };
         self.paths.get(index).map(|(_, group)| group)
     }
 
-    fn compile(&mut self) {
+    /// Sorts the paths in nginx's order and compiles their set with `compile`.
+    fn compile(&mut self, compile: &mut dyn FnMut(&[&str]) -> Option<PathSet>) {
         self.paths.sort_by(|(a, _), (b, _)| b.as_str().len().cmp(&a.as_str().len()).then_with(|| b.cmp(a)));
         let patterns: Vec<&str> = self.paths.iter().map(|(r, _)| r.regex().as_str()).collect();
-        self.set = regex_automata::meta::Regex::builder()
-            .syntax(regex_automata::util::syntax::Config::new().case_insensitive(true))
-            .configure(
-                regex_automata::meta::Config::new()
-                    .nfa_size_limit(Some(REGEX_SET_SIZE_LIMIT))
-                    .hybrid_cache_capacity(REGEX_SET_SIZE_LIMIT),
-            )
-            .build_many(&patterns)
-            .ok();
+        self.set = compile(&patterns);
     }
 }
 
@@ -333,7 +322,14 @@ impl RouteTableBuilder {
     }
 
     /// The finished table, with the regex sets of changed hosts compiled.
-    pub fn build(mut self) -> RouteTable {
+    pub fn build(self) -> RouteTable {
+        self.build_with(&mut PathSet::compile)
+    }
+
+    /// The finished table, the regex set of each changed host made by `compile` (given the
+    /// host's patterns in the order they are tried): a caller building many tables can share
+    /// one compiled set between hosts with the same paths.
+    pub fn build_with(mut self, compile: &mut dyn FnMut(&[&str]) -> Option<PathSet>) -> RouteTable {
         for host in std::mem::take(&mut self.regex_changed) {
             let paths = match &host {
                 HostMatch::Exact(h) => self.table.exact_hosts.get_mut(h.as_str()),
@@ -341,7 +337,7 @@ impl RouteTableBuilder {
                 HostMatch::Any => Some(&mut self.table.any_host),
             };
             if let Some(paths) = paths {
-                Arc::make_mut(paths).regex.compile();
+                Arc::make_mut(paths).regex.compile(compile);
             }
         }
         self.table

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use http::header::HeaderValue;
+use http::header::{HeaderValue, USER_AGENT};
 use http::request::Parts;
 use sluice_config::{cookie, stable_hash, Affinity, AffinityMode, Backend, Balance};
 
@@ -41,9 +41,10 @@ pub(crate) fn first(
             if let Some(arrival) = arrival {
                 key.render(&arrival.facts(parts), None, &mut text);
             }
-            backend.pick_hashed(stable_hash(0, &[text.as_bytes()])).map(Choice::plain)
+            key.pick(backend, stable_hash(0, &[text.as_bytes()])).map(Choice::plain)
         }
         Balance::Cookie(affinity) => {
+            let agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
             let sent = cookie(&parts.headers, &affinity.name).filter(|v| !v.is_empty());
             match (affinity.mode, sent) {
                 (AffinityMode::Balanced, Some(key)) => {
@@ -51,9 +52,9 @@ pub(crate) fn first(
                 }
                 (AffinityMode::Persistent, Some(key)) => match backend.endpoint_of_key(key) {
                     Some(endpoint) => Some(Choice::plain(endpoint)),
-                    None => pin(affinity, backend, None, https),
+                    None => pin(affinity, backend, None, https, agent),
                 },
-                (_, None) => pin(affinity, backend, None, https),
+                (_, None) => pin(affinity, backend, None, https, agent),
             }
         }
     }
@@ -64,14 +65,20 @@ pub(crate) fn next(balance: &Balance, backend: &Backend, failed: SocketAddr, htt
     match balance {
         Balance::Ewma => backend.pick_least_loaded().map(Choice::plain),
         Balance::Cookie(affinity) if !affinity.change_on_failure => Some(Choice::plain(failed)),
-        Balance::Cookie(affinity) => pin(affinity, backend, Some(failed), https),
+        Balance::Cookie(affinity) => pin(affinity, backend, Some(failed), https, None),
         Balance::RoundRobin | Balance::Hash(_) => backend.pick().map(Choice::plain),
     }
 }
 
 /// A new endpoint for a client without a (usable) cookie, other than `avoid` when there is
 /// another, and the cookie naming it.
-fn pin(affinity: &Affinity, backend: &Backend, avoid: Option<SocketAddr>, https: bool) -> Option<Choice> {
+fn pin(
+    affinity: &Affinity,
+    backend: &Backend,
+    avoid: Option<SocketAddr>,
+    https: bool,
+    agent: Option<&str>,
+) -> Option<Choice> {
     let (endpoint, value) = match affinity.mode {
         AffinityMode::Persistent => {
             let endpoint = (0..backend.endpoints.len().max(1))
@@ -94,6 +101,6 @@ fn pin(affinity: &Affinity, backend: &Backend, avoid: Option<SocketAddr>, https:
             drawn?
         }
     };
-    let cookie = affinity.set_cookie(&value, https, SystemTime::now());
+    let cookie = affinity.set_cookie(&value, https, agent, SystemTime::now());
     Some(Choice { endpoint, set_cookie: HeaderValue::from_str(&cookie).ok() })
 }

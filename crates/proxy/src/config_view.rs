@@ -48,6 +48,7 @@ fn describe_condition(condition: &Condition) -> String {
     match condition {
         Condition::Header { name, value: v } => format!("header {name} {}", value(v)),
         Condition::Cookie { name, value: v } => format!("cookie {name} {}", value(v)),
+        Condition::Random { weight, total } => format!("random {weight}/{total}"),
     }
 }
 

@@ -208,3 +208,118 @@ fn ewma_sends_most_requests_to_the_faster_endpoint() {
         (0..10).filter(|_| pod_of(&sluice.get("e.test", "/")) == "slow").count() == 5
     }));
 }
+
+#[test]
+fn upstream_hash_by_subset_keeps_each_key_on_a_subset_and_spreads_keys_over_all() {
+    let mut fx = Fixture::new("lb-subset");
+    let all: BTreeSet<String> = pods(&mut fx, "web", 6).into_iter().collect();
+    fx.ingress(
+        &Ingress::new("subset")
+            .annotation(&a("upstream-hash-by"), "$request_uri")
+            .annotation(&a("upstream-hash-by-subset"), "true")
+            .annotation(&a("upstream-hash-by-subset-size"), "3")
+            .path(Some("subset.test"), "Prefix", "/", "web"),
+    );
+    let sluice = fx.start(&[]);
+    let mut subsets = BTreeSet::new();
+    for key in 0..16 {
+        let uri = format!("/item/{key}");
+        // As ingress-nginx's e2e test: one URI, six pods, subsets of three → three pods.
+        let used: BTreeSet<String> = (0..40).map(|_| pod_of(&sluice.get("subset.test", &uri))).collect();
+        assert_eq!(used.len(), 3, "{uri} is served by exactly one subset of three: {used:?}");
+        subsets.insert(used);
+    }
+    let covered: BTreeSet<String> = subsets.iter().flatten().cloned().collect();
+    assert_eq!(covered, all, "keys spread over all six pods");
+    assert_eq!(subsets.len(), 2, "six pods make two disjoint subsets: {subsets:?}");
+
+    // Without subsets, the same key stays on one pod.
+    fx.ingress(&Ingress::new("subset").annotation(&a("upstream-hash-by"), "$request_uri").path(
+        Some("subset.test"),
+        "Prefix",
+        "/",
+        "web",
+    ));
+    assert!(wait_until(Duration::from_secs(5), || {
+        (0..12).map(|_| pod_of(&sluice.get("subset.test", "/item/0"))).collect::<BTreeSet<_>>().len() == 1
+    }));
+}
+
+#[test]
+fn a_legacy_canary_sets_no_affinity_cookie() {
+    let mut fx = Fixture::new("lb-legacy-canary");
+    pods(&mut fx, "web", 2);
+    pods(&mut fx, "canary", 2);
+    fx.ingress(&Ingress::new("main").annotation(&a("affinity"), "cookie").path(Some("lc.test"), "Prefix", "/", "web"));
+    let canary = |behaviour: &str, weight: &str| {
+        Ingress::new("canary")
+            .annotation(&a("canary"), "true")
+            .annotation(&a("canary-by-header"), "x-canary")
+            .annotation(&a("canary-weight"), weight)
+            .annotation(&a("affinity-canary-behavior"), behaviour)
+            .path(Some("lc.test"), "Prefix", "/", "canary")
+    };
+    fx.ingress(&canary("legacy", "0"));
+    let sluice = fx.start(&[]);
+    let to_canary = || sluice.send(&http_request("GET", "lc.test", "/", &[("X-Canary", "always")], b""));
+
+    let resp = to_canary();
+    assert_eq!(resp.echo().service(), "canary");
+    assert_eq!(set_cookie(&resp), None, "legacy: the canary sets no affinity cookie");
+    let main = sluice.get("lc.test", "/");
+    assert_eq!(main.echo().service(), "web");
+    assert!(set_cookie(&main).is_some_and(|c| c.starts_with("INGRESSCOOKIE=")), "the main route keeps its cookie");
+
+    // By weight too: canary answers never carry the cookie, main answers always do.
+    fx.ingress(&canary("legacy", "50"));
+    assert!(wait_until(Duration::from_secs(5), || {
+        (0..10).any(|_| sluice.get("lc.test", "/").echo().service() == "canary")
+    }));
+    let mut seen = BTreeMap::new();
+    for _ in 0..40 {
+        let resp = sluice.get("lc.test", "/");
+        let service = resp.echo().service().to_owned();
+        assert_eq!(set_cookie(&resp).is_some(), service == "web", "{service}: {resp:?}");
+        *seen.entry(service).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 2, "both sides of the split answered: {seen:?}");
+
+    // sticky (the default): the canary shares the main route's cookie.
+    fx.ingress(&canary("sticky", "0"));
+    assert!(wait_until(Duration::from_secs(5), || set_cookie(&to_canary()).is_some()));
+    assert_eq!(to_canary().echo().service(), "canary");
+}
+
+#[test]
+fn conditional_same_site_none_is_left_out_for_browsers_that_mishandle_it() {
+    let mut fx = Fixture::new("lb-samesite");
+    pods(&mut fx, "web", 1);
+    let sticky = |conditional: &str| {
+        Ingress::new("sticky")
+            .annotation(&a("affinity"), "cookie")
+            .annotation(&a("session-cookie-samesite"), "None")
+            .annotation(&a("session-cookie-conditional-samesite-none"), conditional)
+            .path(Some("ss.test"), "Prefix", "/", "web")
+    };
+    fx.ingress(&sticky("true"));
+    let sluice = fx.start(&[]);
+    let chrome = |version: &str| {
+        format!("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{version} Safari/537.36")
+    };
+    let cookie_for = |agent: &str| {
+        let resp = sluice.send(&http_request("GET", "ss.test", "/", &[("User-Agent", agent)], b""));
+        set_cookie(&resp).expect("a new client gets the cookie")
+    };
+
+    let old = cookie_for(&chrome("60.0.3112.113"));
+    assert!(!old.contains("SameSite"), "Chrome 60 rejects SameSite=None cookies: {old}");
+    let current = cookie_for(&chrome("131.0.0.0"));
+    assert!(current.ends_with("; SameSite=None"), "{current}");
+    let ios12 = "Mozilla/5.0 (iPhone; CPU iPhone OS 12_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+                 Version/12.0 Mobile/15E148 Safari/604.1";
+    assert!(!cookie_for(ios12).contains("SameSite"));
+
+    // Without the annotation every browser gets SameSite=None.
+    fx.ingress(&sticky("false"));
+    assert!(wait_until(Duration::from_secs(5), || cookie_for(&chrome("60.0.3112.113")).contains("SameSite=None")));
+}

@@ -200,3 +200,139 @@ fn custom_headers_come_from_a_configmap_allowed_by_the_controller_configmap() {
     assert!(stdout.contains("X-Two is not listed in global-allowed-response-headers"), "{stdout}");
     assert!(stdout.contains("ConfigMap default/missing not found"), "{stdout}");
 }
+
+#[test]
+fn no_tls_redirect_locations_keep_acme_challenges_on_plain_http() {
+    let mut fx = Fixture::new("cm-acme");
+    fx.backend("site");
+    fx.backend("solver");
+    let cert = test_cert(&["acme.test"]);
+    fx.tls_secret("acme-tls", &cert);
+    fx.ingress(
+        &Ingress::new("site").tls(&["acme.test"], "acme-tls").path(Some("acme.test"), "Prefix", "/", "site").path(
+            Some("acme.test"),
+            "Prefix",
+            "/public",
+            "site",
+        ),
+    );
+    // cert-manager's HTTP-01 solver: its own Ingress for the challenge path of the TLS host.
+    fx.ingress(&Ingress::new("solver").annotation("nginx.ingress.kubernetes.io/force-ssl-redirect", "true").path(
+        Some("acme.test"),
+        "Exact",
+        "/.well-known/acme-challenge/token-1",
+        "solver",
+    ));
+    fx.write("configmap.yaml", &configmap_yaml(&[]));
+    let sluice = fx.start(&FLAG);
+
+    let challenge = sluice.get("acme.test", "/.well-known/acme-challenge/token-1");
+    assert_eq!(challenge.status, 200, "the default list exempts the challenge path: {challenge:?}");
+    assert_eq!(challenge.echo().service(), "solver");
+    assert_eq!(sluice.get("acme.test", "/public/a").status, 308, "the rest of the host is redirected");
+
+    // The test is on the Ingress path (a string prefix), not on the request's.
+    fx.write("configmap.yaml", &configmap_yaml(&[("no-tls-redirect-locations", "/pub")]));
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            sluice.get("acme.test", "/.well-known/acme-challenge/token-1").status == 308
+        }),
+        "the ConfigMap's list replaces the default, live"
+    );
+    let page = sluice.get("acme.test", "/public/a");
+    assert_eq!((page.status, page.echo().service()), (200, "site"), "the route of path /public starts with /pub");
+    assert_eq!(sluice.get("acme.test", "/pub").status, 308, "/pub is served by the route of path /");
+}
+
+#[test]
+fn server_and_location_snippets_change_headers_on_every_route() {
+    let mut fx = Fixture::new("cm-snippets");
+    fx.backend("echo");
+    fx.ingress(&Ingress::new("plain").path(Some("a.test"), "Prefix", "/", "echo"));
+    fx.ingress(
+        &Ingress::new("own")
+            .annotation("nginx.ingress.kubernetes.io/configuration-snippet", "more_set_headers \\\"X-Own: b\\\";")
+            .path(Some("b.test"), "Prefix", "/", "echo"),
+    );
+    fx.write(
+        "configmap.yaml",
+        &configmap_yaml(&[
+            ("server-snippet", "more_set_headers \"X-Server: s\";"),
+            ("location-snippet", "proxy_set_header X-Location l;\nmore_clear_headers Content-Type;"),
+        ]),
+    );
+    let sluice = fx.start(&FLAG);
+
+    for host in ["a.test", "b.test"] {
+        let resp = sluice.get(host, "/");
+        assert_eq!(resp.header("x-server"), Some("s"), "{host}: server-snippet on every response");
+        assert_eq!(resp.header("content-type"), None, "{host}: more_clear_headers");
+        assert_eq!(resp.echo().header("x-location"), Some("l"), "{host}: location-snippet's request header");
+    }
+    assert_eq!(sluice.get("b.test", "/").header("x-own"), Some("b"), "the Ingress's own snippet too");
+    assert_eq!(sluice.get("a.test", "/").header("x-own"), None);
+
+    // A snippet with anything but header lines is an error, and only that key is dropped.
+    fx.write(
+        "configmap.yaml",
+        &configmap_yaml(&[
+            ("server-snippet", "more_set_headers \"X-Server: s\"; return 403;"),
+            ("location-snippet", "proxy_set_header X-Location l;"),
+        ]),
+    );
+    assert!(wait_until(Duration::from_secs(5), || sluice.get("a.test", "/").header("x-server").is_none()));
+    let resp = sluice.get("a.test", "/");
+    assert_eq!((resp.status, resp.echo().header("x-location")), (200, Some("l")));
+    assert!(resp.header("content-type").is_some(), "the location-snippet no longer clears it");
+    let out = run_sluice_command(&["check", "--manifests", fx.manifests().to_str().unwrap(), "--configmap", FLAG[1]]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "an unreadable snippet is an error: {stdout}");
+    assert!(stdout.contains("ConfigMap ingress/controller: data.server-snippet: directive \"return\""), "{stdout}");
+}
+
+/// Service `web` whose ClusterIP (127.0.0.2) and endpoint (127.0.0.1) are two echo backends
+/// on one port, named after how they are reached.
+fn cluster_ip_service(fx: &mut Fixture) -> u16 {
+    let port = free_port();
+    fx.spawn_echo(format!("127.0.0.1:{port}").parse().unwrap(), "endpoint");
+    fx.spawn_echo(format!("127.0.0.2:{port}").parse().unwrap(), "cluster-ip");
+    let service = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: default}}\n\
+         spec: {{clusterIP: 127.0.0.2, ports: [{{port: {port}}}]}}\n"
+    );
+    fx.write(
+        "svc-web.yaml",
+        &yaml_docs(&[service, endpoint_slice_yaml("web", None, port, &["127.0.0.1".into()], true)]),
+    );
+    port
+}
+
+#[test]
+fn service_upstream_from_the_configmap_is_the_default_for_the_annotation() {
+    let mut fx = Fixture::new("cm-service-upstream");
+    let port = cluster_ip_service(&mut fx);
+    let annotation = "nginx.ingress.kubernetes.io/service-upstream";
+    fx.ingress(&Ingress::new("unset").path_port(Some("unset.test"), "Prefix", "/", "web", Port::Number(port)));
+    fx.ingress(&Ingress::new("pods").annotation(annotation, "false").path_port(
+        Some("pods.test"),
+        "Prefix",
+        "/",
+        "web",
+        Port::Number(port),
+    ));
+    fx.write("configmap.yaml", &configmap_yaml(&[]));
+    let sluice = fx.start(&FLAG);
+    assert_eq!(sluice.get("unset.test", "/").echo().service(), "endpoint", "ingress-nginx's default: endpoints");
+
+    fx.write("configmap.yaml", &configmap_yaml(&[("service-upstream", "true")]));
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            sluice.get("unset.test", "/").try_echo().is_ok_and(|e| e.service() == "cluster-ip")
+        }),
+        "the ConfigMap's default reaches the ClusterIP, live"
+    );
+    for _ in 0..5 {
+        assert_eq!(sluice.get("unset.test", "/").echo().service(), "cluster-ip");
+        assert_eq!(sluice.get("pods.test", "/").echo().service(), "endpoint", "the annotation wins");
+    }
+}

@@ -16,6 +16,7 @@ use sluice_store::{ObjectKey, Store};
 
 use crate::annotations::BackendOptions;
 use crate::cache::DerivedCache;
+use crate::compile::Defaults;
 use crate::ingress::PortRef;
 use crate::upstream_tls::UpstreamTlsCache;
 use crate::Changed;
@@ -38,9 +39,12 @@ pub(crate) struct BackendKey {
 }
 
 impl BackendKey {
-    /// The first port of `service`, reached over plain HTTP: where error answers come from.
+    /// The first port of `service`, reached over plain HTTP at its endpoints (never its
+    /// ClusterIP, whatever `service-upstream` says, as ingress-nginx): where error answers
+    /// come from.
     pub(crate) fn first_port(service: ObjectKey) -> Self {
-        Self { service, port: PortRef::First, options: BackendOptions::default() }
+        let options = BackendOptions { service_upstream: Some(false), ..BackendOptions::default() };
+        Self { service, port: PortRef::First, options }
     }
 }
 
@@ -103,9 +107,19 @@ impl Backends {
     /// The backend for `key`: the one resolved before if nothing it depends on changed since.
     /// Problems (missing Service or port, unusable `proxy-ssl-secret`) come with it; the
     /// route still exists and answers 503 until they are fixed.
-    pub(crate) fn resolve(&mut self, store: &Store, key: &Arc<BackendKey>, tls: &mut UpstreamTlsCache) -> &Resolved {
+    /// `defaults` (the controller ConfigMap's) decide what the Ingress left open: ClusterIP or
+    /// endpoints (`service-upstream`), whether a `proxy-ssl-secret` may be in another
+    /// namespace (`allow-cross-namespace-resources`). They change only with a new plan, which
+    /// forgets every resolved backend.
+    pub(crate) fn resolve(
+        &mut self,
+        store: &Store,
+        key: &Arc<BackendKey>,
+        tls: &mut UpstreamTlsCache,
+        defaults: &Defaults,
+    ) -> &Resolved {
         if !self.resolved.contains_key(key) {
-            let resolved = self.resolve_now(store, key, tls);
+            let resolved = self.resolve_now(store, key, tls, defaults);
             self.resolved.insert(key.clone(), resolved);
         }
         &self.resolved[key]
@@ -121,7 +135,13 @@ impl Backends {
         self.resolved.clear();
     }
 
-    fn resolve_now(&self, store: &Store, key: &BackendKey, tls: &mut UpstreamTlsCache) -> Resolved {
+    fn resolve_now(
+        &self,
+        store: &Store,
+        key: &BackendKey,
+        tls: &mut UpstreamTlsCache,
+        defaults: &Defaults,
+    ) -> Resolved {
         let service_ref = ObjectRef::new("Service", &key.service.namespace, &key.service.name);
         let found = store
             .services
@@ -145,7 +165,7 @@ impl Backends {
             UpstreamProtocol::Http1 => Transport::Http1,
             UpstreamProtocol::H2c => Transport::H2c,
             UpstreamProtocol::Https | UpstreamProtocol::H2 => {
-                match tls.get(store, key, protocol == UpstreamProtocol::H2) {
+                match tls.get(store, key, protocol == UpstreamProtocol::H2, defaults.allow_cross_namespace_resources) {
                     Ok(tls) => Transport::Tls(tls),
                     // No endpoints: 503, never the backend reached without the TLS asked for.
                     Err(problem) => return unavailable(service_ref, problem.reason, Some(problem.field)),
@@ -153,7 +173,7 @@ impl Backends {
             }
         };
         let port_name = port.name.clone().unwrap_or_default();
-        let endpoints = if key.options.service_upstream {
+        let endpoints = if key.options.service_upstream.unwrap_or(defaults.service_upstream) {
             cluster_ip(store, &key.service, port.port)
         } else {
             self.endpoints(store, &key.service, &port_name)

@@ -14,8 +14,9 @@ use sluice_config::{
 use sluice_store::k8s_openapi::api::core::v1::ConfigMap;
 use sluice_store::ObjectKey;
 
-use crate::annotations::{Canary, IngressAnnotations, LoadBalance, PolicyOverrides};
+use crate::annotations::{Canary, IngressAnnotations, LoadBalance, PolicyOverrides, SnippetEdits};
 use crate::ingress::{ValidIngress, ValidPath};
+use crate::regexes::Regexes;
 
 static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
@@ -42,7 +43,23 @@ pub struct Defaults {
     pub custom_http_errors: Vec<StatusCode>,
     /// `global-allowed-response-headers`: the headers `custom-headers` may set.
     pub allowed_response_headers: Vec<HeaderName>,
+    /// `no-tls-redirect-locations`: routes whose Ingress path starts with one of these are
+    /// never redirected to https (cert-manager's HTTP-01 challenges keep working).
+    pub no_tls_redirect_locations: Vec<Box<str>>,
+    /// `service-upstream`: backends without the annotation are reached through the
+    /// Service's ClusterIP instead of its endpoints.
+    pub service_upstream: bool,
+    /// `allow-cross-namespace-resources`: a `proxy-ssl-secret` may name a Secret in another
+    /// namespace than the Ingress (else its routes answer 503).
+    pub allow_cross_namespace_resources: bool,
+    /// `server-snippet`: header changes for every route, before the Ingress's own.
+    pub(crate) server_snippet: Option<Arc<SnippetEdits>>,
+    /// `location-snippet`: header changes for every route, after the Ingress's own.
+    pub(crate) location_snippet: Option<Arc<SnippetEdits>>,
 }
+
+/// `no-tls-redirect-locations`' default: where cert-manager's HTTP-01 challenges are served.
+const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge";
 
 impl Default for Defaults {
     /// ingress-nginx's defaults.
@@ -57,16 +74,23 @@ impl Default for Defaults {
             load_balance: LoadBalance::RoundRobin,
             custom_http_errors: Vec::new(),
             allowed_response_headers: Vec::new(),
+            no_tls_redirect_locations: vec![ACME_CHALLENGE_PATH.into()],
+            service_upstream: false,
+            allow_cross_namespace_resources: false,
+            server_snippet: None,
+            location_snippet: None,
         }
     }
 }
 
-/// What compiling a route reads besides its Ingress: the global defaults, and the
-/// ConfigMaps annotations name (`custom-headers`).
+/// What compiling a route reads besides its Ingress: the global defaults, the ConfigMaps
+/// annotations name (`custom-headers`), and the translator's compiled regexes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Context<'a> {
     pub defaults: &'a Defaults,
     pub config_maps: &'a BTreeMap<ObjectKey, Arc<ConfigMap>>,
+    /// Compiled regexes, shared by pattern text.
+    pub regexes: &'a Regexes,
 }
 
 /// The response headers of a `custom-headers` ConfigMap, as ingress-nginx checks them:
@@ -136,7 +160,10 @@ pub(crate) fn route(
     }
     let redirects_to_https = a.force_ssl_redirect.unwrap_or(defaults.force_ssl_redirect)
         || (tls && a.ssl_redirect.unwrap_or(defaults.ssl_redirect));
-    if redirects_to_https && matches!(action, Action::Forward(_)) {
+    // ingress-nginx tests the location's path as written (a plain string prefix).
+    let location = path.map(|p| &*p.written).filter(|p| !p.is_empty()).unwrap_or("/");
+    let exempt = defaults.no_tls_redirect_locations.iter().any(|prefix| location.starts_with(&**prefix));
+    if redirects_to_https && !exempt && matches!(action, Action::Forward(_)) {
         filters.push(Filter::HttpsRedirect {
             code: defaults.redirect_code,
             preserve_trailing_slash: a.preserve_trailing_slash.unwrap_or(defaults.preserve_trailing_slash),
@@ -146,12 +173,14 @@ pub(crate) fn route(
         filters.push(Filter::RewritePath(rewrite.clone()));
     }
     let rewrites = path.is_some_and(|p| p.rewrite.is_some());
-    let request = request_edits(a, rewrites);
+    let request = request_edits(a, rewrites, defaults);
     if !request.is_empty() {
         filters.push(Filter::RequestHeaders(request));
     }
-    if !a.snippet.response.is_empty() {
-        filters.push(Filter::ResponseHeaders(a.snippet.response.clone()));
+    // Server-level headers first, then the location's, as nginx runs them.
+    let snippets = [defaults.server_snippet.as_deref(), Some(&a.snippet), defaults.location_snippet.as_deref()];
+    for snippet in snippets.into_iter().flatten().filter(|s| !s.response.is_empty()) {
+        filters.push(Filter::ResponseHeaders(snippet.response.clone()));
     }
     if let Some(Ok(edits)) = custom {
         filters.push(Filter::ResponseHeaders(edits));
@@ -228,16 +257,27 @@ fn balance(a: &IngressAnnotations, path: Option<&ValidPath>, defaults: &Defaults
     if let Some(key) = &a.balance.hash_by {
         return Balance::Hash(key.clone());
     }
-    match a.balance.algorithm.unwrap_or(defaults.load_balance) {
+    algorithm(a.balance.algorithm.unwrap_or(defaults.load_balance))
+}
+
+fn algorithm(load_balance: LoadBalance) -> Balance {
+    match load_balance {
         LoadBalance::RoundRobin => Balance::RoundRobin,
         LoadBalance::Ewma => Balance::Ewma,
     }
 }
 
-/// The request header changes; `X-Forwarded-Prefix` only where the path is rewritten, as
-/// ingress-nginx sends it.
-fn request_edits(a: &IngressAnnotations, rewrites: bool) -> HeaderEdits {
-    let mut edits = a.snippet.request.clone();
+/// The request header changes (the data plane applies one list per route): the snippets'
+/// (the ConfigMap's `server-snippet`, the Ingress's, the ConfigMap's `location-snippet`),
+/// then `X-Forwarded-Prefix`, only where the path is rewritten, as ingress-nginx sends it.
+fn request_edits(a: &IngressAnnotations, rewrites: bool, defaults: &Defaults) -> HeaderEdits {
+    let mut edits = HeaderEdits::default();
+    let snippets = [defaults.server_snippet.as_deref(), Some(&a.snippet), defaults.location_snippet.as_deref()];
+    for snippet in snippets.into_iter().flatten() {
+        edits.set.extend(snippet.request.set.iter().cloned());
+        edits.add.extend(snippet.request.add.iter().cloned());
+        edits.remove.extend(snippet.request.remove.iter().cloned());
+    }
     if let Some(prefix) = a.forwarded_prefix.as_ref().filter(|_| rewrites) {
         edits.set.push((X_FORWARDED_PREFIX.clone(), prefix.clone()));
     }
@@ -267,18 +307,25 @@ pub(crate) fn merged_policy(defaults: &Arc<UpstreamPolicy>, overrides: &PolicyOv
 }
 
 /// `main` with a canary's routes in front, in ingress-nginx's precedence: the header, then
-/// the cookie, then the weight. The canary's requests keep the main route's filters. `None`
-/// when the main route redirects: it answers every request, there is nothing to split.
+/// the cookie, then the weight. The canary's requests keep the main route's filters and
+/// balancing, affinity cookie included, unless the canary asks for `legacy` affinity: then
+/// they are balanced as routes without balancing annotations (`defaults`), and the weight
+/// becomes a random condition in front of the main route, so that each side keeps its own
+/// balancing. `None` when the main route redirects: it answers every request, there is
+/// nothing to split.
 pub(crate) fn with_canary(
     main: &RouteGroup,
     canary: &Canary,
     from: &ValidIngress,
     backend: BackendId,
+    defaults: &Defaults,
 ) -> Option<RouteGroup> {
     let base = main.routes.last()?;
     let Action::Forward(forward) = &base.action else {
         return None;
     };
+    let legacy = canary.legacy_affinity && matches!(forward.balance, Balance::Cookie(_));
+    let canary_balance = if legacy { algorithm(defaults.load_balance) } else { forward.balance.clone() };
     let to_canary = |condition: Condition| Route {
         owner: from.owner.clone(),
         label: from.label.clone(),
@@ -287,7 +334,7 @@ pub(crate) fn with_canary(
         action: Action::Forward(Forward {
             backends: Box::new([WeightedBackend { id: backend, weight: 1 }]),
             policy: forward.policy.clone(),
-            balance: forward.balance.clone(),
+            balance: canary_balance.clone(),
             errors: forward.errors.clone(),
         }),
     };
@@ -311,7 +358,9 @@ pub(crate) fn with_canary(
         routes.push(to_main(condition("never")));
     }
     let mut weighted = base.clone();
-    if canary.weight > 0 {
+    if canary.weight > 0 && legacy {
+        routes.push(to_canary(Condition::Random { weight: canary.weight, total: canary.weight_total }));
+    } else if canary.weight > 0 {
         let main_weight = canary.weight_total - canary.weight;
         let mut backends: Vec<WeightedBackend> =
             forward.backends.iter().map(|b| WeightedBackend { id: b.id, weight: main_weight }).collect();

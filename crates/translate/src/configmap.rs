@@ -9,7 +9,7 @@ use sluice_config::{ClientTrust, Diagnostic, IpNet, ObjectRef, RealIp};
 use sluice_store::k8s_openapi::api::core::v1::ConfigMap;
 use sluice_store::ObjectKey;
 
-use crate::annotations::{policy_setting, status_list, values, LoadBalance, PolicyOverrides};
+use crate::annotations::{policy_setting, snippet, status_list, values, LoadBalance, PolicyOverrides, SnippetEdits};
 use crate::compile::{merged_policy, Defaults};
 
 /// What the ConfigMap sets: route defaults (what annotations override) and whom the
@@ -40,6 +40,14 @@ pub(crate) fn read(base: &Defaults, key: Option<&ObjectKey>, configmap: Option<&
     let data = configmap.data.clone().unwrap_or_default();
     let mut settings = Settings::default();
     for (name, value) in &data {
+        if let Some(result) = snippet(&mut global.defaults, name, value) {
+            if let Err(reason) = result {
+                // Never served half-read: the key is dropped, loudly.
+                let reason = format!("{reason}; the key is ignored until it is fixed");
+                global.diagnostics.push(Diagnostic::object(object.clone(), format!("data.{name}"), reason));
+            }
+            continue;
+        }
         if let Err(reason) = settings.apply(&mut global.defaults, name, value) {
             global.diagnostics.push(Diagnostic::warning(object.clone(), format!("data.{name}"), reason));
         }
@@ -90,6 +98,12 @@ impl Settings {
             "ssl-redirect" => defaults.ssl_redirect = values::boolean(value)?,
             "force-ssl-redirect" => defaults.force_ssl_redirect = values::boolean(value)?,
             "preserve-trailing-slash" => defaults.preserve_trailing_slash = values::boolean(value)?,
+            "no-tls-redirect-locations" => {
+                defaults.no_tls_redirect_locations =
+                    value.split(',').map(str::trim).filter(|l| !l.is_empty()).map(Into::into).collect();
+            }
+            "service-upstream" => defaults.service_upstream = values::boolean(value)?,
+            "allow-cross-namespace-resources" => defaults.allow_cross_namespace_resources = values::boolean(value)?,
             "http-redirect-code" => {
                 let code = values::redirect_code(value)?;
                 if !matches!(code.as_u16(), 301 | 302 | 307 | 308) {
@@ -173,6 +187,18 @@ impl Hsts {
     }
 }
 
+/// `server-snippet` and `location-snippet`: header lines for every route, read like the
+/// snippet annotations; `None` for any other key. Anything but header lines is an error.
+fn snippet(defaults: &mut Defaults, name: &str, value: &str) -> Option<Result<(), String>> {
+    let slot = match name {
+        "server-snippet" => &mut defaults.server_snippet,
+        "location-snippet" => &mut defaults.location_snippet,
+        _ => return None,
+    };
+    let mut edits = SnippetEdits::default();
+    Some(snippet::parse(value, &mut edits).map(|()| *slot = Some(Arc::new(edits))))
+}
+
 /// A comma-separated list of CIDRs (a bare address is a /32 or /128).
 pub(crate) fn cidrs(value: &str) -> Result<Vec<IpNet>, String> {
     value
@@ -230,6 +256,43 @@ mod tests {
         assert!(g.trust.real_ip.is_some() && !g.trust.forwarded_headers && g.trust.proxy_protocol);
         assert_eq!(g.diagnostics.len(), 1);
         assert!(global(&[("proxy-real-ip-cidr", "10.0.0.0/33")]).diagnostics[0].reason.contains("not an address"));
+    }
+
+    #[test]
+    fn redirect_exemptions_and_backend_defaults() {
+        let g = global(&[]);
+        assert_eq!(g.defaults.no_tls_redirect_locations, ["/.well-known/acme-challenge".into()]);
+        assert!(!g.defaults.service_upstream && !g.defaults.allow_cross_namespace_resources);
+        let g = global(&[
+            ("no-tls-redirect-locations", "/.well-known/acme-challenge, /health,,"),
+            ("service-upstream", "true"),
+            ("allow-cross-namespace-resources", "true"),
+        ]);
+        assert_eq!(g.defaults.no_tls_redirect_locations, ["/.well-known/acme-challenge".into(), "/health".into()]);
+        assert!(g.defaults.service_upstream && g.defaults.allow_cross_namespace_resources);
+        assert!(g.diagnostics.is_empty(), "{:?}", g.diagnostics);
+        let g = global(&[("service-upstream", "yes")]);
+        assert!(!g.defaults.service_upstream);
+        assert_eq!(g.diagnostics[0].field, "data.service-upstream");
+    }
+
+    #[test]
+    fn snippets_are_header_lines_or_an_error() {
+        let g = global(&[
+            ("server-snippet", "more_set_headers \"X-Server: s\"; proxy_set_header X-Up u;"),
+            ("location-snippet", "add_header X-Loc l always;"),
+        ]);
+        assert!(g.diagnostics.is_empty(), "{:?}", g.diagnostics);
+        let server = g.defaults.server_snippet.as_ref().unwrap();
+        assert_eq!(server.response.set[0].0, "x-server");
+        assert_eq!(server.request.set[0].0, "x-up");
+        assert_eq!(g.defaults.location_snippet.as_ref().unwrap().response.add[0].0, "x-loc");
+
+        let g = global(&[("location-snippet", "more_set_headers \"X-A: b\"; lua_need_request_body on;")]);
+        assert!(g.defaults.location_snippet.is_none(), "a snippet is used whole or not at all");
+        let d = &g.diagnostics[0];
+        assert!(d.is_error() && d.field == "data.location-snippet", "{d:?}");
+        assert!(d.reason.contains("lua_need_request_body") && d.reason.contains("ignored"), "{d:?}");
     }
 
     #[test]

@@ -60,6 +60,13 @@ fn random_ingress(dice: &mut Dice) -> Object {
         "annotations: {nginx.ingress.kubernetes.io/backend-protocol: GRPCS, nginx.ingress.kubernetes.io/proxy-ssl-secret: \
          default/t1},",
         "annotations: {nginx.ingress.kubernetes.io/ssl-passthrough: 'true'},",
+        "annotations: {nginx.ingress.kubernetes.io/service-upstream: 'false'},",
+        "annotations: {nginx.ingress.kubernetes.io/affinity: cookie, nginx.ingress.kubernetes.io/upstream-hash-by: \
+         $request_uri, nginx.ingress.kubernetes.io/upstream-hash-by-subset: 'true'},",
+        "annotations: {nginx.ingress.kubernetes.io/canary: 'true', nginx.ingress.kubernetes.io/canary-weight: '30', \
+         nginx.ingress.kubernetes.io/affinity-canary-behavior: legacy},",
+        "annotations: {nginx.ingress.kubernetes.io/backend-protocol: HTTPS, nginx.ingress.kubernetes.io/proxy-ssl-secret: \
+         other/t0},",
     ]);
     decode(&format!(
         r#"
@@ -79,11 +86,29 @@ spec:
 }
 
 fn random_object(dice: &mut Dice, certificate: &(String, String)) -> Object {
-    match dice.roll(7) {
+    match dice.roll(8) {
         0 | 1 => random_ingress(dice),
+        7 => {
+            // The controller ConfigMap: every key that changes routes or backends.
+            let data = dice.pick(&[
+                "",
+                "service-upstream: 'true'",
+                "allow-cross-namespace-resources: 'true', no-tls-redirect-locations: /x",
+                "server-snippet: 'more_set_headers \"X-S: s\";', location-snippet: 'proxy_set_header X-L l;'",
+                "location-snippet: 'return 200;', ssl-redirect: 'false'",
+            ]);
+            decode(&format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: controller, namespace: default}}\ndata: {{{data}}}\n"
+            ))
+        }
         2 => {
             let name = dice.pick(&["s0", "s1", "s2"]);
-            let kind = dice.pick(&["", "type: LoadBalancer,", "type: ExternalName, externalName: x.test,"]);
+            let kind = dice.pick(&[
+                "",
+                "type: LoadBalancer,",
+                "type: ExternalName, externalName: x.test,",
+                "clusterIP: 10.96.0.1,",
+            ]);
             let port = dice.pick(&[
                 "{port: 80, name: http}",
                 "{port: 80}",
@@ -124,11 +149,12 @@ fn random_object(dice: &mut Dice, certificate: &(String, String)) -> Object {
                 ))
             } else {
                 let name = dice.pick(&["t0", "t1"]);
+                let namespace = dice.pick(&["default", "default", "other"]);
                 let (cert, key) = certificate;
                 let cert = if dice.roll(3) == 0 { "broken" } else { cert.as_str() };
                 let ca = if dice.roll(2) == 0 { format!("ca.crt: {cert:?},") } else { String::new() };
                 decode(&format!(
-                    "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\ntype: kubernetes.io/tls\n\
+                    "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {namespace}}}\ntype: kubernetes.io/tls\n\
                      stringData: {{{ca} tls.crt: {cert:?}, tls.key: {key:?}}}\n"
                 ))
             }
@@ -187,6 +213,7 @@ fn render(snapshot: &Snapshot) -> String {
 fn incremental_builds_equal_builds_from_scratch() {
     let mut options = options();
     options.enable_ssl_passthrough = true;
+    options.configmap = Some(sluice_store::ObjectKey::new("default", "controller"));
     options.lb_pools = vec!["127.0.9.0/30".parse::<AddressPool>().unwrap()];
     let certificate = {
         let c = rcgen::generate_simple_self_signed(vec!["a.test".to_owned()]).unwrap();

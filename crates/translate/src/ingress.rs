@@ -9,6 +9,7 @@ use sluice_store::ObjectKey;
 
 use crate::annotations::{self, AnnotationVerdict, BackendOptions, IngressAnnotations};
 use crate::backends::BackendKey;
+use crate::regexes::Regexes;
 
 /// A Service port as an Ingress backend names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -110,7 +111,13 @@ impl ValidIngress {
 
 /// Validates `ingress` the way the API server would, and reads its annotations under
 /// `prefix`; `Err` lists every problem found (a refused annotation is one).
-pub(crate) fn validate(key: &ObjectKey, ingress: &Ingress, prefix: &str) -> Result<ValidIngress, Vec<Diagnostic>> {
+/// Regexes are compiled through `regexes`, once per distinct text.
+pub(crate) fn validate(
+    key: &ObjectKey,
+    ingress: &Ingress,
+    prefix: &str,
+    regexes: &Regexes,
+) -> Result<ValidIngress, Vec<Diagnostic>> {
     let object = ObjectRef::new("Ingress", &key.namespace, &key.name);
     let mut problems = Problems { object: &object, list: Vec::new() };
     let (annotations, reports) = match ingress.metadata.annotations.as_ref() {
@@ -160,12 +167,16 @@ pub(crate) fn validate(key: &ObjectKey, ingress: &Ingress, prefix: &str) -> Resu
                 backend_ref(key, &path.backend, &format!("{field}.backend"), &annotations.backend, &mut problems);
             let regex = annotations
                 .regex_paths()
-                .then(|| PathRegex::new(written).map_err(|e| problems.add(&format!("{field}.path"), e.reason)))
+                .then(|| regexes.path(written).map_err(|e| problems.add(&format!("{field}.path"), e.reason)))
                 .transpose();
             let rewrite = annotations
                 .rewrite_target
                 .as_ref()
-                .map(|target| rewrite(written, target).map_err(|reason| problems.add(&format!("{field}.path"), reason)))
+                .map(|target| {
+                    let regex =
+                        regexes.rewrite(written).map_err(|reason| problems.add(&format!("{field}.path"), reason));
+                    regex.map(|regex| PathRewrite { regex, target: target.clone() })
+                })
                 .transpose();
             if let (Ok(matcher), Some(backend), Ok(regex), Ok(rewrite)) = (matcher, backend, regex, rewrite) {
                 let written = written.into();
@@ -204,17 +215,6 @@ pub(crate) fn validate(key: &ObjectKey, ingress: &Ingress, prefix: &str) -> Resu
         annotations,
         warnings,
     })
-}
-
-/// ingress-nginx's `rewrite "(?i)PATH" TARGET break;`: the path regex, unanchored and
-/// case-insensitive, its groups feeding the target.
-fn rewrite(path: &str, target: &sluice_config::Template) -> Result<PathRewrite, String> {
-    let regex = regex::RegexBuilder::new(path)
-        .case_insensitive(true)
-        .size_limit(sluice_config::REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|_| format!("{path:?}: not a usable regex for rewrite-target"))?;
-    Ok(PathRewrite { regex, target: target.clone() })
 }
 
 struct Problems<'o> {

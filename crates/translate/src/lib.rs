@@ -16,6 +16,7 @@ mod ingress;
 mod l4;
 mod passthrough;
 mod plan;
+mod regexes;
 mod upstream_tls;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +36,7 @@ use crate::compile::Context;
 use crate::configmap::Global;
 use crate::ingress::ValidIngress;
 use crate::plan::{Plan, Verdict};
+use crate::regexes::Regexes;
 use crate::upstream_tls::UpstreamTlsCache;
 
 pub use annotations::{AnnotationReport, AnnotationVerdict, DEFAULT_ANNOTATIONS_PREFIX};
@@ -194,6 +196,8 @@ pub struct Translator {
     header_maps: BTreeMap<ObjectKey, Option<Arc<ConfigMap>>>,
     /// The controller ConfigMap as last read (`None` when absent), and what it set.
     global: Option<(Option<Arc<ConfigMap>>, Global)>,
+    /// Regexes compiled for paths, rewrites and hosts, shared by pattern text.
+    regexes: Regexes,
     /// True until the first build, which looks at every object whatever it is told.
     fresh: bool,
 }
@@ -225,6 +229,7 @@ impl Translator {
             certificates: None,
             resolved: Vec::new(),
             global: None,
+            regexes: Regexes::default(),
             header_maps: BTreeMap::new(),
             fresh: true,
         }
@@ -243,9 +248,10 @@ impl Translator {
         let first = std::mem::replace(&mut self.fresh, false);
         let changed = if first { Changed::All } else { changed };
         let prefix = self.options.annotations_prefix.as_str();
+        let regexes = &self.regexes;
         let classify = |key: &ObjectKey, ingress: &Ingress| Classified {
             class: ClassChoice::of(ingress),
-            validated: ingress::validate(key, ingress, prefix).map(Arc::new),
+            validated: ingress::validate(key, ingress, prefix, regexes).map(Arc::new),
         };
         let ingress_changes = self.ingresses.sync_changed(changed, "Ingress", &store.ingresses, classify);
         let classes_changed =
@@ -287,7 +293,7 @@ impl Translator {
         });
         let global = self.global.as_ref().map(|(_, global)| global);
         let defaults = global.map_or(&self.options.defaults, |g| &g.defaults);
-        let cx = Context { defaults, config_maps: &store.config_maps };
+        let cx = Context { defaults, config_maps: &store.config_maps, regexes: &self.regexes };
         let updated = self.plan.update(verdicts, &cx);
         if header_maps_moved {
             self.header_maps = self
@@ -351,7 +357,7 @@ impl Translator {
         self.resolved.resize(plan.backend_ids(), None);
         for id in refresh {
             let resolved =
-                plan.backend(id).map(|key| self.backends.resolve(store, key, &mut self.upstream_tls).clone());
+                plan.backend(id).map(|key| self.backends.resolve(store, key, &mut self.upstream_tls, defaults).clone());
             if let Some(slot) = self.resolved.get_mut(id.0 as usize) {
                 *slot = resolved;
             }
@@ -431,6 +437,8 @@ impl Translator {
     }
 }
 
+#[cfg(test)]
+mod configmap_tests;
 #[cfg(test)]
 mod incremental_tests;
 #[cfg(test)]

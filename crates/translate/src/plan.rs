@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use foldhash::{HashMap, HashSet};
 use sluice_config::{
-    BackendId, Diagnostic, HostMatch, ObjectRef, PathMatch, PathRegex, RouteGroup, RouteTable, RouteTableBuilder,
+    BackendId, Diagnostic, HostMatch, ObjectRef, PathMatch, RouteGroup, RouteTable, RouteTableBuilder,
 };
 use sluice_store::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sluice_store::ObjectKey;
@@ -118,7 +118,7 @@ impl Plan {
             for slot in dirty {
                 self.route(slot, &mut routes, cx);
             }
-            self.routes = Arc::new(routes.build());
+            self.routes = Arc::new(routes.build_with(&mut |patterns| cx.regexes.set(patterns)));
         }
         if reordered {
             self.served_list = self.served.values().map(|i| i.owner.clone()).collect();
@@ -235,7 +235,7 @@ impl Plan {
             self.insert_rules(ingress, host, host, regex, tls, routes, cx, problems);
         }
         for canary in contenders.iter().filter(names).filter(|i| i.is_canary()) {
-            self.add_canary(canary, host, regex, routes, problems);
+            self.add_canary(canary, host, regex, routes, cx, problems);
         }
     }
 
@@ -254,7 +254,7 @@ impl Plan {
     ) {
         for rule in ingress.rules.iter().filter(|rule| rule.host == *own) {
             for path in &rule.paths {
-                let Some(matcher) = matcher(ingress, path, regex, problems) else {
+                let Some(matcher) = matcher(ingress, path, regex, cx, problems) else {
                     continue;
                 };
                 let id = self.backends.id(&path.backend.key);
@@ -297,6 +297,7 @@ impl Plan {
         host: &HostMatch,
         regex: bool,
         routes: &mut RouteTableBuilder,
+        cx: &Context<'_>,
         problems: &mut Vec<Diagnostic>,
     ) {
         let Some(canary) = &ingress.annotations.canary else {
@@ -304,7 +305,7 @@ impl Plan {
         };
         for rule in ingress.rules.iter().filter(|rule| rule.host == *host) {
             for path in &rule.paths {
-                let Some(matcher) = matcher(ingress, path, regex, problems) else {
+                let Some(matcher) = matcher(ingress, path, regex, cx, problems) else {
                     continue;
                 };
                 let warn = |reason: String| Diagnostic::warning((*ingress.owner).clone(), path.field.clone(), reason);
@@ -320,7 +321,7 @@ impl Plan {
                     continue;
                 }
                 let backend = self.backends.id(&path.backend.key);
-                if let Some(joined) = compile::with_canary(main, canary, ingress, backend) {
+                if let Some(joined) = compile::with_canary(main, canary, ingress, backend, cx.defaults) {
                     routes.replace(host, &matcher, Arc::new(joined));
                 }
             }
@@ -399,14 +400,20 @@ impl Plan {
 
 /// How a path is matched on a host: as a regex when the host is in regex mode (compiled
 /// now if its own Ingress did not ask for regexes), else as its `pathType` says.
-fn matcher(ingress: &ValidIngress, path: &ValidPath, regex: bool, problems: &mut Vec<Diagnostic>) -> Option<PathMatch> {
+fn matcher(
+    ingress: &ValidIngress,
+    path: &ValidPath,
+    regex: bool,
+    cx: &Context<'_>,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<PathMatch> {
     if !regex {
         return Some(path.matcher.clone());
     }
     if let Some(compiled) = &path.regex {
         return Some(PathMatch::Regex(compiled.clone()));
     }
-    match PathRegex::new(&path.written) {
+    match cx.regexes.path(&path.written) {
         Ok(compiled) => Some(PathMatch::Regex(compiled)),
         Err(e) => {
             let reason = format!("another Ingress makes this host's paths regexes (use-regex), and {}", e.reason);

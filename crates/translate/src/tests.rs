@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use sluice_config::{Snapshot, Subject};
+use sluice_config::{Balance, Condition, Snapshot, Subject, ValueMatch};
 use sluice_store::Store;
 
 use crate::{translate, Options};
@@ -315,4 +315,61 @@ ports: [{port: 8080}]
     assert_eq!(endpoints(&first), ["10.0.0.1:8080"]);
     assert_eq!(endpoints(&next), ["10.0.0.2:8080", "10.0.0.3:8080"]);
     assert_eq!(next.generation, 2);
+}
+
+#[test]
+fn a_legacy_canary_is_balanced_without_the_main_affinity_cookie() {
+    let ingress = |name: &str, annotations: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, annotations: {{{annotations}}}}}\n\
+             spec:\n  ingressClassName: sluice\n  rules: [{{host: c.test, http: {{paths: [{{path: /, pathType: Prefix, \
+             backend: {{service: {{name: {name}, port: {{number: 80}}}}}}}}]}}}}]\n---\n"
+        )
+    };
+    let p = "nginx.ingress.kubernetes.io";
+    let main = ingress("main", &format!("{p}/affinity: cookie"));
+    let canary = |behaviour: &str| {
+        let annotations = format!(
+            "{p}/canary: 'true', {p}/canary-by-header: x-canary, {p}/canary-weight: '30', \
+             {p}/affinity-canary-behavior: {behaviour}"
+        );
+        ingress("canary", &annotations)
+    };
+    let describe = |behaviour: &str| -> Vec<String> {
+        let snapshot =
+            translate(&store(&[main.clone(), canary(behaviour)].concat()), &options(), &Default::default(), 1);
+        let group = snapshot.routes.route(Some("c.test"), "/").unwrap();
+        group
+            .routes
+            .iter()
+            .map(|route| {
+                let forward = route.forward().unwrap();
+                let balance = match &forward.balance {
+                    Balance::Cookie(_) => "cookie",
+                    Balance::RoundRobin => "round_robin",
+                    _ => "other",
+                };
+                let condition = match route.conditions.first() {
+                    Some(Condition::Header { value: ValueMatch::Exact(v), .. }) => format!("header {v}"),
+                    Some(Condition::Random { weight, total }) => format!("random {weight}/{total}"),
+                    Some(_) => "other".to_owned(),
+                    None => "always".to_owned(),
+                };
+                format!("{condition}: {} backends, {balance}", forward.backends.len())
+            })
+            .collect()
+    };
+    assert_eq!(
+        describe("sticky"),
+        ["header always: 1 backends, cookie", "header never: 1 backends, cookie", "always: 2 backends, cookie"]
+    );
+    assert_eq!(
+        describe("legacy"),
+        [
+            "header always: 1 backends, round_robin",
+            "header never: 1 backends, cookie",
+            "random 30/100: 1 backends, round_robin",
+            "always: 1 backends, cookie",
+        ]
+    );
 }

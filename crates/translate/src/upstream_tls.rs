@@ -1,9 +1,10 @@
 //! TLS towards `HTTPS`/`GRPCS` backends, resolved at translation: a backend's `proxy-ssl-*`
 //! settings and the Secret they name become one [`UpstreamTls`] (a rustls client
 //! configuration), built once per setting and Secret version and shared by every backend
-//! and snapshot that uses it. A Secret that is missing, broken, in another namespace, or
-//! lacks what the settings need makes its backends answer 503: never plain HTTP, never TLS
-//! without the requested verification.
+//! and snapshot that uses it. A Secret that is missing, broken, in another namespace (unless
+//! the controller ConfigMap sets `allow-cross-namespace-resources`), or lacks what the
+//! settings need makes its backends answer 503: never plain HTTP, never TLS without the
+//! requested verification.
 
 use std::sync::Arc;
 
@@ -51,15 +52,23 @@ impl UpstreamTlsCache {
         Self { prefix: prefix.to_owned(), built: HashMap::default(), referenced: HashSet::default() }
     }
 
-    /// The TLS for the backend `key` (an `HTTPS` or, with `http2`, `GRPCS` Service port).
-    pub(crate) fn get(&mut self, store: &Store, key: &BackendKey, http2: bool) -> Result<Arc<UpstreamTls>, TlsProblem> {
+    /// The TLS for the backend `key` (an `HTTPS` or, with `http2`, `GRPCS` Service port);
+    /// `cross_namespace` (the ConfigMap's `allow-cross-namespace-resources`) lets its
+    /// `proxy-ssl-secret` be in another namespace than the Ingress.
+    pub(crate) fn get(
+        &mut self,
+        store: &Store,
+        key: &BackendKey,
+        http2: bool,
+        cross_namespace: bool,
+    ) -> Result<Arc<UpstreamTls>, TlsProblem> {
         let setting = match &key.options.proxy_ssl {
             None => Setting { secret: None, verify: false, sni: false, name: None, http2 },
             Some(ssl) => {
                 let secret = ssl.secret.as_ref().map_err(|reason| {
                     self.problem("proxy-ssl-secret", format!("{reason}; the routes answer 503 (as ingress-nginx)"))
                 })?;
-                if secret.namespace != key.service.namespace {
+                if secret.namespace != key.service.namespace && !cross_namespace {
                     return Err(self.problem(
                         "proxy-ssl-secret",
                         format!(

@@ -6,7 +6,8 @@
 //! security setting Sluice does not enforce yet, or a snippet it cannot read as data — which
 //! rejects the Ingress, so it is never served unprotected.
 
-mod snippet;
+mod balance;
+pub(crate) mod snippet;
 mod upstream_tls;
 pub(crate) mod values;
 
@@ -18,10 +19,11 @@ use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 use rustls::pki_types::ServerName;
 use sluice_config::{
-    Affinity, AffinityMode, HostMatch, Mirror, RetryOn, Template, Transport, UpstreamProtocol, UpstreamTls,
-    UpstreamTlsOptions, REGEX_SIZE_LIMIT,
+    HostMatch, Mirror, RetryOn, Template, Transport, UpstreamProtocol, UpstreamTls, UpstreamTlsOptions,
+    REGEX_SIZE_LIMIT,
 };
 
+pub(crate) use balance::{BalanceSettings, LoadBalance};
 pub(crate) use snippet::SnippetEdits;
 pub(crate) use upstream_tls::ProxySsl;
 
@@ -63,40 +65,9 @@ pub(crate) struct Canary {
     pub weight: u32,
     /// `canary-weight-total` (default 100).
     pub weight_total: u32,
-}
-
-/// How the Ingress's routes pick endpoints; `None` fields keep the global default.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct BalanceSettings {
-    /// `load-balance`.
-    pub algorithm: Option<LoadBalance>,
-    /// `upstream-hash-by`.
-    pub hash_by: Option<Template>,
-    /// `affinity: cookie` with its settings; the cookie path is left empty for the
-    /// Ingress path to fill.
-    pub affinity: Option<Affinity>,
-}
-
-/// `load-balance` (annotation and ConfigMap key).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) enum LoadBalance {
-    #[default]
-    RoundRobin,
-    Ewma,
-}
-
-impl LoadBalance {
-    /// `round_robin` or `ewma`.
-    pub(crate) fn parse(value: &str) -> Result<Self, String> {
-        match value.trim() {
-            "round_robin" => Ok(LoadBalance::RoundRobin),
-            "ewma" => Ok(LoadBalance::Ewma),
-            "chash" | "chashsubset" | "sticky_balanced" | "sticky_persistent" => {
-                Err(format!("{value:?} is set by upstream-hash-by or affinity, not load-balance; round_robin is used"))
-            }
-            _ => Err(format!("{value:?} is not round_robin or ewma")),
-        }
-    }
+    /// `affinity-canary-behavior: legacy` (on the canary Ingress): the canary's requests get
+    /// no affinity cookie and are balanced as routes without balancing annotations are.
+    pub legacy_affinity: bool,
 }
 
 /// Route-level overrides of the upstream policy; `None` keeps the global default.
@@ -120,8 +91,10 @@ pub(crate) struct PolicyOverrides {
 pub(crate) struct BackendOptions {
     /// `backend-protocol`, when set.
     pub protocol: Option<UpstreamProtocol>,
-    /// `service-upstream`: the Service's ClusterIP instead of its endpoints.
-    pub service_upstream: bool,
+    /// `service-upstream`: the Service's ClusterIP instead of its endpoints; `None` when the
+    /// annotation is absent, and the controller ConfigMap's `service-upstream` decides when
+    /// the backend is resolved.
+    pub service_upstream: Option<bool>,
     /// `proxy-ssl-*`, for `HTTPS`/`GRPCS` backends.
     pub proxy_ssl: Option<ProxySsl>,
 }
@@ -214,7 +187,7 @@ pub(crate) fn parse(
             AnnotationVerdict::Refused(
                 "security annotations are not enforced by Sluice yet; the Ingress is not served without them".into(),
             )
-        } else if is_canary && !name.starts_with("canary") {
+        } else if is_canary && !name.starts_with("canary") && name != "affinity-canary-behavior" {
             AnnotationVerdict::Ignored("a canary Ingress takes its other settings from its main Ingress".into())
         } else {
             match apply(&mut parsed, name, value, &ours) {
@@ -230,6 +203,7 @@ pub(crate) fn parse(
     }
     if let Some(canary) = parsed.canary.as_mut() {
         canary.weight = canary.weight.min(canary.weight_total);
+        canary.legacy_affinity = ours.get("affinity-canary-behavior").is_some_and(|v| legacy_affinity(v) == Ok(true));
     }
     (parsed, reports)
 }
@@ -303,7 +277,12 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
                 _ => return Err(format!("{value:?} is not one of HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP, FCGI").into()),
             }
         }
-        "service-upstream" => a.backend.service_upstream = values::boolean(value)?,
+        "service-upstream" => {
+            // As ingress-nginx: an invalid value means false, not the ConfigMap's default.
+            let parsed = values::boolean(value);
+            a.backend.service_upstream = Some(parsed == Ok(true));
+            parsed?;
+        }
         // Keys are visited in order: `backend-protocol` has been read.
         "proxy-ssl-secret" => a.backend.proxy_ssl = Some(upstream_tls::parse(value, all, a.backend.protocol)?),
         "proxy-ssl-verify" | "proxy-ssl-name" | "proxy-ssl-server-name" => {
@@ -359,48 +338,13 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
                 header_value(value)?;
             }
         }
-        "load-balance" => a.balance.algorithm = Some(LoadBalance::parse(value)?),
-        "upstream-hash-by" => {
-            let key = value.replace(' ', "");
-            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_${}".contains(&b)) {
-                return Err(format!("{value:?} may hold only letters, digits, - _ $ {{ }}").into());
+        // Set on the canary when it is read (`canary` comes after it), as ingress-nginx
+        // reads it on the canary Ingress.
+        "affinity-canary-behavior" => {
+            let canary = all.get("canary").is_some_and(|v| values::boolean(v) == Ok(true));
+            if legacy_affinity(value)? && !canary {
+                return Err("has no effect on a main Ingress: set it on the canary Ingress".to_owned().into());
             }
-            a.balance.hash_by = Some(template(&key)?);
-        }
-        "upstream-hash-by-subset" | "upstream-hash-by-subset-size" => {
-            return Err("subsets are not implemented: the key hashes over all endpoints".to_owned().into())
-        }
-        "affinity" => {
-            if !value.trim().eq_ignore_ascii_case("cookie") {
-                return Err(format!("{value:?}: only \"cookie\" affinity exists").into());
-            }
-            a.balance.affinity = Some(Affinity {
-                name: "INGRESSCOOKIE".into(),
-                mode: AffinityMode::Balanced,
-                path: String::new(),
-                domain: None,
-                expires: None,
-                max_age: None,
-                same_site: None,
-                secure: false,
-                change_on_failure: false,
-            });
-        }
-        "affinity-mode" | "affinity-canary-behavior" => {
-            let affinity =
-                a.balance.affinity.as_mut().ok_or_else(|| "has no effect without affinity: cookie".to_owned())?;
-            match (name, value.trim()) {
-                ("affinity-mode", "balanced") => affinity.mode = AffinityMode::Balanced,
-                ("affinity-mode", "persistent") => affinity.mode = AffinityMode::Persistent,
-                ("affinity-mode", _) => return Err(format!("{value:?} is not balanced or persistent").into()),
-                (_, "sticky") => {}
-                _ => return Err("a canary always shares its main Ingress's affinity in Sluice".to_owned().into()),
-            }
-        }
-        name if name.starts_with("session-cookie-") => {
-            let affinity =
-                a.balance.affinity.as_mut().ok_or_else(|| "has no effect without affinity: cookie".to_owned())?;
-            session_cookie(affinity, name, value)?;
         }
         "configuration-snippet" | "server-snippet" => {
             snippet::parse(value, &mut a.snippet).map_err(Problem::Refused)?;
@@ -408,9 +352,14 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
         "stream-snippet" => {
             return Err(Problem::Refused("stream snippets configure raw TCP/UDP and are never rendered".into()))
         }
-        _ => match policy_setting(&mut a.policy, name, value) {
+        _ => match balance::setting(&mut a.balance, name, value, all) {
             Some(result) => result?,
-            None => return Err(format!("{name} is not supported by Sluice; the Ingress is served without it").into()),
+            None => match policy_setting(&mut a.policy, name, value) {
+                Some(result) => result?,
+                None => {
+                    return Err(format!("{name} is not supported by Sluice; the Ingress is served without it").into())
+                }
+            },
         },
     }
     Ok(())
@@ -494,38 +443,14 @@ pub(crate) fn status_list(value: &str, lowest: u16, highest: u16) -> Result<Vec<
     Ok(codes)
 }
 
-fn session_cookie(affinity: &mut Affinity, name: &str, value: &str) -> Result<(), String> {
-    let cookie_text = |value: &str| -> Result<String, String> {
-        let ok = !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',');
-        ok.then(|| value.to_owned()).ok_or_else(|| format!("{value:?} cannot be written into a cookie"))
-    };
-    match name {
-        "session-cookie-name" => {
-            let token = !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-            if !token {
-                return Err(format!("{value:?} is not a cookie name"));
-            }
-            affinity.name = value.to_owned();
-        }
-        "session-cookie-path" => affinity.path = cookie_text(value)?,
-        "session-cookie-domain" => affinity.domain = Some(cookie_text(value)?),
-        "session-cookie-expires" => affinity.expires = Some(values::duration(value)?),
-        "session-cookie-max-age" => affinity.max_age = Some(u64::from(values::number(value, 0, u32::MAX)?)),
-        "session-cookie-samesite" => {
-            if !["none", "lax", "strict"].contains(&value.to_ascii_lowercase().as_str()) {
-                return Err(format!("{value:?} is not None, Lax or Strict"));
-            }
-            affinity.same_site = Some(value.to_owned());
-        }
-        "session-cookie-secure" => affinity.secure = values::boolean(value)?,
-        "session-cookie-change-on-failure" => affinity.change_on_failure = values::boolean(value)?,
-        "session-cookie-hash" => return Err("obsolete in ingress-nginx; no effect".into()),
-        "session-cookie-conditional-samesite-none" => {
-            return Err("not implemented: SameSite=None is sent to every browser".into())
-        }
-        _ => return Err(format!("{name} is not a session-cookie setting")),
+/// `affinity-canary-behavior`: `sticky` (false) or `legacy` (true), case-sensitive as in
+/// ingress-nginx.
+fn legacy_affinity(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "sticky" => Ok(false),
+        "legacy" => Ok(true),
+        _ => Err(format!("{value:?} is not sticky or legacy")),
     }
-    Ok(())
 }
 
 fn canary_key(canary: &mut Canary, name: &str, value: &str) -> Result<(), String> {

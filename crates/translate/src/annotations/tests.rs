@@ -1,4 +1,5 @@
 use super::*;
+use sluice_config::AffinityMode;
 
 fn parsed(pairs: &[(&str, &str)]) -> (IngressAnnotations, Vec<AnnotationReport>) {
     let map = pairs.iter().map(|(k, v)| (format!("{DEFAULT_ANNOTATIONS_PREFIX}/{k}"), v.to_string())).collect();
@@ -123,6 +124,71 @@ fn balancing_settings() {
         assert!(matches!(verdict(&reports, name), AnnotationVerdict::Ignored(_)), "{name}: {reports:?}");
     }
     assert!(a.balance.affinity.is_none() && a.balance.hash_by.is_none() && a.balance.algorithm.is_none());
+}
+
+#[test]
+fn hash_subsets() {
+    let (a, reports) = parsed(&[
+        ("upstream-hash-by", "$request_uri"),
+        ("upstream-hash-by-subset", "true"),
+        ("upstream-hash-by-subset-size", "0"),
+    ]);
+    assert!(reports.iter().all(|r| r.verdict == AnnotationVerdict::Honoured), "{reports:?}");
+    assert_eq!(a.balance.hash_by.unwrap().subset.map(|s| s.get()), Some(3), "0 means the default, 3");
+    let (a, _) = parsed(&[("upstream-hash-by", "$host"), ("upstream-hash-by-subset", "1")]);
+    assert_eq!(a.balance.hash_by.unwrap().subset.map(|s| s.get()), Some(3));
+    let (a, _) = parsed(&[
+        ("upstream-hash-by", "$host"),
+        ("upstream-hash-by-subset", "true"),
+        ("upstream-hash-by-subset-size", "5"),
+    ]);
+    assert_eq!(a.balance.hash_by.unwrap().subset.map(|s| s.get()), Some(5));
+
+    let (a, reports) = parsed(&[
+        ("upstream-hash-by", "$host"),
+        ("upstream-hash-by-subset", "true"),
+        ("upstream-hash-by-subset-size", "-1"),
+    ]);
+    assert!(matches!(verdict(&reports, "upstream-hash-by-subset-size"), AnnotationVerdict::Ignored(_)));
+    assert_eq!(a.balance.hash_by.unwrap().subset.map(|s| s.get()), Some(3), "an invalid size keeps 3");
+    let (a, reports) = parsed(&[("upstream-hash-by", "$host"), ("upstream-hash-by-subset-size", "4")]);
+    assert!(
+        matches!(verdict(&reports, "upstream-hash-by-subset-size"), AnnotationVerdict::Ignored(r) if r.contains("without"))
+    );
+    assert!(a.balance.hash_by.unwrap().subset.is_none());
+    let (a, reports) = parsed(&[("upstream-hash-by-subset", "true")]);
+    assert!(
+        matches!(verdict(&reports, "upstream-hash-by-subset"), AnnotationVerdict::Ignored(r) if r.contains("without"))
+    );
+    assert!(a.balance.hash_by.is_none());
+    let (_, reports) = parsed(&[("upstream-hash-by", "$host"), ("upstream-hash-by-subset", "yes")]);
+    assert!(matches!(verdict(&reports, "upstream-hash-by-subset"), AnnotationVerdict::Ignored(_)));
+}
+
+#[test]
+fn conditional_same_site_and_canary_affinity_behaviour() {
+    let (a, reports) = parsed(&[
+        ("affinity", "cookie"),
+        ("session-cookie-samesite", "None"),
+        ("session-cookie-conditional-samesite-none", "true"),
+        ("affinity-canary-behavior", "sticky"),
+    ]);
+    assert!(reports.iter().all(|r| r.verdict == AnnotationVerdict::Honoured), "{reports:?}");
+    assert!(a.balance.affinity.unwrap().conditional_same_site_none);
+    let (_, reports) = parsed(&[("session-cookie-conditional-samesite-none", "true")]);
+    assert!(matches!(verdict(&reports, "session-cookie-conditional-samesite-none"), AnnotationVerdict::Ignored(_)));
+
+    // Read on the canary Ingress, as ingress-nginx does.
+    let (a, reports) = parsed(&[("canary", "true"), ("canary-weight", "50"), ("affinity-canary-behavior", "legacy")]);
+    assert!(reports.iter().all(|r| r.verdict == AnnotationVerdict::Honoured), "{reports:?}");
+    assert!(a.canary.unwrap().legacy_affinity);
+    let (a, reports) = parsed(&[("canary", "true"), ("affinity-canary-behavior", "Legacy")]);
+    assert!(matches!(verdict(&reports, "affinity-canary-behavior"), AnnotationVerdict::Ignored(_)));
+    assert!(!a.canary.unwrap().legacy_affinity, "case-sensitive, as ingress-nginx");
+    let (_, reports) = parsed(&[("affinity", "cookie"), ("affinity-canary-behavior", "legacy")]);
+    assert!(
+        matches!(verdict(&reports, "affinity-canary-behavior"), AnnotationVerdict::Ignored(r) if r.contains("canary Ingress"))
+    );
 }
 
 #[test]
