@@ -15,6 +15,7 @@ mod drain;
 mod errors;
 mod filters;
 mod forward;
+mod h2_guard;
 mod headers;
 mod listener;
 mod mirror;

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use crate::h2_guard::H2Guard;
 use crate::headers::Downstream;
 use crate::proxy_protocol;
 use crate::DataPlane;
@@ -110,7 +111,7 @@ async fn connection(
     };
     let downstream = Arc::new(downstream);
     match acceptor {
-        None => serve_http(stream, downstream, plane, http, Protocols::Any).await,
+        None => serve_http(H2Guard::new(stream), downstream, plane, http, Protocols::Any).await,
         Some(acceptor) => {
             let deadline = tokio::time::Instant::now() + plane.options.handshake_timeout;
             // TLS passthrough hosts are relayed here; everything else is terminated.
@@ -120,7 +121,7 @@ async fn connection(
             match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
                     let protocols = after_alpn(tls.get_ref().1.alpn_protocol());
-                    serve_http(tls, downstream, plane, http, protocols).await
+                    serve_http(H2Guard::new(tls), downstream, plane, http, protocols).await
                 }
                 Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
