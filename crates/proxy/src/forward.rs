@@ -23,7 +23,7 @@ use crate::listener::Scheme;
 use crate::mirror::{Chunk, Teed};
 use crate::path::routing_path;
 use crate::responses::{error, ProxyBody, SERVER};
-use crate::timeouts::{self, ReadTimeout, SendProgress};
+use crate::timeouts::{self, Late, Limits, ReadTimeout, SendProgress};
 use crate::upstream::{SendError, UpstreamBody};
 use crate::validate;
 use crate::DataPlane;
@@ -176,7 +176,7 @@ impl DataPlane {
         // The head is copied only when another attempt may need it.
         let mut spare = (attempts > 1).then(|| copy_head(&parts));
         // What the backend has taken of the body, for the send and read timeouts.
-        let progress = Arc::new(if replayable { SendProgress::sent() } else { SendProgress::default() });
+        let progress = Arc::new(if replayable { SendProgress::sent() } else { SendProgress::waiting() });
         let limited = Limited::new(
             Teed::new(body, copy, progress.clone()),
             policy.max_body.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)),
@@ -205,6 +205,7 @@ impl DataPlane {
             let retry = match &outcome {
                 Err(Failure::Connect) => policy.retry.on.error,
                 Err(Failure::Timeout) => policy.retry.on.timeout && idempotent,
+                Err(Failure::ClientTimeout) => false,
                 Err(Failure::Other) => policy.retry.on.error && idempotent,
                 Err(Failure::TooLarge) => false,
                 Ok(answer) => idempotent && policy.retry.on.statuses.contains(&answer.status()),
@@ -253,9 +254,15 @@ impl DataPlane {
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, Failure> {
         let sent = self.upstream.send(&backend.transport, endpoint, policy.connect_timeout, request);
-        match timeouts::within(sent, progress, policy.send_timeout, policy.read_timeout).await {
-            None => Err(Failure::Timeout),
-            Some(Err(e)) => {
+        let limits = Limits {
+            send: policy.send_timeout,
+            read: policy.read_timeout,
+            client_body: self.options.client_body_timeout,
+        };
+        match timeouts::within(sent, progress, &limits).await {
+            Err(Late::Backend) => Err(Failure::Timeout),
+            Err(Late::Client) => Err(Failure::ClientTimeout),
+            Ok(Err(e)) => {
                 tracing::debug!(backend = %backend.label, %endpoint, error = %e, "upstream request failed");
                 if matches!(e, SendError::Connect(_)) {
                     self.metrics.upstream_connect_error(backend);
@@ -266,7 +273,7 @@ impl DataPlane {
                     Err(Failure::Other)
                 }
             }
-            Some(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => Ok(response),
         }
     }
 }
@@ -286,6 +293,8 @@ pub(crate) struct Target<'a> {
 pub(crate) enum Failure {
     /// No connection could be made (refused, unreachable, connect timeout).
     Connect,
+    /// The client stopped sending its body for longer than the client body timeout.
+    ClientTimeout,
     /// No response headers within the upstream timeout.
     Timeout,
     /// The connection broke while sending or before the response.
@@ -298,6 +307,7 @@ impl Failure {
     fn status(self) -> StatusCode {
         match self {
             Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Failure::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             Failure::Connect | Failure::Other => StatusCode::BAD_GATEWAY,
             Failure::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }

@@ -52,6 +52,9 @@ pub struct ProxyOptions {
     /// How long a client may take to send a request head, and stay idle between requests
     /// on a kept-alive connection (nginx's `client_header_timeout`, 60 s).
     pub header_timeout: Duration,
+    /// How long a client may pause while sending a request body (nginx's
+    /// `client_body_timeout`, 60 s): then 408.
+    pub client_body_timeout: Duration,
     /// Caps on open client connections.
     pub connection_limits: ConnectionLimits,
 }
@@ -62,6 +65,7 @@ impl Default for ProxyOptions {
             handshake_timeout: Duration::from_secs(10),
             https_port: 443,
             header_timeout: Duration::from_secs(60),
+            client_body_timeout: Duration::from_secs(60),
             connection_limits: ConnectionLimits::default(),
         }
     }

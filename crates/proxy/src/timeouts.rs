@@ -15,7 +15,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 /// Where a request body stands, as its upstream side last saw it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SendProgress {
     state: AtomicU8,
     /// When the state was entered, in µs since [`epoch`].
@@ -30,6 +30,11 @@ const WAITING_BACKEND: u8 = 1;
 const SENT: u8 = 2;
 
 impl SendProgress {
+    /// Progress of a request whose body is still to come from the client.
+    pub(crate) fn waiting() -> Self {
+        Self { state: AtomicU8::new(WAITING_CLIENT), since: AtomicU64::new(now()) }
+    }
+
     /// Progress of a request whose body is already complete (or empty).
     pub(crate) fn sent() -> Self {
         Self { state: AtomicU8::new(SENT), since: AtomicU64::new(now()) }
@@ -49,16 +54,37 @@ impl SendProgress {
         }
     }
 
-    /// When the backend is late: the deadline of the current state, if it has one.
-    fn deadline(&self, send_timeout: Duration, read_timeout: Duration) -> Option<Instant> {
-        let limit = match self.state.load(Ordering::Acquire) {
-            WAITING_BACKEND => send_timeout,
-            SENT => read_timeout,
-            _ => return None,
+    /// The deadline of the current state, and who is late when it passes.
+    fn deadline(&self, limits: &Limits) -> (Instant, Late) {
+        let (limit, late) = match self.state.load(Ordering::Acquire) {
+            WAITING_BACKEND => (limits.send, Late::Backend),
+            SENT => (limits.read, Late::Backend),
+            _ => (limits.client_body, Late::Client),
         };
         let since = Duration::from_micros(self.since.load(Ordering::Relaxed));
-        Some(epoch() + since + limit)
+        (epoch() + since + limit, late)
     }
+}
+
+/// The timeouts of one attempt.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// `proxy-send-timeout`: the backend takes the next piece of the body.
+    pub send: Duration,
+    /// `proxy-read-timeout`: the response head arrives once the request is sent.
+    pub read: Duration,
+    /// `--client-body-timeout` (nginx's `client_body_timeout`): the client sends the next
+    /// piece of its body.
+    pub client_body: Duration,
+}
+
+/// Who made a request run out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Late {
+    /// The backend: 504.
+    Backend,
+    /// The client, uploading too slowly: 408.
+    Client,
 }
 
 fn epoch() -> Instant {
@@ -70,28 +96,24 @@ fn now() -> u64 {
     u64::try_from(epoch().elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// How long a state is looked at again when it has no deadline (the client is uploading).
+/// How often the state of a request in flight is looked at again.
 const RECHECK: Duration = Duration::from_secs(1);
 
-/// Runs `sending` (a request in flight, up to its response head) until it finishes, or
-/// `None` when the backend took longer than its timeouts allow.
-pub(crate) async fn within<F: Future>(
-    sending: F,
-    progress: &SendProgress,
-    send_timeout: Duration,
-    read_timeout: Duration,
-) -> Option<F::Output> {
+/// Runs `sending` (a request in flight, up to its response head) until it finishes, or says
+/// who took longer than the timeouts allow.
+pub(crate) async fn within<F: Future>(sending: F, progress: &SendProgress, limits: &Limits) -> Result<F::Output, Late> {
     let mut sending = std::pin::pin!(sending);
     loop {
-        let deadline = progress.deadline(send_timeout, read_timeout);
-        let wake = deadline.unwrap_or_else(|| Instant::now() + RECHECK);
+        // The state moves without waking this task: look again at least every second.
+        let (deadline, _) = progress.deadline(limits);
+        let wake = deadline.min(Instant::now() + RECHECK);
         tokio::select! {
-            output = &mut sending => return Some(output),
+            output = &mut sending => return Ok(output),
             () = tokio::time::sleep_until(wake) => {
                 // The state may have moved meanwhile: only a deadline still in force counts.
-                let current = progress.deadline(send_timeout, read_timeout);
-                if current.is_some_and(|d| d <= Instant::now()) {
-                    return None;
+                let (current, late) = progress.deadline(limits);
+                if current <= Instant::now() {
+                    return Err(late);
                 }
             }
         }
@@ -199,27 +221,29 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(5));
     }
 
+    const LIMITS: Limits =
+        Limits { send: Duration::from_secs(2), read: Duration::from_secs(5), client_body: Duration::from_secs(60) };
+
     #[tokio::test(start_paused = true)]
     async fn the_send_timeout_counts_only_while_the_backend_holds_a_piece() {
-        let progress = SendProgress::default();
-        // Waiting for the client: no deadline, the request goes on.
+        let progress = SendProgress::waiting();
+        // Waiting for the client: the backend's timeouts do not count…
         progress.polled::<()>(&Poll::Pending);
-        let waited = within(
-            tokio::time::sleep(Duration::from_secs(30)),
-            &progress,
-            Duration::from_secs(2),
-            Duration::from_secs(5),
-        );
-        assert!(waited.await.is_some());
+        let waited = within(tokio::time::sleep(Duration::from_secs(30)), &progress, &LIMITS);
+        assert!(waited.await.is_ok());
+        // …up to the client body timeout: then it is the client that is late.
+        progress.polled::<()>(&Poll::Pending);
+        let uploading = within(std::future::pending::<()>(), &progress, &LIMITS);
+        assert_eq!(uploading.await, Err(Late::Client));
         // A piece handed over and not taken for longer than the send timeout.
         progress.polled(&Poll::Ready(Some(())));
-        let stuck = within(std::future::pending::<()>(), &progress, Duration::from_secs(2), Duration::from_secs(5));
-        assert!(stuck.await.is_none());
+        let stuck = within(std::future::pending::<()>(), &progress, &LIMITS);
+        assert_eq!(stuck.await, Err(Late::Backend));
         // Sent: the read timeout applies.
         progress.polled::<()>(&Poll::Ready(None));
         let started = tokio::time::Instant::now();
-        let head = within(std::future::pending::<()>(), &progress, Duration::from_secs(2), Duration::from_secs(5));
-        assert!(head.await.is_none());
+        let head = within(std::future::pending::<()>(), &progress, &LIMITS);
+        assert_eq!(head.await, Err(Late::Backend));
         assert!(started.elapsed() >= Duration::from_secs(5));
     }
 }

@@ -227,6 +227,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub client_header_timeout: Duration,
 
+    /// How long a client may pause while sending a request body before the request is
+    /// answered 408 and its backend request abandoned (nginx's client_body_timeout).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub client_body_timeout: Duration,
+
     /// Most client connections open at once on the HTTP and HTTPS listeners together; more
     /// are closed on accept and counted in sluice_connections_refused_total. 0: no cap.
     #[arg(long, value_name = "N", default_value_t = 65_536)]

@@ -46,6 +46,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
         drain_timeout: std::time::Duration::from_secs(5),
         tls_session_resumption: true,
         client_header_timeout: std::time::Duration::from_secs(60),
+        client_body_timeout: std::time::Duration::from_secs(60),
         max_connections: 65_536,
         max_connections_per_client: 0,
         workers: None,

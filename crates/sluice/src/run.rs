@@ -282,6 +282,7 @@ pub async fn serve(
     let options = ProxyOptions {
         https_port: serve.https.port(),
         header_timeout: serve.client_header_timeout,
+        client_body_timeout: serve.client_body_timeout,
         connection_limits: ConnectionLimits {
             total: serve.max_connections,
             per_client: serve.max_connections_per_client,

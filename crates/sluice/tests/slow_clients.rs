@@ -123,3 +123,24 @@ fn oversized_heads_and_targets_get_431_and_414() {
     let raw = format!("GET {long_target} HTTP/1.1\r\nHost: o.test\r\n\r\n");
     assert_eq!(exchange(sluice.http, raw.as_bytes()).map(|r| r.status).unwrap_or(0), 414);
 }
+
+#[test]
+fn a_client_that_stops_sending_its_body_gets_408() {
+    let mut fx = Fixture::new("slow-body");
+    fx.backend("echo");
+    fx.ingress(&Ingress::new("app").path(Some("b.test"), "Prefix", "/", "echo"));
+    let sluice = fx.start(&["--client-body-timeout", "1s"]);
+    let mut conn = connect(sluice.http).unwrap();
+    conn.write_all(b"POST / HTTP/1.1\r\nHost: b.test\r\nContent-Length: 100\r\n\r\nonly part").unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let mut answer = [0u8; 64];
+    let n = conn.read(&mut answer).unwrap_or(0);
+    let took = started.elapsed();
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 408"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
