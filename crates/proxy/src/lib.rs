@@ -41,6 +41,55 @@ pub use listener::{serve, Scheme};
 pub use metrics::Metrics;
 pub use tls::server_config;
 
+/// The crate-private parsers of untrusted input, for the fuzz targets in `fuzz/` (feature
+/// `fuzzing`). Not an API: thin wrappers that call the data plane's own code.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::borrow::Cow;
+    use std::io;
+    use std::net::SocketAddr;
+
+    use tokio::io::AsyncRead;
+
+    /// The request path used to choose a route (dot segments resolved, `//` merged).
+    pub fn routing_path(path: &str) -> Cow<'_, str> {
+        crate::path::routing_path(path)
+    }
+
+    /// Reads one PROXY protocol v1/v2 header from `stream`: the original source and
+    /// destination, `None` for `UNKNOWN`/`LOCAL`.
+    pub async fn read_proxy_header<S: AsyncRead + Unpin>(
+        stream: &mut S,
+    ) -> io::Result<Option<(SocketAddr, SocketAddr)>> {
+        crate::proxy_protocol::read_header(stream).await
+    }
+
+    /// What the bytes at the start of a TLS connection are, as the passthrough reader sees them.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum ClientHello {
+        /// The start of a ClientHello: more bytes are needed.
+        Incomplete,
+        /// A complete ClientHello, with its SNI host name when it has one.
+        Complete(Option<String>),
+        /// Not a (well-formed) ClientHello.
+        Other,
+    }
+
+    /// Parses the ClientHello at the start of `bytes` (the passthrough SNI parser).
+    pub fn client_hello(bytes: &[u8]) -> ClientHello {
+        use crate::passthrough::client_hello::{parse, Hello};
+        match parse(bytes) {
+            Hello::Incomplete => ClientHello::Incomplete,
+            Hello::Complete(sni) => ClientHello::Complete(sni),
+            Hello::Other => ClientHello::Other,
+        }
+    }
+
+    /// Most bytes the passthrough reader buffers while looking for a complete ClientHello.
+    pub const MAX_HELLO_BYTES: usize = crate::passthrough::client_hello::MAX_HELLO_BYTES;
+}
+
 /// Tunables of the data plane, from the command line.
 #[derive(Debug, Clone)]
 pub struct ProxyOptions {

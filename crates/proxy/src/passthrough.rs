@@ -6,7 +6,7 @@
 //! are then either written to the backend first, or replayed to rustls ([`Replay`]). When
 //! no host is passed through (the usual case), nothing is read ahead.
 
-mod client_hello;
+pub(crate) mod client_hello;
 
 use std::io;
 use std::net::SocketAddr;
