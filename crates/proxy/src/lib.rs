@@ -88,6 +88,27 @@ pub mod fuzzing {
 
     /// Most bytes the passthrough reader buffers while looking for a complete ClientHello.
     pub const MAX_HELLO_BYTES: usize = crate::passthrough::client_hello::MAX_HELLO_BYTES;
+
+    /// Checks a request head before anything of it is forwarded: `Err` with the status of
+    /// the refusal and whether the connection is closed after it.
+    pub fn check_request<B>(request: &http::Request<B>) -> Result<(), (http::StatusCode, bool)> {
+        crate::validate::check(request).map_err(|refusal| (refusal.status, refusal.close))
+    }
+
+    /// Prepares request headers for the backend as forwarding does: hop-by-hop headers
+    /// (and those `Connection` names) removed, kept for a WebSocket upgrade. True when the
+    /// request is a WebSocket upgrade.
+    pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) -> bool {
+        let upgrade = crate::validate::is_websocket_upgrade(headers);
+        crate::headers::strip_hop_by_hop(headers, upgrade);
+        upgrade
+    }
+
+    /// A client connection watched for HTTP/2 control-frame floods, as the listeners wrap
+    /// every connection.
+    pub fn h2_guard<IO: AsyncRead + Unpin>(inner: IO) -> impl AsyncRead + Unpin {
+        crate::h2_guard::H2Guard::new(inner)
+    }
 }
 
 /// Tunables of the data plane, from the command line.
