@@ -175,10 +175,11 @@ impl DataPlane {
         let deadline = policy.retry.timeout.map(|limit| Instant::now() + limit);
         // The head is copied only when another attempt may need it.
         let mut spare = (attempts > 1).then(|| copy_head(&parts));
-        // What the backend has taken of the body, for the send and read timeouts.
-        let progress = Arc::new(if replayable { SendProgress::sent() } else { SendProgress::waiting() });
+        // What the backend has taken of a body still to come, for the send and read timeouts;
+        // a request without one is sent as soon as it starts (no allocation for it).
+        let body_progress = (!replayable).then(|| Arc::new(SendProgress::waiting()));
         let limited = Limited::new(
-            Teed::new(body, copy, progress.clone()),
+            Teed::new(body, copy, body_progress.clone()),
             policy.max_body.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)),
         );
         let mut next = Some((parts, Either::Left(limited)));
@@ -196,9 +197,13 @@ impl DataPlane {
             let last = attempt == attempts || deadline.is_some_and(|d| Instant::now() >= d);
             let measured = matches!(forward.balance, Balance::Ewma).then(|| backend.start(endpoint));
             // A retry has no body: it is sent as soon as it starts.
-            let attempt_progress = if attempt == 1 { progress.clone() } else { Arc::new(SendProgress::sent()) };
+            let sent_at_start = SendProgress::sent();
+            let attempt_progress = match (&body_progress, attempt) {
+                (Some(progress), 1) => &**progress,
+                _ => &sent_at_start,
+            };
             let request = Request::from_parts(head, sent_body);
-            let outcome = self.send(backend, endpoint, policy, &attempt_progress, request).await;
+            let outcome = self.send(backend, endpoint, policy, attempt_progress, request).await;
             if let (Some(in_flight), Ok(_)) = (measured, &outcome) {
                 in_flight.answered();
             }

@@ -40,12 +40,13 @@ pub(crate) enum Chunk {
 pub(crate) struct Teed {
     inner: Incoming,
     copy: Option<mpsc::Sender<Chunk>>,
-    progress: Arc<SendProgress>,
+    /// `None` when the body was complete before sending began.
+    progress: Option<Arc<SendProgress>>,
 }
 
 impl Teed {
     /// `inner`, copied to `copy` when given.
-    pub(crate) fn new(inner: Incoming, copy: Option<mpsc::Sender<Chunk>>, progress: Arc<SendProgress>) -> Self {
+    pub(crate) fn new(inner: Incoming, copy: Option<mpsc::Sender<Chunk>>, progress: Option<Arc<SendProgress>>) -> Self {
         Self { inner, copy, progress }
     }
 
@@ -65,7 +66,9 @@ impl Body for Teed {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        self.progress.polled(&polled);
+        if let Some(progress) = &self.progress {
+            progress.polled(&polled);
+        }
         let frame = ready!(polled);
         if self.copy.is_some() {
             match &frame {
