@@ -15,6 +15,7 @@ mod drain;
 mod errors;
 mod filters;
 mod forward;
+mod h1_guard;
 mod h2_guard;
 mod headers;
 mod listener;
@@ -93,6 +94,26 @@ pub mod fuzzing {
     /// the refusal and whether the connection is closed after it.
     pub fn check_request<B>(request: &http::Request<B>) -> Result<(), (http::StatusCode, bool)> {
         crate::validate::check(request).map_err(|refusal| (refusal.status, refusal.close))
+    }
+
+    /// Checks an HTTP/1.x head as the client sent it (framing, fragments) the way the
+    /// HTTP/1.1 guard does: `None` when httparse does not parse a complete head, else the
+    /// verdict, `Err` with the refusal's status and whether the connection closes.
+    pub fn check_head(bytes: &[u8]) -> Option<Result<(), (http::StatusCode, bool)>> {
+        let mut headers = [httparse::EMPTY_HEADER; 100];
+        let mut head = httparse::Request::new(&mut headers);
+        let Ok(httparse::Status::Complete(_)) = head.parse(bytes) else {
+            return None;
+        };
+        Some(crate::validate::check_head(&head).map(|_| ()).map_err(|refusal| (refusal.status, refusal.close)))
+    }
+
+    /// Follows `bytes` as one client connection's HTTP/1.x stream, handed over in pieces of
+    /// `piece` bytes as the HTTP/1.1 guard receives them: how many bytes pass, and how the
+    /// stream stops, described (`None` when every byte passed).
+    pub fn h1_framing(bytes: &[u8], piece: usize) -> (usize, Option<String>) {
+        let (passed, stop) = crate::h1_guard::follow(bytes, piece);
+        (passed, stop.map(|step| format!("{step:?}")))
     }
 
     /// Prepares request headers for the backend as forwarding does: hop-by-hop headers

@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::header::{self, HeaderValue};
+use http::{Request, StatusCode, Version};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -13,9 +16,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use crate::h1_guard::{H1Guard, RefusalSignal};
 use crate::h2_guard::H2Guard;
 use crate::headers::Downstream;
 use crate::proxy_protocol;
+use crate::validate;
 use crate::DataPlane;
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
@@ -110,8 +115,12 @@ async fn connection(
         Downstream::new(client, scheme, port)
     };
     let downstream = Arc::new(downstream);
+    let header_timeout = plane.options.header_timeout;
     match acceptor {
-        None => serve_http(H2Guard::new(stream), downstream, plane, http, Protocols::Any).await,
+        None => {
+            let (guarded, refused) = H1Guard::new(H2Guard::new(stream), header_timeout);
+            serve_http(guarded, downstream, plane, http, Protocols::Any(refused)).await
+        }
         Some(acceptor) => {
             let deadline = tokio::time::Instant::now() + plane.options.handshake_timeout;
             // TLS passthrough hosts are relayed here; everything else is terminated.
@@ -120,8 +129,12 @@ async fn connection(
             };
             match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
-                    let protocols = after_alpn(tls.get_ref().1.alpn_protocol());
-                    serve_http(H2Guard::new(tls), downstream, plane, http, protocols).await
+                    if only_http2(tls.get_ref().1.alpn_protocol()) {
+                        serve_http(H2Guard::new(tls), downstream, plane, http, Protocols::Http2).await
+                    } else {
+                        let (guarded, refused) = H1Guard::new(H2Guard::new(tls), header_timeout);
+                        serve_http(guarded, downstream, plane, http, Protocols::Any(refused)).await
+                    }
                 }
                 Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
@@ -155,10 +168,10 @@ struct HttpServers {
 }
 
 /// Which protocols a connection may speak.
-#[derive(Clone, Copy, PartialEq, Eq)]
 enum Protocols {
-    /// HTTP/1.1 (with upgrades) or HTTP/2, as the client's first bytes say.
-    Any,
+    /// HTTP/1.1 (with upgrades) or HTTP/2, as the client's first bytes say; HTTP/1.1 heads
+    /// pass the [`H1Guard`], which raises the signal when it refuses one.
+    Any(RefusalSignal),
     /// HTTP/2 only (ALPN `h2`).
     Http2,
 }
@@ -179,12 +192,9 @@ impl HttpServers {
     }
 }
 
-/// What TLS's ALPN allows on the connection.
-fn after_alpn(alpn: Option<&[u8]>) -> Protocols {
-    match alpn {
-        Some(b"h2") => Protocols::Http2,
-        _ => Protocols::Any,
-    }
+/// True when TLS's ALPN chose `h2`: then only HTTP/2 may be spoken.
+fn only_http2(alpn: Option<&[u8]>) -> bool {
+    alpn == Some(b"h2")
 }
 
 async fn serve_http<IO>(
@@ -198,18 +208,34 @@ async fn serve_http<IO>(
 {
     let stopping = plane.drain.stopping();
     let client = downstream.client;
-    let service = service_fn(move |request| {
+    let service = service_fn(move |request: Request<Incoming>| {
         let plane = plane.clone();
         let downstream = downstream.clone();
-        async move { Ok::<_, Infallible>(plane.handle(&downstream, request).await) }
+        // The guard stops reading HTTP/1.1 after a WebSocket upgrade request (what follows
+        // may be frames): unless it is accepted, the connection must end with the answer.
+        let tunnel_asked = request.version() == Version::HTTP_11 && validate::is_websocket_upgrade(request.headers());
+        async move {
+            let mut response = plane.handle(&downstream, request).await;
+            if tunnel_asked && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let io = TokioIo::new(io);
     // hyper-util's upgrade-capable server detects the protocol from the first bytes whatever
     // the builder says; the plain one keeps to HTTP/2 (which has no upgrades to lose).
     let result = match protocols {
-        Protocols::Any => {
+        Protocols::Any(refused) => {
             let connection = http.any.serve_connection_with_upgrades(io, service);
-            until_drained(connection, stopping, |c| c.graceful_shutdown()).await
+            // A refused head also ends the connection once the requests before it are done.
+            let stop = async move {
+                tokio::select! {
+                    () = stopping => {}
+                    () = refused.raised() => {}
+                }
+            };
+            until_drained(connection, stop, |c| c.graceful_shutdown()).await
         }
         Protocols::Http2 => {
             let connection = http.http2.serve_connection(io, service);

@@ -1,6 +1,8 @@
 //! The one place where a request is checked before anything of it is forwarded (RFC 9112
-//! and RFC 9110), for what hyper and httparse do not already refuse: framing that two
-//! parsers could read differently (request smuggling), `Host` values that are not a host,
+//! and RFC 9110), for what hyper and httparse do not already refuse. [`check_head`] reads an
+//! HTTP/1.x head as the client sent it (before hyper normalises it away): framing that two
+//! parsers could read differently (request smuggling) and fragments in the target.
+//! [`check`] reads every request as hyper parsed it: `Host` values that are not a host,
 //! methods an ingress must not proxy. hyper already refuses obsolete line folding, NUL and
 //! bare CR in the head, non-token methods, HTTP/0.9 and unknown versions, and bad or
 //! conflicting `Content-Length`s.
@@ -29,9 +31,6 @@ pub(crate) fn check<B>(request: &Request<B>) -> Result<(), Refusal> {
         return Err(Refusal::new(StatusCode::METHOD_NOT_ALLOWED, false));
     }
     let headers = request.headers();
-    if matches!(request.version(), Version::HTTP_10 | Version::HTTP_11) {
-        check_framing(headers)?;
-    }
     let mut hosts = headers.get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
@@ -51,25 +50,69 @@ pub(crate) fn check<B>(request: &Request<B>) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// RFC 9112 §6: a body is framed by `Content-Length` or by `Transfer-Encoding: chunked`,
-/// never both (§6.3: a smuggling vector, 400 and close); the only transfer coding accepted
-/// is `chunked`, once (anything else: 501, close).
-fn check_framing(headers: &HeaderMap) -> Result<(), Refusal> {
-    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
-    let Some(coding) = codings.next() else {
-        return Ok(());
-    };
-    if headers.contains_key(header::CONTENT_LENGTH) {
-        return Err(Refusal::new(StatusCode::BAD_REQUEST, true));
-    }
-    if codings.next().is_some() || !is_chunked(coding) {
-        return Err(Refusal::new(StatusCode::NOT_IMPLEMENTED, true));
-    }
-    Ok(())
+/// How the body of an HTTP/1.x request whose head passed [`check_head`] is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    /// No body.
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
 }
 
-fn is_chunked(value: &HeaderValue) -> bool {
-    value.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked")
+/// What a head that passed [`check_head`] announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeadVerdict {
+    /// How its body is framed.
+    pub body: BodyFraming,
+    /// A WebSocket upgrade: if accepted, the connection carries WebSocket frames after it.
+    pub tunnel: bool,
+}
+
+/// Checks an HTTP/1.x head as the client sent it. RFC 9112 §6: a body is framed by
+/// `Content-Length` or by `Transfer-Encoding: chunked`, never both (§6.3: a smuggling
+/// vector, 400 and close); the only transfer coding accepted is `chunked`, once (anything
+/// else: 501, close); `Content-Length` is digits, the same in every copy. RFC 9112 §3.2: a
+/// request target carries no fragment.
+pub(crate) fn check_head(head: &httparse::Request<'_, '_>) -> Result<HeadVerdict, Refusal> {
+    let bad = Refusal::new(StatusCode::BAD_REQUEST, true);
+    if head.path.is_some_and(|path| path.contains('#')) {
+        return Err(bad);
+    }
+    let mut length: Option<u64> = None;
+    let mut codings = 0;
+    let mut chunked = false;
+    for header in head.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let value = header.value.trim_ascii();
+            let parsed = (!value.is_empty() && value.len() <= 19 && value.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(value).ok()?.parse::<u64>().ok())
+                .flatten();
+            match (parsed, length) {
+                (Some(this), None) => length = Some(this),
+                (Some(this), Some(before)) if this == before => {}
+                _ => return Err(bad),
+            }
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            codings += 1;
+            chunked = header.value.trim_ascii().eq_ignore_ascii_case(b"chunked");
+        }
+    }
+    let body = match (codings, length) {
+        (0, None) => BodyFraming::Empty,
+        (0, Some(0)) => BodyFraming::Empty,
+        (0, Some(length)) => BodyFraming::Length(length),
+        (_, Some(_)) => return Err(bad),
+        // HTTP/1.0 has no transfer codings (RFC 9112 §6.1).
+        (_, None) if head.version == Some(0) => return Err(bad),
+        (1, None) if chunked => BodyFraming::Chunked,
+        _ => return Err(Refusal::new(StatusCode::NOT_IMPLEMENTED, true)),
+    };
+    let values =
+        |name: &'static str| head.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
+    let tunnel = head.version == Some(1) && asks_websocket(values("upgrade"), values("connection"));
+    Ok(HeadVerdict { body, tunnel })
 }
 
 /// RFC 9110 §7.2 / RFC 3986 §3.2.2: a host name (letters, digits, `-`, `.`, `_`, `~`) or a
@@ -112,14 +155,19 @@ fn is_host(value: &[u8]) -> bool {
 /// upgrade Sluice tunnels. `Upgrade: h2c` and any other protocol are never tunnelled (an h2c
 /// upgrade through a proxy lets a client talk to the backend past every route and filter).
 pub(crate) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    let upgrade = headers
-        .get_all(header::UPGRADE)
-        .iter()
-        .any(|value| value.to_str().unwrap_or_default().split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")));
-    upgrade
-        && headers.get_all(header::CONNECTION).iter().any(|value| {
-            value.to_str().unwrap_or_default().split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-        })
+    let values = |name| headers.get_all(name).into_iter().map(HeaderValue::as_bytes);
+    asks_websocket(values(header::UPGRADE), values(header::CONNECTION))
+}
+
+/// `Upgrade` names `websocket` and `Connection` names `upgrade` (comma-separated tokens, any
+/// case).
+fn asks_websocket<'a>(
+    mut upgrade: impl Iterator<Item = &'a [u8]>,
+    mut connection: impl Iterator<Item = &'a [u8]>,
+) -> bool {
+    let has =
+        |value: &[u8], token: &[u8]| value.split(|b| *b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token));
+    upgrade.any(|value| has(value, b"websocket")) && connection.any(|value| has(value, b"upgrade"))
 }
 
 #[cfg(test)]
@@ -137,26 +185,42 @@ mod tests {
         }
     }
 
+    fn head(raw: &str) -> Result<HeadVerdict, StatusCode> {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut request = httparse::Request::new(&mut headers);
+        assert!(request.parse(raw.as_bytes()).is_ok_and(|s| s.is_complete()), "{raw}");
+        check_head(&request).map_err(|refusal| refusal.status)
+    }
+
     #[test]
     fn framing() {
-        let headers = |pairs: &[(&'static str, &'static str)]| {
-            let mut map = HeaderMap::new();
-            for (name, value) in pairs {
-                map.append(*name, HeaderValue::from_static(value));
-            }
-            map
-        };
-        assert!(check_framing(&headers(&[("transfer-encoding", "Chunked")])).is_ok());
-        assert!(check_framing(&headers(&[("content-length", "3")])).is_ok());
-        let refused = |pairs| check_framing(&headers(pairs)).map_err(|r| r.status);
-        assert_eq!(refused(&[("transfer-encoding", "chunked"), ("content-length", "3")]), Err(StatusCode::BAD_REQUEST));
-        assert_eq!(refused(&[("transfer-encoding", "chunked, chunked")]), Err(StatusCode::NOT_IMPLEMENTED));
-        assert_eq!(refused(&[("transfer-encoding", ", chunked")]), Err(StatusCode::NOT_IMPLEMENTED));
-        assert_eq!(refused(&[("transfer-encoding", "gzip, chunked")]), Err(StatusCode::NOT_IMPLEMENTED));
-        assert_eq!(
-            refused(&[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")]),
-            Err(StatusCode::NOT_IMPLEMENTED)
-        );
+        let post = |headers: &str| head(&format!("POST / HTTP/1.1\r\nHost: a\r\n{headers}\r\n"));
+        assert_eq!(post("Transfer-Encoding: Chunked\r\n").map(|v| v.body), Ok(BodyFraming::Chunked));
+        assert_eq!(post("Content-Length: 3\r\n").map(|v| v.body), Ok(BodyFraming::Length(3)));
+        assert_eq!(post("Content-Length: 3\r\ncontent-length: 3\r\n").map(|v| v.body), Ok(BodyFraming::Length(3)));
+        assert_eq!(post("").map(|v| v.body), Ok(BodyFraming::Empty));
+        let bad = Err(StatusCode::BAD_REQUEST);
+        assert_eq!(post("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n"), bad);
+        assert_eq!(post("Content-Length: 3\r\nTransfer-Encoding: chunked\r\n"), bad);
+        assert_eq!(post("Content-Length: 3\r\nContent-Length: 4\r\n"), bad);
+        assert_eq!(post("Content-Length: +3\r\n"), bad);
+        assert_eq!(post("Content-Length: 3, 3\r\n"), bad);
+        assert_eq!(head("GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n"), bad);
+        assert_eq!(head("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), bad);
+        let unsupported = Err(StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(post("Transfer-Encoding: chunked, chunked\r\n"), unsupported);
+        assert_eq!(post("Transfer-Encoding: , chunked\r\n"), unsupported);
+        assert_eq!(post("Transfer-Encoding: gzip, chunked\r\n"), unsupported);
+        assert_eq!(post("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"), unsupported);
+    }
+
+    #[test]
+    fn websocket_heads_become_tunnels() {
+        let upgrade = "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n";
+        assert_eq!(head(&format!("GET / HTTP/1.1\r\n{upgrade}\r\n")).map(|v| v.tunnel), Ok(true));
+        assert_eq!(head(&format!("GET / HTTP/1.0\r\n{upgrade}\r\n")).map(|v| v.tunnel), Ok(false));
+        let h2c = "Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n";
+        assert_eq!(head(&format!("GET / HTTP/1.1\r\n{h2c}\r\n")).map(|v| v.tunnel), Ok(false));
     }
 
     #[test]

@@ -36,15 +36,15 @@ impl Recorder {
                 std::thread::spawn(move || {
                     let mut conn = conn;
                     let mut buf = [0u8; 65536];
-                    let mut answered = 0;
+                    // Counted apart from `received`, which the test clears between cases.
+                    let (mut all, mut answered) = (Vec::new(), 0);
                     loop {
                         match conn.read(&mut buf) {
                             Ok(0) | Err(_) => return,
                             Ok(n) => {
-                                let mut seen = received.lock().unwrap();
-                                seen.extend_from_slice(&buf[..n]);
-                                let heads = seen.windows(4).filter(|w| w == b"\r\n\r\n").count();
-                                drop(seen);
+                                received.lock().unwrap().extend_from_slice(&buf[..n]);
+                                all.extend_from_slice(&buf[..n]);
+                                let heads = all.windows(4).filter(|w| w == b"\r\n\r\n").count();
                                 while answered < heads {
                                     answered += 1;
                                     let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
@@ -157,28 +157,78 @@ fn malformed_requests_are_refused_with_nothing_forwarded() {
     assert_eq!(status_of(sluice.http, b"GET / HTTP/1.1\r\nHost: m.test\r\n\r\n"), 200, "normal requests still pass");
 }
 
-/// Requests whose oddity never reaches Sluice: hyper drops a `Content-Length` beside
-/// `Transfer-Encoding: chunked` and the http crate drops a `#fragment`, before Sluice sees the
-/// request. Until Sluice parses heads itself (the proxy-native HTTP/1.1 path), they are
-/// forwarded with one unambiguous framing and no fragment, never as sent.
+/// Sends `raw` on a fresh connection and returns the status of every answer until the
+/// connection closes.
+fn statuses_until_close(addr: SocketAddr, raw: &[u8]) -> Vec<u16> {
+    let Ok(mut conn) = connect(addr) else { return Vec::new() };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = conn.write_all(raw);
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    text.match_indices("HTTP/1.1 ").filter_map(|(at, _)| text[at + 9..].get(..3)?.parse().ok()).collect()
+}
+
+/// What hyper would normalise before the request handler sees it (it drops a
+/// `Content-Length` beside `Transfer-Encoding: chunked` and the http crate cuts a
+/// `#fragment`) is refused as the client sent it, with 400 — also when it hides behind a
+/// good request on the same connection: the good one is answered and forwarded, the bad one
+/// never.
 #[test]
-fn what_the_parsers_normalise_is_forwarded_unambiguously() {
-    let fx = Fixture::new("malformed-normalised");
+fn heads_are_checked_as_sent_even_behind_a_good_request() {
+    let fx = Fixture::new("malformed-as-sent");
     let recorder = Recorder::start();
     fx.write_service("rec", None, None, recorder.addr.port(), &["127.0.0.1".into()], true);
     fx.ingress(&Ingress::new("all").default_backend("rec"));
     let sluice = fx.start(&[]);
-    for raw in [
-        &b"POST / HTTP/1.1\r\nHost: m.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
-        b"POST / HTTP/1.1\r\nHost: m.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
-        b"GET /a#frag HTTP/1.1\r\nHost: m.test\r\n\r\n",
-    ] {
-        status_of(sluice.http, raw);
-        std::thread::sleep(Duration::from_millis(50));
-        let forwarded = String::from_utf8_lossy(&recorder.received()).to_ascii_lowercase();
-        assert!(!forwarded.contains("content-length") && !forwarded.contains('#'), "{forwarded:?}");
+    let cases = [
+        (
+            "content-length then transfer-encoding",
+            "POST /bad HTTP/1.1\r\nHost: m.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "transfer-encoding then content-length",
+            "POST /bad HTTP/1.1\r\nHost: m.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        ),
+        ("fragment in the target", "GET /bad#frag HTTP/1.1\r\nHost: m.test\r\n\r\n"),
+        (
+            "bare LF head with both framings",
+            "POST /bad HTTP/1.1\nHost: m.test\nContent-Length: 3\nTransfer-Encoding: chunked\n\n0\n\n",
+        ),
+    ];
+    let good = "POST /good HTTP/1.1\r\nHost: m.test\r\nContent-Length: 5\r\n\r\nhello";
+    for (name, bad) in cases {
+        assert_eq!(statuses_until_close(sluice.http, bad.as_bytes()), [400], "{name}");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(recorder.received().is_empty(), "{name}: {:?}", String::from_utf8_lossy(&recorder.received()));
+
+        let statuses = statuses_until_close(sluice.http, format!("{good}{bad}").as_bytes());
+        assert_eq!(statuses, [200, 400], "{name} behind a good request");
+        std::thread::sleep(Duration::from_millis(20));
+        let forwarded = String::from_utf8_lossy(&recorder.received()).into_owned();
+        assert!(forwarded.contains("/good") && !forwarded.contains("/bad"), "{name}: {forwarded:?}");
         recorder.clear();
     }
+}
+
+/// After a WebSocket upgrade request Sluice no longer reads the connection as HTTP/1.1 (what
+/// follows may be frames), so an upgrade the backend declines ends the connection with its
+/// answer: a request sent behind it is never read, let alone forwarded.
+#[test]
+fn a_declined_websocket_upgrade_ends_the_connection() {
+    let fx = Fixture::new("malformed-declined-upgrade");
+    let recorder = Recorder::start();
+    fx.write_service("rec", None, None, recorder.addr.port(), &["127.0.0.1".into()], true);
+    fx.ingress(&Ingress::new("all").default_backend("rec"));
+    let sluice = fx.start(&[]);
+    let upgrade = "GET /ws HTTP/1.1\r\nHost: m.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let behind = "GET /behind#x HTTP/1.1\r\nHost: m.test\r\n\r\n";
+    let statuses = statuses_until_close(sluice.http, format!("{upgrade}{behind}").as_bytes());
+    assert_eq!(statuses, [200], "the declined upgrade's answer, then the end");
+    std::thread::sleep(Duration::from_millis(50));
+    let forwarded = String::from_utf8_lossy(&recorder.received()).into_owned();
+    assert!(forwarded.contains("/ws") && !forwarded.contains("/behind"), "{forwarded:?}");
 }
 
 #[test]

@@ -67,9 +67,12 @@ fn a_thousand_slowloris_connections_do_not_stop_normal_clients() {
     let sluice = fx.start(&["--client-header-timeout", "3s"]);
     let started = Instant::now();
     let mut slow = Vec::new();
-    for _ in 0..1000 {
+    for i in 0..1000 {
         let mut conn = connect_from_other(sluice.http).expect("slow connection");
-        conn.write_all(b"GET / HTTP/1.1\r\nHost: s.test\r\nX-Slow: ").unwrap();
+        // One in ten sends nothing at all.
+        if i % 10 != 0 {
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: s.test\r\nX-Slow: ").unwrap();
+        }
         slow.push(conn);
     }
     let mut served = 0;
@@ -88,7 +91,7 @@ fn a_thousand_slowloris_connections_do_not_stop_normal_clients() {
             closed += 1;
         }
     }
-    assert_eq!(closed, 1000, "every unfinished head closed (or answered) after the header timeout");
+    assert_eq!(closed, 1000, "every unfinished or unbegun head closed (or answered) after the header timeout");
 }
 
 #[test]
