@@ -6,9 +6,11 @@
 //! A snapshot is shared as an `Arc` and replaced whole through [`SharedSnapshot`], so a request
 //! always sees one consistent configuration.
 
+mod access;
 mod backend;
 mod balance;
 mod client;
+mod cors;
 pub mod crypto;
 mod diagnostic;
 mod host;
@@ -22,9 +24,11 @@ mod template;
 mod tls;
 mod upstream_tls;
 
+pub use access::{Access, AddressSet, AddressVerdict, Satisfy};
 pub use backend::{Backend, BackendId, InFlight, Transport, UpstreamProtocol};
 pub use balance::{stable_hash, Affinity, AffinityMode, Balance, HashBy, Maglev};
 pub use client::{canonical, ClientTrust, IpNet, RealIp};
+pub use cors::{Cors, CorsOrigins, OriginPattern};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity, Subject};
 pub use host::{HostMatch, Hostname, InvalidHostname};
 pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};

@@ -15,7 +15,7 @@ use http::StatusCode;
 use crate::backend::Transport;
 use crate::balance::Balance;
 use crate::template::cookie;
-use crate::{BackendId, ObjectRef, Template};
+use crate::{Access, BackendId, Cors, ObjectRef, Template};
 
 /// The routes that share one host and path match, tried in order: the first whose
 /// conditions all hold serves the request (canary conditions come before the plain route).
@@ -159,6 +159,13 @@ pub enum Filter {
     /// A copy of each request goes to another URL; its answer is ignored, and it never
     /// slows or fails the request itself (ingress-nginx `mirror-target`).
     Mirror(Mirror),
+    /// Who may be served: checked after the early answers (redirects, CORS preflights) and
+    /// before anything is forwarded or mirrored, as nginx's access phase follows its
+    /// rewrite phase.
+    Access(Arc<Access>),
+    /// Preflights (`OPTIONS` from an allowed origin) answered with 204; CORS headers on
+    /// every answer to an allowed origin.
+    Cors(Arc<Cors>),
 }
 
 /// Where request copies go.

@@ -1,7 +1,9 @@
 //! `GET /config`: the routing table of the snapshot being served, as JSON.
 
 use serde_json::{json, Value};
-use sluice_config::{Action, Balance, Condition, Filter, HeaderEdits, Route, Snapshot, ValueMatch};
+use sluice_config::{
+    Action, AddressSet, Balance, Condition, CorsOrigins, Filter, HeaderEdits, Route, Satisfy, Snapshot, ValueMatch,
+};
 
 /// One route of a group: its conditions, filters and weighted backends (or redirect).
 fn rule(snapshot: &Snapshot, route: &Route) -> Value {
@@ -72,6 +74,18 @@ fn describe_filter(filter: &Filter) -> String {
             mirror.host.to_str().unwrap_or_default(),
             if mirror.body { "on" } else { "off" }
         ),
+        Filter::Access(access) => {
+            let list = |set: &Option<AddressSet>| set.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
+            let satisfy = if access.satisfy == Satisfy::Any { "any" } else { "all" };
+            format!("access: allow {}; deny {}; satisfy {satisfy}", list(&access.allow), list(&access.deny))
+        }
+        Filter::Cors(cors) => {
+            let origins = match &cors.origins {
+                CorsOrigins::Any => "*".to_owned(),
+                CorsOrigins::List(list) => list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            };
+            format!("cors: origins {origins}; credentials {}", if cors.allow_credentials { "on" } else { "off" })
+        }
     }
 }
 

@@ -5,8 +5,8 @@
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{Response, StatusCode};
-use sluice_config::{Action, Balance, Filter, Forward, HeaderEdits, Redirect, RequestFacts, Route};
+use http::{Method, Response, StatusCode};
+use sluice_config::{Action, Balance, Cors, Filter, Forward, HeaderEdits, Redirect, RequestFacts, Route};
 
 use crate::headers::Downstream;
 use crate::listener::Scheme;
@@ -103,10 +103,25 @@ pub(crate) fn on_request<'r>(
                     .map_err(|_| Box::new(crate::responses::error(StatusCode::BAD_REQUEST)))?;
             }
             Filter::RequestHeaders(request) => edits = Some(request),
+            Filter::Cors(cors) if parts.method == Method::OPTIONS => {
+                if let Some(origin) = cors.allow_origin(parts.headers.get(header::ORIGIN)) {
+                    return Err(Box::new(preflight(cors, origin)));
+                }
+            }
             _ => {}
         }
     }
     Ok(edits)
+}
+
+/// ingress-nginx's answer to a preflight from an allowed origin: 204 with the CORS headers.
+fn preflight(cors: &Cors, origin: HeaderValue) -> Response<ProxyBody> {
+    let mut response = crate::responses::empty(StatusCode::NO_CONTENT);
+    let headers = response.headers_mut();
+    headers.extend(cors.headers(origin));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain charset=UTF-8"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    response
 }
 
 /// nginx `rewrite`: a target with `?` sets the query (the original one appended after `&`);
@@ -187,7 +202,7 @@ fn apply(edits: &HeaderEdits, (set, add): Rendered, headers: &mut HeaderMap) {
 pub(crate) fn reads_request(route: &Route, scheme: Scheme) -> bool {
     matches!(route.action, Action::Redirect(_) | Action::Forward(Forward { balance: Balance::Hash(_), .. }))
         || route.filters.iter().any(|filter| match filter {
-            Filter::Hsts(_) => false,
+            Filter::Hsts(_) | Filter::Access(_) => false,
             Filter::HttpsRedirect { .. } => scheme == Scheme::Http,
             _ => true,
         })
@@ -211,6 +226,8 @@ pub(crate) fn add_hsts(route: &Route, scheme: Scheme, response: &mut Response<Pr
 /// is consumed by forwarding).
 pub(crate) struct ResponseFilters<'r> {
     edits: Vec<(&'r HeaderEdits, Rendered)>,
+    /// CORS headers for an allowed origin: the route's settings and the origin to allow.
+    cors: Option<(&'r Cors, HeaderValue)>,
 }
 
 type Rendered = (Vec<Option<HeaderValue>>, Vec<Option<HeaderValue>>);
@@ -226,13 +243,23 @@ impl<'r> ResponseFilters<'r> {
                 _ => None,
             })
             .collect();
-        (!edits.is_empty()).then_some(Self { edits })
+        let cors = route.filters.iter().find_map(|filter| match filter {
+            Filter::Cors(cors) => Some((&**cors, cors.allow_origin(parts.headers.get(header::ORIGIN))?)),
+            _ => None,
+        });
+        (!edits.is_empty() || cors.is_some()).then_some(Self { edits, cors })
     }
 
     /// Changes the response's headers.
     pub(crate) fn apply(self, response: &mut Response<ProxyBody>) {
         for (edits, rendered) in self.edits {
             apply(edits, rendered, response.headers_mut());
+        }
+        if let Some((cors, origin)) = self.cors {
+            // They replace the backend's, as nginx's `more_set_headers`.
+            for (name, value) in cors.headers(origin) {
+                response.headers_mut().insert(name, value);
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use sluice_config::{Action, Backend, Balance, Filter, Forward, HeaderEdits, UpstreamPolicy, UpstreamProtocol};
 use tokio::sync::mpsc;
 
+use crate::access;
 use crate::balance::{self, Choice};
 use crate::errors::Original;
 use crate::filters::{self, Arrival, ResponseFilters};
@@ -72,8 +73,19 @@ impl DataPlane {
             Some(arrival) => filters::on_request(route, arrival, &mut parts),
             None => Ok(None),
         };
+        // The access phase: after the early answers, before anything is forwarded.
+        let denial = match (&edits, &route.action, access::of(route)) {
+            (Ok(_), Action::Forward(_), Some(rules)) => access::check(rules, downstream.client.ip()).err(),
+            _ => None,
+        };
+        if let Some(denial) = denial {
+            self.metrics.denied(route, denial.as_str());
+        }
         let mut response = match (edits, &route.action) {
             (Err(answer), _) => *answer,
+            (Ok(_), Action::Forward(_)) if denial.is_some() => {
+                error(denial.map_or(StatusCode::FORBIDDEN, |d| d.status()))
+            }
             (Ok(_), Action::Fail(code)) => error(*code),
             (Ok(_), Action::Redirect(target)) => match &arrival {
                 Some(arrival) => filters::redirect_answer(target, arrival, &parts),

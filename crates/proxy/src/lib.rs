@@ -6,6 +6,7 @@
 //! never parses configuration: it reads the typed snapshot that translation built, loaded
 //! once per request so that a swap never tears a request in two.
 
+mod access;
 pub mod admin;
 mod admission;
 mod balance;

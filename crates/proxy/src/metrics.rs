@@ -31,6 +31,20 @@ impl EncodeLabelSet for RequestLabels {
     }
 }
 
+/// Labels of `sluice_http_requests_denied_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DeniedLabels {
+    ingress: Arc<str>,
+    reason: &'static str,
+}
+
+impl EncodeLabelSet for DeniedLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        ("ingress", &*self.ingress).encode(encoder.encode_label())?;
+        ("reason", self.reason).encode(encoder.encode_label())
+    }
+}
+
 /// A single label with a shared value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct OneLabel {
@@ -51,6 +65,7 @@ type HistogramFamily = Family<OneLabel, Histogram, fn() -> Histogram>;
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    denied: Family<DeniedLabels, Counter>,
     request_duration: HistogramFamily,
     upstream_connect_errors: Family<OneLabel, Counter>,
     active_connections: Family<OneLabel, Gauge>,
@@ -78,6 +93,12 @@ impl Metrics {
             "http_requests",
             "HTTP requests answered, by Ingress, backend Service port and status class",
             requests.clone(),
+        );
+        let denied = Family::default();
+        registry.register(
+            "http_requests_denied",
+            "Requests refused by a route's protection (address lists, authentication, rate limits), by Ingress and reason",
+            denied.clone(),
         );
         let request_duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
         registry.register(
@@ -112,6 +133,7 @@ impl Metrics {
         Self {
             registry,
             requests,
+            denied,
             request_duration,
             upstream_connect_errors,
             active_connections,
@@ -156,6 +178,10 @@ impl Metrics {
         self.requests.get_or_create(&labels).inc();
         let ingress = OneLabel { name: "ingress", value: labels.ingress.unwrap_or_else(|| Arc::from("")) };
         self.request_duration.get_or_create(&ingress).observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn denied(&self, route: &Route, reason: &'static str) {
+        self.denied.get_or_create(&DeniedLabels { ingress: route.label.clone(), reason }).inc();
     }
 
     pub(crate) fn upstream_connect_error(&self, backend: &Backend) {

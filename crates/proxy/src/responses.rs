@@ -34,15 +34,21 @@ pub(crate) fn error(status: StatusCode) -> Response<ProxyBody> {
     response
 }
 
+/// An answer of `status` with no body.
+pub(crate) fn empty(status: StatusCode) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::SERVER, SERVER);
+    response
+}
+
 /// A redirect to `location` (which comes from the request and the route, already a valid
 /// URL unless a client sent bytes a header cannot carry: then 400).
 pub(crate) fn redirect(status: StatusCode, location: &str) -> Response<ProxyBody> {
     let Ok(value) = HeaderValue::from_str(location) else {
         return error(StatusCode::BAD_REQUEST);
     };
-    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
-    *response.status_mut() = status;
+    let mut response = empty(status);
     response.headers_mut().insert(header::LOCATION, value);
-    response.headers_mut().insert(header::SERVER, SERVER);
     response
 }

@@ -137,6 +137,13 @@ pub struct SourceArgs {
     #[arg(long)]
     pub enable_ssl_passthrough: bool,
 
+    /// Serve Ingresses that ask for a web application firewall (`enable-modsecurity`,
+    /// `enable-owasp-core-rules`, `modsecurity-snippet`) without one, with a warning.
+    /// Sluice has no WAF built in: without this flag such Ingresses are rejected, never
+    /// served with less protection than they ask for.
+    #[arg(long)]
+    pub allow_unenforced_waf: bool,
+
     /// How long to wait for a backend's response headers (and between reads of its body)
     /// before answering 504, unless an Ingress sets `proxy-read-timeout`.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]

@@ -31,6 +31,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
         configmap: None,
         default_backend_service: None,
         enable_ssl_passthrough: false,
+        allow_unenforced_waf: false,
         upstream_timeout: std::time::Duration::from_secs(60),
         watch_ingress_without_class: false,
         default_tls_secret: None,

@@ -329,16 +329,16 @@ fn security_annotations_are_refused_and_unknown_ones_warned() {
         "/",
         "echo",
     ));
-    fx.ingress(&Ingress::new("ranged").annotation(&a("whitelist-source-range"), "10.0.0.0/8").path(
+    fx.ingress(&Ingress::new("ranged").annotation(&a("whitelist-source-range"), "10.0.0.0/33").path(
         Some("w.test"),
         "Prefix",
         "/",
         "echo",
     ));
-    fx.ingress(&Ingress::new("odd").annotation(&a("enable-cors"), "true").path(Some("o.test"), "Prefix", "/", "echo"));
+    fx.ingress(&Ingress::new("odd").annotation(&a("enable-http3"), "true").path(Some("o.test"), "Prefix", "/", "echo"));
     let sluice = fx.start(&[]);
     assert_eq!(sluice.get("l.test", "/").status, 404, "never served without its auth");
-    assert_eq!(sluice.get("w.test", "/").status, 404, "never served without its address list");
+    assert_eq!(sluice.get("w.test", "/").status, 404, "never served without its (unreadable) address list");
     assert_eq!(sluice.get("o.test", "/").status, 200, "served without the unknown annotation");
     let out = run_sluice_command(&["check", "--manifests", fx.manifests().to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -346,7 +346,7 @@ fn security_annotations_are_refused_and_unknown_ones_warned() {
     assert!(stdout.contains(&format!("refused   {P}/auth-url")), "{stdout}");
     assert!(stdout.contains(&format!("Ingress default/locked: metadata.annotations[{P}/auth-url]")), "{stdout}");
     assert!(
-        stdout.contains(&format!("warning: Ingress default/odd: metadata.annotations[{P}/enable-cors]")),
+        stdout.contains(&format!("warning: Ingress default/odd: metadata.annotations[{P}/enable-http3]")),
         "{stdout}"
     );
 }

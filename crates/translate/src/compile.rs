@@ -158,6 +158,11 @@ pub(crate) fn route(
     if let Some(app_root) = &a.app_root {
         filters.push(Filter::AppRoot { path: app_root.clone() });
     }
+    // A CORS preflight is answered before the https redirect, as ingress-nginx's location
+    // `if` blocks run before its Lua redirect; its headers go on every answer.
+    if let Some(cors) = &a.cors {
+        filters.push(Filter::Cors(cors.clone()));
+    }
     let redirects_to_https = a.force_ssl_redirect.unwrap_or(defaults.force_ssl_redirect)
         || (tls && a.ssl_redirect.unwrap_or(defaults.ssl_redirect));
     // ingress-nginx tests the location's path as written (a plain string prefix).
@@ -184,6 +189,9 @@ pub(crate) fn route(
     }
     if let Some(Ok(edits)) = custom {
         filters.push(Filter::ResponseHeaders(edits));
+    }
+    if let Some(access) = a.access.compile() {
+        filters.push(Filter::Access(access));
     }
     if let Some(mirror) = &a.mirror {
         filters.push(Filter::Mirror(mirror.clone()));

@@ -115,13 +115,13 @@ impl ValidIngress {
 pub(crate) fn validate(
     key: &ObjectKey,
     ingress: &Ingress,
-    prefix: &str,
+    reading: annotations::Reading<'_>,
     regexes: &Regexes,
 ) -> Result<ValidIngress, Vec<Diagnostic>> {
     let object = ObjectRef::new("Ingress", &key.namespace, &key.name);
     let mut problems = Problems { object: &object, list: Vec::new() };
     let (annotations, reports) = match ingress.metadata.annotations.as_ref() {
-        Some(written) => annotations::parse(prefix, written),
+        Some(written) => annotations::parse(reading, written),
         None => (IngressAnnotations::default(), Vec::new()),
     };
     let mut warnings = Vec::new();
@@ -202,7 +202,7 @@ pub(crate) fn validate(
     let label = Route::label_of(&object);
     let error_backend = annotations.default_backend.as_ref().map(|service| BackendRef {
         key: BackendKey::first_port(ObjectKey::new(&key.namespace, service)),
-        field: format!("metadata.annotations[{prefix}/default-backend]"),
+        field: format!("metadata.annotations[{}/default-backend]", reading.prefix),
     });
     Ok(ValidIngress {
         owner: Arc::new(object),

@@ -74,6 +74,9 @@ pub struct Options {
     /// `--enable-ssl-passthrough`: honour `ssl-passthrough` (else it is ignored with a
     /// warning, as ingress-nginx does without the flag).
     pub enable_ssl_passthrough: bool,
+    /// `--allow-unenforced-waf`: serve Ingresses that ask for ModSecurity / OWASP CRS
+    /// without it, with a warning (else they are rejected).
+    pub allow_unenforced_waf: bool,
 }
 
 impl Options {
@@ -92,7 +95,13 @@ impl Options {
             configmap: None,
             default_backend_service: None,
             enable_ssl_passthrough: false,
+            allow_unenforced_waf: false,
         }
+    }
+
+    /// How this configuration reads annotations.
+    pub(crate) fn annotation_reading(&self) -> annotations::Reading<'_> {
+        annotations::Reading { prefix: &self.annotations_prefix, allow_unenforced_waf: self.allow_unenforced_waf }
     }
 }
 
@@ -113,7 +122,7 @@ pub fn annotation_reports(store: &Store, options: &Options) -> Vec<(ObjectRef, V
         .filter(|(_, ingress)| filter.accepts(&ClassChoice::of(ingress)))
         .filter_map(|(key, ingress)| {
             let written = ingress.metadata.annotations.as_ref()?;
-            let (_, mut reports) = annotations::parse(&options.annotations_prefix, written);
+            let (_, mut reports) = annotations::parse(options.annotation_reading(), written);
             if !options.enable_ssl_passthrough {
                 let key = format!("{}/ssl-passthrough", options.annotations_prefix);
                 for report in reports.iter_mut().filter(|r| r.key == key && r.verdict == AnnotationVerdict::Honoured) {
@@ -247,11 +256,11 @@ impl Translator {
     ) -> (Snapshot, Rebuilt) {
         let first = std::mem::replace(&mut self.fresh, false);
         let changed = if first { Changed::All } else { changed };
-        let prefix = self.options.annotations_prefix.as_str();
+        let reading = self.options.annotation_reading();
         let regexes = &self.regexes;
         let classify = |key: &ObjectKey, ingress: &Ingress| Classified {
             class: ClassChoice::of(ingress),
-            validated: ingress::validate(key, ingress, prefix, regexes).map(Arc::new),
+            validated: ingress::validate(key, ingress, reading, regexes).map(Arc::new),
         };
         let ingress_changes = self.ingresses.sync_changed(changed, "Ingress", &store.ingresses, classify);
         let classes_changed =

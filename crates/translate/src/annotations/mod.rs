@@ -6,7 +6,9 @@
 //! security setting Sluice does not enforce yet, or a snippet it cannot read as data — which
 //! rejects the Ingress, so it is never served unprotected.
 
+mod access;
 mod balance;
+mod cors;
 pub(crate) mod snippet;
 mod upstream_tls;
 pub(crate) mod values;
@@ -23,6 +25,7 @@ use sluice_config::{
     REGEX_SIZE_LIMIT,
 };
 
+pub(crate) use access::AccessSettings;
 pub(crate) use balance::{BalanceSettings, LoadBalance};
 pub(crate) use snippet::SnippetEdits;
 pub(crate) use upstream_tls::ProxySsl;
@@ -147,6 +150,19 @@ pub(crate) struct IngressAnnotations {
     /// `custom-headers`: the ConfigMap (`namespace/name`, or a name in the Ingress's
     /// namespace) of response headers, and the annotation's full key.
     pub custom_headers: Option<(Option<String>, String, Box<str>)>,
+    /// Address lists and `satisfy`.
+    pub access: AccessSettings,
+    /// `enable-cors` and the `cors-*` settings.
+    pub cors: Option<Arc<sluice_config::Cors>>,
+}
+
+/// How annotations are read: under which prefix, and what the command line allows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reading<'a> {
+    /// `--annotations-prefix`.
+    pub prefix: &'a str,
+    /// `--allow-unenforced-waf`: serve Ingresses asking for ModSecurity, with a warning.
+    pub allow_unenforced_waf: bool,
 }
 
 impl IngressAnnotations {
@@ -156,24 +172,18 @@ impl IngressAnnotations {
     }
 }
 
-/// Annotations that are security settings: until Sluice enforces them, an Ingress carrying
+/// Annotations that are security settings Sluice does not enforce yet: an Ingress carrying
 /// one is refused rather than served without the protection it asks for.
-fn is_security(name: &str) -> bool {
-    name.starts_with("auth-")
-        || name.ends_with("-source-range")
-        || name.starts_with("limit-")
-        || name.starts_with("global-rate-limit")
-        || name == "satisfy"
-        || name == "enable-modsecurity"
-        || name.starts_with("modsecurity-")
-        || name == "enable-owasp-core-rules"
+fn is_unenforced_security(name: &str) -> bool {
+    name.starts_with("auth-") || name.starts_with("limit-") || name.starts_with("global-rate-limit")
 }
 
 /// Parses the annotations under `prefix` into typed values, with a verdict for each.
 pub(crate) fn parse(
-    prefix: &str,
+    reading: Reading<'_>,
     annotations: &BTreeMap<String, String>,
 ) -> (IngressAnnotations, Vec<AnnotationReport>) {
+    let prefix = reading.prefix;
     let mut parsed = IngressAnnotations::default();
     let mut reports = Vec::new();
     let ours: BTreeMap<&str, &str> = annotations
@@ -183,14 +193,14 @@ pub(crate) fn parse(
     let canary = ours.get("canary").map(|v| values::boolean(v));
     let is_canary = matches!(canary, Some(Ok(true)));
     for (&name, &value) in &ours {
-        let verdict = if is_security(name) {
+        let verdict = if is_unenforced_security(name) {
             AnnotationVerdict::Refused(
                 "security annotations are not enforced by Sluice yet; the Ingress is not served without them".into(),
             )
         } else if is_canary && !name.starts_with("canary") && name != "affinity-canary-behavior" {
             AnnotationVerdict::Ignored("a canary Ingress takes its other settings from its main Ingress".into())
         } else {
-            match apply(&mut parsed, name, value, &ours) {
+            match apply(&mut parsed, name, value, &ours, reading.allow_unenforced_waf) {
                 Ok(()) => AnnotationVerdict::Honoured,
                 Err(Problem::Ignored(reason)) => AnnotationVerdict::Ignored(reason),
                 Err(Problem::Refused(reason)) => AnnotationVerdict::Refused(reason),
@@ -201,6 +211,7 @@ pub(crate) fn parse(
     if let Some((_, _, key)) = parsed.custom_headers.as_mut() {
         *key = format!("{prefix}/custom-headers").into();
     }
+    parsed.cors = cors::compile(&ours);
     if let Some(canary) = parsed.canary.as_mut() {
         canary.weight = canary.weight.min(canary.weight_total);
         canary.legacy_affinity = ours.get("affinity-canary-behavior").is_some_and(|v| legacy_affinity(v) == Ok(true));
@@ -219,7 +230,13 @@ impl From<String> for Problem {
     }
 }
 
-fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&str, &str>) -> Result<(), Problem> {
+fn apply(
+    a: &mut IngressAnnotations,
+    name: &str,
+    value: &str,
+    all: &BTreeMap<&str, &str>,
+    allow_unenforced_waf: bool,
+) -> Result<(), Problem> {
     match name {
         "use-regex" => a.use_regex = values::boolean(value)?,
         "rewrite-target" => a.rewrite_target = Some(Template::parse(value, true).map_err(|e| e.0)?),
@@ -352,15 +369,20 @@ fn apply(a: &mut IngressAnnotations, name: &str, value: &str, all: &BTreeMap<&st
         "stream-snippet" => {
             return Err(Problem::Refused("stream snippets configure raw TCP/UDP and are never rendered".into()))
         }
-        _ => match balance::setting(&mut a.balance, name, value, all) {
-            Some(result) => result?,
-            None => match policy_setting(&mut a.policy, name, value) {
+        "enable-cors" => drop(values::boolean(value)?),
+        _ => {
+            let result = balance::setting(&mut a.balance, name, value, all)
+                .map(|result| result.map_err(Problem::from))
+                .or_else(|| policy_setting(&mut a.policy, name, value).map(|result| result.map_err(Problem::from)))
+                .or_else(|| access::setting(&mut a.access, name, value, all, allow_unenforced_waf))
+                .or_else(|| cors::setting(name, value, all));
+            match result {
                 Some(result) => result?,
                 None => {
                     return Err(format!("{name} is not supported by Sluice; the Ingress is served without it").into())
                 }
-            },
-        },
+            }
+        }
     }
     Ok(())
 }

@@ -3,8 +3,10 @@ use sluice_config::AffinityMode;
 
 fn parsed(pairs: &[(&str, &str)]) -> (IngressAnnotations, Vec<AnnotationReport>) {
     let map = pairs.iter().map(|(k, v)| (format!("{DEFAULT_ANNOTATIONS_PREFIX}/{k}"), v.to_string())).collect();
-    parse(DEFAULT_ANNOTATIONS_PREFIX, &map)
+    parse(READING, &map)
 }
+
+const READING: Reading<'static> = Reading { prefix: DEFAULT_ANNOTATIONS_PREFIX, allow_unenforced_waf: false };
 
 fn verdict<'a>(reports: &'a [AnnotationReport], name: &str) -> &'a AnnotationVerdict {
     let key = format!("{DEFAULT_ANNOTATIONS_PREFIX}/{name}");
@@ -46,17 +48,19 @@ fn invalid_values_are_ignored_and_named() {
 
 #[test]
 fn security_annotations_and_unreadable_snippets_are_refused() {
-    for name in [
-        "auth-url",
-        "auth-type",
-        "auth-tls-secret",
-        "whitelist-source-range",
-        "denylist-source-range",
-        "limit-rps",
-        "satisfy",
-        "enable-modsecurity",
+    for (name, value) in [
+        ("auth-url", "x"),
+        ("auth-type", "x"),
+        ("auth-tls-secret", "x"),
+        ("whitelist-source-range", "10.0.0.0/33"),
+        ("allowlist-source-range", "example.com"),
+        ("denylist-source-range", "x"),
+        ("limit-rps", "x"),
+        ("enable-modsecurity", "true"),
+        ("enable-owasp-core-rules", "x"),
+        ("modsecurity-snippet", "SecRuleEngine On"),
     ] {
-        let (_, reports) = parsed(&[(name, "x")]);
+        let (_, reports) = parsed(&[(name, value)]);
         assert!(matches!(verdict(&reports, name), AnnotationVerdict::Refused(_)), "{name}");
     }
     let (_, reports) = parsed(&[("configuration-snippet", "proxy_pass http://evil;")]);
@@ -88,9 +92,9 @@ fn canary_settings_and_other_annotations_of_a_canary() {
 #[test]
 fn other_prefixes_are_not_ours() {
     let map = [("custom.example/use-regex".to_owned(), "true".to_owned())].into_iter().collect();
-    let (a, reports) = parse(DEFAULT_ANNOTATIONS_PREFIX, &map);
+    let (a, reports) = parse(READING, &map);
     assert!(reports.is_empty() && !a.use_regex);
-    let (a, _) = parse("custom.example", &map);
+    let (a, _) = parse(Reading { prefix: "custom.example", ..READING }, &map);
     assert!(a.use_regex);
 }
 
@@ -213,4 +217,35 @@ fn mirror_settings() {
     let (a, reports) = parsed(&[("mirror-target", "ftp://x/"), ("mirror-host", "m.test")]);
     assert!(matches!(verdict(&reports, "mirror-target"), AnnotationVerdict::Ignored(_)));
     assert!(a.mirror.is_none());
+}
+
+#[test]
+fn address_lists_satisfy_and_cors_are_honoured() {
+    let (a, reports) = parsed(&[
+        ("allowlist-source-range", "10.0.0.0/8, 192.0.2.1"),
+        ("whitelist-source-range", "0.0.0.0/0"),
+        ("denylist-source-range", "10.9.0.0/16"),
+        ("satisfy", "any"),
+        ("enable-cors", "true"),
+        ("cors-allow-origin", "https://*.a.test"),
+        ("enable-modsecurity", "false"),
+    ]);
+    let ignored = |name| matches!(verdict(&reports, name), AnnotationVerdict::Ignored(_));
+    assert!(ignored("whitelist-source-range"), "allowlist- takes precedence");
+    for name in ["allowlist-source-range", "denylist-source-range", "satisfy", "enable-cors", "cors-allow-origin"] {
+        assert_eq!(verdict(&reports, name), &AnnotationVerdict::Honoured, "{name}");
+    }
+    let access = a.access.compile().unwrap();
+    assert_eq!(access.satisfy, sluice_config::Satisfy::Any);
+    assert_eq!(access.addresses("10.1.1.1".parse().unwrap()), sluice_config::AddressVerdict::Allowed);
+    assert_eq!(access.addresses("10.9.1.1".parse().unwrap()), sluice_config::AddressVerdict::Refused);
+    assert!(a.cors.is_some());
+}
+
+#[test]
+fn an_unenforced_waf_is_served_only_when_allowed() {
+    let map = [(format!("{DEFAULT_ANNOTATIONS_PREFIX}/enable-modsecurity"), "true".to_owned())].into();
+    let allowed = Reading { allow_unenforced_waf: true, ..READING };
+    let (_, reports) = parse(allowed, &map);
+    assert!(matches!(&reports[0].verdict, AnnotationVerdict::Ignored(r) if r.contains("--allow-unenforced-waf")));
 }

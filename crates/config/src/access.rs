@@ -1,0 +1,144 @@
+//! Who may use a route: address lists and authentication, combined as nginx's `satisfy`.
+//!
+//! Compiled at translation from ingress-nginx's `allowlist-source-range`,
+//! `denylist-source-range` and `satisfy`; the data plane only asks [`Access::addresses`] and
+//! runs the authentication it names. A route either carries an `Access` or has no such
+//! protection: there is no half-built state to serve open by mistake.
+
+use std::net::IpAddr;
+
+use crate::client::canonical;
+use crate::IpNet;
+
+/// The protection of a route.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Addresses that may be served (`allowlist-source-range`); `None`: any address.
+    pub allow: Option<AddressSet>,
+    /// Addresses that are never served (`denylist-source-range`); checked first.
+    pub deny: Option<AddressSet>,
+    /// How address lists and authentication combine.
+    pub satisfy: Satisfy,
+}
+
+/// nginx's `satisfy`: whether a request needs every check to pass, or one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Satisfy {
+    /// Address lists and authentication must all pass (nginx's default).
+    #[default]
+    All,
+    /// Passing the address lists or the authentication is enough.
+    Any,
+}
+
+/// What the address lists say of a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressVerdict {
+    /// The route has no address list.
+    Unlisted,
+    /// Allowed by the lists.
+    Allowed,
+    /// Refused by the lists.
+    Refused,
+}
+
+impl Access {
+    /// What the address lists say of `client` (the real client address: after PROXY
+    /// protocol and trusted forwarding headers).
+    pub fn addresses(&self, client: IpAddr) -> AddressVerdict {
+        let client = canonical(client);
+        if self.deny.as_ref().is_some_and(|deny| deny.contains(client)) {
+            return AddressVerdict::Refused;
+        }
+        match &self.allow {
+            Some(allow) if allow.contains(client) => AddressVerdict::Allowed,
+            Some(_) => AddressVerdict::Refused,
+            None if self.deny.is_some() => AddressVerdict::Allowed,
+            None => AddressVerdict::Unlisted,
+        }
+    }
+}
+
+/// IPv4 and IPv6 ranges; IPv4-mapped IPv6 clients are matched as IPv4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressSet(Box<[IpNet]>);
+
+impl AddressSet {
+    /// The set of `ranges` (host bits are ignored, as nginx's `allow`/`deny` do).
+    pub fn new(ranges: impl IntoIterator<Item = IpNet>) -> Self {
+        Self(ranges.into_iter().map(|net| net.trunc()).collect())
+    }
+
+    /// Parses a comma-separated list of CIDRs or single addresses, ingress-nginx's format;
+    /// `Err` names the first item that is neither.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut ranges = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+            let net = item
+                .parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(|ip| IpNet::from(canonical(ip))))
+                .map_err(|_| format!("{item:?} is not an address or CIDR"))?;
+            ranges.push(net);
+        }
+        Ok(Self::new(ranges))
+    }
+
+    /// Whether `address` is in one of the ranges.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&address))
+    }
+
+    /// True when the list names no range (nothing is allowed by it).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Display for AddressSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, net) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{net}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(allow: Option<&str>, deny: Option<&str>) -> Access {
+        Access {
+            allow: allow.map(|a| AddressSet::parse(a).unwrap()),
+            deny: deny.map(|d| AddressSet::parse(d).unwrap()),
+            satisfy: Satisfy::All,
+        }
+    }
+
+    #[test]
+    fn deny_wins_then_allow_decides() {
+        let a = access(Some("10.0.0.0/8, 2001:db8::/32, 192.0.2.7"), Some("10.1.0.0/16"));
+        let verdict = |ip: &str| a.addresses(ip.parse().unwrap());
+        assert_eq!(verdict("10.2.3.4"), AddressVerdict::Allowed);
+        assert_eq!(verdict("::ffff:10.2.3.4"), AddressVerdict::Allowed);
+        assert_eq!(verdict("10.1.3.4"), AddressVerdict::Refused);
+        assert_eq!(verdict("192.0.2.7"), AddressVerdict::Allowed);
+        assert_eq!(verdict("192.0.2.8"), AddressVerdict::Refused);
+        assert_eq!(verdict("2001:db8::1"), AddressVerdict::Allowed);
+        let deny_only = access(None, Some("127.0.0.2"));
+        assert_eq!(deny_only.addresses("127.0.0.2".parse().unwrap()), AddressVerdict::Refused);
+        assert_eq!(deny_only.addresses("127.0.0.3".parse().unwrap()), AddressVerdict::Allowed);
+        assert_eq!(access(None, None).addresses("127.0.0.3".parse().unwrap()), AddressVerdict::Unlisted);
+    }
+
+    #[test]
+    fn lists_parse_strictly() {
+        assert!(AddressSet::parse("10.0.0.0/33").is_err());
+        assert!(AddressSet::parse("10.0.0.0/8, example.com").is_err());
+        assert!(AddressSet::parse("10.0.0.1/8").unwrap().contains("10.9.9.9".parse().unwrap()));
+        assert!(AddressSet::parse(" , ").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,177 @@
+//! Address lists and CORS, end to end: `allowlist-source-range` / `denylist-source-range`
+//! decide on the real client address (here several 127.x sources, and a trusted
+//! `X-Forwarded-For` when the ConfigMap says so) over HTTP/1.1, HTTP/2 and WebSocket
+//! upgrades, counted per Ingress; an unreadable list or an unenforceable WAF rejects only its
+//! Ingress; CORS preflights are answered by Sluice. Real `sluice run`, echo backends, curl.
+
+mod common;
+
+use common::*;
+
+/// `curl` from the source address `source` to Sluice's plain listener with `Host: host`;
+/// the status and the headers and body as curl printed them.
+fn from(source: &str, sluice: &Sluice, host: &str, path: &str, extra: &[&str]) -> (u16, String) {
+    let url = format!("http://{}{path}", sluice.http);
+    let host_header = format!("Host: {host}");
+    let mut args = vec!["--interface", source, "-i", "-H", &host_header];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let (_, out, err) = curl(&args);
+    let status = out
+        .lines()
+        .find(|line| line.starts_with("HTTP/"))
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no answer from curl: {err}"));
+    (status, out)
+}
+
+fn denied(metrics: &str, ingress: &str, reason: &str) -> f64 {
+    let name = format!("sluice_http_requests_denied_total{{ingress=\"{ingress}\",reason=\"{reason}\"}}");
+    metric_value(metrics, &name).unwrap_or(0.0)
+}
+
+#[test]
+fn address_lists_refuse_other_clients_on_every_path() {
+    let mut fx = Fixture::new("access-lists");
+    fx.backend("echo");
+    fx.ingress(
+        &Ingress::new("internal")
+            .annotation("nginx.ingress.kubernetes.io/allowlist-source-range", "127.0.0.2/32, 127.0.0.8/29")
+            .annotation("nginx.ingress.kubernetes.io/denylist-source-range", "127.0.0.9")
+            .path(Some("i.test"), "Prefix", "/", "echo"),
+    );
+    fx.ingress(&Ingress::new("open").path(Some("o.test"), "Prefix", "/", "echo"));
+    let sluice = fx.start(&[]);
+
+    let (status, body) = from("127.0.0.2", &sluice, "i.test", "/", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"service\""), "reached the backend: {body}");
+    assert_eq!(from("127.0.0.10", &sluice, "i.test", "/", &[]).0, 200, "in 127.0.0.8/29");
+    for (source, extra) in [
+        ("127.0.0.1", &[][..]),
+        ("127.0.0.3", &[][..]),
+        ("127.0.0.9", &[][..]),
+        ("127.0.0.3", &["--http2-prior-knowledge"][..]),
+        ("127.0.0.3", &["-X", "POST", "--data", "x"][..]),
+        (
+            "127.0.0.3",
+            &["-H", "Upgrade: websocket", "-H", "Connection: Upgrade", "-H", "Sec-WebSocket-Version: 13"][..],
+        ),
+    ] {
+        let (status, body) = from(source, &sluice, "i.test", "/", extra);
+        assert_eq!(status, 403, "{source} {extra:?}: {body}");
+        assert!(!body.contains("\"service\""), "nothing reached the backend: {body}");
+    }
+    assert_eq!(from("127.0.0.3", &sluice, "o.test", "/", &[]).0, 200, "other Ingresses are open");
+    assert_eq!(denied(&sluice.metrics(), "default/internal", "address"), 6.0);
+}
+
+#[test]
+fn the_real_client_address_is_what_the_configmap_trusts() {
+    let mut fx = Fixture::new("access-real-ip");
+    fx.backend("echo");
+    fx.write(
+        "configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: controller, namespace: ingress}\n\
+         data: {use-forwarded-headers: \"true\", proxy-real-ip-cidr: \"127.0.0.1\"}\n",
+    );
+    fx.ingress(
+        &Ingress::new("internal")
+            .annotation("nginx.ingress.kubernetes.io/whitelist-source-range", "203.0.113.0/24")
+            .path(Some("i.test"), "Prefix", "/", "echo"),
+    );
+    let sluice = fx.start(&["--configmap", "ingress/controller"]);
+    let forwarded = |source, value: &str| {
+        let header = format!("X-Forwarded-For: {value}");
+        from(source, &sluice, "i.test", "/", &["-H", &header]).0
+    };
+    assert_eq!(forwarded("127.0.0.1", "203.0.113.9"), 200, "a trusted peer vouches for the client");
+    assert_eq!(forwarded("127.0.0.1", "198.51.100.1"), 403);
+    assert_eq!(forwarded("127.0.0.2", "203.0.113.9"), 403, "an untrusted peer's header is not believed");
+}
+
+#[test]
+fn unreadable_lists_and_unenforced_wafs_reject_only_their_ingress() {
+    let mut fx = Fixture::new("access-rejected");
+    fx.backend("echo");
+    fx.ingress(
+        &Ingress::new("typo").annotation("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/33").path(
+            Some("typo.test"),
+            "Prefix",
+            "/",
+            "echo",
+        ),
+    );
+    fx.ingress(&Ingress::new("waf").annotation("nginx.ingress.kubernetes.io/enable-modsecurity", "true").path(
+        Some("waf.test"),
+        "Prefix",
+        "/",
+        "echo",
+    ));
+    fx.ingress(&Ingress::new("fine").path(Some("fine.test"), "Prefix", "/", "echo"));
+    let manifests = fx.manifests();
+    let out = run_sluice_command(&["check", "--manifests", manifests.to_str().unwrap()]);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(report.contains("whitelist-source-range") && report.contains("10.0.0.0/33"), "{report}");
+    assert!(report.contains("enable-modsecurity") && report.contains("--allow-unenforced-waf"), "{report}");
+
+    let sluice = fx.start(&[]);
+    assert_eq!(sluice.get("typo.test", "/").status, 404, "never served without its list");
+    assert_eq!(sluice.get("waf.test", "/").status, 404, "never served without its WAF");
+    assert_eq!(sluice.get("fine.test", "/").status, 200);
+    drop(sluice);
+    let sluice = fx.start(&["--allow-unenforced-waf"]);
+    assert_eq!(sluice.get("waf.test", "/").status, 200, "served, with a warning, when allowed");
+    assert_eq!(sluice.get("typo.test", "/").status, 404);
+}
+
+#[test]
+fn cors_preflights_are_answered_and_answers_carry_the_headers() {
+    let mut fx = Fixture::new("access-cors");
+    fx.backend("echo");
+    fx.ingress(
+        &Ingress::new("api")
+            .annotation("nginx.ingress.kubernetes.io/enable-cors", "true")
+            .annotation("nginx.ingress.kubernetes.io/cors-allow-origin", "https://app.test, https://*.apps.test")
+            .annotation("nginx.ingress.kubernetes.io/cors-expose-headers", "X-Total")
+            .annotation("nginx.ingress.kubernetes.io/cors-max-age", "600")
+            .path(Some("api.test"), "Prefix", "/", "echo"),
+    );
+    fx.ingress(&Ingress::new("public").annotation("nginx.ingress.kubernetes.io/enable-cors", "true").path(
+        Some("pub.test"),
+        "Prefix",
+        "/",
+        "echo",
+    ));
+    let sluice = fx.start(&[]);
+    let preflight = ["-X", "OPTIONS", "-H", "Access-Control-Request-Method: PUT"];
+
+    let with = |origin: &str, extra: &[&str]| {
+        let origin = format!("Origin: {origin}");
+        let mut args = vec!["-H", origin.as_str()];
+        args.extend_from_slice(extra);
+        from("127.0.0.1", &sluice, "api.test", "/x", &args)
+    };
+    let (status, answer) = with("https://a-1.apps.test", &preflight);
+    assert_eq!(status, 204, "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("access-control-allow-origin: https://a-1.apps.test"), "{answer}");
+    assert!(lower.contains("access-control-allow-methods: get, put, post, delete, patch, options"), "{answer}");
+    assert!(lower.contains("access-control-allow-credentials: true"), "{answer}");
+    assert!(lower.contains("access-control-max-age: 600"), "{answer}");
+    assert!(!lower.contains("\"service\""), "the preflight never reached the backend: {answer}");
+
+    let (status, answer) = with("https://evil.test", &preflight);
+    assert_eq!(status, 200, "an origin not allowed is forwarded as any OPTIONS: {answer}");
+    assert!(!answer.to_ascii_lowercase().contains("access-control-allow-"), "{answer}");
+
+    let (status, answer) = with("https://app.test", &[]);
+    assert_eq!(status, 200);
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("access-control-allow-origin: https://app.test"), "{answer}");
+    assert!(lower.contains("access-control-expose-headers: x-total"), "{answer}");
+
+    let (_, answer) = from("127.0.0.1", &sluice, "pub.test", "/", &[]);
+    assert!(answer.to_ascii_lowercase().contains("access-control-allow-origin: *"), "{answer}");
+}
