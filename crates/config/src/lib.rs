@@ -17,6 +17,7 @@ mod host;
 mod l4;
 mod passthrough;
 mod path;
+mod rate_limit;
 mod route;
 mod routes;
 mod same_site;
@@ -34,6 +35,7 @@ pub use host::{HostMatch, Hostname, InvalidHostname};
 pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
 pub use passthrough::PassthroughTable;
 pub use path::{InvalidPath, PathMatch, PathRegex, PathSet, REGEX_SIZE_LIMIT};
+pub use rate_limit::{Concurrency, Rate, RateLimit};
 pub use route::{
     Action, Condition, ErrorPages, Filter, Forward, HeaderEdits, Mirror, PathRewrite, Redirect, RetryOn, RetryPolicy,
     Route, RouteGroup, UpstreamPolicy, ValueMatch, WeightedBackend,

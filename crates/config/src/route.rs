@@ -15,7 +15,7 @@ use http::StatusCode;
 use crate::backend::Transport;
 use crate::balance::Balance;
 use crate::template::cookie;
-use crate::{Access, BackendId, Cors, ObjectRef, Template};
+use crate::{Access, BackendId, Cors, ObjectRef, RateLimit, Template};
 
 /// The routes that share one host and path match, tried in order: the first whose
 /// conditions all hold serves the request (canary conditions come before the plain route).
@@ -166,6 +166,10 @@ pub enum Filter {
     /// Preflights (`OPTIONS` from an allowed origin) answered with 204; CORS headers on
     /// every answer to an allowed origin.
     Cors(Arc<Cors>),
+    /// Requests per client address limited in rate and concurrency; checked just before
+    /// [`Filter::Access`], as nginx's preaccess phase precedes its access phase (failed
+    /// logins count too).
+    RateLimit(Arc<RateLimit>),
 }
 
 /// Where request copies go.

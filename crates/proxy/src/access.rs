@@ -1,49 +1,89 @@
-//! Enforcing a route's [`Access`]: address lists (and, combined by `satisfy`, the
-//! authentication it names) decide before anything of the request is forwarded or
-//! mirrored.
+//! Enforcing a route's protection before anything of a request is forwarded or mirrored:
+//! its [`RateLimit`] first (nginx's preaccess phase), then its [`Access`] rules (address
+//! lists, and, combined by `satisfy`, the authentication they name).
 
 use std::net::IpAddr;
 
 use http::StatusCode;
-use sluice_config::{Access, AddressVerdict, Filter, Route};
+use sluice_config::{Access, AddressVerdict, Filter, RateLimit, Route};
 
-/// Why a request was refused, the `reason` label of `sluice_http_requests_denied_total`.
+use crate::rate_limit::{Limiters, Slot};
+
+/// Why a request was refused, and with what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Denial {
-    /// The address lists refuse the client.
-    Address,
+pub(crate) struct Denial {
+    /// The `reason` label of `sluice_http_requests_denied_total`.
+    pub reason: Reason,
+    /// The answer.
+    pub status: StatusCode,
 }
 
-impl Denial {
-    /// The status answered.
-    pub(crate) fn status(self) -> StatusCode {
-        match self {
-            Denial::Address => StatusCode::FORBIDDEN,
-        }
-    }
+/// What refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// The address lists.
+    Address,
+    /// A request rate (`limit-rps`, `limit-rpm`).
+    RateLimit,
+    /// The concurrency limit (`limit-connections`).
+    ConnectionLimit,
+}
 
+impl Reason {
     /// The metric label.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Denial::Address => "address",
+            Reason::Address => "address",
+            Reason::RateLimit => "rate_limit",
+            Reason::ConnectionLimit => "connection_limit",
         }
     }
 }
 
-/// The route's access rules, when it has any.
-pub(crate) fn of(route: &Route) -> Option<&Access> {
-    route.filters.iter().find_map(|filter| match filter {
-        Filter::Access(access) => Some(&**access),
-        _ => None,
-    })
+/// Checks the request of `client` (the real client address) against the route's limits
+/// and access rules: `Ok` with the concurrency slot it holds while in progress, if limited.
+pub(crate) fn admit(limiters: &Limiters, route: &Route, client: IpAddr) -> Result<Option<Slot>, Denial> {
+    let mut slot = None;
+    for filter in &*route.filters {
+        match filter {
+            Filter::RateLimit(limits) => slot = limit(limiters, limits, client)?,
+            Filter::Access(access) => check(access, client)?,
+            _ => {}
+        }
+    }
+    Ok(slot)
 }
 
-/// Checks `client` (the real client address) against `access`.
-pub(crate) fn check(access: &Access, client: IpAddr) -> Result<(), Denial> {
+fn limit(limiters: &Limiters, limits: &RateLimit, client: IpAddr) -> Result<Option<Slot>, Denial> {
+    let client = sluice_config::canonical(client);
+    if limits.exempt.as_ref().is_some_and(|exempt| exempt.contains(client)) {
+        return Ok(None);
+    }
+    let over_rate = Denial { reason: Reason::RateLimit, status: limits.rate_status };
+    for rate in [&limits.per_second, &limits.per_minute].into_iter().flatten() {
+        if !limiters.admit_rate(rate, client) {
+            return Err(over_rate);
+        }
+    }
+    match &limits.connections {
+        Some(limit) => limiters
+            .acquire(limit, client)
+            .map(Some)
+            .ok_or(Denial { reason: Reason::ConnectionLimit, status: limits.connection_status }),
+        None => Ok(None),
+    }
+}
+
+fn check(access: &Access, client: IpAddr) -> Result<(), Denial> {
     match access.addresses(client) {
-        AddressVerdict::Refused => Err(Denial::Address),
+        AddressVerdict::Refused => Err(Denial { reason: Reason::Address, status: StatusCode::FORBIDDEN }),
         AddressVerdict::Allowed | AddressVerdict::Unlisted => Ok(()),
     }
+}
+
+/// Whether the route has limits or access rules to check.
+pub(crate) fn guards(route: &Route) -> bool {
+    route.filters.iter().any(|f| matches!(f, Filter::RateLimit(_) | Filter::Access(_)))
 }
 
 #[cfg(test)]
@@ -55,7 +95,7 @@ mod tests {
     fn address_lists_decide() {
         let access = Access { allow: Some(AddressSet::parse("127.0.0.2").unwrap()), deny: None, satisfy: Satisfy::All };
         assert_eq!(check(&access, "127.0.0.2".parse().unwrap()), Ok(()));
-        assert_eq!(check(&access, "127.0.0.3".parse().unwrap()), Err(Denial::Address));
-        assert_eq!(Denial::Address.status(), StatusCode::FORBIDDEN);
+        let denial = check(&access, "127.0.0.3".parse().unwrap()).unwrap_err();
+        assert_eq!((denial.reason, denial.status), (Reason::Address, StatusCode::FORBIDDEN));
     }
 }

@@ -86,6 +86,12 @@ fn describe_filter(filter: &Filter) -> String {
             };
             format!("cors: origins {origins}; credentials {}", if cors.allow_credentials { "on" } else { "off" })
         }
+        Filter::RateLimit(limits) => {
+            let rates = [&limits.per_second, &limits.per_minute].into_iter().flatten();
+            let mut parts: Vec<String> = rates.map(|rate| rate.zone.to_string()).collect();
+            parts.extend(limits.connections.iter().map(|c| c.zone.to_string()));
+            format!("rate limit per client: {} (answer {})", parts.join(", "), limits.rate_status.as_u16())
+        }
     }
 }
 

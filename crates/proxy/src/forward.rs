@@ -73,19 +73,23 @@ impl DataPlane {
             Some(arrival) => filters::on_request(route, arrival, &mut parts),
             None => Ok(None),
         };
-        // The access phase: after the early answers, before anything is forwarded.
-        let denial = match (&edits, &route.action, access::of(route)) {
-            (Ok(_), Action::Forward(_), Some(rules)) => access::check(rules, downstream.client.ip()).err(),
-            _ => None,
+        // Limits and access rules: after the early answers, before anything is forwarded.
+        let admitted = match (&edits, &route.action) {
+            (Ok(_), Action::Forward(_)) if access::guards(route) => {
+                access::admit(&self.limiters, route, downstream.client.ip())
+            }
+            _ => Ok(None),
         };
-        if let Some(denial) = denial {
-            self.metrics.denied(route, denial.as_str());
-        }
+        let (denial, slot) = match admitted {
+            Ok(slot) => (None, slot),
+            Err(denial) => {
+                self.metrics.denied(route, denial.reason.as_str());
+                (Some(denial.status), None)
+            }
+        };
         let mut response = match (edits, &route.action) {
             (Err(answer), _) => *answer,
-            (Ok(_), Action::Forward(_)) if denial.is_some() => {
-                error(denial.map_or(StatusCode::FORBIDDEN, |d| d.status()))
-            }
+            (Ok(_), Action::Forward(_)) if denial.is_some() => error(denial.unwrap_or(StatusCode::FORBIDDEN)),
             (Ok(_), Action::Fail(code)) => error(*code),
             (Ok(_), Action::Redirect(target)) => match &arrival {
                 Some(arrival) => filters::redirect_answer(target, arrival, &parts),
@@ -131,6 +135,9 @@ impl DataPlane {
             after.apply(&mut response);
         }
         filters::add_hsts(route, downstream.scheme, &mut response);
+        if let (Some(slot), Either::Left(body)) = (slot, response.body_mut()) {
+            body.hold(slot);
+        }
         self.metrics.request(backend.map(|b| (route, &**b)), response.status(), started.elapsed());
         response
     }

@@ -23,6 +23,7 @@ mod listener;
 mod mirror;
 mod path;
 mod proxy_protocol;
+mod rate_limit;
 
 pub mod metrics;
 mod passthrough;
@@ -173,6 +174,8 @@ pub struct DataPlane {
     options: ProxyOptions,
     drain: drain::Drain,
     admission: Arc<admission::Admission>,
+    /// The counters of every rate and concurrency limit, kept across snapshots.
+    limiters: rate_limit::Limiters,
 }
 
 impl DataPlane {
@@ -180,7 +183,8 @@ impl DataPlane {
     pub fn new(snapshot: Arc<SharedSnapshot>, metrics: Arc<Metrics>, options: ProxyOptions) -> Arc<Self> {
         let upstream = upstream::Upstream::default();
         let admission = admission::Admission::new(options.connection_limits);
-        Arc::new(Self { snapshot, upstream, metrics, options, drain: drain::Drain::new(), admission })
+        let limiters = rate_limit::Limiters::default();
+        Arc::new(Self { snapshot, upstream, metrics, options, drain: drain::Drain::new(), admission, limiters })
     }
 
     /// Stops accepting on every listener, asks open connections to finish (HTTP/1.1 closes

@@ -14,6 +14,8 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use crate::rate_limit::Slot;
+
 /// Where a request body stands, as its upstream side last saw it.
 #[derive(Debug)]
 pub(crate) struct SendProgress {
@@ -132,12 +134,20 @@ pub(crate) struct ReadTimeout<B> {
     timer: Option<Pin<Box<Sleep>>>,
     /// A piece arrived since the timer was armed.
     progressed: bool,
+    /// The request's concurrency slot (`limit-connections`), released with the body.
+    slot: Option<Slot>,
 }
 
 impl<B> ReadTimeout<B> {
     /// `inner`, failing after `limit` without a piece.
     pub(crate) fn new(inner: B, limit: Duration) -> Self {
-        Self { inner, limit, timer: None, progressed: false }
+        Self { inner, limit, timer: None, progressed: false, slot: None }
+    }
+
+    /// Keeps `slot` until the body is dropped: the request counts as in progress while
+    /// its response streams.
+    pub(crate) fn hold(&mut self, slot: Slot) {
+        self.slot = Some(slot);
     }
 }
 

@@ -175,3 +175,49 @@ fn cors_preflights_are_answered_and_answers_carry_the_headers() {
     let (_, answer) = from("127.0.0.1", &sluice, "pub.test", "/", &[]);
     assert!(answer.to_ascii_lowercase().contains("access-control-allow-origin: *"), "{answer}");
 }
+
+#[test]
+fn rate_limits_hold_per_client_with_exemptions_and_the_configmap_s_code() {
+    let mut fx = Fixture::new("access-limits");
+    fx.backend("echo");
+    fx.write(
+        "configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: controller, namespace: ingress}\n\
+         data: {limit-req-status-code: \"429\"}\n",
+    );
+    fx.ingress(
+        &Ingress::new("login")
+            .annotation("nginx.ingress.kubernetes.io/limit-rpm", "3")
+            .annotation("nginx.ingress.kubernetes.io/limit-burst-multiplier", "1")
+            .annotation("nginx.ingress.kubernetes.io/limit-allowlist", "127.0.0.5")
+            .path(Some("login.test"), "Prefix", "/", "echo"),
+    );
+    fx.ingress(&Ingress::new("slow").annotation("nginx.ingress.kubernetes.io/limit-connections", "1").path(
+        Some("slow.test"),
+        "Prefix",
+        "/",
+        "echo",
+    ));
+    let sluice = fx.start(&["--configmap", "ingress/controller"]);
+    // 3 per minute with a burst of 3: four at once, then refused for ~20 s.
+    let statuses: Vec<u16> = (0..6).map(|_| from("127.0.0.2", &sluice, "login.test", "/", &[]).0).collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+    let http2 = from("127.0.0.2", &sluice, "login.test", "/", &["--http2-prior-knowledge"]).0;
+    assert_eq!(http2, 429, "HTTP/2 counts against the same client");
+    assert_eq!(from("127.0.0.3", &sluice, "login.test", "/", &[]).0, 200, "another client has its own");
+    let exempt: Vec<u16> = (0..8).map(|_| from("127.0.0.5", &sluice, "login.test", "/", &[]).0).collect();
+    assert!(exempt.iter().all(|s| *s == 200), "limit-allowlist is never limited: {exempt:?}");
+    assert_eq!(denied(&sluice.metrics(), "default/login", "rate_limit"), 3.0);
+
+    // One request in progress per client: a second one at the same time gets 503.
+    let url = format!("http://{}/?sleep_ms=1500", sluice.http);
+    let held = std::thread::spawn(move || {
+        curl(&["--interface", "127.0.0.2", "-H", "Host: slow.test", "-o", "/dev/null", "-w", "%{http_code}", &url])
+    });
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(from("127.0.0.2", &sluice, "slow.test", "/", &[]).0, 503, "over limit-connections");
+    assert_eq!(from("127.0.0.3", &sluice, "slow.test", "/", &[]).0, 200, "another client");
+    assert_eq!(held.join().unwrap().1, "200");
+    assert_eq!(from("127.0.0.2", &sluice, "slow.test", "/", &[]).0, 200, "the slot was released");
+    assert_eq!(denied(&sluice.metrics(), "default/slow", "connection_limit"), 1.0);
+}

@@ -52,6 +52,10 @@ pub struct Defaults {
     /// `allow-cross-namespace-resources`: a `proxy-ssl-secret` may name a Secret in another
     /// namespace than the Ingress (else its routes answer 503).
     pub allow_cross_namespace_resources: bool,
+    /// `limit-req-status-code`: the answer over a request rate (503).
+    pub limit_req_status: StatusCode,
+    /// `limit-conn-status-code`: the answer over the concurrency limit (503).
+    pub limit_conn_status: StatusCode,
     /// `server-snippet`: header changes for every route, before the Ingress's own.
     pub(crate) server_snippet: Option<Arc<SnippetEdits>>,
     /// `location-snippet`: header changes for every route, after the Ingress's own.
@@ -77,6 +81,8 @@ impl Default for Defaults {
             no_tls_redirect_locations: vec![ACME_CHALLENGE_PATH.into()],
             service_upstream: false,
             allow_cross_namespace_resources: false,
+            limit_req_status: StatusCode::SERVICE_UNAVAILABLE,
+            limit_conn_status: StatusCode::SERVICE_UNAVAILABLE,
             server_snippet: None,
             location_snippet: None,
         }
@@ -189,6 +195,9 @@ pub(crate) fn route(
     }
     if let Some(Ok(edits)) = custom {
         filters.push(Filter::ResponseHeaders(edits));
+    }
+    if let Some(limits) = a.limits.compile(&ingress.label, defaults.limit_req_status, defaults.limit_conn_status) {
+        filters.push(Filter::RateLimit(limits));
     }
     if let Some(access) = a.access.compile() {
         filters.push(Filter::Access(access));

@@ -111,6 +111,8 @@ impl Settings {
                 }
                 defaults.redirect_code = code;
             }
+            "limit-req-status-code" => defaults.limit_req_status = error_status(value)?,
+            "limit-conn-status-code" => defaults.limit_conn_status = error_status(value)?,
             "hsts" => self.hsts.on = values::boolean(value)?,
             "hsts-max-age" => self.hsts.max_age = values::number(value, 0, u32::MAX)?,
             "hsts-include-subdomains" => self.hsts.include_subdomains = values::boolean(value)?,
@@ -200,6 +202,12 @@ fn snippet(defaults: &mut Defaults, name: &str, value: &str) -> Option<Result<()
 }
 
 /// A comma-separated list of CIDRs (a bare address is a /32 or /128).
+/// A 4xx or 5xx status (the limits' answers).
+fn error_status(value: &str) -> Result<http::StatusCode, String> {
+    let code = values::number(value, 400, 599)?;
+    http::StatusCode::from_u16(code as u16).map_err(|_| format!("{value:?} is not a status"))
+}
+
 pub(crate) fn cidrs(value: &str) -> Result<Vec<IpNet>, String> {
     value
         .split(',')

@@ -9,6 +9,7 @@
 mod access;
 mod balance;
 mod cors;
+mod limits;
 pub(crate) mod snippet;
 mod upstream_tls;
 pub(crate) mod values;
@@ -27,6 +28,7 @@ use sluice_config::{
 
 pub(crate) use access::AccessSettings;
 pub(crate) use balance::{BalanceSettings, LoadBalance};
+pub(crate) use limits::LimitSettings;
 pub(crate) use snippet::SnippetEdits;
 pub(crate) use upstream_tls::ProxySsl;
 
@@ -154,6 +156,8 @@ pub(crate) struct IngressAnnotations {
     pub access: AccessSettings,
     /// `enable-cors` and the `cors-*` settings.
     pub cors: Option<Arc<sluice_config::Cors>>,
+    /// `limit-*`.
+    pub limits: LimitSettings,
 }
 
 /// How annotations are read: under which prefix, and what the command line allows.
@@ -175,7 +179,7 @@ impl IngressAnnotations {
 /// Annotations that are security settings Sluice does not enforce yet: an Ingress carrying
 /// one is refused rather than served without the protection it asks for.
 fn is_unenforced_security(name: &str) -> bool {
-    name.starts_with("auth-") || name.starts_with("limit-") || name.starts_with("global-rate-limit")
+    name.starts_with("auth-") || name.starts_with("global-rate-limit")
 }
 
 /// Parses the annotations under `prefix` into typed values, with a verdict for each.
@@ -375,6 +379,7 @@ fn apply(
                 .map(|result| result.map_err(Problem::from))
                 .or_else(|| policy_setting(&mut a.policy, name, value).map(|result| result.map_err(Problem::from)))
                 .or_else(|| access::setting(&mut a.access, name, value, all, allow_unenforced_waf))
+                .or_else(|| limits::setting(&mut a.limits, name, value, all))
                 .or_else(|| cors::setting(name, value, all));
             match result {
                 Some(result) => result?,
