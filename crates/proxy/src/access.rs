@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use http::StatusCode;
 use sluice_config::{Access, AddressVerdict, Filter, RateLimit, Route};
 
+use crate::metrics::Metrics;
 use crate::rate_limit::{Limiters, Slot};
 
 /// Why a request was refused, and with what.
@@ -42,11 +43,16 @@ impl Reason {
 
 /// Checks the request of `client` (the real client address) against the route's limits
 /// and access rules: `Ok` with the concurrency slot it holds while in progress, if limited.
-pub(crate) fn admit(limiters: &Limiters, route: &Route, client: IpAddr) -> Result<Option<Slot>, Denial> {
+pub(crate) async fn admit(
+    limiters: &Limiters,
+    metrics: &Metrics,
+    route: &Route,
+    client: IpAddr,
+) -> Result<Option<Slot>, Denial> {
     let mut slot = None;
     for filter in &*route.filters {
         match filter {
-            Filter::RateLimit(limits) => slot = limit(limiters, limits, client)?,
+            Filter::RateLimit(limits) => slot = limit(limiters, metrics, limits, client).await?,
             Filter::Access(access) => check(access, client)?,
             _ => {}
         }
@@ -54,14 +60,19 @@ pub(crate) fn admit(limiters: &Limiters, route: &Route, client: IpAddr) -> Resul
     Ok(slot)
 }
 
-fn limit(limiters: &Limiters, limits: &RateLimit, client: IpAddr) -> Result<Option<Slot>, Denial> {
+async fn limit(
+    limiters: &Limiters,
+    metrics: &Metrics,
+    limits: &RateLimit,
+    client: IpAddr,
+) -> Result<Option<Slot>, Denial> {
     let client = sluice_config::canonical(client);
     if limits.exempt.as_ref().is_some_and(|exempt| exempt.contains(client)) {
         return Ok(None);
     }
     let over_rate = Denial { reason: Reason::RateLimit, status: limits.rate_status };
     for rate in [&limits.per_second, &limits.per_minute].into_iter().flatten() {
-        if !limiters.admit_rate(rate, client) {
+        if !limiters.admit_rate(rate, client, || metrics.redis_unavailable()).await {
             return Err(over_rate);
         }
     }

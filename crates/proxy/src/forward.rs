@@ -76,7 +76,7 @@ impl DataPlane {
         // Limits and access rules: after the early answers, before anything is forwarded.
         let admitted = match (&edits, &route.action) {
             (Ok(_), Action::Forward(_)) if access::guards(route) => {
-                access::admit(&self.limiters, route, downstream.client.ip())
+                access::admit(&self.limiters, &self.metrics, route, downstream.client.ip()).await
             }
             _ => Ok(None),
         };

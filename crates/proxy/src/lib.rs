@@ -42,6 +42,7 @@ use sluice_config::SharedSnapshot;
 pub use admission::ConnectionLimits;
 pub use listener::{serve, Scheme};
 pub use metrics::Metrics;
+pub use rate_limit::SharedRates;
 pub use tls::server_config;
 
 /// The crate-private parsers of untrusted input, for the fuzz targets in `fuzz/` (feature
@@ -150,6 +151,8 @@ pub struct ProxyOptions {
     pub client_body_timeout: Duration,
     /// Caps on open client connections.
     pub connection_limits: ConnectionLimits,
+    /// `--rate-limit-redis`: where rates are counted for all replicas.
+    pub shared_rates: Option<SharedRates>,
 }
 
 impl Default for ProxyOptions {
@@ -160,6 +163,7 @@ impl Default for ProxyOptions {
             header_timeout: Duration::from_secs(60),
             client_body_timeout: Duration::from_secs(60),
             connection_limits: ConnectionLimits::default(),
+            shared_rates: None,
         }
     }
 }
@@ -183,7 +187,7 @@ impl DataPlane {
     pub fn new(snapshot: Arc<SharedSnapshot>, metrics: Arc<Metrics>, options: ProxyOptions) -> Arc<Self> {
         let upstream = upstream::Upstream::default();
         let admission = admission::Admission::new(options.connection_limits);
-        let limiters = rate_limit::Limiters::default();
+        let limiters = rate_limit::Limiters::new(options.shared_rates.clone());
         Arc::new(Self { snapshot, upstream, metrics, options, drain: drain::Drain::new(), admission, limiters })
     }
 

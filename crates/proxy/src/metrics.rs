@@ -66,6 +66,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     denied: Family<DeniedLabels, Counter>,
+    redis_unavailable: Counter,
     request_duration: HistogramFamily,
     upstream_connect_errors: Family<OneLabel, Counter>,
     active_connections: Family<OneLabel, Gauge>,
@@ -99,6 +100,12 @@ impl Metrics {
             "http_requests_denied",
             "Requests refused by a route's protection (address lists, authentication, rate limits), by Ingress and reason",
             denied.clone(),
+        );
+        let redis_unavailable = Counter::default();
+        registry.register(
+            "rate_limit_redis_unavailable",
+            "Requests whose rate was counted by this replica alone because the --rate-limit-redis Redis did not answer in time",
+            redis_unavailable.clone(),
         );
         let request_duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
         registry.register(
@@ -134,6 +141,7 @@ impl Metrics {
             registry,
             requests,
             denied,
+            redis_unavailable,
             request_duration,
             upstream_connect_errors,
             active_connections,
@@ -182,6 +190,10 @@ impl Metrics {
 
     pub(crate) fn denied(&self, route: &Route, reason: &'static str) {
         self.denied.get_or_create(&DeniedLabels { ingress: route.label.clone(), reason }).inc();
+    }
+
+    pub(crate) fn redis_unavailable(&self) {
+        self.redis_unavailable.inc();
     }
 
     pub(crate) fn upstream_connect_error(&self, backend: &Backend) {

@@ -249,6 +249,18 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_connections_per_client: usize,
 
+    /// Count limit-rps / limit-rpm in this Redis (redis://[:PASSWORD@]HOST:PORT[/DB]) so that
+    /// a limit holds across all replicas together. Each request waits at most
+    /// --rate-limit-redis-timeout for it; when Redis does not answer, the replica's own
+    /// counters stand in (sluice_rate_limit_redis_unavailable_total) and traffic keeps
+    /// flowing. limit-connections stays per replica.
+    #[arg(long, value_name = "URL")]
+    pub rate_limit_redis: Option<String>,
+
+    /// The most a request waits for the --rate-limit-redis Redis.
+    #[arg(long, value_name = "DURATION", default_value = "25ms", value_parser = humantime::parse_duration)]
+    pub rate_limit_redis_timeout: Duration,
+
     /// Worker threads serving traffic (default: one per CPU core). With 1, everything runs
     /// on a single thread (lowest overhead per request on one core).
     #[arg(long, value_name = "N")]

@@ -50,6 +50,8 @@ pub fn main(args: DemoArgs) -> ExitCode {
         client_body_timeout: std::time::Duration::from_secs(60),
         max_connections: 65_536,
         max_connections_per_client: 0,
+        rate_limit_redis: None,
+        rate_limit_redis_timeout: std::time::Duration::from_millis(25),
         workers: None,
         publish_address: Vec::new(),
     };

@@ -287,6 +287,10 @@ pub async fn serve(
             total: serve.max_connections,
             per_client: serve.max_connections_per_client,
         },
+        shared_rates: match &serve.rate_limit_redis {
+            Some(url) => Some(sluice_proxy::SharedRates::connect(url, serve.rate_limit_redis_timeout)?),
+            None => None,
+        },
         ..ProxyOptions::default()
     };
     let plane = DataPlane::new(snapshot.clone(), metrics.clone(), options);

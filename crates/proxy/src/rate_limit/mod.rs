@@ -2,7 +2,12 @@
 //! `limit_req … nodelay`: `burst` requests beyond the steady rate pass at once, then one per
 //! interval) and a table of requests in progress per concurrency limit, both per client
 //! address and bounded in size. Tables are kept by zone name, so a configuration change
-//! that leaves a limit as it was keeps its counters.
+//! that leaves a limit as it was keeps its counters. With `--rate-limit-redis`, rates are
+//! counted in Redis for all replicas ([`redis`]), these tables standing in while it is away.
+
+mod redis;
+
+pub use redis::SharedRates;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -18,16 +23,30 @@ const SHARDS: usize = 16;
 /// and if none is, a new client is refused (never let through uncounted).
 const CLIENTS_PER_SHARD: usize = 4096;
 
-/// Every rate and concurrency table, by zone.
+/// Every rate and concurrency table, by zone, and the shared counters when configured.
 #[derive(Debug, Default)]
 pub(crate) struct Limiters {
     rates: RwLock<HashMap<Arc<str>, Arc<RateTable>>>,
     concurrency: RwLock<HashMap<Arc<str>, Arc<ConcurrencyTable>>>,
+    shared: Option<SharedRates>,
 }
 
 impl Limiters {
-    /// Whether `client` may make one more request at `rate` now.
-    pub(crate) fn admit_rate(&self, rate: &Rate, client: IpAddr) -> bool {
+    /// Limiters counting in this replica only, or in `shared` Redis when given.
+    pub(crate) fn new(shared: Option<SharedRates>) -> Self {
+        Self { shared, ..Self::default() }
+    }
+
+    /// Whether `client` may make one more request at `rate` now: across replicas when
+    /// Redis is configured and answers, else by this replica's counters (`fell_back` is
+    /// called when Redis should have answered and did not).
+    pub(crate) async fn admit_rate(&self, rate: &Rate, client: IpAddr, fell_back: impl FnOnce()) -> bool {
+        if let Some(shared) = &self.shared {
+            match shared.admit(rate, client).await {
+                Some(verdict) => return verdict,
+                None => fell_back(),
+            }
+        }
         table(&self.rates, &rate.zone, || RateTable::new(rate)).admit(client, Instant::now())
     }
 
