@@ -108,7 +108,9 @@ impl Htpasswd {
     /// Whether `password` is `user`'s, as decoded from `Authorization: Basic` (see
     /// [`decode_basic`]). `false` for an unknown user, a wrong password or one longer than
     /// 255 bytes; never panics. Synchronous: when [`Htpasswd::is_costly`] says so, an async
-    /// caller runs it with `tokio::task::spawn_blocking`.
+    /// caller runs it with `tokio::task::spawn_blocking`. An unknown user is answered at once,
+    /// so timing tells whether a user with a costly hash exists; failures are not remembered,
+    /// so guessing is bounded by the caller's rate limits, not here.
     pub fn verify(&self, user: &str, password: &[u8]) -> bool {
         let Some(hash) = self.users.get(user) else {
             return false;
