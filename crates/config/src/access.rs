@@ -1,11 +1,15 @@
 //! Who may use a route: address lists and authentication, combined as nginx's `satisfy`.
 //!
 //! Compiled at translation from ingress-nginx's `allowlist-source-range`,
-//! `denylist-source-range` and `satisfy`; the data plane only asks [`Access::addresses`] and
-//! runs the authentication it names. A route either carries an `Access` or has no such
-//! protection: there is no half-built state to serve open by mistake.
+//! `denylist-source-range`, `satisfy` and `auth-*`; the data plane only asks
+//! [`Access::addresses`] and runs the [`Authentication`] it names. A route either carries an
+//! `Access` or has no such protection: there is no half-built state to serve open by mistake.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use sluice_htpasswd::Htpasswd;
 
 use crate::client::canonical;
 use crate::IpNet;
@@ -17,8 +21,27 @@ pub struct Access {
     pub allow: Option<AddressSet>,
     /// Addresses that are never served (`denylist-source-range`); checked first.
     pub deny: Option<AddressSet>,
+    /// Who must prove who they are, when anyone must.
+    pub auth: Option<Authentication>,
     /// How address lists and authentication combine.
     pub satisfy: Satisfy,
+}
+
+/// How a client proves who it is.
+#[derive(Debug, Clone)]
+pub enum Authentication {
+    /// `auth-type: basic`: a user and password of an htpasswd Secret.
+    Basic(Arc<BasicAuth>),
+}
+
+/// Basic authentication (RFC 7617) against the users of one Secret.
+#[derive(Debug, Clone)]
+pub struct BasicAuth {
+    /// The `WWW-Authenticate` value of a 401: `Basic realm="…"`.
+    pub challenge: HeaderValue,
+    /// The users, or `None` when the Secret is missing or unusable: then every request is
+    /// refused (503), never let through.
+    pub users: Option<Arc<Htpasswd>>,
 }
 
 /// nginx's `satisfy`: whether a request needs every check to pass, or one.
@@ -114,6 +137,7 @@ mod tests {
         Access {
             allow: allow.map(|a| AddressSet::parse(a).unwrap()),
             deny: deny.map(|d| AddressSet::parse(d).unwrap()),
+            auth: None,
             satisfy: Satisfy::All,
         }
     }

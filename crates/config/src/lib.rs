@@ -25,7 +25,7 @@ mod template;
 mod tls;
 mod upstream_tls;
 
-pub use access::{Access, AddressSet, AddressVerdict, Satisfy};
+pub use access::{Access, AddressSet, AddressVerdict, Authentication, BasicAuth, Satisfy};
 pub use backend::{Backend, BackendId, InFlight, Transport, UpstreamProtocol};
 pub use balance::{stable_hash, Affinity, AffinityMode, Balance, HashBy, Maglev};
 pub use client::{canonical, ClientTrust, IpNet, RealIp};
@@ -42,6 +42,7 @@ pub use route::{
 };
 pub use routes::{Conflict, RouteEntry, RouteTable, RouteTableBuilder};
 pub use same_site::same_site_none_is_safe;
+pub use sluice_htpasswd::Htpasswd;
 pub use template::{cookie, InvalidTemplate, RequestFacts, Template, Variable};
 pub use tls::{CertificateTable, CertificateTableBuilder};
 pub use upstream_tls::{ServerVerification, UpstreamTls, UpstreamTlsOptions};

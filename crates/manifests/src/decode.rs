@@ -97,7 +97,7 @@ fn typed<T: serde::de::DeserializeOwned>(
         .map_err(|e| Diagnostic::object(object_ref.clone(), e.path().to_string(), e.inner().to_string()))?;
     match object {
         Object::Secret(secret) if !keeps_secret(&secret) => {
-            tracing::debug!(secret = %object_ref, "skipping a Secret that holds no certificate (tls.crt or ca.crt)");
+            tracing::debug!(secret = %object_ref, "skipping a Secret that holds no certificate or htpasswd data");
             Ok(None)
         }
         object => Ok(Some(object)),
@@ -146,6 +146,16 @@ items:
   metadata: {name: ca}
   type: Opaque
   stringData: {ca.crt: "x"}
+- apiVersion: v1
+  kind: Secret
+  metadata: {name: users}
+  type: Opaque
+  stringData: {alice: "$apr1$salt$hash", bob: "{SHA}x"}
+- apiVersion: v1
+  kind: Secret
+  metadata: {name: mixed}
+  type: Opaque
+  stringData: {alice: "$apr1$salt$hash", token: "plain"}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -158,9 +168,10 @@ metadata: {name: ignored}
             [
                 ("Service", "default".into(), "a".into()),
                 ("Secret", "default".into(), "s".into()),
-                ("Secret", "default".into(), "ca".into())
+                ("Secret", "default".into(), "ca".into()),
+                ("Secret", "default".into(), "users".into())
             ],
-            "Opaque Secrets only with a certificate or trust anchors"
+            "Opaque Secrets only with a certificate, trust anchors or password hashes"
         );
         assert_eq!(diagnostics.len(), 1);
         let text = diagnostics[0].to_string();

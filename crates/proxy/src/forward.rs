@@ -76,7 +76,7 @@ impl DataPlane {
         // Limits and access rules: after the early answers, before anything is forwarded.
         let admitted = match (&edits, &route.action) {
             (Ok(_), Action::Forward(_)) if access::guards(route) => {
-                access::admit(&self.limiters, &self.metrics, route, downstream.client.ip()).await
+                access::admit(&self.limiters, &self.metrics, route, downstream.client.ip(), &parts.headers).await
             }
             _ => Ok(None),
         };
@@ -84,12 +84,12 @@ impl DataPlane {
             Ok(slot) => (None, slot),
             Err(denial) => {
                 self.metrics.denied(route, denial.reason.as_str());
-                (Some(denial.status), None)
+                (Some(denial), None)
             }
         };
         let mut response = match (edits, &route.action) {
             (Err(answer), _) => *answer,
-            (Ok(_), Action::Forward(_)) if denial.is_some() => error(denial.unwrap_or(StatusCode::FORBIDDEN)),
+            (Ok(_), Action::Forward(_)) if denial.is_some() => access::answer(denial),
             (Ok(_), Action::Fail(code)) => error(*code),
             (Ok(_), Action::Redirect(target)) => match &arrival {
                 Some(arrival) => filters::redirect_answer(target, arrival, &parts),

@@ -44,16 +44,34 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// The Secret type whose certificates the HTTPS listener serves.
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 
-/// Whether Sluice keeps a Secret: `kubernetes.io/tls` ones (served certificates), and
-/// Secrets of any type holding `ca.crt` or `tls.crt` (`proxy-ssl-secret`: trust anchors
-/// and client certificates towards backends). Every other Secret (passwords, tokens) is
-/// never stored, by both sources.
+/// Whether Sluice keeps a Secret: `kubernetes.io/tls` ones (served certificates); Secrets
+/// of any type holding `ca.crt` or `tls.crt` (`proxy-ssl-secret`: trust anchors and client
+/// certificates towards backends); and basic-auth Secrets: an htpasswd file under `auth`
+/// (`auth-file`), or only password hashes, one key per user (`auth-map`). Every other
+/// Secret (plain passwords, tokens) is never stored, by both sources.
 pub fn keeps_secret(secret: &Secret) -> bool {
     let has = |key: &str| {
         secret.data.as_ref().is_some_and(|d| d.contains_key(key))
             || secret.string_data.as_ref().is_some_and(|d| d.contains_key(key))
     };
-    secret.type_.as_deref() == Some(TLS_SECRET_TYPE) || has("ca.crt") || has("tls.crt")
+    secret.type_.as_deref() == Some(TLS_SECRET_TYPE)
+        || has("ca.crt")
+        || has("tls.crt")
+        || has("auth")
+        || holds_only_hashes(secret)
+}
+
+/// True when every value of a non-empty Secret starts like a password hash htpasswd writes.
+fn holds_only_hashes(secret: &Secret) -> bool {
+    const HASHES: [&[u8]; 7] = [b"$2y$", b"$2a$", b"$2b$", b"$apr1$", b"$1$", b"$5$", b"$6$"];
+    let is_hash = |value: &[u8]| {
+        let value = value.trim_ascii_start();
+        HASHES.iter().any(|prefix| value.starts_with(prefix)) || value.starts_with(b"{SHA}")
+    };
+    let data = secret.data.iter().flatten().map(|(_, v)| v.0.as_slice());
+    let strings = secret.string_data.iter().flatten().map(|(_, v)| v.as_bytes());
+    let mut values = data.chain(strings).peekable();
+    values.peek().is_some() && values.all(is_hash)
 }
 
 /// One object of a kind Sluice acts on.

@@ -11,7 +11,7 @@ use sluice_config::{
     Route, RouteGroup, Template, UpstreamPolicy, ValueMatch, WeightedBackend,
 };
 
-use sluice_store::k8s_openapi::api::core::v1::ConfigMap;
+use sluice_store::k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use sluice_store::ObjectKey;
 
 use crate::annotations::{Canary, IngressAnnotations, LoadBalance, PolicyOverrides, SnippetEdits};
@@ -95,6 +95,10 @@ impl Default for Defaults {
 pub(crate) struct Context<'a> {
     pub defaults: &'a Defaults,
     pub config_maps: &'a BTreeMap<ObjectKey, Arc<ConfigMap>>,
+    /// Secrets, for `auth-secret`.
+    pub secrets: &'a BTreeMap<ObjectKey, Arc<Secret>>,
+    /// Basic-auth users parsed from those Secrets, by version.
+    pub users: &'a crate::basic_auth::UsersCache,
     /// Compiled regexes, shared by pattern text.
     pub regexes: &'a Regexes,
 }
@@ -199,7 +203,8 @@ pub(crate) fn route(
     if let Some(limits) = a.limits.compile(&ingress.label, defaults.limit_req_status, defaults.limit_conn_status) {
         filters.push(Filter::RateLimit(limits));
     }
-    if let Some(access) = a.access.compile() {
+    let auth = a.auth.as_ref().map(|settings| crate::basic_auth::authentication(ingress, settings, cx, problems));
+    if let Some(access) = a.access.compile(auth) {
         filters.push(Filter::Access(access));
     }
     if let Some(mirror) = &a.mirror {

@@ -103,9 +103,47 @@ impl ValidIngress {
         Some(ObjectKey::new(namespace.as_deref().unwrap_or(&self.owner.namespace), name))
     }
 
+    /// The objects its routes read besides the Ingress: when one changes, they are compiled
+    /// again.
+    pub(crate) fn references(&self) -> impl Iterator<Item = Reference> + '_ {
+        let secret = self.annotations.auth.as_ref().map(|auth| {
+            let (namespace, name) = &auth.secret;
+            Reference::Secret(ObjectKey::new(namespace.as_deref().unwrap_or(&self.owner.namespace), name))
+        });
+        self.custom_headers().map(Reference::ConfigMap).into_iter().chain(secret)
+    }
+
+    /// The Secret its `auth-secret` annotation names.
+    pub(crate) fn auth_secret(&self) -> Option<ObjectKey> {
+        self.references().find_map(|reference| match reference {
+            Reference::Secret(key) => Some(key),
+            Reference::ConfigMap(_) => None,
+        })
+    }
+
     /// True when this Ingress's `spec.tls` covers `host`.
     pub(crate) fn has_tls_for(&self, host: &HostMatch) -> bool {
         self.tls.iter().any(|entry| entry.hosts.iter().any(|h| h == host || h.covers(host)))
+    }
+}
+
+/// An object an Ingress's routes read besides the Ingress itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Reference {
+    /// A `custom-headers` ConfigMap.
+    ConfigMap(ObjectKey),
+    /// An `auth-secret` Secret.
+    Secret(ObjectKey),
+}
+
+impl Reference {
+    /// Which version of the object the store holds (its `Arc`'s address), `None` when
+    /// absent: a different value means the routes reading it must be compiled again.
+    pub(crate) fn version(&self, store: &sluice_store::Store) -> Option<usize> {
+        match self {
+            Reference::ConfigMap(key) => store.config_maps.get(key).map(|c| Arc::as_ptr(c) as usize),
+            Reference::Secret(key) => store.secrets.get(key).map(|s| Arc::as_ptr(s) as usize),
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod annotations;
 mod backends;
+mod basic_auth;
 mod cache;
 mod certificates;
 mod class;
@@ -34,7 +35,7 @@ use crate::certificates::Secrets;
 use crate::class::{ClassChoice, ClassFilter};
 use crate::compile::Context;
 use crate::configmap::Global;
-use crate::ingress::ValidIngress;
+use crate::ingress::{Reference, ValidIngress};
 use crate::plan::{Plan, Verdict};
 use crate::regexes::Regexes;
 use crate::upstream_tls::UpstreamTlsCache;
@@ -201,8 +202,11 @@ pub struct Translator {
     passthrough: Option<(Arc<PassthroughTable>, Vec<Diagnostic>)>,
     /// The backend of each id of the plan, as last resolved.
     resolved: Vec<Option<Resolved>>,
-    /// The `custom-headers` ConfigMaps served Ingresses name, as their routes last read them.
-    header_maps: BTreeMap<ObjectKey, Option<Arc<ConfigMap>>>,
+    /// The objects served Ingresses' routes read (`custom-headers` ConfigMaps, `auth-secret`
+    /// Secrets), with the version their routes last read (`None`: absent).
+    references: BTreeMap<Reference, Option<usize>>,
+    /// Basic-auth users by Secret version.
+    users: basic_auth::UsersCache,
     /// The controller ConfigMap as last read (`None` when absent), and what it set.
     global: Option<(Option<Arc<ConfigMap>>, Global)>,
     /// Regexes compiled for paths, rewrites and hosts, shared by pattern text.
@@ -239,7 +243,8 @@ impl Translator {
             resolved: Vec::new(),
             global: None,
             regexes: Regexes::default(),
-            header_maps: BTreeMap::new(),
+            references: BTreeMap::new(),
+            users: basic_auth::UsersCache::default(),
             fresh: true,
         }
     }
@@ -255,6 +260,7 @@ impl Translator {
         generation: u64,
     ) -> (Snapshot, Rebuilt) {
         let first = std::mem::replace(&mut self.fresh, false);
+        self.users.prune();
         let changed = if first { Changed::All } else { changed };
         let reading = self.options.annotation_reading();
         let regexes = &self.regexes;
@@ -282,15 +288,15 @@ impl Translator {
             store.ingresses.keys().map(|key| Arc::new(key.clone())).collect()
         } else {
             let mut keys: Vec<Arc<ObjectKey>> = ingress_changes.into_iter().map(|change| change.key).collect();
-            keys.extend(self.stale_header_maps(store, changed));
+            keys.extend(self.stale_references(store, changed));
             keys
         };
         let rebuilt = if to_plan.is_empty() && !replan { Rebuilt::Backends } else { Rebuilt::Routes };
         let ingresses = &self.ingresses;
-        let names_header_map = |key: &Arc<ObjectKey>| {
-            ingresses.get(key).is_some_and(|c| c.validated.as_ref().is_ok_and(|v| v.custom_headers().is_some()))
+        let reads_references = |key: &Arc<ObjectKey>| {
+            ingresses.get(key).is_some_and(|c| c.validated.as_ref().is_ok_and(|v| v.references().next().is_some()))
         };
-        let header_maps_moved = replan || to_plan.iter().any(names_header_map);
+        let references_moved = replan || to_plan.iter().any(reads_references);
         let filter = ClassFilter::new(store, &self.options);
         let verdicts = to_plan.into_iter().map(|key| {
             let verdict = match ingresses.get(&key).filter(|c| filter.accepts(&c.class)) {
@@ -302,16 +308,22 @@ impl Translator {
         });
         let global = self.global.as_ref().map(|(_, global)| global);
         let defaults = global.map_or(&self.options.defaults, |g| &g.defaults);
-        let cx = Context { defaults, config_maps: &store.config_maps, regexes: &self.regexes };
+        let cx = Context {
+            defaults,
+            config_maps: &store.config_maps,
+            secrets: &store.secrets,
+            regexes: &self.regexes,
+            users: &self.users,
+        };
         let updated = self.plan.update(verdicts, &cx);
-        if header_maps_moved {
-            self.header_maps = self
+        if references_moved {
+            self.references = self
                 .plan
                 .served()
-                .filter_map(|ingress| ingress.custom_headers())
-                .map(|key| {
-                    let seen = store.config_maps.get(&key).cloned();
-                    (key, seen)
+                .flat_map(|ingress| ingress.references())
+                .map(|reference| {
+                    let seen = reference.version(store);
+                    (reference, seen)
                 })
                 .collect();
         }
@@ -403,29 +415,31 @@ impl Translator {
 }
 
 impl Translator {
-    /// The served Ingresses whose `custom-headers` ConfigMap changed (or appeared, or went)
-    /// since their routes were compiled; looked for only when ConfigMaps may have changed.
-    fn stale_header_maps(&self, store: &Store, changed: Changed<'_>) -> Vec<Arc<ObjectKey>> {
+    /// The served Ingresses whose referenced objects (a `custom-headers` ConfigMap, an
+    /// `auth-secret` Secret) changed, appeared or went since their routes were compiled;
+    /// looked for only when such objects may have changed.
+    fn stale_references(&self, store: &Store, changed: Changed<'_>) -> Vec<Arc<ObjectKey>> {
+        let kinds = ["ConfigMap", "Secret"];
         let may_have_changed = match changed {
             Changed::All => true,
-            Changed::Kinds(kinds) => kinds.contains("ConfigMap"),
-            Changed::Objects(objects) => objects.iter().any(|(kind, _)| *kind == "ConfigMap"),
+            Changed::Kinds(changed) => kinds.iter().any(|kind| changed.contains(kind)),
+            Changed::Objects(objects) => objects.iter().any(|(kind, _)| kinds.contains(kind)),
         };
-        if !may_have_changed || self.header_maps.is_empty() {
+        if !may_have_changed || self.references.is_empty() {
             return Vec::new();
         }
-        let stale: BTreeSet<&ObjectKey> = self
-            .header_maps
+        let stale: BTreeSet<&Reference> = self
+            .references
             .iter()
-            .filter(|(key, seen)| seen.as_ref().map(Arc::as_ptr) != store.config_maps.get(*key).map(Arc::as_ptr))
-            .map(|(key, _)| key)
+            .filter(|(reference, seen)| **seen != reference.version(store))
+            .map(|(reference, _)| reference)
             .collect();
         if stale.is_empty() {
             return Vec::new();
         }
         self.plan
             .served()
-            .filter(|ingress| ingress.custom_headers().is_some_and(|key| stale.contains(&key)))
+            .filter(|ingress| ingress.references().any(|reference| stale.contains(&reference)))
             .map(|ingress| Arc::new(ObjectKey::new(&ingress.owner.namespace, &ingress.owner.name)))
             .collect()
     }

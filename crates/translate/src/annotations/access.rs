@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sluice_config::{Access, AddressSet, Satisfy};
+use sluice_config::{Access, AddressSet, Authentication, Satisfy};
 
 use super::{values, Problem};
 
@@ -22,12 +22,12 @@ pub(crate) struct AccessSettings {
 }
 
 impl AccessSettings {
-    /// The route model's protection, `None` when the Ingress asks for none.
-    pub(crate) fn compile(&self) -> Option<Arc<Access>> {
-        if self.allow.is_none() && self.deny.is_none() {
+    /// The route model's protection with `auth`, `None` when the Ingress asks for none.
+    pub(crate) fn compile(&self, auth: Option<Authentication>) -> Option<Arc<Access>> {
+        if self.allow.is_none() && self.deny.is_none() && auth.is_none() {
             return None;
         }
-        Some(Arc::new(Access { allow: self.allow.clone(), deny: self.deny.clone(), satisfy: self.satisfy }))
+        Some(Arc::new(Access { allow: self.allow.clone(), deny: self.deny.clone(), auth, satisfy: self.satisfy }))
     }
 }
 

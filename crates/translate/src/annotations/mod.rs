@@ -7,6 +7,7 @@
 //! rejects the Ingress, so it is never served unprotected.
 
 mod access;
+mod auth;
 mod balance;
 mod cors;
 mod limits;
@@ -27,6 +28,7 @@ use sluice_config::{
 };
 
 pub(crate) use access::AccessSettings;
+pub(crate) use auth::AuthSettings;
 pub(crate) use balance::{BalanceSettings, LoadBalance};
 pub(crate) use limits::LimitSettings;
 pub(crate) use snippet::SnippetEdits;
@@ -158,6 +160,8 @@ pub(crate) struct IngressAnnotations {
     pub cors: Option<Arc<sluice_config::Cors>>,
     /// `limit-*`.
     pub limits: LimitSettings,
+    /// `auth-type: basic` and its Secret.
+    pub auth: Option<AuthSettings>,
 }
 
 /// How annotations are read: under which prefix, and what the command line allows.
@@ -179,7 +183,8 @@ impl IngressAnnotations {
 /// Annotations that are security settings Sluice does not enforce yet: an Ingress carrying
 /// one is refused rather than served without the protection it asks for.
 fn is_unenforced_security(name: &str) -> bool {
-    name.starts_with("auth-") || name.starts_with("global-rate-limit")
+    let basic = matches!(name, "auth-type" | "auth-secret" | "auth-secret-type" | "auth-realm");
+    (name.starts_with("auth-") && !basic) || name.starts_with("global-rate-limit")
 }
 
 /// Parses the annotations under `prefix` into typed values, with a verdict for each.
@@ -380,6 +385,7 @@ fn apply(
                 .or_else(|| policy_setting(&mut a.policy, name, value).map(|result| result.map_err(Problem::from)))
                 .or_else(|| access::setting(&mut a.access, name, value, all, allow_unenforced_waf))
                 .or_else(|| limits::setting(&mut a.limits, name, value, all))
+                .or_else(|| auth::setting(&mut a.auth, name, value, all))
                 .or_else(|| cors::setting(name, value, all));
             match result {
                 Some(result) => result?,
