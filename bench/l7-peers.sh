@@ -26,6 +26,8 @@
 #     wrk -t1 -c$PATHS_CONNS -d${PATHS_DURATION}s -s lib/paths.lua -H 'Host: paths.bench.test'
 #   cycling through PATHS_REQUESTS request paths (the last 4 rules in nginx's order, the first
 #   4 and the rest spread over all numbers); same columns as part 2.
+# Part 2c (PROTECT=1): basic auth and a rate limit vs the same route unprotected (issue 11:
+#   >= 0.9 x); see lib/protect-suite.sh.
 # Part 3 (TLS_FULL=1): TLS 1.3 handshake cost, full vs resumed. wrk (run-peers' `tls` suite)
 #   resumes sessions wherever the server allows it; run-peers disables resumption in nginx and
 #   HAProxy but Sluice has it on, so that suite compares resumed Sluice handshakes with full
@@ -70,6 +72,10 @@ PEERS_RUN=${PEERS_RUN:-1}
 ROUTE=${ROUTE:-1}
 PATHS=${PATHS:-1}
 TLS_FULL=${TLS_FULL:-1}
+PROTECT=${PROTECT:-1}
+PROTECT_ROUNDS=${PROTECT_ROUNDS:-${ROUNDS:-3}}
+PROTECT_DURATION=${PROTECT_DURATION:-10}
+PROTECT_CONNS=${PROTECT_CONNS:-50}
 BENCH_TARGET=${BENCH_TARGET:-/tmp/sluice-bench-target}
 SLUICE_BIN=${SLUICE_BIN:-$REPO/target/release/sluice}
 BACKEND_BIN=${BACKEND_BIN:-$BENCH_TARGET/backend/release/bench-backend}
@@ -474,6 +480,9 @@ echo "raw: $RES  logs: $R/logs"
 cleanup; PIDS=(); PIDOF=()
 }
 
+# ---------------------------------------------------------------- part 2c: protection cost
+source "$HERE/lib/protect-suite.sh"
+
 # ---------------------------------------------------------------- part 3: full TLS handshakes
 # wrk resumes TLS sessions (it offers the previous session on every reconnect). run-peers
 # turns resumption off in nginx and HAProxy, but Sluice resumes (rustls with a ticketer), so
@@ -639,4 +648,5 @@ cleanup; PIDS=(); PIDOF=()
 
 if [[ $ROUTE == 1 ]]; then route_suite; fi
 if [[ $PATHS == 1 ]]; then paths_suite; fi
+if [[ $PROTECT == 1 ]]; then protect_suite; fi
 if [[ $TLS_FULL == 1 ]]; then tls_full_suite; fi
