@@ -221,6 +221,19 @@ pub(crate) fn parse(
         *key = format!("{prefix}/custom-headers").into();
     }
     parsed.cors = cors::compile(&ours);
+    let protected = parsed.auth.is_some()
+        || parsed.access.allow.is_some()
+        || parsed.access.deny.is_some()
+        || parsed.limits.compile("", StatusCode::OK, StatusCode::OK).is_some();
+    if parsed.ssl_passthrough && protected {
+        // Relayed TLS is never read: no credentials, no request to count.
+        let key = format!("{prefix}/ssl-passthrough");
+        let reason = "relayed TLS cannot carry this Ingress's authentication, address lists or limits; \
+                      the Ingress is not served without them";
+        for report in reports.iter_mut().filter(|r| r.key == key) {
+            report.verdict = AnnotationVerdict::Refused(reason.into());
+        }
+    }
     if let Some(canary) = parsed.canary.as_mut() {
         canary.weight = canary.weight.min(canary.weight_total);
         canary.legacy_affinity = ours.get("affinity-canary-behavior").is_some_and(|v| legacy_affinity(v) == Ok(true));

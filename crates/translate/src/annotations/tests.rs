@@ -249,3 +249,11 @@ fn an_unenforced_waf_is_served_only_when_allowed() {
     let (_, reports) = parse(allowed, &map);
     assert!(matches!(&reports[0].verdict, AnnotationVerdict::Ignored(r) if r.contains("--allow-unenforced-waf")));
 }
+
+#[test]
+fn passthrough_cannot_carry_protection() {
+    let (_, reports) = parsed(&[("ssl-passthrough", "true"), ("whitelist-source-range", "10.0.0.0/8")]);
+    assert!(matches!(verdict(&reports, "ssl-passthrough"), AnnotationVerdict::Refused(_)));
+    let (_, reports) = parsed(&[("ssl-passthrough", "true")]);
+    assert_eq!(verdict(&reports, "ssl-passthrough"), &AnnotationVerdict::Honoured);
+}
