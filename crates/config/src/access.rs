@@ -32,6 +32,11 @@ pub struct Access {
 pub enum Authentication {
     /// `auth-type: basic`: a user and password of an htpasswd Secret.
     Basic(Arc<BasicAuth>),
+    /// `auth-url`: an auth service says yes or no for each request.
+    External(Arc<crate::ExternalAuth>),
+    /// The authentication asked for cannot be set up (a missing ConfigMap of headers):
+    /// every request is refused (503) until it can.
+    Unavailable,
 }
 
 /// Basic authentication (RFC 7617) against the users of one Secret.

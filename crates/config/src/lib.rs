@@ -13,6 +13,7 @@ mod client;
 mod cors;
 pub mod crypto;
 mod diagnostic;
+mod external_auth;
 mod host;
 mod l4;
 mod passthrough;
@@ -31,6 +32,10 @@ pub use balance::{stable_hash, Affinity, AffinityMode, Balance, HashBy, Maglev};
 pub use client::{canonical, ClientTrust, IpNet, RealIp};
 pub use cors::{Cors, CorsOrigins, OriginPattern};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity, Subject};
+pub use external_auth::{
+    AuthCaching, ExternalAuth, SENT_FROM, X_AUTH_REQUEST_REDIRECT, X_ORIGINAL_METHOD, X_ORIGINAL_URI, X_ORIGINAL_URL,
+    X_SENT_FROM,
+};
 pub use host::{HostMatch, Hostname, InvalidHostname};
 pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
 pub use passthrough::PassthroughTable;

@@ -32,6 +32,11 @@ enum Part {
 pub enum Variable {
     /// `$request_uri`: the request target as sent, path and query.
     RequestUri,
+    /// `$escaped_request_uri` (ingress-nginx's): `$request_uri` percent-encoded as a URL
+    /// component, for an `rd=` parameter.
+    EscapedRequestUri,
+    /// `$remote_user`: the user of `Authorization: Basic`, when one is sent.
+    RemoteUser,
     /// `$uri`: the normalised request path.
     Uri,
     /// `$args`, `$query_string`: the query without `?`.
@@ -170,6 +175,8 @@ fn part(name: &str, captures: bool) -> Result<Part, InvalidTemplate> {
     }
     let variable = match name {
         "request_uri" => Variable::RequestUri,
+        "escaped_request_uri" => Variable::EscapedRequestUri,
+        "remote_user" => Variable::RemoteUser,
         "uri" | "document_uri" => Variable::Uri,
         "args" | "query_string" => Variable::Args,
         "is_args" => Variable::IsArgs,
@@ -201,6 +208,21 @@ impl Variable {
         use std::fmt::Write;
         match self {
             Variable::RequestUri => out.push_str(facts.request_uri),
+            Variable::EscapedRequestUri => {
+                for byte in facts.request_uri.bytes() {
+                    if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                        out.push(char::from(byte));
+                    } else {
+                        let _ = write!(out, "%{byte:02X}");
+                    }
+                }
+            }
+            Variable::RemoteUser => {
+                let authorization = facts.headers.get(http::header::AUTHORIZATION);
+                if let Some((user, _)) = authorization.and_then(|v| sluice_htpasswd::decode_basic(v.as_bytes())) {
+                    out.push_str(&user);
+                }
+            }
             Variable::Uri => out.push_str(facts.path),
             Variable::Args => out.push_str(facts.query.unwrap_or_default()),
             Variable::IsArgs => out.push_str(if facts.query.is_some() { "?" } else { "" }),

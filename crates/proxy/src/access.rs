@@ -4,15 +4,19 @@
 
 use std::net::IpAddr;
 
-use http::header::{self, HeaderMap, HeaderValue};
-use http::StatusCode;
-use sluice_config::{Access, AddressVerdict, Authentication, BasicAuth, Filter, RateLimit, Route, Satisfy};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Response, StatusCode};
+use sluice_config::{
+    Access, AddressVerdict, Authentication, BasicAuth, ExternalAuth, Filter, RateLimit, Route, Satisfy,
+};
 
-use http::Response;
-
+use crate::external_auth;
+use crate::filters::Arrival;
 use crate::metrics::Metrics;
 use crate::rate_limit::{Limiters, Slot};
-use crate::responses::{error, ProxyBody};
+use crate::responses::{empty, error, ProxyBody};
+use crate::DataPlane;
 
 /// Why a request was refused, and with what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,14 +25,42 @@ pub(crate) struct Denial {
     pub reason: Reason,
     /// The answer.
     pub status: StatusCode,
-    /// The `WWW-Authenticate` of a 401.
-    pub challenge: Option<HeaderValue>,
+    /// Headers of the answer: `WWW-Authenticate` of a 401, `Location` of a sign-in
+    /// redirect, the auth service's `Set-Cookie`.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Denial {
     fn new(reason: Reason, status: StatusCode) -> Self {
-        Self { reason, status, challenge: None }
+        Self { reason, status, headers: Vec::new() }
     }
+}
+
+/// The request being checked.
+pub(crate) struct Checked<'a> {
+    /// Where the auth sub-request and the counters come from.
+    pub plane: &'a DataPlane,
+    /// The real client address.
+    pub client: IpAddr,
+    /// The request head.
+    pub parts: &'a Parts,
+    /// The request as it arrived, for external auth's templates.
+    pub arrival: Option<&'a Arrival<'a>>,
+}
+
+/// A request let in: the concurrency slot it holds while in progress, and what an auth
+/// service said to add.
+#[derive(Debug, Default)]
+pub(crate) struct Admitted {
+    /// Held until the response body ends, when the route limits concurrency.
+    pub slot: Option<Slot>,
+    /// `auth-response-headers` to set on the forwarded request (`None`: remove the
+    /// client's own, so that it cannot pretend to be someone).
+    pub request_headers: Vec<(HeaderName, Option<HeaderValue>)>,
+    /// The auth service's `Set-Cookie`s, for the response.
+    pub cookies: Vec<HeaderValue>,
+    /// `auth-always-set-cookie`: the cookies go on error answers too.
+    pub always_set_cookies: bool,
 }
 
 /// What refused a request.
@@ -56,24 +88,20 @@ impl Reason {
     }
 }
 
-/// Checks the request of `client` (the real client address) against the route's limits
-/// and access rules: `Ok` with the concurrency slot it holds while in progress, if limited.
-pub(crate) async fn admit(
-    limiters: &Limiters,
-    metrics: &Metrics,
-    route: &Route,
-    client: IpAddr,
-    headers: &HeaderMap,
-) -> Result<Option<Slot>, Denial> {
-    let mut slot = None;
+/// Checks a request against the route's limits and access rules.
+pub(crate) async fn admit(route: &Route, request: &Checked<'_>) -> Result<Admitted, Denial> {
+    let mut admitted = Admitted::default();
     for filter in &*route.filters {
         match filter {
-            Filter::RateLimit(limits) => slot = limit(limiters, metrics, limits, client).await?,
-            Filter::Access(access) => check(access, client, headers).await?,
+            Filter::RateLimit(limits) => {
+                let plane = request.plane;
+                admitted.slot = limit(&plane.limiters, &plane.metrics, limits, request.client).await?;
+            }
+            Filter::Access(access) => check(access, request, &mut admitted).await?,
             _ => {}
         }
     }
-    Ok(slot)
+    Ok(admitted)
 }
 
 async fn limit(
@@ -103,21 +131,77 @@ async fn limit(
 /// Address lists and authentication, combined as nginx's `satisfy`: with `all` both must
 /// pass; with `any` an allowed address skips authentication, and a client outside the lists
 /// may still authenticate (and is asked to, 401).
-async fn check(access: &Access, client: IpAddr, headers: &HeaderMap) -> Result<(), Denial> {
-    let addresses = access.addresses(client);
-    let refused = || Denial::new(Reason::Address, StatusCode::FORBIDDEN);
-    match (&access.auth, access.satisfy, addresses) {
-        (None, _, AddressVerdict::Refused) => Err(refused()),
-        (None, _, _) => Ok(()),
-        (Some(_), Satisfy::All, AddressVerdict::Refused) => Err(refused()),
-        (Some(_), Satisfy::Any, AddressVerdict::Allowed) => Ok(()),
-        (Some(auth), _, _) => authenticate(auth, headers).await,
+async fn check(access: &Access, request: &Checked<'_>, admitted: &mut Admitted) -> Result<(), Denial> {
+    match decide(access, request.client) {
+        Decision::Pass => Ok(()),
+        Decision::Refuse => Err(Denial::new(Reason::Address, StatusCode::FORBIDDEN)),
+        Decision::Authenticate(auth) => authenticate(auth, request, admitted).await,
     }
 }
 
-async fn authenticate(auth: &Authentication, headers: &HeaderMap) -> Result<(), Denial> {
+/// What the address lists and `satisfy` leave to do.
+#[derive(Debug)]
+enum Decision<'a> {
+    Pass,
+    Refuse,
+    Authenticate(&'a Authentication),
+}
+
+fn decide(access: &Access, client: IpAddr) -> Decision<'_> {
+    match (&access.auth, access.satisfy, access.addresses(client)) {
+        (None, _, AddressVerdict::Refused) | (Some(_), Satisfy::All, AddressVerdict::Refused) => Decision::Refuse,
+        (None, _, _) | (Some(_), Satisfy::Any, AddressVerdict::Allowed) => Decision::Pass,
+        (Some(auth), _, _) => Decision::Authenticate(auth),
+    }
+}
+
+async fn authenticate(auth: &Authentication, request: &Checked<'_>, admitted: &mut Admitted) -> Result<(), Denial> {
     match auth {
-        Authentication::Basic(basic) => basic_auth(basic, headers).await,
+        Authentication::Basic(basic) => basic_auth(basic, &request.parts.headers).await,
+        Authentication::External(external) => external_check(external, request, admitted).await,
+        Authentication::Unavailable => Err(Denial::new(Reason::Auth, StatusCode::SERVICE_UNAVAILABLE)),
+    }
+}
+
+/// `auth-url`: the auth service's answer decides (see [`external_auth`]).
+async fn external_check(auth: &ExternalAuth, request: &Checked<'_>, admitted: &mut Admitted) -> Result<(), Denial> {
+    let Some(arrival) = request.arrival else {
+        // Routes with external auth always read the request; never let one through without.
+        return Err(Denial::new(Reason::Auth, StatusCode::INTERNAL_SERVER_ERROR));
+    };
+    let verdict = external_auth::ask(request.plane, auth, arrival, request.parts).await;
+    let cookies = verdict.cookies.into_iter().map(|cookie| (header::SET_COOKIE, cookie));
+    match verdict.status {
+        status if status.is_success() => {
+            admitted.request_headers = verdict.request_headers;
+            admitted.cookies = cookies.map(|(_, cookie)| cookie).collect();
+            admitted.always_set_cookies = auth.always_set_cookie;
+            Ok(())
+        }
+        StatusCode::UNAUTHORIZED => {
+            let mut denial = Denial::new(Reason::Auth, StatusCode::UNAUTHORIZED);
+            if auth.always_set_cookie {
+                denial.headers.extend(cookies);
+            }
+            match external_auth::signin_location(auth, arrival, request.parts) {
+                Some(location) => {
+                    denial.status = StatusCode::FOUND;
+                    if let Ok(location) = HeaderValue::from_str(&location) {
+                        denial.headers.push((header::LOCATION, location));
+                    }
+                }
+                None => denial.headers.extend(verdict.challenge.map(|c| (header::WWW_AUTHENTICATE, c))),
+            }
+            Err(denial)
+        }
+        StatusCode::FORBIDDEN => {
+            let mut denial = Denial::new(Reason::Auth, StatusCode::FORBIDDEN);
+            if auth.always_set_cookie {
+                denial.headers.extend(cookies);
+            }
+            Err(denial)
+        }
+        _ => Err(Denial::new(Reason::Auth, StatusCode::INTERNAL_SERVER_ERROR)),
     }
 }
 
@@ -127,8 +211,11 @@ async fn basic_auth(basic: &BasicAuth, headers: &HeaderMap) -> Result<(), Denial
     let Some(users) = &basic.users else {
         return Err(Denial::new(Reason::Auth, StatusCode::SERVICE_UNAVAILABLE));
     };
-    let unauthorized =
-        || Denial { reason: Reason::Auth, status: StatusCode::UNAUTHORIZED, challenge: Some(basic.challenge.clone()) };
+    let unauthorized = || Denial {
+        reason: Reason::Auth,
+        status: StatusCode::UNAUTHORIZED,
+        headers: vec![(header::WWW_AUTHENTICATE, basic.challenge.clone())],
+    };
     let credentials = headers.get(header::AUTHORIZATION).and_then(|v| sluice_htpasswd::decode_basic(v.as_bytes()));
     let Some((user, password)) = credentials else {
         return Err(unauthorized());
@@ -151,9 +238,12 @@ pub(crate) fn answer(denial: Option<Denial>) -> Response<ProxyBody> {
     let Some(denial) = denial else {
         return error(StatusCode::FORBIDDEN);
     };
-    let mut response = error(denial.status);
-    if let Some(challenge) = denial.challenge {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+    let mut response = match denial.status {
+        StatusCode::FOUND => empty(StatusCode::FOUND),
+        status => error(status),
+    };
+    for (name, value) in denial.headers {
+        response.headers_mut().append(name, value);
     }
     response
 }
@@ -161,6 +251,11 @@ pub(crate) fn answer(denial: Option<Denial>) -> Response<ProxyBody> {
 /// Whether the route has limits or access rules to check.
 pub(crate) fn guards(route: &Route) -> bool {
     route.filters.iter().any(|f| matches!(f, Filter::RateLimit(_) | Filter::Access(_)))
+}
+
+/// Whether the route's access rules need the request as it arrived (external auth does).
+pub(crate) fn reads_request(access: &Access) -> bool {
+    matches!(access.auth, Some(Authentication::External(_)))
 }
 
 #[cfg(test)]
@@ -184,7 +279,13 @@ mod tests {
         if let Some(value) = authorization {
             headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
         }
-        match check(access, client.parse().unwrap(), &headers).await {
+        let verdict = match decide(access, client.parse().unwrap()) {
+            Decision::Pass => Ok(()),
+            Decision::Refuse => Err(Denial::new(Reason::Address, StatusCode::FORBIDDEN)),
+            Decision::Authenticate(Authentication::Basic(basic)) => basic_auth(basic, &headers).await,
+            Decision::Authenticate(_) => unreachable!("only basic auth here"),
+        };
+        match verdict {
             Ok(()) => 200,
             Err(denial) => denial.status.as_u16(),
         }

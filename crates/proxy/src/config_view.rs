@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 use sluice_config::{
-    Action, AddressSet, Balance, Condition, CorsOrigins, Filter, HeaderEdits, Route, Satisfy, Snapshot, ValueMatch,
+    Action, AddressSet, Authentication, Balance, Condition, CorsOrigins, Filter, HeaderEdits, Route, Satisfy, Snapshot,
+    ValueMatch,
 };
 
 /// One route of a group: its conditions, filters and weighted backends (or redirect).
@@ -77,7 +78,20 @@ fn describe_filter(filter: &Filter) -> String {
         Filter::Access(access) => {
             let list = |set: &Option<AddressSet>| set.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
             let satisfy = if access.satisfy == Satisfy::Any { "any" } else { "all" };
-            format!("access: allow {}; deny {}; satisfy {satisfy}", list(&access.allow), list(&access.deny))
+            let auth = match &access.auth {
+                None => "none".to_owned(),
+                Some(Authentication::Basic(basic)) => {
+                    let users = basic.users.as_ref().map_or(0, |users| users.len());
+                    format!("basic ({users} users)")
+                }
+                Some(Authentication::External(external)) => format!("auth-url {}", external.url),
+                Some(Authentication::Unavailable) => "unavailable (503)".to_owned(),
+            };
+            format!(
+                "access: allow {}; deny {}; auth {auth}; satisfy {satisfy}",
+                list(&access.allow),
+                list(&access.deny)
+            )
         }
         Filter::Cors(cors) => {
             let origins = match &cors.origins {

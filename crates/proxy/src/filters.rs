@@ -202,7 +202,8 @@ fn apply(edits: &HeaderEdits, (set, add): Rendered, headers: &mut HeaderMap) {
 pub(crate) fn reads_request(route: &Route, scheme: Scheme) -> bool {
     matches!(route.action, Action::Redirect(_) | Action::Forward(Forward { balance: Balance::Hash(_), .. }))
         || route.filters.iter().any(|filter| match filter {
-            Filter::Hsts(_) | Filter::Access(_) | Filter::RateLimit(_) => false,
+            Filter::Access(access) => crate::access::reads_request(access),
+            Filter::Hsts(_) | Filter::RateLimit(_) => false,
             Filter::HttpsRedirect { .. } => scheme == Scheme::Http,
             _ => true,
         })

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use sluice_config::{Action, Backend, Balance, Filter, Forward, HeaderEdits, UpstreamPolicy, UpstreamProtocol};
 use tokio::sync::mpsc;
 
-use crate::access;
+use crate::access::{self, Admitted, Checked};
 use crate::balance::{self, Choice};
 use crate::errors::Original;
 use crate::filters::{self, Arrival, ResponseFilters};
@@ -76,17 +76,25 @@ impl DataPlane {
         // Limits and access rules: after the early answers, before anything is forwarded.
         let admitted = match (&edits, &route.action) {
             (Ok(_), Action::Forward(_)) if access::guards(route) => {
-                access::admit(&self.limiters, &self.metrics, route, downstream.client.ip(), &parts.headers).await
+                let checked =
+                    Checked { plane: self, client: downstream.client.ip(), parts: &parts, arrival: arrival.as_ref() };
+                access::admit(route, &checked).await
             }
-            _ => Ok(None),
+            _ => Ok(Admitted::default()),
         };
-        let (denial, slot) = match admitted {
-            Ok(slot) => (None, slot),
+        let (denial, admitted) = match admitted {
+            Ok(admitted) => (None, admitted),
             Err(denial) => {
                 self.metrics.denied(route, denial.reason.as_str());
-                (Some(denial), None)
+                (Some(denial), Admitted::default())
             }
         };
+        for (name, value) in &admitted.request_headers {
+            parts.headers.remove(name);
+            if let Some(value) = value {
+                parts.headers.insert(name.clone(), value.clone());
+            }
+        }
         let mut response = match (edits, &route.action) {
             (Err(answer), _) => *answer,
             (Ok(_), Action::Forward(_)) if denial.is_some() => access::answer(denial),
@@ -135,7 +143,12 @@ impl DataPlane {
             after.apply(&mut response);
         }
         filters::add_hsts(route, downstream.scheme, &mut response);
-        if let (Some(slot), Either::Left(body)) = (slot, response.body_mut()) {
+        if admitted.always_set_cookies || response.status().as_u16() < 400 {
+            for cookie in admitted.cookies {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+        }
+        if let (Some(slot), Either::Left(body)) = (admitted.slot, response.body_mut()) {
             body.hold(slot);
         }
         self.metrics.request(backend.map(|b| (route, &**b)), response.status(), started.elapsed());

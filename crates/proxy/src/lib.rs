@@ -14,6 +14,7 @@ mod config_view;
 
 mod drain;
 mod errors;
+mod external_auth;
 mod filters;
 mod forward;
 mod h1_guard;
@@ -180,6 +181,8 @@ pub struct DataPlane {
     admission: Arc<admission::Admission>,
     /// The counters of every rate and concurrency limit, kept across snapshots.
     limiters: rate_limit::Limiters,
+    /// Remembered `auth-url` answers (`auth-cache-key`).
+    auth_cache: external_auth::AuthCache,
 }
 
 impl DataPlane {
@@ -188,7 +191,9 @@ impl DataPlane {
         let upstream = upstream::Upstream::default();
         let admission = admission::Admission::new(options.connection_limits);
         let limiters = rate_limit::Limiters::new(options.shared_rates.clone());
-        Arc::new(Self { snapshot, upstream, metrics, options, drain: drain::Drain::new(), admission, limiters })
+        let auth_cache = external_auth::AuthCache::default();
+        let drain = drain::Drain::new();
+        Arc::new(Self { snapshot, upstream, metrics, options, drain, admission, limiters, auth_cache })
     }
 
     /// Stops accepting on every listener, asks open connections to finish (HTTP/1.1 closes

@@ -4,7 +4,6 @@
 //! bounded queue; when the mirror falls behind, its copy is abandoned (the mirror request is
 //! aborted, never sent truncated as if complete).
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -12,7 +11,7 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use http::header;
 use http::request::Parts;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Uri};
 use http_body_util::{Either, Empty};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -172,7 +171,7 @@ impl DataPlane {
         let (connect_timeout, read_timeout) = (policy.connect_timeout, policy.read_timeout);
         let transport = mirror.transport.clone();
         tokio::spawn(async move {
-            let Some(endpoint) = resolve(&authority, default_port).await else {
+            let Some(endpoint) = crate::upstream::resolve(&authority, default_port).await else {
                 tracing::debug!(%authority, "mirror target does not resolve");
                 return;
             };
@@ -190,15 +189,4 @@ impl DataPlane {
         });
         copy
     }
-}
-
-/// The address of a mirror target: an IP literal, or a name looked up (in the mirror's own
-/// task, never on the request's path).
-async fn resolve(authority: &Authority, default_port: u16) -> Option<SocketAddr> {
-    let port = authority.port_u16().unwrap_or(default_port);
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = host.parse() {
-        return Some(SocketAddr::new(ip, port));
-    }
-    tokio::net::lookup_host((host, port)).await.ok()?.next()
 }

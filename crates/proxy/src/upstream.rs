@@ -247,3 +247,14 @@ where
     });
     Ok(sender)
 }
+
+/// The address of a URL's authority (a mirror target, an auth service): an IP literal, or
+/// a name looked up.
+pub(crate) async fn resolve(authority: &http::uri::Authority, default_port: u16) -> Option<SocketAddr> {
+    let port = authority.port_u16().unwrap_or(default_port);
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    tokio::net::lookup_host((host, port)).await.ok()?.next()
+}

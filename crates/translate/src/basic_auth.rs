@@ -1,17 +1,19 @@
-//! The users of `auth-type: basic` Ingresses, read from their `auth-secret` Secrets: an
+//! Authentication read from other objects: the users of `auth-type: basic` Ingresses, read from their `auth-secret` Secrets: an
 //! htpasswd file under key `auth` (`auth-secret-type: auth-file`), or one key per user
 //! (`auth-map`). Each Secret version is parsed once and shared by every route that names it.
 //! A missing, foreign or unreadable Secret leaves the route protected with no users: every
-//! request is refused (503), never let through.
+//! request is refused (503), never let through. Also the `auth-proxy-set-headers` ConfigMap
+//! of `auth-url` Ingresses.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use http::HeaderValue;
-use sluice_config::{Authentication, BasicAuth, Diagnostic, Htpasswd};
+use http::header::{HeaderName, HeaderValue};
+use sluice_config::{Authentication, BasicAuth, Diagnostic, ExternalAuth, Htpasswd, Template, UpstreamPolicy};
 use sluice_store::k8s_openapi::api::core::v1::Secret;
+use sluice_store::ObjectKey;
 
-use crate::annotations::AuthSettings;
+use crate::annotations::{AuthSettings, ExternalAuthSettings};
 use crate::certificates::secret_field;
 use crate::compile::Context;
 use crate::ingress::ValidIngress;
@@ -85,6 +87,60 @@ pub(crate) fn authentication(
         Ok(users) => Authentication::Basic(Arc::new(BasicAuth { challenge, users: Some(users) })),
         Err(reason) => refuse(problems, format!("Secret {name}: {reason}")),
     }
+}
+
+/// The external authentication of `ingress` with the route's timeouts; a missing or
+/// unreadable `auth-proxy-set-headers` ConfigMap leaves it [`Authentication::Unavailable`].
+pub(crate) fn external(
+    ingress: &ValidIngress,
+    settings: &ExternalAuthSettings,
+    policy: &UpstreamPolicy,
+    cx: &Context<'_>,
+    problems: &mut Vec<Diagnostic>,
+) -> Authentication {
+    let mut set_headers = Vec::new();
+    if let Some((namespace, name)) = &settings.set_headers {
+        let key = ObjectKey::new(namespace.as_deref().unwrap_or(&ingress.owner.namespace), name);
+        let field = "metadata.annotations[auth-proxy-set-headers]";
+        let unavailable = |problems: &mut Vec<Diagnostic>, reason: String| {
+            let reason = format!("{reason}; its paths answer 503 until this is fixed");
+            problems.push(Diagnostic::object((*ingress.owner).clone(), field, reason));
+            Authentication::Unavailable
+        };
+        if key.namespace != ingress.owner.namespace && !cx.defaults.allow_cross_namespace_resources {
+            return unavailable(problems, format!("ConfigMap {}/{} is in another namespace", key.namespace, key.name));
+        }
+        let Some(configmap) = cx.config_maps.get(&key) else {
+            return unavailable(problems, format!("ConfigMap {}/{} does not exist", key.namespace, key.name));
+        };
+        for (header, value) in configmap.data.iter().flatten() {
+            let name = HeaderName::from_bytes(header.as_bytes());
+            let template = Template::parse(value, false);
+            match (name, template) {
+                (Ok(name), Ok(template)) => set_headers.push((name, template)),
+                _ => {
+                    return unavailable(
+                        problems,
+                        format!("ConfigMap {}/{}: {header:?} is not a header", key.namespace, key.name),
+                    )
+                }
+            }
+        }
+    }
+    Authentication::External(Arc::new(ExternalAuth {
+        url: settings.url.clone(),
+        transport: settings.transport.clone(),
+        method: settings.method.clone(),
+        signin: settings.signin.clone(),
+        signin_redirect_param: settings.signin_redirect_param.clone(),
+        response_headers: settings.response_headers.clone(),
+        request_redirect: settings.request_redirect.clone(),
+        set_headers: set_headers.into(),
+        cache: settings.cache.clone(),
+        always_set_cookie: settings.always_set_cookie,
+        connect_timeout: policy.connect_timeout,
+        read_timeout: policy.read_timeout,
+    }))
 }
 
 /// Reads the users of `secret`, with a line per entry that was skipped.

@@ -203,7 +203,11 @@ pub(crate) fn route(
     if let Some(limits) = a.limits.compile(&ingress.label, defaults.limit_req_status, defaults.limit_conn_status) {
         filters.push(Filter::RateLimit(limits));
     }
-    let auth = a.auth.as_ref().map(|settings| crate::basic_auth::authentication(ingress, settings, cx, problems));
+    let basic = a.auth.as_ref().map(|settings| crate::basic_auth::authentication(ingress, settings, cx, problems));
+    let policy = merged_policy(&defaults.policy, &a.policy);
+    let external =
+        a.external_auth.as_ref().map(|settings| crate::basic_auth::external(ingress, settings, &policy, cx, problems));
+    let auth = basic.or(external);
     if let Some(access) = a.access.compile(auth) {
         filters.push(Filter::Access(access));
     }

@@ -110,7 +110,11 @@ impl ValidIngress {
             let (namespace, name) = &auth.secret;
             Reference::Secret(ObjectKey::new(namespace.as_deref().unwrap_or(&self.owner.namespace), name))
         });
-        self.custom_headers().map(Reference::ConfigMap).into_iter().chain(secret)
+        let auth_headers = self.annotations.external_auth.as_ref().and_then(|auth| {
+            let (namespace, name) = auth.set_headers.as_ref()?;
+            Some(Reference::ConfigMap(ObjectKey::new(namespace.as_deref().unwrap_or(&self.owner.namespace), name)))
+        });
+        self.custom_headers().map(Reference::ConfigMap).into_iter().chain(secret).chain(auth_headers)
     }
 
     /// The Secret its `auth-secret` annotation names.

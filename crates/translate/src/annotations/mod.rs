@@ -10,6 +10,7 @@ mod access;
 mod auth;
 mod balance;
 mod cors;
+mod external_auth;
 mod limits;
 pub(crate) mod snippet;
 mod upstream_tls;
@@ -30,6 +31,7 @@ use sluice_config::{
 pub(crate) use access::AccessSettings;
 pub(crate) use auth::AuthSettings;
 pub(crate) use balance::{BalanceSettings, LoadBalance};
+pub(crate) use external_auth::ExternalAuthSettings;
 pub(crate) use limits::LimitSettings;
 pub(crate) use snippet::SnippetEdits;
 pub(crate) use upstream_tls::ProxySsl;
@@ -162,6 +164,8 @@ pub(crate) struct IngressAnnotations {
     pub limits: LimitSettings,
     /// `auth-type: basic` and its Secret.
     pub auth: Option<AuthSettings>,
+    /// `auth-url` and its family.
+    pub external_auth: Option<Arc<ExternalAuthSettings>>,
 }
 
 /// How annotations are read: under which prefix, and what the command line allows.
@@ -183,8 +187,7 @@ impl IngressAnnotations {
 /// Annotations that are security settings Sluice does not enforce yet: an Ingress carrying
 /// one is refused rather than served without the protection it asks for.
 fn is_unenforced_security(name: &str) -> bool {
-    let basic = matches!(name, "auth-type" | "auth-secret" | "auth-secret-type" | "auth-realm");
-    (name.starts_with("auth-") && !basic) || name.starts_with("global-rate-limit")
+    name.starts_with("auth-tls-") || name.starts_with("global-rate-limit")
 }
 
 /// Parses the annotations under `prefix` into typed values, with a verdict for each.
@@ -221,7 +224,15 @@ pub(crate) fn parse(
         *key = format!("{prefix}/custom-headers").into();
     }
     parsed.cors = cors::compile(&ours);
+    if parsed.auth.is_some() && parsed.external_auth.is_some() {
+        let key = format!("{prefix}/auth-url");
+        let reason = "auth-type basic and auth-url together are not supported; the Ingress is not served without them";
+        for report in reports.iter_mut().filter(|r| r.key == key) {
+            report.verdict = AnnotationVerdict::Refused(reason.into());
+        }
+    }
     let protected = parsed.auth.is_some()
+        || parsed.external_auth.is_some()
         || parsed.access.allow.is_some()
         || parsed.access.deny.is_some()
         || parsed.limits.compile("", StatusCode::OK, StatusCode::OK).is_some();
@@ -399,6 +410,7 @@ fn apply(
                 .or_else(|| access::setting(&mut a.access, name, value, all, allow_unenforced_waf))
                 .or_else(|| limits::setting(&mut a.limits, name, value, all))
                 .or_else(|| auth::setting(&mut a.auth, name, value, all))
+                .or_else(|| external_auth::setting(&mut a.external_auth, name, value, all))
                 .or_else(|| cors::setting(name, value, all));
             match result {
                 Some(result) => result?,

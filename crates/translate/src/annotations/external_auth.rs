@@ -1,0 +1,245 @@
+//! ingress-nginx's external-auth annotations (`auth-url` and its family): parsed here into
+//! [`ExternalAuthSettings`]; the `auth-proxy-set-headers` ConfigMap is read when routes are
+//! compiled. Anything that cannot be read rejects the Ingress — it is never served without
+//! the check it asks for — and `auth-snippet` is refused (it would be nginx configuration).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::HeaderName;
+use http::{Method, StatusCode};
+use rustls::pki_types::ServerName;
+use sluice_config::{AuthCaching, Template, Transport, UpstreamTls, UpstreamTlsOptions};
+
+use super::{values, Problem};
+
+/// `auth-cache-duration`'s default when only `auth-cache-key` is set (ingress-nginx's).
+const DEFAULT_CACHE: &str = "200 202 401 5m";
+
+/// The external authentication an Ingress asks for, before the ConfigMap of headers is read.
+#[derive(Debug, Clone)]
+pub(crate) struct ExternalAuthSettings {
+    pub url: Template,
+    pub transport: Transport,
+    pub method: Method,
+    pub signin: Option<Template>,
+    pub signin_redirect_param: Box<str>,
+    pub response_headers: Box<[HeaderName]>,
+    pub request_redirect: Option<Template>,
+    /// `auth-proxy-set-headers`: (namespace when given, name) of a ConfigMap.
+    pub set_headers: Option<(Option<String>, String)>,
+    pub cache: Option<AuthCaching>,
+    pub always_set_cookie: bool,
+}
+
+/// Checks one external-auth annotation; `None` when `name` is not one. `auth-url` reads
+/// the whole family (key order puts it after most of them).
+pub(crate) fn setting(
+    auth: &mut Option<Arc<ExternalAuthSettings>>,
+    name: &str,
+    value: &str,
+    all: &BTreeMap<&str, &str>,
+) -> Option<Result<(), Problem>> {
+    let refuse =
+        |reason: String| Problem::Refused(format!("{reason}; the Ingress is not served without its auth check"));
+    let result = match name {
+        "auth-url" => settings(value, all).map(|s| *auth = Some(Arc::new(s))).map_err(refuse),
+        "auth-snippet" => Err(Problem::Refused("auth-snippet is nginx configuration and is never rendered".into())),
+        "auth-keepalive" | "auth-keepalive-requests" | "auth-keepalive-share-vars" | "auth-keepalive-timeout" => {
+            Err(Problem::Ignored("connections to the auth service are pooled by Sluice itself".into()))
+        }
+        "auth-method"
+        | "auth-signin"
+        | "auth-signin-redirect-param"
+        | "auth-response-headers"
+        | "auth-request-redirect"
+        | "auth-proxy-set-headers"
+        | "auth-cache-key"
+        | "auth-cache-duration"
+        | "auth-always-set-cookie" => match all.contains_key("auth-url") {
+            // Read (and refused when wrong) with auth-url.
+            true => Ok(()),
+            false => Err(Problem::Ignored("has no effect without auth-url".into())),
+        },
+        _ => return None,
+    };
+    Some(result)
+}
+
+fn settings(url: &str, all: &BTreeMap<&str, &str>) -> Result<ExternalAuthSettings, String> {
+    let (template, transport) = target(url)?;
+    let method = match all.get("auth-method").map(|m| m.trim()) {
+        None => Method::GET,
+        Some(m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS")) => {
+            Method::from_bytes(m.as_bytes()).map_err(|_| format!("auth-method {m:?} is not a method"))?
+        }
+        Some(other) => {
+            return Err(format!("auth-method {other:?} is not GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS"))
+        }
+    };
+    let signin = match all.get("auth-signin") {
+        Some(s) if !s.trim().is_empty() => Some(target(s.trim())?.0),
+        _ => None,
+    };
+    let param = all.get("auth-signin-redirect-param").map_or("rd", |p| p.trim());
+    if param.is_empty() || !param.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+        return Err(format!("auth-signin-redirect-param {param:?} is not a parameter name"));
+    }
+    let response_headers = all
+        .get("auth-response-headers")
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(|h| {
+                    HeaderName::from_bytes(h.as_bytes())
+                        .map_err(|_| format!("auth-response-headers: {h:?} is not a header name"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let request_redirect = match all.get("auth-request-redirect") {
+        Some(r) if !r.trim().is_empty() => {
+            Some(Template::parse(r.trim(), false).map_err(|e| format!("auth-request-redirect: {}", e.0))?)
+        }
+        _ => None,
+    };
+    let set_headers = all
+        .get("auth-proxy-set-headers")
+        .map(|r| {
+            let r = r.trim();
+            let (namespace, name) = match r.split_once('/') {
+                Some((namespace, name)) => (Some(namespace), name),
+                None => (None, r),
+            };
+            let valid = |n: &str| crate::ingress::is_dns_label(n) || n.split('.').all(crate::ingress::is_dns_label);
+            match valid(name) && namespace.is_none_or(crate::ingress::is_dns_label) {
+                true => Ok((namespace.map(str::to_owned), name.to_owned())),
+                false => Err(format!("auth-proxy-set-headers {r:?} is not a ConfigMap reference")),
+            }
+        })
+        .transpose()?;
+    let cache = match all.get("auth-cache-key").map(|k| k.trim()).filter(|k| !k.is_empty()) {
+        Some(key) => {
+            let key = Template::parse(key, false).map_err(|e| format!("auth-cache-key: {}", e.0))?;
+            let durations = cache_durations(all.get("auth-cache-duration").copied().unwrap_or(DEFAULT_CACHE))?;
+            Some(AuthCaching { key, durations: durations.into() })
+        }
+        None => None,
+    };
+    let always_set_cookie = match all.get("auth-always-set-cookie") {
+        Some(v) => values::boolean(v).map_err(|e| format!("auth-always-set-cookie: {e}"))?,
+        None => false,
+    };
+    Ok(ExternalAuthSettings {
+        url: template,
+        transport,
+        method,
+        signin,
+        signin_redirect_param: param.into(),
+        response_headers: response_headers.into(),
+        request_redirect,
+        set_headers,
+        cache,
+        always_set_cookie,
+    })
+}
+
+/// An `http://` or `https://` URL with an optional nginx-variable part, and how to reach it.
+fn target(url: &str) -> Result<(Template, Transport), String> {
+    let literal = url.split('$').next().unwrap_or_default();
+    let (https, rest) = match (literal.strip_prefix("https://"), literal.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return Err(format!("{url:?} is not an http:// or https:// URL")),
+    };
+    let authority = rest
+        .split(['/', '?'])
+        .next()
+        .and_then(|a| a.parse::<http::uri::Authority>().ok())
+        .ok_or_else(|| format!("{url:?} does not name a host"))?;
+    let template = Template::parse(url, false).map_err(|e| format!("{url:?}: {}", e.0))?;
+    let transport = if https {
+        let name = ServerName::try_from(authority.host().trim_start_matches('[').trim_end_matches(']'))
+            .map(|n| n.to_owned())
+            .map_err(|_| format!("{url:?}: {} is not a TLS server name", authority.host()))?;
+        let mut options = UpstreamTlsOptions::unverified(false);
+        options.server_name = Some(name);
+        options.sni = true;
+        Transport::Tls(Arc::new(UpstreamTls::new(options).map_err(|e| format!("{url:?}: {e}"))?))
+    } else {
+        Transport::Http1
+    };
+    Ok((template, transport))
+}
+
+/// `auth-cache-duration`: groups of statuses each followed by a time, separated by commas
+/// (`200 202 10m, 401 5m`).
+fn cache_durations(value: &str) -> Result<Vec<(StatusCode, Duration)>, String> {
+    let mut out = Vec::new();
+    for group in value.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        let words: Vec<&str> = group.split_whitespace().collect();
+        let Some((time, codes)) = words.split_last().filter(|(_, codes)| !codes.is_empty()) else {
+            return Err(format!("auth-cache-duration {group:?} is not statuses followed by a time"));
+        };
+        let duration = values::duration(time).map_err(|e| format!("auth-cache-duration: {e}"))?;
+        for code in codes {
+            let status = code
+                .parse::<u16>()
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .ok_or_else(|| format!("auth-cache-duration: {code:?} is not a status"))?;
+            out.push((status, duration));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map<'a>(pairs: &[(&'a str, &'a str)]) -> BTreeMap<&'a str, &'a str> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn the_family_is_read_with_auth_url() {
+        let all = map(&[
+            ("auth-url", "http://auth.test:4180/oauth2/auth"),
+            ("auth-signin", "https://$host/oauth2/start?rd=$escaped_request_uri"),
+            ("auth-response-headers", "X-Auth-Request-User, X-Auth-Request-Email"),
+            ("auth-cache-key", "$remote_user$http_authorization"),
+            ("auth-cache-duration", "200 202 10m, 401 30s"),
+            ("auth-method", "POST"),
+        ]);
+        let s = settings(all["auth-url"], &all).unwrap();
+        assert_eq!(s.method, Method::POST);
+        assert_eq!(s.response_headers.len(), 2);
+        let cache = s.cache.unwrap();
+        assert_eq!(cache.duration(StatusCode::ACCEPTED), Some(Duration::from_secs(600)));
+        assert_eq!(cache.duration(StatusCode::UNAUTHORIZED), Some(Duration::from_secs(30)));
+        assert_eq!(cache.duration(StatusCode::FORBIDDEN), None);
+        assert!(matches!(s.transport, Transport::Http1));
+    }
+
+    #[test]
+    fn what_cannot_be_read_refuses_the_ingress() {
+        for (key, value) in [
+            ("auth-url", "ftp://auth.test/"),
+            ("auth-method", "BREW"),
+            ("auth-cache-duration", "5m"),
+            ("auth-response-headers", "X A"),
+            ("auth-signin", "auth.test/start"),
+        ] {
+            let mut all = map(&[("auth-url", "http://auth.test/"), ("auth-cache-key", "$remote_user")]);
+            all.insert(key, value);
+            assert!(settings(all["auth-url"], &all).is_err(), "{key}: {value}");
+        }
+        let mut auth = None;
+        let snippet = setting(&mut auth, "auth-snippet", "x", &map(&[]));
+        assert!(matches!(snippet, Some(Err(Problem::Refused(_)))));
+    }
+}
