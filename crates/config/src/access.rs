@@ -111,6 +111,11 @@ impl AddressSet {
         Ok(Self::new(ranges))
     }
 
+    /// The ranges of both sets.
+    pub fn union(&self, other: &AddressSet) -> AddressSet {
+        AddressSet(self.0.iter().chain(other.0.iter()).copied().collect())
+    }
+
     /// Whether `address` is in one of the ranges.
     pub fn contains(&self, address: IpAddr) -> bool {
         self.0.iter().any(|net| net.contains(&address))

@@ -221,3 +221,26 @@ fn rate_limits_hold_per_client_with_exemptions_and_the_configmap_s_code() {
     assert_eq!(from("127.0.0.2", &sluice, "slow.test", "/", &[]).0, 200, "the slot was released");
     assert_eq!(denied(&sluice.metrics(), "default/slow", "connection_limit"), 1.0);
 }
+
+#[test]
+fn the_configmap_s_lists_apply_where_an_ingress_has_none_and_block_cidrs_everywhere() {
+    let mut fx = Fixture::new("access-global");
+    fx.backend("echo");
+    fx.write(
+        "configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: controller, namespace: ingress}\n\
+         data: {whitelist-source-range: \"127.0.0.2\", block-cidrs: \"127.0.0.9\"}\n",
+    );
+    fx.ingress(&Ingress::new("plain").path(Some("plain.test"), "Prefix", "/", "echo"));
+    fx.ingress(
+        &Ingress::new("own")
+            .annotation("nginx.ingress.kubernetes.io/whitelist-source-range", "127.0.0.3, 127.0.0.9")
+            .path(Some("own.test"), "Prefix", "/", "echo"),
+    );
+    let sluice = fx.start(&["--configmap", "ingress/controller"]);
+    assert_eq!(from("127.0.0.2", &sluice, "plain.test", "/", &[]).0, 200);
+    assert_eq!(from("127.0.0.3", &sluice, "plain.test", "/", &[]).0, 403, "the ConfigMap's list");
+    assert_eq!(from("127.0.0.3", &sluice, "own.test", "/", &[]).0, 200, "the Ingress's own list replaces it");
+    assert_eq!(from("127.0.0.2", &sluice, "own.test", "/", &[]).0, 403);
+    assert_eq!(from("127.0.0.9", &sluice, "own.test", "/", &[]).0, 403, "block-cidrs applies everywhere");
+}

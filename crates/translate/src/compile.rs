@@ -7,8 +7,8 @@ use std::sync::Arc;
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::StatusCode;
 use sluice_config::{
-    Action, BackendId, Balance, Condition, Diagnostic, ErrorPages, Filter, Forward, HeaderEdits, HostMatch, Redirect,
-    Route, RouteGroup, Template, UpstreamPolicy, ValueMatch, WeightedBackend,
+    Action, AddressSet, BackendId, Balance, Condition, Diagnostic, ErrorPages, Filter, Forward, HeaderEdits, HostMatch,
+    Redirect, Route, RouteGroup, Template, UpstreamPolicy, ValueMatch, WeightedBackend,
 };
 
 use sluice_store::k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -52,6 +52,13 @@ pub struct Defaults {
     /// `allow-cross-namespace-resources`: a `proxy-ssl-secret` may name a Secret in another
     /// namespace than the Ingress (else its routes answer 503).
     pub allow_cross_namespace_resources: bool,
+    /// `whitelist-source-range`: who may be served on routes without their own list (an
+    /// unreadable value: nobody).
+    pub allow_sources: Option<AddressSet>,
+    /// `denylist-source-range`: who is refused on routes without their own list.
+    pub deny_sources: Option<AddressSet>,
+    /// `block-cidrs`: who is refused everywhere.
+    pub block_sources: Option<AddressSet>,
     /// `limit-req-status-code`: the answer over a request rate (503).
     pub limit_req_status: StatusCode,
     /// `limit-conn-status-code`: the answer over the concurrency limit (503).
@@ -81,6 +88,9 @@ impl Default for Defaults {
             no_tls_redirect_locations: vec![ACME_CHALLENGE_PATH.into()],
             service_upstream: false,
             allow_cross_namespace_resources: false,
+            allow_sources: None,
+            deny_sources: None,
+            block_sources: None,
             limit_req_status: StatusCode::SERVICE_UNAVAILABLE,
             limit_conn_status: StatusCode::SERVICE_UNAVAILABLE,
             server_snippet: None,
@@ -208,7 +218,7 @@ pub(crate) fn route(
     let external =
         a.external_auth.as_ref().map(|settings| crate::basic_auth::external(ingress, settings, &policy, cx, problems));
     let auth = basic.or(external);
-    if let Some(access) = a.access.compile(auth) {
+    if let Some(access) = a.access.compile(auth, defaults) {
         filters.push(Filter::Access(access));
     }
     if let Some(mirror) = &a.mirror {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
+use sluice_config::AddressSet;
 use sluice_config::{ClientTrust, Diagnostic, IpNet, ObjectRef, RealIp};
 use sluice_store::k8s_openapi::api::core::v1::ConfigMap;
 use sluice_store::ObjectKey;
@@ -44,6 +45,12 @@ pub(crate) fn read(base: &Defaults, key: Option<&ObjectKey>, configmap: Option<&
             if let Err(reason) = result {
                 // Never served half-read: the key is dropped, loudly.
                 let reason = format!("{reason}; the key is ignored until it is fixed");
+                global.diagnostics.push(Diagnostic::object(object.clone(), format!("data.{name}"), reason));
+            }
+            continue;
+        }
+        if let Some(result) = address_list(&mut global.defaults, name, value) {
+            if let Err(reason) = result {
                 global.diagnostics.push(Diagnostic::object(object.clone(), format!("data.{name}"), reason));
             }
             continue;
@@ -202,6 +209,29 @@ fn snippet(defaults: &mut Defaults, name: &str, value: &str) -> Option<Result<()
 }
 
 /// A comma-separated list of CIDRs (a bare address is a /32 or /128).
+/// The global address lists (`whitelist-source-range`, `denylist-source-range`,
+/// `block-cidrs`); `None` when `name` is not one. An unreadable list never opens anything:
+/// an allow list then allows nobody, a deny list denies everybody.
+fn address_list(defaults: &mut Defaults, name: &str, value: &str) -> Option<Result<(), String>> {
+    let slot = match name {
+        "whitelist-source-range" => &mut defaults.allow_sources,
+        "denylist-source-range" => &mut defaults.deny_sources,
+        "block-cidrs" => &mut defaults.block_sources,
+        _ => return None,
+    };
+    let everybody = || AddressSet::parse("0.0.0.0/0, ::/0").ok();
+    let (set, result) = match AddressSet::parse(value) {
+        Ok(set) => ((!set.is_empty()).then_some(set), Ok(())),
+        Err(reason) => {
+            // Fail closed: an allow list of nobody, or a deny list of everybody.
+            let closed = if name == "whitelist-source-range" { AddressSet::parse("").ok() } else { everybody() };
+            (closed, Err(format!("{reason}; every request is refused (403) until it is fixed")))
+        }
+    };
+    *slot = set;
+    Some(result)
+}
+
 /// A 4xx or 5xx status (the limits' answers).
 fn error_status(value: &str) -> Result<http::StatusCode, String> {
     let code = values::number(value, 400, 599)?;
@@ -309,5 +339,19 @@ mod tests {
         assert_eq!(g.diagnostics.len(), 1);
         assert!(!g.diagnostics[0].is_error());
         assert!(g.defaults.ssl_redirect);
+    }
+
+    #[test]
+    fn global_address_lists_never_fail_open() {
+        let g = global(&[("whitelist-source-range", "10.0.0.0/8"), ("block-cidrs", "10.9.0.0/16")]);
+        assert!(g.diagnostics.is_empty(), "{:?}", g.diagnostics);
+        assert!(g.defaults.allow_sources.as_ref().unwrap().contains("10.1.1.1".parse().unwrap()));
+        assert!(g.defaults.block_sources.as_ref().unwrap().contains("10.9.1.1".parse().unwrap()));
+        let typo = global(&[("whitelist-source-range", "10.0.0.0/33"), ("denylist-source-range", "nope")]);
+        assert_eq!(typo.diagnostics.len(), 2);
+        assert!(typo.diagnostics.iter().all(|d| d.is_error()));
+        let allow = typo.defaults.allow_sources.unwrap();
+        assert!(allow.is_empty(), "an unreadable allow list allows nobody");
+        assert!(typo.defaults.deny_sources.unwrap().contains("192.0.2.1".parse().unwrap()), "denies everybody");
     }
 }

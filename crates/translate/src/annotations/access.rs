@@ -9,6 +9,7 @@ use std::sync::Arc;
 use sluice_config::{Access, AddressSet, Authentication, Satisfy};
 
 use super::{values, Problem};
+use crate::compile::Defaults;
 
 /// The access settings of one Ingress.
 #[derive(Debug, Clone, Default)]
@@ -22,12 +23,20 @@ pub(crate) struct AccessSettings {
 }
 
 impl AccessSettings {
-    /// The route model's protection with `auth`, `None` when the Ingress asks for none.
-    pub(crate) fn compile(&self, auth: Option<Authentication>) -> Option<Arc<Access>> {
-        if self.allow.is_none() && self.deny.is_none() && auth.is_none() {
+    /// The route model's protection with `auth` and the ConfigMap's lists (an Ingress's own
+    /// list replaces the ConfigMap's; `block-cidrs` always applies), `None` when there is
+    /// none.
+    pub(crate) fn compile(&self, auth: Option<Authentication>, defaults: &Defaults) -> Option<Arc<Access>> {
+        let allow = self.allow.clone().or_else(|| defaults.allow_sources.clone());
+        let deny = self.deny.clone().or_else(|| defaults.deny_sources.clone());
+        let deny = match (deny, &defaults.block_sources) {
+            (Some(deny), Some(block)) => Some(deny.union(block)),
+            (deny, block) => deny.or_else(|| block.clone()),
+        };
+        if allow.is_none() && deny.is_none() && auth.is_none() {
             return None;
         }
-        Some(Arc::new(Access { allow: self.allow.clone(), deny: self.deny.clone(), auth, satisfy: self.satisfy }))
+        Some(Arc::new(Access { allow, deny, auth, satisfy: self.satisfy }))
     }
 }
 

@@ -78,9 +78,13 @@ fn settings(url: &str, all: &BTreeMap<&str, &str>) -> Result<ExternalAuthSetting
             return Err(format!("auth-method {other:?} is not GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS"))
         }
     };
-    let signin = match all.get("auth-signin") {
-        Some(s) if !s.trim().is_empty() => Some(target(s.trim())?.0),
-        _ => None,
+    let signin = match all.get("auth-signin").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        // The host may be a variable (`https://$host/oauth2/start`): only the scheme is checked.
+        Some(s) if s.starts_with("https://") || s.starts_with("http://") => {
+            Some(Template::parse(s, false).map_err(|e| format!("auth-signin {s:?}: {}", e.0))?)
+        }
+        Some(s) => return Err(format!("auth-signin {s:?} is not an http:// or https:// URL")),
+        None => None,
     };
     let param = all.get("auth-signin-redirect-param").map_or("rd", |p| p.trim());
     if param.is_empty() || !param.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
