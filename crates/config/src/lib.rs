@@ -10,6 +10,7 @@ mod access;
 mod backend;
 mod balance;
 mod client;
+mod client_cert;
 mod cors;
 pub mod crypto;
 mod diagnostic;
@@ -30,6 +31,9 @@ pub use access::{Access, AddressSet, AddressVerdict, Authentication, BasicAuth, 
 pub use backend::{Backend, BackendId, InFlight, Transport, UpstreamProtocol};
 pub use balance::{stable_hash, Affinity, AffinityMode, Balance, HashBy, Maglev};
 pub use client::{canonical, ClientTrust, IpNet, RealIp};
+pub use client_cert::{
+    verifier as client_cert_verifier, ClientAuthTable, ClientCertCheck, ClientCertPolicy, VerifyClient,
+};
 pub use cors::{Cors, CorsOrigins, OriginPattern};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity, Subject};
 pub use external_auth::{
@@ -73,6 +77,8 @@ pub struct Snapshot {
     /// SNI names whose TLS connections the HTTPS listener relays untouched to a backend
     /// (`ssl-passthrough`); shared between snapshots while unchanged.
     pub passthrough: Arc<PassthroughTable>,
+    /// Hosts whose handshake asks for a client certificate, by SNI.
+    pub client_auth: Arc<ClientAuthTable>,
 
     /// Layer-4 listeners for Services of `type: LoadBalancer`.
     pub l4: L4Table,

@@ -13,6 +13,7 @@ use sluice_config::{
 
 use crate::external_auth;
 use crate::filters::Arrival;
+use crate::headers::Downstream;
 use crate::metrics::Metrics;
 use crate::rate_limit::{Limiters, Slot};
 use crate::responses::{empty, error, ProxyBody};
@@ -31,7 +32,8 @@ pub(crate) struct Denial {
 }
 
 impl Denial {
-    fn new(reason: Reason, status: StatusCode) -> Self {
+    /// A refusal with no headers.
+    pub(crate) fn new(reason: Reason, status: StatusCode) -> Self {
         Self { reason, status, headers: Vec::new() }
     }
 }
@@ -40,8 +42,8 @@ impl Denial {
 pub(crate) struct Checked<'a> {
     /// Where the auth sub-request and the counters come from.
     pub plane: &'a DataPlane,
-    /// The real client address.
-    pub client: IpAddr,
+    /// The client (its real address, its TLS facts).
+    pub downstream: &'a Downstream,
     /// The request head.
     pub parts: &'a Parts,
     /// The request as it arrived, for external auth's templates.
@@ -74,6 +76,8 @@ pub(crate) enum Reason {
     ConnectionLimit,
     /// Authentication: missing or wrong credentials, or no usable users.
     Auth,
+    /// The client certificate: missing, unverified, for another host, or the wrong subject.
+    ClientCertificate,
 }
 
 impl Reason {
@@ -84,6 +88,7 @@ impl Reason {
             Reason::RateLimit => "rate_limit",
             Reason::ConnectionLimit => "connection_limit",
             Reason::Auth => "auth",
+            Reason::ClientCertificate => "client_certificate",
         }
     }
 }
@@ -93,9 +98,13 @@ pub(crate) async fn admit(route: &Route, request: &Checked<'_>) -> Result<Admitt
     let mut admitted = Admitted::default();
     for filter in &*route.filters {
         match filter {
+            Filter::ClientCertificate(check) => {
+                admitted.request_headers.extend(crate::client_cert::check(check, request.downstream)?);
+            }
             Filter::RateLimit(limits) => {
                 let plane = request.plane;
-                admitted.slot = limit(&plane.limiters, &plane.metrics, limits, request.client).await?;
+                let client = request.downstream.client.ip();
+                admitted.slot = limit(&plane.limiters, &plane.metrics, limits, client).await?;
             }
             Filter::Access(access) => check(access, request, &mut admitted).await?,
             _ => {}
@@ -132,7 +141,7 @@ async fn limit(
 /// pass; with `any` an allowed address skips authentication, and a client outside the lists
 /// may still authenticate (and is asked to, 401).
 async fn check(access: &Access, request: &Checked<'_>, admitted: &mut Admitted) -> Result<(), Denial> {
-    match decide(access, request.client) {
+    match decide(access, request.downstream.client.ip()) {
         Decision::Pass => Ok(()),
         Decision::Refuse => Err(Denial::new(Reason::Address, StatusCode::FORBIDDEN)),
         Decision::Authenticate(auth) => authenticate(auth, request, admitted).await,
@@ -173,7 +182,7 @@ async fn external_check(auth: &ExternalAuth, request: &Checked<'_>, admitted: &m
     let cookies = verdict.cookies.into_iter().map(|cookie| (header::SET_COOKIE, cookie));
     match verdict.status {
         status if status.is_success() => {
-            admitted.request_headers = verdict.request_headers;
+            admitted.request_headers.extend(verdict.request_headers);
             admitted.cookies = cookies.map(|(_, cookie)| cookie).collect();
             admitted.always_set_cookies = auth.always_set_cookie;
             Ok(())
@@ -250,7 +259,7 @@ pub(crate) fn answer(denial: Option<Denial>) -> Response<ProxyBody> {
 
 /// Whether the route has limits or access rules to check.
 pub(crate) fn guards(route: &Route) -> bool {
-    route.filters.iter().any(|f| matches!(f, Filter::RateLimit(_) | Filter::Access(_)))
+    route.filters.iter().any(|f| matches!(f, Filter::RateLimit(_) | Filter::Access(_) | Filter::ClientCertificate(_)))
 }
 
 /// Whether the route's access rules need the request as it arrived (external auth does).

@@ -100,6 +100,10 @@ fn describe_filter(filter: &Filter) -> String {
             };
             format!("cors: origins {origins}; credentials {}", if cors.allow_credentials { "on" } else { "off" })
         }
+        Filter::ClientCertificate(check) => {
+            let cn = check.match_cn.as_ref().map_or("", |r| r.as_str());
+            format!("client certificate: {:?}, depth {}, match-cn {cn:?}", check.policy.mode, check.policy.depth)
+        }
         Filter::RateLimit(limits) => {
             let rates = [&limits.per_second, &limits.per_minute].into_iter().flatten();
             let mut parts: Vec<String> = rates.map(|rate| rate.zone.to_string()).collect();

@@ -76,8 +76,7 @@ impl DataPlane {
         // Limits and access rules: after the early answers, before anything is forwarded.
         let admitted = match (&edits, &route.action) {
             (Ok(_), Action::Forward(_)) if access::guards(route) => {
-                let checked =
-                    Checked { plane: self, client: downstream.client.ip(), parts: &parts, arrival: arrival.as_ref() };
+                let checked = Checked { plane: self, downstream, parts: &parts, arrival: arrival.as_ref() };
                 access::admit(route, &checked).await
             }
             _ => Ok(Admitted::default()),

@@ -36,6 +36,9 @@ pub(crate) struct Downstream {
     forwarded_for: Option<HeaderValue>,
     /// The trusted `X-Forwarded-Host`: sent as `Host` and `X-Forwarded-Host`.
     forwarded_host: Option<HeaderValue>,
+    /// What the TLS handshake established about the client (its certificate), when the
+    /// connection asked for one.
+    pub tls: Option<std::sync::Arc<crate::client_cert::TlsFacts>>,
 }
 
 impl Downstream {
@@ -43,7 +46,7 @@ impl Downstream {
     pub(crate) fn new(client: SocketAddr, scheme: Scheme, port: u16) -> Self {
         let client_ip = HeaderValue::from(IpText::new(client.ip()));
         let port_text = HeaderValue::from(port);
-        Self { client, scheme, port, client_ip, port_text, forwarded_for: None, forwarded_host: None }
+        Self { client, scheme, port, client_ip, port_text, forwarded_for: None, forwarded_host: None, tls: None }
     }
 
     /// What this request's forwarding headers say about the client, where `trust` believes
@@ -53,6 +56,7 @@ impl Downstream {
         let values = headers.get_all(&real_ip.header);
         let client_ip = real_ip.client(self.client.ip(), values.iter().map(HeaderValue::as_bytes));
         let mut believed = Downstream::new(SocketAddr::new(client_ip, self.client.port()), self.scheme, self.port);
+        believed.tls = self.tls.clone();
         if trust.full_forwarded_for {
             let mut list = Vec::new();
             for value in headers.get_all(&X_FORWARDED_FOR) {

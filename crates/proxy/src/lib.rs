@@ -10,6 +10,7 @@ mod access;
 pub mod admin;
 mod admission;
 mod balance;
+mod client_cert;
 mod config_view;
 
 mod drain;
@@ -154,6 +155,9 @@ pub struct ProxyOptions {
     pub connection_limits: ConnectionLimits,
     /// `--rate-limit-redis`: where rates are counted for all replicas.
     pub shared_rates: Option<SharedRates>,
+    /// TLS session resumption (tickets and a cache), also for hosts that ask for client
+    /// certificates.
+    pub tls_session_resumption: bool,
 }
 
 impl Default for ProxyOptions {
@@ -165,6 +169,7 @@ impl Default for ProxyOptions {
             client_body_timeout: Duration::from_secs(60),
             connection_limits: ConnectionLimits::default(),
             shared_rates: None,
+            tls_session_resumption: true,
         }
     }
 }
@@ -183,6 +188,8 @@ pub struct DataPlane {
     limiters: rate_limit::Limiters,
     /// Remembered `auth-url` answers (`auth-cache-key`).
     auth_cache: external_auth::AuthCache,
+    /// TLS configurations of hosts that ask for client certificates.
+    policy_configs: tls::PolicyConfigs,
 }
 
 impl DataPlane {
@@ -193,7 +200,8 @@ impl DataPlane {
         let limiters = rate_limit::Limiters::new(options.shared_rates.clone());
         let auth_cache = external_auth::AuthCache::default();
         let drain = drain::Drain::new();
-        Arc::new(Self { snapshot, upstream, metrics, options, drain, admission, limiters, auth_cache })
+        let policy_configs = tls::PolicyConfigs::new(snapshot.clone(), options.tls_session_resumption);
+        Arc::new(Self { snapshot, upstream, metrics, options, drain, admission, limiters, auth_cache, policy_configs })
     }
 
     /// Stops accepting on every listener, asks open connections to finish (HTTP/1.1 closes

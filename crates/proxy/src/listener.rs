@@ -114,12 +114,11 @@ async fn connection(
     } else {
         Downstream::new(client, scheme, port)
     };
-    let downstream = Arc::new(downstream);
     let header_timeout = plane.options.header_timeout;
     match acceptor {
         None => {
             let (guarded, refused) = H1Guard::new(H2Guard::new(stream), header_timeout);
-            serve_http(guarded, downstream, plane, http, Protocols::Any(refused)).await
+            serve_http(guarded, Arc::new(downstream), plane, http, Protocols::Any(refused)).await
         }
         Some(acceptor) => {
             let deadline = tokio::time::Instant::now() + plane.options.handshake_timeout;
@@ -127,7 +126,11 @@ async fn connection(
             let Some(stream) = crate::passthrough::relay_or_terminate(stream, client, &plane, deadline).await else {
                 return;
             };
-            match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            let mut downstream = downstream;
+            let handshake =
+                tokio::time::timeout_at(deadline, handshake(&plane, &acceptor, stream, &mut downstream)).await;
+            let downstream = Arc::new(downstream);
+            match handshake {
                 Ok(Ok(tls)) => {
                     if only_http2(tls.get_ref().1.alpn_protocol()) {
                         serve_http(H2Guard::new(tls), downstream, plane, http, Protocols::Http2).await
@@ -141,6 +144,34 @@ async fn connection(
             }
         }
     }
+}
+
+/// The TLS handshake: with the listener's configuration, or — when the ClientHello names a
+/// host that asks for client certificates — with that host's, recording what the
+/// handshake established in `downstream`.
+async fn handshake<IO>(
+    plane: &DataPlane,
+    acceptor: &TlsAcceptor,
+    stream: IO,
+    downstream: &mut Downstream,
+) -> std::io::Result<tokio_rustls::server::TlsStream<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let table = plane.snapshot.load().client_auth.clone();
+    if table.is_empty() {
+        return acceptor.accept(stream).await;
+    }
+    let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+    let policy = start.client_hello().server_name().and_then(|sni| table.lookup(sni).cloned());
+    let Some(policy) = policy else {
+        return start.into_stream(acceptor.config().clone()).await;
+    };
+    let config = plane.policy_configs.get(&policy).map_err(std::io::Error::other)?;
+    let tls = start.into_stream(config).await?;
+    let facts = crate::client_cert::TlsFacts::new(&policy, tls.get_ref().1.peer_certificates());
+    downstream.tls = Some(Arc::new(facts));
+    Ok(tls)
 }
 
 /// HTTP/2 limits against abuse, set deliberately (docs/hardening.md): streams open at once

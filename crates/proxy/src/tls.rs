@@ -1,11 +1,13 @@
 //! TLS termination: the certificate for each ClientHello comes from the current snapshot.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
-use sluice_config::SharedSnapshot;
+use sluice_config::{ClientCertPolicy, SharedSnapshot};
 
 /// Picks the certificate by SNI from whatever snapshot is current, so certificate changes
 /// apply to the next handshake without rebuilding the TLS configuration.
@@ -22,10 +24,21 @@ impl ResolvesServerCert for SniResolver {
 /// certificates by SNI from `snapshot`; with `resumption`, session tickets and a session
 /// cache let returning clients skip the full handshake.
 pub fn server_config(snapshot: Arc<SharedSnapshot>, resumption: bool) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let mut config = ServerConfig::builder_with_provider(sluice_config::crypto::provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver(snapshot)));
+    build(snapshot, resumption, None)
+}
+
+fn build(
+    snapshot: Arc<SharedSnapshot>,
+    resumption: bool,
+    verifier: Option<Arc<dyn ClientCertVerifier>>,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let builder =
+        ServerConfig::builder_with_provider(sluice_config::crypto::provider()).with_safe_default_protocol_versions()?;
+    let builder = match verifier {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(SniResolver(snapshot)));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     if resumption {
         config.ticketer = sluice_config::crypto::ticketer()?;
@@ -34,4 +47,38 @@ pub fn server_config(snapshot: Arc<SharedSnapshot>, resumption: bool) -> Result<
         config.send_tls13_tickets = 0;
     }
     Ok(Arc::new(config))
+}
+
+/// Most configurations kept for client-certificate policies; beyond, they are built again.
+const MAX_POLICY_CONFIGS: usize = 1024;
+
+/// The TLS configurations of hosts that ask for a client certificate, one per policy
+/// (rustls chooses the verifier per configuration, so the handshake picks one by SNI),
+/// built on first use. Each has its own ticket keys: a session resumed from another host's
+/// handshake cannot skip this one's certificate check.
+#[derive(Debug)]
+pub(crate) struct PolicyConfigs {
+    snapshot: Arc<SharedSnapshot>,
+    resumption: bool,
+    built: Mutex<HashMap<u64, Arc<ServerConfig>>>,
+}
+
+impl PolicyConfigs {
+    pub(crate) fn new(snapshot: Arc<SharedSnapshot>, resumption: bool) -> Self {
+        Self { snapshot, resumption, built: Mutex::default() }
+    }
+
+    /// The configuration asking for a certificate as `policy` says.
+    pub(crate) fn get(&self, policy: &ClientCertPolicy) -> Result<Arc<ServerConfig>, rustls::Error> {
+        let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(config) = built.get(&policy.id) {
+            return Ok(config.clone());
+        }
+        if built.len() >= MAX_POLICY_CONFIGS {
+            built.clear();
+        }
+        let config = build(self.snapshot.clone(), self.resumption, Some(policy.verifier.clone()))?;
+        built.insert(policy.id, config.clone());
+        Ok(config)
+    }
 }

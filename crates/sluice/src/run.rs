@@ -287,6 +287,7 @@ pub async fn serve(
             total: serve.max_connections,
             per_client: serve.max_connections_per_client,
         },
+        tls_session_resumption: serve.tls_session_resumption,
         shared_rates: match &serve.rate_limit_redis {
             Some(url) => Some(sluice_proxy::SharedRates::connect(url, serve.rate_limit_redis_timeout)?),
             None => None,

@@ -323,7 +323,7 @@ fn canary_by_header_then_cookie_then_weight() {
 fn security_annotations_are_refused_and_unknown_ones_warned() {
     let mut fx = Fixture::new("ann-refused");
     fx.backend("echo");
-    fx.ingress(&Ingress::new("locked").annotation(&a("auth-tls-secret"), "default/ca").path(
+    fx.ingress(&Ingress::new("locked").annotation(&a("auth-type"), "digest").path(
         Some("l.test"),
         "Prefix",
         "/",
@@ -337,14 +337,14 @@ fn security_annotations_are_refused_and_unknown_ones_warned() {
     ));
     fx.ingress(&Ingress::new("odd").annotation(&a("enable-http3"), "true").path(Some("o.test"), "Prefix", "/", "echo"));
     let sluice = fx.start(&[]);
-    assert_eq!(sluice.get("l.test", "/").status, 404, "never served without its client certificates");
+    assert_eq!(sluice.get("l.test", "/").status, 404, "never served without its (digest) auth");
     assert_eq!(sluice.get("w.test", "/").status, 404, "never served without its (unreadable) address list");
     assert_eq!(sluice.get("o.test", "/").status, 200, "served without the unknown annotation");
     let out = run_sluice_command(&["check", "--manifests", fx.manifests().to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains(&format!("refused   {P}/auth-tls-secret")), "{stdout}");
-    assert!(stdout.contains(&format!("Ingress default/locked: metadata.annotations[{P}/auth-tls-secret]")), "{stdout}");
+    assert!(stdout.contains(&format!("refused   {P}/auth-type")), "{stdout}");
+    assert!(stdout.contains(&format!("Ingress default/locked: metadata.annotations[{P}/auth-type]")), "{stdout}");
     assert!(
         stdout.contains(&format!("warning: Ingress default/odd: metadata.annotations[{P}/enable-http3]")),
         "{stdout}"

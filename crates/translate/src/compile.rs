@@ -109,6 +109,8 @@ pub(crate) struct Context<'a> {
     pub secrets: &'a BTreeMap<ObjectKey, Arc<Secret>>,
     /// Basic-auth users parsed from those Secrets, by version.
     pub users: &'a crate::basic_auth::UsersCache,
+    /// Client-certificate policies, by CA Secret version.
+    pub policies: &'a crate::client_certs::PolicyCache,
     /// Compiled regexes, shared by pattern text.
     pub regexes: &'a Regexes,
 }
@@ -209,6 +211,9 @@ pub(crate) fn route(
     }
     if let Some(Ok(edits)) = custom {
         filters.push(Filter::ResponseHeaders(edits));
+    }
+    if let Some(settings) = &a.auth_tls {
+        filters.push(crate::client_certs::filter(ingress, settings, cx.secrets, defaults, cx.policies, problems));
     }
     if let Some(limits) = a.limits.compile(&ingress.label, defaults.limit_req_status, defaults.limit_conn_status) {
         filters.push(Filter::RateLimit(limits));

@@ -106,23 +106,25 @@ impl ValidIngress {
     /// The objects its routes read besides the Ingress: when one changes, they are compiled
     /// again.
     pub(crate) fn references(&self) -> impl Iterator<Item = Reference> + '_ {
-        let secret = self.annotations.auth.as_ref().map(|auth| {
-            let (namespace, name) = &auth.secret;
-            Reference::Secret(ObjectKey::new(namespace.as_deref().unwrap_or(&self.owner.namespace), name))
-        });
+        let secret = self.auth_secret().map(Reference::Secret);
         let auth_headers = self.annotations.external_auth.as_ref().and_then(|auth| {
             let (namespace, name) = auth.set_headers.as_ref()?;
             Some(Reference::ConfigMap(ObjectKey::new(namespace.as_deref().unwrap_or(&self.owner.namespace), name)))
         });
-        self.custom_headers().map(Reference::ConfigMap).into_iter().chain(secret).chain(auth_headers)
+        let ca = self.auth_tls_secret().map(Reference::Secret);
+        self.custom_headers().map(Reference::ConfigMap).into_iter().chain(secret).chain(auth_headers).chain(ca)
     }
 
     /// The Secret its `auth-secret` annotation names.
     pub(crate) fn auth_secret(&self) -> Option<ObjectKey> {
-        self.references().find_map(|reference| match reference {
-            Reference::Secret(key) => Some(key),
-            Reference::ConfigMap(_) => None,
-        })
+        let (namespace, name) = &self.annotations.auth.as_ref()?.secret;
+        Some(ObjectKey::new(namespace.as_deref().unwrap_or(&self.owner.namespace), name))
+    }
+
+    /// The Secret its `auth-tls-secret` annotation names.
+    pub(crate) fn auth_tls_secret(&self) -> Option<ObjectKey> {
+        let (namespace, name) = &self.annotations.auth_tls.as_ref()?.secret;
+        Some(ObjectKey::new(namespace.as_deref().unwrap_or(&self.owner.namespace), name))
     }
 
     /// True when this Ingress's `spec.tls` covers `host`.

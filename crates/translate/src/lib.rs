@@ -11,6 +11,7 @@ mod basic_auth;
 mod cache;
 mod certificates;
 mod class;
+mod client_certs;
 mod compile;
 mod configmap;
 mod ingress;
@@ -207,6 +208,8 @@ pub struct Translator {
     references: BTreeMap<Reference, Option<usize>>,
     /// Basic-auth users by Secret version.
     users: basic_auth::UsersCache,
+    /// Client-certificate policies by CA Secret version.
+    policies: client_certs::PolicyCache,
     /// The controller ConfigMap as last read (`None` when absent), and what it set.
     global: Option<(Option<Arc<ConfigMap>>, Global)>,
     /// Regexes compiled for paths, rewrites and hosts, shared by pattern text.
@@ -245,6 +248,7 @@ impl Translator {
             regexes: Regexes::default(),
             references: BTreeMap::new(),
             users: basic_auth::UsersCache::default(),
+            policies: client_certs::PolicyCache::default(),
             fresh: true,
         }
     }
@@ -261,6 +265,7 @@ impl Translator {
     ) -> (Snapshot, Rebuilt) {
         let first = std::mem::replace(&mut self.fresh, false);
         self.users.prune();
+        self.policies.prune();
         let changed = if first { Changed::All } else { changed };
         let reading = self.options.annotation_reading();
         let regexes = &self.regexes;
@@ -314,6 +319,7 @@ impl Translator {
             secrets: &store.secrets,
             regexes: &self.regexes,
             users: &self.users,
+            policies: &self.policies,
         };
         let updated = self.plan.update(verdicts, &cx);
         if references_moved {
@@ -392,6 +398,8 @@ impl Translator {
         diagnostics.extend_from_slice(certificate_problems);
         diagnostics.extend(global.iter().flat_map(|g| g.diagnostics.iter().cloned()));
         diagnostics.extend_from_slice(passthrough_problems);
+        let client_auth =
+            client_certs::table(plan.served(), &store.secrets, defaults, &self.policies, &mut diagnostics);
         let l4 = l4::translate(store, &self.options.lb_pools, previous, &self.backends, &mut diagnostics);
         diagnostics.sort();
         diagnostics.dedup();
@@ -405,6 +413,7 @@ impl Translator {
             certificates: certificates.clone(),
             client_trust: global.map_or_else(Arc::default, |g| g.trust.clone()),
             passthrough: passthrough.clone(),
+            client_auth: Arc::new(client_auth),
             l4,
             ingresses: plan.served_list().clone(),
             diagnostics,

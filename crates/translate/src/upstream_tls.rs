@@ -145,7 +145,7 @@ impl UpstreamTlsCache {
 }
 
 /// The trust anchors in a PEM `ca.crt`.
-fn roots(pem: &[u8]) -> Result<rustls::RootCertStore, String> {
+pub(crate) fn roots(pem: &[u8]) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
         let cert = cert.map_err(|e| format!("ca.crt is not PEM certificates: {e}"))?;

@@ -8,6 +8,7 @@
 
 mod access;
 mod auth;
+mod auth_tls;
 mod balance;
 mod cors;
 mod external_auth;
@@ -30,6 +31,7 @@ use sluice_config::{
 
 pub(crate) use access::AccessSettings;
 pub(crate) use auth::AuthSettings;
+pub(crate) use auth_tls::AuthTlsSettings;
 pub(crate) use balance::{BalanceSettings, LoadBalance};
 pub(crate) use external_auth::ExternalAuthSettings;
 pub(crate) use limits::LimitSettings;
@@ -166,6 +168,8 @@ pub(crate) struct IngressAnnotations {
     pub auth: Option<AuthSettings>,
     /// `auth-url` and its family.
     pub external_auth: Option<Arc<ExternalAuthSettings>>,
+    /// `auth-tls-*`: client certificates.
+    pub auth_tls: Option<AuthTlsSettings>,
 }
 
 /// How annotations are read: under which prefix, and what the command line allows.
@@ -187,7 +191,7 @@ impl IngressAnnotations {
 /// Annotations that are security settings Sluice does not enforce yet: an Ingress carrying
 /// one is refused rather than served without the protection it asks for.
 fn is_unenforced_security(name: &str) -> bool {
-    name.starts_with("auth-tls-") || name.starts_with("global-rate-limit")
+    name.starts_with("global-rate-limit")
 }
 
 /// Parses the annotations under `prefix` into typed values, with a verdict for each.
@@ -233,6 +237,7 @@ pub(crate) fn parse(
     }
     let protected = parsed.auth.is_some()
         || parsed.external_auth.is_some()
+        || parsed.auth_tls.is_some()
         || parsed.access.allow.is_some()
         || parsed.access.deny.is_some()
         || parsed.limits.compile("", StatusCode::OK, StatusCode::OK).is_some();
@@ -411,6 +416,7 @@ fn apply(
                 .or_else(|| limits::setting(&mut a.limits, name, value, all))
                 .or_else(|| auth::setting(&mut a.auth, name, value, all))
                 .or_else(|| external_auth::setting(&mut a.external_auth, name, value, all))
+                .or_else(|| auth_tls::setting(&mut a.auth_tls, name, value, all))
                 .or_else(|| cors::setting(name, value, all));
             match result {
                 Some(result) => result?,

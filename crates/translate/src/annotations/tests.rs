@@ -51,7 +51,7 @@ fn security_annotations_and_unreadable_snippets_are_refused() {
     for (name, value) in [
         ("auth-url", "x"),
         ("auth-type", "x"),
-        ("auth-tls-secret", "x"),
+        ("auth-tls-secret", "a/b/c"),
         ("whitelist-source-range", "10.0.0.0/33"),
         ("allowlist-source-range", "example.com"),
         ("denylist-source-range", "x"),
