@@ -315,4 +315,9 @@ pub struct DemoArgs {
     /// Admin listener.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:10254")]
     pub admin: SocketAddr,
+
+    /// Count the demo's rate limits in this Redis, as `run --rate-limit-redis` does
+    /// (`scripts/demo --with-redis` starts one and passes it).
+    #[arg(long, value_name = "URL")]
+    pub rate_limit_redis: Option<String>,
 }

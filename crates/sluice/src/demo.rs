@@ -50,7 +50,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
         client_body_timeout: std::time::Duration::from_secs(60),
         max_connections: 65_536,
         max_connections_per_client: 0,
-        rate_limit_redis: None,
+        rate_limit_redis: args.rate_limit_redis.clone(),
         rate_limit_redis_timeout: std::time::Duration::from_millis(25),
         workers: None,
         publish_address: Vec::new(),
@@ -116,6 +116,7 @@ fn print_try_it(args: &DemoArgs) {
          curl --http2-prior-knowledge -H 'Host: api.demo.test' http://{http}/v1\n  \
          curl -k --resolve shop.demo.test:{port}:{ip} https://shop.demo.test:{port}/\n  \
          curl -H 'Host: unknown.test' http://{http}/      # 404: no route\n  \
+         for i in 1 2 3 4 5 6 7; do curl -s -o /dev/null -w '%{{http_code}} ' -H 'Host: login.demo.test' http://{http}/; done   # limit-rpm 5: 200 x6, then 503\n  \
          curl http://{admin}/metrics\n\nPress Ctrl-C to stop.\n",
         ip = https.ip(),
         admin = args.admin,

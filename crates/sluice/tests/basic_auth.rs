@@ -64,7 +64,19 @@ fn only_valid_credentials_reach_the_backend_on_every_path() {
             .annotation("nginx.ingress.kubernetes.io/auth-realm", "Staff only")
             .path(Some("admin.test"), "Prefix", "/", "echo"),
     );
+    fx.tls_secret("secure", &test_cert(&["secure.test"]));
+    fx.ingress(
+        &Ingress::new("secure")
+            .annotation("nginx.ingress.kubernetes.io/auth-type", "basic")
+            .annotation("nginx.ingress.kubernetes.io/auth-secret", "staff")
+            .tls(&["secure.test"], "secure")
+            .path(Some("secure.test"), "Prefix", "/", "echo"),
+    );
     let sluice = fx.start(&[]);
+    // A redirect to https answers before authentication, and reaches nothing either.
+    let (status, answer) = get(&sluice, "secure.test", &[]);
+    assert_eq!(status, 308, "{answer}");
+    assert!(!reached_backend(&answer), "{answer}");
 
     for (what, extra) in [
         ("no credentials", &[][..]),
