@@ -13,17 +13,12 @@ use common::*;
 fn from(source: &str, sluice: &Sluice, host: &str, path: &str, extra: &[&str]) -> (u16, String) {
     let url = format!("http://{}{path}", sluice.http);
     let host_header = format!("Host: {host}");
-    let mut args = vec!["--interface", source, "-i", "-H", &host_header];
+    let mut args = vec!["--interface", source, "-H", &host_header];
     args.extend_from_slice(extra);
     args.push(&url);
-    let (_, out, err) = curl(&args);
-    let status = out
-        .lines()
-        .find(|line| line.starts_with("HTTP/"))
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no answer from curl: {err}"));
-    (status, out)
+    let answer = curl_answer(&args);
+    assert_ne!(answer.0, 0, "no answer from curl");
+    answer
 }
 
 fn denied(metrics: &str, ingress: &str, reason: &str) -> f64 {

@@ -34,17 +34,10 @@ fn secret_yaml(name: &str, data: &[(&str, &str)]) -> String {
 fn get(sluice: &Sluice, host: &str, extra: &[&str]) -> (u16, String) {
     let url = format!("http://{}/", sluice.http);
     let host_header = format!("Host: {host}");
-    let mut args = vec!["-i", "-H", host_header.as_str()];
+    let mut args = vec!["-H", host_header.as_str()];
     args.extend_from_slice(extra);
     args.push(&url);
-    let (_, out, err) = curl(&args);
-    let status = out
-        .lines()
-        .find(|line| line.starts_with("HTTP/"))
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no answer from curl: {err}"));
-    (status, out)
+    curl_answer(&args)
 }
 
 fn reached_backend(answer: &str) -> bool {

@@ -36,7 +36,7 @@ impl Client {
         let resolve = format!("{sni}:{port}:127.0.0.1");
         let url = format!("https://{sni}:{port}/");
         let host_header = format!("Host: {host}");
-        let mut args = vec!["-k", "-i", "--resolve", resolve.as_str(), "-H", host_header.as_str()];
+        let mut args = vec!["-k", "--resolve", resolve.as_str(), "-H", host_header.as_str()];
         let files;
         if let Some((name, issued)) = cert {
             let cert_file = self.dir.write(&format!("{name}.crt"), &issued.cert_pem);
@@ -46,14 +46,7 @@ impl Client {
         }
         args.extend_from_slice(extra);
         args.push(&url);
-        let (_, out, _) = curl(&args);
-        let status = out
-            .lines()
-            .find(|line| line.starts_with("HTTP/"))
-            .and_then(|line| line.split(' ').nth(1))
-            .and_then(|code| code.parse().ok())
-            .unwrap_or(0);
-        (status, out)
+        curl_answer(&args)
     }
 }
 

@@ -77,17 +77,10 @@ fn serve(mut conn: std::net::TcpStream, seen: &Mutex<Vec<String>>) {
 fn get(sluice: &Sluice, host: &str, path: &str, extra: &[&str]) -> (u16, String) {
     let url = format!("http://{}{path}", sluice.http);
     let host_header = format!("Host: {host}");
-    let mut args = vec!["-i", "-H", host_header.as_str()];
+    let mut args = vec!["-H", host_header.as_str()];
     args.extend_from_slice(extra);
     args.push(&url);
-    let (_, out, err) = curl(&args);
-    let status = out
-        .lines()
-        .find(|line| line.starts_with("HTTP/"))
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no answer from curl: {err}"));
-    (status, out)
+    curl_answer(&args)
 }
 
 const A: &str = "nginx.ingress.kubernetes.io";

@@ -1052,6 +1052,21 @@ pub fn https_exchange(
 // curl
 // ---------------------------------------------------------------------------
 
+/// Runs `curl -i ARGS` and returns the status of its (first) answer, 0 when there was none
+/// (a refused handshake), and everything it printed.
+pub fn curl_answer(args: &[&str]) -> (u16, String) {
+    let mut all = vec!["-i"];
+    all.extend_from_slice(args);
+    let (_, out, _) = curl(&all);
+    let status = out
+        .lines()
+        .find(|line| line.starts_with("HTTP/"))
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, out)
+}
+
 /// Runs `curl` (bounded by `--max-time 20`) and returns (success, stdout, stderr).
 pub fn curl(args: &[&str]) -> (bool, String, String) {
     let out = Command::new("curl")
