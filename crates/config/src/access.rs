@@ -21,8 +21,9 @@ pub struct Access {
     pub allow: Option<AddressSet>,
     /// Addresses that are never served (`denylist-source-range`); checked first.
     pub deny: Option<AddressSet>,
-    /// Who must prove who they are, when anyone must.
-    pub auth: Option<Authentication>,
+    /// How clients prove who they are (none: nobody must): basic auth, an auth service, or
+    /// both, as nginx runs `auth_basic` and `auth_request` side by side.
+    pub auth: Box<[Authentication]>,
     /// How address lists and authentication combine.
     pub satisfy: Satisfy,
 }
@@ -49,7 +50,8 @@ pub struct BasicAuth {
     pub users: Option<Arc<Htpasswd>>,
 }
 
-/// nginx's `satisfy`: whether a request needs every check to pass, or one.
+/// nginx's `satisfy`: whether a request needs every check (address lists, each
+/// authentication) to pass, or one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Satisfy {
     /// Address lists and authentication must all pass (nginx's default).
@@ -147,7 +149,7 @@ mod tests {
         Access {
             allow: allow.map(|a| AddressSet::parse(a).unwrap()),
             deny: deny.map(|d| AddressSet::parse(d).unwrap()),
-            auth: None,
+            auth: Box::new([]),
             satisfy: Satisfy::All,
         }
     }

@@ -137,14 +137,25 @@ async fn limit(
     }
 }
 
-/// Address lists and authentication, combined as nginx's `satisfy`: with `all` both must
-/// pass; with `any` an allowed address skips authentication, and a client outside the lists
-/// may still authenticate (and is asked to, 401).
+/// Address lists and authentication, combined as nginx's `satisfy`: with `all` every check
+/// must pass; with `any` one is enough — an allowed address skips authentication, and a
+/// client outside the lists may still authenticate (and is asked to, 401).
 async fn check(access: &Access, request: &Checked<'_>, admitted: &mut Admitted) -> Result<(), Denial> {
     match decide(access, request.downstream.client.ip()) {
         Decision::Pass => Ok(()),
         Decision::Refuse => Err(Denial::new(Reason::Address, StatusCode::FORBIDDEN)),
-        Decision::Authenticate(auth) => authenticate(auth, request, admitted).await,
+        Decision::Authenticate(all) => {
+            let mut last = None;
+            for auth in all {
+                match authenticate(auth, request, admitted).await {
+                    Ok(()) if access.satisfy == Satisfy::Any => return Ok(()),
+                    Ok(()) => {}
+                    Err(denial) if access.satisfy == Satisfy::All => return Err(denial),
+                    Err(denial) => last = Some(denial),
+                }
+            }
+            last.map_or(Ok(()), Err)
+        }
     }
 }
 
@@ -153,14 +164,15 @@ async fn check(access: &Access, request: &Checked<'_>, admitted: &mut Admitted) 
 enum Decision<'a> {
     Pass,
     Refuse,
-    Authenticate(&'a Authentication),
+    Authenticate(&'a [Authentication]),
 }
 
 fn decide(access: &Access, client: IpAddr) -> Decision<'_> {
-    match (&access.auth, access.satisfy, access.addresses(client)) {
-        (None, _, AddressVerdict::Refused) | (Some(_), Satisfy::All, AddressVerdict::Refused) => Decision::Refuse,
-        (None, _, _) | (Some(_), Satisfy::Any, AddressVerdict::Allowed) => Decision::Pass,
-        (Some(auth), _, _) => Decision::Authenticate(auth),
+    let auth = &*access.auth;
+    match (auth.is_empty(), access.satisfy, access.addresses(client)) {
+        (true, _, AddressVerdict::Refused) | (false, Satisfy::All, AddressVerdict::Refused) => Decision::Refuse,
+        (true, _, _) | (false, Satisfy::Any, AddressVerdict::Allowed) => Decision::Pass,
+        (false, _, _) => Decision::Authenticate(auth),
     }
 }
 
@@ -264,7 +276,7 @@ pub(crate) fn guards(route: &Route) -> bool {
 
 /// Whether the route's access rules need the request as it arrived (external auth does).
 pub(crate) fn reads_request(access: &Access) -> bool {
-    matches!(access.auth, Some(Authentication::External(_)))
+    access.auth.iter().any(|auth| matches!(auth, Authentication::External(_)))
 }
 
 #[cfg(test)]
@@ -278,7 +290,7 @@ mod tests {
         Access {
             allow: Some(AddressSet::parse("127.0.0.2").unwrap()),
             deny: None,
-            auth: auth.then(|| Authentication::Basic(basic.into())),
+            auth: if auth { Box::new([Authentication::Basic(basic.into())]) } else { Box::new([]) },
             satisfy,
         }
     }
@@ -291,7 +303,7 @@ mod tests {
         let verdict = match decide(access, client.parse().unwrap()) {
             Decision::Pass => Ok(()),
             Decision::Refuse => Err(Denial::new(Reason::Address, StatusCode::FORBIDDEN)),
-            Decision::Authenticate(Authentication::Basic(basic)) => basic_auth(basic, &headers).await,
+            Decision::Authenticate([Authentication::Basic(basic)]) => basic_auth(basic, &headers).await,
             Decision::Authenticate(_) => unreachable!("only basic auth here"),
         };
         match verdict {

@@ -78,15 +78,16 @@ fn describe_filter(filter: &Filter) -> String {
         Filter::Access(access) => {
             let list = |set: &Option<AddressSet>| set.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
             let satisfy = if access.satisfy == Satisfy::Any { "any" } else { "all" };
-            let auth = match &access.auth {
-                None => "none".to_owned(),
-                Some(Authentication::Basic(basic)) => {
+            let each = access.auth.iter().map(|auth| match auth {
+                Authentication::Basic(basic) => {
                     let users = basic.users.as_ref().map_or(0, |users| users.len());
                     format!("basic ({users} users)")
                 }
-                Some(Authentication::External(external)) => format!("auth-url {}", external.url),
-                Some(Authentication::Unavailable) => "unavailable (503)".to_owned(),
-            };
+                Authentication::External(external) => format!("auth-url {}", external.url),
+                Authentication::Unavailable => "unavailable (503)".to_owned(),
+            });
+            let auth = each.collect::<Vec<_>>().join(" + ");
+            let auth = if auth.is_empty() { "none".to_owned() } else { auth };
             format!(
                 "access: allow {}; deny {}; auth {auth}; satisfy {satisfy}",
                 list(&access.allow),

@@ -221,3 +221,41 @@ fn auth_snippets_and_unreadable_settings_reject_the_ingress() {
     assert_eq!(sluice.get("method.test", "/").status, 404, "an unreadable auth-method is refused");
     assert_eq!(sluice.get("headers.test", "/").status, 503, "a missing header ConfigMap keeps it closed");
 }
+
+#[test]
+fn the_configmap_s_global_auth_protects_every_ingress_that_does_not_opt_out() {
+    let auth = AuthService::start();
+    let mut fx = Fixture::new("global-auth");
+    fx.backend("echo");
+    let url = format!("http://{}/global", auth.addr);
+    fx.write(
+        "configmap.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: controller, namespace: ingress}}\n\
+             data: {{global-auth-url: \"{url}\", global-auth-response-headers: X-Auth-Request-User}}\n"
+        ),
+    );
+    fx.ingress(&Ingress::new("plain").path(Some("plain.test"), "Prefix", "/", "echo"));
+    fx.ingress(&Ingress::new("acme").path(Some("acme.test"), "Prefix", "/.well-known/acme-challenge", "echo").path(
+        Some("acme.test"),
+        "Prefix",
+        "/",
+        "echo",
+    ));
+    fx.ingress(&Ingress::new("optout").annotation(&format!("{A}/enable-global-auth"), "false").path(
+        Some("optout.test"),
+        "Prefix",
+        "/",
+        "echo",
+    ));
+    let sluice = fx.start(&["--configmap", "ingress/controller"]);
+    let good = ["-H", "Authorization: Bearer good"];
+    assert_eq!(get(&sluice, "plain.test", "/", &[]).0, 401, "every Ingress is protected");
+    let (status, answer) = get(&sluice, "plain.test", "/", &good);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"x-auth-request-user\":\"alice\""), "{answer}");
+    assert!(auth.last().starts_with("get /global"), "{}", auth.last());
+    assert_eq!(get(&sluice, "acme.test", "/", &[]).0, 401);
+    assert_eq!(get(&sluice, "acme.test", "/.well-known/acme-challenge/token", &[]).0, 200, "no-auth-locations");
+    assert_eq!(get(&sluice, "optout.test", "/", &[]).0, 200, "enable-global-auth: false");
+}

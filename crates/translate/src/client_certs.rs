@@ -110,8 +110,12 @@ pub(crate) fn filter(
             let reason = format!("{reason}; its paths answer 503 until this is fixed");
             let field = "metadata.annotations[auth-tls-secret]";
             problems.push(Diagnostic::object((*ingress.owner).clone(), field, reason));
-            let closed =
-                Access { allow: None, deny: None, auth: Some(Authentication::Unavailable), satisfy: Satisfy::All };
+            let closed = Access {
+                allow: None,
+                deny: None,
+                auth: Box::new([Authentication::Unavailable]),
+                satisfy: Satisfy::All,
+            };
             Filter::Access(Arc::new(closed))
         }
     }

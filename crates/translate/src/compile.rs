@@ -7,8 +7,8 @@ use std::sync::Arc;
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::StatusCode;
 use sluice_config::{
-    Action, AddressSet, BackendId, Balance, Condition, Diagnostic, ErrorPages, Filter, Forward, HeaderEdits, HostMatch,
-    Redirect, Route, RouteGroup, Template, UpstreamPolicy, ValueMatch, WeightedBackend,
+    Action, AddressSet, Authentication, BackendId, Balance, Condition, Diagnostic, ErrorPages, Filter, Forward,
+    HeaderEdits, HostMatch, Redirect, Route, RouteGroup, Template, UpstreamPolicy, ValueMatch, WeightedBackend,
 };
 
 use sluice_store::k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -59,6 +59,12 @@ pub struct Defaults {
     pub deny_sources: Option<AddressSet>,
     /// `block-cidrs`: who is refused everywhere.
     pub block_sources: Option<AddressSet>,
+    /// `global-auth-*`: external auth for every route whose Ingress has no `auth-url` of its
+    /// own nor `enable-global-auth: "false"`; `Some(Err)` when the keys cannot be read (then
+    /// those routes answer 503).
+    pub(crate) global_auth: Option<Result<Arc<crate::annotations::ExternalAuthSettings>, String>>,
+    /// `no-auth-locations`: path prefixes global auth never applies to.
+    pub no_auth_locations: Vec<Box<str>>,
     /// `limit-req-status-code`: the answer over a request rate (503).
     pub limit_req_status: StatusCode,
     /// `limit-conn-status-code`: the answer over the concurrency limit (503).
@@ -88,6 +94,8 @@ impl Default for Defaults {
             no_tls_redirect_locations: vec![ACME_CHALLENGE_PATH.into()],
             service_upstream: false,
             allow_cross_namespace_resources: false,
+            global_auth: None,
+            no_auth_locations: vec![ACME_CHALLENGE_PATH.into()],
             allow_sources: None,
             deny_sources: None,
             block_sources: None,
@@ -218,11 +226,20 @@ pub(crate) fn route(
     if let Some(limits) = a.limits.compile(&ingress.label, defaults.limit_req_status, defaults.limit_conn_status) {
         filters.push(Filter::RateLimit(limits));
     }
-    let basic = a.auth.as_ref().map(|settings| crate::basic_auth::authentication(ingress, settings, cx, problems));
+    let mut auth = Vec::new();
+    auth.extend(a.auth.as_ref().map(|settings| crate::basic_auth::authentication(ingress, settings, cx, problems)));
     let policy = merged_policy(&defaults.policy, &a.policy);
-    let external =
-        a.external_auth.as_ref().map(|settings| crate::basic_auth::external(ingress, settings, &policy, cx, problems));
-    let auth = basic.or(external);
+    let global = defaults.global_auth.as_ref().filter(|_| {
+        let exempt = defaults.no_auth_locations.iter().any(|prefix| location.starts_with(&**prefix));
+        a.external_auth.is_none() && !a.no_global_auth && !exempt
+    });
+    let external = match (&a.external_auth, global) {
+        (Some(own), _) => Some(crate::basic_auth::external(ingress, own, &policy, cx, problems)),
+        (None, Some(Ok(global))) => Some(crate::basic_auth::external(ingress, global, &policy, cx, problems)),
+        (None, Some(Err(_))) => Some(Authentication::Unavailable),
+        (None, None) => None,
+    };
+    auth.extend(external);
     if let Some(access) = a.access.compile(auth, defaults) {
         filters.push(Filter::Access(access));
     }

@@ -49,6 +49,14 @@ pub(crate) fn read(base: &Defaults, key: Option<&ObjectKey>, configmap: Option<&
             }
             continue;
         }
+        if name.starts_with("global-auth-") {
+            continue; // read together below
+        }
+        if name == "no-auth-locations" {
+            global.defaults.no_auth_locations =
+                value.split(',').map(str::trim).filter(|l| !l.is_empty()).map(Into::into).collect();
+            continue;
+        }
         if let Some(result) = address_list(&mut global.defaults, name, value) {
             if let Err(reason) = result {
                 global.diagnostics.push(Diagnostic::object(object.clone(), format!("data.{name}"), reason));
@@ -58,6 +66,13 @@ pub(crate) fn read(base: &Defaults, key: Option<&ObjectKey>, configmap: Option<&
         if let Err(reason) = settings.apply(&mut global.defaults, name, value) {
             global.diagnostics.push(Diagnostic::warning(object.clone(), format!("data.{name}"), reason));
         }
+    }
+    if let Some(global_auth) = crate::annotations::global_auth(&data) {
+        if let Err(reason) = &global_auth {
+            let reason = format!("{reason}; every route it would protect answers 503 until it is fixed");
+            global.diagnostics.push(Diagnostic::object(object.clone(), "data.global-auth-url", reason));
+        }
+        global.defaults.global_auth = Some(global_auth);
     }
     if settings.policy != PolicyOverrides::default() || settings.retry_non_idempotent {
         let mut policy = (*merged_policy(&base.policy, &settings.policy)).clone();

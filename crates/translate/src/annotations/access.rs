@@ -26,17 +26,17 @@ impl AccessSettings {
     /// The route model's protection with `auth` and the ConfigMap's lists (an Ingress's own
     /// list replaces the ConfigMap's; `block-cidrs` always applies), `None` when there is
     /// none.
-    pub(crate) fn compile(&self, auth: Option<Authentication>, defaults: &Defaults) -> Option<Arc<Access>> {
+    pub(crate) fn compile(&self, auth: Vec<Authentication>, defaults: &Defaults) -> Option<Arc<Access>> {
         let allow = self.allow.clone().or_else(|| defaults.allow_sources.clone());
         let deny = self.deny.clone().or_else(|| defaults.deny_sources.clone());
         let deny = match (deny, &defaults.block_sources) {
             (Some(deny), Some(block)) => Some(deny.union(block)),
             (deny, block) => deny.or_else(|| block.clone()),
         };
-        if allow.is_none() && deny.is_none() && auth.is_none() {
+        if allow.is_none() && deny.is_none() && auth.is_empty() {
             return None;
         }
-        Some(Arc::new(Access { allow, deny, auth, satisfy: self.satisfy }))
+        Some(Arc::new(Access { allow, deny, auth: auth.into(), satisfy: self.satisfy }))
     }
 }
 

@@ -67,6 +67,18 @@ pub(crate) fn setting(
     Some(result)
 }
 
+/// The ConfigMap's `global-auth-*` keys read as the annotations of the same names without
+/// `global-` (`global-auth-snippet` is refused); `None` without `global-auth-url`.
+pub(crate) fn global(data: &BTreeMap<String, String>) -> Option<Result<Arc<ExternalAuthSettings>, String>> {
+    let all: BTreeMap<&str, &str> =
+        data.iter().filter_map(|(k, v)| Some((k.strip_prefix("global-")?, v.as_str()))).collect();
+    let url = all.get("auth-url").map(|u| u.trim()).filter(|u| !u.is_empty())?;
+    if all.contains_key("auth-snippet") {
+        return Some(Err("global-auth-snippet is nginx configuration and is never rendered".into()));
+    }
+    Some(settings(url, &all).map(Arc::new))
+}
+
 fn settings(url: &str, all: &BTreeMap<&str, &str>) -> Result<ExternalAuthSettings, String> {
     let (template, transport) = target(url)?;
     let method = match all.get("auth-method").map(|m| m.trim()) {

@@ -33,7 +33,7 @@ pub(crate) use access::AccessSettings;
 pub(crate) use auth::AuthSettings;
 pub(crate) use auth_tls::AuthTlsSettings;
 pub(crate) use balance::{BalanceSettings, LoadBalance};
-pub(crate) use external_auth::ExternalAuthSettings;
+pub(crate) use external_auth::{global as global_auth, ExternalAuthSettings};
 pub(crate) use limits::LimitSettings;
 pub(crate) use snippet::SnippetEdits;
 pub(crate) use upstream_tls::ProxySsl;
@@ -170,6 +170,8 @@ pub(crate) struct IngressAnnotations {
     pub external_auth: Option<Arc<ExternalAuthSettings>>,
     /// `auth-tls-*`: client certificates.
     pub auth_tls: Option<AuthTlsSettings>,
+    /// `enable-global-auth: "false"`: the ConfigMap's `global-auth-url` does not apply.
+    pub no_global_auth: bool,
 }
 
 /// How annotations are read: under which prefix, and what the command line allows.
@@ -228,13 +230,6 @@ pub(crate) fn parse(
         *key = format!("{prefix}/custom-headers").into();
     }
     parsed.cors = cors::compile(&ours);
-    if parsed.auth.is_some() && parsed.external_auth.is_some() {
-        let key = format!("{prefix}/auth-url");
-        let reason = "auth-type basic and auth-url together are not supported; the Ingress is not served without them";
-        for report in reports.iter_mut().filter(|r| r.key == key) {
-            report.verdict = AnnotationVerdict::Refused(reason.into());
-        }
-    }
     let protected = parsed.auth.is_some()
         || parsed.external_auth.is_some()
         || parsed.auth_tls.is_some()
@@ -408,6 +403,7 @@ fn apply(
             return Err(Problem::Refused("stream snippets configure raw TCP/UDP and are never rendered".into()))
         }
         "enable-cors" => drop(values::boolean(value)?),
+        "enable-global-auth" => a.no_global_auth = !values::boolean(value)?,
         _ => {
             let result = balance::setting(&mut a.balance, name, value, all)
                 .map(|result| result.map_err(Problem::from))

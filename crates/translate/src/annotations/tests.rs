@@ -235,7 +235,7 @@ fn address_lists_satisfy_and_cors_are_honoured() {
     for name in ["allowlist-source-range", "denylist-source-range", "satisfy", "enable-cors", "cors-allow-origin"] {
         assert_eq!(verdict(&reports, name), &AnnotationVerdict::Honoured, "{name}");
     }
-    let access = a.access.compile(None, &crate::compile::Defaults::default()).unwrap();
+    let access = a.access.compile(Vec::new(), &crate::compile::Defaults::default()).unwrap();
     assert_eq!(access.satisfy, sluice_config::Satisfy::Any);
     assert_eq!(access.addresses("10.1.1.1".parse().unwrap()), sluice_config::AddressVerdict::Allowed);
     assert_eq!(access.addresses("10.9.1.1".parse().unwrap()), sluice_config::AddressVerdict::Refused);
