@@ -171,10 +171,71 @@ mod tests {
     }
 
     #[test]
+    fn blocklists_follow_nginx_map_values() {
+        let agents = Blocklist::pattern(&["BadBot", "~*crawler", "~^curl/"]).unwrap();
+        let list = Blocklist { user_agents: agents, referers: None };
+        let blocked = |ua: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::USER_AGENT, HeaderValue::from_str(ua).unwrap());
+            list.blocks(&headers)
+        };
+        assert!(blocked("badbot") && blocked("Some CRAWLER 1.0") && blocked("curl/8.0"));
+        assert!(!blocked("BadBot/2") && !blocked("Curl/8.0") && !blocked("Mozilla/5.0"));
+        assert!(Blocklist::pattern(&["~("]).is_err());
+    }
+
+    #[test]
     fn lists_parse_strictly() {
         assert!(AddressSet::parse("10.0.0.0/33").is_err());
         assert!(AddressSet::parse("10.0.0.0/8, example.com").is_err());
         assert!(AddressSet::parse("10.0.0.1/8").unwrap().contains("10.9.9.9".parse().unwrap()));
         assert!(AddressSet::parse(" , ").unwrap().is_empty());
+    }
+}
+
+/// The ConfigMap's `block-user-agents` and `block-referers`: requests whose header matches
+/// are refused (403) on every route, as ingress-nginx's server-level `map` + `return 403`.
+#[derive(Debug, Clone)]
+pub struct Blocklist {
+    /// `User-Agent` values refused.
+    pub user_agents: Option<regex::Regex>,
+    /// `Referer` values refused.
+    pub referers: Option<regex::Regex>,
+}
+
+impl Blocklist {
+    /// Compiles nginx `map` source values: a plain string matches the whole value, case
+    /// aside; `~regex` and `~*regex` (case aside) match anywhere in it.
+    pub fn pattern(items: &[&str]) -> Result<Option<regex::Regex>, String> {
+        let mut parts = Vec::new();
+        for item in items.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
+            let part = if let Some(regex) = item.strip_prefix("~*") {
+                format!("(?i:{regex})")
+            } else if let Some(regex) = item.strip_prefix('~') {
+                format!("(?:{regex})")
+            } else {
+                format!("(?i:^{}$)", regex::escape(item))
+            };
+            regex::Regex::new(&part).map_err(|_| format!("{item:?} is not a usable regex"))?;
+            parts.push(part);
+        }
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        regex::RegexBuilder::new(&parts.join("|"))
+            .size_limit(crate::REGEX_SIZE_LIMIT)
+            .build()
+            .map(Some)
+            .map_err(|_| "the list is too large a regex".to_owned())
+    }
+
+    /// Whether the request with these headers is refused.
+    pub fn blocks(&self, headers: &http::HeaderMap) -> bool {
+        let matches = |pattern: &Option<regex::Regex>, name: http::header::HeaderName| {
+            pattern.as_ref().is_some_and(|p| {
+                headers.get_all(name).iter().any(|v| p.is_match(&String::from_utf8_lossy(v.as_bytes())))
+            })
+        };
+        matches(&self.user_agents, http::header::USER_AGENT) || matches(&self.referers, http::header::REFERER)
     }
 }

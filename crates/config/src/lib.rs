@@ -27,7 +27,7 @@ mod template;
 mod tls;
 mod upstream_tls;
 
-pub use access::{Access, AddressSet, AddressVerdict, Authentication, BasicAuth, Satisfy};
+pub use access::{Access, AddressSet, AddressVerdict, Authentication, BasicAuth, Blocklist, Satisfy};
 pub use backend::{Backend, BackendId, InFlight, Transport, UpstreamProtocol};
 pub use balance::{stable_hash, Affinity, AffinityMode, Balance, HashBy, Maglev};
 pub use client::{canonical, ClientTrust, IpNet, RealIp};

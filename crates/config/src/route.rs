@@ -170,6 +170,8 @@ pub enum Filter {
     /// [`Filter::Access`], as nginx's preaccess phase precedes its access phase (failed
     /// logins count too).
     RateLimit(Arc<RateLimit>),
+    /// The ConfigMap's `block-user-agents` / `block-referers`: matching requests get 403.
+    Block(Arc<crate::Blocklist>),
     /// The client certificate the connection presented, checked before anything else of
     /// the request (nginx verifies it while reading the request).
     ClientCertificate(Arc<crate::ClientCertCheck>),

@@ -78,6 +78,8 @@ pub(crate) enum Reason {
     Auth,
     /// The client certificate: missing, unverified, for another host, or the wrong subject.
     ClientCertificate,
+    /// `block-user-agents` / `block-referers`.
+    Blocked,
 }
 
 impl Reason {
@@ -89,6 +91,7 @@ impl Reason {
             Reason::ConnectionLimit => "connection_limit",
             Reason::Auth => "auth",
             Reason::ClientCertificate => "client_certificate",
+            Reason::Blocked => "blocked",
         }
     }
 }
@@ -98,6 +101,9 @@ pub(crate) async fn admit(route: &Route, request: &Checked<'_>) -> Result<Admitt
     let mut admitted = Admitted::default();
     for filter in &*route.filters {
         match filter {
+            Filter::Block(list) if list.blocks(&request.parts.headers) => {
+                return Err(Denial::new(Reason::Blocked, StatusCode::FORBIDDEN));
+            }
             Filter::ClientCertificate(check) => {
                 admitted.request_headers.extend(crate::client_cert::check(check, request.downstream)?);
             }
@@ -271,7 +277,9 @@ pub(crate) fn answer(denial: Option<Denial>) -> Response<ProxyBody> {
 
 /// Whether the route has limits or access rules to check.
 pub(crate) fn guards(route: &Route) -> bool {
-    route.filters.iter().any(|f| matches!(f, Filter::RateLimit(_) | Filter::Access(_) | Filter::ClientCertificate(_)))
+    route.filters.iter().any(|f| {
+        matches!(f, Filter::RateLimit(_) | Filter::Access(_) | Filter::ClientCertificate(_) | Filter::Block(_))
+    })
 }
 
 /// Whether the route's access rules need the request as it arrived (external auth does).

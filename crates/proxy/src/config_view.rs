@@ -101,6 +101,12 @@ fn describe_filter(filter: &Filter) -> String {
             };
             format!("cors: origins {origins}; credentials {}", if cors.allow_credentials { "on" } else { "off" })
         }
+        Filter::Block(list) => {
+            let show = |p: Option<&str>| p.unwrap_or("-").to_owned();
+            let (agents, referers) = (list.user_agents.as_ref(), list.referers.as_ref());
+            let (agents, referers) = (show(agents.map(|p| p.as_str())), show(referers.map(|p| p.as_str())));
+            format!("block: user agents {agents}; referers {referers}")
+        }
         Filter::ClientCertificate(check) => {
             let cn = check.match_cn.as_ref().map_or("", |r| r.as_str());
             format!("client certificate: {:?}, depth {}, match-cn {cn:?}", check.policy.mode, check.policy.depth)

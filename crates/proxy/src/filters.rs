@@ -203,7 +203,7 @@ pub(crate) fn reads_request(route: &Route, scheme: Scheme) -> bool {
     matches!(route.action, Action::Redirect(_) | Action::Forward(Forward { balance: Balance::Hash(_), .. }))
         || route.filters.iter().any(|filter| match filter {
             Filter::Access(access) => crate::access::reads_request(access),
-            Filter::Hsts(_) | Filter::RateLimit(_) | Filter::ClientCertificate(_) => false,
+            Filter::Hsts(_) | Filter::RateLimit(_) | Filter::ClientCertificate(_) | Filter::Block(_) => false,
             Filter::HttpsRedirect { .. } => scheme == Scheme::Http,
             _ => true,
         })

@@ -224,7 +224,8 @@ fn the_configmap_s_lists_apply_where_an_ingress_has_none_and_block_cidrs_everywh
     fx.write(
         "configmap.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: controller, namespace: ingress}\n\
-         data: {whitelist-source-range: \"127.0.0.2\", block-cidrs: \"127.0.0.9\"}\n",
+         data: {whitelist-source-range: \"127.0.0.2\", block-cidrs: \"127.0.0.9\", \
+         block-user-agents: \"BadBot, ~*crawler\", block-referers: \"~spam\\\\.test\"}\n",
     );
     fx.ingress(&Ingress::new("plain").path(Some("plain.test"), "Prefix", "/", "echo"));
     fx.ingress(
@@ -238,4 +239,25 @@ fn the_configmap_s_lists_apply_where_an_ingress_has_none_and_block_cidrs_everywh
     assert_eq!(from("127.0.0.3", &sluice, "own.test", "/", &[]).0, 200, "the Ingress's own list replaces it");
     assert_eq!(from("127.0.0.2", &sluice, "own.test", "/", &[]).0, 403);
     assert_eq!(from("127.0.0.9", &sluice, "own.test", "/", &[]).0, 403, "block-cidrs applies everywhere");
+    assert_eq!(from("127.0.0.2", &sluice, "plain.test", "/", &["-A", "badbot"]).0, 403, "block-user-agents");
+    assert_eq!(from("127.0.0.3", &sluice, "own.test", "/", &["-A", "Big Crawler"]).0, 403);
+    assert_eq!(from("127.0.0.3", &sluice, "own.test", "/", &["-e", "http://spam.test/"]).0, 403, "block-referers");
+    assert_eq!(from("127.0.0.3", &sluice, "own.test", "/", &["-A", "BadBot/2"]).0, 200, "exact values only");
+}
+
+#[test]
+fn a_configmap_waf_closes_every_route_unless_allowed() {
+    let mut fx = Fixture::new("access-global-waf");
+    fx.backend("echo");
+    fx.write(
+        "configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: controller, namespace: ingress}\n\
+         data: {enable-modsecurity: \"true\"}\n",
+    );
+    fx.ingress(&Ingress::new("plain").path(Some("plain.test"), "Prefix", "/", "echo"));
+    let sluice = fx.start(&["--configmap", "ingress/controller"]);
+    assert_eq!(sluice.get("plain.test", "/").status, 503, "never served without the WAF it asks for");
+    drop(sluice);
+    let sluice = fx.start(&["--configmap", "ingress/controller", "--allow-unenforced-waf"]);
+    assert_eq!(sluice.get("plain.test", "/").status, 200, "served, with a warning, when allowed");
 }

@@ -63,6 +63,11 @@ pub struct Defaults {
     /// own nor `enable-global-auth: "false"`; `Some(Err)` when the keys cannot be read (then
     /// those routes answer 503).
     pub(crate) global_auth: Option<Result<Arc<crate::annotations::ExternalAuthSettings>, String>>,
+    /// `enable-modsecurity` (or the OWASP rules) in the ConfigMap without
+    /// `--allow-unenforced-waf`: every route answers 503 rather than be served unprotected.
+    pub waf_required: bool,
+    /// `block-user-agents`, `block-referers`: refused on every route.
+    pub blocklist: Option<Arc<sluice_config::Blocklist>>,
     /// `no-auth-locations`: path prefixes global auth never applies to.
     pub no_auth_locations: Vec<Box<str>>,
     /// `limit-req-status-code`: the answer over a request rate (503).
@@ -95,6 +100,8 @@ impl Default for Defaults {
             service_upstream: false,
             allow_cross_namespace_resources: false,
             global_auth: None,
+            waf_required: false,
+            blocklist: None,
             no_auth_locations: vec![ACME_CHALLENGE_PATH.into()],
             allow_sources: None,
             deny_sources: None,
@@ -220,6 +227,9 @@ pub(crate) fn route(
     if let Some(Ok(edits)) = custom {
         filters.push(Filter::ResponseHeaders(edits));
     }
+    if let Some(blocklist) = &defaults.blocklist {
+        filters.push(Filter::Block(blocklist.clone()));
+    }
     if let Some(settings) = &a.auth_tls {
         filters.push(crate::client_certs::filter(ingress, settings, cx.secrets, defaults, cx.policies, problems));
     }
@@ -240,6 +250,9 @@ pub(crate) fn route(
         (None, None) => None,
     };
     auth.extend(external);
+    if defaults.waf_required {
+        auth.push(Authentication::Unavailable);
+    }
     if let Some(access) = a.access.compile(auth, defaults) {
         filters.push(Filter::Access(access));
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
-use sluice_config::AddressSet;
+use sluice_config::{AddressSet, Blocklist};
 use sluice_config::{ClientTrust, Diagnostic, IpNet, ObjectRef, RealIp};
 use sluice_store::k8s_openapi::api::core::v1::ConfigMap;
 use sluice_store::ObjectKey;
@@ -27,7 +27,12 @@ pub(crate) struct Global {
 
 /// The settings `configmap` makes of `base` (the command line's); `base` alone when there
 /// is no ConfigMap (a missing one is a warning: ingress-nginx starts with its defaults too).
-pub(crate) fn read(base: &Defaults, key: Option<&ObjectKey>, configmap: Option<&ConfigMap>) -> Global {
+pub(crate) fn read(
+    base: &Defaults,
+    key: Option<&ObjectKey>,
+    configmap: Option<&ConfigMap>,
+    allow_unenforced_waf: bool,
+) -> Global {
     let mut global = Global { defaults: base.clone(), trust: Arc::default(), diagnostics: Vec::new() };
     let Some(key) = key else {
         return global;
@@ -52,9 +57,48 @@ pub(crate) fn read(base: &Defaults, key: Option<&ObjectKey>, configmap: Option<&
         if name.starts_with("global-auth-") {
             continue; // read together below
         }
+        if matches!(name.as_str(), "enable-modsecurity" | "enable-owasp-modsecurity-crs" | "modsecurity-snippet") {
+            let on = name == "modsecurity-snippet" || values::boolean(value) != Ok(false);
+            if on && allow_unenforced_waf {
+                let reason = "Sluice has no web application firewall; every route is served without one \
+                              (--allow-unenforced-waf)";
+                global.diagnostics.push(Diagnostic::warning(object.clone(), format!("data.{name}"), reason));
+            } else if on {
+                global.defaults.waf_required = true;
+                let reason = "Sluice has no web application firewall; every route answers 503 rather than be served \
+                              without one (--allow-unenforced-waf serves them, with a warning)";
+                global.diagnostics.push(Diagnostic::object(object.clone(), format!("data.{name}"), reason));
+            }
+            continue;
+        }
         if name == "no-auth-locations" {
             global.defaults.no_auth_locations =
                 value.split(',').map(str::trim).filter(|l| !l.is_empty()).map(Into::into).collect();
+            continue;
+        }
+        if matches!(name.as_str(), "block-user-agents" | "block-referers") {
+            let items: Vec<&str> = value.split(',').collect();
+            let mut list = global
+                .defaults
+                .blocklist
+                .as_deref()
+                .cloned()
+                .unwrap_or(Blocklist { user_agents: None, referers: None });
+            let pattern = match Blocklist::pattern(&items) {
+                Ok(pattern) => pattern,
+                Err(reason) => {
+                    // Fail closed: a list that cannot be read blocks every value.
+                    let reason = format!("{reason}; every request is refused (403) until it is fixed");
+                    global.diagnostics.push(Diagnostic::object(object.clone(), format!("data.{name}"), reason));
+                    Blocklist::pattern(&["~."]).ok().flatten()
+                }
+            };
+            match name.as_str() {
+                "block-user-agents" => list.user_agents = pattern,
+                _ => list.referers = pattern,
+            }
+            let any = list.user_agents.is_some() || list.referers.is_some();
+            global.defaults.blocklist = any.then(|| Arc::new(list));
             continue;
         }
         if let Some(result) = address_list(&mut global.defaults, name, value) {
@@ -278,7 +322,7 @@ mod tests {
     fn global(data: &[(&str, &str)]) -> Global {
         let data = data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
         let configmap = ConfigMap { data: Some(data), ..ConfigMap::default() };
-        read(&Defaults::default(), Some(&ObjectKey::new("ingress-nginx", "controller")), Some(&configmap))
+        read(&Defaults::default(), Some(&ObjectKey::new("ingress-nginx", "controller")), Some(&configmap), false)
     }
 
     #[test]
@@ -350,7 +394,7 @@ mod tests {
 
     #[test]
     fn a_missing_configmap_is_a_warning_with_defaults() {
-        let g = read(&Defaults::default(), Some(&ObjectKey::new("a", "b")), None);
+        let g = read(&Defaults::default(), Some(&ObjectKey::new("a", "b")), None, false);
         assert_eq!(g.diagnostics.len(), 1);
         assert!(!g.diagnostics[0].is_error());
         assert!(g.defaults.ssl_redirect);
@@ -368,5 +412,13 @@ mod tests {
         let allow = typo.defaults.allow_sources.unwrap();
         assert!(allow.is_empty(), "an unreadable allow list allows nobody");
         assert!(typo.defaults.deny_sources.unwrap().contains("192.0.2.1".parse().unwrap()), "denies everybody");
+    }
+
+    #[test]
+    fn a_global_waf_closes_every_route_unless_allowed() {
+        let g = global(&[("enable-modsecurity", "true")]);
+        assert!(g.defaults.waf_required);
+        assert!(g.diagnostics[0].is_error());
+        assert!(!global(&[("enable-modsecurity", "false")]).defaults.waf_required);
     }
 }

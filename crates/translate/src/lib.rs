@@ -141,7 +141,7 @@ pub fn annotation_reports(store: &Store, options: &Options) -> Vec<(ObjectRef, V
 pub fn configmap_report(store: &Store, options: &Options) -> Option<(ObjectRef, Vec<AnnotationReport>)> {
     let key = options.configmap.as_ref()?;
     let configmap = store.config_maps.get(key)?;
-    let global = configmap::read(&options.defaults, Some(key), Some(configmap));
+    let global = configmap::read(&options.defaults, Some(key), Some(configmap), options.allow_unenforced_waf);
     let reports = configmap
         .data
         .iter()
@@ -463,7 +463,8 @@ impl Translator {
                 return false;
             }
         }
-        let global = configmap::read(&self.options.defaults, key, current.map(|c| &**c));
+        let waf = self.options.allow_unenforced_waf;
+        let global = configmap::read(&self.options.defaults, key, current.map(|c| &**c), waf);
         self.global = Some((current.cloned(), global));
         true
     }
