@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
-use sluice_config::{Authentication, BasicAuth, Diagnostic, ExternalAuth, Htpasswd, Template, UpstreamPolicy};
+use sluice_config::{Authentication, BasicAuth, Diagnostic, Htpasswd, Template, UpstreamPolicy};
 use sluice_store::k8s_openapi::api::core::v1::Secret;
 use sluice_store::ObjectKey;
 
@@ -127,20 +127,11 @@ pub(crate) fn external(
             }
         }
     }
-    Authentication::External(Arc::new(ExternalAuth {
-        url: settings.url.clone(),
-        transport: settings.transport.clone(),
-        method: settings.method.clone(),
-        signin: settings.signin.clone(),
-        signin_redirect_param: settings.signin_redirect_param.clone(),
-        response_headers: settings.response_headers.clone(),
-        request_redirect: settings.request_redirect.clone(),
-        set_headers: set_headers.into(),
-        cache: settings.cache.clone(),
-        always_set_cookie: settings.always_set_cookie,
-        connect_timeout: policy.connect_timeout,
-        read_timeout: policy.read_timeout,
-    }))
+    let mut auth = settings.auth.clone();
+    auth.set_headers = set_headers.into();
+    auth.connect_timeout = policy.connect_timeout;
+    auth.read_timeout = policy.read_timeout;
+    Authentication::External(Arc::new(auth))
 }
 
 /// Reads the users of `secret`, with a line per entry that was skipped.

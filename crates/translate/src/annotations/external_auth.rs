@@ -9,28 +9,20 @@ use std::time::Duration;
 
 use http::header::HeaderName;
 use http::{Method, StatusCode};
-use rustls::pki_types::ServerName;
-use sluice_config::{AuthCaching, Template, Transport, UpstreamTls, UpstreamTlsOptions};
+use sluice_config::{AuthCaching, ExternalAuth, Template, Transport};
 
 use super::{values, Problem};
 
 /// `auth-cache-duration`'s default when only `auth-cache-key` is set (ingress-nginx's).
 const DEFAULT_CACHE: &str = "200 202 401 5m";
 
-/// The external authentication an Ingress asks for, before the ConfigMap of headers is read.
+/// The external authentication an Ingress asks for: the route model's value without what
+/// compiling adds (the `auth-proxy-set-headers` ConfigMap's headers, the route's timeouts).
 #[derive(Debug, Clone)]
 pub(crate) struct ExternalAuthSettings {
-    pub url: Template,
-    pub transport: Transport,
-    pub method: Method,
-    pub signin: Option<Template>,
-    pub signin_redirect_param: Box<str>,
-    pub response_headers: Box<[HeaderName]>,
-    pub request_redirect: Option<Template>,
+    pub auth: ExternalAuth,
     /// `auth-proxy-set-headers`: (namespace when given, name) of a ConfigMap.
     pub set_headers: Option<(Option<String>, String)>,
-    pub cache: Option<AuthCaching>,
-    pub always_set_cookie: bool,
 }
 
 /// Checks one external-auth annotation; `None` when `name` is not one. `auth-url` reads
@@ -149,7 +141,7 @@ fn settings(url: &str, all: &BTreeMap<&str, &str>) -> Result<ExternalAuthSetting
         Some(v) => values::boolean(v).map_err(|e| format!("auth-always-set-cookie: {e}"))?,
         None => false,
     };
-    Ok(ExternalAuthSettings {
+    let auth = ExternalAuth {
         url: template,
         transport,
         method,
@@ -157,37 +149,19 @@ fn settings(url: &str, all: &BTreeMap<&str, &str>) -> Result<ExternalAuthSetting
         signin_redirect_param: param.into(),
         response_headers: response_headers.into(),
         request_redirect,
-        set_headers,
+        set_headers: Box::new([]),
         cache,
         always_set_cookie,
-    })
+        connect_timeout: Duration::ZERO,
+        read_timeout: Duration::ZERO,
+    };
+    Ok(ExternalAuthSettings { auth, set_headers })
 }
 
 /// An `http://` or `https://` URL with an optional nginx-variable part, and how to reach it.
 fn target(url: &str) -> Result<(Template, Transport), String> {
-    let literal = url.split('$').next().unwrap_or_default();
-    let (https, rest) = match (literal.strip_prefix("https://"), literal.strip_prefix("http://")) {
-        (Some(rest), _) => (true, rest),
-        (None, Some(rest)) => (false, rest),
-        (None, None) => return Err(format!("{url:?} is not an http:// or https:// URL")),
-    };
-    let authority = rest
-        .split(['/', '?'])
-        .next()
-        .and_then(|a| a.parse::<http::uri::Authority>().ok())
-        .ok_or_else(|| format!("{url:?} does not name a host"))?;
+    let (_, transport) = super::url_target(url)?;
     let template = Template::parse(url, false).map_err(|e| format!("{url:?}: {}", e.0))?;
-    let transport = if https {
-        let name = ServerName::try_from(authority.host().trim_start_matches('[').trim_end_matches(']'))
-            .map(|n| n.to_owned())
-            .map_err(|_| format!("{url:?}: {} is not a TLS server name", authority.host()))?;
-        let mut options = UpstreamTlsOptions::unverified(false);
-        options.server_name = Some(name);
-        options.sni = true;
-        Transport::Tls(Arc::new(UpstreamTls::new(options).map_err(|e| format!("{url:?}: {e}"))?))
-    } else {
-        Transport::Http1
-    };
     Ok((template, transport))
 }
 
@@ -231,7 +205,7 @@ mod tests {
             ("auth-cache-duration", "200 202 10m, 401 30s"),
             ("auth-method", "POST"),
         ]);
-        let s = settings(all["auth-url"], &all).unwrap();
+        let s = settings(all["auth-url"], &all).unwrap().auth;
         assert_eq!(s.method, Method::POST);
         assert_eq!(s.response_headers.len(), 2);
         let cache = s.cache.unwrap();

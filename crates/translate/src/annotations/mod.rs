@@ -455,6 +455,19 @@ fn timeout(value: &str) -> Result<Duration, String> {
 
 /// `mirror-target` with its `mirror-host` and `mirror-request-body`.
 fn mirror(value: &str, all: &BTreeMap<&str, &str>) -> Result<Mirror, String> {
+    let (authority, transport) = url_target(value)?;
+    let host = match all.get("mirror-host") {
+        Some(written) => header_value(written)?,
+        None => header_value(authority.host())?,
+    };
+    let body = all.get("mirror-request-body").is_none_or(|v| v.trim() != "off");
+    Ok(Mirror { target: template(value)?, host, body, transport })
+}
+
+/// The host of an `http://` or `https://` URL whose text may end in nginx variables (the
+/// host itself must be written out), and how to reach it: cleartext, or TLS without
+/// verification (nginx's default towards such URLs) with the host as SNI.
+pub(crate) fn url_target(value: &str) -> Result<(http::uri::Authority, Transport), String> {
     let literal = value.split('$').next().unwrap_or_default();
     let (https, rest) = match (literal.strip_prefix("https://"), literal.strip_prefix("http://")) {
         (Some(rest), _) => (true, rest),
@@ -466,11 +479,6 @@ fn mirror(value: &str, all: &BTreeMap<&str, &str>) -> Result<Mirror, String> {
         .next()
         .and_then(|authority| authority.parse::<http::uri::Authority>().ok())
         .ok_or_else(|| format!("{value:?} does not name a host"))?;
-    let host = match all.get("mirror-host") {
-        Some(written) => header_value(written)?,
-        None => header_value(authority.host())?,
-    };
-    let body = all.get("mirror-request-body").is_none_or(|v| v.trim() != "off");
     let transport = if https {
         let server_name = ServerName::try_from(authority.host().trim_start_matches('[').trim_end_matches(']'))
             .map(|name| name.to_owned())
@@ -483,7 +491,7 @@ fn mirror(value: &str, all: &BTreeMap<&str, &str>) -> Result<Mirror, String> {
     } else {
         Transport::Http1
     };
-    Ok(Mirror { target: template(value)?, host, body, transport })
+    Ok((authority, transport))
 }
 
 /// A comma-separated list of statuses in `lowest..=599` (`custom-http-errors`).
