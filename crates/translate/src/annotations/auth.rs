@@ -54,14 +54,8 @@ fn basic(all: &BTreeMap<&str, &str>) -> Result<AuthSettings, Problem> {
     if written.is_empty() {
         return Err(refuse("auth-type basic needs auth-secret".into()));
     }
-    let (namespace, name) = match written.split_once('/') {
-        Some((namespace, name)) => (Some(namespace), name),
-        None => (None, written),
-    };
-    let valid = |n: &str| crate::ingress::is_dns_label(n) || n.split('.').all(crate::ingress::is_dns_label);
-    if !valid(name) || namespace.is_some_and(|ns| !crate::ingress::is_dns_label(ns)) {
-        return Err(refuse(format!("auth-secret {written:?} is not a Secret reference (namespace/name)")));
-    }
+    let secret = super::object_ref(written)
+        .ok_or_else(|| refuse(format!("auth-secret {written:?} is not a Secret reference (namespace/name)")))?;
     let map = match all.get("auth-secret-type").map(|t| t.trim()) {
         None | Some("auth-file") => false,
         Some("auth-map") => true,
@@ -71,5 +65,5 @@ fn basic(all: &BTreeMap<&str, &str>) -> Result<AuthSettings, Problem> {
     if realm.contains(['"', '\\']) || realm.chars().any(char::is_control) {
         return Err(refuse(format!("auth-realm {realm:?} cannot be quoted in WWW-Authenticate")));
     }
-    Ok(AuthSettings { secret: (namespace.map(str::to_owned), name.to_owned()), map, realm })
+    Ok(AuthSettings { secret, map, realm })
 }

@@ -51,15 +51,9 @@ pub(crate) fn setting(
 }
 
 fn settings(secret: &str, all: &BTreeMap<&str, &str>) -> Result<Option<AuthTlsSettings>, String> {
-    let secret = secret.trim();
-    let (namespace, name) = match secret.split_once('/') {
-        Some((namespace, name)) => (Some(namespace), name),
-        None => (None, secret),
-    };
-    let valid = |n: &str| crate::ingress::is_dns_label(n) || n.split('.').all(crate::ingress::is_dns_label);
-    if !valid(name) || namespace.is_some_and(|ns| !crate::ingress::is_dns_label(ns)) {
-        return Err(format!("auth-tls-secret {secret:?} is not a Secret reference (namespace/name)"));
-    }
+    let written = secret;
+    let secret = super::object_ref(written)
+        .ok_or_else(|| format!("auth-tls-secret {written:?} is not a Secret reference (namespace/name)"))?;
     let mode = match all.get("auth-tls-verify-client").map(|v| v.trim()) {
         None | Some("on") => VerifyClient::On,
         Some("optional") => VerifyClient::Optional,
@@ -94,12 +88,5 @@ fn settings(secret: &str, all: &BTreeMap<&str, &str>) -> Result<Option<AuthTlsSe
         ),
         None => None,
     };
-    Ok(Some(AuthTlsSettings {
-        secret: (namespace.map(str::to_owned), name.to_owned()),
-        mode,
-        depth,
-        error_page,
-        pass_certificate,
-        match_cn,
-    }))
+    Ok(Some(AuthTlsSettings { secret, mode, depth, error_page, pass_certificate, match_cn }))
 }

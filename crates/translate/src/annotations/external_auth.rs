@@ -117,16 +117,7 @@ fn settings(url: &str, all: &BTreeMap<&str, &str>) -> Result<ExternalAuthSetting
     let set_headers = all
         .get("auth-proxy-set-headers")
         .map(|r| {
-            let r = r.trim();
-            let (namespace, name) = match r.split_once('/') {
-                Some((namespace, name)) => (Some(namespace), name),
-                None => (None, r),
-            };
-            let valid = |n: &str| crate::ingress::is_dns_label(n) || n.split('.').all(crate::ingress::is_dns_label);
-            match valid(name) && namespace.is_none_or(crate::ingress::is_dns_label) {
-                true => Ok((namespace.map(str::to_owned), name.to_owned())),
-                false => Err(format!("auth-proxy-set-headers {r:?} is not a ConfigMap reference")),
-            }
+            super::object_ref(r).ok_or_else(|| format!("auth-proxy-set-headers {r:?} is not a ConfigMap reference"))
         })
         .transpose()?;
     let cache = match all.get("auth-cache-key").map(|k| k.trim()).filter(|k| !k.is_empty()) {

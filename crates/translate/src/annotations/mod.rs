@@ -370,15 +370,9 @@ fn apply(
         "custom-http-errors" => a.custom_http_errors = Some(status_list(value, 400, 599)?),
         "mirror-target" => a.mirror = Some(mirror(value, all)?),
         "custom-headers" => {
-            let (namespace, name) = match value.trim().split_once('/') {
-                Some((namespace, name)) => (Some(namespace), name),
-                None => (None, value.trim()),
-            };
-            let valid = |n: &str| crate::ingress::is_dns_label(n) || n.split('.').all(crate::ingress::is_dns_label);
-            if !valid(name) || namespace.is_some_and(|ns| !crate::ingress::is_dns_label(ns)) {
-                return Err(format!("{value:?} is not a ConfigMap reference (namespace/name)").into());
-            }
-            a.custom_headers = Some((namespace.map(str::to_owned), name.to_owned(), "custom-headers".into()));
+            let (namespace, name) =
+                object_ref(value).ok_or_else(|| format!("{value:?} is not a ConfigMap reference (namespace/name)"))?;
+            a.custom_headers = Some((namespace, name, "custom-headers".into()));
         }
         "mirror-host" | "mirror-request-body" => {
             if !all.contains_key("mirror-target") {
@@ -492,6 +486,19 @@ pub(crate) fn url_target(value: &str) -> Result<(http::uri::Authority, Transport
         Transport::Http1
     };
     Ok((authority, transport))
+}
+
+/// A reference to an object from an annotation: `namespace/name`, or a name in the
+/// Ingress's namespace (`None` namespace); `None` when it is not one.
+pub(crate) fn object_ref(value: &str) -> Option<(Option<String>, String)> {
+    let value = value.trim();
+    let (namespace, name) = match value.split_once('/') {
+        Some((namespace, name)) => (Some(namespace), name),
+        None => (None, value),
+    };
+    let valid = |n: &str| crate::ingress::is_dns_label(n) || n.split('.').all(crate::ingress::is_dns_label);
+    (valid(name) && namespace.is_none_or(crate::ingress::is_dns_label))
+        .then(|| (namespace.map(str::to_owned), name.to_owned()))
 }
 
 /// A comma-separated list of statuses in `lowest..=599` (`custom-http-errors`).
