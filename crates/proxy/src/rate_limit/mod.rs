@@ -57,12 +57,26 @@ impl Limiters {
     }
 }
 
+/// Zones kept before idle ones are forgotten (zones of limits no longer configured stay
+/// until then; an idle table is the same as a fresh one).
+const MAX_ZONES: usize = 1024;
+
+/// A table that may be dropped when it holds nothing that a fresh one would not.
+trait Idle {
+    fn idle(&self, now: Instant) -> bool;
+}
+
 /// The table of `zone`, created on first use.
-fn table<T>(tables: &RwLock<HashMap<Arc<str>, Arc<T>>>, zone: &Arc<str>, create: impl FnOnce() -> T) -> Arc<T> {
+fn table<T: Idle>(tables: &RwLock<HashMap<Arc<str>, Arc<T>>>, zone: &Arc<str>, create: impl FnOnce() -> T) -> Arc<T> {
     if let Some(table) = tables.read().unwrap_or_else(PoisonError::into_inner).get(zone) {
         return table.clone();
     }
     let mut tables = tables.write().unwrap_or_else(PoisonError::into_inner);
+    if tables.len() >= MAX_ZONES && !tables.contains_key(zone) {
+        let now = Instant::now();
+        // In use (a slot holds it) or still counting: kept.
+        tables.retain(|_, table| Arc::strong_count(table) > 1 || !table.idle(now));
+    }
     tables.entry(zone.clone()).or_insert_with(|| Arc::new(create())).clone()
 }
 
@@ -117,6 +131,15 @@ impl RateTable {
     }
 }
 
+impl Idle for RateTable {
+    fn idle(&self, now: Instant) -> bool {
+        self.clients
+            .shards
+            .iter()
+            .all(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner).values().all(|due| *due <= now))
+    }
+}
+
 /// One concurrency limit's counters: requests in progress per client.
 #[derive(Debug)]
 struct ConcurrencyTable {
@@ -151,6 +174,12 @@ impl ConcurrencyTable {
                 shard.remove(&client);
             }
         }
+    }
+}
+
+impl Idle for ConcurrencyTable {
+    fn idle(&self, _now: Instant) -> bool {
+        self.clients.shards.iter().all(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner).is_empty())
     }
 }
 
@@ -198,6 +227,20 @@ mod tests {
         assert!(limiters.acquire(&limit, client).is_none());
         drop(first);
         assert!(limiters.acquire(&limit, client).is_some());
+    }
+
+    #[test]
+    fn idle_zones_are_forgotten_past_the_cap_and_live_ones_kept() {
+        let limiters = Limiters::default();
+        let client: IpAddr = "192.0.2.1".parse().unwrap();
+        let held = limiters.acquire(&Concurrency { zone: "held".into(), limit: 1 }, client).unwrap();
+        for i in 0..MAX_ZONES + 10 {
+            let _ = limiters.acquire(&Concurrency { zone: format!("z{i}").into(), limit: 1 }, client);
+        }
+        let zones = limiters.concurrency.read().unwrap().len();
+        assert!(zones <= MAX_ZONES, "{zones}");
+        assert!(limiters.acquire(&Concurrency { zone: "held".into(), limit: 1 }, client).is_none(), "still counted");
+        drop(held);
     }
 
     #[test]
