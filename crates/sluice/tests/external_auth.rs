@@ -65,7 +65,7 @@ fn serve(mut conn: std::net::TcpStream, seen: &Mutex<Vec<String>>) {
         } else if head.contains("authorization: bearer broken") {
             b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n"
         } else {
-            b"HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"test\"\r\ncontent-length: 4\r\n\r\nnope"
+            b"HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"test\"\r\nset-cookie: tried=1\r\ncontent-length: 4\r\n\r\nnope"
         };
         if conn.write_all(answer).is_err() {
             return;
@@ -112,6 +112,12 @@ fn only_what_the_auth_service_allows_reaches_the_backend() {
             .annotation(&format!("{A}/auth-cache-duration"), "200 1m")
             .path(Some("cached.test"), "Prefix", "/", "echo"),
     );
+    fx.ingress(
+        &Ingress::new("always")
+            .annotation(&format!("{A}/auth-url"), &url)
+            .annotation(&format!("{A}/auth-always-set-cookie"), "true")
+            .path(Some("always.test"), "Prefix", "/", "echo"),
+    );
     fx.ingress(&Ingress::new("down").annotation(&format!("{A}/auth-url"), &format!("http://{closed}/check")).path(
         Some("down.test"),
         "Prefix",
@@ -141,6 +147,10 @@ fn only_what_the_auth_service_allows_reaches_the_backend() {
     }
     let (_, answer) = get(&sluice, "app.test", "/", &[]);
     assert!(answer.to_ascii_lowercase().contains("www-authenticate: bearer realm=\"test\""), "{answer}");
+    assert!(!answer.to_ascii_lowercase().contains("set-cookie"), "no auth cookie on a refusal by default: {answer}");
+    let (status, answer) = get(&sluice, "always.test", "/", &[]);
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("set-cookie: tried=1"), "auth-always-set-cookie: {answer}");
 
     // Allowed: the service's user header replaces the client's, its cookie reaches the client.
     let (status, answer) = get(
