@@ -146,9 +146,10 @@ impl Framing {
                 Step::Partial
             };
         }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        let length = match request.parse(bytes) {
+        // Uninitialised slots: no 100-entry fill per head (httparse writes what it parses).
+        let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut []);
+        let length = match request.parse_with_uninit_headers(bytes, &mut headers) {
             Ok(httparse::Status::Complete(length)) => length,
             Ok(httparse::Status::Partial) if bytes.len() > MAX_HEAD => {
                 return refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
