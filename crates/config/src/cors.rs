@@ -79,10 +79,10 @@ impl OriginPattern {
         match &self.tail {
             None => rest.is_empty(),
             Some(tail) => {
-                let Some(label) = rest.len().checked_sub(tail.len()).map(|at| (&rest[..at], &rest[at..])) else {
+                let split = rest.len().checked_sub(tail.len()).and_then(|at| Some((rest.get(..at)?, rest.get(at..)?)));
+                let Some((label, end)) = split else {
                     return false;
                 };
-                let (label, end) = label;
                 end.eq_ignore_ascii_case(tail)
                     && !label.is_empty()
                     && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -153,6 +153,7 @@ mod tests {
         assert!(!wild.matches("https://.example.com"));
         assert!(!wild.matches("https://example.com"));
         assert!(!wild.matches("http://a.example.com"));
+        assert!(!wild.matches("https://é.example.co"), "never splits a character");
         assert!(OriginPattern::parse("null").unwrap().matches("null"));
         for bad in ["example.com", "https://", "https://a b", "https://a:x", "https://a/b", "*"] {
             assert!(OriginPattern::parse(bad).is_none(), "{bad}");
