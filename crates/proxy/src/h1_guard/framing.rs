@@ -136,7 +136,7 @@ impl Framing {
             return Step::Partial;
         }
         // Parse only once the end of a head (an empty line) may be there.
-        let from = self.searched.saturating_sub(3);
+        let from = self.searched.min(bytes.len()).saturating_sub(3);
         let ended = may_end_a_head(&bytes[from..]);
         self.searched = bytes.len();
         if !ended {
