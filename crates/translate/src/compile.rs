@@ -123,7 +123,7 @@ pub(crate) struct Context<'a> {
     /// Secrets, for `auth-secret`.
     pub secrets: &'a BTreeMap<ObjectKey, Arc<Secret>>,
     /// Basic-auth users parsed from those Secrets, by version.
-    pub users: &'a crate::basic_auth::UsersCache,
+    pub users: &'a crate::auth_objects::UsersCache,
     /// Client-certificate policies, by CA Secret version.
     pub policies: &'a crate::client_certs::PolicyCache,
     /// Compiled regexes, shared by pattern text.
@@ -237,15 +237,15 @@ pub(crate) fn route(
         filters.push(Filter::RateLimit(limits));
     }
     let mut auth = Vec::new();
-    auth.extend(a.auth.as_ref().map(|settings| crate::basic_auth::authentication(ingress, settings, cx, problems)));
+    auth.extend(a.auth.as_ref().map(|settings| crate::auth_objects::authentication(ingress, settings, cx, problems)));
     let policy = merged_policy(&defaults.policy, &a.policy);
     let global = defaults.global_auth.as_ref().filter(|_| {
         let exempt = defaults.no_auth_locations.iter().any(|prefix| location.starts_with(&**prefix));
         a.external_auth.is_none() && !a.no_global_auth && !exempt
     });
     let external = match (&a.external_auth, global) {
-        (Some(own), _) => Some(crate::basic_auth::external(ingress, own, &policy, cx, problems)),
-        (None, Some(Ok(global))) => Some(crate::basic_auth::external(ingress, global, &policy, cx, problems)),
+        (Some(own), _) => Some(crate::auth_objects::external(ingress, own, &policy, cx, problems)),
+        (None, Some(Ok(global))) => Some(crate::auth_objects::external(ingress, global, &policy, cx, problems)),
         (None, Some(Err(_))) => Some(Authentication::Unavailable),
         (None, None) => None,
     };

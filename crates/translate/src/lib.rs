@@ -6,8 +6,8 @@
 //! Ingress is excluded alone with a diagnostic per problem, and everything valid is served.
 
 mod annotations;
+mod auth_objects;
 mod backends;
-mod basic_auth;
 mod cache;
 mod certificates;
 mod class;
@@ -207,7 +207,7 @@ pub struct Translator {
     /// Secrets), with the version their routes last read (`None`: absent).
     references: BTreeMap<Reference, Option<usize>>,
     /// Basic-auth users by Secret version.
-    users: basic_auth::UsersCache,
+    users: auth_objects::UsersCache,
     /// Client-certificate policies by CA Secret version.
     policies: client_certs::PolicyCache,
     /// The controller ConfigMap as last read (`None` when absent), and what it set.
@@ -247,7 +247,7 @@ impl Translator {
             global: None,
             regexes: Regexes::default(),
             references: BTreeMap::new(),
-            users: basic_auth::UsersCache::default(),
+            users: auth_objects::UsersCache::default(),
             policies: client_certs::PolicyCache::default(),
             fresh: true,
         }
