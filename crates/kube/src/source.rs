@@ -129,7 +129,7 @@ impl KubeSource {
     }
 
     /// Objects held, by kind (without copying them).
-    pub fn counts(&self) -> [(&'static str, usize); 7] {
+    pub fn counts(&self) -> Vec<(&'static str, usize)> {
         self.shared.store().counts()
     }
 

@@ -2,10 +2,23 @@
 
 use serde_json::Value;
 use sluice_config::{Diagnostic, ObjectRef};
-use sluice_store::k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Secret, Service};
+use sluice_store::gateway_api::backendtlspolicies::BackendTlsPolicy;
+use sluice_store::gateway_api::experimental::{
+    gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute,
+    referencegrants::ReferenceGrant, tcproutes::TcpRoute, tlsroutes::TlsRoute, udproutes::UdpRoute,
+};
+use sluice_store::k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Secret, Service};
 use sluice_store::k8s_openapi::api::discovery::v1::EndpointSlice;
 use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use sluice_store::{keeps_secret, Object, DEFAULT_NAMESPACE};
+
+const GATEWAY_V1: &str = "gateway.networking.k8s.io/v1";
+const GATEWAY_V1BETA1: &str = "gateway.networking.k8s.io/v1beta1";
+const GATEWAY_V1ALPHA3: &str = "gateway.networking.k8s.io/v1alpha3";
+const GATEWAY_V1ALPHA2: &str = "gateway.networking.k8s.io/v1alpha2";
+
+/// Kinds without a namespace.
+const CLUSTER_SCOPED: [&str; 3] = ["IngressClass", "Namespace", "GatewayClass"];
 
 /// Decodes every document of a YAML stream (or one JSON value). Returns the objects of the
 /// kinds Sluice acts on and a diagnostic per document that failed; `Err` when the text is not
@@ -62,6 +75,24 @@ fn decode_value(document: Value, objects: &mut Vec<Object>, diagnostics: &mut Ve
         ("v1", "Endpoints") => typed(document, "Endpoints", |o: Endpoints| Object::Endpoints(Box::new(o))),
         ("v1", "Secret") => typed(document, "Secret", |o: Secret| Object::Secret(Box::new(o))),
         ("v1", "ConfigMap") => typed(document, "ConfigMap", |o: ConfigMap| Object::ConfigMap(Box::new(o))),
+        ("v1", "Namespace") => typed(document, "Namespace", |o: Namespace| Object::Namespace(Box::new(o))),
+        (GATEWAY_V1, "GatewayClass") => {
+            typed(document, "GatewayClass", |o: GatewayClass| Object::GatewayClass(Box::new(o)))
+        }
+        (GATEWAY_V1, "Gateway") => typed(document, "Gateway", |o: Gateway| Object::Gateway(Box::new(o))),
+        (GATEWAY_V1, "HTTPRoute") => typed(document, "HTTPRoute", |o: HttpRoute| Object::HttpRoute(Box::new(o))),
+        (GATEWAY_V1, "GRPCRoute") => typed(document, "GRPCRoute", |o: GrpcRoute| Object::GrpcRoute(Box::new(o))),
+        (GATEWAY_V1 | GATEWAY_V1ALPHA2 | GATEWAY_V1ALPHA3, "TLSRoute") => {
+            typed(document, "TLSRoute", |o: TlsRoute| Object::TlsRoute(Box::new(o)))
+        }
+        (GATEWAY_V1ALPHA2, "TCPRoute") => typed(document, "TCPRoute", |o: TcpRoute| Object::TcpRoute(Box::new(o))),
+        (GATEWAY_V1ALPHA2, "UDPRoute") => typed(document, "UDPRoute", |o: UdpRoute| Object::UdpRoute(Box::new(o))),
+        (GATEWAY_V1 | GATEWAY_V1BETA1, "ReferenceGrant") => {
+            typed(document, "ReferenceGrant", |o: ReferenceGrant| Object::ReferenceGrant(Box::new(o)))
+        }
+        (GATEWAY_V1 | GATEWAY_V1ALPHA3, "BackendTLSPolicy") => {
+            typed(document, "BackendTLSPolicy", |o: BackendTlsPolicy| Object::BackendTlsPolicy(Box::new(o)))
+        }
         _ => {
             tracing::debug!(%api_version, %kind, "skipping a manifest of a kind Sluice does not act on");
             return;
@@ -82,7 +113,7 @@ fn typed<T: serde::de::DeserializeOwned>(
 ) -> Result<Option<Object>, Diagnostic> {
     let meta = document.get("metadata");
     let field = |name: &str| meta.and_then(|m| m.get(name)).and_then(Value::as_str).map(str::to_owned);
-    let namespace = if kind == "IngressClass" {
+    let namespace = if CLUSTER_SCOPED.contains(&kind) {
         String::new()
     } else {
         field("namespace").unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
@@ -189,5 +220,25 @@ metadata: {name: ignored}
     fn syntax_errors_fail_the_file() {
         assert!(decode_documents("a: [1, 2", false).is_err());
         assert!(decode_documents("{", true).is_err());
+    }
+
+    #[test]
+    fn reads_every_gateway_api_conformance_manifest() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/gateway-api");
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("tests")).unwrap().map(|e| e.unwrap().path()).collect();
+        files.push(dir.join("base/manifests.yaml"));
+        let mut kinds = std::collections::BTreeSet::new();
+        for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
+            let text = std::fs::read_to_string(file).unwrap();
+            let (objects, diagnostics) = decode_documents(&text, false).unwrap();
+            assert!(diagnostics.is_empty(), "{}: {diagnostics:?}", file.display());
+            kinds.extend(objects.iter().map(Object::kind));
+        }
+        for kind in ["GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute"] {
+            assert!(kinds.contains(kind), "no {kind} read");
+        }
+        for kind in ["ReferenceGrant", "BackendTLSPolicy", "Namespace"] {
+            assert!(kinds.contains(kind), "no {kind} read");
+        }
     }
 }

@@ -246,7 +246,7 @@ impl Pipeline {
     }
 
     /// Object counts by kind and files failing to parse, for metrics.
-    pub fn stats(&self) -> ([(&'static str, usize); 7], usize) {
+    pub fn stats(&self) -> (Vec<(&'static str, usize)>, usize) {
         let state = self.lock();
         (state.source.counts(), state.source.failing_files())
     }

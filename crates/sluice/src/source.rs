@@ -36,7 +36,7 @@ impl Source {
     }
 
     /// Objects by kind, without copying the store.
-    pub fn counts(&self) -> [(&'static str, usize); 7] {
+    pub fn counts(&self) -> Vec<(&'static str, usize)> {
         match self {
             Source::Manifests(manifests) => manifests.store().counts(),
             Source::Kube(kube) => kube.counts(),

@@ -7,11 +7,21 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Secret, Service};
+use gateway_api::backendtlspolicies::BackendTlsPolicy;
+use gateway_api::experimental::gatewayclasses::GatewayClass;
+use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::grpcroutes::GrpcRoute;
+use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::referencegrants::ReferenceGrant;
+use gateway_api::experimental::tcproutes::TcpRoute;
+use gateway_api::experimental::tlsroutes::TlsRoute;
+use gateway_api::experimental::udproutes::UdpRoute;
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+pub use gateway_api;
 pub use k8s_openapi;
 
 /// Namespace and name of a namespaced object (namespace empty for cluster-scoped kinds).
@@ -74,171 +84,127 @@ fn holds_only_hashes(secret: &Secret) -> bool {
     values.peek().is_some() && values.all(is_hash)
 }
 
-/// One object of a kind Sluice acts on.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Object {
-    /// networking.k8s.io/v1 Ingress.
-    Ingress(Box<Ingress>),
-    /// networking.k8s.io/v1 IngressClass (cluster-scoped).
-    IngressClass(Box<IngressClass>),
-    /// v1 Service.
-    Service(Box<Service>),
-    /// discovery.k8s.io/v1 EndpointSlice.
-    EndpointSlice(Box<EndpointSlice>),
+/// Declares the kinds the store holds once: the [`Object`] enum and every per-kind
+/// operation of [`Store`] follow from this list, so adding a kind is one line.
+macro_rules! kinds {
+    ($( $(#[$doc:meta])* $variant:ident($ty:ty) => $field:ident, $kind:literal, $scope:ident; )*) => {
+        /// One object of a kind Sluice acts on.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Object {
+            $( $(#[$doc])* $variant(Box<$ty>), )*
+        }
+
+        impl Object {
+            /// The object's kind as written in manifests.
+            pub fn kind(&self) -> &'static str {
+                match self { $( Object::$variant(_) => $kind, )* }
+            }
+
+            /// The object's metadata.
+            pub fn meta(&self) -> &ObjectMeta {
+                match self { $( Object::$variant(o) => &o.metadata, )* }
+            }
+
+            /// The store key: cluster-scoped kinds have an empty namespace.
+            pub fn key(&self) -> ObjectKey {
+                match self { $( Object::$variant(o) => kinds!(@key $scope, &o.metadata), )* }
+            }
+        }
+
+        /// All objects Sluice knows, by kind, then namespace/name.
+        ///
+        /// Objects are shared (`Arc`): a clone of the store is cheap, and an object that was not
+        /// replaced is the same allocation as before, which is how translation tells in one
+        /// pointer comparison that there is nothing to redo for it.
+        #[derive(Debug, Clone, Default)]
+        pub struct Store {
+            $( $(#[$doc])* pub $field: BTreeMap<ObjectKey, Arc<$ty>>, )*
+        }
+
+        impl Store {
+            /// Adds or replaces an object. Returns false when an object of the same kind and key
+            /// was already present (the caller decides whether that is a duplicate to report).
+            pub fn insert(&mut self, object: Object) -> bool {
+                let key = object.key();
+                let previous = match object { $( Object::$variant(o) => self.$field.insert(key, Arc::new(*o)).is_some(), )* };
+                !previous
+            }
+
+            /// True when the store holds exactly this object (same kind, key and content).
+            pub fn holds(&self, object: &Object) -> bool {
+                let key = object.key();
+                match object { $( Object::$variant(o) => self.$field.get(&key).map(|held| &**held) == Some(&**o), )* }
+            }
+
+            /// Removes the object of this kind and key; true if there was one.
+            pub fn remove(&mut self, kind: &str, key: &ObjectKey) -> bool {
+                match kind { $( $kind => self.$field.remove(key).is_some(), )* _ => false }
+            }
+
+            /// Whether an object of this kind and key is present.
+            pub fn contains(&self, kind: &str, key: &ObjectKey) -> bool {
+                match kind { $( $kind => self.$field.contains_key(key), )* _ => false }
+            }
+
+            /// Counts of objects by kind, for metrics.
+            pub fn counts(&self) -> Vec<(&'static str, usize)> {
+                vec![ $( ($kind, self.$field.len()), )* ]
+            }
+
+            /// Number of objects of every kind.
+            pub fn len(&self) -> usize {
+                0 $( + self.$field.len() )*
+            }
+
+            /// True when the store holds nothing.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+        }
+
+        /// Every kind the store holds, as written in manifests.
+        pub const KINDS: &[&str] = &[ $( $kind, )* ];
+    };
+    (@key namespaced, $meta:expr) => { ObjectKey::of($meta) };
+    (@key cluster, $meta:expr) => { ObjectKey::new("", $meta.name.as_deref().unwrap_or_default()) };
+}
+
+kinds! {
+    /// networking.k8s.io/v1 Ingresses of every class (translation picks ours).
+    Ingress(Ingress) => ingresses, "Ingress", namespaced;
+    /// networking.k8s.io/v1 IngressClasses (cluster-scoped).
+    IngressClass(IngressClass) => ingress_classes, "IngressClass", cluster;
+    /// v1 Services.
+    Service(Service) => services, "Service", namespaced;
+    /// discovery.k8s.io/v1 EndpointSlices (a Service's carry the `kubernetes.io/service-name` label).
+    EndpointSlice(EndpointSlice) => endpoint_slices, "EndpointSlice", namespaced;
     /// v1 Endpoints, used only for Services without EndpointSlices.
-    Endpoints(Box<Endpoints>),
-    /// v1 Secret; only those [`keeps_secret`] accepts are kept.
-    Secret(Box<Secret>),
-    /// v1 ConfigMap: the controller's global settings (`--configmap`) and the response
+    Endpoints(Endpoints) => endpoints, "Endpoints", namespaced;
+    /// v1 Secrets; only those [`keeps_secret`] accepts are kept.
+    Secret(Secret) => secrets, "Secret", namespaced;
+    /// v1 ConfigMaps: the controller's global settings (`--configmap`) and the response
     /// headers `custom-headers` names.
-    ConfigMap(Box<ConfigMap>),
-}
-
-impl Object {
-    /// The object's kind as written in manifests.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Object::Ingress(_) => "Ingress",
-            Object::IngressClass(_) => "IngressClass",
-            Object::Service(_) => "Service",
-            Object::EndpointSlice(_) => "EndpointSlice",
-            Object::Endpoints(_) => "Endpoints",
-            Object::Secret(_) => "Secret",
-            Object::ConfigMap(_) => "ConfigMap",
-        }
-    }
-
-    /// The object's metadata.
-    pub fn meta(&self) -> &ObjectMeta {
-        match self {
-            Object::Ingress(o) => &o.metadata,
-            Object::IngressClass(o) => &o.metadata,
-            Object::Service(o) => &o.metadata,
-            Object::EndpointSlice(o) => &o.metadata,
-            Object::Endpoints(o) => &o.metadata,
-            Object::Secret(o) => &o.metadata,
-            Object::ConfigMap(o) => &o.metadata,
-        }
-    }
-
-    /// The store key: cluster-scoped kinds have an empty namespace.
-    pub fn key(&self) -> ObjectKey {
-        match self {
-            Object::IngressClass(o) => ObjectKey::new("", o.metadata.name.as_deref().unwrap_or_default()),
-            other => ObjectKey::of(other.meta()),
-        }
-    }
-}
-
-/// All objects Sluice knows, by kind, then namespace/name.
-///
-/// Objects are shared (`Arc`): a clone of the store is cheap, and an object that was not
-/// replaced is the same allocation as before, which is how translation tells in one pointer
-/// comparison that there is nothing to redo for it.
-
-#[derive(Debug, Clone, Default)]
-pub struct Store {
-    /// Ingresses of every class (translation picks ours).
-    pub ingresses: BTreeMap<ObjectKey, Arc<Ingress>>,
-    /// IngressClasses, keyed with an empty namespace.
-    pub ingress_classes: BTreeMap<ObjectKey, Arc<IngressClass>>,
-    /// Services.
-    pub services: BTreeMap<ObjectKey, Arc<Service>>,
-    /// EndpointSlices (find a Service's by the `kubernetes.io/service-name` label).
-    pub endpoint_slices: BTreeMap<ObjectKey, Arc<EndpointSlice>>,
-    /// Legacy Endpoints, named like their Service.
-    pub endpoints: BTreeMap<ObjectKey, Arc<Endpoints>>,
-    /// Secrets holding certificates or trust anchors ([`keeps_secret`]).
-    pub secrets: BTreeMap<ObjectKey, Arc<Secret>>,
-    /// ConfigMaps.
-    pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMap>>,
-}
-
-impl Store {
-    /// Adds or replaces an object. Returns false when an object of the same kind and key was
-    /// already present (the caller decides whether that is a duplicate to report).
-    pub fn insert(&mut self, object: Object) -> bool {
-        let key = object.key();
-        let previous = match object {
-            Object::Ingress(o) => self.ingresses.insert(key, Arc::new(*o)).is_some(),
-            Object::IngressClass(o) => self.ingress_classes.insert(key, Arc::new(*o)).is_some(),
-            Object::Service(o) => self.services.insert(key, Arc::new(*o)).is_some(),
-            Object::EndpointSlice(o) => self.endpoint_slices.insert(key, Arc::new(*o)).is_some(),
-            Object::Endpoints(o) => self.endpoints.insert(key, Arc::new(*o)).is_some(),
-            Object::Secret(o) => self.secrets.insert(key, Arc::new(*o)).is_some(),
-            Object::ConfigMap(o) => self.config_maps.insert(key, Arc::new(*o)).is_some(),
-        };
-        !previous
-    }
-
-    /// True when the store holds exactly this object (same kind, key and content).
-    pub fn holds(&self, object: &Object) -> bool {
-        let key = object.key();
-        match object {
-            Object::Ingress(o) => self.ingresses.get(&key).map(|held| &**held) == Some(&**o),
-            Object::IngressClass(o) => self.ingress_classes.get(&key).map(|held| &**held) == Some(&**o),
-            Object::Service(o) => self.services.get(&key).map(|held| &**held) == Some(&**o),
-            Object::EndpointSlice(o) => self.endpoint_slices.get(&key).map(|held| &**held) == Some(&**o),
-            Object::Endpoints(o) => self.endpoints.get(&key).map(|held| &**held) == Some(&**o),
-            Object::Secret(o) => self.secrets.get(&key).map(|held| &**held) == Some(&**o),
-            Object::ConfigMap(o) => self.config_maps.get(&key).map(|held| &**held) == Some(&**o),
-        }
-    }
-
-    /// Removes the object of this kind and key; true if there was one.
-    pub fn remove(&mut self, kind: &str, key: &ObjectKey) -> bool {
-        match kind {
-            "Ingress" => self.ingresses.remove(key).is_some(),
-            "IngressClass" => self.ingress_classes.remove(key).is_some(),
-            "Service" => self.services.remove(key).is_some(),
-            "EndpointSlice" => self.endpoint_slices.remove(key).is_some(),
-            "Endpoints" => self.endpoints.remove(key).is_some(),
-            "Secret" => self.secrets.remove(key).is_some(),
-            "ConfigMap" => self.config_maps.remove(key).is_some(),
-            _ => false,
-        }
-    }
-
-    /// Counts of objects by kind, for metrics.
-    pub fn counts(&self) -> [(&'static str, usize); 7] {
-        [
-            ("Ingress", self.ingresses.len()),
-            ("IngressClass", self.ingress_classes.len()),
-            ("Service", self.services.len()),
-            ("EndpointSlice", self.endpoint_slices.len()),
-            ("Endpoints", self.endpoints.len()),
-            ("Secret", self.secrets.len()),
-            ("ConfigMap", self.config_maps.len()),
-        ]
-    }
-
-    /// Whether an object of this kind and key is present.
-    pub fn contains(&self, kind: &str, key: &ObjectKey) -> bool {
-        match kind {
-            "Ingress" => self.ingresses.contains_key(key),
-            "IngressClass" => self.ingress_classes.contains_key(key),
-            "Service" => self.services.contains_key(key),
-            "EndpointSlice" => self.endpoint_slices.contains_key(key),
-            "Endpoints" => self.endpoints.contains_key(key),
-            "Secret" => self.secrets.contains_key(key),
-            "ConfigMap" => self.config_maps.contains_key(key),
-            _ => false,
-        }
-    }
-
-    /// Number of objects of every kind.
-    pub fn len(&self) -> usize {
-        self.ingresses.len()
-            + self.ingress_classes.len()
-            + self.services.len()
-            + self.endpoint_slices.len()
-            + self.endpoints.len()
-            + self.secrets.len()
-            + self.config_maps.len()
-    }
-
-    /// True when the store holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    ConfigMap(ConfigMap) => config_maps, "ConfigMap", namespaced;
+    /// v1 Namespaces (cluster-scoped): their labels decide which routes a Gateway listener's
+    /// `allowedRoutes.namespaces.selector` admits.
+    Namespace(Namespace) => namespaces, "Namespace", cluster;
+    /// gateway.networking.k8s.io GatewayClasses (cluster-scoped).
+    GatewayClass(GatewayClass) => gateway_classes, "GatewayClass", cluster;
+    /// gateway.networking.k8s.io Gateways.
+    Gateway(Gateway) => gateways, "Gateway", namespaced;
+    /// gateway.networking.k8s.io HTTPRoutes.
+    HttpRoute(HttpRoute) => http_routes, "HTTPRoute", namespaced;
+    /// gateway.networking.k8s.io GRPCRoutes.
+    GrpcRoute(GrpcRoute) => grpc_routes, "GRPCRoute", namespaced;
+    /// gateway.networking.k8s.io TLSRoutes.
+    TlsRoute(TlsRoute) => tls_routes, "TLSRoute", namespaced;
+    /// gateway.networking.k8s.io TCPRoutes (experimental channel).
+    TcpRoute(TcpRoute) => tcp_routes, "TCPRoute", namespaced;
+    /// gateway.networking.k8s.io UDPRoutes (experimental channel).
+    UdpRoute(UdpRoute) => udp_routes, "UDPRoute", namespaced;
+    /// gateway.networking.k8s.io ReferenceGrants: which cross-namespace references a
+    /// namespace allows.
+    ReferenceGrant(ReferenceGrant) => reference_grants, "ReferenceGrant", namespaced;
+    /// gateway.networking.k8s.io BackendTLSPolicies: how Gateways speak TLS to a Service.
+    BackendTlsPolicy(BackendTlsPolicy) => backend_tls_policies, "BackendTLSPolicy", namespaced;
 }
