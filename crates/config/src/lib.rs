@@ -15,6 +15,7 @@ mod cors;
 pub mod crypto;
 mod diagnostic;
 mod external_auth;
+mod gateway_status;
 mod host;
 mod l4;
 mod passthrough;
@@ -39,6 +40,10 @@ pub use diagnostic::{Diagnostic, ObjectRef, Severity, Subject};
 pub use external_auth::{
     AuthCaching, ExternalAuth, SENT_FROM, X_AUTH_REQUEST_REDIRECT, X_ORIGINAL_METHOD, X_ORIGINAL_URI, X_ORIGINAL_URL,
     X_SENT_FROM,
+};
+pub use gateway_status::{
+    Condition as StatusCondition, ConditionStatus, GatewayAddress, GatewayApiStatus, ListenerStatus, ObjectStatus,
+    ParentRef, RouteKind, RouteParentStatus,
 };
 pub use host::{HostMatch, Hostname, InvalidHostname};
 pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
@@ -85,6 +90,9 @@ pub struct Snapshot {
     /// The Ingresses this snapshot serves, for status reporting; shared between snapshots
     /// while the routes are.
     pub ingresses: Arc<[Arc<ObjectRef>]>,
+    /// The status of every Gateway API object of ours (GatewayClasses, Gateways, routes
+    /// attached to them), in store order; served by `/status` and written by the leader.
+    pub gateway_status: Arc<[ObjectStatus]>,
 
     /// Everything translation rejected or could not resolve, for `check`, logs and status.
     pub diagnostics: Vec<Diagnostic>,

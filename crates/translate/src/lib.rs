@@ -416,6 +416,7 @@ impl Translator {
             client_auth: Arc::new(client_auth),
             l4,
             ingresses: plan.served_list().clone(),
+            gateway_status: Arc::default(),
             diagnostics,
             summary,
         };
