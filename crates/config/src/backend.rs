@@ -14,6 +14,13 @@ use crate::{ObjectRef, UpstreamTls};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct BackendId(pub u32);
 
+impl BackendId {
+    /// The share of a route's requests whose backend reference cannot be resolved (a
+    /// missing Service, a kind Sluice does not know, a reference not permitted): they are
+    /// answered 500, as Gateway API asks.
+    pub const UNRESOLVED: BackendId = BackendId(u32::MAX);
+}
+
 /// How Sluice speaks to a backend, from the Service port's `appProtocol` or the Ingress's
 /// `backend-protocol` annotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

@@ -15,6 +15,7 @@ mod cors;
 pub mod crypto;
 mod diagnostic;
 mod external_auth;
+mod gateway;
 mod gateway_status;
 mod host;
 mod l4;
@@ -41,6 +42,9 @@ pub use external_auth::{
     AuthCaching, ExternalAuth, SENT_FROM, X_AUTH_REQUEST_REDIRECT, X_ORIGINAL_METHOD, X_ORIGINAL_URI, X_ORIGINAL_URL,
     X_SENT_FROM,
 };
+pub use gateway::{
+    Frontend, GatewayFrontends, GatewayPath, HostPattern, HostRoutes, ListenerRoutes, Matches, RouteMatch,
+};
 pub use gateway_status::{
     Condition as StatusCondition, ConditionStatus, GatewayAddress, GatewayApiStatus, ListenerStatus, ObjectStatus,
     ParentRef, RouteKind, RouteParentStatus,
@@ -51,8 +55,8 @@ pub use passthrough::PassthroughTable;
 pub use path::{InvalidPath, PathMatch, PathRegex, PathSet, REGEX_SIZE_LIMIT};
 pub use rate_limit::{Concurrency, Rate, RateLimit};
 pub use route::{
-    Action, Condition, ErrorPages, Filter, Forward, HeaderEdits, Mirror, PathRewrite, Redirect, RetryOn, RetryPolicy,
-    Route, RouteGroup, UpstreamPolicy, ValueMatch, WeightedBackend,
+    Action, Condition, ErrorPages, Filter, Forward, HeaderEdits, Location, Mirror, PathModifier, PathRewrite, Redirect,
+    RedirectParts, RequestHead, RetryOn, RetryPolicy, Route, RouteGroup, UpstreamPolicy, ValueMatch, WeightedBackend,
 };
 pub use routes::{Conflict, RouteEntry, RouteTable, RouteTableBuilder};
 pub use same_site::same_site_none_is_safe;
@@ -93,6 +97,9 @@ pub struct Snapshot {
     /// The status of every Gateway API object of ours (GatewayClasses, Gateways, routes
     /// attached to them), in store order; served by `/status` and written by the leader.
     pub gateway_status: Arc<[ObjectStatus]>,
+    /// The addresses and ports Gateways serve HTTP and HTTPS on, with their listeners'
+    /// routes.
+    pub gateways: Arc<GatewayFrontends>,
 
     /// Everything translation rejected or could not resolve, for `check`, logs and status.
     pub diagnostics: Vec<Diagnostic>,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::StatusCode;
+use http::{Method, StatusCode};
 
 use crate::backend::Transport;
 use crate::balance::Balance;
@@ -38,9 +38,35 @@ impl RouteGroup {
         self.routes.iter().filter_map(Route::forward).flat_map(|f| f.backends.iter().copied())
     }
 
-    /// The route that serves a request with these headers, if any applies.
-    pub fn select(&self, headers: &HeaderMap) -> Option<&Route> {
-        self.routes.iter().find(|route| route.conditions.iter().all(|c| c.holds(headers)))
+    /// The route that serves this request, if any applies.
+    pub fn select(&self, head: &RequestHead<'_>) -> Option<&Route> {
+        self.routes.iter().find(|route| route.applies(head))
+    }
+}
+
+/// What route conditions read of a request: method, query and headers.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The query, without `?`.
+    pub query: Option<&'a str>,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> RequestHead<'a> {
+    /// The head of `request`.
+    pub fn of<B>(request: &'a http::Request<B>) -> Self {
+        Self { method: request.method(), query: request.uri().query(), headers: request.headers() }
+    }
+
+    /// The first value of query parameter `name` (compared as written), if present.
+    pub fn query_param(&self, name: &str) -> Option<&'a str> {
+        self.query?.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then_some(value)
+        })
     }
 }
 
@@ -60,6 +86,11 @@ pub struct Route {
 }
 
 impl Route {
+    /// Whether every condition of the route holds for the request.
+    pub fn applies(&self, head: &RequestHead<'_>) -> bool {
+        self.conditions.iter().all(|c| c.holds(head))
+    }
+
     /// The metrics label of a resource, `namespace/name`.
     pub fn label_of(owner: &ObjectRef) -> Arc<str> {
         format!("{}/{}", owner.namespace, owner.name).into()
@@ -91,6 +122,15 @@ pub enum Condition {
         /// What its value must be.
         value: ValueMatch,
     },
+    /// The request method.
+    Method(Method),
+    /// A query parameter's first value.
+    Query {
+        /// The parameter name, compared exactly.
+        name: Box<str>,
+        /// What its value must be.
+        value: ValueMatch,
+    },
     /// Holds for `weight` out of `total` requests, drawn at random for each (a canary's
     /// weight, when the canary and the main route balance differently).
     Random {
@@ -102,13 +142,15 @@ pub enum Condition {
 }
 
 impl Condition {
-    /// Whether the request's headers satisfy the condition.
-    pub fn holds(&self, headers: &HeaderMap) -> bool {
+    /// Whether the request satisfies the condition.
+    pub fn holds(&self, head: &RequestHead<'_>) -> bool {
         match self {
             Condition::Header { name, value } => {
-                headers.get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| value.matches(v)))
+                head.headers.get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| value.matches(v)))
             }
-            Condition::Cookie { name, value } => cookie(headers, name).is_some_and(|v| value.matches(v)),
+            Condition::Cookie { name, value } => cookie(head.headers, name).is_some_and(|v| value.matches(v)),
+            Condition::Method(method) => head.method == method,
+            Condition::Query { name, value } => head.query_param(name).is_some_and(|v| value.matches(v)),
             Condition::Random { weight, total } => fastrand::u32(..(*total).max(1)) < *weight,
         }
     }
@@ -150,6 +192,9 @@ pub enum Filter {
     },
     /// The path (and maybe query) sent upstream is rewritten.
     RewritePath(PathRewrite),
+    /// The path sent upstream is replaced, whole or its matched prefix (Gateway API's
+    /// URLRewrite); the query is kept.
+    SetPath(PathModifier),
     /// Headers of the request sent upstream are changed.
     RequestHeaders(HeaderEdits),
     /// Headers of the response sent to the client are changed.
@@ -238,8 +283,92 @@ pub enum Action {
 pub struct Redirect {
     /// The status, 300 to 308.
     pub code: StatusCode,
-    /// The `Location`, variables filled from the request.
-    pub location: Template,
+    /// Where to.
+    pub location: Location,
+}
+
+/// The `Location` of a redirect.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A URL with variables filled from the request (ingress-nginx's redirects).
+    Template(Template),
+    /// The request's own URL with some parts replaced (Gateway API's RequestRedirect).
+    Parts(RedirectParts),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Template(template) => template.fmt(f),
+            Location::Parts(parts) => {
+                let scheme = parts.scheme.as_deref().unwrap_or("$scheme");
+                let host = parts.host.as_deref().unwrap_or("$host");
+                write!(f, "{scheme}://{host}")?;
+                if let Some(port) = parts.port {
+                    write!(f, ":{port}")?;
+                }
+                match &parts.path {
+                    None => f.write_str("$request_uri"),
+                    Some(PathModifier::Full(path)) => write!(f, "{path}$is_args$args"),
+                    Some(PathModifier::Prefix { matched, replacement }) => {
+                        write!(f, "{replacement}${{path after {matched}}}$is_args$args")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The parts of the request URL a redirect replaces; `None` keeps the request's.
+#[derive(Debug, Clone, Default)]
+pub struct RedirectParts {
+    /// `http` or `https`.
+    pub scheme: Option<Box<str>>,
+    /// The host name (the request's, without its port, when `None`).
+    pub host: Option<Box<str>>,
+    /// The port; when `None`, the scheme's well-known port if the scheme is replaced, else
+    /// the listener's. Left out of the URL when it is the scheme's well-known port.
+    pub port: Option<u16>,
+    /// The path.
+    pub path: Option<PathModifier>,
+}
+
+/// A new path: a whole one, or the matched prefix of the request path replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathModifier {
+    /// The whole path.
+    Full(Box<str>),
+    /// The request path begins with `matched` (a path prefix match without trailing `/`,
+    /// empty for `/`); that part is replaced by `replacement`.
+    Prefix {
+        /// The prefix the route matched.
+        matched: Box<str>,
+        /// What takes its place.
+        replacement: Box<str>,
+    },
+}
+
+impl PathModifier {
+    /// The new path for request path `path`.
+    pub fn apply(&self, path: &str) -> String {
+        match self {
+            PathModifier::Full(full) => full.to_string(),
+            PathModifier::Prefix { matched, replacement } => {
+                let rest = path.strip_prefix(&**matched).unwrap_or(path);
+                let replacement = replacement.trim_end_matches('/');
+                let mut out = String::with_capacity(replacement.len() + rest.len() + 1);
+                out.push_str(replacement);
+                if !rest.is_empty() && !rest.starts_with('/') {
+                    out.push('/');
+                }
+                out.push_str(rest);
+                if out.is_empty() {
+                    out.push('/');
+                }
+                out
+            }
+        }
+    }
 }
 
 /// Weighted backends and how to talk to them.
@@ -430,7 +559,9 @@ mod tests {
             for (k, v) in pairs {
                 h.append(*k, HeaderValue::from_static(v));
             }
-            group.select(&h).and_then(Route::forward).and_then(Forward::pick_backend).map(|b| b.0)
+            let (method, query) = (Method::GET, None);
+            let head = RequestHead { method: &method, query, headers: &h };
+            group.select(&head).and_then(Route::forward).and_then(Forward::pick_backend).map(|b| b.0)
         };
         assert_eq!(pick(&[("x-canary", "always")]), Some(1));
         assert_eq!(pick(&[("x-canary", "never"), ("cookie", "c=always")]), Some(2));
@@ -439,10 +570,41 @@ mod tests {
         // A random condition holds for its share of requests.
         let share = Condition::Random { weight: 30, total: 100 };
         let group = RouteGroup { owner: owner.clone(), routes: vec![route(vec![share], 1), route(vec![], 0)].into() };
-        let first = (0..10_000).filter(|_| group.select(&HeaderMap::new()).unwrap().conditions.len() == 1).count();
+        let (method, headers) = (Method::GET, HeaderMap::new());
+        let head = RequestHead { method: &method, query: Some("a=1&b=2&a=3"), headers: &headers };
+        let first = (0..10_000).filter(|_| group.select(&head).unwrap().conditions.len() == 1).count();
         assert!((2_500..3_500).contains(&first), "{first} of 10000");
         let (never, always) = (Condition::Random { weight: 0, total: 1 }, Condition::Random { weight: 5, total: 5 });
-        assert!((0..100).all(|_| !never.holds(&HeaderMap::new()) && always.holds(&HeaderMap::new())));
-        assert!(!Condition::Random { weight: 0, total: 0 }.holds(&HeaderMap::new()), "a zero total never holds");
+        assert!((0..100).all(|_| !never.holds(&head) && always.holds(&head)));
+        assert!(!Condition::Random { weight: 0, total: 0 }.holds(&head), "a zero total never holds");
+
+        // Method and query conditions (the first value of a repeated parameter counts).
+        assert!(Condition::Method(Method::GET).holds(&head) && !Condition::Method(Method::POST).holds(&head));
+        let query =
+            |name: &str, value: &str| Condition::Query { name: name.into(), value: ValueMatch::Exact(value.into()) };
+        assert!(query("a", "1").holds(&head) && query("b", "2").holds(&head));
+        assert!(!query("a", "3").holds(&head) && !query("c", "").holds(&head));
+    }
+
+    #[test]
+    fn path_modifiers_replace_the_whole_path_or_the_matched_prefix() {
+        let prefix = |matched: &str, replacement: &str| PathModifier::Prefix {
+            matched: matched.into(),
+            replacement: replacement.into(),
+        };
+        assert_eq!(PathModifier::Full("/x".into()).apply("/a/b"), "/x");
+        let cases = [
+            ("/foo", "/bar", "/foo/baz", "/bar/baz"),
+            ("/foo", "/bar", "/foo", "/bar"),
+            ("/foo", "/bar/", "/foo/", "/bar/"),
+            ("/foo", "/", "/foo/baz", "/baz"),
+            ("/foo", "/", "/foo", "/"),
+            ("/foo", "/", "/foo/", "/"),
+            ("", "/bar", "/x", "/bar/x"),
+            ("", "/bar", "/", "/bar/"),
+        ];
+        for (matched, replacement, path, expected) in cases {
+            assert_eq!(prefix(matched, replacement).apply(path), expected, "{matched} -> {replacement} on {path}");
+        }
     }
 }

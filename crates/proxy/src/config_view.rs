@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 use sluice_config::{
-    Action, AddressSet, Authentication, Balance, Condition, CorsOrigins, Filter, HeaderEdits, Route, Satisfy, Snapshot,
-    ValueMatch,
+    Action, AddressSet, Authentication, Balance, Condition, CorsOrigins, Filter, HeaderEdits, PathModifier, Route,
+    Satisfy, Snapshot, ValueMatch,
 };
 
 /// One route of a group: its conditions, filters and weighted backends (or redirect).
@@ -51,6 +51,8 @@ fn describe_condition(condition: &Condition) -> String {
     match condition {
         Condition::Header { name, value: v } => format!("header {name} {}", value(v)),
         Condition::Cookie { name, value: v } => format!("cookie {name} {}", value(v)),
+        Condition::Method(method) => format!("method {method}"),
+        Condition::Query { name, value: v } => format!("query {name} {}", value(v)),
         Condition::Random { weight, total } => format!("random {weight}/{total}"),
     }
 }
@@ -66,6 +68,10 @@ fn describe_filter(filter: &Filter) -> String {
         Filter::HttpsRedirect { code, .. } => format!("redirect http to https ({})", code.as_u16()),
         Filter::AppRoot { path } => format!("app-root {}", path.to_str().unwrap_or_default()),
         Filter::RewritePath(rewrite) => format!("rewrite {} -> {}", rewrite.regex.as_str(), rewrite.target),
+        Filter::SetPath(PathModifier::Full(path)) => format!("set path {path}"),
+        Filter::SetPath(PathModifier::Prefix { matched, replacement }) => {
+            format!("replace path prefix {} with {replacement}", if matched.is_empty() { "/" } else { matched })
+        }
         Filter::RequestHeaders(e) => format!("request headers: {}", edits(e)),
         Filter::ResponseHeaders(e) => format!("response headers: {}", edits(e)),
         Filter::Hsts(value) => format!("hsts {}", value.to_str().unwrap_or_default()),

@@ -6,7 +6,9 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Method, Response, StatusCode};
-use sluice_config::{Action, Balance, Cors, Filter, Forward, HeaderEdits, Redirect, RequestFacts, Route};
+use sluice_config::{
+    Action, Balance, Cors, Filter, Forward, HeaderEdits, Location, Redirect, RedirectParts, RequestFacts, Route,
+};
 
 use crate::headers::Downstream;
 use crate::listener::Scheme;
@@ -96,11 +98,10 @@ pub(crate) fn on_request<'r>(
                 };
                 let mut target = String::new();
                 rewrite.target.render(&arrival.facts(parts), Some(&captures), &mut target);
-                let rewritten = with_query(target, parts.uri.query());
-                let mut uri = std::mem::take(&mut parts.uri).into_parts();
-                uri.path_and_query = Some(encode(&rewritten));
-                parts.uri = http::Uri::from_parts(uri)
-                    .map_err(|_| Box::new(crate::responses::error(StatusCode::BAD_REQUEST)))?;
+                set_target(parts, &with_query(target, parts.uri.query()))?;
+            }
+            Filter::SetPath(modifier) => {
+                set_target(parts, &with_query(modifier.apply(arrival.path), parts.uri.query()))?;
             }
             Filter::RequestHeaders(request) => edits = Some(request),
             Filter::Cors(cors) if parts.method == Method::OPTIONS => {
@@ -112,6 +113,14 @@ pub(crate) fn on_request<'r>(
         }
     }
     Ok(edits)
+}
+
+/// Replaces the request target's path and query.
+fn set_target(parts: &mut Parts, target: &str) -> Result<(), Box<Response<ProxyBody>>> {
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.path_and_query = Some(encode(target));
+    parts.uri = http::Uri::from_parts(uri).map_err(|_| Box::new(crate::responses::error(StatusCode::BAD_REQUEST)))?;
+    Ok(())
 }
 
 /// ingress-nginx's answer to a preflight from an allowed origin: 204 with the CORS headers.
@@ -268,8 +277,41 @@ impl<'r> ResponseFilters<'r> {
 /// The answer of a redirect route.
 pub(crate) fn redirect_answer(target: &Redirect, arrival: &Arrival<'_>, parts: &Parts) -> Response<ProxyBody> {
     let mut location = String::new();
-    target.location.render(&arrival.facts(parts), None, &mut location);
+    match &target.location {
+        Location::Template(template) => template.render(&arrival.facts(parts), None, &mut location),
+        Location::Parts(replaced) => redirect_url(replaced, arrival, parts, &mut location),
+    }
     redirect(target.code, &location)
+}
+
+/// The request's URL with the parts a Gateway API RequestRedirect replaces: the port, when
+/// not given, is the new scheme's well-known one (or the listener's when the scheme stays),
+/// and is left out when it is the scheme's well-known port.
+fn redirect_url(replaced: &RedirectParts, arrival: &Arrival<'_>, parts: &Parts, out: &mut String) {
+    use std::fmt::Write;
+    let well_known = |scheme: &str| match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    };
+    let scheme = replaced.scheme.as_deref().unwrap_or(arrival.downstream.scheme.as_str());
+    let host = replaced.host.as_deref().unwrap_or(&arrival.host);
+    let port = replaced.port.or_else(|| match &replaced.scheme {
+        Some(scheme) => well_known(scheme).or(Some(arrival.downstream.port)),
+        None => Some(arrival.downstream.port),
+    });
+    let _ = write!(out, "{scheme}://{host}");
+    if let Some(port) = port.filter(|port| Some(*port) != well_known(scheme)) {
+        let _ = write!(out, ":{port}");
+    }
+    match &replaced.path {
+        Some(modifier) => out.push_str(&modifier.apply(arrival.path)),
+        None => out.push_str(parts.uri.path()),
+    }
+    if let Some(query) = parts.uri.query() {
+        out.push('?');
+        out.push_str(query);
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use http_body_util::{Either, Empty, Limited};
 use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use sluice_config::{Action, Backend, Balance, Filter, Forward, HeaderEdits, UpstreamPolicy, UpstreamProtocol};
+use sluice_config::{
+    Action, Backend, BackendId, Balance, Filter, Forward, HeaderEdits, RequestHead, UpstreamPolicy, UpstreamProtocol,
+};
 use tokio::sync::mpsc;
 
 use crate::access::{self, Admitted, Checked};
@@ -56,7 +58,11 @@ impl DataPlane {
             .map(Authority::as_str)
             .or_else(|| request.headers().get(header::HOST).and_then(|h| h.to_str().ok()));
         let path = routing_path(request.uri().path());
-        let found = snapshot.routes.route(host, &path).and_then(|group| group.select(request.headers()));
+        let head = RequestHead::of(&request);
+        let found = match downstream.frontend {
+            None => snapshot.routes.route(host, &path).and_then(|group| group.select(&head)),
+            Some(address) => snapshot.gateways.get(&address).and_then(|frontend| frontend.route(host, &path, &head)),
+        };
         let Some(route) = found else {
             self.metrics.request(None, StatusCode::NOT_FOUND, started.elapsed());
             return error(StatusCode::NOT_FOUND);
@@ -105,7 +111,8 @@ impl DataPlane {
             (Ok(edits), Action::Forward(forward)) => {
                 let pages = forward.errors.as_deref();
                 let original = pages.filter(|p| !p.codes.is_empty()).map(|_| Original::capture(&mut parts));
-                backend = forward.pick_backend().and_then(|id| snapshot.backend(id));
+                let picked = forward.pick_backend();
+                backend = picked.and_then(|id| snapshot.backend(id));
                 let https = downstream.scheme == Scheme::Https;
                 let edits = edits.zip(arrival.as_ref());
                 let mirror = route.filters.iter().find_map(|filter| match filter {
@@ -125,6 +132,8 @@ impl DataPlane {
                         let request = (parts, body);
                         self.unavailable(downstream, &snapshot, pages, forward, edits, request).await
                     }
+                    // A share whose backend reference does not resolve (Gateway API) is 500.
+                    (None, _) if picked == Some(BackendId::UNRESOLVED) => Err(StatusCode::INTERNAL_SERVER_ERROR),
                     (None, _) => Err(StatusCode::SERVICE_UNAVAILABLE),
                 };
                 let status = answer.as_ref().map_or_else(|code| *code, Response::status);

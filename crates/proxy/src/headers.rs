@@ -39,6 +39,9 @@ pub(crate) struct Downstream {
     /// What the TLS handshake established about the client (its certificate), when the
     /// connection asked for one.
     pub tls: Option<std::sync::Arc<crate::client_cert::TlsFacts>>,
+    /// The Gateway frontend (address and port) the connection arrived on; `None` for the
+    /// Ingress listeners.
+    pub frontend: Option<SocketAddr>,
 }
 
 impl Downstream {
@@ -46,7 +49,8 @@ impl Downstream {
     pub(crate) fn new(client: SocketAddr, scheme: Scheme, port: u16) -> Self {
         let client_ip = HeaderValue::from(IpText::new(client.ip()));
         let port_text = HeaderValue::from(port);
-        Self { client, scheme, port, client_ip, port_text, forwarded_for: None, forwarded_host: None, tls: None }
+        let (forwarded_for, forwarded_host, tls, frontend) = (None, None, None, None);
+        Self { client, scheme, port, client_ip, port_text, forwarded_for, forwarded_host, tls, frontend }
     }
 
     /// What this request's forwarding headers say about the client, where `trust` believes
@@ -57,6 +61,7 @@ impl Downstream {
         let client_ip = real_ip.client(self.client.ip(), values.iter().map(HeaderValue::as_bytes));
         let mut believed = Downstream::new(SocketAddr::new(client_ip, self.client.port()), self.scheme, self.port);
         believed.tls = self.tls.clone();
+        believed.frontend = self.frontend;
         if trust.full_forwarded_for {
             let mut list = Vec::new();
             for value in headers.get_all(&X_FORWARDED_FOR) {

@@ -18,6 +18,7 @@ mod errors;
 mod external_auth;
 mod filters;
 mod forward;
+mod frontends;
 mod h1_guard;
 mod h2_guard;
 mod headers;
@@ -42,6 +43,7 @@ use std::time::Duration;
 use sluice_config::SharedSnapshot;
 
 pub use admission::ConnectionLimits;
+pub use frontends::GatewayListeners;
 pub use listener::{serve, Scheme};
 pub use metrics::Metrics;
 pub use rate_limit::SharedRates;

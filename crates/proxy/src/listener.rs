@@ -47,8 +47,19 @@ impl Scheme {
 
 /// Serves connections from `listener` until the task is dropped; with `tls`, terminates TLS
 /// first (except for connections to TLS passthrough hosts, relayed untouched). Each
-/// connection runs in its own task.
+/// connection runs in its own task. These are the Ingress listeners.
 pub async fn serve(listener: TcpListener, plane: Arc<DataPlane>, tls: Option<Arc<ServerConfig>>) {
+    serve_on(listener, plane, tls, None).await
+}
+
+/// [`serve`] for the Ingress listeners (`frontend` `None`), or for the Gateway frontend at
+/// address `frontend`: its requests are routed by that frontend's listeners only.
+pub(crate) async fn serve_on(
+    listener: TcpListener,
+    plane: Arc<DataPlane>,
+    tls: Option<Arc<ServerConfig>>,
+    frontend: Option<SocketAddr>,
+) {
     let scheme = if tls.is_some() { Scheme::Https } else { Scheme::Http };
     let acceptor = tls.map(TlsAcceptor::from);
     let http = Arc::new(HttpServers::new(&plane.options));
@@ -83,7 +94,7 @@ pub async fn serve(listener: TcpListener, plane: Arc<DataPlane>, tls: Option<Arc
         plane.drain.spawn(async move {
             let _open = conn_plane.metrics.connection_opened(scheme);
             let _ticket = ticket;
-            connection(stream, client, scheme, conn_plane, acceptor, &http).await;
+            connection(stream, client, (scheme, frontend), conn_plane, acceptor, &http).await;
         });
     }
 }
@@ -91,7 +102,7 @@ pub async fn serve(listener: TcpListener, plane: Arc<DataPlane>, tls: Option<Arc
 async fn connection(
     stream: TcpStream,
     client: SocketAddr,
-    scheme: Scheme,
+    (scheme, frontend): (Scheme, Option<SocketAddr>),
     plane: Arc<DataPlane>,
     acceptor: Option<TlsAcceptor>,
     http: &HttpServers,
@@ -114,6 +125,8 @@ async fn connection(
     } else {
         Downstream::new(client, scheme, port)
     };
+    let mut downstream = downstream;
+    downstream.frontend = frontend;
     let header_timeout = plane.options.header_timeout;
     match acceptor {
         None => {
@@ -122,13 +135,18 @@ async fn connection(
         }
         Some(acceptor) => {
             let deadline = tokio::time::Instant::now() + plane.options.handshake_timeout;
-            // TLS passthrough hosts are relayed here; everything else is terminated.
-            let Some(stream) = crate::passthrough::relay_or_terminate(stream, client, &plane, deadline).await else {
-                return;
+            // TLS passthrough hosts of Ingresses are relayed here; everything else is terminated.
+            let stream = match frontend {
+                None => match crate::passthrough::relay_or_terminate(stream, client, &plane, deadline).await {
+                    Some(stream) => stream,
+                    None => return,
+                },
+                Some(_) => crate::passthrough::Replay::new(Vec::new(), stream),
             };
-            let mut downstream = downstream;
-            let handshake =
-                tokio::time::timeout_at(deadline, handshake(&plane, &acceptor, stream, &mut downstream)).await;
+            let handshake = match frontend {
+                None => tokio::time::timeout_at(deadline, handshake(&plane, &acceptor, stream, &mut downstream)).await,
+                Some(_) => tokio::time::timeout_at(deadline, acceptor.accept(stream)).await,
+            };
             let downstream = Arc::new(downstream);
             match handshake {
                 Ok(Ok(tls)) => {

@@ -4,12 +4,15 @@ use serde_json::{json, Value};
 use sluice_config::Snapshot;
 
 /// The status document: `{"services": [...], "ingresses": [...]}`, each entry with
-/// `loadBalancer.ingress` as `kubectl get -o json` would show it.
+/// `loadBalancer.ingress` as `kubectl get -o json` would show it; and one list per Gateway
+/// API kind (`gatewayclasses`, `gateways`, `httproutes`, …) of `{namespace, name, status}`
+/// with `status` as the object's `status` field.
 pub fn document(snapshot: &Snapshot, publish: &[String]) -> Value {
     let services: Vec<Value> = snapshot
         .l4
         .addresses
         .iter()
+        .filter(|(object, _)| object.kind == "Service")
         .map(|(service, ips)| {
             let ingress: Vec<Value> = ips.iter().map(|ip| json!({ "ip": ip.to_string() })).collect();
             entry(&service.namespace, &service.name, ingress)
@@ -18,8 +21,29 @@ pub fn document(snapshot: &Snapshot, publish: &[String]) -> Value {
     let published: Vec<Value> = publish.iter().map(|address| load_balancer_ingress(address)).collect();
     let ingresses: Vec<Value> =
         snapshot.ingresses.iter().map(|ingress| entry(&ingress.namespace, &ingress.name, published.clone())).collect();
-    json!({ "services": services, "ingresses": ingresses })
+    let mut document = json!({ "services": services, "ingresses": ingresses });
+    for (kind, list) in GATEWAY_KINDS {
+        let entries: Vec<Value> = snapshot
+            .gateway_status
+            .iter()
+            .filter(|status| status.object.kind == kind)
+            .map(|status| json!({ "namespace": status.object.namespace, "name": status.object.name, "status": status }))
+            .collect();
+        document[list] = Value::Array(entries);
+    }
+    document
 }
+
+/// Gateway API kinds and the name of their list in the document.
+const GATEWAY_KINDS: [(&str, &str); 7] = [
+    ("GatewayClass", "gatewayclasses"),
+    ("Gateway", "gateways"),
+    ("HTTPRoute", "httproutes"),
+    ("GRPCRoute", "grpcroutes"),
+    ("TLSRoute", "tlsroutes"),
+    ("TCPRoute", "tcproutes"),
+    ("UDPRoute", "udproutes"),
+];
 
 fn entry(namespace: &str, name: &str, ingress: Vec<Value>) -> Value {
     json!({ "namespace": namespace, "name": name, "loadBalancer": { "ingress": ingress } })

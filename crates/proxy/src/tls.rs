@@ -20,6 +20,44 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
+/// Certificates by SNI of the HTTPS listeners of the Gateway frontend at one address.
+#[derive(Debug)]
+struct FrontendResolver(Arc<SharedSnapshot>, std::net::SocketAddr);
+
+impl ResolvesServerCert for FrontendResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let snapshot = self.0.load();
+        let table = snapshot.gateways.get(&self.1)?.tls.as_ref()?;
+        Some(table.resolve(hello.server_name()).clone())
+    }
+}
+
+/// The configuration of a Gateway's HTTPS frontend at `address`: as [`server_config`], with
+/// the certificates of the listeners there.
+pub(crate) fn frontend_config(
+    snapshot: Arc<SharedSnapshot>,
+    address: std::net::SocketAddr,
+    resumption: bool,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    finish(base()?.with_no_client_auth().with_cert_resolver(Arc::new(FrontendResolver(snapshot, address))), resumption)
+}
+
+fn base() -> Result<rustls::ConfigBuilder<ServerConfig, rustls::WantsVerifier>, rustls::Error> {
+    ServerConfig::builder_with_provider(sluice_config::crypto::provider()).with_safe_default_protocol_versions()
+}
+
+/// ALPN `h2` then `http/1.1`; session resumption as asked.
+fn finish(mut config: ServerConfig, resumption: bool) -> Result<Arc<ServerConfig>, rustls::Error> {
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if resumption {
+        config.ticketer = sluice_config::crypto::ticketer()?;
+    } else {
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+    }
+    Ok(Arc::new(config))
+}
+
 /// The HTTPS listener's configuration: TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`,
 /// certificates by SNI from `snapshot`; with `resumption`, session tickets and a session
 /// cache let returning clients skip the full handshake.
@@ -32,21 +70,11 @@ fn build(
     resumption: bool,
     verifier: Option<Arc<dyn ClientCertVerifier>>,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let builder =
-        ServerConfig::builder_with_provider(sluice_config::crypto::provider()).with_safe_default_protocol_versions()?;
     let builder = match verifier {
-        Some(verifier) => builder.with_client_cert_verifier(verifier),
-        None => builder.with_no_client_auth(),
+        Some(verifier) => base()?.with_client_cert_verifier(verifier),
+        None => base()?.with_no_client_auth(),
     };
-    let mut config = builder.with_cert_resolver(Arc::new(SniResolver(snapshot)));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    if resumption {
-        config.ticketer = sluice_config::crypto::ticketer()?;
-    } else {
-        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-        config.send_tls13_tickets = 0;
-    }
-    Ok(Arc::new(config))
+    finish(builder.with_cert_resolver(Arc::new(SniResolver(snapshot))), resumption)
 }
 
 /// Most configurations kept for client-certificate policies; beyond, they are built again.

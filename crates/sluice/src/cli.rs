@@ -166,6 +166,14 @@ pub struct SourceArgs {
     /// layer-4 load balancing is off.
     #[arg(long = "lb-pool", value_name = "CIDR|FIRST-LAST")]
     pub lb_pools: Vec<sluice_translate::AddressPool>,
+
+    /// Gateway API: GatewayClasses whose `spec.controllerName` is this are ours. Each Gateway
+    /// of such a class gets its own address from the --lb-pool pools (or the one in its
+    /// `spec.addresses`), and its HTTP and HTTPS listeners are served there with the
+    /// HTTPRoutes attached to them; status is reported in /status (and written to the
+    /// cluster with --kubernetes).
+    #[arg(long, value_name = "NAME", default_value = sluice_translate::GATEWAY_CONTROLLER)]
+    pub gateway_controller: String,
 }
 
 /// Options of `sluice run`.

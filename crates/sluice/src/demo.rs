@@ -36,6 +36,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
         watch_ingress_without_class: false,
         default_tls_secret: None,
         lb_pools: Vec::new(),
+        gateway_controller: sluice_translate::GATEWAY_CONTROLLER.into(),
         kubernetes: false,
         kubeconfig: None,
         watch_namespace: None,

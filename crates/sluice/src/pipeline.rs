@@ -130,6 +130,7 @@ impl Pipeline {
             default_backend_service,
             enable_ssl_passthrough: source.enable_ssl_passthrough,
             allow_unenforced_waf: source.allow_unenforced_waf,
+            gateway_controller: source.gateway_controller.clone(),
             ..sluice_translate::Options::new(crate::default_cert::generate()?)
         };
         // Without pools there is nothing to allocate, and nothing to record.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use sluice_config::{SharedSnapshot, Snapshot};
 use sluice_l4::{L4Metrics, L4Plane};
 use sluice_proxy::admin::AdminState;
-use sluice_proxy::{ConnectionLimits, DataPlane, Metrics, ProxyOptions};
+use sluice_proxy::{ConnectionLimits, DataPlane, GatewayListeners, Metrics, ProxyOptions};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
@@ -215,6 +215,8 @@ struct Control {
     metrics: Arc<Metrics>,
     control_metrics: ControlMetrics,
     l4: L4Plane,
+    /// The Gateways' HTTP and HTTPS frontends.
+    gateways: GatewayListeners,
     /// For re-checking files that read as empty (a writer mid-rewrite).
     triggers: mpsc::UnboundedSender<Trigger>,
     /// The generation being served, for the status and Event writers.
@@ -299,6 +301,8 @@ pub async fn serve(
         .map_err(|e| format!("TLS configuration: {e}"))?;
     tokio::spawn(sluice_proxy::serve(http, plane.clone(), None));
     tokio::spawn(sluice_proxy::serve(https, plane.clone(), Some(tls)));
+    let gateways = GatewayListeners::new(plane.clone());
+    report_unbound_frontends(gateways.apply(&snapshot.load().gateways).await);
 
     let (triggers, mut changes) = mpsc::unbounded_channel();
     let (changed, changed_rx) = watch::channel(generation);
@@ -319,7 +323,7 @@ pub async fn serve(
     tracing::info!(http = %serve.http, https = %serve.https, admin = %serve.admin, "serving");
     on_ready();
 
-    let control = Control { pipeline, snapshot, metrics, control_metrics, l4, triggers, changed };
+    let control = Control { pipeline, snapshot, metrics, control_metrics, l4, gateways, triggers, changed };
     loop {
         tokio::select! {
             Some(first) = changes.recv() => {
@@ -385,6 +389,7 @@ impl Control {
         self.metrics.set_generation(generation);
         self.changed.send_replace(generation);
         report_unbound(self.l4.apply(&self.snapshot.load().l4).await);
+        report_unbound_frontends(self.gateways.apply(&self.snapshot.load().gateways).await);
         let seconds = noticed.elapsed().as_secs_f64();
         self.control_metrics.reloaded(kind, seconds, changes.failed.len());
         let (counts, failing) = self.pipeline.stats();
@@ -418,6 +423,13 @@ fn log_new_diagnostics(current: &Snapshot, next: &Snapshot) {
 fn report_unbound(failures: Vec<(sluice_config::L4Key, std::io::Error)>) {
     for ((protocol, address), error) in failures {
         tracing::warn!(?protocol, %address, %error, "cannot listen for a LoadBalancer Service");
+    }
+}
+
+/// Logs the Gateway frontends that could not be bound.
+fn report_unbound_frontends(failures: Vec<(std::net::SocketAddr, std::io::Error)>) {
+    for (address, error) in failures {
+        tracing::warn!(%address, %error, "cannot listen for a Gateway");
     }
 }
 

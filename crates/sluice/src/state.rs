@@ -43,16 +43,27 @@ impl AllocationRecord {
         parsed
             .into_iter()
             .filter_map(|(key, ips)| {
+                // Services as `namespace/name`, other kinds as `Kind:namespace/name`.
+                let (kind, key) = match key.split_once(':') {
+                    Some(("Gateway", key)) => ("Gateway", key),
+                    Some(_) => return None,
+                    None => ("Service", key.as_str()),
+                };
                 let (namespace, name) = key.split_once('/')?;
-                Some((ObjectRef::new("Service", namespace, name), ips))
+                Some((ObjectRef::new(kind, namespace, name), ips))
             })
             .collect()
     }
 
     /// Replaces the record with `allocations`, atomically (write then rename).
     pub fn store(&self, allocations: &Allocations) {
-        let by_name: BTreeMap<String, &Vec<IpAddr>> =
-            allocations.iter().map(|(object, ips)| (format!("{}/{}", object.namespace, object.name), ips)).collect();
+        let by_name: BTreeMap<String, &Vec<IpAddr>> = allocations
+            .iter()
+            .map(|(object, ips)| match object.kind {
+                "Service" => (format!("{}/{}", object.namespace, object.name), ips),
+                kind => (format!("{kind}:{}/{}", object.namespace, object.name), ips),
+            })
+            .collect();
         let result = (|| -> std::io::Result<()> {
             if let Some(dir) = self.path.parent() {
                 std::fs::create_dir_all(dir)?;

@@ -249,7 +249,9 @@ fn a_chunk_longer_than_its_size_never_becomes_a_second_request() {
     std::thread::sleep(Duration::from_millis(200));
     let forwarded = String::from_utf8_lossy(&recorder.received()).into_owned();
     assert!(!forwarded.contains("/smuggled"), "status {status}; the backend read: {forwarded:?}");
-    assert!(status == 0 || status >= 400, "status {status}");
+    // The backend may answer the POST before the broken chunk reaches the guard (200), or
+    // the body fails first (4xx/5xx, or the connection closes): never a second request.
+    assert!(status == 0 || status == 200 || status >= 400, "status {status}");
 }
 
 #[test]

@@ -8,7 +8,8 @@ use http::header::{HeaderName, HeaderValue, HOST};
 use http::StatusCode;
 use sluice_config::{
     Action, AddressSet, Authentication, BackendId, Balance, Condition, Diagnostic, ErrorPages, Filter, Forward,
-    HeaderEdits, HostMatch, Redirect, Route, RouteGroup, Template, UpstreamPolicy, ValueMatch, WeightedBackend,
+    HeaderEdits, HostMatch, Location, Redirect, Route, RouteGroup, Template, UpstreamPolicy, ValueMatch,
+    WeightedBackend,
 };
 
 use sluice_store::k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -183,7 +184,9 @@ pub(crate) fn route(
             problems.push(Diagnostic::object((*ingress.owner).clone(), field, reason));
             Action::Fail(StatusCode::SERVICE_UNAVAILABLE)
         }
-        (Some((code, location)), _) => Action::Redirect(Redirect { code: *code, location: location.clone() }),
+        (Some((code, location)), _) => {
+            Action::Redirect(Redirect { code: *code, location: Location::Template(location.clone()) })
+        }
         (None, _) => Action::Forward(Forward {
             backends: Box::new([WeightedBackend { id: backend, weight: 1 }]),
             policy: merged_policy(&defaults.policy, &a.policy),
@@ -280,7 +283,7 @@ pub(crate) fn www_redirect(ingress: &ValidIngress, target: &HostMatch, defaults:
         label: ingress.label.clone(),
         conditions: Box::new([]),
         filters: Box::new([]),
-        action: Action::Redirect(Redirect { code: defaults.redirect_code, location }),
+        action: Action::Redirect(Redirect { code: defaults.redirect_code, location: Location::Template(location) }),
     })
 }
 

@@ -14,6 +14,7 @@ mod class;
 mod client_certs;
 mod compile;
 mod configmap;
+mod gateway;
 mod ingress;
 mod l4;
 mod passthrough;
@@ -45,6 +46,7 @@ pub use annotations::{AnnotationReport, AnnotationVerdict, DEFAULT_ANNOTATIONS_P
 pub use certificates::certified_key_from_pem;
 pub use class::CONTROLLER_NAME;
 pub use compile::Defaults;
+pub use gateway::GATEWAY_CONTROLLER;
 pub use l4::{AddressPool, Allocations, LOAD_BALANCER_CLASS};
 
 /// What translation needs besides the objects themselves.
@@ -79,6 +81,8 @@ pub struct Options {
     /// `--allow-unenforced-waf`: serve Ingresses that ask for ModSecurity / OWASP CRS
     /// without it, with a warning (else they are rejected).
     pub allow_unenforced_waf: bool,
+    /// `--gateway-controller`: GatewayClasses whose `spec.controllerName` is this are ours.
+    pub gateway_controller: String,
 }
 
 impl Options {
@@ -98,6 +102,7 @@ impl Options {
             default_backend_service: None,
             enable_ssl_passthrough: false,
             allow_unenforced_waf: false,
+            gateway_controller: GATEWAY_CONTROLLER.into(),
         }
     }
 
@@ -400,7 +405,34 @@ impl Translator {
         diagnostics.extend_from_slice(passthrough_problems);
         let client_auth =
             client_certs::table(plan.served(), &store.secrets, defaults, &self.policies, &mut diagnostics);
-        let l4 = l4::translate(store, &self.options.lb_pools, previous, &self.backends, &mut diagnostics);
+        let controller = self.options.gateway_controller.as_str();
+        let prepared = gateway::prepare(store, controller, &self.secrets, &mut diagnostics);
+        let l4 = l4::translate(
+            store,
+            &self.options.lb_pools,
+            previous,
+            &self.backends,
+            prepared.candidates(),
+            &mut diagnostics,
+        );
+        let first_gateway_backend = u32::try_from(plan.backend_ids()).unwrap_or(u32::MAX);
+        let gateways = gateway::finish(
+            prepared,
+            &l4.addresses,
+            store,
+            controller,
+            &self.regexes,
+            first_gateway_backend,
+            &mut diagnostics,
+        );
+        let mut backends: Vec<_> = resolved.iter().map(|r| r.as_ref().map(|r| r.backend.clone())).collect();
+        for key in &gateways.backends {
+            if dirty_services.contains(&key.service) {
+                self.backends.forget(key);
+            }
+            let resolved = self.backends.resolve(store, key, &mut self.upstream_tls, defaults);
+            backends.push(Some(resolved.backend.clone()));
+        }
         diagnostics.sort();
         diagnostics.dedup();
         let (ingresses, rejected_ingresses) = plan.counts();
@@ -409,14 +441,15 @@ impl Translator {
         let snapshot = Snapshot {
             generation,
             routes: plan.routes().clone(),
-            backends: resolved.iter().map(|r| r.as_ref().map(|r| r.backend.clone())).collect(),
+            backends,
             certificates: certificates.clone(),
             client_trust: global.map_or_else(Arc::default, |g| g.trust.clone()),
             passthrough: passthrough.clone(),
             client_auth: Arc::new(client_auth),
             l4,
             ingresses: plan.served_list().clone(),
-            gateway_status: Arc::default(),
+            gateway_status: gateways.status.into(),
+            gateways: Arc::new(gateways.frontends),
             diagnostics,
             summary,
         };

@@ -66,7 +66,7 @@ pub(super) fn allocate(
                 }
             });
             match refusal {
-                Some(reason) => Err(pending(format!("{reason}; the Service waits for it"))),
+                Some(reason) => Err(pending(format!("{reason}; the {} waits for it", candidate.object.kind))),
                 None => Ok(candidate.requested.clone()),
             }
         } else {
@@ -76,11 +76,12 @@ pub(super) fn allocate(
             match kept {
                 Some(ips) => Ok(ips.clone()),
                 None => first_free(pools, &holders, candidate).map(|ip| vec![ip]).ok_or_else(|| {
-                    Diagnostic::object(
-                        candidate.object.clone(),
-                        "spec.type",
-                        "no free address in the --lb-pool pools; the Service waits until one is freed",
-                    )
+                    let field = if candidate.object.kind == "Service" { "spec.type" } else { "spec.addresses" };
+                    let reason = format!(
+                        "no free address in the --lb-pool pools; the {} waits until one is freed",
+                        candidate.object.kind
+                    );
+                    Diagnostic::object(candidate.object.clone(), field, reason)
                 }),
             }
         };

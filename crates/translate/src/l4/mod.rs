@@ -16,17 +16,20 @@ use crate::backends::Backends;
 
 pub use pool::AddressPool;
 pub use service::LOAD_BALANCER_CLASS;
+pub(crate) use service::{LbPort, LbService};
 
 /// Addresses given to each LoadBalancer Service: the record that keeps allocations stable
 /// across snapshots and restarts.
 pub type Allocations = BTreeMap<ObjectRef, Vec<IpAddr>>;
 
 /// Builds the L4 table. With no pools, L4 is off and LoadBalancer Services are left alone.
+/// `gateways` take addresses from the same pools (their listeners are served elsewhere).
 pub(crate) fn translate(
     store: &Store,
     pools: &[AddressPool],
     previous: &Allocations,
     backends: &Backends,
+    gateways: Vec<LbService<'_>>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> L4Table {
     if pools.is_empty() {
@@ -44,7 +47,10 @@ pub(crate) fn translate(
             Err(mut problems) => diagnostics.append(&mut problems),
         }
     }
+    let services = candidates.len();
+    candidates.extend(gateways);
     let addresses = allocate::allocate(&candidates, pools, previous, diagnostics);
+    candidates.truncate(services);
     let mut listeners = BTreeMap::new();
     for candidate in &candidates {
         let Some(ips) = addresses.get(&candidate.object) else {

@@ -57,6 +57,29 @@ impl LbService<'_> {
     }
 }
 
+impl<'s> LbService<'s> {
+    /// A Gateway as a candidate for an address: its listeners' ports, the addresses its
+    /// `spec.addresses` asks for.
+    pub(crate) fn for_gateway(
+        object: ObjectRef,
+        created: Option<&'s Time>,
+        ports: Vec<LbPort>,
+        requested: Vec<IpAddr>,
+    ) -> Self {
+        Self {
+            object,
+            created,
+            ports,
+            requested,
+            requested_field: "spec.addresses",
+            share_key: None,
+            proxy_protocol: None,
+            idle_timeout: None,
+            max_flows: DEFAULT_MAX_FLOWS,
+        }
+    }
+}
+
 /// True for `type: LoadBalancer`: a quick filter before [`read`].
 pub(crate) fn is_load_balancer(service: &Service) -> bool {
     service.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")

@@ -1,0 +1,93 @@
+//! The frontends of Gateways that have addresses: per address and port, the HTTP or HTTPS
+//! listeners served there, each with the matches of its attached routes by host, in
+//! Gateway API precedence order.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sluice_config::{
+    CertificateTableBuilder, Frontend, GatewayFrontends, HostMatch, HostPattern, HostRoutes, ListenerRoutes, Matches,
+    RouteMatch,
+};
+use sluice_store::ObjectKey;
+
+use super::attach::Attachment;
+use super::http_route::CompiledMatch;
+use super::listeners::{Protocol, ValidGateway};
+use crate::l4::Allocations;
+
+/// Builds the frontends of every Gateway with an address.
+pub(crate) fn build(
+    gateways: &BTreeMap<ObjectKey, ValidGateway>,
+    addresses: &Allocations,
+    attachments: Vec<Attachment>,
+) -> GatewayFrontends {
+    // Per (gateway, listener): per host, the matches with their order.
+    type Ranked<'a> = Vec<(&'a CompiledMatch, &'a (Option<String>, ObjectKey))>;
+    let mut by_listener: BTreeMap<(&ObjectKey, &str), BTreeMap<HostPattern, Ranked<'_>>> = BTreeMap::new();
+    for attachment in &attachments {
+        let hosts = by_listener.entry((&attachment.gateway, attachment.listener.as_str())).or_default();
+        for host in &attachment.hosts {
+            let ranked = hosts.entry(host.clone()).or_default();
+            ranked.extend(attachment.matches.iter().map(|m| (m, &attachment.order)));
+        }
+    }
+    let mut frontends = BTreeMap::new();
+    for (key, gateway) in gateways {
+        let Some(ips) = addresses.get(&gateway.object).filter(|_| gateway.refused.is_none()) else {
+            continue;
+        };
+        let owner = Arc::new(gateway.object.clone());
+        let mut ports: BTreeMap<u16, (bool, Vec<ListenerRoutes>, Option<CertificateTableBuilder>)> = BTreeMap::new();
+        for listener in gateway.listeners.iter().filter(|l| l.programmed()) {
+            let https = match listener.protocol {
+                Some(Protocol::Http) => false,
+                Some(Protocol::Https) => true,
+                _ => continue,
+            };
+            let hosts = by_listener.remove(&(key, listener.name.as_str())).unwrap_or_default();
+            let entries = hosts.into_iter().map(|(host, mut ranked)| {
+                ranked.sort_by(|(a, order_a), (b, order_b)| {
+                    a.rank.cmp(&b.rank).then_with(|| order_a.cmp(order_b)).then_with(|| a.position.cmp(&b.position))
+                });
+                let rules = ranked
+                    .into_iter()
+                    .map(|(m, _)| RouteMatch { path: m.path.clone(), route: m.route.clone() })
+                    .collect();
+                (host, Arc::new(Matches::new(rules)))
+            });
+            let routes = ListenerRoutes {
+                name: listener.name.as_str().into(),
+                hostname: listener.hostname.clone(),
+                hosts: HostRoutes::new(entries),
+            };
+            let slot = ports.entry(listener.port).or_insert_with(|| (https, Vec::new(), None));
+            slot.1.push(routes);
+            if let Some(first) = listener.certificates.first().filter(|_| https) {
+                let table = slot.2.get_or_insert_with(|| CertificateTableBuilder::new(first.clone()));
+                let host = match &listener.hostname {
+                    HostPattern::Exact(host) => Some(HostMatch::Exact(host.clone())),
+                    HostPattern::Suffix(suffix) => Some(HostMatch::Wildcard(suffix.clone())),
+                    HostPattern::Any => None,
+                };
+                if let Some(host) = host {
+                    // A second listener for the same name conflicts and is not programmed.
+                    let _ = table.insert(&host, &owner, first);
+                }
+            }
+        }
+        for (port, (https, listeners, certificates)) in ports {
+            let tls = match (https, certificates) {
+                (false, _) => None,
+                (true, Some(table)) => Some(Arc::new(table.build())),
+                (true, None) => continue,
+            };
+            let frontend = Arc::new(Frontend::new(owner.clone(), tls, listeners));
+            for ip in ips {
+                frontends.insert(SocketAddr::new(*ip, port), frontend.clone());
+            }
+        }
+    }
+    GatewayFrontends::new(frontends)
+}

@@ -1,0 +1,520 @@
+//! An HTTPRoute's rules compiled into the route model: each match becomes a path match
+//! plus conditions (method, headers, query), its rule's filters and weighted backends.
+//! Everything is parsed here; a value that cannot be honoured makes its rule answer 500,
+//! as the spec asks, and is reported.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue, HOST};
+use http::{Method, StatusCode};
+use sluice_config::{
+    Action, BackendId, Balance, Condition, Diagnostic, Filter, Forward, GatewayPath, HeaderEdits, Location, ObjectRef,
+    PathModifier, Redirect, RedirectParts, Route, Template, UpstreamPolicy, ValueMatch, WeightedBackend,
+    REGEX_SIZE_LIMIT,
+};
+use sluice_store::gateway_api::experimental::httproutes::{
+    HttpRoute, HttpRouteRules, HttpRouteRulesFilters as RuleFilter, HttpRouteRulesFiltersRequestRedirectPathType,
+    HttpRouteRulesFiltersRequestRedirectScheme, HttpRouteRulesFiltersType as FilterType,
+    HttpRouteRulesFiltersUrlRewritePathType, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType,
+    HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType,
+};
+use sluice_store::{ObjectKey, Store};
+
+use super::refs::{self, BackendIds};
+use crate::backends::BackendKey;
+use crate::ingress::PortRef;
+
+/// One match of a rule, compiled, with what orders it among all matches of a host.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledMatch {
+    pub path: GatewayPath,
+    pub route: Route,
+    /// Gateway API precedence within the host, smaller first: path kind and length,
+    /// method, header and query counts; then rule and match position.
+    pub rank: (u8, std::cmp::Reverse<usize>, bool, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>),
+    pub position: (usize, usize),
+}
+
+/// An HTTPRoute compiled, before it is attached to any listener.
+#[derive(Debug, Default)]
+pub(crate) struct CompiledRoute {
+    pub matches: Vec<CompiledMatch>,
+    /// The first unresolvable reference: (reason, message), for `ResolvedRefs`.
+    pub unresolved: Option<(&'static str, String)>,
+    /// A value Sluice cannot honour: the route is not accepted.
+    pub unsupported: Option<String>,
+}
+
+/// Compiles every rule of `route`.
+pub(crate) fn compile(
+    key: &ObjectKey,
+    route: &HttpRoute,
+    store: &Store,
+    backends: &mut BackendIds,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> CompiledRoute {
+    let owner = Arc::new(ObjectRef::new("HTTPRoute", &key.namespace, &key.name));
+    let mut compiled = CompiledRoute::default();
+    for (r, rule) in route.spec.rules.iter().flatten().enumerate() {
+        let mut cx =
+            RuleContext { owner: &owner, rule: r, store, diagnostics: &mut *diagnostics, compiled: &mut compiled };
+        cx.rule(rule, backends);
+    }
+    compiled
+}
+
+struct RuleContext<'a> {
+    owner: &'a Arc<ObjectRef>,
+    rule: usize,
+    store: &'a Store,
+    diagnostics: &'a mut Vec<Diagnostic>,
+    compiled: &'a mut CompiledRoute,
+}
+
+impl RuleContext<'_> {
+    fn problem(&mut self, field: String, reason: String) {
+        self.diagnostics.push(Diagnostic::object((**self.owner).clone(), field, reason));
+    }
+
+    fn field(&self, rest: &str) -> String {
+        format!("spec.rules[{}].{rest}", self.rule)
+    }
+
+    fn rule(&mut self, rule: &HttpRouteRules, ids: &mut BackendIds) {
+        let action = self.action(rule, ids);
+        let mut edits = HeaderEdits::default();
+        let mut response = HeaderEdits::default();
+        let mut path_rewrite = None;
+        let mut redirect = None;
+        let mut invalid = false;
+        for (f, filter) in rule.filters.iter().flatten().enumerate() {
+            let at = self.field(&format!("filters[{f}]"));
+            match self.filter(filter, &mut edits, &mut response, &mut path_rewrite, &mut redirect) {
+                Ok(()) => {}
+                Err(Problem::Invalid(reason)) => {
+                    self.problem(at, reason);
+                    invalid = true;
+                }
+                Err(Problem::Unsupported(reason)) => {
+                    self.problem(at, reason.clone());
+                    self.compiled.unsupported.get_or_insert(reason);
+                }
+            }
+        }
+        let policy = self.policy(rule);
+        let default_match = [HttpRouteRulesMatches::default()];
+        let matches = rule.matches.as_deref().filter(|m| !m.is_empty()).unwrap_or(&default_match);
+        for (m, spec) in matches.iter().enumerate() {
+            let Some((path, conditions, rank)) = self.read_match(m, spec) else {
+                continue;
+            };
+            let mut filters = Vec::new();
+            let prefix = match &path {
+                GatewayPath::Prefix(prefix) => Some(prefix.clone()),
+                _ => None,
+            };
+            let mut bad = invalid;
+            if let Some(rewrite) = &path_rewrite {
+                match modifier(rewrite, prefix.as_deref()) {
+                    Some(modifier) => filters.push(Filter::SetPath(modifier)),
+                    None => bad = true,
+                }
+            }
+            if !edits.is_empty() {
+                filters.push(Filter::RequestHeaders(edits.clone()));
+            }
+            if !response.is_empty() {
+                filters.push(Filter::ResponseHeaders(response.clone()));
+            }
+            let action = match (&redirect, bad) {
+                (_, true) => Action::Fail(StatusCode::INTERNAL_SERVER_ERROR),
+                (Some((code, parts)), false) => match redirect_parts(parts, prefix.as_deref()) {
+                    Some(parts) => Action::Redirect(Redirect { code: *code, location: Location::Parts(parts) }),
+                    None => Action::Fail(StatusCode::INTERNAL_SERVER_ERROR),
+                },
+                (None, false) => match &action {
+                    Some(forward) => {
+                        let mut forward = forward.clone();
+                        forward.policy = policy.clone();
+                        Action::Forward(forward)
+                    }
+                    None => Action::Fail(StatusCode::INTERNAL_SERVER_ERROR),
+                },
+            };
+            let route = Route {
+                owner: self.owner.clone(),
+                label: Route::label_of(self.owner),
+                conditions: conditions.into(),
+                filters: filters.into(),
+                action,
+            };
+            self.compiled.matches.push(CompiledMatch { path, route, rank, position: (self.rule, m) });
+        }
+    }
+
+    /// The rule's weighted backends; `None` when none can take a request (500).
+    fn action(&mut self, rule: &HttpRouteRules, ids: &mut BackendIds) -> Option<Forward> {
+        let mut backends = Vec::new();
+        for (b, backend) in rule.backend_refs.iter().flatten().enumerate() {
+            let at = self.field(&format!("backendRefs[{b}]"));
+            let weight = u32::try_from(backend.weight.unwrap_or(1)).unwrap_or(0);
+            if backend.filters.as_ref().is_some_and(|f| !f.is_empty()) {
+                let reason = "filters on a backendRef are not supported; put them on the rule".to_owned();
+                self.problem(at.clone(), reason.clone());
+                self.compiled.unsupported.get_or_insert(reason);
+            }
+            let target = (backend.group.as_deref(), backend.kind.as_deref(), backend.namespace.as_deref());
+            let id = match self.backend(target, &backend.name, backend.port) {
+                Ok(key) => ids.id(key),
+                Err((reason, message)) => {
+                    self.problem(at, message.clone());
+                    self.compiled.unresolved.get_or_insert((reason, message));
+                    BackendId::UNRESOLVED
+                }
+            };
+            backends.push(WeightedBackend { id, weight });
+        }
+        if backends.iter().all(|b| b.weight == 0) {
+            return None;
+        }
+        Some(Forward { backends: backends.into(), policy: Arc::default(), balance: Balance::RoundRobin, errors: None })
+    }
+
+    /// A backendRef: a Service port in this namespace, or in another one that allows it.
+    fn backend(
+        &self,
+        (group, kind, namespace): (Option<&str>, Option<&str>, Option<&str>),
+        name: &str,
+        port: Option<i32>,
+    ) -> Result<BackendKey, (&'static str, String)> {
+        let (group, kind) = (group.unwrap_or(""), kind.unwrap_or("Service"));
+        if !group.is_empty() || kind != "Service" {
+            return Err(("InvalidKind", format!("backend kind {group}/{kind} is not supported; only Service")));
+        }
+        let namespace = namespace.unwrap_or(&self.owner.namespace);
+        if namespace != self.owner.namespace
+            && !refs::granted(self.store, ("HTTPRoute", &self.owner.namespace), ("", "Service", namespace, name))
+        {
+            return Err(("RefNotPermitted", format!("no ReferenceGrant in {namespace} allows Service {name}")));
+        }
+        let service = ObjectKey::new(namespace, name);
+        let Some(found) = self.store.services.get(&service) else {
+            return Err(("BackendNotFound", format!("Service {namespace}/{name} does not exist")));
+        };
+        let Some(port) = port else {
+            return Err(("BackendNotFound", format!("Service {namespace}/{name}: port is required")));
+        };
+        let ports = found.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or_default();
+        if !ports.iter().any(|p| p.port == port) {
+            return Err(("BackendNotFound", format!("Service {namespace}/{name} has no port {port}")));
+        }
+        Ok(BackendKey { service, port: PortRef::Number(port), options: Default::default() })
+    }
+
+    fn policy(&mut self, rule: &HttpRouteRules) -> Arc<UpstreamPolicy> {
+        let mut policy = UpstreamPolicy { max_body: None, ..UpstreamPolicy::default() };
+        if let Some(timeouts) = &rule.timeouts {
+            if let Some(text) = timeouts.backend_request.as_deref() {
+                match parse_duration(text) {
+                    Some(d) if !d.is_zero() => policy.read_timeout = d,
+                    Some(_) => {}
+                    None => self.problem(self.field("timeouts.backendRequest"), format!("{text:?} is not a duration")),
+                }
+            }
+        }
+        Arc::new(policy)
+    }
+
+    /// A match's path and conditions; `None` (reported) when a value is invalid.
+    fn read_match(
+        &mut self,
+        index: usize,
+        spec: &HttpRouteRulesMatches,
+    ) -> Option<(GatewayPath, Vec<Condition>, CompiledMatchRank)> {
+        let at = |rest: &str| format!("spec.rules[{}].matches[{index}].{rest}", self.rule);
+        let value = spec.path.as_ref().and_then(|p| p.value.as_deref()).unwrap_or("/");
+        let kind =
+            spec.path.as_ref().and_then(|p| p.r#type.clone()).unwrap_or(HttpRouteRulesMatchesPathType::PathPrefix);
+        let path = match kind {
+            _ if !value.starts_with('/') => Err(format!("{value:?} must start with /")),
+            HttpRouteRulesMatchesPathType::Exact => Ok(GatewayPath::Exact(value.into())),
+            HttpRouteRulesMatchesPathType::PathPrefix => Ok(GatewayPath::Prefix(value.trim_end_matches('/').into())),
+            HttpRouteRulesMatchesPathType::RegularExpression => anchored(value).map(GatewayPath::Regex),
+        };
+        let path = match path {
+            Ok(path) => path,
+            Err(reason) => {
+                self.problem(at("path"), reason);
+                return None;
+            }
+        };
+        let (kind_rank, length) = match &path {
+            GatewayPath::Exact(p) => (0, p.len()),
+            GatewayPath::Regex(_) => (1, value.len()),
+            GatewayPath::Prefix(p) => (2, p.len()),
+        };
+        let mut conditions = Vec::new();
+        if let Some(method) = &spec.method {
+            use HttpRouteRulesMatchesMethod as M;
+            conditions.push(Condition::Method(match method {
+                M::Get => Method::GET,
+                M::Head => Method::HEAD,
+                M::Post => Method::POST,
+                M::Put => Method::PUT,
+                M::Delete => Method::DELETE,
+                M::Connect => Method::CONNECT,
+                M::Options => Method::OPTIONS,
+                M::Trace => Method::TRACE,
+                M::Patch => Method::PATCH,
+            }));
+        }
+        let mut seen = Vec::new();
+        for (h, header) in spec.headers.iter().flatten().enumerate() {
+            let Ok(name) = HeaderName::from_bytes(header.name.as_bytes()) else {
+                self.problem(at(&format!("headers[{h}].name")), format!("{:?} is not a header name", header.name));
+                return None;
+            };
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name.clone());
+            let regex = header.r#type.as_ref() == Some(&HttpRouteRulesMatchesHeadersType::RegularExpression);
+            let value = match value_match(&header.value, regex) {
+                Ok(value) => value,
+                Err(reason) => {
+                    self.problem(at(&format!("headers[{h}].value")), reason);
+                    return None;
+                }
+            };
+            conditions.push(Condition::Header { name, value });
+        }
+        let headers = seen.len();
+        let mut names: Vec<&str> = Vec::new();
+        for (q, param) in spec.query_params.iter().flatten().enumerate() {
+            if names.contains(&param.name.as_str()) {
+                continue;
+            }
+            names.push(&param.name);
+            let regex = param.r#type.as_ref() == Some(&HttpRouteRulesMatchesQueryParamsType::RegularExpression);
+            let value = match value_match(&param.value, regex) {
+                Ok(value) => value,
+                Err(reason) => {
+                    self.problem(at(&format!("queryParams[{q}].value")), reason);
+                    return None;
+                }
+            };
+            conditions.push(Condition::Query { name: param.name.as_str().into(), value });
+        }
+        let queries = names.len();
+        let has_method = spec.method.is_some();
+        use std::cmp::Reverse;
+        Some((path, conditions, (kind_rank, Reverse(length), !has_method, Reverse(headers), Reverse(queries))))
+    }
+
+    fn filter(
+        &mut self,
+        filter: &RuleFilter,
+        edits: &mut HeaderEdits,
+        response: &mut HeaderEdits,
+        rewrite: &mut Option<Rewrite>,
+        redirect: &mut Option<(StatusCode, RedirectSpec)>,
+    ) -> Result<(), Problem> {
+        match filter.r#type {
+            FilterType::RequestHeaderModifier => {
+                let m = filter.request_header_modifier.as_ref().ok_or_else(|| missing("requestHeaderModifier"))?;
+                let set = m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
+                let add = m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
+                header_edits(edits, set, add, m.remove.iter().flatten())
+            }
+            FilterType::ResponseHeaderModifier => {
+                let m = filter.response_header_modifier.as_ref().ok_or_else(|| missing("responseHeaderModifier"))?;
+                let set = m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
+                let add = m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
+                header_edits(response, set, add, m.remove.iter().flatten())
+            }
+            FilterType::RequestRedirect => {
+                let r = filter.request_redirect.as_ref().ok_or_else(|| missing("requestRedirect"))?;
+                let code = match r.status_code.unwrap_or(302) {
+                    code @ (301 | 302 | 303 | 307 | 308) => {
+                        StatusCode::from_u16(code as u16).map_err(|_| bad_code())?
+                    }
+                    _ => return Err(bad_code()),
+                };
+                let path = r.path.as_ref().map(|p| match p.r#type {
+                    HttpRouteRulesFiltersRequestRedirectPathType::ReplaceFullPath => {
+                        Rewrite::Full(p.replace_full_path.clone().unwrap_or_default())
+                    }
+                    HttpRouteRulesFiltersRequestRedirectPathType::ReplacePrefixMatch => {
+                        Rewrite::Prefix(p.replace_prefix_match.clone().unwrap_or_default())
+                    }
+                });
+                let scheme = r.scheme.as_ref().map(|s| match s {
+                    HttpRouteRulesFiltersRequestRedirectScheme::Http => "http",
+                    HttpRouteRulesFiltersRequestRedirectScheme::Https => "https",
+                });
+                let port = match r.port {
+                    None => None,
+                    Some(port) => {
+                        Some(u16::try_from(port).map_err(|_| Problem::Invalid(format!("{port} is not a port")))?)
+                    }
+                };
+                *redirect = Some((code, RedirectSpec { scheme, host: r.hostname.clone(), port, path }));
+                Ok(())
+            }
+            FilterType::UrlRewrite => {
+                let r = filter.url_rewrite.as_ref().ok_or_else(|| missing("urlRewrite"))?;
+                if let Some(host) = &r.hostname {
+                    let value =
+                        HeaderValue::from_str(host).map_err(|_| Problem::Invalid(format!("{host:?} is not a host")))?;
+                    let text = value.to_str().unwrap_or_default().to_owned();
+                    edits.set.push((HOST, Template::fixed(&text)));
+                }
+                if let Some(p) = &r.path {
+                    *rewrite = Some(match p.r#type {
+                        HttpRouteRulesFiltersUrlRewritePathType::ReplaceFullPath => {
+                            Rewrite::Full(p.replace_full_path.clone().unwrap_or_default())
+                        }
+                        HttpRouteRulesFiltersUrlRewritePathType::ReplacePrefixMatch => {
+                            Rewrite::Prefix(p.replace_prefix_match.clone().unwrap_or_default())
+                        }
+                    });
+                }
+                Ok(())
+            }
+            FilterType::RequestMirror => Err(Problem::Unsupported("RequestMirror is not supported yet".into())),
+            FilterType::Cors => Err(Problem::Unsupported("CORS is not supported yet".into())),
+            FilterType::ExternalAuth => Err(Problem::Unsupported("ExternalAuth is not supported".into())),
+            FilterType::ExtensionRef => Err(Problem::Unsupported("ExtensionRef filters are not supported".into())),
+        }
+    }
+}
+
+/// The precedence of a compiled match (see [`CompiledMatch::rank`]).
+type CompiledMatchRank = (u8, std::cmp::Reverse<usize>, bool, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>);
+
+enum Problem {
+    /// The rule answers 500.
+    Invalid(String),
+    /// The route is not accepted.
+    Unsupported(String),
+}
+
+fn missing(field: &str) -> Problem {
+    Problem::Invalid(format!("{field} is required for this filter type"))
+}
+
+fn bad_code() -> Problem {
+    Problem::Invalid("statusCode must be 301, 302, 303, 307 or 308".into())
+}
+
+/// A path rewrite before the match's prefix is known.
+#[derive(Debug, Clone)]
+enum Rewrite {
+    Full(String),
+    Prefix(String),
+}
+
+/// A redirect before the match's prefix is known.
+#[derive(Debug, Clone)]
+struct RedirectSpec {
+    scheme: Option<&'static str>,
+    host: Option<String>,
+    port: Option<u16>,
+    path: Option<Rewrite>,
+}
+
+/// The path modifier for a match with path prefix `prefix`; `None` when a prefix is to be
+/// replaced but the match is not a prefix match.
+fn modifier(rewrite: &Rewrite, prefix: Option<&str>) -> Option<PathModifier> {
+    match rewrite {
+        Rewrite::Full(path) => Some(PathModifier::Full(path.as_str().into())),
+        Rewrite::Prefix(replacement) => {
+            Some(PathModifier::Prefix { matched: prefix?.into(), replacement: replacement.as_str().into() })
+        }
+    }
+}
+
+fn redirect_parts(spec: &RedirectSpec, prefix: Option<&str>) -> Option<RedirectParts> {
+    let path = match &spec.path {
+        None => None,
+        Some(rewrite) => Some(modifier(rewrite, prefix)?),
+    };
+    Some(RedirectParts {
+        scheme: spec.scheme.map(Into::into),
+        host: spec.host.as_deref().map(Into::into),
+        port: spec.port,
+        path,
+    })
+}
+
+fn header_edits<'a>(
+    edits: &mut HeaderEdits,
+    set: impl Iterator<Item = (&'a str, &'a str)>,
+    add: impl Iterator<Item = (&'a str, &'a str)>,
+    remove: impl Iterator<Item = &'a String>,
+) -> Result<(), Problem> {
+    let pair = |(name, value): (&str, &str)| {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Problem::Invalid(format!("{name:?} is not a header name")))?;
+        HeaderValue::from_str(value).map_err(|_| Problem::Invalid(format!("{value:?} is not a header value")))?;
+        Ok::<_, Problem>((name, Template::fixed(value)))
+    };
+    for entry in set {
+        edits.set.push(pair(entry)?);
+    }
+    for entry in add {
+        edits.add.push(pair(entry)?);
+    }
+    for name in remove {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Problem::Invalid(format!("{name:?} is not a header name")))?;
+        edits.remove.push(name);
+    }
+    Ok(())
+}
+
+fn value_match(value: &str, regex: bool) -> Result<ValueMatch, String> {
+    if regex {
+        anchored(value).map(ValueMatch::Regex)
+    } else {
+        Ok(ValueMatch::Exact(value.into()))
+    }
+}
+
+/// A user regex matching whole values, compiled within the size limit.
+fn anchored(pattern: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| format!("{pattern:?} is not a usable regular expression: {e}"))
+}
+
+/// A Gateway API duration (`1h`, `10s`, `500ms`, combined like `1m30s`).
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let number: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, after) = if let Some(after) = rest.strip_prefix("ms") {
+            (Duration::from_millis(number), after)
+        } else if let Some(after) = rest.strip_prefix('s') {
+            (Duration::from_secs(number), after)
+        } else if let Some(after) = rest.strip_prefix('m') {
+            (Duration::from_secs(number.checked_mul(60)?), after)
+        } else if let Some(after) = rest.strip_prefix('h') {
+            (Duration::from_secs(number.checked_mul(3600)?), after)
+        } else {
+            return None;
+        };
+        total = total.checked_add(unit)?;
+        rest = after;
+    }
+    Some(total)
+}

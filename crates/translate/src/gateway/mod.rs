@@ -1,0 +1,140 @@
+//! Gateway API translation: GatewayClasses of ours (`--gateway-controller`), their
+//! Gateways (an address from the pools, listeners validated), the routes attached to those
+//! listeners compiled into the one route model, and the status of each object as the spec
+//! defines it.
+//!
+//! Done in two steps around the address allocation of `l4`: [`prepare`] validates the
+//! Gateways and says which ports each needs; [`finish`] attaches routes to the listeners of
+//! the Gateways that got addresses and builds their frontends.
+
+mod attach;
+mod frontends;
+mod http_route;
+mod listeners;
+mod refs;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use sluice_config::{
+    Diagnostic, GatewayApiStatus, GatewayFrontends, L4Protocol, ObjectRef, ObjectStatus, StatusCondition,
+};
+use sluice_store::{ObjectKey, Store};
+
+use crate::backends::BackendKey;
+use crate::certificates::Secrets;
+use crate::l4::{Allocations, LbPort, LbService};
+use crate::regexes::Regexes;
+
+pub(crate) use listeners::ValidGateway;
+
+/// The controller name Sluice answers to by default (`--gateway-controller`).
+pub const GATEWAY_CONTROLLER: &str = "sluice.dev/gateway-controller";
+
+/// The Gateway API group.
+pub(crate) const GROUP: &str = "gateway.networking.k8s.io";
+
+/// The Gateways of our classes, validated, before addresses are allocated.
+pub(crate) struct Prepared {
+    /// Our GatewayClasses by name, with their generation.
+    classes: BTreeMap<String, i64>,
+    gateways: Vec<ValidGateway>,
+}
+
+impl Prepared {
+    /// Each Gateway as a candidate for an address: its listeners' ports.
+    pub(crate) fn candidates(&self) -> Vec<LbService<'_>> {
+        self.gateways
+            .iter()
+            .map(|gateway| {
+                let mut ports: Vec<LbPort> = gateway
+                    .listeners
+                    .iter()
+                    .map(|l| LbPort { protocol: l.l4_protocol(), port: l.port, name: l.name.clone() })
+                    .collect();
+                ports.sort_by_key(|p| (p.protocol == L4Protocol::Udp, p.port));
+                ports.dedup_by_key(|p| (p.protocol, p.port));
+                LbService::for_gateway(
+                    gateway.object.clone(),
+                    gateway.created.as_ref(),
+                    ports,
+                    gateway.requested.clone(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// What Gateway API translation gives the snapshot.
+pub(crate) struct Translated {
+    /// HTTP and HTTPS frontends.
+    pub frontends: GatewayFrontends,
+    /// The status of every object of ours.
+    pub status: Vec<ObjectStatus>,
+    /// The backends routes point at, in id order from the first id given to [`finish`].
+    pub backends: Vec<Arc<BackendKey>>,
+}
+
+/// Finds our GatewayClasses and validates their Gateways.
+pub(crate) fn prepare(
+    store: &Store,
+    controller: &str,
+    secrets: &Secrets,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Prepared {
+    let classes: BTreeMap<String, i64> = store
+        .gateway_classes
+        .iter()
+        .filter(|(_, class)| class.spec.controller_name == controller)
+        .map(|(key, class)| (key.name.clone(), class.metadata.generation.unwrap_or(1)))
+        .collect();
+    let gateways = store
+        .gateways
+        .iter()
+        .filter(|(_, gateway)| classes.contains_key(&gateway.spec.gateway_class_name))
+        .map(|(key, gateway)| listeners::validate(key, gateway, store, secrets, diagnostics))
+        .collect();
+    Prepared { classes, gateways }
+}
+
+/// Attaches routes to the Gateways' listeners, builds the frontends of the Gateways that
+/// have addresses, and the status of everything. Backend ids start at `first_backend`.
+pub(crate) fn finish(
+    prepared: Prepared,
+    addresses: &Allocations,
+    store: &Store,
+    controller: &str,
+    regexes: &Regexes,
+    first_backend: u32,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Translated {
+    let Prepared { classes, gateways } = prepared;
+    let mut status = Vec::new();
+    for (name, generation) in &classes {
+        status.push(ObjectStatus {
+            object: ObjectRef::new("GatewayClass", "", name),
+            generation: *generation,
+            status: GatewayApiStatus::GatewayClass {
+                conditions: vec![
+                    StatusCondition::yes("Accepted", "Accepted", "handled by Sluice", *generation),
+                    StatusCondition::yes("SupportedVersion", "SupportedVersion", "", *generation),
+                ],
+            },
+        });
+    }
+    let gateways: BTreeMap<ObjectKey, ValidGateway> =
+        gateways.into_iter().map(|g| (ObjectKey::new(&g.object.namespace, &g.object.name), g)).collect();
+    let mut backends = refs::BackendIds::new(first_backend);
+    let attached = attach::http_routes(store, &gateways, controller, regexes, &mut backends, diagnostics);
+    for gateway in gateways.values() {
+        let ips: &[IpAddr] = addresses.get(&gateway.object).map_or(&[], Vec::as_slice);
+        status.push(gateway.status(ips, &attached.counts));
+    }
+    status.extend(attached.status);
+    let frontends = frontends::build(&gateways, addresses, attached.routes);
+    Translated { frontends, status, backends: backends.into_keys() }
+}
+
+#[cfg(test)]
+mod tests;

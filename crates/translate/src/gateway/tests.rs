@@ -1,0 +1,223 @@
+//! Gateway API translation on stores decoded from manifest YAML: classes, addresses,
+//! listener validation, route attachment with the spec's reasons, and match precedence.
+
+use std::net::SocketAddr;
+
+use http::{HeaderMap, Method};
+use serde_json::Value;
+use sluice_config::{Action, BackendId, RequestHead, Snapshot};
+
+use crate::tests::{options, store};
+use crate::{translate, Allocations};
+
+const BASE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: ours}
+spec: {controllerName: sluice.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: theirs}
+spec: {controllerName: example.com/other}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: apps, labels: {team: a}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: apps}
+spec: {ports: [{port: 8080}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: ours
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+  - {name: foo, port: 80, protocol: HTTP, hostname: foo.example.com}
+  - name: team
+    port: 8080
+    protocol: HTTP
+    allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {team: a}}}}
+  - {name: clash, port: 8080, protocol: HTTPS, tls: {certificateRefs: [{name: missing}]}}
+  - {name: dns, port: 53, protocol: UDP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: other, namespace: default}
+spec:
+  gatewayClassName: theirs
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+"#;
+
+fn run(extra: &str) -> Snapshot {
+    let mut options = options();
+    options.lb_pools = vec!["127.0.30.1-127.0.30.9".parse().unwrap()];
+    translate(&store(&format!("{BASE}---\n{extra}")), &options, &Allocations::new(), 1)
+}
+
+fn status(snapshot: &Snapshot, kind: &str, name: &str) -> Value {
+    let found = snapshot.gateway_status.iter().find(|s| s.object.kind == kind && s.object.name == name);
+    serde_json::to_value(found.unwrap_or_else(|| panic!("no status for {kind} {name}"))).unwrap()
+}
+
+fn condition(conditions: &Value, kind: &str) -> (String, String) {
+    let found = conditions.as_array().unwrap().iter().find(|c| c["type"] == kind).unwrap();
+    (found["status"].as_str().unwrap().to_owned(), found["reason"].as_str().unwrap().to_owned())
+}
+
+fn parent(snapshot: &Snapshot, route: &str, index: usize, kind: &str) -> (String, String) {
+    condition(&status(snapshot, "HTTPRoute", route)["parents"][index]["conditions"], kind)
+}
+
+/// Which backend (or status) serves `host` and `path` on the frontend at `address`.
+fn served(snapshot: &Snapshot, address: &str, host: &str, path: &str, method: Method) -> Option<String> {
+    let address: SocketAddr = address.parse().unwrap();
+    let headers = HeaderMap::new();
+    let head = RequestHead { method: &method, query: None, headers: &headers };
+    let route = snapshot.gateways.get(&address)?.route(Some(host), path, &head)?;
+    Some(match &route.action {
+        Action::Forward(forward) => {
+            let id = forward.backends[0].id;
+            if id == BackendId::UNRESOLVED {
+                "unresolved".into()
+            } else {
+                snapshot.backend(id).map(|b| b.service.name.clone()).unwrap_or_default()
+            }
+        }
+        Action::Redirect(r) => format!("redirect {}", r.code.as_u16()),
+        Action::Fail(code) => format!("fail {}", code.as_u16()),
+    })
+}
+
+#[test]
+fn our_classes_and_gateways_get_status_and_an_address() {
+    let snapshot = run("");
+    let class = status(&snapshot, "GatewayClass", "ours");
+    assert_eq!(condition(&class["conditions"], "Accepted"), ("True".into(), "Accepted".into()));
+    assert!(!snapshot.gateway_status.iter().any(|s| s.object.name == "theirs" || s.object.name == "other"));
+    let gateway = status(&snapshot, "Gateway", "gw");
+    assert_eq!(gateway["addresses"][0]["value"], "127.0.30.1");
+    assert_eq!(condition(&gateway["conditions"], "Programmed"), ("True".into(), "Programmed".into()));
+    let listener =
+        |name: &str| gateway["listeners"].as_array().unwrap().iter().find(|l| l["name"] == name).unwrap().clone();
+    assert_eq!(condition(&listener("http")["conditions"], "Programmed").0, "True");
+    assert_eq!(condition(&listener("clash")["conditions"], "Conflicted"), ("True".into(), "ProtocolConflict".into()));
+    assert_eq!(
+        condition(&listener("clash")["conditions"], "ResolvedRefs"),
+        ("False".into(), "InvalidCertificateRef".into())
+    );
+    assert_eq!(condition(&listener("dns")["conditions"], "Accepted"), ("False".into(), "UnsupportedProtocol".into()));
+    // Frontends only for the HTTP listeners of our Gateway.
+    let frontends: Vec<String> = snapshot.gateways.iter().map(|(a, _)| a.to_string()).collect();
+    assert_eq!(frontends, ["127.0.30.1:80", "127.0.30.1:8080"]);
+    // The Gateway's address is allocated like a Service's, recorded under its kind.
+    assert!(snapshot.l4.addresses.keys().any(|o| o.kind == "Gateway" && o.name == "gw"));
+}
+
+#[test]
+fn routes_attach_by_parent_ref_with_the_specs_reasons() {
+    let routes = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: plain, namespace: default}
+spec:
+  parentRefs: [{name: gw, sectionName: http}, {name: gw, sectionName: nope}, {name: other}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: foreign, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: default, sectionName: http}, {name: gw, namespace: default, port: 8080}]
+  rules: [{backendRefs: [{name: api, port: 8080}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: hosts, namespace: default}
+spec:
+  parentRefs: [{name: gw, sectionName: foo}]
+  hostnames: [bar.example.com]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: refs, namespace: default}
+spec:
+  parentRefs: [{name: gw, sectionName: foo}]
+  rules:
+  - backendRefs: [{name: api, namespace: apps, port: 8080}]
+"#;
+    let snapshot = run(routes);
+    assert_eq!(parent(&snapshot, "plain", 0, "Accepted"), ("True".into(), "Accepted".into()));
+    assert_eq!(parent(&snapshot, "plain", 1, "Accepted"), ("False".into(), "NoMatchingParent".into()));
+    assert_eq!(status(&snapshot, "HTTPRoute", "plain")["parents"].as_array().unwrap().len(), 2, "no entry for theirs");
+    assert_eq!(parent(&snapshot, "foreign", 0, "Accepted"), ("False".into(), "NotAllowedByListeners".into()));
+    assert_eq!(parent(&snapshot, "foreign", 1, "Accepted"), ("True".into(), "Accepted".into()));
+    assert_eq!(parent(&snapshot, "hosts", 0, "Accepted"), ("False".into(), "NoMatchingListenerHostname".into()));
+    assert_eq!(parent(&snapshot, "refs", 0, "ResolvedRefs"), ("False".into(), "RefNotPermitted".into()));
+    assert_eq!(served(&snapshot, "127.0.30.1:80", "foo.example.com", "/", Method::GET).as_deref(), Some("unresolved"));
+    assert_eq!(served(&snapshot, "127.0.30.1:80", "x.test", "/", Method::GET).as_deref(), Some("web"));
+    assert_eq!(served(&snapshot, "127.0.30.1:8080", "x.test", "/", Method::GET).as_deref(), Some("api"));
+    let gateway = status(&snapshot, "Gateway", "gw");
+    let attached: Vec<i64> =
+        gateway["listeners"].as_array().unwrap().iter().map(|l| l["attachedRoutes"].as_i64().unwrap()).collect();
+    assert_eq!(attached, [1, 1, 1, 0, 0]);
+
+    // A ReferenceGrant in the Service's namespace permits the reference.
+    let grant = r#"---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: allow, namespace: apps}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default}]
+  to: [{group: "", kind: Service, name: api}]
+"#;
+    let snapshot = run(&format!("{routes}{grant}"));
+    assert_eq!(parent(&snapshot, "refs", 0, "ResolvedRefs"), ("True".into(), "ResolvedRefs".into()));
+    assert_eq!(served(&snapshot, "127.0.30.1:80", "foo.example.com", "/", Method::GET).as_deref(), Some("api"));
+}
+
+#[test]
+fn matches_follow_gateway_api_precedence_across_routes() {
+    let routes = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: a, namespace: default, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /}}]
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /api}, method: POST}]
+    filters: [{type: RequestRedirect, requestRedirect: {statusCode: 301}}]
+  - matches: [{path: {type: Exact, value: /api/v1}}]
+    filters: [{type: RequestRedirect, requestRedirect: {statusCode: 308}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: b, namespace: default, creationTimestamp: "2026-02-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    backendRefs: [{name: missing, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /}}]
+    filters: [{type: RequestRedirect, requestRedirect: {statusCode: 307}}]
+"#;
+    let snapshot = run(routes);
+    let at = |path: &str, method: Method| served(&snapshot, "127.0.30.1:80", "x.test", path, method);
+    assert_eq!(at("/api/v1", Method::GET).as_deref(), Some("redirect 308"), "exact first");
+    assert_eq!(at("/api/v2", Method::POST).as_deref(), Some("redirect 301"), "then the method match");
+    assert_eq!(at("/api/v2", Method::GET).as_deref(), Some("unresolved"), "then the longest prefix");
+    assert_eq!(at("/apis", Method::GET).as_deref(), Some("web"), "prefixes match whole segments; older route wins");
+    assert_eq!(parent(&snapshot, "b", 0, "ResolvedRefs"), ("False".into(), "BackendNotFound".into()));
+}
