@@ -1,5 +1,6 @@
-//! Cross-Origin Resource Sharing as ingress-nginx's `enable-cors` does it: Sluice answers
-//! preflights itself and sets the CORS headers on every response to an allowed origin.
+//! Cross-Origin Resource Sharing as ingress-nginx's `enable-cors` and Gateway API's CORS
+//! filter do it: Sluice answers preflights itself and sets the CORS headers on every
+//! response to an allowed origin.
 //! Every header value is built at translation; serving compares the `Origin` and copies.
 
 use http::header::{self, HeaderName, HeaderValue};
@@ -19,6 +20,12 @@ pub struct Cors {
     pub allow_credentials: bool,
     /// `Access-Control-Max-Age`, seconds.
     pub max_age: HeaderValue,
+    /// Any method is allowed (`*`): a preflight gets its `Access-Control-Request-Method`
+    /// back.
+    pub echo_methods: bool,
+    /// Any header is allowed (`*`): a preflight gets its `Access-Control-Request-Headers`
+    /// back.
+    pub echo_headers: bool,
 }
 
 /// The origins a route shares with.
@@ -26,6 +33,8 @@ pub struct Cors {
 pub enum CorsOrigins {
     /// `*`: every request gets `Access-Control-Allow-Origin: *`, `Origin` or not.
     Any,
+    /// Every origin, named back to it (credentials cannot be shared with `*`).
+    AnyNamed,
     /// Only these (an empty list shares with nobody).
     List(Box<[OriginPattern]>),
 }
@@ -38,6 +47,8 @@ pub struct OriginPattern {
     head: Box<str>,
     /// With a wildcard: the lower-cased text after it (`.example.com:8443`).
     tail: Option<Box<str>>,
+    /// The wildcard stands for one label or more (Gateway API), not exactly one.
+    deep: bool,
 }
 
 impl OriginPattern {
@@ -46,7 +57,7 @@ impl OriginPattern {
     pub fn parse(origin: &str) -> Option<Self> {
         let origin = origin.trim().to_ascii_lowercase();
         if origin == "null" {
-            return Some(Self { head: origin.into(), tail: None });
+            return Some(Self { head: origin.into(), tail: None, deep: false });
         }
         let (scheme, rest) = origin.split_once("://")?;
         if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_lowercase()) {
@@ -66,9 +77,17 @@ impl OriginPattern {
             return None;
         }
         Some(match wildcard {
-            true => Self { head: format!("{scheme}://").into(), tail: Some(format!(".{host_port}").into()) },
-            false => Self { head: origin.into(), tail: None },
+            true => {
+                Self { head: format!("{scheme}://").into(), tail: Some(format!(".{host_port}").into()), deep: false }
+            }
+            false => Self { head: origin.into(), tail: None, deep: false },
         })
+    }
+
+    /// Parses an origin of Gateway API's `allowOrigins`: as [`OriginPattern::parse`], but a
+    /// `*.` wildcard stands for one label or more.
+    pub fn parse_deep(origin: &str) -> Option<Self> {
+        Self::parse(origin).map(|pattern| Self { deep: pattern.tail.is_some(), ..pattern })
     }
 
     /// Whether the request's `Origin` is this one.
@@ -83,9 +102,12 @@ impl OriginPattern {
                 let Some((label, end)) = split else {
                     return false;
                 };
+                let label_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || (self.deep && b == b'.');
                 end.eq_ignore_ascii_case(tail)
                     && !label.is_empty()
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('.')
+                    && !label.ends_with('.')
+                    && label.bytes().all(label_byte)
             }
         }
     }
@@ -111,6 +133,7 @@ impl Cors {
     pub fn allow_origin(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
         match &self.origins {
             CorsOrigins::Any => Some(HeaderValue::from_static("*")),
+            CorsOrigins::AnyNamed => origin.cloned(),
             CorsOrigins::List(patterns) => {
                 let origin = origin?;
                 let text = origin.to_str().ok()?;
@@ -120,14 +143,22 @@ impl Cors {
     }
 
     /// The CORS headers for an allowed origin, `allow_origin` as [`Cors::allow_origin`]
-    /// returned it; they replace any the backend sent.
-    pub fn headers(&self, allow_origin: HeaderValue) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+    /// returned it; they replace any the backend sent. `preflight` holds the preflight's
+    /// request headers (what it asks for is named back where anything is allowed).
+    pub fn headers(
+        &self,
+        allow_origin: HeaderValue,
+        preflight: Option<&http::HeaderMap>,
+    ) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
         let credentials = self.allow_credentials.then(|| HeaderValue::from_static("true"));
+        let asked = |echo: bool, name: HeaderName| preflight.filter(|_| echo).and_then(|h| h.get(name)).cloned();
+        let methods = asked(self.echo_methods, header::ACCESS_CONTROL_REQUEST_METHOD);
+        let headers = asked(self.echo_headers, header::ACCESS_CONTROL_REQUEST_HEADERS);
         [
             Some((header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin)),
             credentials.map(|v| (header::ACCESS_CONTROL_ALLOW_CREDENTIALS, v)),
-            Some((header::ACCESS_CONTROL_ALLOW_METHODS, self.allow_methods.clone())),
-            Some((header::ACCESS_CONTROL_ALLOW_HEADERS, self.allow_headers.clone())),
+            Some((header::ACCESS_CONTROL_ALLOW_METHODS, methods.unwrap_or_else(|| self.allow_methods.clone()))),
+            Some((header::ACCESS_CONTROL_ALLOW_HEADERS, headers.unwrap_or_else(|| self.allow_headers.clone()))),
             self.expose_headers.clone().map(|v| (header::ACCESS_CONTROL_EXPOSE_HEADERS, v)),
             Some((header::ACCESS_CONTROL_MAX_AGE, self.max_age.clone())),
         ]
@@ -155,6 +186,9 @@ mod tests {
         assert!(!wild.matches("http://a.example.com"));
         assert!(!wild.matches("https://é.example.co"), "never splits a character");
         assert!(OriginPattern::parse("null").unwrap().matches("null"));
+        let deep = OriginPattern::parse_deep("https://*.example.com").unwrap();
+        assert!(deep.matches("https://a.b.example.com") && deep.matches("https://a.example.com"));
+        assert!(!deep.matches("https://.a.example.com") && !deep.matches("https://example.com"));
         for bad in ["example.com", "https://", "https://a b", "https://a:x", "https://a/b", "*"] {
             assert!(OriginPattern::parse(bad).is_none(), "{bad}");
         }
@@ -169,12 +203,20 @@ mod tests {
             expose_headers: None,
             allow_credentials: true,
             max_age: HeaderValue::from_static("5"),
+            echo_methods: false,
+            echo_headers: true,
         };
         let origin = HeaderValue::from_static("https://a.test");
         assert_eq!(cors.allow_origin(Some(&origin)), Some(origin.clone()));
         assert_eq!(cors.allow_origin(Some(&HeaderValue::from_static("https://b.test"))), None);
         assert_eq!(cors.allow_origin(None), None);
-        let names: Vec<_> = cors.headers(origin).map(|(name, _)| name).collect();
+        let names: Vec<_> = cors.headers(origin.clone(), None).map(|(name, _)| name).collect();
         assert_eq!(names.len(), 5);
+        let mut asked = http::HeaderMap::new();
+        asked.insert(header::ACCESS_CONTROL_REQUEST_HEADERS, HeaderValue::from_static("x-b"));
+        asked.insert(header::ACCESS_CONTROL_REQUEST_METHOD, HeaderValue::from_static("PUT"));
+        let sent: Vec<_> = cors.headers(origin, Some(&asked)).collect();
+        assert!(sent.contains(&(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("x-b"))));
+        assert!(sent.contains(&(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET"))));
     }
 }

@@ -222,19 +222,45 @@ pub enum Filter {
     ClientCertificate(Arc<crate::ClientCertCheck>),
 }
 
-/// Where request copies go.
+/// Where request copies go, and which requests are copied.
 #[derive(Debug, Clone)]
 pub struct Mirror {
-    /// `http://host[:port]` followed by a path template (`$request_uri` and the like).
-    pub target: Template,
-    /// The `Host` of the copies (`mirror-host`; default the target's host).
-    pub host: HeaderValue,
+    /// The target.
+    pub to: MirrorTo,
     /// Whether the body is copied too (`mirror-request-body`, default on).
     pub body: bool,
-    /// Cleartext for `http://` targets; for `https://`, TLS built at translation, without
-    /// verification (as nginx's default `proxy_ssl_verify off`) and with the target's name
-    /// as SNI.
-    pub transport: Transport,
+    /// Copy only this share of requests (`numerator` out of `denominator`, drawn at random
+    /// for each); `None` copies every request.
+    pub share: Option<(u32, u32)>,
+}
+
+impl Mirror {
+    /// Whether this request is copied (its share drawn at random).
+    pub fn draws(&self) -> bool {
+        match self.share {
+            None => true,
+            Some((numerator, denominator)) => fastrand::u32(..denominator.max(1)) < numerator,
+        }
+    }
+}
+
+/// A mirror's target.
+#[derive(Debug, Clone)]
+pub enum MirrorTo {
+    /// A URL (ingress-nginx's `mirror-target`).
+    Url {
+        /// `http://host[:port]` followed by a path template (`$request_uri` and the like).
+        target: Template,
+        /// The `Host` of the copies (`mirror-host`; default the target's host).
+        host: HeaderValue,
+        /// Cleartext for `http://` targets; for `https://`, TLS built at translation,
+        /// without verification (as nginx's default `proxy_ssl_verify off`) and with the
+        /// target's name as SNI.
+        transport: Transport,
+    },
+    /// An endpoint of a backend, with the request's own path and `Host` (Gateway API's
+    /// RequestMirror).
+    Backend(BackendId),
 }
 
 /// How the upstream path is rewritten.
@@ -451,6 +477,9 @@ pub struct UpstreamPolicy {
     pub max_body: Option<u64>,
     /// When another endpoint is tried.
     pub retry: RetryPolicy,
+    /// Time for the whole exchange up to the response head, retries included (Gateway API's
+    /// `timeouts.request`); past it the client gets 504. `None` for no limit.
+    pub request_timeout: Option<Duration>,
 }
 
 impl Default for UpstreamPolicy {
@@ -463,6 +492,7 @@ impl Default for UpstreamPolicy {
             http10: false,
             max_body: Some(1024 * 1024),
             retry: RetryPolicy::default(),
+            request_timeout: None,
         }
     }
 }

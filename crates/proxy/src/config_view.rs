@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 use sluice_config::{
-    Action, AddressSet, Authentication, Balance, Condition, CorsOrigins, Filter, HeaderEdits, PathModifier, Route,
-    Satisfy, Snapshot, ValueMatch,
+    Action, AddressSet, Authentication, Balance, Condition, CorsOrigins, Filter, HeaderEdits, MirrorTo, PathModifier,
+    Route, Satisfy, Snapshot, ValueMatch,
 };
 
 /// One route of a group: its conditions, filters and weighted backends (or redirect).
@@ -75,12 +75,17 @@ fn describe_filter(filter: &Filter) -> String {
         Filter::RequestHeaders(e) => format!("request headers: {}", edits(e)),
         Filter::ResponseHeaders(e) => format!("response headers: {}", edits(e)),
         Filter::Hsts(value) => format!("hsts {}", value.to_str().unwrap_or_default()),
-        Filter::Mirror(mirror) => format!(
-            "mirror to {} (Host {}, body {})",
-            mirror.target,
-            mirror.host.to_str().unwrap_or_default(),
-            if mirror.body { "on" } else { "off" }
-        ),
+        Filter::Mirror(mirror) => {
+            let share = mirror.share.map(|(n, d)| format!(", {n}/{d} of requests")).unwrap_or_default();
+            match &mirror.to {
+                MirrorTo::Url { target, host, .. } => format!(
+                    "mirror to {target} (Host {}, body {}{share})",
+                    host.to_str().unwrap_or_default(),
+                    if mirror.body { "on" } else { "off" }
+                ),
+                MirrorTo::Backend(id) => format!("mirror to backend {}{share}", id.0),
+            }
+        }
         Filter::Access(access) => {
             let list = |set: &Option<AddressSet>| set.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
             let satisfy = if access.satisfy == Satisfy::Any { "any" } else { "all" };
@@ -103,6 +108,7 @@ fn describe_filter(filter: &Filter) -> String {
         Filter::Cors(cors) => {
             let origins = match &cors.origins {
                 CorsOrigins::Any => "*".to_owned(),
+                CorsOrigins::AnyNamed => "* (named back)".to_owned(),
                 CorsOrigins::List(list) => list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             };
             format!("cors: origins {origins}; credentials {}", if cors.allow_credentials { "on" } else { "off" })

@@ -106,7 +106,7 @@ pub(crate) fn on_request<'r>(
             Filter::RequestHeaders(request) => edits = Some(request),
             Filter::Cors(cors) if parts.method == Method::OPTIONS => {
                 if let Some(origin) = cors.allow_origin(parts.headers.get(header::ORIGIN)) {
-                    return Err(Box::new(preflight(cors, origin)));
+                    return Err(Box::new(preflight(cors, origin, &parts.headers)));
                 }
             }
             _ => {}
@@ -124,10 +124,10 @@ fn set_target(parts: &mut Parts, target: &str) -> Result<(), Box<Response<ProxyB
 }
 
 /// ingress-nginx's answer to a preflight from an allowed origin: 204 with the CORS headers.
-fn preflight(cors: &Cors, origin: HeaderValue) -> Response<ProxyBody> {
+fn preflight(cors: &Cors, origin: HeaderValue, asked: &HeaderMap) -> Response<ProxyBody> {
     let mut response = crate::responses::empty(StatusCode::NO_CONTENT);
     let headers = response.headers_mut();
-    headers.extend(cors.headers(origin));
+    headers.extend(cors.headers(origin, Some(asked)));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain charset=UTF-8"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     response
@@ -267,7 +267,7 @@ impl<'r> ResponseFilters<'r> {
         }
         if let Some((cors, origin)) = self.cors {
             // They replace the backend's, as nginx's `more_set_headers`.
-            for (name, value) in cors.headers(origin) {
+            for (name, value) in cors.headers(origin, None) {
                 response.headers_mut().insert(name, value);
             }
         }

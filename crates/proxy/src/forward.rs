@@ -115,19 +115,33 @@ impl DataPlane {
                 backend = picked.and_then(|id| snapshot.backend(id));
                 let https = downstream.scheme == Scheme::Https;
                 let edits = edits.zip(arrival.as_ref());
-                let mirror = route.filters.iter().find_map(|filter| match filter {
+                let mirrors = route.filters.iter().filter_map(|filter| match filter {
                     Filter::Mirror(mirror) => Some(mirror),
                     _ => None,
                 });
-                let copy = mirror.zip(arrival.as_ref()).and_then(|(mirror, arrival)| {
-                    self.start_mirror(mirror, arrival, &parts, !body.is_end_stream(), &forward.policy)
-                });
+                let copy = match &arrival {
+                    Some(arrival) => mirrors
+                        .filter_map(|mirror| {
+                            let has_body = !body.is_end_stream();
+                            self.start_mirror(mirror, &snapshot, arrival, &parts, has_body, &forward.policy)
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
                 let first = backend.and_then(|chosen| {
                     let choice = balance::first(&forward.balance, chosen, &parts, arrival.as_ref(), https)?;
                     Some(Target { backend: chosen, forward, choice, copy })
                 });
                 let answer = match (first, pages) {
-                    (Some(target), _) => self.forward(downstream, target, edits, (parts, body)).await,
+                    (Some(target), _) => {
+                        let forwarded = self.forward(downstream, target, edits, (parts, body));
+                        match forward.policy.request_timeout {
+                            None => forwarded.await,
+                            Some(limit) => {
+                                tokio::time::timeout(limit, forwarded).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT))
+                            }
+                        }
+                    }
                     (None, Some(pages)) if pages.when_unavailable => {
                         let request = (parts, body);
                         self.unavailable(downstream, &snapshot, pages, forward, edits, request).await
@@ -330,7 +344,7 @@ pub(crate) struct Target<'a> {
     pub forward: &'a Forward,
     pub choice: Choice,
     /// Where the body is copied for a mirror.
-    pub copy: Option<mpsc::Sender<Chunk>>,
+    pub copy: Vec<mpsc::Sender<Chunk>>,
 }
 
 /// Why an upstream attempt failed.

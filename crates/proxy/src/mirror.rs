@@ -1,5 +1,5 @@
-//! Request mirroring (ingress-nginx `mirror-target`): a copy of the request goes to another
-//! URL from its own task, and its answer is dropped. The copy never slows or fails the
+//! Request mirroring (ingress-nginx `mirror-target`, Gateway API's RequestMirror): a copy
+//! of the request goes to another URL or backend from its own task, and its answer is dropped. The copy never slows or fails the
 //! request itself: its body is fed from the client's body as it streams past, through a
 //! bounded queue; when the mirror falls behind, its copy is abandoned (the mirror request is
 //! aborted, never sent truncated as if complete).
@@ -9,19 +9,37 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use http::header;
+use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Uri};
 use http_body_util::{Either, Empty};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use sluice_config::{Mirror, Transport, UpstreamPolicy};
+use sluice_config::{Mirror, MirrorTo, Snapshot, Transport, UpstreamPolicy};
 use tokio::sync::mpsc;
 
 use crate::filters::Arrival;
 use crate::headers::strip_hop_by_hop;
 use crate::timeouts::SendProgress;
 use crate::DataPlane;
+
+/// Where a copy is sent.
+enum Destination {
+    /// A host name (or address) and the scheme's default port, resolved when sending.
+    Named(http::uri::Authority, u16),
+    /// An endpoint of a backend.
+    Endpoint(std::net::SocketAddr),
+}
+
+impl Destination {
+    /// An address for an HTTP/2 `:authority` when the request has no `Host`.
+    fn endpoint_hint(&self) -> std::net::SocketAddr {
+        match self {
+            Destination::Endpoint(endpoint) => *endpoint,
+            Destination::Named(..) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        }
+    }
+}
 
 /// Body chunks queued for a mirror before it is abandoned.
 const QUEUE: usize = 64;
@@ -38,24 +56,20 @@ pub(crate) enum Chunk {
 #[derive(Debug)]
 pub(crate) struct Teed {
     inner: Incoming,
-    copy: Option<mpsc::Sender<Chunk>>,
+    copies: Vec<mpsc::Sender<Chunk>>,
     /// `None` when the body was complete before sending began.
     progress: Option<Arc<SendProgress>>,
 }
 
 impl Teed {
-    /// `inner`, copied to `copy` when given.
-    pub(crate) fn new(inner: Incoming, copy: Option<mpsc::Sender<Chunk>>, progress: Option<Arc<SendProgress>>) -> Self {
-        Self { inner, copy, progress }
+    /// `inner`, copied to each of `copies`.
+    pub(crate) fn new(inner: Incoming, copies: Vec<mpsc::Sender<Chunk>>, progress: Option<Arc<SendProgress>>) -> Self {
+        Self { inner, copies, progress }
     }
 
-    fn offer(&mut self, chunk: Chunk) {
-        if let Some(copy) = &self.copy {
-            if copy.try_send(chunk).is_err() {
-                // Full (the mirror is slow) or gone: the mirror's copy is abandoned.
-                self.copy = None;
-            }
-        }
+    fn offer(&mut self, chunk: impl Fn() -> Chunk) {
+        // Full (the mirror is slow) or gone: that mirror's copy is abandoned.
+        self.copies.retain(|copy| copy.try_send(chunk()).is_ok());
     }
 }
 
@@ -69,18 +83,18 @@ impl Body for Teed {
             progress.polled(&polled);
         }
         let frame = ready!(polled);
-        if self.copy.is_some() {
+        if !self.copies.is_empty() {
             match &frame {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
-                        self.offer(Chunk::Data(data.clone()));
+                        self.offer(|| Chunk::Data(data.clone()));
                     }
                 }
                 None => {
-                    self.offer(Chunk::End);
-                    self.copy = None;
+                    self.offer(|| Chunk::End);
+                    self.copies.clear();
                 }
-                Some(Err(_)) => self.copy = None,
+                Some(Err(_)) => self.copies.clear(),
             }
         }
         Poll::Ready(frame)
@@ -139,27 +153,47 @@ impl DataPlane {
     pub(crate) fn start_mirror(
         self: &Arc<Self>,
         mirror: &Mirror,
+        snapshot: &Snapshot,
         arrival: &Arrival<'_>,
         parts: &Parts,
         has_body: bool,
         policy: &UpstreamPolicy,
     ) -> Option<mpsc::Sender<Chunk>> {
-        let mut url = String::new();
-        mirror.target.render(&arrival.facts(parts), None, &mut url);
-        let target = url.parse::<Uri>().ok()?;
-        let default_port = match (target.scheme(), &mirror.transport) {
-            (Some(scheme), Transport::Tls(_)) if *scheme == Scheme::HTTPS => 443,
-            (Some(scheme), Transport::Http1) if *scheme == Scheme::HTTP => 80,
-            _ => return None,
-        };
-        let authority = target.authority()?.clone();
+        if !mirror.draws() {
+            return None;
+        }
         let mut head = Request::new(());
         *head.method_mut() = parts.method.clone();
-        *head.uri_mut() = Uri::from(target.path_and_query().cloned().unwrap_or(PathAndQuery::from_static("/")));
         *head.headers_mut() = parts.headers.clone();
         let (mut head, ()) = head.into_parts();
         strip_hop_by_hop(&mut head.headers, false);
-        head.headers.insert(header::HOST, mirror.host.clone());
+        let (destination, transport) = match &mirror.to {
+            MirrorTo::Url { target, host, transport } => {
+                let mut url = String::new();
+                target.render(&arrival.facts(parts), None, &mut url);
+                let target = url.parse::<Uri>().ok()?;
+                let default_port = match (target.scheme(), transport) {
+                    (Some(scheme), Transport::Tls(_)) if *scheme == Scheme::HTTPS => 443,
+                    (Some(scheme), Transport::Http1) if *scheme == Scheme::HTTP => 80,
+                    _ => return None,
+                };
+                head.uri = Uri::from(target.path_and_query().cloned().unwrap_or(PathAndQuery::from_static("/")));
+                head.headers.insert(header::HOST, host.clone());
+                (Destination::Named(target.authority()?.clone(), default_port), transport.clone())
+            }
+            MirrorTo::Backend(id) => {
+                let backend = snapshot.backend(*id)?;
+                head.uri = Uri::from(parts.uri.path_and_query().cloned().unwrap_or(PathAndQuery::from_static("/")));
+                if let Ok(host) = HeaderValue::from_str(arrival.http_host) {
+                    head.headers.insert(header::HOST, host);
+                }
+                (Destination::Endpoint(backend.pick()?), backend.transport.clone())
+            }
+        };
+        if transport.protocol().is_http2() {
+            head.version = http::Version::HTTP_2;
+            head.uri = crate::forward::upstream_uri(&head, transport.protocol(), destination.endpoint_hint()).ok()?;
+        }
         let (copy, body) = if mirror.body && has_body {
             let (sender, queue) = mpsc::channel(QUEUE);
             (Some(sender), Either::Right(MirrorBody { queue, complete: false }))
@@ -169,11 +203,15 @@ impl DataPlane {
         };
         let plane = self.clone();
         let (connect_timeout, read_timeout) = (policy.connect_timeout, policy.read_timeout);
-        let transport = mirror.transport.clone();
         tokio::spawn(async move {
-            let Some(endpoint) = crate::upstream::resolve(&authority, default_port).await else {
-                tracing::debug!(%authority, "mirror target does not resolve");
-                return;
+            let endpoint = match destination {
+                Destination::Endpoint(endpoint) => endpoint,
+                Destination::Named(authority, default_port) => {
+                    match crate::upstream::resolve(&authority, default_port).await {
+                        Some(endpoint) => endpoint,
+                        None => return tracing::debug!(%authority, "mirror target does not resolve"),
+                    }
+                }
             };
             let request = Request::from_parts(head, Either::Right(body));
             let sent = plane.upstream.send(&transport, endpoint, connect_timeout, request);

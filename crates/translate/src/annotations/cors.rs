@@ -63,6 +63,8 @@ pub(crate) fn compile(all: &BTreeMap<&str, &str>) -> Option<Arc<Cors>> {
         expose_headers: expose.filter(|v| !v.is_empty()),
         allow_credentials: all.get("cors-allow-credentials").is_none_or(|v| values::boolean(v) != Ok(false)),
         max_age: HeaderValue::from(all.get("cors-max-age").and_then(|v| max_age(v).ok()).unwrap_or(DEFAULT_MAX_AGE)),
+        echo_methods: false,
+        echo_headers: false,
     }))
 }
 

@@ -25,7 +25,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 use rustls::pki_types::ServerName;
 use sluice_config::{
-    HostMatch, Mirror, RetryOn, Template, Transport, UpstreamProtocol, UpstreamTls, UpstreamTlsOptions,
+    HostMatch, Mirror, MirrorTo, RetryOn, Template, Transport, UpstreamProtocol, UpstreamTls, UpstreamTlsOptions,
     REGEX_SIZE_LIMIT,
 };
 
@@ -455,7 +455,7 @@ fn mirror(value: &str, all: &BTreeMap<&str, &str>) -> Result<Mirror, String> {
         None => header_value(authority.host())?,
     };
     let body = all.get("mirror-request-body").is_none_or(|v| v.trim() != "off");
-    Ok(Mirror { target: template(value)?, host, body, transport })
+    Ok(Mirror { to: MirrorTo::Url { target: template(value)?, host, transport }, body, share: None })
 }
 
 /// The host of an `http://` or `https://` URL whose text may end in nginx variables (the

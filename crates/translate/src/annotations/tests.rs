@@ -213,7 +213,8 @@ fn mirror_settings() {
         parsed(&[("mirror-target", "http://mirror.test:8080$request_uri"), ("mirror-request-body", "off")]);
     assert!(reports.iter().all(|r| r.verdict == AnnotationVerdict::Honoured), "{reports:?}");
     let mirror = a.mirror.unwrap();
-    assert_eq!((mirror.host.to_str().unwrap(), mirror.body), ("mirror.test", false));
+    let sluice_config::MirrorTo::Url { host, .. } = &mirror.to else { panic!("{mirror:?}") };
+    assert_eq!((host.to_str().unwrap(), mirror.body, mirror.share), ("mirror.test", false, None));
     let (a, reports) = parsed(&[("mirror-target", "ftp://x/"), ("mirror-host", "m.test")]);
     assert!(matches!(verdict(&reports, "mirror-target"), AnnotationVerdict::Ignored(_)));
     assert!(a.mirror.is_none());

@@ -4,14 +4,12 @@
 //! as the spec asks, and is reported.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::{Method, StatusCode};
 use sluice_config::{
-    Action, BackendId, Balance, Condition, Diagnostic, Filter, Forward, GatewayPath, HeaderEdits, Location, ObjectRef,
-    PathModifier, Redirect, RedirectParts, Route, Template, UpstreamPolicy, ValueMatch, WeightedBackend,
-    REGEX_SIZE_LIMIT,
+    Action, BackendId, Balance, Condition, Diagnostic, Filter, Forward, GatewayPath, Location, Mirror, MirrorTo,
+    ObjectRef, Redirect, RetryOn, RetryPolicy, Route, Template, UpstreamPolicy, WeightedBackend,
 };
 use sluice_store::gateway_api::experimental::httproutes::{
     HttpRoute, HttpRouteRules, HttpRouteRulesFilters as RuleFilter, HttpRouteRulesFiltersRequestRedirectPathType,
@@ -21,6 +19,10 @@ use sluice_store::gateway_api::experimental::httproutes::{
 };
 use sluice_store::{ObjectKey, Store};
 
+use super::filters::{
+    anchored, bad_code, cors_settings, header_edits, missing, modifier, parse_duration, redirect_parts, value_match,
+    CompiledMatchRank, Found, Problem, RedirectSpec, Rewrite,
+};
 use super::refs::{self, BackendIds};
 use crate::backends::BackendKey;
 use crate::ingress::PortRef;
@@ -83,14 +85,11 @@ impl RuleContext<'_> {
 
     fn rule(&mut self, rule: &HttpRouteRules, ids: &mut BackendIds) {
         let action = self.action(rule, ids);
-        let mut edits = HeaderEdits::default();
-        let mut response = HeaderEdits::default();
-        let mut path_rewrite = None;
-        let mut redirect = None;
+        let mut found = Found::default();
         let mut invalid = false;
         for (f, filter) in rule.filters.iter().flatten().enumerate() {
             let at = self.field(&format!("filters[{f}]"));
-            match self.filter(filter, &mut edits, &mut response, &mut path_rewrite, &mut redirect) {
+            match self.filter(filter, &mut found, ids) {
                 Ok(()) => {}
                 Err(Problem::Invalid(reason)) => {
                     self.problem(at, reason);
@@ -100,8 +99,10 @@ impl RuleContext<'_> {
                     self.problem(at, reason.clone());
                     self.compiled.unsupported.get_or_insert(reason);
                 }
+                Err(Problem::Ignored(reason)) => self.problem(at, reason),
             }
         }
+        let Found { edits, response, rewrite: path_rewrite, redirect, mirrors, cors } = found;
         let policy = self.policy(rule);
         let default_match = [HttpRouteRulesMatches::default()];
         let matches = rule.matches.as_deref().filter(|m| !m.is_empty()).unwrap_or(&default_match);
@@ -121,9 +122,13 @@ impl RuleContext<'_> {
                     None => bad = true,
                 }
             }
+            if let Some(cors) = &cors {
+                filters.push(Filter::Cors(cors.clone()));
+            }
             if !edits.is_empty() {
                 filters.push(Filter::RequestHeaders(edits.clone()));
             }
+            filters.extend(mirrors.iter().cloned().map(Filter::Mirror));
             if !response.is_empty() {
                 filters.push(Filter::ResponseHeaders(response.clone()));
             }
@@ -212,16 +217,36 @@ impl RuleContext<'_> {
         Ok(BackendKey { service, port: PortRef::Number(port), options: Default::default() })
     }
 
+    /// Timeouts and retries: `timeouts.request` bounds the whole exchange,
+    /// `timeouts.backendRequest` each attempt (`0s` disables either); `retry` repeats
+    /// attempts that failed to connect or answered one of its codes.
     fn policy(&mut self, rule: &HttpRouteRules) -> Arc<UpstreamPolicy> {
         let mut policy = UpstreamPolicy { max_body: None, ..UpstreamPolicy::default() };
-        if let Some(timeouts) = &rule.timeouts {
-            if let Some(text) = timeouts.backend_request.as_deref() {
-                match parse_duration(text) {
-                    Some(d) if !d.is_zero() => policy.read_timeout = d,
-                    Some(_) => {}
-                    None => self.problem(self.field("timeouts.backendRequest"), format!("{text:?} is not a duration")),
-                }
+        let duration = |cx: &mut Self, field: &str, text: Option<&str>| {
+            let text = text?;
+            let parsed = parse_duration(text);
+            if parsed.is_none() {
+                cx.problem(cx.field(field), format!("{text:?} is not a duration"));
             }
+            parsed.filter(|d| !d.is_zero())
+        };
+        if let Some(timeouts) = &rule.timeouts {
+            policy.request_timeout = duration(self, "timeouts.request", timeouts.request.as_deref());
+            if let Some(backend) = duration(self, "timeouts.backendRequest", timeouts.backend_request.as_deref()) {
+                policy.read_timeout = backend;
+            } else if let Some(request) = policy.request_timeout {
+                policy.read_timeout = request;
+            }
+        }
+        if let Some(retry) = &rule.retry {
+            let statuses = retry.codes.iter().flatten().filter_map(|c| u16::try_from(*c).ok());
+            let statuses = statuses.filter_map(|c| StatusCode::from_u16(c).ok()).collect();
+            let attempts = retry.attempts.unwrap_or(1).clamp(0, 100);
+            policy.retry = RetryPolicy {
+                on: RetryOn { error: true, timeout: false, statuses, non_idempotent: true },
+                tries: u32::try_from(attempts + 1).unwrap_or(1),
+                timeout: None,
+            };
         }
         Arc::new(policy)
     }
@@ -312,14 +337,8 @@ impl RuleContext<'_> {
         Some((path, conditions, (kind_rank, Reverse(length), !has_method, Reverse(headers), Reverse(queries))))
     }
 
-    fn filter(
-        &mut self,
-        filter: &RuleFilter,
-        edits: &mut HeaderEdits,
-        response: &mut HeaderEdits,
-        rewrite: &mut Option<Rewrite>,
-        redirect: &mut Option<(StatusCode, RedirectSpec)>,
-    ) -> Result<(), Problem> {
+    fn filter(&mut self, filter: &RuleFilter, found: &mut Found, ids: &mut BackendIds) -> Result<(), Problem> {
+        let Found { edits, response, rewrite, redirect, mirrors, cors } = found;
         match filter.r#type {
             FilterType::RequestHeaderModifier => {
                 let m = filter.request_header_modifier.as_ref().ok_or_else(|| missing("requestHeaderModifier"))?;
@@ -382,139 +401,36 @@ impl RuleContext<'_> {
                 }
                 Ok(())
             }
-            FilterType::RequestMirror => Err(Problem::Unsupported("RequestMirror is not supported yet".into())),
-            FilterType::Cors => Err(Problem::Unsupported("CORS is not supported yet".into())),
+            FilterType::RequestMirror => {
+                let m = filter.request_mirror.as_ref().ok_or_else(|| missing("requestMirror"))?;
+                let b = &m.backend_ref;
+                let target = (b.group.as_deref(), b.kind.as_deref(), b.namespace.as_deref());
+                let id = match self.backend(target, &b.name, b.port) {
+                    Ok(key) => ids.id(key),
+                    Err((reason, message)) => {
+                        self.compiled.unresolved.get_or_insert((reason, message.clone()));
+                        return Err(Problem::Ignored(message));
+                    }
+                };
+                let share = match (m.percent, &m.fraction) {
+                    (Some(percent), _) => Some((u32::try_from(percent.clamp(0, 100)).unwrap_or(0), 100)),
+                    (None, Some(fraction)) => {
+                        let denominator = u32::try_from(fraction.denominator.unwrap_or(100)).unwrap_or(0);
+                        let numerator = u32::try_from(fraction.numerator).unwrap_or(0).min(denominator);
+                        (denominator > 0).then_some((numerator, denominator))
+                    }
+                    (None, None) => None,
+                };
+                mirrors.push(Mirror { to: MirrorTo::Backend(id), body: true, share });
+                Ok(())
+            }
+            FilterType::Cors => {
+                let c = filter.cors.as_ref().ok_or_else(|| missing("cors"))?;
+                *cors = Some(Arc::new(cors_settings(c)?));
+                Ok(())
+            }
             FilterType::ExternalAuth => Err(Problem::Unsupported("ExternalAuth is not supported".into())),
             FilterType::ExtensionRef => Err(Problem::Unsupported("ExtensionRef filters are not supported".into())),
         }
     }
-}
-
-/// The precedence of a compiled match (see [`CompiledMatch::rank`]).
-type CompiledMatchRank = (u8, std::cmp::Reverse<usize>, bool, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>);
-
-enum Problem {
-    /// The rule answers 500.
-    Invalid(String),
-    /// The route is not accepted.
-    Unsupported(String),
-}
-
-fn missing(field: &str) -> Problem {
-    Problem::Invalid(format!("{field} is required for this filter type"))
-}
-
-fn bad_code() -> Problem {
-    Problem::Invalid("statusCode must be 301, 302, 303, 307 or 308".into())
-}
-
-/// A path rewrite before the match's prefix is known.
-#[derive(Debug, Clone)]
-enum Rewrite {
-    Full(String),
-    Prefix(String),
-}
-
-/// A redirect before the match's prefix is known.
-#[derive(Debug, Clone)]
-struct RedirectSpec {
-    scheme: Option<&'static str>,
-    host: Option<String>,
-    port: Option<u16>,
-    path: Option<Rewrite>,
-}
-
-/// The path modifier for a match with path prefix `prefix`; `None` when a prefix is to be
-/// replaced but the match is not a prefix match.
-fn modifier(rewrite: &Rewrite, prefix: Option<&str>) -> Option<PathModifier> {
-    match rewrite {
-        Rewrite::Full(path) => Some(PathModifier::Full(path.as_str().into())),
-        Rewrite::Prefix(replacement) => {
-            Some(PathModifier::Prefix { matched: prefix?.into(), replacement: replacement.as_str().into() })
-        }
-    }
-}
-
-fn redirect_parts(spec: &RedirectSpec, prefix: Option<&str>) -> Option<RedirectParts> {
-    let path = match &spec.path {
-        None => None,
-        Some(rewrite) => Some(modifier(rewrite, prefix)?),
-    };
-    Some(RedirectParts {
-        scheme: spec.scheme.map(Into::into),
-        host: spec.host.as_deref().map(Into::into),
-        port: spec.port,
-        path,
-    })
-}
-
-fn header_edits<'a>(
-    edits: &mut HeaderEdits,
-    set: impl Iterator<Item = (&'a str, &'a str)>,
-    add: impl Iterator<Item = (&'a str, &'a str)>,
-    remove: impl Iterator<Item = &'a String>,
-) -> Result<(), Problem> {
-    let pair = |(name, value): (&str, &str)| {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| Problem::Invalid(format!("{name:?} is not a header name")))?;
-        HeaderValue::from_str(value).map_err(|_| Problem::Invalid(format!("{value:?} is not a header value")))?;
-        Ok::<_, Problem>((name, Template::fixed(value)))
-    };
-    for entry in set {
-        edits.set.push(pair(entry)?);
-    }
-    for entry in add {
-        edits.add.push(pair(entry)?);
-    }
-    for name in remove {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| Problem::Invalid(format!("{name:?} is not a header name")))?;
-        edits.remove.push(name);
-    }
-    Ok(())
-}
-
-fn value_match(value: &str, regex: bool) -> Result<ValueMatch, String> {
-    if regex {
-        anchored(value).map(ValueMatch::Regex)
-    } else {
-        Ok(ValueMatch::Exact(value.into()))
-    }
-}
-
-/// A user regex matching whole values, compiled within the size limit.
-fn anchored(pattern: &str) -> Result<regex::Regex, String> {
-    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| format!("{pattern:?} is not a usable regular expression: {e}"))
-}
-
-/// A Gateway API duration (`1h`, `10s`, `500ms`, combined like `1m30s`).
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let number: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (unit, after) = if let Some(after) = rest.strip_prefix("ms") {
-            (Duration::from_millis(number), after)
-        } else if let Some(after) = rest.strip_prefix('s') {
-            (Duration::from_secs(number), after)
-        } else if let Some(after) = rest.strip_prefix('m') {
-            (Duration::from_secs(number.checked_mul(60)?), after)
-        } else if let Some(after) = rest.strip_prefix('h') {
-            (Duration::from_secs(number.checked_mul(3600)?), after)
-        } else {
-            return None;
-        };
-        total = total.checked_add(unit)?;
-        rest = after;
-    }
-    Some(total)
 }

@@ -8,6 +8,7 @@
 //! the Gateways that got addresses and builds their frontends.
 
 mod attach;
+mod filters;
 mod frontends;
 mod http_route;
 mod listeners;

@@ -221,3 +221,61 @@ spec:
     assert_eq!(at("/apis", Method::GET).as_deref(), Some("web"), "prefixes match whole segments; older route wins");
     assert_eq!(parent(&snapshot, "b", 0, "ResolvedRefs"), ("False".into(), "BackendNotFound".into()));
 }
+
+#[test]
+fn filters_timeouts_and_retries_compile_into_the_route_model() {
+    let routes = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: f, namespace: default}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /a/}}]
+    filters:
+    - {type: RequestMirror, requestMirror: {backendRef: {name: web, port: 80}, percent: 25}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: web, port: 80}, fraction: {numerator: 1, denominator: 3}}}
+    - {type: CORS, cors: {allowOrigins: ["https://*.example.com"], allowMethods: ["*"], allowCredentials: true}}
+    - {type: URLRewrite, urlRewrite: {hostname: b.test, path: {type: ReplacePrefixMatch, replacePrefixMatch: /b}}}
+    timeouts: {request: 2s, backendRequest: 500ms}
+    retry: {attempts: 2, codes: [503]}
+    backendRefs: [{name: web, port: 80, weight: 3}, {name: web, port: 80, kind: Pod, weight: 1}]
+  - matches: [{path: {type: PathPrefix, value: /unsupported}}]
+    filters: [{type: ExtensionRef, extensionRef: {group: x.io, kind: Thing, name: z}}]
+    backendRefs: [{name: web, port: 80}]
+"#;
+    let snapshot = run(routes);
+    let address: SocketAddr = "127.0.30.1:80".parse().unwrap();
+    let frontend = snapshot.gateways.get(&address);
+    let (method, headers) = (Method::GET, HeaderMap::new());
+    let head = RequestHead { method: &method, query: None, headers: &headers };
+    assert!(frontend.is_none_or(|f| f.route(Some("x.test"), "/a/x", &head).is_none()), "ExtensionRef: not accepted");
+    assert_eq!(parent(&snapshot, "f", 0, "Accepted"), ("False".into(), "UnsupportedValue".into()));
+
+    // Without the unsupported rule, the route is served with every filter.
+    let routes = routes.split("  - matches: [{path: {type: PathPrefix, value: /unsupported}}]").next().unwrap();
+    let snapshot = run(routes);
+    assert_eq!(parent(&snapshot, "f", 0, "ResolvedRefs"), ("False".into(), "InvalidKind".into()));
+    let route = snapshot.gateways.get(&address).unwrap().route(Some("x.test"), "/a/x", &head).unwrap();
+    let shares: Vec<_> = route
+        .filters
+        .iter()
+        .filter_map(|f| match f {
+            sluice_config::Filter::Mirror(m) => Some(m.share),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shares, [Some((25, 100)), Some((1, 3))]);
+    assert!(route.filters.iter().any(|f| matches!(f, sluice_config::Filter::Cors(c) if c.echo_methods)));
+    let prefix = route.filters.iter().find_map(|f| match f {
+        sluice_config::Filter::SetPath(m) => Some(m.apply("/a/x")),
+        _ => None,
+    });
+    assert_eq!(prefix.as_deref(), Some("/b/x"));
+    let Action::Forward(forward) = &route.action else { panic!("{:?}", route.action) };
+    assert_eq!(forward.policy.request_timeout, Some(std::time::Duration::from_secs(2)));
+    assert_eq!(forward.policy.read_timeout, std::time::Duration::from_millis(500));
+    assert_eq!((forward.policy.retry.tries, forward.policy.retry.on.statuses.len()), (3, 1));
+    let weights: Vec<_> = forward.backends.iter().map(|b| (b.id == BackendId::UNRESOLVED, b.weight)).collect();
+    assert_eq!(weights, [(false, 3), (true, 1)], "the unresolvable share stays, answered 500");
+}
