@@ -416,15 +416,8 @@ impl Translator {
             &mut diagnostics,
         );
         let first_gateway_backend = u32::try_from(plan.backend_ids()).unwrap_or(u32::MAX);
-        let gateways = gateway::finish(
-            prepared,
-            &l4.addresses,
-            store,
-            controller,
-            &self.regexes,
-            first_gateway_backend,
-            &mut diagnostics,
-        );
+        let gateways =
+            gateway::finish(prepared, &l4.addresses, store, controller, first_gateway_backend, &mut diagnostics);
         let mut backends: Vec<_> = resolved.iter().map(|r| r.as_ref().map(|r| r.backend.clone())).collect();
         for key in &gateways.backends {
             if dirty_services.contains(&key.service) {

@@ -9,11 +9,11 @@ use sluice_config::{
 };
 use sluice_store::{ObjectKey, Store};
 
-use super::http_route::{self, CompiledMatch};
+use sluice_store::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::http_route::{CompiledMatch, CompiledRoute};
 use super::listeners::{parse_host, ValidGateway};
-use super::refs::BackendIds;
 use super::GROUP;
-use crate::regexes::Regexes;
 
 /// One route attached to one listener, for some of its hosts.
 #[derive(Debug)]
@@ -35,44 +35,82 @@ pub(crate) struct Attached {
     pub status: Vec<ObjectStatus>,
 }
 
-/// Attaches every HTTPRoute that names a Gateway of ours.
-pub(crate) fn http_routes(
-    store: &Store,
-    gateways: &BTreeMap<ObjectKey, ValidGateway>,
-    controller: &str,
-    _regexes: &Regexes,
-    backends: &mut BackendIds,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Attached {
-    let mut attached = Attached::default();
-    for (key, route) in &store.http_routes {
-        let parents = route.spec.parent_refs.as_deref().unwrap_or_default();
-        let ours =
-            parents.iter().any(|p| parent_gateway(key, &p.group, &p.kind, &p.namespace, &p.name, gateways).is_some());
-        if !ours {
-            continue;
+/// A parent reference, whatever the route kind.
+#[derive(Debug, Clone)]
+pub(crate) struct ParentSpec {
+    pub group: Option<String>,
+    pub kind: Option<String>,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub section_name: Option<String>,
+    pub port: Option<i32>,
+}
+
+/// What attaching needs of a route of any kind.
+pub(crate) struct RouteInput<'a> {
+    /// `HTTPRoute`, `GRPCRoute`, …
+    pub kind: &'static str,
+    pub key: &'a ObjectKey,
+    pub meta: &'a ObjectMeta,
+    pub parents: Vec<ParentSpec>,
+    pub hostnames: &'a [String],
+}
+
+/// The parent references of a route, as [`ParentSpec`]s (every route kind has the same
+/// fields under a different type).
+macro_rules! parent_specs {
+    ($refs:expr) => {
+        $refs
+            .iter()
+            .flatten()
+            .map(|p| $crate::gateway::attach::ParentSpec {
+                group: p.group.clone(),
+                kind: p.kind.clone(),
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                section_name: p.section_name.clone(),
+                port: p.port,
+            })
+            .collect::<Vec<_>>()
+    };
+}
+pub(crate) use parent_specs;
+
+impl Attached {
+    /// Attaches `route` to the Gateways of ours its parent references name (none: nothing
+    /// is compiled, no status is written); `compile` turns it into matches.
+    pub(crate) fn route(
+        &mut self,
+        store: &Store,
+        gateways: &BTreeMap<ObjectKey, ValidGateway>,
+        controller: &str,
+        route: RouteInput<'_>,
+        compile: impl FnOnce(&mut Vec<Diagnostic>) -> CompiledRoute,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) {
+        let RouteInput { kind, key, meta, parents, hostnames } = route;
+        if !parents.iter().any(|p| parent_gateway(key, p, gateways).is_some()) {
+            return;
         }
-        let generation = route.metadata.generation.unwrap_or(1);
-        let compiled = http_route::compile(key, route, store, backends, diagnostics);
+        let generation = meta.generation.unwrap_or(1);
+        let compiled = compile(diagnostics);
         let matches = std::sync::Arc::new(compiled.matches);
-        let order = (route.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()), key.clone());
-        let mut hostnames = Vec::new();
-        let mut bad_hostname = None;
-        for (i, host) in route.spec.hostnames.iter().flatten().enumerate() {
+        let order = (meta.creation_timestamp.as_ref().map(|t| t.0.to_string()), key.clone());
+        let object = ObjectRef::new(kind, &key.namespace, &key.name);
+        let mut parsed = Vec::new();
+        let mut bad_hostname = false;
+        for (i, host) in hostnames.iter().enumerate() {
             match parse_host(host) {
-                Ok(host) => hostnames.push(host),
-                Err(reason) => bad_hostname = Some((format!("spec.hostnames[{i}]"), reason)),
+                Ok(host) => parsed.push(host),
+                Err(reason) => {
+                    diagnostics.push(Diagnostic::object(object.clone(), format!("spec.hostnames[{i}]"), reason));
+                    bad_hostname = true;
+                }
             }
         }
-        let object = ObjectRef::new("HTTPRoute", &key.namespace, &key.name);
-        if let Some((field, reason)) = &bad_hostname {
-            diagnostics.push(Diagnostic::object(object.clone(), field.clone(), reason.clone()));
-        }
         let mut statuses = Vec::new();
-        for parent in parents {
-            let Some((gateway_key, gateway)) =
-                parent_gateway(key, &parent.group, &parent.kind, &parent.namespace, &parent.name, gateways)
-            else {
+        for parent in &parents {
+            let Some((gateway_key, gateway)) = parent_gateway(key, parent, gateways) else {
                 continue;
             };
             let port = parent.port.and_then(|p| u16::try_from(p).ok());
@@ -86,16 +124,16 @@ pub(crate) fn http_routes(
             };
             let verdict = if let Some(reason) = &compiled.unsupported {
                 Err(("UnsupportedValue", reason.clone()))
-            } else if bad_hostname.is_some() {
+            } else if bad_hostname {
                 Err(("UnsupportedValue", "a hostname is invalid".to_owned()))
             } else {
-                attach(store, key, "HTTPRoute", gateway, parent.section_name.as_deref(), port, &hostnames)
+                attach(store, key, kind, gateway, parent.section_name.as_deref(), port, &parsed)
             };
             let accepted = match verdict {
                 Ok(selected) => {
                     for (listener, hosts) in selected {
-                        *attached.counts.entry((gateway.object.clone(), listener.clone())).or_default() += 1;
-                        attached.routes.push(Attachment {
+                        *self.counts.entry((gateway.object.clone(), listener.clone())).or_default() += 1;
+                        self.routes.push(Attachment {
                             gateway: gateway_key.clone(),
                             listener,
                             hosts,
@@ -117,13 +155,8 @@ pub(crate) fn http_routes(
                 conditions: vec![accepted, resolved],
             });
         }
-        attached.status.push(ObjectStatus {
-            object,
-            generation,
-            status: GatewayApiStatus::Route { parents: statuses },
-        });
+        self.status.push(ObjectStatus { object, generation, status: GatewayApiStatus::Route { parents: statuses } });
     }
-    attached
 }
 
 /// Why a route is not accepted by a parent: the spec's reason and a message.
@@ -132,16 +165,13 @@ type Refusal = (&'static str, String);
 /// The Gateway of ours a parent reference names, if any.
 fn parent_gateway<'g>(
     route: &ObjectKey,
-    group: &Option<String>,
-    kind: &Option<String>,
-    namespace: &Option<String>,
-    name: &str,
+    parent: &ParentSpec,
     gateways: &'g BTreeMap<ObjectKey, ValidGateway>,
 ) -> Option<(ObjectKey, &'g ValidGateway)> {
-    if group.as_deref().unwrap_or(GROUP) != GROUP || kind.as_deref().unwrap_or("Gateway") != "Gateway" {
+    if parent.group.as_deref().unwrap_or(GROUP) != GROUP || parent.kind.as_deref().unwrap_or("Gateway") != "Gateway" {
         return None;
     }
-    let key = ObjectKey::new(namespace.as_deref().unwrap_or(&route.namespace), name);
+    let key = ObjectKey::new(parent.namespace.as_deref().unwrap_or(&route.namespace), &parent.name);
     gateways.get(&key).map(|gateway| (key, gateway))
 }
 

@@ -9,7 +9,7 @@ use http::header::{HeaderName, HeaderValue, HOST};
 use http::{Method, StatusCode};
 use sluice_config::{
     Action, BackendId, Balance, Condition, Diagnostic, Filter, Forward, GatewayPath, Location, Mirror, MirrorTo,
-    ObjectRef, Redirect, RetryOn, RetryPolicy, Route, Template, UpstreamPolicy, WeightedBackend,
+    ObjectRef, Redirect, RetryOn, RetryPolicy, Route, Template, UpstreamPolicy, UpstreamProtocol, WeightedBackend,
 };
 use sluice_store::gateway_api::experimental::httproutes::{
     HttpRoute, HttpRouteRules, HttpRouteRulesFilters as RuleFilter, HttpRouteRulesFiltersRequestRedirectPathType,
@@ -66,112 +66,171 @@ pub(crate) fn compile(
     compiled
 }
 
-struct RuleContext<'a> {
-    owner: &'a Arc<ObjectRef>,
-    rule: usize,
-    store: &'a Store,
-    diagnostics: &'a mut Vec<Diagnostic>,
-    compiled: &'a mut CompiledRoute,
+/// Compiling one rule of a route (HTTPRoute or GRPCRoute).
+pub(super) struct RuleContext<'a> {
+    pub owner: &'a Arc<ObjectRef>,
+    pub rule: usize,
+    pub store: &'a Store,
+    pub diagnostics: &'a mut Vec<Diagnostic>,
+    pub compiled: &'a mut CompiledRoute,
 }
 
+/// A backendRef, whatever the route kind.
+pub(super) struct RefView<'a> {
+    pub group: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+    pub port: Option<i32>,
+    pub weight: Option<i32>,
+    /// It has filters of its own.
+    pub filtered: bool,
+}
+
+/// What every match of a rule shares.
+pub(super) struct Rule<'a> {
+    pub found: &'a Found,
+    pub action: Option<&'a Forward>,
+    pub policy: &'a Arc<UpstreamPolicy>,
+    /// A filter's value is invalid: the rule answers 500.
+    pub invalid: bool,
+}
+
+/// A match's path, conditions and precedence.
+pub(super) type MatchParts = (GatewayPath, Vec<Condition>, CompiledMatchRank);
+
 impl RuleContext<'_> {
-    fn problem(&mut self, field: String, reason: String) {
+    pub(super) fn problem(&mut self, field: String, reason: String) {
         self.diagnostics.push(Diagnostic::object((**self.owner).clone(), field, reason));
     }
 
-    fn field(&self, rest: &str) -> String {
+    pub(super) fn field(&self, rest: &str) -> String {
         format!("spec.rules[{}].{rest}", self.rule)
     }
 
     fn rule(&mut self, rule: &HttpRouteRules, ids: &mut BackendIds) {
-        let action = self.action(rule, ids);
+        let refs = rule.backend_refs.iter().flatten().map(|b| RefView {
+            group: b.group.as_deref(),
+            kind: b.kind.as_deref(),
+            namespace: b.namespace.as_deref(),
+            name: &b.name,
+            port: b.port,
+            weight: b.weight,
+            filtered: b.filters.as_ref().is_some_and(|f| !f.is_empty()),
+        });
+        let action = self.action(refs, ids, None);
         let mut found = Found::default();
         let mut invalid = false;
         for (f, filter) in rule.filters.iter().flatten().enumerate() {
-            let at = self.field(&format!("filters[{f}]"));
-            match self.filter(filter, &mut found, ids) {
-                Ok(()) => {}
-                Err(Problem::Invalid(reason)) => {
-                    self.problem(at, reason);
-                    invalid = true;
-                }
-                Err(Problem::Unsupported(reason)) => {
-                    self.problem(at, reason.clone());
-                    self.compiled.unsupported.get_or_insert(reason);
-                }
-                Err(Problem::Ignored(reason)) => self.problem(at, reason),
-            }
+            let outcome = self.filter(filter, &mut found, ids);
+            invalid |= self.outcome(f, outcome);
         }
-        let Found { edits, response, rewrite: path_rewrite, redirect, mirrors, cors } = found;
         let policy = self.policy(rule);
         let default_match = [HttpRouteRulesMatches::default()];
         let matches = rule.matches.as_deref().filter(|m| !m.is_empty()).unwrap_or(&default_match);
         for (m, spec) in matches.iter().enumerate() {
-            let Some((path, conditions, rank)) = self.read_match(m, spec) else {
-                continue;
-            };
-            let mut filters = Vec::new();
-            let prefix = match &path {
-                GatewayPath::Prefix(prefix) => Some(prefix.clone()),
-                _ => None,
-            };
-            let mut bad = invalid;
-            if let Some(rewrite) = &path_rewrite {
-                match modifier(rewrite, prefix.as_deref()) {
-                    Some(modifier) => filters.push(Filter::SetPath(modifier)),
-                    None => bad = true,
-                }
+            if let Some((path, conditions, rank)) = self.read_match(m, spec) {
+                let rule = Rule { found: &found, action: action.as_ref(), policy: &policy, invalid };
+                self.push(m, (path, conditions, rank), &rule);
             }
-            if let Some(cors) = &cors {
-                filters.push(Filter::Cors(cors.clone()));
-            }
-            if !edits.is_empty() {
-                filters.push(Filter::RequestHeaders(edits.clone()));
-            }
-            filters.extend(mirrors.iter().cloned().map(Filter::Mirror));
-            if !response.is_empty() {
-                filters.push(Filter::ResponseHeaders(response.clone()));
-            }
-            let action = match (&redirect, bad) {
-                (_, true) => Action::Fail(StatusCode::INTERNAL_SERVER_ERROR),
-                (Some((code, parts)), false) => match redirect_parts(parts, prefix.as_deref()) {
-                    Some(parts) => Action::Redirect(Redirect { code: *code, location: Location::Parts(parts) }),
-                    None => Action::Fail(StatusCode::INTERNAL_SERVER_ERROR),
-                },
-                (None, false) => match &action {
-                    Some(forward) => {
-                        let mut forward = forward.clone();
-                        forward.policy = policy.clone();
-                        Action::Forward(forward)
-                    }
-                    None => Action::Fail(StatusCode::INTERNAL_SERVER_ERROR),
-                },
-            };
-            let route = Route {
-                owner: self.owner.clone(),
-                label: Route::label_of(self.owner),
-                conditions: conditions.into(),
-                filters: filters.into(),
-                action,
-            };
-            self.compiled.matches.push(CompiledMatch { path, route, rank, position: (self.rule, m) });
         }
     }
 
-    /// The rule's weighted backends; `None` when none can take a request (500).
-    fn action(&mut self, rule: &HttpRouteRules, ids: &mut BackendIds) -> Option<Forward> {
+    /// Records how reading filter `index` went; true when the rule must answer 500.
+    pub(super) fn outcome(&mut self, index: usize, outcome: Result<(), Problem>) -> bool {
+        let at = self.field(&format!("filters[{index}]"));
+        match outcome {
+            Ok(()) => false,
+            Err(Problem::Invalid(reason)) => {
+                self.problem(at, reason);
+                true
+            }
+            Err(Problem::Unsupported(reason)) => {
+                self.problem(at, reason.clone());
+                self.compiled.unsupported.get_or_insert(reason);
+                false
+            }
+            Err(Problem::Ignored(reason)) => {
+                self.problem(at, reason);
+                false
+            }
+        }
+    }
+
+    /// Adds match `index` of the current rule: its path and conditions, the rule's filters
+    /// (a prefix rewrite finished with the match's prefix) and action.
+    pub(super) fn push(&mut self, index: usize, (path, conditions, rank): MatchParts, rule: &Rule<'_>) {
+        let Found { edits, response, rewrite, redirect, mirrors, cors } = rule.found;
+        let mut filters = Vec::new();
+        let prefix = match &path {
+            GatewayPath::Prefix(prefix) => Some(prefix.clone()),
+            _ => None,
+        };
+        let mut bad = rule.invalid;
+        if let Some(rewrite) = rewrite {
+            match modifier(rewrite, prefix.as_deref()) {
+                Some(modifier) => filters.push(Filter::SetPath(modifier)),
+                None => bad = true,
+            }
+        }
+        if let Some(cors) = cors {
+            filters.push(Filter::Cors(cors.clone()));
+        }
+        if !edits.is_empty() {
+            filters.push(Filter::RequestHeaders(edits.clone()));
+        }
+        filters.extend(mirrors.iter().cloned().map(Filter::Mirror));
+        if !response.is_empty() {
+            filters.push(Filter::ResponseHeaders(response.clone()));
+        }
+        let action = match (redirect, bad) {
+            (_, true) => Action::Fail(StatusCode::INTERNAL_SERVER_ERROR),
+            (Some((code, parts)), false) => match redirect_parts(parts, prefix.as_deref()) {
+                Some(parts) => Action::Redirect(Redirect { code: *code, location: Location::Parts(parts) }),
+                None => Action::Fail(StatusCode::INTERNAL_SERVER_ERROR),
+            },
+            (None, false) => match rule.action {
+                Some(forward) => {
+                    let mut forward = forward.clone();
+                    forward.policy = rule.policy.clone();
+                    Action::Forward(forward)
+                }
+                None => Action::Fail(StatusCode::INTERNAL_SERVER_ERROR),
+            },
+        };
+        let route = Route {
+            owner: self.owner.clone(),
+            label: Route::label_of(self.owner),
+            conditions: conditions.into(),
+            filters: filters.into(),
+            action,
+        };
+        self.compiled.matches.push(CompiledMatch { path, route, rank, position: (self.rule, index) });
+    }
+
+    /// The rule's weighted backends, reached with `protocol` when given; `None` when none
+    /// can take a request (500).
+    pub(super) fn action<'r>(
+        &mut self,
+        refs: impl Iterator<Item = RefView<'r>>,
+        ids: &mut BackendIds,
+        protocol: Option<UpstreamProtocol>,
+    ) -> Option<Forward> {
         let mut backends = Vec::new();
-        for (b, backend) in rule.backend_refs.iter().flatten().enumerate() {
+        for (b, backend) in refs.enumerate() {
             let at = self.field(&format!("backendRefs[{b}]"));
             let weight = u32::try_from(backend.weight.unwrap_or(1)).unwrap_or(0);
-            if backend.filters.as_ref().is_some_and(|f| !f.is_empty()) {
+            if backend.filtered {
                 let reason = "filters on a backendRef are not supported; put them on the rule".to_owned();
                 self.problem(at.clone(), reason.clone());
                 self.compiled.unsupported.get_or_insert(reason);
             }
-            let target = (backend.group.as_deref(), backend.kind.as_deref(), backend.namespace.as_deref());
-            let id = match self.backend(target, &backend.name, backend.port) {
-                Ok(key) => ids.id(key),
+            let target = (backend.group, backend.kind, backend.namespace);
+            let id = match self.backend(target, backend.name, backend.port) {
+                Ok(mut key) => {
+                    key.options.protocol = protocol;
+                    ids.id(key)
+                }
                 Err((reason, message)) => {
                     self.problem(at, message.clone());
                     self.compiled.unresolved.get_or_insert((reason, message));
@@ -186,8 +245,40 @@ impl RuleContext<'_> {
         Some(Forward { backends: backends.into(), policy: Arc::default(), balance: Balance::RoundRobin, errors: None })
     }
 
+    /// A RequestMirror filter's target and share (`percent`, or `fraction` as numerator and
+    /// denominator, 100 by default).
+    pub(super) fn mirror(
+        &mut self,
+        target: &RefView<'_>,
+        percent: Option<i32>,
+        fraction: Option<(i32, Option<i32>)>,
+        ids: &mut BackendIds,
+        protocol: Option<UpstreamProtocol>,
+    ) -> Result<Mirror, Problem> {
+        let id = match self.backend((target.group, target.kind, target.namespace), target.name, target.port) {
+            Ok(mut key) => {
+                key.options.protocol = protocol;
+                ids.id(key)
+            }
+            Err((reason, message)) => {
+                self.compiled.unresolved.get_or_insert((reason, message.clone()));
+                return Err(Problem::Ignored(message));
+            }
+        };
+        let share = match (percent, fraction) {
+            (Some(percent), _) => Some((u32::try_from(percent.clamp(0, 100)).unwrap_or(0), 100)),
+            (None, Some((numerator, denominator))) => {
+                let denominator = u32::try_from(denominator.unwrap_or(100)).unwrap_or(0);
+                let numerator = u32::try_from(numerator).unwrap_or(0).min(denominator);
+                (denominator > 0).then_some((numerator, denominator))
+            }
+            (None, None) => None,
+        };
+        Ok(Mirror { to: MirrorTo::Backend(id), body: true, share })
+    }
+
     /// A backendRef: a Service port in this namespace, or in another one that allows it.
-    fn backend(
+    pub(super) fn backend(
         &self,
         (group, kind, namespace): (Option<&str>, Option<&str>, Option<&str>),
         name: &str,
@@ -199,7 +290,7 @@ impl RuleContext<'_> {
         }
         let namespace = namespace.unwrap_or(&self.owner.namespace);
         if namespace != self.owner.namespace
-            && !refs::granted(self.store, ("HTTPRoute", &self.owner.namespace), ("", "Service", namespace, name))
+            && !refs::granted(self.store, (self.owner.kind, &self.owner.namespace), ("", "Service", namespace, name))
         {
             return Err(("RefNotPermitted", format!("no ReferenceGrant in {namespace} allows Service {name}")));
         }
@@ -252,11 +343,7 @@ impl RuleContext<'_> {
     }
 
     /// A match's path and conditions; `None` (reported) when a value is invalid.
-    fn read_match(
-        &mut self,
-        index: usize,
-        spec: &HttpRouteRulesMatches,
-    ) -> Option<(GatewayPath, Vec<Condition>, CompiledMatchRank)> {
+    fn read_match(&mut self, index: usize, spec: &HttpRouteRulesMatches) -> Option<MatchParts> {
         let at = |rest: &str| format!("spec.rules[{}].matches[{index}].{rest}", self.rule);
         let value = spec.path.as_ref().and_then(|p| p.value.as_deref()).unwrap_or("/");
         let kind =
@@ -404,24 +491,17 @@ impl RuleContext<'_> {
             FilterType::RequestMirror => {
                 let m = filter.request_mirror.as_ref().ok_or_else(|| missing("requestMirror"))?;
                 let b = &m.backend_ref;
-                let target = (b.group.as_deref(), b.kind.as_deref(), b.namespace.as_deref());
-                let id = match self.backend(target, &b.name, b.port) {
-                    Ok(key) => ids.id(key),
-                    Err((reason, message)) => {
-                        self.compiled.unresolved.get_or_insert((reason, message.clone()));
-                        return Err(Problem::Ignored(message));
-                    }
+                let target = RefView {
+                    group: b.group.as_deref(),
+                    kind: b.kind.as_deref(),
+                    namespace: b.namespace.as_deref(),
+                    name: &b.name,
+                    port: b.port,
+                    weight: None,
+                    filtered: false,
                 };
-                let share = match (m.percent, &m.fraction) {
-                    (Some(percent), _) => Some((u32::try_from(percent.clamp(0, 100)).unwrap_or(0), 100)),
-                    (None, Some(fraction)) => {
-                        let denominator = u32::try_from(fraction.denominator.unwrap_or(100)).unwrap_or(0);
-                        let numerator = u32::try_from(fraction.numerator).unwrap_or(0).min(denominator);
-                        (denominator > 0).then_some((numerator, denominator))
-                    }
-                    (None, None) => None,
-                };
-                mirrors.push(Mirror { to: MirrorTo::Backend(id), body: true, share });
+                let fraction = m.fraction.as_ref().map(|f| (f.numerator, f.denominator));
+                mirrors.push(self.mirror(&target, m.percent, fraction, ids, None)?);
                 Ok(())
             }
             FilterType::Cors => {

@@ -10,6 +10,7 @@
 mod attach;
 mod filters;
 mod frontends;
+mod grpc_route;
 mod http_route;
 mod listeners;
 mod refs;
@@ -26,7 +27,6 @@ use sluice_store::{ObjectKey, Store};
 use crate::backends::BackendKey;
 use crate::certificates::Secrets;
 use crate::l4::{Allocations, LbPort, LbService};
-use crate::regexes::Regexes;
 
 pub(crate) use listeners::ValidGateway;
 
@@ -106,7 +106,6 @@ pub(crate) fn finish(
     addresses: &Allocations,
     store: &Store,
     controller: &str,
-    regexes: &Regexes,
     first_backend: u32,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Translated {
@@ -127,7 +126,29 @@ pub(crate) fn finish(
     let gateways: BTreeMap<ObjectKey, ValidGateway> =
         gateways.into_iter().map(|g| (ObjectKey::new(&g.object.namespace, &g.object.name), g)).collect();
     let mut backends = refs::BackendIds::new(first_backend);
-    let attached = attach::http_routes(store, &gateways, controller, regexes, &mut backends, diagnostics);
+    let mut attached = attach::Attached::default();
+    for (key, route) in &store.http_routes {
+        let input = attach::RouteInput {
+            kind: "HTTPRoute",
+            key,
+            meta: &route.metadata,
+            parents: attach::parent_specs!(route.spec.parent_refs),
+            hostnames: route.spec.hostnames.as_deref().unwrap_or_default(),
+        };
+        let compile = |d: &mut Vec<Diagnostic>| http_route::compile(key, route, store, &mut backends, d);
+        attached.route(store, &gateways, controller, input, compile, &mut *diagnostics);
+    }
+    for (key, route) in &store.grpc_routes {
+        let input = attach::RouteInput {
+            kind: "GRPCRoute",
+            key,
+            meta: &route.metadata,
+            parents: attach::parent_specs!(route.spec.parent_refs),
+            hostnames: route.spec.hostnames.as_deref().unwrap_or_default(),
+        };
+        let compile = |d: &mut Vec<Diagnostic>| grpc_route::compile(key, route, store, &mut backends, d);
+        attached.route(store, &gateways, controller, input, compile, &mut *diagnostics);
+    }
     for gateway in gateways.values() {
         let ips: &[IpAddr] = addresses.get(&gateway.object).map_or(&[], Vec::as_slice);
         status.push(gateway.status(ips, &attached.counts));

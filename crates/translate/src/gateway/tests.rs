@@ -279,3 +279,31 @@ spec:
     let weights: Vec<_> = forward.backends.iter().map(|b| (b.id == BackendId::UNRESOLVED, b.weight)).collect();
     assert_eq!(weights, [(false, 3), (true, 1)], "the unresolvable share stays, answered 500");
 }
+
+#[test]
+fn grpc_routes_match_service_and_method_and_reach_backends_over_h2c() {
+    let routes = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: g, namespace: default}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches: [{method: {service: echo.Echo, method: Say}}]
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{method: {service: echo.Echo}, headers: [{name: x-v, value: "2"}]}]
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: x-a, value: b}]}}]
+    backendRefs: [{name: api, namespace: apps, port: 8080}]
+"#;
+    let snapshot = run(routes);
+    let g = status(&snapshot, "GRPCRoute", "g");
+    assert_eq!(condition(&g["parents"][0]["conditions"], "ResolvedRefs").1, "RefNotPermitted");
+    assert_eq!(condition(&g["parents"][0]["conditions"], "Accepted"), ("True".into(), "Accepted".into()));
+    let at = |path: &str| served(&snapshot, "127.0.30.1:80", "grpc.example.com", path, Method::POST);
+    assert_eq!(at("/echo.Echo/Say").as_deref(), Some("web"));
+    assert_eq!(at("/echo.Echo/Other"), None, "the header condition does not hold");
+    assert_eq!(at("/other.Svc/Say"), None);
+    let backend = snapshot.backends.iter().flatten().find(|b| b.service.name == "web").unwrap();
+    assert_eq!(backend.protocol(), sluice_config::UpstreamProtocol::H2c);
+}
