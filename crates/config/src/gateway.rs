@@ -71,6 +71,20 @@ impl Frontend {
         listener.hosts.lookup(host)?.first(path, head)
     }
 
+    /// True when a TLS connection's SNI chose a different listener than the request's host
+    /// does (HTTP/2 connection reuse across listeners): such requests get 421.
+    pub fn misdirected(&self, sni: Option<&str>, host: Option<&str>) -> bool {
+        let (Some(sni), true) = (sni, self.tls.is_some()) else {
+            return false;
+        };
+        let listener = |name: &str| {
+            let mut buf = [0u8; HOST_BUF_LEN];
+            let name = normalize(name, &mut buf).unwrap_or("");
+            self.listeners.iter().position(|l| l.hostname.matches(name))
+        };
+        listener(sni) != listener(host.unwrap_or(""))
+    }
+
     /// The listeners, most specific hostname first.
     pub fn listeners(&self) -> &[ListenerRoutes] {
         &self.listeners

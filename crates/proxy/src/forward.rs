@@ -61,7 +61,13 @@ impl DataPlane {
         let head = RequestHead::of(&request);
         let found = match downstream.frontend {
             None => snapshot.routes.route(host, &path).and_then(|group| group.select(&head)),
-            Some(address) => snapshot.gateways.get(&address).and_then(|frontend| frontend.route(host, &path, &head)),
+            Some(address) => match snapshot.gateways.get(&address) {
+                Some(frontend) if frontend.misdirected(downstream.sni.as_deref(), host) => {
+                    self.metrics.request(None, StatusCode::MISDIRECTED_REQUEST, started.elapsed());
+                    return error(StatusCode::MISDIRECTED_REQUEST);
+                }
+                frontend => frontend.and_then(|frontend| frontend.route(host, &path, &head)),
+            },
         };
         let Some(route) = found else {
             self.metrics.request(None, StatusCode::NOT_FOUND, started.elapsed());

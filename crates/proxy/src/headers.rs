@@ -42,6 +42,8 @@ pub(crate) struct Downstream {
     /// The Gateway frontend (address and port) the connection arrived on; `None` for the
     /// Ingress listeners.
     pub frontend: Option<SocketAddr>,
+    /// The server name the TLS client asked for (Gateway frontends record it).
+    pub sni: Option<std::sync::Arc<str>>,
 }
 
 impl Downstream {
@@ -49,8 +51,8 @@ impl Downstream {
     pub(crate) fn new(client: SocketAddr, scheme: Scheme, port: u16) -> Self {
         let client_ip = HeaderValue::from(IpText::new(client.ip()));
         let port_text = HeaderValue::from(port);
-        let (forwarded_for, forwarded_host, tls, frontend) = (None, None, None, None);
-        Self { client, scheme, port, client_ip, port_text, forwarded_for, forwarded_host, tls, frontend }
+        let (forwarded_for, forwarded_host, tls, frontend, sni) = (None, None, None, None, None);
+        Self { client, scheme, port, client_ip, port_text, forwarded_for, forwarded_host, tls, frontend, sni }
     }
 
     /// What this request's forwarding headers say about the client, where `trust` believes
@@ -62,6 +64,7 @@ impl Downstream {
         let mut believed = Downstream::new(SocketAddr::new(client_ip, self.client.port()), self.scheme, self.port);
         believed.tls = self.tls.clone();
         believed.frontend = self.frontend;
+        believed.sni = self.sni.clone();
         if trust.full_forwarded_for {
             let mut list = Vec::new();
             for value in headers.get_all(&X_FORWARDED_FOR) {

@@ -145,7 +145,13 @@ async fn connection(
             };
             let handshake = match frontend {
                 None => tokio::time::timeout_at(deadline, handshake(&plane, &acceptor, stream, &mut downstream)).await,
-                Some(_) => tokio::time::timeout_at(deadline, acceptor.accept(stream)).await,
+                Some(_) => {
+                    let accepted = tokio::time::timeout_at(deadline, acceptor.accept(stream)).await;
+                    if let Ok(Ok(tls)) = &accepted {
+                        downstream.sni = tls.get_ref().1.server_name().map(Into::into);
+                    }
+                    accepted
+                }
             };
             let downstream = Arc::new(downstream);
             match handshake {

@@ -77,3 +77,24 @@ impl AllocationRecord {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_and_gateways_keep_their_addresses_across_restarts() {
+        let dir = std::env::temp_dir().join(format!("sluice-state-{}", std::process::id()));
+        let record = AllocationRecord::new(&dir);
+        let mut allocations = Allocations::new();
+        allocations.insert(ObjectRef::new("Service", "web", "lb"), vec!["198.18.0.1".parse().unwrap()]);
+        allocations.insert(ObjectRef::new("Gateway", "web", "lb"), vec!["198.18.0.2".parse().unwrap()]);
+        record.store(&allocations);
+        assert_eq!(record.load(), allocations, "a Service and a Gateway of the same name stay apart");
+        // Records written before Gateways existed name Services as namespace/name.
+        std::fs::write(dir.join(FILE_NAME), r#"{"a/b": ["198.18.0.3"], "Other:x/y": ["198.18.0.4"]}"#).unwrap();
+        let loaded: Vec<_> = record.load().into_keys().collect();
+        assert_eq!(loaded, [ObjectRef::new("Service", "a", "b")]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
