@@ -134,6 +134,32 @@ fn describe_filter(filter: &Filter) -> String {
 
 /// Generation, routes (host, path, match type, Ingress, backend with endpoints), L4
 /// listeners, certificates by SNI, TLS passthrough by SNI, and diagnostics.
+/// One entry per match of every Gateway frontend: address, listener, host, path match and
+/// the rule it leads to, in the order they are tried.
+fn gateway_routes(snapshot: &Snapshot) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (address, frontend) in snapshot.gateways.iter() {
+        for listener in frontend.listeners() {
+            for (host, matches) in listener.hosts.entries() {
+                for m in matches.rules() {
+                    let (kind, path) = m.path.describe();
+                    out.push(json!({
+                        "address": address.to_string(),
+                        "tls": frontend.tls.is_some(),
+                        "gateway": format!("{}/{}", frontend.gateway.namespace, frontend.gateway.name),
+                        "listener": listener.name.as_ref(),
+                        "host": host.to_string(),
+                        "path": path,
+                        "match": kind,
+                        "rule": rule(snapshot, &m.route),
+                    }));
+                }
+            }
+        }
+    }
+    out
+}
+
 pub fn document(snapshot: &Snapshot) -> Value {
     let routes: Vec<Value> = snapshot
         .routes
@@ -192,6 +218,7 @@ pub fn document(snapshot: &Snapshot) -> Value {
         "generation": snapshot.generation,
         "summary": snapshot.summary,
         "routes": routes,
+        "gateway_routes": gateway_routes(snapshot),
         "l4": l4,
         "certificates": certificates,
         "passthrough": passthrough,

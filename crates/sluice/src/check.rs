@@ -36,8 +36,9 @@ pub fn main(source: &SourceArgs) -> ExitCode {
     let errors = snapshot.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = snapshot.diagnostics.len() - errors;
     let verdict = if errors == 0 { "ok" } else { "problems found" };
+    let gateway_api = gateway_summary(&snapshot);
     println!(
-        "{verdict}: {} Ingresses ({} rejected), {} routes, {} certificates, {errors} errors, {warnings} warnings",
+        "{verdict}: {} Ingresses ({} rejected), {} routes, {} certificates{gateway_api}, {errors} errors, {warnings} warnings",
         s.ingresses, s.rejected_ingresses, s.routes, s.certificates,
     );
     if errors == 0 {
@@ -45,6 +46,32 @@ pub fn main(source: &SourceArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `, N Gateways (M accepted), K Gateway API routes (J accepted)` when there are any.
+fn gateway_summary(snapshot: &sluice_config::Snapshot) -> String {
+    use sluice_config::{ConditionStatus, GatewayApiStatus};
+    let accepted = |conditions: &[sluice_config::StatusCondition]| {
+        conditions.iter().any(|c| c.kind == "Accepted" && c.status == ConditionStatus::True)
+    };
+    let (mut gateways, mut gateways_ok, mut routes, mut routes_ok) = (0, 0, 0, 0);
+    for status in snapshot.gateway_status.iter() {
+        match &status.status {
+            GatewayApiStatus::Gateway { conditions, .. } => {
+                gateways += 1;
+                gateways_ok += usize::from(accepted(conditions));
+            }
+            GatewayApiStatus::Route { parents } => {
+                routes += 1;
+                routes_ok += usize::from(parents.iter().any(|p| accepted(&p.conditions)));
+            }
+            GatewayApiStatus::GatewayClass { .. } => {}
+        }
+    }
+    if gateways + routes == 0 {
+        return String::new();
+    }
+    format!(", {gateways} Gateways ({gateways_ok} accepted), {routes} Gateway API routes ({routes_ok} accepted)")
 }
 
 /// Lists everything from the Kubernetes API once, for `check --kubernetes`.

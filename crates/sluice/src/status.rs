@@ -53,7 +53,7 @@ fn fetch(args: &StatusArgs, path: &str) -> Result<Value, String> {
 
 /// One row per resource: kind, namespace/name, addresses.
 fn status_table(document: &Value) -> String {
-    let mut rows = vec![["KIND", "NAMESPACE/NAME", "ADDRESSES"].map(str::to_owned).to_vec()];
+    let mut rows = vec![["KIND", "NAMESPACE/NAME", "ADDRESSES", "CONDITIONS"].map(str::to_owned).to_vec()];
     for (kind, list) in [("Service", "services"), ("Ingress", "ingresses")] {
         for item in items(&document[list]) {
             let name = format!("{}/{}", text(&item["namespace"]), text(&item["name"]));
@@ -62,10 +62,66 @@ fn status_table(document: &Value) -> String {
                 .filter_map(|a| a["ip"].as_str().or_else(|| a["hostname"].as_str()))
                 .collect();
             let addresses = if addresses.is_empty() { "<pending>".to_owned() } else { addresses.join(",") };
-            rows.push(vec![kind.to_owned(), name, addresses]);
+            rows.push(vec![kind.to_owned(), name, addresses, String::new()]);
+        }
+    }
+    for (kind, list) in GATEWAY_KINDS {
+        for item in items(&document[list]) {
+            let name = match text(&item["namespace"]) {
+                namespace if namespace.is_empty() => text(&item["name"]),
+                namespace => format!("{namespace}/{}", text(&item["name"])),
+            };
+            let status = &item["status"];
+            let addresses: Vec<String> = items(&status["addresses"]).iter().map(|a| text(&a["value"])).collect();
+            let addresses = match (kind, addresses.is_empty()) {
+                ("Gateway", true) => "<pending>".to_owned(),
+                _ => addresses.join(","),
+            };
+            let conditions = match items(&status["parents"]) {
+                [] => conditions(&status["conditions"]),
+                parents => parents
+                    .iter()
+                    .map(|p| {
+                        let parent = &p["parentRef"];
+                        let section = parent["sectionName"].as_str().map(|s| format!("#{s}")).unwrap_or_default();
+                        let gateway = format!("{}/{}{section}", text(&parent["namespace"]), text(&parent["name"]));
+                        format!("{gateway}: {}", conditions(&p["conditions"]))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+            rows.push(vec![kind.to_owned(), name, addresses, conditions]);
         }
     }
     columns(&rows)
+}
+
+/// Gateway API kinds and their list in the status document.
+const GATEWAY_KINDS: [(&str, &str); 7] = [
+    ("GatewayClass", "gatewayclasses"),
+    ("Gateway", "gateways"),
+    ("HTTPRoute", "httproutes"),
+    ("GRPCRoute", "grpcroutes"),
+    ("TLSRoute", "tlsroutes"),
+    ("TCPRoute", "tcproutes"),
+    ("UDPRoute", "udproutes"),
+];
+
+/// `Accepted,Programmed` for conditions that hold; `ResolvedRefs=False(BackendNotFound)`
+/// for those that do not (`Conflicted` holds when it is true, so it shows only then).
+fn conditions(list: &Value) -> String {
+    items(list)
+        .iter()
+        .filter_map(|c| {
+            let (kind, status, reason) = (text(&c["type"]), text(&c["status"]), text(&c["reason"]));
+            match (kind.as_str(), status.as_str()) {
+                ("Conflicted", "False") => None,
+                (_, "True") if kind != "Conflicted" => Some(kind),
+                _ => Some(format!("{kind}={status}({reason})")),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One row per route: host, path, match, Ingress, backend, endpoints; then L4 listeners,
@@ -103,6 +159,27 @@ fn routes_table(document: &Value) -> String {
         for p in passthrough {
             let cells = ["sni", "ingress", "backend"].map(|k| text(&p[k]));
             rows.push(cells.into_iter().chain([strings(&p["endpoints"]).join(",")]).collect());
+        }
+        out.push('\n');
+        out.push_str(&columns(&rows));
+    }
+    let gateway = items(&document["gateway_routes"]);
+    if !gateway.is_empty() {
+        let header = ["ADDRESS", "LISTENER", "HOST", "PATH", "MATCH", "ROUTE", "BACKEND"];
+        let mut rows = vec![header.map(str::to_owned).to_vec()];
+        for g in gateway {
+            let backend = items(&g["rule"]["action"]["backends"])
+                .iter()
+                .map(|b| format!("{}*{}", b["backend"].as_str().unwrap_or("<500>"), b["weight"]))
+                .collect::<Vec<_>>()
+                .join(",");
+            let backend = match (&g["rule"]["action"]["redirect"], &g["rule"]["action"]["fail"]) {
+                (Value::String(to), _) => format!("redirect {to}"),
+                (_, Value::Number(code)) => format!("answer {code}"),
+                _ => backend,
+            };
+            let cells = ["address", "listener", "host", "path", "match"].map(|k| text(&g[k]));
+            rows.push(cells.into_iter().chain([text(&g["rule"]["source"]), backend]).collect());
         }
         out.push('\n');
         out.push_str(&columns(&rows));

@@ -58,6 +58,13 @@ pub(crate) fn compile(
 ) -> CompiledRoute {
     let owner = Arc::new(ObjectRef::new("HTTPRoute", &key.namespace, &key.name));
     let mut compiled = CompiledRoute::default();
+    let violations = super::validate::http_route(route);
+    if let Some((_, reason)) = violations.first() {
+        compiled.unsupported = Some(format!("refused as the API server would: {reason}"));
+    }
+    for (field, reason) in violations {
+        diagnostics.push(Diagnostic::object((*owner).clone(), field, reason));
+    }
     for (r, rule) in route.spec.rules.iter().flatten().enumerate() {
         let mut cx =
             RuleContext { owner: &owner, rule: r, store, diagnostics: &mut *diagnostics, compiled: &mut compiled };

@@ -143,6 +143,10 @@ pub(crate) fn validate(
             }
         }
     }
+    for (field, reason) in super::validate::gateway(gateway) {
+        diagnostics.push(Diagnostic::object(object.clone(), field, reason.clone()));
+        refused.get_or_insert(("Invalid", format!("refused as the API server would: {reason}")));
+    }
     let mut listeners: Vec<Listener> = gateway
         .spec
         .listeners

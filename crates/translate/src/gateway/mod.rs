@@ -14,6 +14,7 @@ mod grpc_route;
 mod http_route;
 mod listeners;
 mod refs;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -48,6 +49,7 @@ impl Prepared {
     pub(crate) fn candidates(&self) -> Vec<LbService<'_>> {
         self.gateways
             .iter()
+            .filter(|gateway| gateway.refused.is_none())
             .map(|gateway| {
                 let mut ports: Vec<LbPort> = gateway
                     .listeners

@@ -307,3 +307,52 @@ spec:
     let backend = snapshot.backends.iter().flatten().find(|b| b.service.name == "web").unwrap();
     assert_eq!(backend.protocol(), sluice_config::UpstreamProtocol::H2c);
 }
+
+#[test]
+fn objects_the_api_server_would_refuse_are_not_served_and_say_why() {
+    let bad = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: twice, namespace: default}
+spec:
+  gatewayClassName: ours
+  listeners:
+  - {name: a, port: 81, protocol: HTTP}
+  - {name: a, port: 82, protocol: TCP, hostname: x.test}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bad, namespace: default}
+spec:
+  parentRefs: [{name: gw}, {name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /a//b}}]
+    filters:
+    - {type: RequestRedirect, requestRedirect: {statusCode: 301}}
+    - {type: URLRewrite, urlRewrite: {hostname: x.test}}
+    - {type: RequestHeaderModifier}
+    timeouts: {request: 1s, backendRequest: 2s}
+"#;
+    let snapshot = run(bad);
+    let gateway = status(&snapshot, "Gateway", "twice");
+    assert_eq!(condition(&gateway["conditions"], "Accepted"), ("False".into(), "Invalid".into()));
+    assert!(gateway["addresses"].as_array().unwrap().is_empty(), "a refused Gateway takes no address");
+    let fields: Vec<String> = snapshot
+        .diagnostics
+        .iter()
+        .filter(|d| d.to_string().contains("twice") || d.to_string().contains("HTTPRoute default/bad"))
+        .map(|d| d.field.clone())
+        .collect();
+    for field in [
+        "spec.listeners[1].name",
+        "spec.listeners[1].hostname",
+        "spec.parentRefs[1]",
+        "spec.rules[0].matches[0].path.value",
+        "spec.rules[0].filters",
+        "spec.rules[0].filters[2]",
+        "spec.rules[0].timeouts",
+    ] {
+        assert!(fields.iter().any(|f| f == field), "no problem at {field}: {fields:?}");
+    }
+    assert_eq!(parent(&snapshot, "bad", 0, "Accepted"), ("False".into(), "UnsupportedValue".into()));
+}
