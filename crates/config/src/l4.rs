@@ -37,14 +37,77 @@ pub struct L4Listener {
     pub address: SocketAddr,
     /// TCP or UDP.
     pub protocol: L4Protocol,
-    /// The ready endpoints (the EndpointSlice port matching the Service port by name).
-    pub backend: Arc<Backend>,
+    /// Where connections go: the Service's ready endpoints, or a route's weighted backends.
+    pub backends: L4Backends,
     /// PROXY protocol towards the backend (TCP only).
     pub proxy_protocol: Option<ProxyProtocol>,
     /// A TCP connection or UDP flow idle this long is closed.
     pub idle_timeout: Duration,
     /// Most concurrent UDP flows for this listener; new clients beyond it are dropped.
     pub max_flows: usize,
+}
+
+/// The backends of an L4 listener: one (a LoadBalancer Service's endpoints), or several
+/// chosen by weight for each connection or flow (a TCPRoute's or UDPRoute's backendRefs; a
+/// share whose backend has no endpoints is refused, as Gateway API asks).
+#[derive(Debug, Clone)]
+pub struct L4Backends {
+    choices: Box<[(Arc<Backend>, u32)]>,
+    total: u64,
+}
+
+impl L4Backends {
+    /// Every connection to `backend`.
+    pub fn one(backend: Arc<Backend>) -> Self {
+        Self::weighted(vec![(backend, 1)])
+    }
+
+    /// Connections shared by weight (a weight of 0 gets none).
+    pub fn weighted(choices: Vec<(Arc<Backend>, u32)>) -> Self {
+        let total = choices.iter().map(|(_, w)| u64::from(*w)).sum();
+        Self { choices: choices.into(), total }
+    }
+
+    /// An endpoint for a new connection: a backend drawn by weight, then its next endpoint.
+    pub fn pick(&self) -> Option<SocketAddr> {
+        let backend = match &*self.choices {
+            [(only, _)] => only,
+            choices => {
+                let mut ticket = fastrand::u64(..self.total.max(1));
+                &choices
+                    .iter()
+                    .find(|(_, w)| match ticket.checked_sub(u64::from(*w)) {
+                        Some(rest) => {
+                            ticket = rest;
+                            false
+                        }
+                        None => true,
+                    })?
+                    .0
+            }
+        };
+        backend.pick()
+    }
+
+    /// The first backend's label, for logs and metrics.
+    pub fn label(&self) -> &str {
+        self.choices.first().map_or("", |(b, _)| &b.label)
+    }
+
+    /// Every endpoint of every backend.
+    pub fn endpoints(&self) -> impl Iterator<Item = &SocketAddr> {
+        self.choices.iter().flat_map(|(b, _)| b.endpoints.iter())
+    }
+
+    /// How many endpoints there are in all (how many attempts a connection may make).
+    pub fn endpoint_count(&self) -> usize {
+        self.choices.iter().map(|(b, _)| b.endpoints.len()).sum()
+    }
+
+    /// The backends with their weights.
+    pub fn choices(&self) -> &[(Arc<Backend>, u32)] {
+        &self.choices
+    }
 }
 
 /// Key of an [`L4Listener`]: what a socket is bound to.

@@ -50,7 +50,7 @@ pub use gateway_status::{
     ParentRef, RouteKind, RouteParentStatus,
 };
 pub use host::{HostMatch, Hostname, InvalidHostname};
-pub use l4::{L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
+pub use l4::{L4Backends, L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
 pub use passthrough::PassthroughTable;
 pub use path::{InvalidPath, PathMatch, PathRegex, PathSet, REGEX_SIZE_LIMIT};
 pub use rate_limit::{Concurrency, Rate, RateLimit};

@@ -48,7 +48,7 @@ async fn serve(client: TcpStream, peer: SocketAddr, state: Arc<Current>) {
     let Some(mut upstream) = connect(&state).await else {
         tracing::debug!(
             client = %peer,
-            backend = %state.config.backend.label,
+            backend = %state.config.backends.label(),
             "l4: no endpoint reachable; closing the client connection"
         );
         return;
@@ -70,9 +70,9 @@ async fn serve(client: TcpStream, peer: SocketAddr, state: Arc<Current>) {
 
 /// Connects to the next endpoints round-robin, trying up to [`MAX_ATTEMPTS`] distinct ones.
 async fn connect(state: &Current) -> Option<TcpStream> {
-    let backend = &state.config.backend;
-    for _ in 0..backend.endpoints.len().min(MAX_ATTEMPTS) {
-        let endpoint = backend.pick()?;
+    let backends = &state.config.backends;
+    for _ in 0..backends.endpoint_count().min(MAX_ATTEMPTS) {
+        let endpoint = backends.pick()?;
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);

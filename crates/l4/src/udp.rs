@@ -189,7 +189,7 @@ fn flow_for<'a>(
             state.metrics.flows_dropped.inc();
             return None;
         }
-        let endpoint = state.config.backend.pick()?;
+        let endpoint = state.config.backends.pick()?;
         let upstream = match connect_udp(endpoint) {
             Ok(upstream) => upstream,
             Err(error) => {

@@ -189,7 +189,7 @@ pub fn document(snapshot: &Snapshot) -> Value {
                 "address": l.address.to_string(),
                 "protocol": l.protocol,
                 "service": format!("{}/{}", l.service.namespace, l.service.name),
-                "endpoints": l.backend.endpoints.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "endpoints": l.backends.endpoints().map(ToString::to_string).collect::<Vec<_>>(),
             })
         })
         .collect();

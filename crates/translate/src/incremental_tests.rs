@@ -203,7 +203,13 @@ fn render(snapshot: &Snapshot) -> String {
         let _ = writeln!(out, "{diagnostic}");
     }
     for listener in snapshot.l4.listeners.values() {
-        let _ = writeln!(out, "l4 {} {} {:?}", listener.service, listener.address, listener.backend.endpoints);
+        let _ = writeln!(
+            out,
+            "l4 {} {} {:?}",
+            listener.service,
+            listener.address,
+            listener.backends.endpoints().collect::<Vec<_>>()
+        );
     }
     let _ = writeln!(out, "{:?}", snapshot.l4.addresses);
     out

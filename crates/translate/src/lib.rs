@@ -407,7 +407,7 @@ impl Translator {
             client_certs::table(plan.served(), &store.secrets, defaults, &self.policies, &mut diagnostics);
         let controller = self.options.gateway_controller.as_str();
         let prepared = gateway::prepare(store, controller, &self.secrets, &mut diagnostics);
-        let l4 = l4::translate(
+        let mut l4 = l4::translate(
             store,
             &self.options.lb_pools,
             previous,
@@ -425,6 +425,9 @@ impl Translator {
             }
             let resolved = self.backends.resolve(store, key, &mut self.upstream_tls, defaults);
             backends.push(Some(resolved.backend.clone()));
+        }
+        for listener in gateways.l4 {
+            l4::add_gateway_listener(&mut l4, listener, &backends);
         }
         diagnostics.sort();
         diagnostics.dedup();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use sluice_config::{Backend, L4Listener, L4Protocol, L4Table, ObjectRef, Transport};
+use sluice_config::{Backend, L4Backends, L4Listener, L4Protocol, L4Table, ObjectRef, Transport};
 use sluice_l4::{L4Metrics, L4Plane};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -73,13 +73,13 @@ pub fn series(name: &str, address: SocketAddr, protocol: L4Protocol) -> String {
 pub fn listener(protocol: L4Protocol, address: SocketAddr, endpoints: Vec<SocketAddr>) -> L4Listener {
     let service = ObjectRef::new("Service", "ns", "svc");
     L4Listener {
-        backend: Arc::new(Backend::new(
+        backends: L4Backends::one(Arc::new(Backend::new(
             service.clone(),
             &address.port().to_string(),
             Some(String::new()),
             Transport::Http1,
             endpoints,
-        )),
+        ))),
         service,
         port_name: String::new(),
         address,

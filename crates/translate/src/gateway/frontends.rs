@@ -1,14 +1,14 @@
 //! The frontends of Gateways that have addresses: per address and port, the HTTP or HTTPS
 //! listeners served there, each with the matches of its attached routes by host, in
-//! Gateway API precedence order.
+//! Gateway API precedence order; and their TCP and UDP listeners for the L4 plane.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sluice_config::{
-    CertificateTableBuilder, Frontend, GatewayFrontends, HostMatch, HostPattern, HostRoutes, ListenerRoutes, Matches,
-    RouteMatch,
+    CertificateTableBuilder, Frontend, GatewayFrontends, HostMatch, HostPattern, HostRoutes, L4Protocol,
+    ListenerRoutes, Matches, ObjectRef, RouteMatch, WeightedBackend,
 };
 use sluice_store::ObjectKey;
 
@@ -16,6 +16,59 @@ use super::attach::Attachment;
 use super::http_route::CompiledMatch;
 use super::listeners::{Protocol, ValidGateway};
 use crate::l4::Allocations;
+
+/// A Gateway's TCP or UDP listener on one of its addresses, with the backends of the route
+/// it serves.
+#[derive(Debug)]
+pub(crate) struct GatewayL4 {
+    pub gateway: ObjectRef,
+    pub listener: String,
+    pub address: SocketAddr,
+    pub protocol: L4Protocol,
+    pub backends: Vec<WeightedBackend>,
+}
+
+/// The TCP and UDP listeners of every Gateway with an address, each forwarding to the
+/// backends of the oldest route attached to it (none attached: nothing is listened on).
+pub(crate) fn l4_listeners(
+    gateways: &BTreeMap<ObjectKey, ValidGateway>,
+    addresses: &Allocations,
+    attachments: &[Attachment],
+) -> Vec<GatewayL4> {
+    let mut out = Vec::new();
+    for (key, gateway) in gateways {
+        let Some(ips) = addresses.get(&gateway.object).filter(|_| gateway.refused.is_none()) else {
+            continue;
+        };
+        for listener in gateway.listeners.iter().filter(|l| l.programmed()) {
+            let protocol = match listener.protocol {
+                Some(Protocol::Tcp) => L4Protocol::Tcp,
+                Some(Protocol::Udp) => L4Protocol::Udp,
+                _ => continue,
+            };
+            let oldest = attachments
+                .iter()
+                .filter(|a| a.gateway == *key && a.listener == listener.name)
+                .min_by(|a, b| a.order.cmp(&b.order));
+            let forward = oldest.and_then(|a| a.matches.first()).and_then(|m| m.route.forward());
+            let backends = match (oldest, forward) {
+                (None, _) => continue,
+                (Some(_), Some(forward)) => forward.backends.to_vec(),
+                (Some(_), None) => Vec::new(),
+            };
+            for ip in ips {
+                out.push(GatewayL4 {
+                    gateway: gateway.object.clone(),
+                    listener: listener.name.clone(),
+                    address: SocketAddr::new(*ip, listener.port),
+                    protocol,
+                    backends: backends.clone(),
+                });
+            }
+        }
+    }
+    out
+}
 
 /// Builds the frontends of every Gateway with an address.
 pub(crate) fn build(

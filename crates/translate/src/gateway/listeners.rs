@@ -184,11 +184,11 @@ fn read_listener(
         "UDP" => Some(Protocol::Udp),
         _ => None,
     };
-    // TLS, TCP and UDP listeners belong to the L4 plane, which does not serve Gateways yet:
-    // they are refused rather than reported as served.
-    let served = matches!(protocol, Some(Protocol::Http | Protocol::Https));
+    // TLS listeners are not served yet: refused rather than reported as served.
+    let served = matches!(protocol, Some(Protocol::Http | Protocol::Https | Protocol::Tcp | Protocol::Udp));
     if !served {
-        let reason = format!("protocol {:?} is not supported on Gateways (HTTP and HTTPS are)", spec.protocol);
+        let reason =
+            format!("protocol {:?} is not supported on Gateways (HTTP, HTTPS, TCP and UDP are)", spec.protocol);
         diagnostics.push(Diagnostic::object(gateway.clone(), field("protocol"), reason.clone()));
         refused = Some(("UnsupportedProtocol", reason));
     }

@@ -12,6 +12,7 @@ mod filters;
 mod frontends;
 mod grpc_route;
 mod http_route;
+mod l4_route;
 mod listeners;
 mod refs;
 mod validate;
@@ -29,6 +30,7 @@ use crate::backends::BackendKey;
 use crate::certificates::Secrets;
 use crate::l4::{Allocations, LbPort, LbService};
 
+pub(crate) use frontends::GatewayL4;
 pub(crate) use listeners::ValidGateway;
 
 /// The controller name Sluice answers to by default (`--gateway-controller`).
@@ -73,10 +75,29 @@ impl Prepared {
 pub(crate) struct Translated {
     /// HTTP and HTTPS frontends.
     pub frontends: GatewayFrontends,
+    /// TCP and UDP listeners, for the L4 plane.
+    pub l4: Vec<GatewayL4>,
     /// The status of every object of ours.
     pub status: Vec<ObjectStatus>,
     /// The backends routes point at, in id order from the first id given to [`finish`].
     pub backends: Vec<Arc<BackendKey>>,
+}
+
+/// The backendRefs of a TCPRoute or UDPRoute rule as [`l4_route::L4Ref`]s.
+macro_rules! l4_refs {
+    ($refs:expr) => {
+        $refs
+            .iter()
+            .map(|b| l4_route::L4Ref {
+                group: b.group.as_deref(),
+                kind: b.kind.as_deref(),
+                namespace: b.namespace.as_deref(),
+                name: &b.name,
+                port: b.port,
+                weight: b.weight,
+            })
+            .collect::<Vec<_>>()
+    };
 }
 
 /// Finds our GatewayClasses and validates their Gateways.
@@ -140,6 +161,30 @@ pub(crate) fn finish(
         let compile = |d: &mut Vec<Diagnostic>| http_route::compile(key, route, store, &mut backends, d);
         attached.route(store, &gateways, controller, input, compile, &mut *diagnostics);
     }
+    for (key, route) in &store.tcp_routes {
+        let input = attach::RouteInput {
+            kind: "TCPRoute",
+            key,
+            meta: &route.metadata,
+            parents: attach::parent_specs!(route.spec.parent_refs),
+            hostnames: &[],
+        };
+        let rules = route.spec.rules.iter().map(|rule| l4_refs!(rule.backend_refs));
+        let compile = |d: &mut Vec<Diagnostic>| l4_route::compile("TCPRoute", key, rules, store, &mut backends, d);
+        attached.route(store, &gateways, controller, input, compile, &mut *diagnostics);
+    }
+    for (key, route) in &store.udp_routes {
+        let input = attach::RouteInput {
+            kind: "UDPRoute",
+            key,
+            meta: &route.metadata,
+            parents: attach::parent_specs!(route.spec.parent_refs),
+            hostnames: &[],
+        };
+        let rules = route.spec.rules.iter().map(|rule| l4_refs!(rule.backend_refs));
+        let compile = |d: &mut Vec<Diagnostic>| l4_route::compile("UDPRoute", key, rules, store, &mut backends, d);
+        attached.route(store, &gateways, controller, input, compile, &mut *diagnostics);
+    }
     for (key, route) in &store.grpc_routes {
         let input = attach::RouteInput {
             kind: "GRPCRoute",
@@ -156,8 +201,9 @@ pub(crate) fn finish(
         status.push(gateway.status(ips, &attached.counts));
     }
     status.extend(attached.status);
+    let l4 = frontends::l4_listeners(&gateways, addresses, &attached.routes);
     let frontends = frontends::build(&gateways, addresses, attached.routes);
-    Translated { frontends, status, backends: backends.into_keys() }
+    Translated { frontends, l4, status, backends: backends.into_keys() }
 }
 
 #[cfg(test)]

@@ -115,7 +115,7 @@ fn our_classes_and_gateways_get_status_and_an_address() {
         condition(&listener("clash")["conditions"], "ResolvedRefs"),
         ("False".into(), "InvalidCertificateRef".into())
     );
-    assert_eq!(condition(&listener("dns")["conditions"], "Accepted"), ("False".into(), "UnsupportedProtocol".into()));
+    assert_eq!(condition(&listener("dns")["conditions"], "Accepted"), ("True".into(), "Accepted".into()));
     // Frontends only for the HTTP listeners of our Gateway.
     let frontends: Vec<String> = snapshot.gateways.iter().map(|(a, _)| a.to_string()).collect();
     assert_eq!(frontends, ["127.0.30.1:80", "127.0.30.1:8080"]);
@@ -355,4 +355,43 @@ spec:
         assert!(fields.iter().any(|f| f == field), "no problem at {field}: {fields:?}");
     }
     assert_eq!(parent(&snapshot, "bad", 0, "Accepted"), ("False".into(), "UnsupportedValue".into()));
+}
+
+#[test]
+fn tcp_and_udp_routes_become_l4_listeners_of_the_gateway() {
+    let routes = r#"
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: UDPRoute
+metadata: {name: old, namespace: default, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: dns}]
+  rules: [{backendRefs: [{name: web, port: 80, weight: 9}, {name: gone, port: 53, weight: 1}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: UDPRoute
+metadata: {name: new, namespace: default, creationTimestamp: "2026-02-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: dns}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: tcp, namespace: default}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+"#;
+    let snapshot = run(routes);
+    let dns = snapshot.l4.listeners.get(&(sluice_config::L4Protocol::Udp, "127.0.30.1:53".parse().unwrap())).unwrap();
+    let weights: Vec<_> = dns.backends.choices().iter().map(|(b, w)| (b.service.name.clone(), *w)).collect();
+    assert_eq!(weights, [("web".into(), 9), ("gw".into(), 1)], "the oldest route; the missing Service's share stays");
+    let tcp = status(&snapshot, "TCPRoute", "tcp");
+    assert_eq!(
+        condition(&tcp["parents"][0]["conditions"], "Accepted"),
+        ("False".into(), "NotAllowedByListeners".into())
+    );
+    assert_eq!(
+        condition(&status(&snapshot, "UDPRoute", "old")["parents"][0]["conditions"], "ResolvedRefs").1,
+        "BackendNotFound"
+    );
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use sluice_config::{Backend, Diagnostic, L4Listener, L4Table, ObjectRef, Transport};
+use sluice_config::{Backend, Diagnostic, L4Backends, L4Listener, L4Table, ObjectRef, Transport};
 use sluice_store::{ObjectKey, Store};
 
 use crate::backends::Backends;
@@ -75,7 +75,7 @@ pub(crate) fn translate(
                     port_name: port.name.clone(),
                     address,
                     protocol: port.protocol,
-                    backend: backend.clone(),
+                    backends: L4Backends::one(backend.clone()),
                     proxy_protocol: candidate.proxy_protocol,
                     idle_timeout: candidate.idle_timeout(port.protocol),
                     max_flows: candidate.max_flows,
@@ -89,3 +89,39 @@ pub(crate) fn translate(
 
 #[cfg(test)]
 mod tests;
+
+/// Adds a Gateway's TCP or UDP listener: its route's backends by weight (a share whose
+/// reference does not resolve has no endpoints, so its connections are refused).
+pub(crate) fn add_gateway_listener(
+    table: &mut L4Table,
+    listener: crate::gateway::GatewayL4,
+    backends: &[Option<Arc<Backend>>],
+) {
+    let unresolved = || {
+        let label = format!("{}:unresolved", listener.listener);
+        Arc::new(Backend::new(listener.gateway.clone(), &label, None, Transport::Http1, Vec::new()))
+    };
+    let choices = listener
+        .backends
+        .iter()
+        .map(|b| {
+            let backend = backends.get(b.id.0 as usize).cloned().flatten().unwrap_or_else(unresolved);
+            (backend, b.weight)
+        })
+        .collect();
+    let idle_timeout = match listener.protocol {
+        sluice_config::L4Protocol::Tcp => service::DEFAULT_TCP_IDLE,
+        sluice_config::L4Protocol::Udp => service::DEFAULT_UDP_IDLE,
+    };
+    let key = (listener.protocol, listener.address);
+    table.listeners.entry(key).or_insert(L4Listener {
+        service: listener.gateway,
+        port_name: listener.listener,
+        address: listener.address,
+        protocol: listener.protocol,
+        backends: L4Backends::weighted(choices),
+        proxy_protocol: None,
+        idle_timeout,
+        max_flows: service::DEFAULT_MAX_FLOWS,
+    });
+}

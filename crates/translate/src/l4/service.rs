@@ -15,9 +15,9 @@ const PROXY_PROTOCOL_ANNOTATION: &str = "sluice.dev/proxy-protocol";
 const IDLE_TIMEOUT_ANNOTATION: &str = "sluice.dev/idle-timeout";
 const MAX_FLOWS_ANNOTATION: &str = "sluice.dev/udp-max-flows";
 
-const DEFAULT_TCP_IDLE: Duration = Duration::from_secs(3600);
-const DEFAULT_UDP_IDLE: Duration = Duration::from_secs(30);
-const DEFAULT_MAX_FLOWS: usize = 65_536;
+pub(super) const DEFAULT_TCP_IDLE: Duration = Duration::from_secs(3600);
+pub(super) const DEFAULT_UDP_IDLE: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_MAX_FLOWS: usize = 65_536;
 
 /// A port of a LoadBalancer Service.
 #[derive(Debug, Clone, PartialEq, Eq)]
