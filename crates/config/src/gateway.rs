@@ -47,6 +47,9 @@ pub struct Frontend {
     pub gateway: Arc<ObjectRef>,
     /// Certificates by SNI when the listeners terminate TLS (HTTPS); `None` for HTTP.
     pub tls: Option<Arc<CertificateTable>>,
+    /// TLS listeners in Passthrough mode: connections are relayed untouched to the backend
+    /// the ClientHello's SNI routes to (each route forwards from path `/` of its hosts).
+    pub passthrough: bool,
     /// The listeners, most specific hostname first.
     listeners: Box<[ListenerRoutes]>,
 }
@@ -59,7 +62,19 @@ impl Frontend {
         mut listeners: Vec<ListenerRoutes>,
     ) -> Self {
         listeners.sort_by_key(|l| std::cmp::Reverse(l.hostname.specificity()));
-        Self { gateway, tls, listeners: listeners.into() }
+        Self { gateway, tls, passthrough: false, listeners: listeners.into() }
+    }
+
+    /// A TLS passthrough frontend of `listeners`.
+    pub fn passthrough(gateway: Arc<ObjectRef>, listeners: Vec<ListenerRoutes>) -> Self {
+        Self { passthrough: true, ..Self::new(gateway, None, listeners) }
+    }
+
+    /// The route a passthrough connection with this SNI takes.
+    pub fn route_sni(&self, sni: &str) -> Option<&Route> {
+        let (method, headers) = (http::Method::GET, http::HeaderMap::new());
+        let head = RequestHead { method: &method, query: None, headers: &headers };
+        self.route(Some(sni), "/", &head)
     }
 
     /// The route for a request: `host` the raw `Host`/`:authority`, `path` the normalised

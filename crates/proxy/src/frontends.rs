@@ -1,5 +1,5 @@
 //! Gateway frontends bound as the snapshot says: one accept loop per address and port a
-//! Gateway serves HTTP or HTTPS on. A frontend kept from one snapshot to the next is never
+//! Gateway serves HTTP, HTTPS or TLS passthrough on. A frontend kept from one snapshot to the next is never
 //! re-bound; one that goes stops accepting, and its open connections finish as they are.
 
 use std::collections::BTreeMap;
@@ -17,8 +17,26 @@ use crate::DataPlane;
 #[derive(Debug)]
 pub struct GatewayListeners {
     plane: Arc<DataPlane>,
-    /// Each bound frontend: whether it terminates TLS, and its accept loop.
-    bound: Mutex<BTreeMap<SocketAddr, (bool, JoinHandle<()>)>>,
+    /// Each bound frontend: what it speaks, and its accept loop.
+    bound: Mutex<BTreeMap<SocketAddr, (Mode, JoinHandle<()>)>>,
+}
+
+/// What a frontend speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Http,
+    Https,
+    Passthrough,
+}
+
+impl Mode {
+    fn of(frontend: &sluice_config::Frontend) -> Self {
+        match (frontend.passthrough, frontend.tls.is_some()) {
+            (true, _) => Mode::Passthrough,
+            (false, true) => Mode::Https,
+            (false, false) => Mode::Http,
+        }
+    }
 }
 
 impl GatewayListeners {
@@ -30,8 +48,8 @@ impl GatewayListeners {
     /// Binds the frontends of `frontends` not bound yet (and those whose TLS changed), stops
     /// those no longer there. Returns the addresses that could not be bound.
     pub async fn apply(&self, frontends: &GatewayFrontends) -> Vec<(SocketAddr, io::Error)> {
-        let wanted: BTreeMap<SocketAddr, bool> = frontends.iter().map(|(a, f)| (*a, f.tls.is_some())).collect();
-        let to_bind: Vec<(SocketAddr, bool)> = {
+        let wanted: BTreeMap<SocketAddr, Mode> = frontends.iter().map(|(a, f)| (*a, Mode::of(f))).collect();
+        let to_bind: Vec<(SocketAddr, Mode)> = {
             let mut bound = self.bound.lock().unwrap_or_else(PoisonError::into_inner);
             bound.retain(|address, (tls, task)| {
                 let keep = wanted.get(address) == Some(tls) && !task.is_finished();
@@ -43,10 +61,10 @@ impl GatewayListeners {
             wanted.iter().filter(|(a, _)| !bound.contains_key(a)).map(|(a, tls)| (*a, *tls)).collect()
         };
         let mut failures = Vec::new();
-        for (address, tls) in to_bind {
-            match self.bind(address, tls).await {
+        for (address, mode) in to_bind {
+            match self.bind(address, mode).await {
                 Ok(task) => {
-                    self.bound.lock().unwrap_or_else(PoisonError::into_inner).insert(address, (tls, task));
+                    self.bound.lock().unwrap_or_else(PoisonError::into_inner).insert(address, (mode, task));
                 }
                 Err(e) => failures.push((address, e)),
             }
@@ -54,21 +72,22 @@ impl GatewayListeners {
         failures
     }
 
-    async fn bind(&self, address: SocketAddr, tls: bool) -> io::Result<JoinHandle<()>> {
+    async fn bind(&self, address: SocketAddr, mode: Mode) -> io::Result<JoinHandle<()>> {
         let listener = TcpListener::bind(address).await?;
-        let config = match tls {
-            false => None,
-            true => Some(
-                crate::tls::frontend_config(
-                    self.plane.snapshot.clone(),
-                    address,
-                    self.plane.options.tls_session_resumption,
-                )
-                .map_err(io::Error::other)?,
-            ),
+        tracing::info!(%address, ?mode, "serving a Gateway frontend");
+        let plane = self.plane.clone();
+        let config = match mode {
+            Mode::Passthrough => {
+                return Ok(tokio::spawn(crate::passthrough::serve_frontend(listener, plane, address)));
+            }
+            Mode::Http => None,
+            Mode::Https => {
+                let resumption = plane.options.tls_session_resumption;
+                let config = crate::tls::frontend_config(plane.snapshot.clone(), address, resumption);
+                Some(config.map_err(io::Error::other)?)
+            }
         };
-        tracing::info!(%address, tls, "serving a Gateway frontend");
-        Ok(tokio::spawn(crate::listener::serve_on(listener, self.plane.clone(), config, Some(address))))
+        Ok(tokio::spawn(crate::listener::serve_on(listener, plane, config, Some(address))))
     }
 }
 

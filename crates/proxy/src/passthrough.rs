@@ -1,6 +1,8 @@
 //! TLS passthrough (`ssl-passthrough`): on the HTTPS listener, a connection whose
 //! ClientHello names a passthrough host is relayed as raw TCP, untouched, to that host's
 //! backend, which terminates TLS itself; every other connection is terminated as usual.
+//! Gateway TLS listeners in Passthrough mode relay every connection, to the backend of the
+//! TLSRoute its SNI selects ([`serve_frontend`]).
 //!
 //! The ClientHello is read into a buffer before any TLS library sees it; the buffered bytes
 //! are then either written to the backend first, or replayed to rustls ([`Replay`]). When
@@ -63,6 +65,47 @@ pub(crate) async fn relay_or_terminate(
             None
         }
         None => Some(Replay::new(hello, stream)),
+    }
+}
+
+/// Accepts connections on a Gateway's TLS passthrough frontend at `address` until shutdown:
+/// each is relayed to a backend of the TLSRoute its ClientHello's SNI selects, or closed
+/// when none does.
+pub(crate) async fn serve_frontend(listener: tokio::net::TcpListener, plane: Arc<DataPlane>, address: SocketAddr) {
+    let stopping = plane.drain.stopping();
+    tokio::pin!(stopping);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = &mut stopping => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((mut stream, client)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(ticket) = plane.admission.admit(client.ip()) else {
+            continue;
+        };
+        let conn_plane = plane.clone();
+        plane.drain.spawn(async move {
+            let _ticket = ticket;
+            let deadline = Instant::now() + conn_plane.options.handshake_timeout;
+            let Ok(Ok((hello, Some(sni)))) = tokio::time::timeout_at(deadline, read_client_hello(&mut stream)).await
+            else {
+                return tracing::debug!(%client, "no ClientHello with a server name on a TLS passthrough listener");
+            };
+            let backend = {
+                let snapshot = conn_plane.snapshot.load();
+                let frontend = snapshot.gateways.get(&address);
+                let id = frontend.and_then(|f| f.route_sni(&sni)).and_then(|r| r.forward()?.pick_backend());
+                id.and_then(|id| snapshot.backend(id).cloned())
+            };
+            match backend {
+                Some(backend) => relay(stream, hello, backend, client).await,
+                None => tracing::debug!(%client, %sni, "no TLSRoute for this server name; closing"),
+            }
+        });
     }
 }
 

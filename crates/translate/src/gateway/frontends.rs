@@ -92,11 +92,13 @@ pub(crate) fn build(
             continue;
         };
         let owner = Arc::new(gateway.object.clone());
-        let mut ports: BTreeMap<u16, (bool, Vec<ListenerRoutes>, Option<CertificateTableBuilder>)> = BTreeMap::new();
+        type Port = ((bool, bool), Vec<ListenerRoutes>, Option<CertificateTableBuilder>);
+        let mut ports: BTreeMap<u16, Port> = BTreeMap::new();
         for listener in gateway.listeners.iter().filter(|l| l.programmed()) {
-            let https = match listener.protocol {
-                Some(Protocol::Http) => false,
-                Some(Protocol::Https) => true,
+            let (https, passthrough) = match listener.protocol {
+                Some(Protocol::Http) => (false, false),
+                Some(Protocol::Https) => (true, false),
+                Some(Protocol::Tls) => (false, true),
                 _ => continue,
             };
             let hosts = by_listener.remove(&(key, listener.name.as_str())).unwrap_or_default();
@@ -115,7 +117,7 @@ pub(crate) fn build(
                 hostname: listener.hostname.clone(),
                 hosts: HostRoutes::new(entries),
             };
-            let slot = ports.entry(listener.port).or_insert_with(|| (https, Vec::new(), None));
+            let slot = ports.entry(listener.port).or_insert_with(|| ((https, passthrough), Vec::new(), None));
             slot.1.push(routes);
             if let Some(first) = listener.certificates.first().filter(|_| https) {
                 let table = slot.2.get_or_insert_with(|| CertificateTableBuilder::new(first.clone()));
@@ -130,13 +132,14 @@ pub(crate) fn build(
                 }
             }
         }
-        for (port, (https, listeners, certificates)) in ports {
-            let tls = match (https, certificates) {
-                (false, _) => None,
-                (true, Some(table)) => Some(Arc::new(table.build())),
-                (true, None) => continue,
+        for (port, ((https, passthrough), listeners, certificates)) in ports {
+            let frontend = match (https, passthrough, certificates) {
+                (_, true, _) => Frontend::passthrough(owner.clone(), listeners),
+                (false, false, _) => Frontend::new(owner.clone(), None, listeners),
+                (true, false, Some(table)) => Frontend::new(owner.clone(), Some(Arc::new(table.build())), listeners),
+                (true, false, None) => continue,
             };
-            let frontend = Arc::new(Frontend::new(owner.clone(), tls, listeners));
+            let frontend = Arc::new(frontend);
             for ip in ips {
                 frontends.insert(SocketAddr::new(*ip, port), frontend.clone());
             }

@@ -184,13 +184,19 @@ fn read_listener(
         "UDP" => Some(Protocol::Udp),
         _ => None,
     };
-    // TLS listeners are not served yet: refused rather than reported as served.
-    let served = matches!(protocol, Some(Protocol::Http | Protocol::Https | Protocol::Tcp | Protocol::Udp));
-    if !served {
+    if protocol.is_none() {
         let reason =
-            format!("protocol {:?} is not supported on Gateways (HTTP, HTTPS, TCP and UDP are)", spec.protocol);
+            format!("protocol {:?} is not supported on Gateways (HTTP, HTTPS, TLS, TCP and UDP are)", spec.protocol);
         diagnostics.push(Diagnostic::object(gateway.clone(), field("protocol"), reason.clone()));
         refused = Some(("UnsupportedProtocol", reason));
+    }
+    // TLS listeners relay connections untouched by SNI; terminating them for TLSRoutes is
+    // not done yet: refused rather than served otherwise than asked.
+    let terminate = spec.tls.as_ref().and_then(|t| t.mode.as_ref()).is_none_or(|m| *m == TlsMode::Terminate);
+    if protocol == Some(Protocol::Tls) && terminate {
+        let reason = "TLS listeners in Terminate mode are not supported yet; use Passthrough".to_owned();
+        diagnostics.push(Diagnostic::object(gateway.clone(), field("tls.mode"), reason.clone()));
+        refused = Some(("UnsupportedValue", reason));
     }
     let port = u16::try_from(spec.port).ok().filter(|p| *p != 0).unwrap_or_else(|| {
         let reason = format!("{} is not a valid port", spec.port);

@@ -161,6 +161,18 @@ pub(crate) fn finish(
         let compile = |d: &mut Vec<Diagnostic>| http_route::compile(key, route, store, &mut backends, d);
         attached.route(store, &gateways, controller, input, compile, &mut *diagnostics);
     }
+    for (key, route) in &store.tls_routes {
+        let input = attach::RouteInput {
+            kind: "TLSRoute",
+            key,
+            meta: &route.metadata,
+            parents: attach::parent_specs!(route.spec.parent_refs),
+            hostnames: route.spec.hostnames.as_slice(),
+        };
+        let rules = route.spec.rules.iter().map(|rule| l4_refs!(rule.backend_refs));
+        let compile = |d: &mut Vec<Diagnostic>| l4_route::compile("TLSRoute", key, rules, store, &mut backends, d);
+        attached.route(store, &gateways, controller, input, compile, &mut *diagnostics);
+    }
     for (key, route) in &store.tcp_routes {
         let input = attach::RouteInput {
             kind: "TCPRoute",

@@ -395,3 +395,39 @@ spec:
         "BackendNotFound"
     );
 }
+
+#[test]
+fn tls_passthrough_listeners_route_by_sni_and_terminate_is_refused() {
+    let extra = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: tls, namespace: default}
+spec:
+  gatewayClassName: ours
+  listeners:
+  - {name: pass, port: 443, protocol: TLS, hostname: "*.example.com", tls: {mode: Passthrough}}
+  - {name: term, port: 444, protocol: TLS, tls: {mode: Terminate, certificateRefs: [{name: c}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: t, namespace: default}
+spec:
+  parentRefs: [{name: tls, sectionName: pass}]
+  hostnames: [a.example.com, b.other.test]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+"#;
+    let snapshot = run(extra);
+    let gateway = status(&snapshot, "Gateway", "tls");
+    let listeners = gateway["listeners"].as_array().unwrap();
+    assert_eq!(condition(&listeners[1]["conditions"], "Accepted"), ("False".into(), "UnsupportedValue".into()));
+    let ip = &gateway["addresses"][0]["value"];
+    let frontend = snapshot.gateways.get(&format!("{}:443", ip.as_str().unwrap()).parse().unwrap()).unwrap();
+    assert!(frontend.passthrough);
+    let backend = |sni: &str| {
+        let route = frontend.route_sni(sni)?;
+        snapshot.backend(route.forward()?.pick_backend()?).map(|b| b.service.name.clone())
+    };
+    assert_eq!(backend("a.example.com").as_deref(), Some("web"));
+    assert_eq!(backend("b.other.test"), None, "outside the listener's hostname");
+    assert_eq!(backend("c.example.com"), None);
+}
