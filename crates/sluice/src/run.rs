@@ -111,8 +111,8 @@ impl Cluster {
         Ok(kube)
     }
 
-    /// Starts forwarding watch changes as triggers, leader election, status writing and
-    /// Events.
+    /// Starts forwarding watch changes as triggers, leader election, status writing (Ingress
+    /// and Service addresses; Gateway API objects) and Events.
     fn start(
         &self,
         triggers: mpsc::UnboundedSender<Trigger>,
@@ -137,6 +137,15 @@ impl Cluster {
         let client = self.source.client();
         let leader = sluice_kube::elect_leader(client.clone(), &self.options);
         tokio::spawn(sluice_kube::emit_events(client.clone(), snapshot.clone(), leader.clone(), changed.clone()));
+        let (source, controller) = (self.source.clone(), sluice_kube::GATEWAY_CONTROLLER_NAME.to_owned());
+        tokio::spawn(sluice_kube::write_gateway_status(
+            client.clone(),
+            snapshot.clone(),
+            move || source.store(),
+            controller,
+            leader.clone(),
+            changed.clone(),
+        ));
         if !publish.is_empty() || self.publish_service.is_none() {
             let source = self.source.clone();
             let store = move || source.store();
