@@ -340,7 +340,7 @@ impl Watcher {
 
 /// How one run of the watcher ended.
 enum End {
-    /// The watch cannot resume (`410 Gone`), or its resource went away: list again.
+    /// The watch cannot resume (`410 Gone`, or kube's stream ended): list again.
     Relist,
     /// An optional kind the API server does not serve (`404`) or refuses (`403`).
     Missing(u16),
