@@ -8,6 +8,10 @@ use serde::Serialize;
 
 use crate::ObjectRef;
 
+/// The GatewayClass `spec.controllerName` Sluice implements by default
+/// (`--gateway-controller`), and the `controllerName` of the route status entries it writes.
+pub const GATEWAY_CONTROLLER: &str = "sluice.dev/gateway-controller";
+
 /// The status of one Gateway API object of ours.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ObjectStatus {

@@ -11,6 +11,11 @@
 //! - create (`POST`, `409 AlreadyExists`), replace (`PUT`) with optimistic concurrency
 //!   (`409 Conflict` on a stale resourceVersion), JSON merge patches (`PATCH`, on `/status`
 //!   only the `status` counts), get;
+//! - the core kinds and the Gateway API ones at their real paths (`gateway.networking.k8s.io`
+//!   `v1`, TCPRoutes and UDPRoutes `v1alpha2`); a known collection asked at another version,
+//!   or a CustomResourceDefinition removed with [`FakeApi::uninstall`], answers 404 with the
+//!   real server's plain-text body; the discovery documents (`/apis`, `/apis/GROUP/VERSION`)
+//!   list what is installed;
 //! - an outage switch ([`FakeApi::set_down`]: every request answers 503, open watches end)
 //!   and failing Lease writes for one holder ([`FakeApi::fail_lease_writes_of`]).
 //!
@@ -24,7 +29,7 @@
 
 pub mod objects;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -109,6 +114,9 @@ struct State {
     requests: Vec<Recorded>,
     /// Lease writes naming this holder answer 503 (a leader cut off from the API server).
     fail_lease_writes_of: Option<String>,
+    /// Collections whose CustomResourceDefinition is not installed: every request on them
+    /// answers 404.
+    uninstalled: BTreeSet<String>,
 }
 
 /// What stops the server when the [`FakeApi`] is dropped.
@@ -154,19 +162,99 @@ impl std::fmt::Debug for FakeApi {
     }
 }
 
+/// The Gateway API collections, each defined by a CustomResourceDefinition that a cluster may
+/// lack: see [`FakeApi::uninstall`]. All are installed when the fake starts.
+pub const GATEWAY_API_CRDS: &[&str] = &[
+    "gatewayclasses",
+    "gateways",
+    "httproutes",
+    "grpcroutes",
+    "tlsroutes",
+    "tcproutes",
+    "udproutes",
+    "referencegrants",
+    "backendtlspolicies",
+];
+
+/// Every collection the fake serves: plural, apiVersion, kind, namespaced.
+const COLLECTIONS: &[(&str, &str, &str, bool)] = &[
+    ("ingresses", "networking.k8s.io/v1", "Ingress", true),
+    ("ingressclasses", "networking.k8s.io/v1", "IngressClass", false),
+    ("services", "v1", "Service", true),
+    ("secrets", "v1", "Secret", true),
+    ("configmaps", "v1", "ConfigMap", true),
+    ("endpoints", "v1", "Endpoints", true),
+    ("namespaces", "v1", "Namespace", false),
+    ("endpointslices", "discovery.k8s.io/v1", "EndpointSlice", true),
+    ("leases", "coordination.k8s.io/v1", "Lease", true),
+    ("events", "events.k8s.io/v1", "Event", true),
+    ("gatewayclasses", "gateway.networking.k8s.io/v1", "GatewayClass", false),
+    ("gateways", "gateway.networking.k8s.io/v1", "Gateway", true),
+    ("httproutes", "gateway.networking.k8s.io/v1", "HTTPRoute", true),
+    ("grpcroutes", "gateway.networking.k8s.io/v1", "GRPCRoute", true),
+    ("tlsroutes", "gateway.networking.k8s.io/v1", "TLSRoute", true),
+    ("tcproutes", "gateway.networking.k8s.io/v1alpha2", "TCPRoute", true),
+    ("udproutes", "gateway.networking.k8s.io/v1alpha2", "UDPRoute", true),
+    ("referencegrants", "gateway.networking.k8s.io/v1", "ReferenceGrant", true),
+    ("backendtlspolicies", "gateway.networking.k8s.io/v1", "BackendTLSPolicy", true),
+];
+
 /// apiVersion and kind of the objects of a collection.
 fn type_of(plural: &str) -> (&'static str, &'static str) {
-    match plural {
-        "ingresses" => ("networking.k8s.io/v1", "Ingress"),
-        "ingressclasses" => ("networking.k8s.io/v1", "IngressClass"),
-        "services" => ("v1", "Service"),
-        "secrets" => ("v1", "Secret"),
-        "configmaps" => ("v1", "ConfigMap"),
-        "endpoints" => ("v1", "Endpoints"),
-        "endpointslices" => ("discovery.k8s.io/v1", "EndpointSlice"),
-        "leases" => ("coordination.k8s.io/v1", "Lease"),
-        "events" => ("events.k8s.io/v1", "Event"),
-        _ => ("v1", "Unknown"),
+    COLLECTIONS
+        .iter()
+        .find(|(name, ..)| *name == plural)
+        .map_or(("v1", "Unknown"), |(_, api_version, kind, _)| (*api_version, *kind))
+}
+
+/// The discovery documents of the API groups (`GET /apis`: the groups and versions serving
+/// some installed collection; `GET /apis/GROUP/VERSION`: its resources), as `kubectl` and
+/// clients checking for CustomResourceDefinitions read them. `None` for other paths.
+fn discovery(state: &State, path: &str) -> Option<Response<Body>> {
+    let served = || {
+        COLLECTIONS
+            .iter()
+            .filter(|(plural, api_version, ..)| api_version.contains('/') && !state.uninstalled.contains(*plural))
+    };
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["apis"] => {
+            let mut groups: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+            for (_, api_version, ..) in served() {
+                let (group, version) = api_version.split_once('/')?;
+                let versions = groups.entry(group).or_default();
+                let entry = json!({"groupVersion": api_version, "version": version});
+                if !versions.contains(&entry) {
+                    versions.push(entry);
+                }
+            }
+            let groups: Vec<Value> = groups
+                .into_iter()
+                .map(|(name, versions)| {
+                    json!({"name": name, "preferredVersion": versions[0].clone(), "versions": versions})
+                })
+                .collect();
+            Some(respond(200, &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})))
+        }
+        ["apis", group, version] => {
+            let group_version = format!("{group}/{version}");
+            let mut resources = Vec::new();
+            for (plural, _, kind, namespaced) in served().filter(|(_, v, ..)| *v == group_version) {
+                let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
+                resources.push(json!({"name": plural, "singularName": kind.to_lowercase(), "namespaced": namespaced,
+                                      "kind": kind, "verbs": verbs}));
+                resources
+                    .push(json!({"name": format!("{plural}/status"), "singularName": "", "namespaced": namespaced,
+                                      "kind": kind, "verbs": ["get", "patch", "update"]}));
+            }
+            if resources.is_empty() {
+                return Some(not_served());
+            }
+            let list = json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+                              "resources": resources});
+            Some(respond(200, &list))
+        }
+        _ => None,
     }
 }
 
@@ -179,6 +267,16 @@ fn respond(code: u16, body: &Value) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
     *response.status_mut() = StatusCode::from_u16(code).expect("a valid status code");
     response.headers_mut().insert("content-type", http::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// What a real API server answers for a resource it does not serve (an unknown group,
+/// version or resource, such as a CustomResourceDefinition that is not installed): not a
+/// Status object, the Go HTTP mux's plain text.
+fn not_served() -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from_static(b"404 page not found\n")).boxed());
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response.headers_mut().insert("content-type", http::HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
@@ -231,6 +329,8 @@ fn decode(text: &str) -> String {
 
 /// The parts of a resource path.
 struct Target {
+    /// `v1` for the core group, else `group/version`.
+    api_version: String,
     plural: String,
     namespace: Option<String>,
     name: Option<String>,
@@ -239,9 +339,9 @@ struct Target {
 
 fn parse_path(path: &str) -> Option<Target> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let rest = match segments.first() {
-        Some(&"api") => segments.get(2..)?,
-        Some(&"apis") => segments.get(3..)?,
+    let (api_version, rest) = match segments.first() {
+        Some(&"api") => (segments.get(1)?.to_string(), segments.get(2..)?),
+        Some(&"apis") => (format!("{}/{}", segments.get(1)?, segments.get(2)?), segments.get(3..)?),
         _ => return None,
     };
     let (namespace, rest) = match rest {
@@ -249,6 +349,7 @@ fn parse_path(path: &str) -> Option<Target> {
         rest => (None, rest),
     };
     Some(Target {
+        api_version,
         plural: rest.first()?.to_string(),
         namespace,
         name: rest.get(1).map(|s| s.to_string()),
@@ -398,6 +499,32 @@ impl FakeApi {
         self.lock().fail_lease_writes_of = holder.map(str::to_owned);
     }
 
+    /// Removes CustomResourceDefinitions, as `kubectl delete crd` would: their collections
+    /// (plurals, e.g. [`GATEWAY_API_CRDS`]) lose their objects and answer 404 to every request
+    /// (lists, watches, gets, writes); open watches end.
+    pub fn uninstall(&self, plurals: &[&str]) {
+        let mut state = self.lock();
+        for plural in plurals {
+            state.uninstalled.insert((*plural).to_owned());
+            state.objects.remove(*plural);
+            state.history.retain(|change| change.plural != *plural);
+        }
+        state.epoch += 1;
+        drop(state);
+        self.poke();
+    }
+
+    /// Installs CustomResourceDefinitions removed by [`FakeApi::uninstall`]: their collections
+    /// are served again, empty.
+    pub fn install(&self, plurals: &[&str]) {
+        let mut state = self.lock();
+        for plural in plurals {
+            state.uninstalled.remove(*plural);
+        }
+        drop(state);
+        self.poke();
+    }
+
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
@@ -443,6 +570,7 @@ fn new_state() -> (Arc<Mutex<State>>, watch::Sender<u64>) {
         page_cap: 2,
         requests: Vec::new(),
         fail_lease_writes_of: None,
+        uninstalled: BTreeSet::new(),
     }));
     (state, watch::channel(0).0)
 }
@@ -527,9 +655,19 @@ fn answer(
     if guard.down {
         return respond(503, &status(503, "ServiceUnavailable", "the fake API server is down"));
     }
+    if method == Method::GET {
+        if let Some(response) = discovery(&guard, path) {
+            return response;
+        }
+    }
     let Some(target) = parse_path(path) else {
         return respond(404, &status(404, "NotFound", "no such path"));
     };
+    let (api_version, kind) = type_of(&target.plural);
+    // A known collection asked at another group or version, or a CRD not installed.
+    if (kind != "Unknown" && api_version != target.api_version) || guard.uninstalled.contains(&target.plural) {
+        return not_served();
+    }
     let namespace = target.namespace.clone();
     let key = |name: &str, body: &Value| {
         let ns = namespace.clone().or_else(|| body["metadata"]["namespace"].as_str().map(str::to_owned));

@@ -67,3 +67,111 @@ pub fn secret(namespace: &str, name: &str, type_: &str) -> Value {
     json!({"metadata": {"namespace": namespace, "name": name}, "type": type_,
            "data": {"tls.crt": "", "tls.key": ""}})
 }
+
+/// The Gateway API group.
+const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// A Namespace with labels (Gateway listeners select routes' namespaces by them).
+pub fn namespace(name: &str, labels: &[(&str, &str)]) -> Value {
+    let labels: serde_json::Map<String, Value> = labels.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    json!({"metadata": {"name": name, "labels": labels}})
+}
+
+/// A GatewayClass whose `spec.controllerName` is `controller`.
+pub fn gateway_class(name: &str, controller: &str) -> Value {
+    json!({"metadata": {"name": name}, "spec": {"controllerName": controller}})
+}
+
+/// A Gateway of class `class` with one listener `http`: HTTP on port 80.
+pub fn gateway(namespace: &str, name: &str, class: &str) -> Value {
+    json!({
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {
+            "gatewayClassName": class,
+            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]
+        }
+    })
+}
+
+/// The `parentRefs` of a route attached to each Gateway `(namespace, name)`.
+fn parent_refs(gateways: &[(&str, &str)]) -> Vec<Value> {
+    gateways.iter().map(|(namespace, name)| json!({"namespace": namespace, "name": name})).collect()
+}
+
+/// An HTTPRoute for `host`, attached to each Gateway `(namespace, name)`: path `/` to
+/// Service `web` port 80.
+pub fn http_route(namespace: &str, name: &str, host: &str, gateways: &[(&str, &str)]) -> Value {
+    json!({
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {
+            "parentRefs": parent_refs(gateways),
+            "hostnames": [host],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                "backendRefs": [{"name": "web", "port": 80}]
+            }]
+        }
+    })
+}
+
+/// A GRPCRoute for `host`, attached to each Gateway `(namespace, name)`: everything to
+/// Service `web` port 80.
+pub fn grpc_route(namespace: &str, name: &str, host: &str, gateways: &[(&str, &str)]) -> Value {
+    json!({
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {
+            "parentRefs": parent_refs(gateways),
+            "hostnames": [host],
+            "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]
+        }
+    })
+}
+
+/// A TLSRoute (passthrough) for `host`, attached to each Gateway `(namespace, name)`:
+/// Service `web` port 443.
+pub fn tls_route(namespace: &str, name: &str, host: &str, gateways: &[(&str, &str)]) -> Value {
+    json!({
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {
+            "parentRefs": parent_refs(gateways),
+            "hostnames": [host],
+            "rules": [{"backendRefs": [{"name": "web", "port": 443}]}]
+        }
+    })
+}
+
+/// A TCPRoute or UDPRoute (same shape), attached to each Gateway `(namespace, name)`:
+/// Service `web` port `port`.
+pub fn l4_route(namespace: &str, name: &str, port: u16, gateways: &[(&str, &str)]) -> Value {
+    json!({
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {
+            "parentRefs": parent_refs(gateways),
+            "rules": [{"backendRefs": [{"name": "web", "port": port}]}]
+        }
+    })
+}
+
+/// A ReferenceGrant in `namespace` letting HTTPRoutes of `from_namespace` refer to its
+/// Services.
+pub fn reference_grant(namespace: &str, name: &str, from_namespace: &str) -> Value {
+    json!({
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {
+            "from": [{"group": GATEWAY_GROUP, "kind": "HTTPRoute", "namespace": from_namespace}],
+            "to": [{"group": "", "kind": "Service"}]
+        }
+    })
+}
+
+/// A BackendTLSPolicy for Service `service`: verify it as `hostname` with the system's
+/// trust anchors.
+pub fn backend_tls_policy(namespace: &str, name: &str, service: &str, hostname: &str) -> Value {
+    json!({
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {
+            "targetRefs": [{"group": "", "kind": "Service", "name": service}],
+            "validation": {"hostname": hostname, "wellKnownCACertificates": "System"}
+        }
+    })
+}

@@ -3,13 +3,16 @@
 //! [`connect`] starts watches on the kinds Sluice acts on and keeps a [`sluice_store::Store`]
 //! current (the same store the manifest source fills); [`KubeSource::subscribe`] says which
 //! kind changed. [`elect_leader`] runs leader election on a `coordination.k8s.io/v1` Lease;
-//! while leader, [`write_status`] publishes addresses in `status.loadBalancer` and
-//! [`emit_events`] reports rejected resources as Kubernetes Events.
+//! while leader, [`write_status`] publishes addresses in `status.loadBalancer`,
+//! [`write_gateway_status`] the status of Gateway API objects, and [`emit_events`] reports
+//! rejected resources as Kubernetes Events.
 //!
 //! Every long-running piece recovers by itself: watches back off and resume (relisting after
 //! `410 Gone`) while the last objects keep being served, and writes are retried.
 
+mod discovery;
 mod events;
+mod gateway_status;
 mod leader;
 mod source;
 mod status;
@@ -18,6 +21,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use events::emit_events;
+pub use gateway_status::write_gateway_status;
 pub use kube;
 pub use leader::elect_leader;
 pub use source::{connect, KubeSource, Notice};
@@ -25,6 +29,9 @@ pub use status::write_status;
 
 /// The controller name Sluice reports as, and the `spec.controller` of its IngressClass.
 pub const CONTROLLER_NAME: &str = "sluice.dev/ingress-controller";
+
+/// How often a kind the API server does not serve is asked about again, by default.
+const MISSING_KIND_RETRY: Duration = Duration::from_secs(30);
 
 /// Where the service account's namespace is mounted inside a Pod.
 const IN_CLUSTER_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -35,7 +42,8 @@ pub struct KubeOptions {
     /// A kubeconfig file; without it `KUBECONFIG`, `~/.kube/config`, then the in-cluster
     /// service account are tried.
     pub kubeconfig: Option<PathBuf>,
-    /// Watch only this namespace (IngressClasses, cluster-scoped, are always watched).
+    /// Watch only this namespace (cluster-scoped kinds: IngressClasses, Namespaces and
+    /// GatewayClasses, are always watched cluster-wide).
     pub watch_namespace: Option<String>,
     /// Whether to run leader election (otherwise this replica always writes status).
     pub leader_elect: bool,
@@ -47,6 +55,9 @@ pub struct KubeOptions {
     pub identity: String,
     /// Lease timings (default: controller-runtime's 15 s / 10 s / 2 s).
     pub lease_timings: LeaseTimings,
+    /// How often a kind the API server does not serve (a Gateway API CRD not installed) is
+    /// asked about again, so that installing it later is noticed (default 30 s).
+    pub missing_kind_retry: Duration,
 }
 
 impl Default for KubeOptions {
@@ -59,6 +70,7 @@ impl Default for KubeOptions {
             lease_namespace: default_lease_namespace(),
             identity: default_identity(),
             lease_timings: LeaseTimings::default(),
+            missing_kind_retry: MISSING_KIND_RETRY,
         }
     }
 }

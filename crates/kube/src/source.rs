@@ -5,6 +5,19 @@
 //! `410 Gone`) is collected aside and replaces that kind's objects in one step when complete,
 //! so the store keeps serving the previous objects meanwhile; nothing is dropped when the API
 //! server is away.
+//!
+//! The Gateway API kinds are CustomResourceDefinitions a cluster may lack (all of them, or
+//! some: TCPRoutes and UDPRoutes come only with the experimental channel). Before listing
+//! one, the source asks API discovery (`GET /apis`, then the group's versions; one answer
+//! shared by every kind for a few seconds) whether it is served; a kind that is not (or whose
+//! list answers `404` anyway, or `403`: a ClusterRole from before these kinds) counts as a
+//! complete list of no objects, so readiness never waits for it, and is asked about again
+//! every [`crate::KubeOptions::missing_kind_retry`] (30 s): a CRD installed later is picked up
+//! then. A CRD deleted while watched (re-watching then fails) is noticed the same way, and
+//! empties its kind. Discovery rather than listing, because a real API server answers an
+//! unknown resource with a plain-text 404 that kube's client logs as a warning each time.
+//! Namespaces, needed only for Gateway listeners' namespace selectors, are optional in the
+//! `403` sense, so that an upgrade without the new RBAC keeps serving Ingresses.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -12,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -20,14 +33,28 @@ use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Config, Resource};
 use serde::de::DeserializeOwned;
+use sluice_store::gateway_api::backendtlspolicies::BackendTlsPolicy;
+use sluice_store::gateway_api::experimental::gatewayclasses::GatewayClass;
+use sluice_store::gateway_api::experimental::gateways::Gateway;
+use sluice_store::gateway_api::experimental::grpcroutes::GrpcRoute;
+use sluice_store::gateway_api::experimental::httproutes::HttpRoute;
+use sluice_store::gateway_api::experimental::referencegrants::ReferenceGrant;
+use sluice_store::gateway_api::experimental::tcproutes::TcpRoute;
+use sluice_store::gateway_api::experimental::tlsroutes::TlsRoute;
+use sluice_store::gateway_api::experimental::udproutes::UdpRoute;
 use sluice_store::{keeps_secret, ObjectKey, Store};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::discovery::Discovery;
 use crate::KubeOptions;
 
-/// Number of kinds watched; `ready` waits for all of them.
-const KINDS: u32 = 6;
+/// The API group of the Gateway API's CustomResourceDefinitions.
+const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";
+
+/// Number of kinds watched; `ready` waits for all of them (optional kinds count as listed
+/// when the API server does not serve them).
+const KINDS: u32 = 16;
 /// Longest wait before relisting after repeated `410 Gone` answers to a watch request.
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 
@@ -69,10 +96,12 @@ pub struct Notice {
 }
 
 /// Connects to the API server (kubeconfig from the options, `KUBECONFIG`, `~/.kube/config`,
-/// or in-cluster) and starts watching IngressClasses, Ingresses, Services, EndpointSlices and
-/// Secrets (keeping those with certificates or trust anchors) and ConfigMaps, within
-/// `watch_namespace` when set. Does not wait for the API server: see
-/// [`KubeSource::ready`].
+/// or in-cluster) and starts watching IngressClasses, Ingresses, Services, EndpointSlices,
+/// Secrets (keeping those with certificates or trust anchors), ConfigMaps, Namespaces and the
+/// Gateway API kinds (GatewayClasses, Gateways, HTTP/GRPC/TLS/TCP/UDPRoutes,
+/// ReferenceGrants, BackendTLSPolicies; those whose CRD is missing have no objects), within
+/// `watch_namespace` when set (cluster-scoped kinds are always watched cluster-wide). Does
+/// not wait for the API server: see [`KubeSource::ready`].
 pub async fn connect(options: &KubeOptions) -> Result<KubeSource, String> {
     let config = match &options.kubeconfig {
         Some(path) => {
@@ -85,32 +114,51 @@ pub async fn connect(options: &KubeOptions) -> Result<KubeSource, String> {
         None => Config::infer().await.map_err(|e| format!("cannot find the Kubernetes API: {e}"))?,
     };
     let client = Client::try_from(config).map_err(|e| format!("cannot create the Kubernetes client: {e}"))?;
-    Ok(KubeSource::start(client, options.watch_namespace.as_deref()))
+    Ok(KubeSource::start_with_retry(client, options.watch_namespace.as_deref(), options.missing_kind_retry))
 }
 
 impl KubeSource {
-    /// Starts the watches with an existing client.
+    /// Starts the watches with an existing client; kinds the API server does not serve are
+    /// asked for again every 30 s.
     pub fn start(client: Client, namespace: Option<&str>) -> Self {
+        Self::start_with_retry(client, namespace, crate::MISSING_KIND_RETRY)
+    }
+
+    /// Starts the watches with an existing client; kinds the API server does not serve (a
+    /// Gateway API CRD not installed) are asked for again every `missing_kind_retry`.
+    pub fn start_with_retry(client: Client, namespace: Option<&str>, missing_kind_retry: Duration) -> Self {
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::default()),
             listed: watch::Sender::new(0),
             subscribers: Mutex::new(Vec::new()),
         });
-        let all = watcher::Config::default();
+        let discovery = Arc::new(Discovery::new(client.clone(), &[GATEWAY_API_GROUP]));
+        let watcher = Watcher { shared: shared.clone(), discovery, missing_kind_retry };
         let tasks = vec![
-            spawn::<IngressClass>(Api::all(client.clone()), all.clone(), &shared),
-            spawn::<Ingress>(api(&client, namespace), all.clone(), &shared),
-            spawn::<Service>(api(&client, namespace), all.clone(), &shared),
-            spawn::<EndpointSlice>(api(&client, namespace), all.clone(), &shared),
+            watcher.spawn::<IngressClass>(Api::all(client.clone())),
+            watcher.spawn::<Ingress>(api(&client, namespace)),
+            watcher.spawn::<Service>(api(&client, namespace)),
+            watcher.spawn::<EndpointSlice>(api(&client, namespace)),
             // Every type: `proxy-ssl-secret` Secrets are often Opaque; `wanted` keeps only
             // those holding certificates or trust anchors.
-            spawn::<Secret>(api(&client, namespace), all, &shared),
-            spawn::<ConfigMap>(api(&client, namespace), watcher::Config::default(), &shared),
+            watcher.spawn::<Secret>(api(&client, namespace)),
+            watcher.spawn::<ConfigMap>(api(&client, namespace)),
+            watcher.spawn::<Namespace>(Api::all(client.clone())),
+            watcher.spawn::<GatewayClass>(Api::all(client.clone())),
+            watcher.spawn::<Gateway>(api(&client, namespace)),
+            watcher.spawn::<HttpRoute>(api(&client, namespace)),
+            watcher.spawn::<GrpcRoute>(api(&client, namespace)),
+            watcher.spawn::<TlsRoute>(api(&client, namespace)),
+            watcher.spawn::<TcpRoute>(api(&client, namespace)),
+            watcher.spawn::<UdpRoute>(api(&client, namespace)),
+            watcher.spawn::<ReferenceGrant>(api(&client, namespace)),
+            watcher.spawn::<BackendTlsPolicy>(api(&client, namespace)),
         ];
         Self { client, shared, tasks }
     }
 
-    /// Resolves once the initial list of every kind has completed.
+    /// Resolves once the initial list of every kind has completed (or the API server said it
+    /// does not serve an optional kind: see the module documentation).
     pub async fn ready(&self) {
         let all = (1 << KINDS) - 1;
         // The sender lives in `self.shared`, so waiting cannot fail while `self` exists.
@@ -187,7 +235,40 @@ trait Kind: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Part
     fn wanted(&self) -> bool {
         true
     }
+    /// Whether the API server may not serve this kind (a CRD), or may refuse it to an older
+    /// ClusterRole: a `404`/`403` list then means no objects instead of blocking readiness.
+    const OPTIONAL: bool = false;
 }
+
+/// Implements [`Kind`] for an optional kind (a Gateway API CRD, or Namespaces).
+macro_rules! optional_kind {
+    ($ty:ty, $bit:literal, $kind:literal, $field:ident, $scope:ident) => {
+        impl Kind for $ty {
+            const BIT: u32 = $bit;
+            const KIND: &'static str = $kind;
+            const OPTIONAL: bool = true;
+            fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
+                &mut store.$field
+            }
+            fn key(&self) -> ObjectKey {
+                optional_kind!(@key $scope, self)
+            }
+        }
+    };
+    (@key namespaced, $object:expr) => { ObjectKey::of($object.meta()) };
+    (@key cluster, $object:expr) => { ObjectKey::new("", $object.meta().name.as_deref().unwrap_or_default()) };
+}
+
+optional_kind!(Namespace, 6, "Namespace", namespaces, cluster);
+optional_kind!(GatewayClass, 7, "GatewayClass", gateway_classes, cluster);
+optional_kind!(Gateway, 8, "Gateway", gateways, namespaced);
+optional_kind!(HttpRoute, 9, "HTTPRoute", http_routes, namespaced);
+optional_kind!(GrpcRoute, 10, "GRPCRoute", grpc_routes, namespaced);
+optional_kind!(TlsRoute, 11, "TLSRoute", tls_routes, namespaced);
+optional_kind!(TcpRoute, 12, "TCPRoute", tcp_routes, namespaced);
+optional_kind!(UdpRoute, 13, "UDPRoute", udp_routes, namespaced);
+optional_kind!(ReferenceGrant, 14, "ReferenceGrant", reference_grants, namespaced);
+optional_kind!(BackendTlsPolicy, 15, "BackendTLSPolicy", backend_tls_policies, namespaced);
 
 impl Kind for IngressClass {
     const BIT: u32 = 0;
@@ -243,57 +324,139 @@ impl Kind for ConfigMap {
     }
 }
 
-fn spawn<K: Kind>(api: Api<K>, config: watcher::Config, shared: &Arc<Shared>) -> JoinHandle<()> {
-    tokio::spawn(follow(api, config, shared.clone()))
+/// What every watch task needs.
+struct Watcher {
+    shared: Arc<Shared>,
+    discovery: Arc<Discovery>,
+    missing_kind_retry: Duration,
 }
 
-/// Follows one kind forever: list, watch, and relist whenever the watch cannot resume.
-async fn follow<K: Kind>(api: Api<K>, config: watcher::Config, shared: Arc<Shared>) {
+impl Watcher {
+    fn spawn<K: Kind>(&self, api: Api<K>) -> JoinHandle<()> {
+        let (shared, discovery) = (self.shared.clone(), self.discovery.clone());
+        tokio::spawn(follow(api, shared, discovery, self.missing_kind_retry))
+    }
+}
+
+/// How one run of the watcher ended.
+enum End {
+    /// The watch cannot resume (`410 Gone`, or kube's stream ended): list again.
+    Relist,
+    /// An optional kind the API server does not serve (`404`) or refuses (`403`).
+    Missing(u16),
+}
+
+/// Follows one kind forever: list, watch, and relist whenever the watch cannot resume. An
+/// optional kind that is not served holds no objects and is asked for again every
+/// `missing_kind_retry`.
+async fn follow<K: Kind>(api: Api<K>, shared: Arc<Shared>, discovery: Arc<Discovery>, missing_kind_retry: Duration) {
     let mut restarts = 0u32;
+    // Why the kind is missing, if it is (logged once per change).
+    let mut missing: Option<u16> = None;
     loop {
-        let mut events = std::pin::pin!(watcher(api.clone(), config.clone()).default_backoff());
-        // Objects of a relist in progress; they replace the kind's objects when it completes.
-        let mut relist: Option<BTreeMap<ObjectKey, K>> = None;
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(watcher::Event::Init) => relist = Some(BTreeMap::new()),
-                Ok(watcher::Event::InitApply(object)) => {
-                    if let (Some(objects), Some(object)) = (relist.as_mut(), trim(object)) {
-                        objects.insert(object.key(), object);
+        let end = if not_served::<K>(&discovery).await {
+            End::Missing(404)
+        } else {
+            watch(&api, &shared, &discovery, &mut restarts, &mut missing).await
+        };
+        match end {
+            End::Missing(code) => {
+                if missing != Some(code) {
+                    let retry = missing_kind_retry;
+                    if code == 403 {
+                        tracing::warn!(kind = K::KIND, ?retry, "listing is forbidden (a ClusterRole without this kind?); holding none, asking again periodically");
+                    } else {
+                        tracing::info!(
+                            kind = K::KIND,
+                            ?retry,
+                            "not served by the API server (CRD not installed); holding none, asking again periodically"
+                        );
                     }
                 }
-                Ok(watcher::Event::InitDone) => {
-                    let objects = relist.take().unwrap_or_default();
-                    replace(&shared, objects);
-                }
-                Ok(watcher::Event::Apply(object)) => {
-                    restarts = 0;
-                    apply(&shared, object);
-                }
-                Ok(watcher::Event::Delete(object)) => {
-                    restarts = 0;
-                    let key = object.key();
-                    let removed = K::objects(&mut shared.store()).remove(&key).is_some();
-                    if removed {
-                        shared.notify(K::KIND, Some(key));
-                    }
-                }
-                // kube relists after a 410 sent as a watch event, but keeps re-watching from
-                // the same resourceVersion when the watch request itself answers 410.
-                Err(
-                    watcher::Error::WatchFailed(kube::Error::Api(status))
-                    | watcher::Error::WatchStartFailed(kube::Error::Api(status)),
-                ) if status.code == 410 => {
-                    tracing::info!(kind = K::KIND, "watch expired (410 Gone); listing again");
-                    break;
-                }
-                Err(error) => tracing::warn!(kind = K::KIND, %error, "Kubernetes watch failed; retrying"),
+                missing = Some(code);
+                // As good as a complete list of nothing: readiness does not wait for it, and
+                // the objects of a CRD deleted meanwhile go.
+                replace::<K>(&shared, BTreeMap::new());
+                tokio::time::sleep(missing_kind_retry).await;
+            }
+            End::Relist => {
+                let delay = Duration::from_secs(1 << restarts.min(5)).min(MAX_RESTART_DELAY);
+                restarts += 1;
+                tokio::time::sleep(delay).await;
             }
         }
-        let delay = Duration::from_secs(1 << restarts.min(5)).min(MAX_RESTART_DELAY);
-        restarts += 1;
-        tokio::time::sleep(delay).await;
     }
+}
+
+/// Whether `K` is a CustomResourceDefinition that API discovery says is not served.
+async fn not_served<K: Kind>(discovery: &Discovery) -> bool {
+    let crd = K::OPTIONAL && !K::group(&()).is_empty();
+    crd && discovery.serves(&K::group(&()), &K::version(&()), &K::plural(&())).await == Some(false)
+}
+
+/// One run of kube's watcher (list, then watch), until it cannot go on.
+async fn watch<K: Kind>(
+    api: &Api<K>,
+    shared: &Shared,
+    discovery: &Discovery,
+    restarts: &mut u32,
+    missing: &mut Option<u16>,
+) -> End {
+    let mut events = std::pin::pin!(watcher(api.clone(), watcher::Config::default()).default_backoff());
+    // Objects of a relist in progress; they replace the kind's objects when it completes.
+    let mut relist: Option<BTreeMap<ObjectKey, K>> = None;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Init) => relist = Some(BTreeMap::new()),
+            Ok(watcher::Event::InitApply(object)) => {
+                if let (Some(objects), Some(object)) = (relist.as_mut(), trim(object)) {
+                    objects.insert(object.key(), object);
+                }
+            }
+            Ok(watcher::Event::InitDone) => {
+                if missing.take().is_some() {
+                    tracing::info!(kind = K::KIND, "the API server serves this kind now");
+                }
+                let objects = relist.take().unwrap_or_default();
+                replace(shared, objects);
+            }
+            Ok(watcher::Event::Apply(object)) => {
+                *restarts = 0;
+                apply(shared, object);
+            }
+            Ok(watcher::Event::Delete(object)) => {
+                *restarts = 0;
+                let key = object.key();
+                let removed = K::objects(&mut shared.store()).remove(&key).is_some();
+                if removed {
+                    shared.notify(K::KIND, Some(key));
+                }
+            }
+            // kube relists after a 410 sent as a watch event, but keeps re-watching from
+            // the same resourceVersion when the watch request itself answers 410.
+            Err(
+                watcher::Error::WatchFailed(kube::Error::Api(status))
+                | watcher::Error::WatchStartFailed(kube::Error::Api(status)),
+            ) if status.code == 410 => {
+                tracing::info!(kind = K::KIND, "watch expired (410 Gone); listing again");
+                return End::Relist;
+            }
+            Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
+                if K::OPTIONAL && matches!(status.code, 403 | 404) =>
+            {
+                return End::Missing(status.code);
+            }
+            Err(error) => {
+                // A CRD deleted while watched: re-watching answers a plain-text 404 that kube
+                // reports as an undecodable event, forever; discovery tells.
+                if not_served::<K>(discovery).await {
+                    return End::Missing(404);
+                }
+                tracing::warn!(kind = K::KIND, %error, "Kubernetes watch failed; retrying");
+            }
+        }
+    }
+    End::Relist
 }
 
 /// The object as kept: none when unwanted, without managed fields (large, never read).

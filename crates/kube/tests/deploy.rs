@@ -8,6 +8,9 @@ use k8s_openapi::api::networking::v1::IngressClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
 use serde_json::Value;
 
+/// The Gateway API's group.
+const GATEWAY: &str = "gateway.networking.k8s.io";
+
 fn documents() -> Vec<Value> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
     let kustomization: Value =
@@ -72,15 +75,40 @@ fn rbac_grants_what_the_controller_uses_and_no_more_writes() {
         ("", "services"),
         ("discovery.k8s.io", "endpointslices"),
         ("", "secrets"),
+        ("", "configmaps"),
+        ("", "namespaces"),
+        (GATEWAY, "gatewayclasses"),
+        (GATEWAY, "gateways"),
+        (GATEWAY, "httproutes"),
+        (GATEWAY, "grpcroutes"),
+        (GATEWAY, "tlsroutes"),
+        (GATEWAY, "tcproutes"),
+        (GATEWAY, "udproutes"),
+        (GATEWAY, "referencegrants"),
+        (GATEWAY, "backendtlspolicies"),
     ] {
         for verb in ["get", "list", "watch"] {
             assert!(allows(&rules, group, resource, verb, None), "{verb} {resource}");
         }
         assert!(!allows(&rules, group, resource, "update", None), "no writes to {resource}");
     }
-    for (group, resource) in [("networking.k8s.io", "ingresses/status"), ("", "services/status")] {
-        assert!(allows(&rules, group, resource, "patch", None), "patch {resource}");
+    for (group, resource) in [
+        ("networking.k8s.io", "ingresses/status"),
+        ("", "services/status"),
+        (GATEWAY, "gatewayclasses/status"),
+        (GATEWAY, "gateways/status"),
+        (GATEWAY, "httproutes/status"),
+        (GATEWAY, "grpcroutes/status"),
+        (GATEWAY, "tlsroutes/status"),
+        (GATEWAY, "tcproutes/status"),
+        (GATEWAY, "udproutes/status"),
+        (GATEWAY, "backendtlspolicies/status"),
+    ] {
+        for verb in ["patch", "update"] {
+            assert!(allows(&rules, group, resource, verb, None), "{verb} {resource}");
+        }
     }
+    assert!(!allows(&rules, GATEWAY, "referencegrants/status", "patch", None), "ReferenceGrants have no status");
     assert!(allows(&rules, "events.k8s.io", "events", "create", None));
     let role: Role = one(&documents, "Role");
     let rules = role.rules.unwrap();

@@ -80,8 +80,9 @@ pub struct SourceArgs {
     pub manifests: Vec<PathBuf>,
 
     /// Read configuration from the Kubernetes API instead of files: watch IngressClasses,
-    /// Ingresses, Services, EndpointSlices and Secrets (keeping those with certificates or
-    /// trust anchors; ready once all are listed).
+    /// Ingresses, Services, EndpointSlices, Secrets (keeping those with certificates or
+    /// trust anchors), ConfigMaps, Namespaces and the Gateway API kinds whose CRDs are
+    /// installed (ready once all are listed).
     #[arg(long, conflicts_with = "manifests")]
     pub kubernetes: bool,
 
@@ -90,7 +91,8 @@ pub struct SourceArgs {
     #[arg(long, value_name = "FILE", requires = "kubernetes")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// With --kubernetes, watch only this namespace (IngressClasses stay cluster-wide).
+    /// With --kubernetes, watch only this namespace (IngressClasses, Namespaces and
+    /// GatewayClasses stay cluster-wide).
     #[arg(long, value_name = "NAMESPACE", requires = "kubernetes")]
     pub watch_namespace: Option<String>,
 

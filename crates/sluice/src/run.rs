@@ -92,6 +92,8 @@ pub struct Cluster {
     source: Arc<sluice_kube::KubeSource>,
     options: sluice_kube::KubeOptions,
     publish_service: Option<String>,
+    /// `--gateway-controller`: the `controllerName` of the route status entries written.
+    gateway_controller: String,
 }
 
 impl Cluster {
@@ -99,7 +101,9 @@ impl Cluster {
     pub async fn connect(args: &RunArgs) -> Result<Self, String> {
         let options = kube_options(&args.source, Some(args));
         let source = Arc::new(sluice_kube::connect(&options).await?);
-        Ok(Self { source, options, publish_service: args.publish_service.clone() })
+        let (publish_service, gateway_controller) =
+            (args.publish_service.clone(), args.source.gateway_controller.clone());
+        Ok(Self { source, options, publish_service, gateway_controller })
     }
 
     /// The Kubernetes source alone, for `sluice check --kubernetes`.
@@ -111,8 +115,8 @@ impl Cluster {
         Ok(kube)
     }
 
-    /// Starts forwarding watch changes as triggers, leader election, status writing and
-    /// Events.
+    /// Starts forwarding watch changes as triggers, leader election, status writing (Ingress
+    /// and Service addresses; Gateway API objects) and Events.
     fn start(
         &self,
         triggers: mpsc::UnboundedSender<Trigger>,
@@ -137,6 +141,15 @@ impl Cluster {
         let client = self.source.client();
         let leader = sluice_kube::elect_leader(client.clone(), &self.options);
         tokio::spawn(sluice_kube::emit_events(client.clone(), snapshot.clone(), leader.clone(), changed.clone()));
+        let (source, controller) = (self.source.clone(), self.gateway_controller.clone());
+        tokio::spawn(sluice_kube::write_gateway_status(
+            client.clone(),
+            snapshot.clone(),
+            move || source.store(),
+            controller,
+            leader.clone(),
+            changed.clone(),
+        ));
         if !publish.is_empty() || self.publish_service.is_none() {
             let source = self.source.clone();
             let store = move || source.store();

@@ -33,8 +33,7 @@ use crate::l4::{Allocations, LbPort, LbService};
 pub(crate) use frontends::GatewayL4;
 pub(crate) use listeners::ValidGateway;
 
-/// The controller name Sluice answers to by default (`--gateway-controller`).
-pub const GATEWAY_CONTROLLER: &str = "sluice.dev/gateway-controller";
+pub use sluice_config::GATEWAY_CONTROLLER;
 
 /// The Gateway API group.
 pub(crate) const GROUP: &str = "gateway.networking.k8s.io";
