@@ -13,7 +13,9 @@
 //!   once the server is back;
 //! - an invalid Ingress gets one Warning Event naming the field; the valid ones serve;
 //! - `sluice check --kubernetes` exits 1 with the invalid Ingress's diagnostic, 0 without;
-//! - `--publish-service` addresses become the Ingress status, and follow the Service.
+//! - `--publish-service` addresses become the Ingress status, and follow the Service;
+//! - a Gateway and its HTTPRoute from the API are served on the Gateway's own address (not
+//!   on the Ingress listeners), their status is written, and a deleted route stops serving.
 
 mod common;
 
@@ -497,4 +499,49 @@ fn the_controller_configmap_from_the_api_is_followed_live() {
     served_within_bound(&sluice, "app.example.com", "/", 200, "ConfigMap changed");
     cluster.fake.delete("configmaps", NAMESPACE, "controller");
     served_within_bound(&sluice, "app.example.com", "/", 200, "ConfigMap deleted: ingress-nginx's defaults");
+}
+
+#[test]
+fn a_gateway_and_its_route_from_the_api_are_served_on_the_gateways_address_with_status_written() {
+    use sluice_fake_apiserver::objects::{gateway, gateway_class, http_route};
+    let mut cluster = Cluster::new("k8s-gateway");
+    cluster.backend("web");
+    cluster.fake.apply("gatewayclasses", gateway_class("sluice", "sluice.dev/gateway-controller"));
+    cluster.fake.apply("gateways", gateway(NAMESPACE, "gw", "sluice"));
+    cluster.fake.apply("httproutes", http_route(NAMESPACE, "app", "gw.example.com", &[(NAMESPACE, "gw")]));
+    let sluice = cluster.sluice(&["--leader-elect", "false", "--lb-pool", "127.0.91.10-127.0.91.12"]);
+
+    let gateway_http: SocketAddr = "127.0.91.10:80".parse().unwrap();
+    let served = wait_until(POLL_LIMIT, || {
+        exchange(gateway_http, &http_request("GET", "gw.example.com", "/x", &[], b""))
+            .is_ok_and(|r| r.status == 200 && r.echo().service() == "web")
+    });
+    assert!(served, "the HTTPRoute is served on the Gateway's own address");
+    let other = exchange(gateway_http, &http_request("GET", "other.example.com", "/x", &[], b"")).unwrap();
+    assert_eq!(other.status, 404, "hosts the route does not name are not served");
+    assert_eq!(status_of(&sluice, "gw.example.com", "/x"), 404, "the Ingress listeners do not serve Gateway routes");
+
+    let condition = |status: &Value, kind: &str| {
+        status["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == kind && c["status"] == "True")
+    };
+    let written = wait_until(POLL_LIMIT, || {
+        let gateway = cluster.fake.get("gateways", NAMESPACE, "gw").unwrap_or_default();
+        let route = cluster.fake.get("httproutes", NAMESPACE, "app").unwrap_or_default();
+        let parent = &route["status"]["parents"][0];
+        gateway["status"]["addresses"][0]["value"] == "127.0.91.10"
+            && condition(&gateway["status"], "Programmed")
+            && gateway["status"]["listeners"][0]["attachedRoutes"] == 1
+            && parent["controllerName"] == "sluice.dev/gateway-controller"
+            && condition(parent, "Accepted")
+            && condition(parent, "ResolvedRefs")
+    });
+    assert!(written, "Gateway and HTTPRoute status written: {:?}", cluster.fake.get("httproutes", NAMESPACE, "app"));
+
+    // Deleting the route takes it off the Gateway.
+    cluster.fake.delete("httproutes", NAMESPACE, "app");
+    let gone = wait_until(POLL_LIMIT, || {
+        exchange(gateway_http, &http_request("GET", "gw.example.com", "/x", &[], b"")).is_ok_and(|r| r.status == 404)
+    });
+    assert!(gone, "a deleted route is no longer served");
+    cluster.fixture.assert_backends_running();
 }
