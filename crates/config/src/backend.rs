@@ -107,6 +107,13 @@ impl Backend {
         Self::with_parts(service, port_name, label, transport, endpoints)
     }
 
+    /// The same backend reached with `transport` instead (a Gateway API BackendTLSPolicy
+    /// applied after the Service port was resolved).
+    pub fn with_transport(&self, transport: Transport) -> Self {
+        let port_name = self.port_name.clone();
+        Self::with_parts(self.service.clone(), port_name, self.label.clone(), transport, self.endpoints.clone())
+    }
+
     fn with_parts(
         service: ObjectRef,
         port_name: Option<String>,

@@ -25,6 +25,9 @@ pub enum ServerVerification {
     /// The certificate must chain to one of these trust anchors (a Secret's `ca.crt`) and be
     /// valid for the server name.
     Roots(Arc<RootCertStore>),
+    /// The certificate must chain to one of these trust anchors and be valid for one of
+    /// these names, whatever name is sent as SNI (Gateway API's `subjectAltNames`).
+    RootsForNames(Arc<RootCertStore>, Box<[ServerName<'static>]>),
 }
 
 /// What an [`UpstreamTls`] is made of; every combination is meaningful.
@@ -74,6 +77,12 @@ impl UpstreamTls {
                 builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyServerCertificate(provider)))
             }
             ServerVerification::Roots(roots) => builder.with_root_certificates(roots),
+            ServerVerification::RootsForNames(roots, names) => {
+                let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| rustls::Error::General(e.to_string()))?;
+                builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyOfNames { webpki, names }))
+            }
         };
         let mut config = match options.client_certificate {
             Some(key) => builder.with_client_cert_resolver(Arc::new(ClientCertificate(key))),
@@ -147,6 +156,55 @@ impl ServerCertVerifier for AnyServerCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The standard WebPKI verification, for any of a list of names instead of the one sent.
+#[derive(Debug)]
+struct AnyOfNames {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    names: Box<[ServerName<'static>]>,
+}
+
+impl ServerCertVerifier for AnyOfNames {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut last = rustls::Error::General("no subject alternative name to verify against".into());
+        for name in &self.names {
+            match self.webpki.verify_server_cert(end_entity, intermediates, name, ocsp_response, now) {
+                Ok(verified) => return Ok(verified),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
     }
 }
 

@@ -219,6 +219,8 @@ pub struct Translator {
     global: Option<(Option<Arc<ConfigMap>>, Global)>,
     /// Regexes compiled for paths, rewrites and hosts, shared by pattern text.
     regexes: Regexes,
+    /// TLS towards Gateway backends, by BackendTLSPolicy.
+    backend_tls: gateway::BackendTlsCache,
     /// True until the first build, which looks at every object whatever it is told.
     fresh: bool,
 }
@@ -254,6 +256,7 @@ impl Translator {
             references: BTreeMap::new(),
             users: auth_objects::UsersCache::default(),
             policies: client_certs::PolicyCache::default(),
+            backend_tls: gateway::BackendTlsCache::default(),
             fresh: true,
         }
     }
@@ -423,9 +426,12 @@ impl Translator {
             if dirty_services.contains(&key.service) {
                 self.backends.forget(key);
             }
-            let resolved = self.backends.resolve(store, key, &mut self.upstream_tls, defaults);
-            backends.push(Some(resolved.backend.clone()));
+            let resolved = self.backends.resolve(store, key, &mut self.upstream_tls, defaults).backend.clone();
+            let http2 = key.options.protocol == Some(sluice_config::UpstreamProtocol::H2c);
+            let backend = self.backend_tls.apply(store, resolved, http2, &mut diagnostics);
+            backends.push(Some(backend));
         }
+        self.backend_tls.prune(store);
         for listener in gateways.l4 {
             l4::add_gateway_listener(&mut l4, listener, &backends);
         }

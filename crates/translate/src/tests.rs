@@ -17,7 +17,7 @@ pub(crate) fn store(yaml: &str) -> Store {
     store
 }
 
-fn self_signed(names: &[&str]) -> (String, String) {
+pub(crate) fn self_signed(names: &[&str]) -> (String, String) {
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
     let c = rcgen::generate_simple_self_signed(names).unwrap();
     (c.cert.pem(), c.signing_key.serialize_pem())

@@ -8,6 +8,7 @@
 //! the Gateways that got addresses and builds their frontends.
 
 mod attach;
+mod backend_tls;
 mod filters;
 mod frontends;
 mod grpc_route;
@@ -30,6 +31,7 @@ use crate::backends::BackendKey;
 use crate::certificates::Secrets;
 use crate::l4::{Allocations, LbPort, LbService};
 
+pub(crate) use backend_tls::BackendTlsCache;
 pub(crate) use frontends::GatewayL4;
 pub(crate) use listeners::ValidGateway;
 

@@ -431,3 +431,69 @@ spec:
     assert_eq!(backend("b.other.test"), None, "outside the listener's hostname");
     assert_eq!(backend("c.example.com"), None);
 }
+
+#[test]
+fn backend_tls_policies_make_gateway_backends_speak_tls_or_nothing() {
+    let (ca, _) = crate::tests::self_signed(&["web.internal"]);
+    let ca = ca.replace('\n', "\n    ");
+    let objects = format!(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: ca, namespace: default}}
+data:
+  ca.crt: |
+    {ca}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {{name: web, namespace: default}}
+spec:
+  targetRefs: [{{group: "", kind: Service, name: web}}]
+  validation: {{caCertificateRefs: [{{group: "", kind: ConfigMap, name: ca}}], hostname: web.internal}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {{name: api, namespace: apps}}
+spec:
+  targetRefs: [{{group: "", kind: Service, name: api}}]
+  validation: {{caCertificateRefs: [{{group: "", kind: ConfigMap, name: missing}}], hostname: api.internal}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r, namespace: default}}
+spec:
+  parentRefs: [{{name: gw, sectionName: http}}]
+  rules: [{{backendRefs: [{{name: web, port: 80}}]}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: api-1, namespace: apps, labels: {{kubernetes.io/service-name: api}}}}
+addressType: IPv4
+endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]
+ports: [{{port: 8080}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r, namespace: apps}}
+spec:
+  parentRefs: [{{name: gw, namespace: default, port: 8080}}]
+  rules: [{{backendRefs: [{{name: api, port: 8080}}]}}]
+"#
+    );
+    let snapshot = run(&objects);
+    let backend = |name: &str| snapshot.backends.iter().flatten().find(|b| b.service.name == name).unwrap().clone();
+    match &backend("web").transport {
+        sluice_config::Transport::Tls(tls) => {
+            let endpoint = "127.0.0.1:443".parse().unwrap();
+            assert_eq!(tls.server_name(endpoint).to_str(), "web.internal");
+            assert!(tls.config().enable_sni);
+        }
+        other => panic!("web is reached with {other:?}"),
+    }
+    assert!(backend("api").endpoints.is_empty(), "a policy that cannot be honoured leaves no way in");
+    let without = run(&objects.replace("kind: Service, name: api}", "kind: Service, name: nothing}"));
+    let api = without.backends.iter().flatten().find(|b| b.service.name == "api").unwrap();
+    assert_eq!(api.endpoints.len(), 1, "the endpoint is there");
+    assert!(snapshot.diagnostics.iter().any(|d| d.to_string().contains("BackendTLSPolicy apps/api")));
+}
