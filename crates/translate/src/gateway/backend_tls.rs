@@ -30,11 +30,10 @@ pub(crate) fn select<'s>(
                 .filter(|t| t.group.is_empty() && t.kind == "Service" && t.name == service.name);
             // Naming the port beats naming the whole Service.
             let specific = targets
-                .map(|t| match t.section_name.as_deref() {
+                .filter_map(|t| match t.section_name.as_deref() {
                     None => Some(false),
                     Some(section) => (section == port_name).then_some(true),
                 })
-                .flatten()
                 .max()?;
             let created = policy.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string());
             Some((std::cmp::Reverse(specific), created, key, policy))
