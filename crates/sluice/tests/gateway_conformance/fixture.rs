@@ -2,8 +2,9 @@
 //! echo processes standing in for its pods.
 //!
 //! - The base manifests and the test's files with `{GATEWAY_CLASS_NAME}` and
-//!   `{GATEWAY_CONTROLLER_NAME}` substituted, Gateway API objects given
-//!   `metadata.generation: 1` as the API server gives them on create;
+//!   `{GATEWAY_CONTROLLER_NAME}` substituted, as the API server stores them on create
+//!   (Gateway API objects at `metadata.generation: 1`, Namespaces labelled
+//!   `kubernetes.io/metadata.name`);
 //! - our GatewayClass;
 //! - the objects the suite creates in code (`suite.go`: serving certificates, CA
 //!   ConfigMaps, client certificates), generated once per run;
@@ -62,17 +63,27 @@ pub fn identity(doc: &Value) -> (&str, &str, &str) {
     (text(doc.get("kind")), text(meta.and_then(|m| m.get("namespace"))), text(meta.and_then(|m| m.get("name"))))
 }
 
-/// Gives every Gateway API object `metadata.generation: 1` unless it has one, as the API
-/// server does on create, so that `observedGeneration` can be checked.
-pub fn set_generations(docs: &mut [Value]) {
+/// What the API server adds on create that the tests rely on: `metadata.generation: 1` on
+/// Gateway API objects (so that `observedGeneration` can be checked), and on every
+/// Namespace the `kubernetes.io/metadata.name` label (set since Kubernetes 1.22; listeners
+/// select namespaces by it).
+pub fn as_created(docs: &mut [Value]) {
     for doc in docs {
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
         let gateway_api =
             doc.get("apiVersion").and_then(Value::as_str).is_some_and(|v| v.starts_with("gateway.networking.k8s.io/"));
-        if !gateway_api {
+        let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) else {
             continue;
-        }
-        if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+        };
+        if gateway_api {
             meta.entry("generation").or_insert(json!(1));
+        }
+        if kind == "Namespace" {
+            let name = meta.get("name").cloned().unwrap_or(Value::Null);
+            let labels = meta.entry("labels").or_insert(json!({}));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert("kubernetes.io/metadata.name".to_owned(), name);
+            }
         }
     }
 }
@@ -497,17 +508,24 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_are_substituted_and_generations_set() {
+    fn placeholders_are_substituted_and_objects_stored_as_created() {
         let docs = base_docs();
         let gateways: Vec<&Value> = docs.iter().filter(|d| identity(d).0 == "Gateway").collect();
         assert!(gateways.len() >= 4);
         assert!(gateways.iter().all(|g| g.pointer("/spec/gatewayClassName") == Some(&json!(CLASS))));
         let mut docs = docs;
-        set_generations(&mut docs);
+        as_created(&mut docs);
         for doc in &docs {
             let has = doc.pointer("/metadata/generation").is_some();
             assert_eq!(has, identity(doc).0 == "Gateway", "{:?}", identity(doc));
         }
+        let infra = docs.iter().find(|d| identity(d) == ("Namespace", "", "gateway-conformance-infra")).unwrap();
+        assert_eq!(infra.pointer("/metadata/labels/gateway-conformance"), Some(&json!("infra")), "kept");
+        assert_eq!(
+            infra.pointer("/metadata/labels/kubernetes.io~1metadata.name"),
+            Some(&json!("gateway-conformance-infra")),
+            "added"
+        );
         assert_eq!(
             substitute("{GATEWAY_CONTROLLER_NAME} {GATEWAY_CLASS_NAME}"),
             "sluice.dev/gateway-controller sluice-conformance"

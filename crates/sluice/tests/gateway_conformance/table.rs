@@ -106,6 +106,13 @@ pub enum Extra {
         /// How many requests.
         requests: u32,
     },
+    /// `HTTPRouteRequestPercentageMirror`: for every literal with a `Percent` mirror, 500
+    /// requests (10 at a time) sharing one request id; each mirror's pods must have logged a
+    /// share within 3 standard deviations of the percentage (up to 5 tries).
+    MirrorDistribution {
+        /// Where to send.
+        target: Target,
+    },
     /// A check the harness does not make yet (counted as not runnable, with the reason).
     Missing {
         /// What the Go test checks.
@@ -1175,10 +1182,7 @@ pub const TESTS: &[UpstreamTest] = &[
             accepted("same-namespace", &["request-percentage-mirror"]),
             resolved("request-percentage-mirror", "same-namespace"),
         ],
-        extras: &[Extra::Missing {
-            what: "mirrored share of 500 requests within 3 standard deviations of each Percent (3 cases)",
-            why: "the distribution check over the mirrors' logs is not written yet",
-        }],
+        extras: &[Extra::MirrorDistribution { target: SAME }],
         ..NONE
     },
     simple!(
