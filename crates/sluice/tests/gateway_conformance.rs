@@ -30,6 +30,14 @@
 //!   (full runs only).
 //!
 //! Run: `cargo test -p sluice --test gateway_conformance -- --nocapture`.
+//!
+//! Extending it: a feature Sluice starts claiming goes into [`SUPPORTED_FEATURES`]. The
+//! gRPC, TCP and UDP literals are already read (`cases::CaseKind`), the pods of echo-basic's
+//! gRPC/TCP/UDP servers already have addresses and EndpointSlices (`fixture::BackendKind`,
+//! not started), and route status checks take any route kind (`status::RouteKind`): adding
+//! one means a client for the kind in `client.rs`, starting those pods, and turning the
+//! table's `blocked` reason into targets and checks. TLS passthrough and terminate cases
+//! reach a listener with `table::Tls` and the suite's certificates (`fixture::programmatic`).
 
 mod common;
 
@@ -323,7 +331,7 @@ struct Running<'a> {
     test_files: Vec<(String, Vec<Value>)>,
     all_docs: Vec<Value>,
     test_pods: Vec<EchoPod>,
-    _echo_procs_dir: TempDir,
+    _work: TempDir,
 }
 
 impl Running<'_> {
@@ -588,7 +596,7 @@ fn prepare<'a>(shared: &'a Shared, test: &'static UpstreamTest, index: usize) ->
     fixture::write_docs(&manifests, "20-generated.yaml", &generated)?;
     all_docs.extend(generated);
     let sluice = start_sluice(&dir, &dir, index)?;
-    Ok(Running { shared, sluice, dir, test_files, all_docs, test_pods, _echo_procs_dir: work })
+    Ok(Running { shared, sluice, dir, test_files, all_docs, test_pods, _work: work })
 }
 
 /// Waits until `/status` lists every Gateway and route the test reads; fails fast when it
