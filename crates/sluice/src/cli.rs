@@ -50,9 +50,12 @@ pub enum Command {
     Check(SourceArgs),
     /// Run a test backend that answers every request with JSON describing it.
     ///
-    /// The answer names the service, the pod, method, path with query, host, protocol and
-    /// headers; WebSocket messages are echoed back. Query parameters: `status=N` answers
-    /// with that status, `sleep_ms=N` waits first, `bytes=N` sends N bytes instead of JSON.
+    /// The answer is shaped as the Gateway API conformance suite's echo-basic one: path with
+    /// query, host, method, protocol, headers (name → values), httpPort, namespace, service,
+    /// pod, plus body_bytes; WebSocket messages are echoed back. As echo-basic: `/health`,
+    /// `/status/NNN`, `/retry/`, query `delay=1s`, header `X-Echo-Set-Header: Name:value`.
+    /// Query parameters: `status=N` answers with that status, `sleep_ms=N` waits first,
+    /// `bytes=N` sends N bytes instead of JSON.
     Echo(EchoArgs),
     /// Show the addresses each Service and Ingress is served on, from a running Sluice.
     ///
@@ -297,6 +300,20 @@ pub struct EchoArgs {
     /// The pod name reported in every answer (default: the listen address).
     #[arg(long, value_name = "NAME")]
     pub pod: Option<String>,
+
+    /// The namespace reported in every answer.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub namespace: String,
+
+    /// Also listen here for HTTP/2 only (prior knowledge, or HTTP/1.1 asking `Upgrade: h2c`),
+    /// as echo-basic's h2c port: other requests are answered 400.
+    #[arg(long, value_name = "ADDR")]
+    pub h2c_listen: Option<SocketAddr>,
+
+    /// Print `Echoing back request made to <target> to client (<peer>)` on stdout for every
+    /// echoed request, as echo-basic does.
+    #[arg(long)]
+    pub log_requests: bool,
 }
 
 /// Options of `sluice status`.

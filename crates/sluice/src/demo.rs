@@ -66,7 +66,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
     let result = runtime.block_on(async {
         for (name, addr) in BACKENDS {
             let listen: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
-            let options = EchoOptions { listen, name: name.into(), pod: None };
+            let options = EchoOptions::new(listen, name);
             tokio::spawn(async move {
                 if let Err(e) = echo::serve(options).await {
                     tracing::error!(backend = %listen, error = %e, "demo backend failed");

@@ -30,9 +30,16 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Run(args) => run::main(*args),
         cli::Command::Check(args) => check::main(&args),
-        cli::Command::Echo(args) => {
-            runtime_main(|| echo::serve(echo::EchoOptions { listen: args.listen, name: args.name, pod: args.pod }))
-        }
+        cli::Command::Echo(args) => runtime_main(|| {
+            echo::serve(echo::EchoOptions {
+                listen: args.listen,
+                name: args.name,
+                pod: args.pod,
+                namespace: args.namespace,
+                h2c_listen: args.h2c_listen,
+                log_requests: args.log_requests,
+            })
+        }),
         cli::Command::Status(args) => status::main(&args),
         cli::Command::Routes(args) => status::routes(&args),
 

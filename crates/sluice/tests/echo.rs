@@ -1,7 +1,10 @@
 //! `sluice echo`, the test backend, talked to directly over loopback: the JSON it
 //! reports (service, pod, method, path with query, host, proto, headers, body size),
 //! the `status`, `sleep_ms` and `bytes` query parameters, HTTP/1.0, cleartext
-//! HTTP/2, WebSocket echo, and that malformed input does not bring it down.
+//! HTTP/2, WebSocket echo, that malformed input does not bring it down, and what it does
+//! as the Gateway API suite's echo-basic (namespace, headers as lists under Go's
+//! canonical names, `/health`, `/status/NNN`, `/retry/`, `delay`, `X-Echo-Set-Header`,
+//! the h2c-only port, the request log).
 
 mod common;
 
@@ -156,4 +159,102 @@ fn survives_malformed_input() {
     let resp = exchange(addr, &http_request("GET", "h", "/", &[], b"")).unwrap();
     assert_eq!(resp.status, 200, "still serving after malformed input");
     fx.assert_backends_running();
+}
+
+/// Starts `sluice echo` with extra arguments; returns it and its log path.
+fn echo_with(args: &[&str], addr: SocketAddr, dir: &TempDir) -> (Proc, std::path::PathBuf) {
+    let log = dir.path().join(format!("echo-{}.log", addr.port()));
+    let mut cmd = Command::new(SLUICE);
+    cmd.args(["echo", "--listen", &addr.to_string(), "--name", "svc"]).args(args);
+    let mut proc = Proc::spawn("echo", cmd, log.clone(), true);
+    assert!(wait_until(Duration::from_secs(10), || connect(addr).is_ok()));
+    proc.assert_running();
+    (proc, log)
+}
+
+#[test]
+fn answers_as_echo_basic() {
+    let dir = TempDir::new("echo-basic");
+    let addr = free_addr("127.0.0.1");
+    let h2c = free_addr("127.0.0.1");
+    let (_proc, log) = echo_with(
+        &[
+            "--pod",
+            "infra-backend-v1-abc-def",
+            "--namespace",
+            "gateway-conformance-infra",
+            "--h2c-listen",
+            &h2c.to_string(),
+            "--log-requests",
+        ],
+        addr,
+        &dir,
+    );
+    let get = |target: &str, headers: &[(&str, &str)]| {
+        exchange(addr, &http_request("GET", "gw.example:8080", target, headers, b"")).expect("echo answers")
+    };
+
+    // The JSON fields the suite reads, headers as lists under canonical names, no Host.
+    let resp = get("/p?q=1", &[("x-multi", "a"), ("X-MULTI", "b"), ("some-other-header", "v")]);
+    assert_eq!(resp.header("x-content-type-options"), Some("nosniff"));
+    let v: serde_json::Value = serde_json::from_slice(&resp.body).expect("JSON");
+    assert_eq!(v["path"], "/p?q=1");
+    assert_eq!(v["host"], "gw.example:8080");
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["proto"], "HTTP/1.1");
+    assert_eq!(v["namespace"], "gateway-conformance-infra");
+    assert_eq!(v["pod"], "infra-backend-v1-abc-def");
+    assert_eq!(v["ingress"], "");
+    assert_eq!(v["service"], "svc");
+    assert_eq!(v["httpPort"], addr.port().to_string());
+    assert_eq!(v["headers"]["X-Multi"], serde_json::json!(["a", "b"]));
+    assert_eq!(v["headers"]["Some-Other-Header"], serde_json::json!(["v"]));
+    assert_eq!(v["headers"]["User-Agent"], serde_json::json!([UA]));
+    assert!(v["headers"].get("Host").is_none());
+
+    // X-Echo-Set-Header becomes response headers.
+    let resp = get("/", &[("X-Echo-Set-Header", "X-Header-Set:set-value,Another-Header:x,X-Header-Set:again")]);
+    assert_eq!(resp.header("x-header-set"), Some("set-value,again"));
+    assert_eq!(resp.header("another-header"), Some("x"));
+
+    // echo-basic's paths.
+    assert_eq!(get("/health", &[]).text(), "OK");
+    assert_eq!(get("/status/503", &[]).status, 503);
+    assert_eq!(get("/status/xyz", &[]).status, 400);
+    assert_eq!(get("/status/204?x", &[]).status, 400);
+
+    // delay waits; a bad duration is a 500 with a JSON message.
+    let start = Instant::now();
+    assert_eq!(get("/d?delay=300ms", &[]).status, 200);
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    let bad = get("/d?delay=soon", &[]);
+    assert_eq!(bad.status, 500);
+    assert!(bad.text().contains("invalid duration"), "{}", bad.text());
+
+    // /retry/: the first succeedAfter attempts fail (status or a dropped connection).
+    for _ in 0..2 {
+        assert_eq!(get("/retry/?uuid=a&succeedAfter=2&responseCode=503", &[]).status, 503);
+    }
+    assert_eq!(get("/retry/?uuid=a&succeedAfter=2&responseCode=503", &[]).status, 200);
+    assert!(exchange(addr, &http_request("GET", "h", "/retry/?uuid=b&succeedAfter=1", &[], b"")).is_err(), "dropped");
+    assert_eq!(get("/retry/?uuid=b&succeedAfter=1", &[]).status, 200);
+    assert_eq!(get("/retry/?succeedAfter=1", &[]).status, 400, "uuid is required");
+
+    // The h2c port takes HTTP/2 only.
+    let refused = exchange(h2c, &http_request("GET", "h", "/", &[], b"")).expect("h2c port answers");
+    assert_eq!((refused.status, refused.text().as_str()), (400, "Expected h2c request"));
+    let (ok, out, err) = curl(&["--http2-prior-knowledge", &format!("http://{h2c}/h2")]);
+    assert!(ok, "curl: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        (v["proto"].as_str(), v["httpPort"].as_str()),
+        (Some("HTTP/2.0"), Some(addr.port().to_string().as_str()))
+    );
+
+    // Every echoed request is logged as echo-basic logs it.
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("Echoing back request made to /p?q=1 to client (127.0.0.1:")
+    }));
 }

@@ -752,7 +752,7 @@ impl HttpResponse {
         serde_json::from_slice::<serde_json::Value>(&self.body)
             .ok()
             .filter(|v| v.get("service").is_some())
-            .map(Echo)
+            .map(Echo::new)
             .ok_or_else(|| {
                 format!(
                     "not an echo answer: status {} headers {:?} body {:?}",
@@ -764,11 +764,32 @@ impl HttpResponse {
     }
 }
 
-/// What the echo backend reported about the request it received.
+/// What the echo backend reported about the request it received: the JSON answer, and its
+/// request headers by lower-case name with repeated values joined by `", "`.
 #[derive(Debug, Clone)]
-pub struct Echo(pub serde_json::Value);
+pub struct Echo(pub serde_json::Value, std::collections::BTreeMap<String, String>);
 
 impl Echo {
+    /// Reads an answer of `sluice echo` (headers as name → list of values, Go's canonical
+    /// names) or of a test backend reporting name → one value.
+    pub fn new(json: serde_json::Value) -> Echo {
+        let mut headers = std::collections::BTreeMap::new();
+        for (name, value) in json.get("headers").and_then(|h| h.as_object()).into_iter().flatten() {
+            let value = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(values) => {
+                    values.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+                }
+                other => other.to_string(),
+            };
+            headers.insert(name.to_ascii_lowercase(), value);
+        }
+        if let Some(host) = json.get("host").and_then(|h| h.as_str()) {
+            headers.insert("host".to_owned(), host.to_owned());
+        }
+        Echo(json, headers)
+    }
+
     /// A string field (`service`, `pod`, `method`, `path`, `host`, `proto`); "" when absent.
     pub fn str(&self, key: &str) -> &str {
         self.0.get(key).and_then(|v| v.as_str()).unwrap_or("")
@@ -779,15 +800,25 @@ impl Echo {
         self.str("service")
     }
 
-    /// A request header as the backend saw it (name lower-case).
+    /// A request header as the backend saw it (name compared case-insensitively; repeated
+    /// values joined with `", "`; `host` is the `host` field, which echo-basic keeps out of
+    /// `headers`).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.0.get("headers").and_then(|h| h.get(name.to_ascii_lowercase())).and_then(|v| v.as_str())
+        self.1.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 
     /// `body_bytes`.
     pub fn body_bytes(&self) -> u64 {
         self.0.get("body_bytes").and_then(|v| v.as_u64()).unwrap_or(u64::MAX)
     }
+}
+
+/// A request header the echo reported, read from a whole answer as printed by `curl -i`
+/// (head, blank line, JSON body); `None` when the body is no echo answer or lacks it.
+pub fn answer_header(answer: &str, name: &str) -> Option<String> {
+    let body = answer.find('{').map(|i| &answer[i..])?;
+    let json = serde_json::from_str::<serde_json::Value>(body.trim_end()).ok()?;
+    Echo::new(json).header(name).map(str::to_owned)
 }
 
 /// Opens a plain connection with [`IO_TIMEOUT`] read/write timeouts.

@@ -1,0 +1,1421 @@
+//! The upstream tests as data: for each `ConformanceTest` of `conformance/tests/*.go`
+//! (kubernetes-sigs/gateway-api at the commit `expected-responses.json` names), its
+//! manifests, its `Features`, which Gateway and listener its requests go to, the status
+//! conditions it asserts, and what it checks besides `ExpectedResponse` literals.
+//!
+//! Object names without a namespace are in `gateway-conformance-infra`. Where a Go test
+//! sends a literal to another Gateway than its first one, `overrides` says so by the
+//! literal's line. What the harness cannot do yet is said in `blocked` (whole test) or
+//! `not_runnable` (some cases), with the reason.
+
+use crate::status::{no, yes, Check, Cond, ListenerExpect, ParentExpect, RouteKind};
+
+/// How a listener is spoken to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain HTTP.
+    Plain,
+    /// HTTPS with this server name (the listener's certificate is `tls-validity-checks-certificate`).
+    ServerName(&'static str),
+    /// HTTPS with the request's `Host` as server name.
+    HostIsServerName,
+}
+
+/// Where a case is sent: a Gateway's address (from `/status`) and one listener's port
+/// (the named listener, else the first, as `WaitForGatewayAddress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The Gateway.
+    pub gateway: &'static str,
+    /// The listener whose port is used; `None`: the first listener.
+    pub listener: Option<&'static str>,
+    /// Plain or TLS.
+    pub tls: Tls,
+}
+
+/// The Gateway's first listener, plain HTTP.
+pub const fn gw(gateway: &'static str) -> Target {
+    Target { gateway, listener: None, tls: Tls::Plain }
+}
+
+/// A named listener, plain HTTP.
+pub const fn listener(gateway: &'static str, listener: &'static str) -> Target {
+    Target { gateway, listener: Some(listener), tls: Tls::Plain }
+}
+
+/// The Gateway's first listener over TLS.
+pub const fn https(gateway: &'static str, tls: Tls) -> Target {
+    Target { gateway, listener: None, tls }
+}
+
+/// Which `ExpectedResponse` literals of the test's Go file an entry is about.
+#[derive(Clone, Copy, Debug)]
+pub enum Select {
+    /// The literal at this line.
+    Line(u32),
+    /// Literals in these lines (inclusive).
+    Lines(u32, u32),
+    /// Every literal.
+    All,
+}
+
+impl Select {
+    /// Whether the literal at `line` is selected.
+    pub fn matches(&self, line: u32) -> bool {
+        match *self {
+            Select::Line(l) => l == line,
+            Select::Lines(from, to) => (from..=to).contains(&line),
+            Select::All => true,
+        }
+    }
+}
+
+/// A check of a Go test that is not an `ExpectedResponse` literal.
+#[derive(Clone, Copy, Debug)]
+pub enum Extra {
+    /// A case the Go test builds in a loop from a table, transcribed here in the shape of
+    /// `expected-responses.json` (`line` is the literal's line in the loop; the literal
+    /// itself, whose values are computed, is replaced by its transcriptions).
+    Case {
+        /// Line of the `ExpectedResponse` literal in the loop.
+        line: u32,
+        /// The case, as JSON.
+        case: &'static str,
+    },
+    /// `HTTPRouteBackendProtocolWebSocket`: a WebSocket to `ws://<gateway>/<path>` echoes a
+    /// text and a binary message.
+    WebSocket {
+        /// Where to connect.
+        target: Target,
+        /// The path.
+        path: &'static str,
+    },
+    /// `weight.TestWeightedDistribution`: 500 requests (10 at a time) to `/` spread over
+    /// the backends within ±5 points of their weights.
+    Weights {
+        /// Where to send.
+        target: Target,
+        /// Backend (pod name prefix) and expected share.
+        weights: &'static [(&'static str, f64)],
+    },
+    /// `HTTPRouteRequestHeaderModifierBackendWeights`: 100 requests, each reaching a pod
+    /// whose name starts with the single `Backend` request header the chosen backendRef set.
+    BackendHeaderNamesPod {
+        /// Where to send.
+        target: Target,
+        /// How many requests.
+        requests: u32,
+    },
+    /// `HTTPRouteRequestPercentageMirror`: for every literal with a `Percent` mirror, 500
+    /// requests (10 at a time) sharing one request id; each mirror's pods must have logged a
+    /// share within 3 standard deviations of the percentage (up to 5 tries).
+    MirrorDistribution {
+        /// Where to send.
+        target: Target,
+    },
+    /// A check the harness does not make yet (counted as not runnable, with the reason).
+    Missing {
+        /// What the Go test checks.
+        what: &'static str,
+        /// Why the harness does not.
+        why: &'static str,
+    },
+}
+
+/// What the Go test does to the objects before its requests.
+#[derive(Clone, Copy, Debug)]
+pub enum Setup {
+    /// `setupEndpointSlices`: the IPv4 EndpointSlices `<prefix>-ip4` get the pods of
+    /// `deployment` as ready endpoints.
+    FillSlices {
+        /// Their namespace.
+        namespace: &'static str,
+        /// Slice name prefixes.
+        prefixes: &'static [&'static str],
+        /// The Deployment whose pods become endpoints.
+        deployment: &'static str,
+    },
+}
+
+/// A change the Go test makes between requests.
+#[derive(Clone, Copy, Debug)]
+pub enum Mutation {
+    /// Deletes an object (written manifests lose the document; Sluice reloads).
+    Delete {
+        /// Kind.
+        kind: &'static str,
+        /// Namespace.
+        namespace: &'static str,
+        /// Name.
+        name: &'static str,
+    },
+}
+
+/// One upstream conformance test.
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamTest {
+    /// `ShortName`.
+    pub short_name: &'static str,
+    /// The Go file whose `ExpectedResponse` literals are its cases.
+    pub go_file: &'static str,
+    /// Its `Manifests` (under `tests/`).
+    pub manifests: &'static [&'static str],
+    /// Its `Features` (upstream names without `Support`).
+    pub features: &'static [&'static str],
+    /// What the harness cannot do yet that the whole test needs.
+    pub blocked: Option<&'static str>,
+    /// Where its HTTP literals go (each to every target, in order).
+    pub targets: &'static [Target],
+    /// Literals that go elsewhere.
+    pub overrides: &'static [(Select, &'static [Target])],
+    /// Literals the harness cannot run yet, and why.
+    pub not_runnable: &'static [(Select, &'static str)],
+    /// Status expectations (besides our GatewayClass being accepted).
+    pub checks: &'static [Check],
+    /// Checks that are not literals.
+    pub extras: &'static [Extra],
+    /// Changes to the objects before any request.
+    pub setup: &'static [Setup],
+    /// Changes before the literal at a line (and every later one).
+    pub mutations: &'static [(u32, Mutation)],
+}
+
+const NONE: UpstreamTest = UpstreamTest {
+    short_name: "",
+    go_file: "",
+    manifests: &[],
+    features: &[],
+    blocked: None,
+    targets: &[],
+    overrides: &[],
+    not_runnable: &[],
+    checks: &[],
+    extras: &[],
+    setup: &[],
+    mutations: &[],
+};
+
+/// `GatewayAndHTTPRoutesMustBeAccepted`.
+const fn accepted(gateway: &'static str, routes: &'static [&'static str]) -> Check {
+    Check::GatewayAndRoutesAccepted { gateway, kind: RouteKind::Http, routes }
+}
+
+/// `HTTPRouteMustHaveCondition`.
+const fn route(route: &'static str, gateway: &'static str, cond: Cond) -> Check {
+    Check::RouteCondition { kind: RouteKind::Http, route, gateway, cond }
+}
+
+/// `HTTPRouteMustHaveResolvedRefsConditionsTrue`.
+const fn resolved(r: &'static str, gateway: &'static str) -> Check {
+    route(r, gateway, yes("ResolvedRefs", "ResolvedRefs"))
+}
+
+/// `HTTPRouteMustHaveNoAcceptedParents`.
+const fn no_accepted_parents(route: &'static str) -> Check {
+    Check::RouteNoAcceptedParents { kind: RouteKind::Http, route }
+}
+
+/// `GatewayMustHaveZeroRoutes`.
+const fn zero_routes(gateway: &'static str) -> Check {
+    Check::GatewayZeroRoutes { gateway }
+}
+
+/// `GatewayMustHaveCondition`.
+const fn gateway(gateway: &'static str, cond: Cond) -> Check {
+    Check::GatewayCondition { gateway, cond }
+}
+
+/// `GatewayStatusMustHaveListeners`.
+const fn listeners(gateway: &'static str, listeners: &'static [ListenerExpect]) -> Check {
+    Check::GatewayListeners { gateway, listeners }
+}
+
+/// A listener status of `GatewayStatusMustHaveListeners`.
+const fn l(
+    name: &'static str,
+    supported_kinds: &'static [&'static str],
+    attached_routes: i64,
+    conditions: &'static [Cond],
+) -> ListenerExpect {
+    ListenerExpect { name, supported_kinds, attached_routes, conditions }
+}
+
+const HTTP_KINDS: &[&str] = &["HTTPRoute"];
+/// `Accepted` and `ResolvedRefs` true, any reason.
+const LISTENER_OK: &[Cond] = &[yes("Accepted", ""), yes("ResolvedRefs", "")];
+const SAME: Target = gw("same-namespace");
+const GATEWAY_HTTPROUTE: &[&str] = &["Gateway", "HTTPRoute"];
+
+/// A test of `<file>.go` with `<file>.yaml`, its literals sent to `same-namespace`.
+macro_rules! simple {
+    ($name:literal, $file:literal, $features:expr, $checks:expr $(,)?) => {
+        UpstreamTest {
+            short_name: $name,
+            go_file: concat!($file, ".go"),
+            manifests: &[concat!($file, ".yaml")],
+            features: $features,
+            targets: &[SAME],
+            checks: $checks,
+            ..NONE
+        }
+    };
+}
+
+/// A test of `<file>.go` with `<file>.yaml` that needs what the harness lacks (`$why`).
+macro_rules! blocked {
+    ($name:literal, $file:literal, $features:expr, $why:expr $(,)?) => {
+        UpstreamTest {
+            short_name: $name,
+            go_file: concat!($file, ".go"),
+            manifests: &[concat!($file, ".yaml")],
+            features: $features,
+            blocked: Some($why),
+            ..NONE
+        }
+    };
+}
+
+/// A GRPCRoute test.
+macro_rules! grpc {
+    ($name:literal, $file:literal, $features:expr $(,)?) => {
+        blocked!($name, $file, $features, "a gRPC client and echo-basic's gRPC server")
+    };
+}
+
+/// A ListenerSet test.
+macro_rules! listener_set {
+    ($name:literal, $file:literal, $features:expr $(,)?) => {
+        blocked!($name, $file, $features, "ListenerSet (not read by Sluice's store) and its status")
+    };
+}
+
+/// A TCPRoute test.
+macro_rules! tcp {
+    ($name:literal, $file:literal, $features:expr $(,)?) => {
+        blocked!($name, $file, $features, "a raw TCP client, echo-basic's TCP server, and TCPRoute status expectations")
+    };
+}
+
+/// A TLSRoute test.
+macro_rules! tls_route {
+    ($name:literal, $file:literal, $features:expr $(,)?) => {
+        blocked!($name, $file, $features, "a raw TLS client, TLS TCP echo backends, and TLSRoute status expectations")
+    };
+}
+
+/// A UDPRoute test.
+macro_rules! udp {
+    ($name:literal, $file:literal, $features:expr $(,)?) => {
+        blocked!(
+            $name,
+            $file,
+            $features,
+            "a UDP (DNS) client, CoreDNS / echo-basic's UDP server, and UDPRoute status expectations"
+        )
+    };
+}
+
+/// Every upstream test.
+pub const TESTS: &[UpstreamTest] = &[
+    // ---------------------------------------------------------------- BackendTLSPolicy
+    UpstreamTest {
+        short_name: "BackendTLSPolicyConflictResolution",
+        go_file: "backendtlspolicy-conflict-resolution.go",
+        manifests: &["backendtlspolicy-conflict-resolution.yaml"],
+        features: &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
+        blocked: Some("TLS echo backends (echo-basic's HTTPS port) and BackendTLSPolicy status in /status"),
+        targets: &[SAME],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "BackendTLSPolicyGRPCRoute",
+        go_file: "backendtlspolicy-grpcroute.go",
+        manifests: &["backendtlspolicy-grpcroute.yaml"],
+        features: &["Gateway", "GRPCRoute", "BackendTLSPolicy"],
+        blocked: Some("a gRPC client and TLS gRPC echo backends"),
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "BackendTLSPolicyInvalidCACertificateRef",
+        go_file: "backendtlspolicy-invalid-ca-certificate-ref.go",
+        manifests: &["backendtlspolicy-invalid-ca-certificate-ref.yaml"],
+        features: &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
+        blocked: Some("BackendTLSPolicy status in /status; cases computed at run time"),
+        targets: &[SAME],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "BackendTLSPolicyInvalidKind",
+        go_file: "backendtlspolicy-invalid-kind.go",
+        manifests: &["backendtlspolicy-invalid-kind.yaml"],
+        features: &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
+        blocked: Some("BackendTLSPolicy status in /status; cases computed at run time"),
+        targets: &[SAME],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "BackendTLSPolicyObservedGenerationBump",
+        go_file: "backendtlspolicy-observed-generation-bump.go",
+        manifests: &["backendtlspolicy-observed-generation-bump.yaml"],
+        features: &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
+        blocked: Some("a patch step: the Go test patches the policy and reads the API server's generation bump"),
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "BackendTLSPolicySANValidation",
+        go_file: "backendtlspolicy-san.go",
+        manifests: &["backendtlspolicy-san.yaml"],
+        features: &["Gateway", "HTTPRoute", "BackendTLSPolicy", "BackendTLSPolicySANValidation"],
+        blocked: Some("TLS echo backends and BackendTLSPolicy status; cases computed at run time"),
+        targets: &[SAME],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "BackendTLSPolicyTLSRouteTerminate",
+        go_file: "backendtlspolicy-tlsroute-terminate.go",
+        manifests: &["backendtlspolicy-tlsroute-terminate.yaml"],
+        features: &["Gateway", "TLSRoute", "TLSRouteModeTerminate", "BackendTLSPolicy"],
+        blocked: Some("a raw TLS client and TLS TCP echo backends"),
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "BackendTLSPolicy",
+        go_file: "backendtlspolicy.go",
+        manifests: &["backendtlspolicy.yaml"],
+        features: &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
+        blocked: Some("TLS echo backends (echo-basic's HTTPS port) and BackendTLSPolicy status in /status"),
+        targets: &[SAME],
+        ..NONE
+    },
+    // ---------------------------------------------------------------- Gateway
+    UpstreamTest {
+        short_name: "GatewayHTTPListenerIsolation",
+        go_file: "gateway-http-listener-isolation.go",
+        manifests: &["gateway-http-listener-isolation.yaml", "gateway-http-listener-isolation-with-hostname-intersection.yaml"],
+        features: &["Gateway", "GatewayHTTPListenerIsolation", "HTTPRoute"],
+        // The same literals are sent to both Gateways.
+        targets: &[gw("http-listener-isolation"), gw("http-listener-isolation-with-hostname-intersection")],
+        checks: &[
+            accepted(
+                "http-listener-isolation",
+                &[
+                    "attaches-to-empty-hostname",
+                    "attaches-to-wildcard-example-com",
+                    "attaches-to-wildcard-foo-example-com",
+                    "attaches-to-abc-foo-example-com",
+                ],
+            ),
+            resolved("attaches-to-empty-hostname", "http-listener-isolation"),
+            resolved("attaches-to-wildcard-example-com", "http-listener-isolation"),
+            resolved("attaches-to-wildcard-foo-example-com", "http-listener-isolation"),
+            resolved("attaches-to-abc-foo-example-com", "http-listener-isolation"),
+            accepted(
+                "http-listener-isolation-with-hostname-intersection",
+                &[
+                    "attaches-to-empty-hostname-with-hostname-intersection",
+                    "attaches-to-wildcard-example-com-with-hostname-intersection",
+                    "attaches-to-wildcard-foo-example-com-with-hostname-intersection",
+                    "attaches-to-abc-foo-example-com-with-hostname-intersection",
+                ],
+            ),
+            resolved(
+                "attaches-to-empty-hostname-with-hostname-intersection",
+                "http-listener-isolation-with-hostname-intersection",
+            ),
+            resolved(
+                "attaches-to-wildcard-example-com-with-hostname-intersection",
+                "http-listener-isolation-with-hostname-intersection",
+            ),
+            resolved(
+                "attaches-to-wildcard-foo-example-com-with-hostname-intersection",
+                "http-listener-isolation-with-hostname-intersection",
+            ),
+            resolved(
+                "attaches-to-abc-foo-example-com-with-hostname-intersection",
+                "http-listener-isolation-with-hostname-intersection",
+            ),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayInfrastructure",
+        go_file: "gateway-infrastructure.go",
+        manifests: &["gateway-infrastructure.yaml"],
+        features: &["Gateway", "GatewayInfrastructurePropagation"],
+        blocked: Some("a cluster: the Go test reads labels and annotations propagated to generated infrastructure"),
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayFrontendInvalidDefaultClientCertificateValidation",
+        go_file: "gateway-invalid-default-frontend-client-certificate-validation.go",
+        manifests: &["gateway-invalid-default-frontend-client-certificate-validation.yaml"],
+        features: &["Gateway", "HTTPRoute", "GatewayFrontendClientCertificateValidation"],
+        targets: &[listener("invalid-default-client-validation-config", "http")],
+        not_runnable: &[(Select::Line(124), "expects the TLS handshake to fail (MakeTLSRequestAndExpectEventuallyConsistentFailureResponse)")],
+        checks: &[
+            Check::ListenerConditions {
+                gateway: "invalid-default-client-validation-config",
+                listener: "http",
+                conditions: &[yes("ResolvedRefs", ""), yes("Accepted", ""), yes("Programmed", "")],
+            },
+            Check::ListenerConditions {
+                gateway: "invalid-default-client-validation-config",
+                listener: "https",
+                conditions: &[
+                    no("ResolvedRefs", "InvalidCACertificateRef"),
+                    no("Accepted", "NoValidCACertificate"),
+                    no("Programmed", ""),
+                ],
+            },
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayListenerUnsupportedProtocol",
+        go_file: "gateway-invalid-listeners-unsupported-protocol.go",
+        manifests: &["gateway-invalid-listeners-unsupported-protocol.yaml"],
+        features: &["Gateway"],
+        checks: &[
+            Check::GatewayLatestConditions { gateway: "gateway-only-unsupported-protocols" },
+            gateway("gateway-only-unsupported-protocols", no("Accepted", "ListenersNotValid")),
+            listeners(
+                "gateway-only-unsupported-protocols",
+                &[l("invalid", &[], 0, &[no("Accepted", "UnsupportedProtocol")])],
+            ),
+            Check::GatewayLatestConditions { gateway: "gateway-supported-and-unsupported-protocols" },
+            gateway("gateway-supported-and-unsupported-protocols", yes("Accepted", "ListenersNotValid")),
+            listeners(
+                "gateway-supported-and-unsupported-protocols",
+                &[
+                    l("http", HTTP_KINDS, 0, &[yes("Accepted", "Accepted")]),
+                    l("invalid", &[], 0, &[no("Accepted", "UnsupportedProtocol")]),
+                ],
+            ),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayInvalidParametersRef",
+        go_file: "gateway-invalid-parameters-ref.go",
+        manifests: &["gateway-invalid-parameters-ref.yaml"],
+        features: &["Gateway"],
+        checks: &[
+            Check::GatewayLatestConditions { gateway: "gateway-invalid-parameters-ref" },
+            gateway("gateway-invalid-parameters-ref", no("Accepted", "InvalidParameters")),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayInvalidRouteKind",
+        go_file: "gateway-invalid-route-kind.go",
+        manifests: &["gateway-invalid-route-kind.yaml"],
+        features: &["Gateway"],
+        checks: &[
+            listeners("gateway-only-invalid-route-kind", &[l("http", &[], 0, &[no("ResolvedRefs", "InvalidRouteKinds")])]),
+            listeners(
+                "gateway-supported-and-invalid-route-kind",
+                &[l("http", HTTP_KINDS, 0, &[no("ResolvedRefs", "InvalidRouteKinds")])],
+            ),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayInvalidTLSBackendConfiguration",
+        go_file: "gateway-invalid-tls-backend-configuration.go",
+        manifests: &["gateway-invalid-tls-backend-configuration.yaml"],
+        features: &["Gateway", "GatewayBackendClientCertificate", "HTTPRoute", "BackendTLSPolicy"],
+        checks: &[
+            gateway("gateway-client-certificate-nonexistent-secret", no("ResolvedRefs", "InvalidClientCertificateRef")),
+            gateway("gateway-client-certificate-nonexistent-secret", yes("Accepted", "Accepted")),
+            gateway("gateway-client-certificate-unsupported-group", no("ResolvedRefs", "InvalidClientCertificateRef")),
+            gateway("gateway-client-certificate-unsupported-group", yes("Accepted", "Accepted")),
+            gateway("gateway-client-certificate-unsupported-kind", no("ResolvedRefs", "InvalidClientCertificateRef")),
+            gateway("gateway-client-certificate-unsupported-kind", yes("Accepted", "Accepted")),
+            gateway("gateway-client-certificate-malformed-secret", no("ResolvedRefs", "InvalidClientCertificateRef")),
+            gateway("gateway-client-certificate-malformed-secret", yes("Accepted", "Accepted")),
+            gateway("gateway-client-certificate-missing-reference-grant", no("ResolvedRefs", "RefNotPermitted")),
+            gateway("gateway-client-certificate-missing-reference-grant", yes("Accepted", "Accepted")),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayInvalidTLSConfiguration",
+        go_file: "gateway-invalid-tls-configuration.go",
+        manifests: &["gateway-invalid-tls-configuration.yaml"],
+        features: &["Gateway"],
+        checks: &[
+            listeners("gateway-certificate-nonexistent-secret", INVALID_CERT_LISTENER),
+            listeners("gateway-certificate-unsupported-group", INVALID_CERT_LISTENER),
+            listeners("gateway-certificate-unsupported-kind", INVALID_CERT_LISTENER),
+            listeners("gateway-certificate-malformed-secret", INVALID_CERT_LISTENER),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayModifyListeners",
+        go_file: "gateway-modify-listeners.go",
+        manifests: &["gateway-modify-listeners.yaml"],
+        features: &["Gateway"],
+        blocked: Some("a patch step: the Go test adds and removes listeners at run time and reads the API server's generation bump"),
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayNameMaximumLength",
+        go_file: "gateway-name-maximum-length.go",
+        manifests: &["gateway-name-maximum-length.yaml"],
+        features: &["Gateway"],
+        checks: &[Check::GatewayLatestConditions { gateway: GATEWAY_NAME_MAXIMUM_LENGTH }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayObservedGenerationBump",
+        go_file: "gateway-observed-generation-bump.go",
+        manifests: &["gateway-observed-generation-bump.yaml"],
+        features: &["Gateway"],
+        blocked: Some("a patch step: the Go test patches the Gateway and reads the API server's generation bump"),
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayOptionalAddressValue",
+        go_file: "gateway-optional-address-value.go",
+        manifests: &["gateway-optional-address-value.yaml"],
+        features: &["Gateway", "GatewayAddressEmpty"],
+        checks: &[Check::GatewayLatestConditions { gateway: "gateway-without-address-value" }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewaySecretInvalidReferenceGrant",
+        go_file: "gateway-secret-invalid-reference-grant.go",
+        manifests: &["gateway-secret-invalid-reference-grant.yaml"],
+        features: &["Gateway", "ReferenceGrant"],
+        checks: &[listeners("gateway-secret-invalid-reference-grant", REF_NOT_PERMITTED_LISTENER)],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewaySecretMissingReferenceGrant",
+        go_file: "gateway-secret-missing-reference-grant.go",
+        manifests: &["gateway-secret-missing-reference-grant.yaml"],
+        features: &["Gateway", "ReferenceGrant"],
+        checks: &[listeners("gateway-secret-missing-reference-grant", REF_NOT_PERMITTED_LISTENER)],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewaySecretReferenceGrantAllInNamespace",
+        go_file: "gateway-secret-reference-grant-all-in-namespace.go",
+        manifests: &["gateway-secret-reference-grant-all-in-namespace.yaml"],
+        features: &["Gateway", "ReferenceGrant"],
+        checks: &[listeners("gateway-secret-reference-grant-all-in-namespace", GRANTED_SECRET_LISTENER)],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewaySecretReferenceGrantSpecific",
+        go_file: "gateway-secret-reference-grant-specific.go",
+        manifests: &["gateway-secret-reference-grant-specific.yaml"],
+        features: &["Gateway", "ReferenceGrant"],
+        checks: &[listeners("gateway-secret-reference-grant-specific", GRANTED_SECRET_LISTENER)],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayStaticAddresses",
+        go_file: "gateway-static-addresses.go",
+        manifests: &["gateway-static-addresses.yaml"],
+        features: &["Gateway", "GatewayStaticAddresses"],
+        blocked: Some("a patch step and cluster addresses: the Go test patches the Gateway's addresses with usable and unusable ones of the cluster"),
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayTLSBackendClientCertificate",
+        go_file: "gateway-tls-backend-client-certificate.go",
+        manifests: &["gateway-tls-backend-client-certificate.yaml"],
+        features: &["Gateway", "GatewayBackendClientCertificate", "HTTPRoute", "BackendTLSPolicy"],
+        blocked: Some("TLS echo backends checking client certificates; the expected certificate is computed at run time"),
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayWithAttachedRoutes",
+        go_file: "gateway-with-attached-routes.go",
+        manifests: &["gateway-with-attached-routes.yaml"],
+        features: GATEWAY_HTTPROUTE,
+        checks: &[
+            listeners("gateway-with-one-attached-route", &[l("http", HTTP_KINDS, 1, LISTENER_OK)]),
+            listeners("gateway-with-two-attached-routes", &[l("http", HTTP_KINDS, 2, LISTENER_OK)]),
+            route("http-route-not-accepted", "gateway-with-two-attached-routes", no("Accepted", "NoMatchingListenerHostname")),
+            listeners(
+                "unresolved-gateway-with-one-attached-unresolved-route",
+                &[l("tls", HTTP_KINDS, 1, &[no("Programmed", ""), no("ResolvedRefs", "")])],
+            ),
+            route("http-route-4", "unresolved-gateway-with-one-attached-unresolved-route", no("ResolvedRefs", "")),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayWithAttachedRoutesWithPort8080",
+        go_file: "gateway-with-attached-routes.go",
+        manifests: &["gateway-with-attached-routes-with-port-8080.yaml"],
+        features: &["Gateway", "GatewayPort8080", "HTTPRoute"],
+        checks: &[listeners(
+            "gateway-with-two-listeners-and-one-attached-route",
+            &[l("http-unattached", HTTP_KINDS, 0, LISTENER_OK), l("http", HTTP_KINDS, 1, LISTENER_OK)],
+        )],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayFrontendClientCertificateValidationInsecureFallback",
+        go_file: "gateway-with-clientcertificate-validation-insecure-fallback.go",
+        manifests: &["gateway-with-clientcertificate-validation-insecure-fallback.yaml"],
+        features: &[
+            "Gateway",
+            "HTTPRoute",
+            "GatewayFrontendClientCertificateValidation",
+            "GatewayFrontendClientCertificateValidationInsecureFallback",
+        ],
+        blocked: Some("HTTPS requests presenting client certificates"),
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayFrontendClientCertificateValidation",
+        go_file: "gateway-with-clientcertificate-validation.go",
+        manifests: &["gateway-with-clientcertificate-validation.yaml"],
+        features: &["Gateway", "HTTPRoute", "GatewayFrontendClientCertificateValidation"],
+        blocked: Some("HTTPS requests presenting client certificates, and handshakes expected to fail"),
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayInvalidFrontendClientCertificateValidation",
+        go_file: "gateway-with-invalid-clientcertificate-validation.go",
+        manifests: &["gateway-with-invalid-clientcertificate-validation.yaml"],
+        features: &["Gateway", "HTTPRoute", "ReferenceGrant", "GatewayFrontendClientCertificateValidation"],
+        checks: &[
+            Check::ListenerConditions {
+                gateway: "gateway-with-invalid-client-cert-validation",
+                listener: "https",
+                conditions: &[yes("ResolvedRefs", ""), yes("Accepted", ""), yes("Programmed", "")],
+            },
+            Check::ListenerConditions {
+                gateway: "gateway-with-invalid-client-cert-validation",
+                listener: "https-unresolved",
+                conditions: &[
+                    no("ResolvedRefs", "InvalidCACertificateRef"),
+                    no("Accepted", "NoValidCACertificate"),
+                    no("Programmed", ""),
+                ],
+            },
+            Check::ListenerConditions {
+                gateway: "gateway-with-invalid-client-cert-validation",
+                listener: "https-invalid-kind",
+                conditions: &[
+                    no("ResolvedRefs", "InvalidCACertificateKind"),
+                    no("Accepted", "NoValidCACertificate"),
+                    no("Programmed", ""),
+                ],
+            },
+            Check::ListenerConditions {
+                gateway: "gateway-with-invalid-client-cert-validation",
+                listener: "https-grant-missing",
+                conditions: &[
+                    no("ResolvedRefs", "RefNotPermitted"),
+                    no("Accepted", "NoValidCACertificate"),
+                    no("Programmed", ""),
+                ],
+            },
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GatewayClassObservedGenerationBump",
+        go_file: "gatewayclass-observed-generation-bump.go",
+        manifests: &["gatewayclass-observed-generation-bump.yaml"],
+        features: &["Gateway"],
+        blocked: Some("a patch step: the Go test patches the GatewayClass and reads the API server's generation bump"),
+        ..NONE
+    },
+    // ---------------------------------------------------------------- GRPCRoute
+    grpc!("GRPCExactMethodMatching", "grpcroute-exact-method-matching", &["Gateway", "GRPCRoute"]),
+    grpc!("GRPCRouteHeaderMatching", "grpcroute-header-matching", &["Gateway", "GRPCRoute"]),
+    grpc!("GRPCRouteListenerHostnameMatching", "grpcroute-listener-hostname-matching", &["Gateway", "GRPCRoute"]),
+    grpc!("GRPCRouteNamedRule", "grpcroute-named-rule", &["Gateway", "GRPCRoute", "GRPCRouteNamedRouteRule"]),
+    grpc!(
+        "GRPCRouteRequestHeaderModifier",
+        "grpcroute-request-header-modifier",
+        &["Gateway", "GRPCRoute", "GRPCRouteRequestHeaderModifier"],
+    ),
+    grpc!("GRPCRouteWeight", "grpcroute-weight", &["Gateway", "GRPCRoute"]),
+    // ---------------------------------------------------------------- HTTPRoute
+    simple!("HTTPRoute303Redirect", "httproute-303-redirect", &["Gateway", "HTTPRoute", "HTTPRoute303RedirectStatusCode"], &[
+        accepted("same-namespace", &["303-redirect"]),
+        resolved("303-redirect", "same-namespace"),
+    ]),
+    simple!("HTTPRoute307Redirect", "httproute-307-redirect", &["Gateway", "HTTPRoute", "HTTPRoute307RedirectStatusCode"], &[
+        accepted("same-namespace", &["307-redirect"]),
+        resolved("307-redirect", "same-namespace"),
+    ]),
+    simple!("HTTPRoute308Redirect", "httproute-308-redirect", &["Gateway", "HTTPRoute", "HTTPRoute308RedirectStatusCode"], &[
+        accepted("same-namespace", &["308-redirect"]),
+        resolved("308-redirect", "same-namespace"),
+    ]),
+    simple!(
+        "HTTPRouteBackendProtocolH2C",
+        "httproute-backend-protocol-h2c",
+        &["Gateway", "HTTPRoute", "HTTPRouteBackendProtocolH2C"],
+        &[accepted("same-namespace", &["backend-protocol-h2c"])],
+    ),
+    UpstreamTest {
+        short_name: "HTTPRouteBackendProtocolWebSocket",
+        go_file: "httproute-backend-protocol-websocket.go",
+        manifests: &["httproute-backend-protocol-websocket.yaml"],
+        features: &["Gateway", "HTTPRoute", "HTTPRouteBackendProtocolWebSocket"],
+        targets: &[SAME],
+        checks: &[accepted("same-namespace", &["backend-protocol-ws"])],
+        extras: &[Extra::WebSocket { target: SAME, path: "/ws" }],
+        ..NONE
+    },
+    simple!(
+        "HTTPRouteBackendRequestRedirect",
+        "httproute-backend-request-redirect",
+        &["Gateway", "HTTPRoute", "HTTPRouteBackendRequestRedirect"],
+        &[accepted("same-namespace", &["backend-request-redirect"]), resolved("backend-request-redirect", "same-namespace")],
+    ),
+    simple!(
+        "HTTPRouteBackendURLRewrite",
+        "httproute-backend-url-rewrite",
+        &["Gateway", "HTTPRoute", "HTTPRouteBackendURLRewrite"],
+        &[accepted("same-namespace", &["backend-url-rewrite"]), resolved("backend-url-rewrite", "same-namespace")],
+    ),
+    simple!("HTTPRouteCORS", "httproute-cors", &["Gateway", "HTTPRoute", "HTTPRouteCORS"], &[
+        accepted("same-namespace", &["cors-multiple-origins-methods-headers", "cors-wildcard-methods"]),
+        resolved("cors-multiple-origins-methods-headers", "same-namespace"),
+        resolved("cors-wildcard-methods", "same-namespace"),
+        resolved("cors-wildcard-origin", "same-namespace"),
+        resolved("cors-wildcard-methods-headers", "same-namespace"),
+    ]),
+    UpstreamTest {
+        short_name: "HTTPRouteCrossNamespace",
+        go_file: "httproute-cross-namespace.go",
+        manifests: &["httproute-cross-namespace.yaml"],
+        features: GATEWAY_HTTPROUTE,
+        targets: &[gw("backend-namespaces")],
+        checks: &[
+            accepted("backend-namespaces", &["gateway-conformance-web-backend/cross-namespace"]),
+            resolved("gateway-conformance-web-backend/cross-namespace", "backend-namespaces"),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "HTTPRouteDisallowedKind",
+        go_file: "httproute-disallowed-kind.go",
+        manifests: &["httproute-disallowed-kind.yaml"],
+        features: &["Gateway", "HTTPRoute", "TLSRoute"],
+        checks: &[
+            resolved("disallowed-kind", "tlsroutes-only"),
+            route("disallowed-kind", "tlsroutes-only", no("Accepted", "NotAllowedByListeners")),
+            no_accepted_parents("disallowed-kind"),
+            zero_routes("tlsroutes-only"),
+        ],
+        ..NONE
+    },
+    simple!("HTTPRouteExactPathMatching", "httproute-exact-path-matching", GATEWAY_HTTPROUTE, &[
+        accepted("same-namespace", &["exact-matching"]),
+        resolved("exact-matching", "same-namespace"),
+    ]),
+    simple!("HTTPRouteHeaderMatching", "httproute-header-matching", GATEWAY_HTTPROUTE, &[
+        accepted("same-namespace", &["header-matching"]),
+        resolved("header-matching", "same-namespace"),
+    ]),
+    UpstreamTest {
+        short_name: "HTTPRouteHostnameIntersection",
+        go_file: "httproute-hostname-intersection.go",
+        manifests: &["httproute-hostname-intersection.yaml"],
+        features: GATEWAY_HTTPROUTE,
+        targets: &[gw("httproute-hostname-intersection")],
+        // "HTTPRoutes intersects with an unspecified hostname listener".
+        overrides: &[(Select::Lines(314, 400), &[gw("httproute-hostname-intersection-all")])],
+        checks: &[
+            accepted(
+                "httproute-hostname-intersection",
+                &[
+                    "specific-host-matches-listener-specific-host",
+                    "specific-host-matches-listener-wildcard-host",
+                    "wildcard-host-matches-listener-specific-host",
+                    "wildcard-host-matches-listener-wildcard-host",
+                ],
+            ),
+            resolved("specific-host-matches-listener-specific-host", "httproute-hostname-intersection"),
+            resolved("specific-host-matches-listener-wildcard-host", "httproute-hostname-intersection"),
+            resolved("wildcard-host-matches-listener-specific-host", "httproute-hostname-intersection"),
+            resolved("wildcard-host-matches-listener-wildcard-host", "httproute-hostname-intersection"),
+            Check::RouteParents {
+                kind: RouteKind::Http,
+                route: "no-intersecting-hosts",
+                parents: &[ParentExpect {
+                    gateway: "httproute-hostname-intersection",
+                    conditions: &[no("Accepted", "NoMatchingListenerHostname")],
+                }],
+                namespace_required: true,
+            },
+            listeners(
+                "httproute-hostname-intersection",
+                &[
+                    l("listener-1", HTTP_KINDS, 2, LISTENER_OK),
+                    l("listener-2", HTTP_KINDS, 1, LISTENER_OK),
+                    l("listener-3", HTTP_KINDS, 1, LISTENER_OK),
+                ],
+            ),
+            accepted("httproute-hostname-intersection-all", &["httproute-hostname-intersection-all"]),
+            resolved("httproute-hostname-intersection-all", "httproute-hostname-intersection-all"),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "HTTPRouteHTTPSListenerDetectMisdirectedRequests",
+        go_file: "httproute-https-listener-detect-misdirected-requests.go",
+        manifests: &["httproute-https-listener-detect-misdirected-requests.yaml"],
+        features: &["Gateway", "GatewayHTTPSListenerDetectMisdirectedRequests", "HTTPRoute"],
+        targets: &[https("same-namespace-with-https-listener", Tls::HostIsServerName)],
+        not_runnable: &[(Select::All, "cases computed at run time (SNI and Host differ per case), not transcribed yet")],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "HTTPRouteHTTPSListener",
+        go_file: "httproute-https-listener.go",
+        manifests: &["httproute-https-listener.yaml"],
+        features: GATEWAY_HTTPROUTE,
+        targets: &[https("same-namespace-with-https-listener", Tls::HostIsServerName)],
+        checks: &[
+            accepted("same-namespace-with-https-listener", &["httproute-https-test", "httproute-https-test-no-hostname"]),
+            resolved("httproute-https-test", "same-namespace-with-https-listener"),
+            resolved("httproute-https-test-no-hostname", "same-namespace-with-https-listener"),
+        ],
+        extras: &[
+            Extra::Case {
+                line: 73,
+                case: r#"{"Request": {"Host": "example.org", "Path": "/"}, "Response": {"StatusCode": 200},
+                    "Backend": "infra-backend-v1", "Namespace": "gateway-conformance-infra"}"#,
+            },
+            Extra::Case {
+                line: 73,
+                case: r#"{"Request": {"Host": "unknown-example.org", "Path": "/"}, "Response": {"StatusCode": 404},
+                    "Namespace": "gateway-conformance-infra"}"#,
+            },
+            Extra::Case {
+                line: 73,
+                case: r#"{"Request": {"Host": "second-example.org", "Path": "/"}, "Response": {"StatusCode": 200},
+                    "Backend": "infra-backend-v2", "Namespace": "gateway-conformance-infra"}"#,
+            },
+        ],
+        ..NONE
+    },
+    simple!("HTTPRouteInvalidBackendRefUnknownKind", "httproute-invalid-backendref-unknown-kind", GATEWAY_HTTPROUTE, &[
+        accepted("same-namespace", &["invalid-backend-ref-unknown-kind"]),
+        route("invalid-backend-ref-unknown-kind", "same-namespace", no("ResolvedRefs", "InvalidKind")),
+    ]),
+    simple!(
+        "HTTPRouteInvalidCrossNamespaceBackendRef",
+        "httproute-invalid-cross-namespace-backend-ref",
+        &["Gateway", "HTTPRoute", "ReferenceGrant"],
+        &[
+            accepted("same-namespace", &["invalid-cross-namespace-backend-ref"]),
+            route("invalid-cross-namespace-backend-ref", "same-namespace", no("ResolvedRefs", "RefNotPermitted")),
+        ],
+    ),
+    UpstreamTest {
+        short_name: "HTTPRouteInvalidCrossNamespaceParentRef",
+        go_file: "httproute-invalid-cross-namespace-parent-ref.go",
+        manifests: &["httproute-invalid-cross-namespace-parent-ref.yaml"],
+        features: GATEWAY_HTTPROUTE,
+        checks: &[
+            resolved("gateway-conformance-web-backend/invalid-cross-namespace-parent-ref", "same-namespace"),
+            route(
+                "gateway-conformance-web-backend/invalid-cross-namespace-parent-ref",
+                "same-namespace",
+                no("Accepted", "NotAllowedByListeners"),
+            ),
+            no_accepted_parents("gateway-conformance-web-backend/invalid-cross-namespace-parent-ref"),
+            zero_routes("same-namespace"),
+        ],
+        ..NONE
+    },
+    simple!("HTTPRouteInvalidNonExistentBackendRef", "httproute-invalid-nonexistent-backendref", GATEWAY_HTTPROUTE, &[
+        accepted("same-namespace", &["invalid-nonexistent-backend-ref"]),
+        route("invalid-nonexistent-backend-ref", "same-namespace", no("ResolvedRefs", "BackendNotFound")),
+    ]),
+    UpstreamTest {
+        short_name: "HTTPRouteInvalidParentRefNotMatchingListenerPort",
+        go_file: "httproute-invalid-parentref-not-matching-listener-port.go",
+        manifests: &["httproute-invalid-parentref-not-matching-listener-port.yaml"],
+        features: &["Gateway", "HTTPRoute", "HTTPRouteDestinationPortMatching"],
+        checks: &[
+            resolved("httproute-listener-not-matching-route-port", "same-namespace"),
+            route("httproute-listener-not-matching-route-port", "same-namespace", no("Accepted", "NoMatchingParent")),
+            no_accepted_parents("httproute-listener-not-matching-route-port"),
+            zero_routes("same-namespace"),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "HTTPRouteInvalidParentRefNotMatchingSectionName",
+        go_file: "httproute-invalid-parentref-not-matching-section-name.go",
+        manifests: &["httproute-invalid-parentref-not-matching-section-name.yaml"],
+        features: GATEWAY_HTTPROUTE,
+        checks: &[
+            route("httproute-listener-not-matching-section-name", "same-namespace", no("Accepted", "NoMatchingParent")),
+            no_accepted_parents("httproute-listener-not-matching-section-name"),
+            zero_routes("same-namespace"),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "HTTPRouteInvalidParentRefSectionNameNotMatchingPort",
+        go_file: "httproute-invalid-parentref-section-name-not-matching-port.go",
+        manifests: &["httproute-invalid-parentref-section-name-not-matching-port.yaml"],
+        features: &["Gateway", "HTTPRoute", "HTTPRouteParentRefPort"],
+        checks: &[
+            route(
+                "httproute-listener-section-name-not-matching-port",
+                "gateway-with-one-not-matching-port-and-section-name-route",
+                no("Accepted", "NoMatchingParent"),
+            ),
+            no_accepted_parents("httproute-listener-section-name-not-matching-port"),
+            zero_routes("gateway-with-one-not-matching-port-and-section-name-route"),
+        ],
+        ..NONE
+    },
+    simple!(
+        "HTTPRouteInvalidReferenceGrant",
+        "httproute-invalid-reference-grant",
+        &["Gateway", "HTTPRoute", "ReferenceGrant"],
+        &[
+            accepted("same-namespace", &["reference-grant"]),
+            route("reference-grant", "same-namespace", no("ResolvedRefs", "RefNotPermitted")),
+        ],
+    ),
+    UpstreamTest {
+        short_name: "HTTPRouteListenerHostnameMatching",
+        go_file: "httproute-listener-hostname-matching.go",
+        manifests: &["httproute-listener-hostname-matching.yaml"],
+        features: GATEWAY_HTTPROUTE,
+        // gwAddr comes from NewGatewayRef(gwNN, "listener-3", "listener-4").
+        targets: &[listener("httproute-listener-hostname-matching", "listener-3")],
+        checks: &[
+            accepted("httproute-listener-hostname-matching", &["backend-v1", "backend-v2", "backend-v3"]),
+            resolved("backend-v1", "httproute-listener-hostname-matching"),
+            resolved("backend-v2", "httproute-listener-hostname-matching"),
+            resolved("backend-v3", "httproute-listener-hostname-matching"),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "HTTPRouteListenerPortMatching",
+        go_file: "httproute-listener-port-matching.go",
+        manifests: &["httproute-listener-port-matching.yaml"],
+        features: &["Gateway", "HTTPRoute", "HTTPRouteParentRefPort"],
+        targets: &[listener("httproute-listener-port-matching", "listener-1")],
+        // The Go test picks the listener by the port in the Host header.
+        overrides: &[
+            (Select::Lines(69, 76), &[listener("httproute-listener-port-matching", "listener-2")]),
+            (Select::Lines(77, 84), &[listener("httproute-listener-port-matching", "listener-4")]),
+        ],
+        checks: &[
+            accepted("httproute-listener-port-matching", &["backend-v1", "backend-v2", "backend-v3"]),
+            resolved("backend-v1", "httproute-listener-port-matching"),
+            resolved("backend-v2", "httproute-listener-port-matching"),
+            resolved("backend-v3", "httproute-listener-port-matching"),
+        ],
+        ..NONE
+    },
+    simple!("HTTPRouteMatchingAcrossRoutes", "httproute-matching-across-routes", GATEWAY_HTTPROUTE, &[
+        accepted("same-namespace", &["matching-part1", "matching-part2"]),
+        resolved("matching-part1", "same-namespace"),
+        resolved("matching-part2", "same-namespace"),
+    ]),
+    simple!("HTTPRouteMatching", "httproute-matching", GATEWAY_HTTPROUTE, &[
+        accepted("same-namespace", &["matching"]),
+        resolved("matching", "same-namespace"),
+    ]),
+    simple!("HTTPRouteMethodMatching", "httproute-method-matching", &["Gateway", "HTTPRoute", "HTTPRouteMethodMatching"], &[
+        accepted("same-namespace", &["method-matching"]),
+        resolved("method-matching", "same-namespace"),
+    ]),
+    UpstreamTest {
+        short_name: "HTTPRouteMultipleGateways",
+        go_file: "httproute-multiple-gateways.go",
+        manifests: &["httproute-multiple-gateways.yaml"],
+        features: GATEWAY_HTTPROUTE,
+        targets: &[SAME],
+        // t.Run("Gateway all-namespaces").
+        overrides: &[(Select::Lines(71, 100), &[gw("all-namespaces")])],
+        checks: &[
+            accepted("same-namespace", &["multiple-gateways-shared-route", "same-namespace-dedicated-route"]),
+            accepted("all-namespaces", &["multiple-gateways-shared-route", "all-namespaces-dedicated-route"]),
+        ],
+        ..NONE
+    },
+    simple!("HTTPRouteNamedRule", "httproute-named-rule", &["Gateway", "HTTPRoute", "HTTPRouteNamedRouteRule"], &[
+        accepted("same-namespace", &["http-named-rules"]),
+        resolved("http-named-rules", "same-namespace"),
+    ]),
+    UpstreamTest {
+        short_name: "HTTPRouteObservedGenerationBump",
+        go_file: "httproute-observed-generation-bump.go",
+        manifests: &["httproute-observed-generation-bump.yaml"],
+        features: GATEWAY_HTTPROUTE,
+        blocked: Some("a patch step: the Go test patches the HTTPRoute and reads the API server's generation bump"),
+        ..NONE
+    },
+    simple!("HTTPRouteNoBackendRefs", "httproute-omitted-backendrefs", GATEWAY_HTTPROUTE, &[
+        accepted("same-namespace", &["omitted-backendrefs"]),
+        resolved("omitted-backendrefs", "same-namespace"),
+    ]),
+    simple!(
+        "HTTPRoutePartiallyInvalidViaInvalidReferenceGrant",
+        "httproute-partially-invalid-via-invalid-reference-grant",
+        &["Gateway", "HTTPRoute", "ReferenceGrant"],
+        &[
+            accepted("same-namespace", &["invalid-reference-grant"]),
+            route("invalid-reference-grant", "same-namespace", no("ResolvedRefs", "RefNotPermitted")),
+        ],
+    ),
+    simple!("HTTPRoutePathMatchOrder", "httproute-path-match-order", GATEWAY_HTTPROUTE, &[
+        accepted("same-namespace", &["path-matching-order"]),
+        resolved("path-matching-order", "same-namespace"),
+    ]),
+    simple!(
+        "HTTPRouteQueryParamMatching",
+        "httproute-query-param-matching",
+        &["Gateway", "HTTPRoute", "HTTPRouteQueryParamMatching"],
+        &[accepted("same-namespace", &["query-param-matching"]), resolved("query-param-matching", "same-namespace")],
+    ),
+    simple!("HTTPRouteRedirectHostAndStatus", "httproute-redirect-host-and-status", GATEWAY_HTTPROUTE, &[
+        accepted("same-namespace", &["redirect-host-and-status"]),
+        resolved("redirect-host-and-status", "same-namespace"),
+    ]),
+    simple!("HTTPRouteRedirectPath", "httproute-redirect-path", &["Gateway", "HTTPRoute", "HTTPRoutePathRedirect"], &[
+        accepted("same-namespace", &["redirect-path"]),
+        resolved("redirect-path", "same-namespace"),
+    ]),
+    UpstreamTest {
+        short_name: "HTTPRouteRedirectPortAndScheme",
+        go_file: "httproute-redirect-port-and-scheme.go",
+        manifests: &["httproute-redirect-port-and-scheme.yaml"],
+        features: &["Gateway", "HTTPRoute", "HTTPRoutePortRedirect", "GatewayPort8080"],
+        targets: &[SAME],
+        overrides: &[
+            (Select::Lines(165, 216), &[gw("same-namespace-with-http-listener-on-8080")]),
+            (Select::Lines(217, 312), &[https("same-namespace-with-https-listener", Tls::ServerName("example.org"))]),
+        ],
+        checks: &[
+            accepted("same-namespace", &["http-route-for-listener-on-port-80"]),
+            resolved("http-route-for-listener-on-port-80", "same-namespace"),
+            accepted("same-namespace-with-http-listener-on-8080", &["http-route-for-listener-on-port-8080"]),
+            resolved("http-route-for-listener-on-port-8080", "same-namespace-with-http-listener-on-8080"),
+            accepted("same-namespace-with-https-listener", &["http-route-for-listener-on-port-443"]),
+            resolved("http-route-for-listener-on-port-443", "same-namespace-with-https-listener"),
+        ],
+        ..NONE
+    },
+    simple!("HTTPRouteRedirectPort", "httproute-redirect-port", &["Gateway", "HTTPRoute", "HTTPRoutePortRedirect"], &[
+        accepted("same-namespace", &["redirect-port"]),
+        resolved("redirect-port", "same-namespace"),
+    ]),
+    simple!("HTTPRouteRedirectScheme", "httproute-redirect-scheme", &["Gateway", "HTTPRoute", "HTTPRouteSchemeRedirect"], &[
+        accepted("same-namespace", &["redirect-scheme"]),
+        resolved("redirect-scheme", "same-namespace"),
+    ]),
+    UpstreamTest {
+        short_name: "HTTPRouteReferenceGrant",
+        go_file: "httproute-reference-grant.go",
+        manifests: &["httproute-reference-grant.yaml"],
+        features: &["Gateway", "HTTPRoute", "ReferenceGrant"],
+        targets: &[SAME],
+        checks: &[accepted("same-namespace", &["reference-grant"]), resolved("reference-grant", "same-namespace")],
+        mutations: &[(
+            76,
+            Mutation::Delete {
+                kind: "ReferenceGrant",
+                namespace: "gateway-conformance-web-backend",
+                name: "reference-grant",
+            },
+        )],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "HTTPRouteRequestHeaderModifierBackendWeights",
+        go_file: "httproute-request-header-modifier-backend-weights.go",
+        manifests: &["httproute-request-header-modifier-backend-weights.yaml"],
+        features: &["Gateway", "HTTPRouteBackendRequestHeaderModification", "HTTPRoute"],
+        targets: &[SAME],
+        checks: &[
+            accepted("same-namespace", &["request-header-modifier-backend-weights"]),
+            resolved("request-header-modifier-backend-weights", "same-namespace"),
+        ],
+        extras: &[Extra::BackendHeaderNamesPod { target: SAME, requests: 100 }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "HTTPRouteBackendRequestHeaderModifier",
+        go_file: "httproute-request-header-modifier.go",
+        manifests: &["httproute-request-header-modifier-backend.yaml"],
+        features: &["Gateway", "HTTPRoute", "HTTPRouteBackendRequestHeaderModification"],
+        targets: &[SAME],
+        checks: &[accepted("same-namespace", &["request-header-modifier"]), resolved("request-header-modifier", "same-namespace")],
+        ..NONE
+    },
+    simple!("HTTPRouteRequestHeaderModifier", "httproute-request-header-modifier", GATEWAY_HTTPROUTE, &[
+        accepted("same-namespace", &["request-header-modifier"]),
+        resolved("request-header-modifier", "same-namespace"),
+    ]),
+    simple!("HTTPRouteRequestMirror", "httproute-request-mirror", &["Gateway", "HTTPRoute", "HTTPRouteRequestMirror"], &[
+        accepted("same-namespace", &["request-mirror"]),
+    ]),
+    simple!(
+        "HTTPRouteRequestMultipleMirrors",
+        "httproute-request-multiple-mirrors",
+        &["Gateway", "HTTPRoute", "HTTPRouteRequestMirror", "HTTPRouteRequestMultipleMirrors"],
+        &[accepted("same-namespace", &["request-multiple-mirrors"])],
+    ),
+    UpstreamTest {
+        short_name: "HTTPRouteRequestPercentageMirror",
+        go_file: "httproute-request-percentage-mirror.go",
+        manifests: &["httproute-request-percentage-mirror.yaml"],
+        features: &["Gateway", "HTTPRoute", "HTTPRouteRequestPercentageMirror"],
+        targets: &[SAME],
+        checks: &[
+            accepted("same-namespace", &["request-percentage-mirror"]),
+            resolved("request-percentage-mirror", "same-namespace"),
+        ],
+        extras: &[Extra::MirrorDistribution { target: SAME }],
+        ..NONE
+    },
+    simple!(
+        "HTTPRouteResponseHeaderModifier",
+        "httproute-response-header-modifier",
+        &["Gateway", "HTTPRoute", "HTTPRouteResponseHeaderModification"],
+        &[accepted("same-namespace", &["response-header-modifier"]), resolved("response-header-modifier", "same-namespace")],
+    ),
+    UpstreamTest {
+        short_name: "HTTPRouteRetryConnectionError",
+        go_file: "httproute-retry-connection-error.go",
+        manifests: &["httproute-retry-connection-error.yaml"],
+        features: &["Gateway", "HTTPRoute", "HTTPRouteRetry", "HTTPRouteRetryConnectionError"],
+        targets: &[SAME],
+        checks: &[accepted("same-namespace", &["retries-connection-error"]), resolved("retries-connection-error", "same-namespace")],
+        extras: &[Extra::Missing { what: "retry cases built in a loop", why: "not transcribed yet" }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "HTTPRouteRetryWithTimeouts",
+        go_file: "httproute-retry-with-timeouts.go",
+        manifests: &["httproute-retry-with-timeouts.yaml"],
+        features: &[
+            "Gateway",
+            "HTTPRoute",
+            "HTTPRouteRetry",
+            "HTTPRouteRetryBackendTimeout",
+            "HTTPRouteRequestTimeout",
+            "HTTPRouteBackendTimeout",
+        ],
+        targets: &[SAME],
+        checks: &[accepted("same-namespace", &["retries-with-timeouts"]), resolved("retries-with-timeouts", "same-namespace")],
+        extras: &[Extra::Missing { what: "retry cases built in a loop", why: "not transcribed yet" }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "HTTPRouteRetry",
+        go_file: "httproute-retry.go",
+        manifests: &["httproute-retry.yaml"],
+        features: &["Gateway", "HTTPRoute", "HTTPRouteRetry"],
+        targets: &[SAME],
+        checks: &[accepted("same-namespace", &["retries"]), resolved("retries", "same-namespace")],
+        extras: &[Extra::Missing { what: "retry cases built in a loop", why: "not transcribed yet" }],
+        ..NONE
+    },
+    simple!("HTTPRouteRewriteHost", "httproute-rewrite-host", &["Gateway", "HTTPRoute", "HTTPRouteHostRewrite"], &[
+        accepted("same-namespace", &["rewrite-host"]),
+        resolved("rewrite-host", "same-namespace"),
+    ]),
+    simple!("HTTPRouteRewritePath", "httproute-rewrite-path", &["Gateway", "HTTPRoute", "HTTPRoutePathRewrite"], &[
+        accepted("same-namespace", &["rewrite-path"]),
+        resolved("rewrite-path", "same-namespace"),
+    ]),
+    UpstreamTest {
+        short_name: "HTTPRouteServiceTypes",
+        go_file: "httproute-service-types.go",
+        manifests: &["httproute-service-types.yaml"],
+        features: GATEWAY_HTTPROUTE,
+        targets: &[SAME],
+        checks: &[accepted("same-namespace", &["service-types"]), resolved("service-types", "same-namespace")],
+        setup: &[Setup::FillSlices {
+            namespace: "gateway-conformance-infra",
+            prefixes: &["manual-endpointslices", "headless-manual-endpointslices"],
+            deployment: "infra-backend-v1",
+        }],
+        extras: &[
+            Extra::Case {
+                line: 92,
+                case: r#"{"Request": {"Path": "/manual-endpointslices"}, "Response": {"StatusCode": 200},
+                    "Backend": "infra-backend-v1", "Namespace": "gateway-conformance-infra"}"#,
+            },
+            Extra::Case {
+                line: 92,
+                case: r#"{"Request": {"Path": "/headless-manual-endpointslices"}, "Response": {"StatusCode": 200},
+                    "Backend": "infra-backend-v1", "Namespace": "gateway-conformance-infra"}"#,
+            },
+            Extra::Case {
+                line: 92,
+                case: r#"{"Request": {"Path": "/headless"}, "Response": {"StatusCode": 200},
+                    "Backend": "infra-backend-v1", "Namespace": "gateway-conformance-infra"}"#,
+            },
+        ],
+        ..NONE
+    },
+    simple!("HTTPRouteSimpleSameNamespace", "httproute-simple-same-namespace", GATEWAY_HTTPROUTE, &[
+        accepted("same-namespace", &["gateway-conformance-infra-test"]),
+        resolved("gateway-conformance-infra-test", "same-namespace"),
+    ]),
+    simple!(
+        "HTTPRouteTimeoutBackendRequest",
+        "httproute-timeout-backend-request",
+        &["Gateway", "HTTPRoute", "HTTPRouteBackendTimeout"],
+        &[accepted("same-namespace", &["backend-request-timeout"]), resolved("backend-request-timeout", "same-namespace")],
+    ),
+    simple!("HTTPRouteTimeoutRequest", "httproute-timeout-request", &["Gateway", "HTTPRoute", "HTTPRouteRequestTimeout"], &[
+        accepted("same-namespace", &["request-timeout"]),
+        resolved("request-timeout", "same-namespace"),
+    ]),
+    UpstreamTest {
+        short_name: "HTTPRouteWeight",
+        go_file: "httproute-weight.go",
+        manifests: &["httproute-weight.yaml"],
+        features: GATEWAY_HTTPROUTE,
+        targets: &[SAME],
+        checks: &[accepted("same-namespace", &["weighted-backends"]), resolved("weighted-backends", "same-namespace")],
+        extras: &[Extra::Weights {
+            target: SAME,
+            weights: &[("infra-backend-v1", 0.7), ("infra-backend-v2", 0.3), ("infra-backend-v3", 0.0)],
+        }],
+        ..NONE
+    },
+    // ---------------------------------------------------------------- ListenerSet
+    listener_set!("ListenerSetAllowedNamespaceNone", "listenerset-allowed-namespace-none", &["Gateway", "ListenerSet"]),
+    listener_set!("ListenerSetAllowedNamespaceSame", "listenerset-allowed-namespace-same", &["Gateway", "ListenerSet"]),
+    listener_set!(
+        "ListenerSetAllowedNamespaceSelector",
+        "listenerset-allowed-namespace-selector",
+        &["Gateway", "ListenerSet"],
+    ),
+    listener_set!(
+        "ListenerSetAllowedRoutesNamespaces",
+        "listenerset-allowed-routes-namespaces",
+        &["Gateway", "ListenerSet", "HTTPRoute", "ReferenceGrant"],
+    ),
+    listener_set!(
+        "ListenerSetAllowedRoutesSupportedKinds",
+        "listenerset-allowed-routes-supported-kinds",
+        &["Gateway", "ListenerSet", "TLSRoute"],
+    ),
+    listener_set!("ListenerSetDefaultNotAllowed", "listenerset-default-not-allowed", &["Gateway", "ListenerSet"]),
+    listener_set!(
+        "ListenerSetDualParentRefIndependence",
+        "listenerset-dual-parentref-independence",
+        &["Gateway", "ListenerSet", "HTTPRoute"],
+    ),
+    listener_set!(
+        "ListenerSetGatewayParentSectionNameNotFound",
+        "listenerset-gateway-parent-section-name-not-found",
+        &["Gateway", "ListenerSet", "HTTPRoute"],
+    ),
+    listener_set!("ListenerSetHostnameConflict", "listenerset-hostname-conflict", &["Gateway", "ListenerSet"]),
+    listener_set!("ListenerSetHTTPRouting", "listenerset-http-routing", &["Gateway", "ListenerSet", "HTTPRoute"]),
+    listener_set!("ListenerSetProtocolConflict", "listenerset-protocol-conflict", &["Gateway", "ListenerSet"]),
+    listener_set!("ListenerSetReferenceGrant", "listenerset-reference-grant", &["Gateway", "ListenerSet", "ReferenceGrant"]),
+    listener_set!(
+        "ListenerSetRouteStatusScopedToParentRef",
+        "listenerset-route-status-scoped-to-parentref",
+        &["Gateway", "ListenerSet", "HTTPRoute"],
+    ),
+    // ---------------------------------------------------------------- TCPRoute
+    tcp!("TCPRouteInvalidBackendRefNonexistent", "tcproute-invalid-backendref-nonexistent", &["Gateway", "TCPRoute"]),
+    tcp!(
+        "TCPRouteInvalidCrossNamespaceBackendRef",
+        "tcproute-invalid-cross-namespace-backend-ref",
+        &["Gateway", "TCPRoute", "ReferenceGrant"],
+    ),
+    tcp!("TCPRouteInvalidNonTCPListener", "tcproute-invalid-non-tcp-listener", &["Gateway", "TCPRoute"]),
+    tcp!("TCPRouteMultipleRoutesAttachment", "tcproute-multiple-routes-attachment", &["Gateway", "TCPRoute"]),
+    tcp!("TCPRouteParentRefAttachAll", "tcproute-parentref-attach-all", &["Gateway", "TCPRoute"]),
+    tcp!("TCPRouteParentRefPortAndSectionName", "tcproute-parentref-port-and-section-name", &["Gateway", "TCPRoute"]),
+    tcp!("TCPRouteReferenceGrant", "tcproute-reference-grant", &["Gateway", "TCPRoute", "ReferenceGrant"]),
+    tcp!("TCPRouteWeightedRouting", "tcproute-weighted-routing", &["Gateway", "TCPRoute"]),
+    // ---------------------------------------------------------------- TLSRoute
+    tls_route!("TLSRouteHostnameIntersection", "tlsroute-hostname-intersection", &["Gateway", "TLSRoute"]),
+    tls_route!("TLSRouteInvalidBackendRefNonexistent", "tlsroute-invalid-backendref-nonexistent", &["Gateway", "TLSRoute"]),
+    tls_route!("TLSRouteInvalidBackendRefUnknownKind", "tlsroute-invalid-backendref-unknown-kind", &["Gateway", "TLSRoute"]),
+    tls_route!(
+        "TLSRouteInvalidNoMatchingListenerHostname",
+        "tlsroute-invalid-no-matching-listener-hostname",
+        &["Gateway", "TLSRoute"],
+    ),
+    tls_route!("TLSRouteInvalidNoMatchingListener", "tlsroute-invalid-no-matching-listener", &["Gateway", "TLSRoute"]),
+    tls_route!("TLSRouteInvalidReferenceGrant", "tlsroute-invalid-reference-grant", &["Gateway", "TLSRoute", "ReferenceGrant"]),
+    tls_route!(
+        "TLSRouteListenerMixedTerminationNotSupported",
+        "tlsroute-listener-mixed-termination-not-supported",
+        &["Gateway", "TLSRoute", "TLSRouteModeTerminate"],
+    ),
+    tls_route!(
+        "TLSRouteListenerPassthroughSupportedKinds",
+        "tlsroute-listener-passthrough-supported-kinds",
+        &["Gateway", "TLSRoute"],
+    ),
+    tls_route!(
+        "TLSRouteListenerTerminateNotSupported",
+        "tlsroute-listener-terminate-not-supported",
+        &["Gateway", "TLSRoute"],
+    ),
+    tls_route!(
+        "TLSRouteListenerTerminateSupportedKinds",
+        "tlsroute-listener-terminate-supported-kinds",
+        &["Gateway", "TLSRoute", "TLSRouteModeTerminate"],
+    ),
+    tls_route!(
+        "TLSRouteMixedTerminationSameNamespace",
+        "tlsroute-mixed-termination-same-namespace",
+        &["Gateway", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed"],
+    ),
+    tls_route!("TLSRouteSimpleSameNamespace", "tlsroute-simple-same-namespace", &["Gateway", "TLSRoute"]),
+    tls_route!(
+        "TLSRouteTerminateSimpleSameNamespace",
+        "tlsroute-terminate-simple-same-namespace",
+        &["Gateway", "TLSRoute", "TLSRouteModeTerminate"],
+    ),
+    // ---------------------------------------------------------------- UDPRoute
+    udp!("UDPRouteInvalidBackendRefNonexistent", "udproute-invalid-backendref-nonexistent", &["Gateway", "UDPRoute"]),
+    udp!(
+        "UDPRouteInvalidCrossNamespaceBackendRef",
+        "udproute-invalid-cross-namespace-backend-ref",
+        &["Gateway", "UDPRoute", "ReferenceGrant"],
+    ),
+    udp!("UDPRouteMultipleRoutesAttachment", "udproute-multiple-routes-attachment", &["Gateway", "UDPRoute"]),
+    udp!("UDPRouteNotAllowedByListeners", "udproute-not-allowed-by-listeners", &["Gateway", "UDPRoute"]),
+    udp!("UDPRouteParentRefAttachAllListeners", "udproute-parentref-attach-all-listeners", &["Gateway", "UDPRoute"]),
+    udp!("UDPRouteParentRefPortAndSectionName", "udproute-parentref-port-and-section-name", &["Gateway", "UDPRoute"]),
+    udp!("UDPRouteReferenceGrant", "udproute-reference-grant", &["Gateway", "UDPRoute", "ReferenceGrant"]),
+    udp!("UDPRoute", "udproute-simple", &["UDPRoute", "Gateway"]),
+    udp!("UDPRouteWeightedRouting", "udproute-weighted-routing", &["Gateway", "UDPRoute"]),
+];
+
+/// `gateway-name-maximum-length-` and `a` up to 253 characters.
+const GATEWAY_NAME_MAXIMUM_LENGTH: &str = concat!(
+    "gateway-name-maximum-length-",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+);
+
+/// The listener of `GatewayInvalidTLSConfiguration`'s Gateways.
+const INVALID_CERT_LISTENER: &[ListenerExpect] =
+    &[l("https", HTTP_KINDS, 0, &[no("ResolvedRefs", "InvalidCertificateRef")])];
+/// The listener of `GatewaySecret*ReferenceGrant` Gateways refused the Secret.
+const REF_NOT_PERMITTED_LISTENER: &[ListenerExpect] =
+    &[l("https", HTTP_KINDS, 0, &[no("ResolvedRefs", "RefNotPermitted")])];
+/// The listener of `GatewaySecretReferenceGrant*` Gateways granted the Secret.
+const GRANTED_SECRET_LISTENER: &[ListenerExpect] =
+    &[l("https", HTTP_KINDS, 0, &[yes("Programmed", "Programmed"), yes("ResolvedRefs", "")])];
