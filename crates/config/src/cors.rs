@@ -26,6 +26,9 @@ pub struct Cors {
     /// Any header is allowed (`*`): a preflight gets its `Access-Control-Request-Headers`
     /// back.
     pub echo_headers: bool,
+    /// Preflights from origins not allowed are answered too, without CORS headers (Gateway
+    /// API); otherwise they go to the backend (ingress-nginx).
+    pub answer_all_preflights: bool,
 }
 
 /// The origins a route shares with.
@@ -205,6 +208,7 @@ mod tests {
             max_age: HeaderValue::from_static("5"),
             echo_methods: false,
             echo_headers: true,
+            answer_all_preflights: false,
         };
         let origin = HeaderValue::from_static("https://a.test");
         assert_eq!(cors.allow_origin(Some(&origin)), Some(origin.clone()));

@@ -55,9 +55,9 @@ pub use passthrough::PassthroughTable;
 pub use path::{InvalidPath, PathMatch, PathRegex, PathSet, REGEX_SIZE_LIMIT};
 pub use rate_limit::{Concurrency, Rate, RateLimit};
 pub use route::{
-    Action, Condition, ErrorPages, Filter, Forward, HeaderEdits, Location, Mirror, MirrorTo, PathModifier, PathRewrite,
-    Redirect, RedirectParts, RequestHead, RetryOn, RetryPolicy, Route, RouteGroup, UpstreamPolicy, ValueMatch,
-    WeightedBackend,
+    Action, BackendEdits, Condition, ErrorPages, Filter, Forward, HeaderEdits, Location, Mirror, MirrorTo,
+    PathModifier, PathRewrite, Redirect, RedirectParts, RequestHead, RetryOn, RetryPolicy, Route, RouteGroup,
+    UpstreamPolicy, ValueMatch, WeightedBackend,
 };
 pub use routes::{Conflict, RouteEntry, RouteTable, RouteTableBuilder};
 pub use same_site::same_site_none_is_safe;

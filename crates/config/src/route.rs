@@ -408,6 +408,18 @@ pub struct Forward {
     pub balance: Balance,
     /// Where error answers come from instead (`custom-http-errors`, `default-backend`).
     pub errors: Option<Arc<ErrorPages>>,
+    /// Header edits of each backend, by position in `backends` (Gateway API's filters on a
+    /// backendRef); `None` when no backend has any.
+    pub backend_edits: Option<Arc<[BackendEdits]>>,
+}
+
+/// The header edits that apply when one backend is chosen.
+#[derive(Debug, Clone, Default)]
+pub struct BackendEdits {
+    /// On the request sent to it.
+    pub request: HeaderEdits,
+    /// On its response.
+    pub response: HeaderEdits,
 }
 
 /// Error answers served by another backend, as ingress-nginx's `custom-http-errors` and
@@ -430,24 +442,34 @@ pub struct ErrorPages {
 impl Forward {
     /// The backend for one request: by weight, at random, like ingress-nginx's canary split.
     pub fn pick_backend(&self) -> Option<BackendId> {
+        self.pick().map(|index| self.backends[index].id)
+    }
+
+    /// The position in `backends` of the backend for one request, drawn by weight.
+    pub fn pick(&self) -> Option<usize> {
         match &*self.backends {
             [] => None,
-            [only] => Some(only.id),
+            [_] => Some(0),
             many => {
                 let total: u64 = many.iter().map(|b| u64::from(b.weight)).sum();
                 if total == 0 {
                     return None;
                 }
                 let mut ticket = fastrand::u64(..total);
-                many.iter().find_map(|b| match ticket.checked_sub(u64::from(b.weight)) {
+                many.iter().position(|b| match ticket.checked_sub(u64::from(b.weight)) {
                     Some(rest) => {
                         ticket = rest;
-                        None
+                        false
                     }
-                    None => Some(b.id),
+                    None => true,
                 })
             }
         }
+    }
+
+    /// The header edits of the backend at `index`, if it has any.
+    pub fn edits_of(&self, index: usize) -> Option<&BackendEdits> {
+        self.backend_edits.as_deref()?.get(index)
     }
 }
 
@@ -551,6 +573,7 @@ mod tests {
             policy: Arc::default(),
             balance: Balance::RoundRobin,
             errors: None,
+            backend_edits: None,
         };
         let f = forward(&[0, 10]);
         assert!((0..200).all(|_| f.pick_backend() == Some(BackendId(1))));
@@ -574,6 +597,7 @@ mod tests {
                 policy: Arc::default(),
                 balance: Balance::RoundRobin,
                 errors: None,
+                backend_edits: None,
             }),
         };
         let canary =

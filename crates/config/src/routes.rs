@@ -357,6 +357,7 @@ mod tests {
             policy: Arc::default(),
             balance: Default::default(),
             errors: None,
+            backend_edits: None,
         };
         let route =
             Route { owner, label, conditions: Box::new([]), filters: Box::new([]), action: Action::Forward(forward) };

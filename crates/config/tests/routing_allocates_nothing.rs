@@ -37,6 +37,7 @@ fn group(i: u32) -> Arc<RouteGroup> {
         policy: Arc::default(),
         balance: Default::default(),
         errors: None,
+        backend_edits: None,
     };
     let route =
         Route { owner, label, conditions: Box::new([]), filters: Box::new([]), action: Action::Forward(forward) };

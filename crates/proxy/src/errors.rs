@@ -66,8 +66,13 @@ impl DataPlane {
     ) -> Result<Response<ProxyBody>, StatusCode> {
         let fallback = snapshot.backend(pages.backend).ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
         let endpoint = fallback.pick().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
-        let target =
-            Target { backend: fallback, forward, choice: Choice { endpoint, set_cookie: None }, copy: Vec::new() };
+        let target = Target {
+            backend: fallback,
+            forward,
+            choice: Choice { endpoint, set_cookie: None },
+            copy: Vec::new(),
+            edits: None,
+        };
         let uri = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let uri = HeaderValue::from_str(uri).unwrap_or(HeaderValue::from_static("/"));
         describe(&mut parts.headers, StatusCode::SERVICE_UNAVAILABLE, pages, &uri);

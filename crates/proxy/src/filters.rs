@@ -108,6 +108,9 @@ pub(crate) fn on_request<'r>(
                 if let Some(origin) = cors.allow_origin(parts.headers.get(header::ORIGIN)) {
                     return Err(Box::new(preflight(cors, origin, &parts.headers)));
                 }
+                if cors.answer_all_preflights && is_preflight(&parts.headers) {
+                    return Err(Box::new(crate::responses::empty(StatusCode::NO_CONTENT)));
+                }
             }
             _ => {}
         }
@@ -121,6 +124,11 @@ fn set_target(parts: &mut Parts, target: &str) -> Result<(), Box<Response<ProxyB
     uri.path_and_query = Some(encode(target));
     parts.uri = http::Uri::from_parts(uri).map_err(|_| Box::new(crate::responses::error(StatusCode::BAD_REQUEST)))?;
     Ok(())
+}
+
+/// A CORS preflight: `Origin` and `Access-Control-Request-Method` (on an `OPTIONS`).
+fn is_preflight(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN) && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// ingress-nginx's answer to a preflight from an allowed origin: 204 with the CORS headers.
@@ -205,6 +213,15 @@ fn apply(edits: &HeaderEdits, (set, add): Rendered, headers: &mut HeaderMap) {
     }
 }
 
+/// Applies header edits whose values are fixed text (Gateway API's), needing nothing of the
+/// request.
+pub(crate) fn edit_fixed(edits: &HeaderEdits, headers: &mut HeaderMap) {
+    let value = |template: &sluice_config::Template| template.literal().and_then(|t| HeaderValue::from_str(t).ok());
+    let rendered =
+        (edits.set.iter().map(|(_, t)| value(t)).collect(), edits.add.iter().map(|(_, t)| value(t)).collect());
+    apply(edits, rendered, headers);
+}
+
 /// Whether the route needs the request as it arrived (an [`Arrival`]) over `scheme`: a
 /// redirect or a filter that reads it does; HSTS needs only the scheme, and an https
 /// redirect does nothing over https. Most routes need none, and are served without one.
@@ -253,7 +270,9 @@ impl<'r> ResponseFilters<'r> {
                 _ => None,
             })
             .collect();
-        let cors = route.filters.iter().find_map(|filter| match filter {
+        // A preflight was answered with its own CORS headers (or forwarded without any).
+        let preflight = parts.method == Method::OPTIONS && is_preflight(&parts.headers);
+        let cors = route.filters.iter().filter(|_| !preflight).find_map(|filter| match filter {
             Filter::Cors(cors) => Some((&**cors, cors.allow_origin(parts.headers.get(header::ORIGIN))?)),
             _ => None,
         });

@@ -13,7 +13,8 @@ use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use sluice_config::{
-    Action, Backend, BackendId, Balance, Filter, Forward, HeaderEdits, RequestHead, UpstreamPolicy, UpstreamProtocol,
+    Action, Backend, BackendEdits, BackendId, Balance, Filter, Forward, HeaderEdits, RequestHead, UpstreamPolicy,
+    UpstreamProtocol,
 };
 use tokio::sync::mpsc;
 
@@ -117,7 +118,9 @@ impl DataPlane {
             (Ok(edits), Action::Forward(forward)) => {
                 let pages = forward.errors.as_deref();
                 let original = pages.filter(|p| !p.codes.is_empty()).map(|_| Original::capture(&mut parts));
-                let picked = forward.pick_backend();
+                let index = forward.pick();
+                let picked = index.map(|i| forward.backends[i].id);
+                let backend_edits = index.and_then(|i| forward.edits_of(i));
                 backend = picked.and_then(|id| snapshot.backend(id));
                 let https = downstream.scheme == Scheme::Https;
                 let edits = edits.zip(arrival.as_ref());
@@ -136,7 +139,7 @@ impl DataPlane {
                 };
                 let first = backend.and_then(|chosen| {
                     let choice = balance::first(&forward.balance, chosen, &parts, arrival.as_ref(), https)?;
-                    Some(Target { backend: chosen, forward, choice, copy })
+                    Some(Target { backend: chosen, forward, choice, copy, edits: backend_edits })
                 });
                 let answer = match (first, pages) {
                     (Some(target), _) => {
@@ -164,7 +167,11 @@ impl DataPlane {
                     }
                     None => None,
                 };
-                page.unwrap_or_else(|| answer.unwrap_or_else(error))
+                let mut response = page.unwrap_or_else(|| answer.unwrap_or_else(error));
+                if let Some(edits) = backend_edits {
+                    filters::edit_fixed(&edits.response, response.headers_mut());
+                }
+                response
             }
         };
         if let Some(after) = after {
@@ -191,7 +198,7 @@ impl DataPlane {
         edits: Option<(&HeaderEdits, &Arrival<'_>)>,
         (parts, body): (Parts, Incoming),
     ) -> Result<Response<ProxyBody>, StatusCode> {
-        let Target { backend, forward, choice, copy } = target;
+        let Target { backend, forward, choice, copy, edits: backend_edits } = target;
         let policy = &*forward.policy;
         if let (Some(limit), Some(length)) = (policy.max_body, body.size_hint().exact()) {
             if length > limit {
@@ -221,6 +228,9 @@ impl DataPlane {
         }
         if let Some((edits, arrival)) = edits {
             filters::edit_request(edits, arrival, &mut parts);
+        }
+        if let Some(edits) = backend_edits {
+            filters::edit_fixed(&edits.request, &mut parts.headers);
         }
         // A request without a body can be sent again to another endpoint; one with a body
         // is streamed, so it gets one attempt.
@@ -351,6 +361,8 @@ pub(crate) struct Target<'a> {
     pub choice: Choice,
     /// Where the body is copied for a mirror.
     pub copy: Vec<mpsc::Sender<Chunk>>,
+    /// The chosen backend's own header edits (Gateway API filters on a backendRef).
+    pub edits: Option<&'a BackendEdits>,
 }
 
 /// Why an upstream attempt failed.

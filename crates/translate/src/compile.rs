@@ -192,6 +192,7 @@ pub(crate) fn route(
             policy: merged_policy(&defaults.policy, &a.policy),
             balance: balance(a, path, defaults),
             errors: error_pages(ingress, path, defaults, error_backends),
+            backend_edits: None,
         }),
     };
     let mut filters = Vec::new();
@@ -410,6 +411,7 @@ pub(crate) fn with_canary(
             policy: forward.policy.clone(),
             balance: canary_balance.clone(),
             errors: forward.errors.clone(),
+            backend_edits: None,
         }),
     };
     let to_main = |condition: Condition| Route { conditions: Box::new([condition]), ..base.clone() };
@@ -444,6 +446,7 @@ pub(crate) fn with_canary(
             policy: forward.policy.clone(),
             balance: forward.balance.clone(),
             errors: forward.errors.clone(),
+            backend_edits: None,
         });
     }
     routes.push(weighted);

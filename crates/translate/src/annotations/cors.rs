@@ -65,6 +65,7 @@ pub(crate) fn compile(all: &BTreeMap<&str, &str>) -> Option<Arc<Cors>> {
         max_age: HeaderValue::from(all.get("cors-max-age").and_then(|v| max_age(v).ok()).unwrap_or(DEFAULT_MAX_AGE)),
         echo_methods: false,
         echo_headers: false,
+        answer_all_preflights: false,
     }))
 }
 

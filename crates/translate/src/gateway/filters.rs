@@ -75,6 +75,7 @@ pub(super) fn cors_settings(c: &HttpRouteRulesFiltersCors) -> Result<Cors, Probl
         max_age: HeaderValue::from(c.max_age.unwrap_or(5).max(0)),
         echo_methods,
         echo_headers,
+        answer_all_preflights: true,
     })
 }
 

@@ -41,7 +41,10 @@ fn grpc_rule(cx: &mut RuleContext<'_>, rule: &GrpcRouteRules, ids: &mut BackendI
         name: &b.name,
         port: b.port,
         weight: b.weight,
-        filtered: b.filters.as_ref().is_some_and(|f| !f.is_empty()),
+        edits: match b.filters.as_ref().is_some_and(|f| !f.is_empty()) {
+            true => Err(Problem::Unsupported("filters on a GRPCRoute backendRef are not supported".into())),
+            false => Ok(None),
+        },
     });
     let action = cx.action(refs, ids, Some(UpstreamProtocol::H2c));
     let mut found = Found::default();
@@ -130,7 +133,7 @@ fn grpc_filter(
                 name: &b.name,
                 port: b.port,
                 weight: None,
-                filtered: false,
+                edits: Ok(None),
             };
             let fraction = m.fraction.as_ref().map(|f| (f.numerator, f.denominator));
             let mirror = cx.mirror(&target, m.percent, fraction, ids, Some(UpstreamProtocol::H2c))?;

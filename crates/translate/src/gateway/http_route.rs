@@ -8,11 +8,13 @@ use std::sync::Arc;
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::{Method, StatusCode};
 use sluice_config::{
-    Action, BackendId, Balance, Condition, Diagnostic, Filter, Forward, GatewayPath, Location, Mirror, MirrorTo,
-    ObjectRef, Redirect, RetryOn, RetryPolicy, Route, Template, UpstreamPolicy, UpstreamProtocol, WeightedBackend,
+    Action, BackendEdits, BackendId, Balance, Condition, Diagnostic, Filter, Forward, GatewayPath, Location, Mirror,
+    MirrorTo, ObjectRef, Redirect, RetryOn, RetryPolicy, Route, Template, UpstreamPolicy, UpstreamProtocol,
+    WeightedBackend,
 };
 use sluice_store::gateway_api::experimental::httproutes::{
-    HttpRoute, HttpRouteRules, HttpRouteRulesFilters as RuleFilter, HttpRouteRulesFiltersRequestRedirectPathType,
+    HttpRoute, HttpRouteRules, HttpRouteRulesBackendRefsFilters, HttpRouteRulesBackendRefsFiltersType,
+    HttpRouteRulesFilters as RuleFilter, HttpRouteRulesFiltersRequestRedirectPathType,
     HttpRouteRulesFiltersRequestRedirectScheme, HttpRouteRulesFiltersType as FilterType,
     HttpRouteRulesFiltersUrlRewritePathType, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType,
     HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType,
@@ -73,6 +75,34 @@ pub(crate) fn compile(
     compiled
 }
 
+/// A backendRef's own filters: header modifiers only (the others apply to a whole rule).
+fn backend_filters(filters: &[HttpRouteRulesBackendRefsFilters]) -> Result<Option<BackendEdits>, Problem> {
+    use HttpRouteRulesBackendRefsFiltersType as Type;
+    let mut edits = BackendEdits::default();
+    for filter in filters {
+        match &filter.r#type {
+            Type::RequestHeaderModifier => {
+                let m = filter.request_header_modifier.as_ref().ok_or_else(|| missing("requestHeaderModifier"))?;
+                let set = m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
+                let add = m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
+                header_edits(&mut edits.request, set, add, m.remove.iter().flatten())?;
+            }
+            Type::ResponseHeaderModifier => {
+                let m = filter.response_header_modifier.as_ref().ok_or_else(|| missing("responseHeaderModifier"))?;
+                let set = m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
+                let add = m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
+                header_edits(&mut edits.response, set, add, m.remove.iter().flatten())?;
+            }
+            other => {
+                return Err(Problem::Unsupported(format!(
+                    "{other:?} filters on a backendRef are not supported (header modifiers are)"
+                )));
+            }
+        }
+    }
+    Ok((!filters.is_empty()).then_some(edits))
+}
+
 /// Compiling one rule of a route (HTTPRoute or GRPCRoute).
 pub(super) struct RuleContext<'a> {
     pub owner: &'a Arc<ObjectRef>,
@@ -90,8 +120,8 @@ pub(super) struct RefView<'a> {
     pub name: &'a str,
     pub port: Option<i32>,
     pub weight: Option<i32>,
-    /// It has filters of its own.
-    pub filtered: bool,
+    /// Its own filters, read: header edits, or why they cannot be honoured.
+    pub edits: Result<Option<BackendEdits>, Problem>,
 }
 
 /// What every match of a rule shares.
@@ -123,7 +153,7 @@ impl RuleContext<'_> {
             name: &b.name,
             port: b.port,
             weight: b.weight,
-            filtered: b.filters.as_ref().is_some_and(|f| !f.is_empty()),
+            edits: backend_filters(b.filters.as_deref().unwrap_or_default()),
         });
         let action = self.action(refs, ids, None);
         let mut found = Found::default();
@@ -224,16 +254,28 @@ impl RuleContext<'_> {
         protocol: Option<UpstreamProtocol>,
     ) -> Option<Forward> {
         let mut backends = Vec::new();
+        let mut edits = Vec::new();
         for (b, backend) in refs.enumerate() {
             let at = self.field(&format!("backendRefs[{b}]"));
             let weight = u32::try_from(backend.weight.unwrap_or(1)).unwrap_or(0);
-            if backend.filtered {
-                let reason = "filters on a backendRef are not supported; put them on the rule".to_owned();
-                self.problem(at.clone(), reason.clone());
-                self.compiled.unsupported.get_or_insert(reason);
+            let mut invalid = false;
+            match backend.edits {
+                Ok(found) => edits.push(found.unwrap_or_default()),
+                Err(Problem::Unsupported(reason)) => {
+                    self.problem(format!("{at}.filters"), reason.clone());
+                    self.compiled.unsupported.get_or_insert(reason);
+                    edits.push(BackendEdits::default());
+                }
+                Err(Problem::Invalid(reason) | Problem::Ignored(reason)) => {
+                    self.problem(format!("{at}.filters"), reason);
+                    invalid = true;
+                    edits.push(BackendEdits::default());
+                }
             }
             let target = (backend.group, backend.kind, backend.namespace);
             let id = match self.backend(target, backend.name, backend.port) {
+                // A backend whose filters are invalid gets 500 for its share.
+                Ok(_) if invalid => BackendId::UNRESOLVED,
                 Ok(mut key) => {
                     key.options.protocol = protocol;
                     ids.id(key)
@@ -249,7 +291,14 @@ impl RuleContext<'_> {
         if backends.iter().all(|b| b.weight == 0) {
             return None;
         }
-        Some(Forward { backends: backends.into(), policy: Arc::default(), balance: Balance::RoundRobin, errors: None })
+        let any_edits = edits.iter().any(|e| !e.request.is_empty() || !e.response.is_empty());
+        Some(Forward {
+            backends: backends.into(),
+            policy: Arc::default(),
+            balance: Balance::RoundRobin,
+            errors: None,
+            backend_edits: any_edits.then(|| edits.into()),
+        })
     }
 
     /// A RequestMirror filter's target and share (`percent`, or `fraction` as numerator and
@@ -505,7 +554,7 @@ impl RuleContext<'_> {
                     name: &b.name,
                     port: b.port,
                     weight: None,
-                    filtered: false,
+                    edits: Ok(None),
                 };
                 let fraction = m.fraction.as_ref().map(|f| (f.numerator, f.denominator));
                 mirrors.push(self.mirror(&target, m.percent, fraction, ids, None)?);

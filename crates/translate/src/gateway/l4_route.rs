@@ -48,7 +48,7 @@ pub(crate) fn compile<'a>(
             name: b.name,
             port: b.port,
             weight: b.weight,
-            filtered: false,
+            edits: Ok(None),
         });
         let action = cx.action(views, backends, None);
         let found = Found::default();

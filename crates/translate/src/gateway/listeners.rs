@@ -95,7 +95,7 @@ impl Listener {
             Namespaces::Selector(selector) => {
                 let labels =
                     store.namespaces.get(&ObjectKey::new("", namespace)).and_then(|n| n.metadata.labels.as_ref());
-                selector.matches(labels)
+                selector.matches_namespace(namespace, labels)
             }
         }
     }
@@ -141,6 +141,20 @@ pub(crate) fn validate(
                 diagnostics.push(Diagnostic::object(object.clone(), field, reason.clone()));
                 refused = Some(("UnsupportedAddress", reason));
             }
+        }
+    }
+    if let Some(parameters) = gateway.spec.infrastructure.as_ref().and_then(|i| i.parameters_ref.as_ref()) {
+        let key = ObjectKey::new(&key.namespace, &parameters.name);
+        let found =
+            parameters.group.is_empty() && parameters.kind == "ConfigMap" && store.config_maps.contains_key(&key);
+        let field = "spec.infrastructure.parametersRef";
+        if found {
+            let reason = "Sluice reads no parameters from it; the Gateway is served without them".to_owned();
+            diagnostics.push(Diagnostic::warning(object.clone(), field, reason));
+        } else {
+            let reason = format!("{}/{} {} does not exist", parameters.group, parameters.kind, parameters.name);
+            diagnostics.push(Diagnostic::object(object.clone(), field, reason.clone()));
+            refused.get_or_insert(("InvalidParameters", reason));
         }
     }
     for (field, reason) in super::validate::gateway(gateway) {
@@ -355,14 +369,20 @@ impl ValidGateway {
         let generation = self.generation;
         let yes = |kind, reason, message: &str| StatusCondition::yes(kind, reason, message, generation);
         let no = |kind, reason, message: &str| StatusCondition::no(kind, reason, message, generation);
-        let accepted = match &self.refused {
-            None => yes("Accepted", "Accepted", "handled by Sluice"),
-            Some((reason, message)) => no("Accepted", reason, message),
+        let invalid = self.listeners.iter().filter(|l| l.refused.is_some()).count();
+        let all_invalid = !self.listeners.is_empty() && invalid == self.listeners.len();
+        let accepted = match (&self.refused, invalid) {
+            (Some((reason, message)), _) => no("Accepted", reason, message),
+            (None, 0) => yes("Accepted", "Accepted", "handled by Sluice"),
+            (None, _) if all_invalid => no("Accepted", "ListenersNotValid", "no listener is valid"),
+            (None, _) => yes("Accepted", "ListenersNotValid", "some listeners are not valid"),
         };
-        let programmed = match (&self.refused, ips.is_empty()) {
-            (None, false) => yes("Programmed", "Programmed", "served on its addresses"),
-            (Some(_), _) => no("Programmed", "Invalid", "the Gateway is not accepted"),
-            (None, true) => no("Programmed", "AddressNotAssigned", "no address free in the --lb-pool pools (or none)"),
+        let programmed = match (&self.refused, all_invalid, ips.is_empty()) {
+            (Some(_), _, _) | (None, true, _) => no("Programmed", "Invalid", "the Gateway is not accepted"),
+            (None, false, false) => yes("Programmed", "Programmed", "served on its addresses"),
+            (None, false, true) => {
+                no("Programmed", "AddressNotAssigned", "no address free in the --lb-pool pools (or none)")
+            }
         };
         let listeners = self
             .listeners

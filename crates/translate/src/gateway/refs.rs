@@ -29,6 +29,9 @@ pub(crate) fn granted(store: &Store, from: (&str, &str), to: (&str, &str, &str, 
     })
 }
 
+/// The label the API server puts on every Namespace, naming it.
+const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
 /// A label selector (`matchLabels` and `matchExpressions`), checked on namespace labels.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Selector {
@@ -62,13 +65,19 @@ impl Selector {
         Ok(Self { labels: selector.match_labels.clone().unwrap_or_default(), expressions })
     }
 
-    /// Whether `labels` match (an empty selector matches everything).
-    pub(crate) fn matches(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
-        let get = |key: &str| labels.and_then(|l| l.get(key));
-        self.labels.iter().all(|(k, v)| get(k) == Some(v))
+    /// Whether namespace `name` with `labels` matches (an empty selector matches
+    /// everything). Every namespace carries `kubernetes.io/metadata.name: <name>`, which the
+    /// API server sets: in manifests mode the Namespace object may not say it, or not exist.
+    pub(crate) fn matches_namespace(&self, name: &str, labels: Option<&BTreeMap<String, String>>) -> bool {
+        let get = |key: &str| match key {
+            NAME_LABEL => Some(name),
+            _ => labels.and_then(|l| l.get(key)).map(String::as_str),
+        };
+        let listed = |values: &[String], v: &str| values.iter().any(|value| value == v);
+        self.labels.iter().all(|(k, v)| get(k) == Some(v.as_str()))
             && self.expressions.iter().all(|(key, operator, values)| match operator {
-                Operator::In => get(key).is_some_and(|v| values.contains(v)),
-                Operator::NotIn => get(key).is_none_or(|v| !values.contains(v)),
+                Operator::In => get(key).is_some_and(|v| listed(values, v)),
+                Operator::NotIn => get(key).is_none_or(|v| !listed(values, v)),
                 Operator::Exists => get(key).is_some(),
                 Operator::DoesNotExist => get(key).is_none(),
             })
