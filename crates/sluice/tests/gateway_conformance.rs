@@ -104,6 +104,8 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteDestinationPortMatching",
     "HTTPRouteBackendProtocolH2C",
     "HTTPRouteBackendProtocolWebSocket",
+    "GatewayHTTPListenerIsolation",
+    "GatewayAddressEmpty",
 ];
 
 /// Tests run at once (each with its own Sluice, addresses and ports).
