@@ -50,6 +50,24 @@ pub enum GatewayApiStatus {
         /// Per parent reference.
         parents: Vec<RouteParentStatus>,
     },
+    /// A policy (BackendTLSPolicy): one entry per Gateway of ours whose routes reach what it
+    /// targets.
+    Policy {
+        /// Per Gateway.
+        ancestors: Vec<PolicyAncestorStatus>,
+    },
+}
+
+/// A policy's status towards one ancestor (a Gateway).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyAncestorStatus {
+    /// The Gateway.
+    pub ancestor_ref: ParentRef,
+    /// The controller that wrote this entry (`--gateway-controller`).
+    pub controller_name: String,
+    /// `Accepted`, `ResolvedRefs`.
+    pub conditions: Vec<Condition>,
 }
 
 /// One condition, as `metav1.Condition` without its transition time.

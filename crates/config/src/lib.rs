@@ -47,7 +47,7 @@ pub use gateway::{
 };
 pub use gateway_status::{
     Condition as StatusCondition, ConditionStatus, GatewayAddress, GatewayApiStatus, ListenerStatus, ObjectStatus,
-    ParentRef, RouteKind, RouteParentStatus, GATEWAY_CONTROLLER,
+    ParentRef, PolicyAncestorStatus, RouteKind, RouteParentStatus, GATEWAY_CONTROLLER,
 };
 pub use host::{HostMatch, Hostname, InvalidHostname};
 pub use l4::{L4Backends, L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};

@@ -3,9 +3,10 @@
 //!
 //! What is whose, as the Gateway API spec and other implementations have it:
 //! - a GatewayClass's or Gateway's whole `status` belongs to the controller of its class;
-//! - a route's `status.parents` is shared: each controller owns the entries carrying its
-//!   `controllerName`. A merge patch replaces an array whole, so the writer sends the full
-//!   list: the other controllers' entries as the object shows them, then ours.
+//! - a route's `status.parents` (a policy's `status.ancestors`) is shared: each controller
+//!   owns the entries carrying its `controllerName`. A merge patch replaces an array whole,
+//!   so the writer sends the full list: the other controllers' entries as the object shows
+//!   them, then ours.
 //!
 //! `lastTransitionTime` (required by the CRDs) is kept from the object for a condition whose
 //! type and status did not change, and is the time of writing otherwise.
@@ -22,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sluice_config::{GatewayApiStatus, ObjectRef, ObjectStatus, SharedSnapshot, Snapshot};
+use sluice_store::gateway_api::backendtlspolicies::BackendTlsPolicy;
 use sluice_store::gateway_api::experimental::gatewayclasses::GatewayClass;
 use sluice_store::gateway_api::experimental::gateways::Gateway;
 use sluice_store::gateway_api::experimental::grpcroutes::GrpcRoute;
@@ -82,17 +84,19 @@ pub async fn write_gateway_status(
 trait Reported: Resource<DynamicType = ()> + HasStatus<Status: Serialize + DeserializeOwned> {
     /// The kind, as `ObjectRef`s name it.
     const KIND: &'static str;
-    /// Whether `status.parents` is shared with other controllers (routes).
-    const SHARED: bool;
+    /// The status list shared with other controllers (routes' `parents`, policies'
+    /// `ancestors`) and the reference field of its entries; `None` when the whole status is
+    /// ours.
+    const SHARED: Option<Shared>;
     /// This kind's objects in the store.
     fn objects(store: &Store) -> &BTreeMap<ObjectKey, Arc<Self>>;
 }
 
 macro_rules! reported {
-    ($ty:ty, $kind:literal, $shared:literal, $field:ident) => {
+    ($ty:ty, $kind:literal, $shared:expr, $field:ident) => {
         impl Reported for $ty {
             const KIND: &'static str = $kind;
-            const SHARED: bool = $shared;
+            const SHARED: Option<Shared> = $shared;
             fn objects(store: &Store) -> &BTreeMap<ObjectKey, Arc<Self>> {
                 &store.$field
             }
@@ -100,20 +104,33 @@ macro_rules! reported {
     };
 }
 
-reported!(GatewayClass, "GatewayClass", false, gateway_classes);
-reported!(Gateway, "Gateway", false, gateways);
-reported!(HttpRoute, "HTTPRoute", true, http_routes);
-reported!(GrpcRoute, "GRPCRoute", true, grpc_routes);
-reported!(TlsRoute, "TLSRoute", true, tls_routes);
-reported!(TcpRoute, "TCPRoute", true, tcp_routes);
-reported!(UdpRoute, "UDPRoute", true, udp_routes);
+/// A status list several controllers write entries of.
+#[derive(Debug, Clone, Copy)]
+struct Shared {
+    /// `parents` or `ancestors`.
+    list: &'static str,
+    /// `parentRef` or `ancestorRef`.
+    reference: &'static str,
+}
+
+const PARENTS: Option<Shared> = Some(Shared { list: "parents", reference: "parentRef" });
+const ANCESTORS: Option<Shared> = Some(Shared { list: "ancestors", reference: "ancestorRef" });
+
+reported!(GatewayClass, "GatewayClass", None, gateway_classes);
+reported!(Gateway, "Gateway", None, gateways);
+reported!(HttpRoute, "HTTPRoute", PARENTS, http_routes);
+reported!(GrpcRoute, "GRPCRoute", PARENTS, grpc_routes);
+reported!(TlsRoute, "TLSRoute", PARENTS, tls_routes);
+reported!(TcpRoute, "TCPRoute", PARENTS, tcp_routes);
+reported!(UdpRoute, "UDPRoute", PARENTS, udp_routes);
+reported!(BackendTlsPolicy, "BackendTLSPolicy", ANCESTORS, backend_tls_policies);
 
 /// A write made whose watch event may not have reached the store yet.
 #[derive(Debug)]
 struct Pending {
     /// The object's resourceVersion before the write.
     resource_version: Option<String>,
-    /// The status as written (routes: `{"parents": [...]}`).
+    /// The status as written (routes: `{"parents": [...]}`, policies: `{"ancestors": [...]}`).
     status: Value,
 }
 
@@ -139,6 +156,7 @@ impl Writer {
         ok &= self.pass::<TlsRoute>(store, &desired, &now, leader).await;
         ok &= self.pass::<TcpRoute>(store, &desired, &now, leader).await;
         ok &= self.pass::<UdpRoute>(store, &desired, &now, leader).await;
+        ok &= self.pass::<BackendTlsPolicy>(store, &desired, &now, leader).await;
         ok
     }
 
@@ -163,17 +181,16 @@ impl Writer {
             };
             let next = match desired.get(&target) {
                 Some(entry) if fits::<K>(&entry.status) => {
-                    desired_status(&current, &entry.status, &self.controller, now, &key.namespace)
+                    desired_status(&current, &entry.status, &self.controller, now, &key.namespace, K::SHARED)
                 }
                 Some(entry) => {
                     tracing::warn!(object = %target, status = ?entry.status, "a status of the wrong shape; not written");
                     continue;
                 }
-                None if K::SHARED => match without_ours(&current, &self.controller) {
+                None => match K::SHARED.and_then(|shared| without_ours(&current, &self.controller, shared)) {
                     Some(next) => next,
                     None => continue,
                 },
-                None => continue,
             };
             let next = normalise::<K>(next);
             if same(&current, &next, K::SHARED) {
@@ -195,8 +212,8 @@ impl Writer {
         current: &Value,
         next: Value,
     ) -> bool {
-        let status = if K::SHARED {
-            json!({ "parents": next["parents"].clone() })
+        let status = if let Some(Shared { list, .. }) = K::SHARED {
+            json!({ list: next[list].clone() })
         } else {
             // The whole status is ours: fields we no longer set go.
             let mut status = next.clone();
@@ -235,7 +252,8 @@ fn fits<K: Reported>(status: &GatewayApiStatus) -> bool {
     match status {
         GatewayApiStatus::GatewayClass { .. } => K::KIND == "GatewayClass",
         GatewayApiStatus::Gateway { .. } => K::KIND == "Gateway",
-        GatewayApiStatus::Route { .. } => K::SHARED,
+        GatewayApiStatus::Route { .. } => K::SHARED.is_some_and(|s| s.list == "parents"),
+        GatewayApiStatus::Policy { .. } => K::SHARED.is_some_and(|s| s.list == "ancestors"),
     }
 }
 
@@ -247,7 +265,14 @@ fn now() -> String {
 
 /// The status to write: `desired` with transition times, and for a route the other
 /// controllers' entries of `current` followed by ours.
-fn desired_status(current: &Value, desired: &GatewayApiStatus, controller: &str, now: &str, namespace: &str) -> Value {
+fn desired_status(
+    current: &Value,
+    desired: &GatewayApiStatus,
+    controller: &str,
+    now: &str,
+    namespace: &str,
+    shared: Option<Shared>,
+) -> Value {
     let mut next = serde_json::to_value(desired).unwrap_or(Value::Null);
     match desired {
         GatewayApiStatus::GatewayClass { .. } => stamp(&mut next["conditions"], &current["conditions"], now),
@@ -259,40 +284,50 @@ fn desired_status(current: &Value, desired: &GatewayApiStatus, controller: &str,
                 stamp(&mut listener["conditions"], prior.map_or(&Value::Null, |p| &p["conditions"]), now);
             }
         }
-        GatewayApiStatus::Route { parents } => {
+        GatewayApiStatus::Route { .. } | GatewayApiStatus::Policy { .. } => {
+            let Some(Shared { list, reference }) = shared else {
+                return next;
+            };
+            let names: Vec<&str> = next[list]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|entry| entry["controllerName"].as_str())
+                .collect();
             // Ours: our name, and whatever name the entries carry (so that they are never
             // mistaken for another controller's and kept twice).
             let ours = |entry: &Value| {
                 let name = entry["controllerName"].as_str().unwrap_or_default();
-                name == controller || parents.iter().any(|p| p.controller_name == name)
+                name == controller || names.contains(&name)
             };
-            let before = current["parents"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let before = current[list].as_array().map(Vec::as_slice).unwrap_or_default();
             let mut merged: Vec<Value> = before.iter().filter(|entry| !ours(entry)).cloned().collect();
-            for mut entry in next["parents"].as_array_mut().map(std::mem::take).unwrap_or_default() {
-                let key = parent_key(&entry["parentRef"], namespace);
+            let mut ours_next = next[list].as_array().cloned().unwrap_or_default();
+            for entry in &mut ours_next {
+                let key = parent_key(&entry[reference], namespace);
                 let prior = before.iter().find(|b| {
                     ours(b)
                         && b["controllerName"] == entry["controllerName"]
-                        && parent_key(&b["parentRef"], namespace) == key
+                        && parent_key(&b[reference], namespace) == key
                 });
                 stamp(&mut entry["conditions"], prior.map_or(&Value::Null, |p| &p["conditions"]), now);
-                merged.push(entry);
             }
-            next = json!({ "parents": merged });
+            merged.extend(ours_next);
+            next = json!({ list: merged });
         }
     }
     next
 }
 
-/// A route's status without `controller`'s entries; `None` when it has none.
-fn without_ours(current: &Value, controller: &str) -> Option<Value> {
-    let parents = current["parents"].as_array()?;
+/// A route's (policy's) status without `controller`'s entries; `None` when it has none.
+fn without_ours(current: &Value, controller: &str, shared: Shared) -> Option<Value> {
+    let entries = current[shared.list].as_array()?;
     let ours = |entry: &&Value| entry["controllerName"].as_str() == Some(controller);
-    if !parents.iter().any(|entry| ours(&entry)) {
+    if !entries.iter().any(|entry| ours(&entry)) {
         return None;
     }
-    let kept: Vec<Value> = parents.iter().filter(|entry| !ours(entry)).cloned().collect();
-    Some(json!({ "parents": kept }))
+    let kept: Vec<Value> = entries.iter().filter(|entry| !ours(entry)).cloned().collect();
+    Some(json!({ shared.list: kept }))
 }
 
 /// Gives each condition of `conditions` a `lastTransitionTime`: the one of the condition of
@@ -331,15 +366,14 @@ fn normalise<K: Reported>(status: Value) -> Value {
     serde_json::from_value::<K::Status>(status.clone()).and_then(serde_json::to_value).unwrap_or(status)
 }
 
-/// Whether the object already shows `next`: the whole status, or for routes the parent
-/// entries in any order.
-fn same(current: &Value, next: &Value, shared: bool) -> bool {
-    if !shared {
+/// Whether the object already shows `next`: the whole status, or for routes (policies) the
+/// shared entries in any order.
+fn same(current: &Value, next: &Value, shared: Option<Shared>) -> bool {
+    let Some(Shared { list, .. }) = shared else {
         return current == next;
-    }
+    };
     let sorted = |status: &Value| {
-        let mut entries: Vec<String> =
-            status["parents"].as_array().into_iter().flatten().map(Value::to_string).collect();
+        let mut entries: Vec<String> = status[list].as_array().into_iter().flatten().map(Value::to_string).collect();
         entries.sort();
         entries
     };

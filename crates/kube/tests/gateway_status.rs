@@ -314,3 +314,53 @@ async fn failed_gateway_status_writes_are_retried() {
     let conditions = stored_status(&fake, "gateways", "a", "gw")["conditions"].clone();
     assert_eq!(find(&conditions, "type", "Programmed")["status"], "True");
 }
+
+#[tokio::test]
+async fn backend_tls_policy_ancestors_are_shared_like_route_parents() {
+    let fake = FakeApi::start().await;
+    let mut policy = common::objects::backend_tls_policy("a", "tls", "web", "web.internal");
+    let foreign = json!({"ancestorRef": {"name": "theirs"}, "controllerName": OTHER,
+                         "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+                                         "lastTransitionTime": THEN}]});
+    policy["status"] = json!({"ancestors": [foreign]});
+    fake.apply("backendtlspolicies", policy);
+    let source = Arc::new(KubeSource::start(fake.client(), None));
+    tokio::time::timeout(5 * SECOND, source.ready()).await.unwrap();
+    let ancestor_ref = ParentRef {
+        group: GROUP.into(),
+        kind: "Gateway".into(),
+        namespace: "a".into(),
+        name: "gw".into(),
+        section_name: None,
+        port: None,
+    };
+    let ours = ObjectStatus {
+        object: ObjectRef::new("BackendTLSPolicy", "a", "tls"),
+        generation: 1,
+        status: GatewayApiStatus::Policy {
+            ancestors: vec![sluice_config::PolicyAncestorStatus {
+                ancestor_ref,
+                controller_name: GATEWAY_CONTROLLER_NAME.into(),
+                conditions: vec![condition("Accepted", true)],
+            }],
+        },
+    };
+    let shared = sluice_config::share(snapshot(vec![ours], 1));
+    let (_leader_tx, leader) = watch::channel(true);
+    let (changed_tx, changed) = watch::channel(1u64);
+    let store = {
+        let source = source.clone();
+        move || source.store()
+    };
+    let controller = GATEWAY_CONTROLLER_NAME.to_owned();
+    tokio::spawn(write_gateway_status(fake.client(), shared.clone(), store, controller, leader, changed));
+    let controllers = || -> Vec<String> {
+        let status = stored_status(&fake, "backendtlspolicies", "a", "tls");
+        let entries = status["ancestors"].as_array().cloned().unwrap_or_default();
+        entries.iter().map(|e| e["controllerName"].as_str().unwrap_or_default().to_owned()).collect()
+    };
+    assert!(eventually(5 * SECOND, || controllers() == [OTHER, GATEWAY_CONTROLLER_NAME]).await, "{:?}", controllers());
+    // No longer reported: only our entry goes.
+    publish(&shared, &changed_tx, Vec::new());
+    assert!(eventually(5 * SECOND, || controllers() == [OTHER]).await, "{:?}", controllers());
+}

@@ -35,7 +35,7 @@ pub fn document(snapshot: &Snapshot, publish: &[String]) -> Value {
 }
 
 /// Gateway API kinds and the name of their list in the document.
-const GATEWAY_KINDS: [(&str, &str); 7] = [
+const GATEWAY_KINDS: [(&str, &str); 8] = [
     ("GatewayClass", "gatewayclasses"),
     ("Gateway", "gateways"),
     ("HTTPRoute", "httproutes"),
@@ -43,6 +43,7 @@ const GATEWAY_KINDS: [(&str, &str); 7] = [
     ("TLSRoute", "tlsroutes"),
     ("TCPRoute", "tcproutes"),
     ("UDPRoute", "udproutes"),
+    ("BackendTLSPolicy", "backendtlspolicies"),
 ];
 
 fn entry(namespace: &str, name: &str, ingress: Vec<Value>) -> Value {

@@ -65,7 +65,7 @@ fn gateway_summary(snapshot: &sluice_config::Snapshot) -> String {
                 routes += 1;
                 routes_ok += usize::from(parents.iter().any(|p| accepted(&p.conditions)));
             }
-            GatewayApiStatus::GatewayClass { .. } => {}
+            GatewayApiStatus::GatewayClass { .. } | GatewayApiStatus::Policy { .. } => {}
         }
     }
     if gateways + routes == 0 {

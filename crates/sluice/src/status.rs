@@ -77,12 +77,16 @@ fn status_table(document: &Value) -> String {
                 ("Gateway", true) => "<pending>".to_owned(),
                 _ => addresses.join(","),
             };
-            let conditions = match items(&status["parents"]) {
+            let entries = match items(&status["parents"]) {
+                [] => items(&status["ancestors"]),
+                parents => parents,
+            };
+            let conditions = match entries {
                 [] => conditions(&status["conditions"]),
                 parents => parents
                     .iter()
                     .map(|p| {
-                        let parent = &p["parentRef"];
+                        let parent = if p["parentRef"].is_null() { &p["ancestorRef"] } else { &p["parentRef"] };
                         let section = parent["sectionName"].as_str().map(|s| format!("#{s}")).unwrap_or_default();
                         let gateway = format!("{}/{}{section}", text(&parent["namespace"]), text(&parent["name"]));
                         format!("{gateway}: {}", conditions(&p["conditions"]))
@@ -97,7 +101,7 @@ fn status_table(document: &Value) -> String {
 }
 
 /// Gateway API kinds and their list in the status document.
-const GATEWAY_KINDS: [(&str, &str); 7] = [
+const GATEWAY_KINDS: [(&str, &str); 8] = [
     ("GatewayClass", "gatewayclasses"),
     ("Gateway", "gateways"),
     ("HTTPRoute", "httproutes"),
@@ -105,6 +109,7 @@ const GATEWAY_KINDS: [(&str, &str); 7] = [
     ("TLSRoute", "tlsroutes"),
     ("TCPRoute", "tcproutes"),
     ("UDPRoute", "udproutes"),
+    ("BackendTLSPolicy", "backendtlspolicies"),
 ];
 
 /// `Accepted,Programmed` for conditions that hold; `ResolvedRefs=False(BackendNotFound)`

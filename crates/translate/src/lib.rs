@@ -422,15 +422,19 @@ impl Translator {
         let gateways =
             gateway::finish(prepared, &l4.addresses, store, controller, first_gateway_backend, &mut diagnostics);
         let mut backends: Vec<_> = resolved.iter().map(|r| r.as_ref().map(|r| r.backend.clone())).collect();
-        for key in &gateways.backends {
+        let mut outcomes = gateway::PolicyOutcomes::default();
+        for (key, reached_from) in gateways.backends.iter().zip(&gateways.reached_from) {
             if dirty_services.contains(&key.service) {
                 self.backends.forget(key);
             }
             let resolved = self.backends.resolve(store, key, &mut self.upstream_tls, defaults).backend.clone();
             let http2 = key.options.protocol == Some(sluice_config::UpstreamProtocol::H2c);
-            let backend = self.backend_tls.apply(store, resolved, http2, &mut diagnostics);
+            let backend = self.backend_tls.apply(store, resolved, http2, &mut outcomes, &mut diagnostics);
+            outcomes.reached_by(reached_from.iter());
             backends.push(Some(backend));
         }
+        let mut gateway_status = gateways.status;
+        gateway_status.extend(outcomes.into_status(controller));
         self.backend_tls.prune(store);
         for listener in gateways.l4 {
             l4::add_gateway_listener(&mut l4, listener, &backends);
@@ -450,7 +454,7 @@ impl Translator {
             client_auth: Arc::new(client_auth),
             l4,
             ingresses: plan.served_list().clone(),
-            gateway_status: gateways.status.into(),
+            gateway_status: gateway_status.into(),
             gateways: Arc::new(gateways.frontends),
             diagnostics,
             summary,

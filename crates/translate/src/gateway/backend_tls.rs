@@ -3,25 +3,30 @@
 //! whole Service; among equals the oldest, then by name, wins (the others conflict). A
 //! policy Sluice cannot honour makes the backend unreachable (never reached in clear).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
-use sluice_config::{Backend, Diagnostic, ObjectRef, ServerVerification, Transport, UpstreamTls, UpstreamTlsOptions};
+use sluice_config::{
+    Backend, Diagnostic, GatewayApiStatus, ObjectRef, ObjectStatus, ParentRef, PolicyAncestorStatus,
+    ServerVerification, StatusCondition, Transport, UpstreamTls, UpstreamTlsOptions,
+};
 use sluice_store::gateway_api::backendtlspolicies::BackendTlsPolicy;
 use sluice_store::{ObjectKey, Store};
 
 use crate::certificates::secret_field;
 
-/// The policy that applies to port `port_name` of Service `service`, if any.
+/// The policy that applies to port `port_name` of Service `service`, if any, and the
+/// policies it wins over (as specific, younger or later by name: they conflict).
 pub(crate) fn select<'s>(
     store: &'s Store,
     service: &ObjectKey,
     port_name: &str,
-) -> Option<(&'s ObjectKey, &'s Arc<BackendTlsPolicy>)> {
+) -> Option<(&'s ObjectKey, &'s Arc<BackendTlsPolicy>, Vec<(&'s ObjectKey, &'s Arc<BackendTlsPolicy>)>)> {
     let start = ObjectKey::new(&service.namespace, "");
     let candidates =
         store.backend_tls_policies.range(start..).take_while(|(key, _)| key.namespace == service.namespace);
-    candidates
+    let mut ranked: Vec<_> = candidates
         .filter_map(|(key, policy)| {
             let targets = policy
                 .spec
@@ -38,8 +43,12 @@ pub(crate) fn select<'s>(
             let created = policy.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string());
             Some((std::cmp::Reverse(specific), created, key, policy))
         })
-        .min_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)))
-        .map(|(_, _, key, policy)| (key, policy))
+        .collect();
+    ranked.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
+    let mut ranked = ranked.into_iter();
+    let (scope, _, key, policy) = ranked.next()?;
+    let conflicted = ranked.filter(|(s, ..)| *s == scope).map(|(_, _, key, policy)| (key, policy)).collect();
+    Some((key, policy, conflicted))
 }
 
 /// The TLS a policy asks for (ALPN `h2` when `http2`), or why it cannot be honoured: the
@@ -129,15 +138,20 @@ impl BackendTlsCache {
         store: &Store,
         backend: Arc<Backend>,
         http2: bool,
+        outcomes: &mut PolicyOutcomes,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Arc<Backend> {
         let service = ObjectKey::new(&backend.service.namespace, &backend.service.name);
         let Some(port_name) = backend.port_name.as_deref() else {
             return backend;
         };
-        let Some((key, policy)) = select(store, &service, port_name) else {
+        let Some((key, policy, conflicted)) = select(store, &service, port_name) else {
             return backend;
         };
+        for (loser, policy) in conflicted {
+            let message = format!("BackendTLSPolicy {}/{} applies to the same target", key.namespace, key.name);
+            outcomes.current.push((loser.clone(), generation(policy), Err(("Conflicted", message))));
+        }
         let read = read_objects(store, &service.namespace, policy);
         let slot = (key.clone(), http2);
         let fresh = self.built.get(&slot).is_some_and(|b| Arc::ptr_eq(&b.policy, policy) && b.read == read);
@@ -146,10 +160,14 @@ impl BackendTlsCache {
             self.built.insert(slot.clone(), Built { policy: policy.clone(), read, tls });
         }
         match self.built.get(&slot).map(|b| &b.tls) {
-            Some(Ok(tls)) => Arc::new(backend.with_transport(Transport::Tls(tls.clone()))),
-            Some(Err((_, message))) => {
+            Some(Ok(tls)) => {
+                outcomes.current.push((key.clone(), generation(policy), Ok(())));
+                Arc::new(backend.with_transport(Transport::Tls(tls.clone())))
+            }
+            Some(Err(problem)) => {
+                outcomes.current.push((key.clone(), generation(policy), Err(problem.clone())));
                 let object = ObjectRef::new("BackendTLSPolicy", &key.namespace, &key.name);
-                diagnostics.push(Diagnostic::object(object, "spec.validation", message.clone()));
+                diagnostics.push(Diagnostic::object(object, "spec.validation", problem.1.clone()));
                 Arc::new(Backend::new(backend.service.clone(), port_name, None, Transport::Http1, Vec::new()))
             }
             None => backend,
@@ -173,4 +191,82 @@ fn read_objects(store: &Store, namespace: &str, policy: &BackendTlsPolicy) -> Ve
         }
     })
     .collect()
+}
+
+fn generation(policy: &BackendTlsPolicy) -> i64 {
+    policy.metadata.generation.unwrap_or(1)
+}
+
+/// What became of each policy, towards the Gateways whose routes reach its targets: the
+/// status of every BackendTLSPolicy that applies somewhere.
+#[derive(Default)]
+pub(crate) struct PolicyOutcomes {
+    /// The policies met while one backend was resolved (drained by [`PolicyOutcomes::reached_by`]).
+    current: Vec<(ObjectKey, i64, Result<(), (&'static str, String)>)>,
+    /// Per policy: its generation and, per Gateway, the outcome.
+    by_policy: BTreeMap<ObjectKey, (i64, BTreeMap<ObjectKey, Result<(), (&'static str, String)>>)>,
+}
+
+impl PolicyOutcomes {
+    /// The backend just resolved is reached from these Gateways.
+    pub(crate) fn reached_by<'g>(&mut self, gateways: impl Iterator<Item = &'g ObjectKey> + Clone) {
+        for (policy, generation, outcome) in self.current.drain(..) {
+            let entry = self.by_policy.entry(policy).or_insert_with(|| (generation, BTreeMap::new()));
+            for gateway in gateways.clone() {
+                // A problem anywhere stays: the first outcome is kept unless it was fine.
+                let slot = entry.1.entry(gateway.clone()).or_insert_with(|| outcome.clone());
+                if slot.is_ok() && outcome.is_err() {
+                    *slot = outcome.clone();
+                }
+            }
+        }
+    }
+
+    /// The status of every policy that applies to a backend some Gateway reaches.
+    pub(crate) fn into_status(self, controller: &str) -> Vec<ObjectStatus> {
+        self.by_policy
+            .into_iter()
+            .filter(|(_, (_, gateways))| !gateways.is_empty())
+            .map(|(policy, (generation, gateways))| {
+                let ancestors = gateways
+                    .into_iter()
+                    .map(|(gateway, outcome)| {
+                        let conditions = match outcome {
+                            Ok(()) => vec![
+                                StatusCondition::yes("Accepted", "Accepted", "applied", generation),
+                                StatusCondition::yes("ResolvedRefs", "ResolvedRefs", "", generation),
+                            ],
+                            Err(("Conflicted", message)) => {
+                                vec![StatusCondition::no("Accepted", "Conflicted", message, generation)]
+                            }
+                            Err((reason @ ("InvalidKind" | "InvalidCACertificateRef"), message)) => vec![
+                                StatusCondition::no("Accepted", "NoValidCACertificate", message.clone(), generation),
+                                StatusCondition::no("ResolvedRefs", reason, message, generation),
+                            ],
+                            Err((reason, message)) => {
+                                vec![StatusCondition::no("Accepted", reason, message, generation)]
+                            }
+                        };
+                        PolicyAncestorStatus {
+                            ancestor_ref: ParentRef {
+                                group: super::GROUP.into(),
+                                kind: "Gateway".into(),
+                                namespace: gateway.namespace.clone(),
+                                name: gateway.name.clone(),
+                                section_name: None,
+                                port: None,
+                            },
+                            controller_name: controller.to_owned(),
+                            conditions,
+                        }
+                    })
+                    .collect();
+                ObjectStatus {
+                    object: ObjectRef::new("BackendTLSPolicy", &policy.namespace, &policy.name),
+                    generation,
+                    status: GatewayApiStatus::Policy { ancestors },
+                }
+            })
+            .collect()
+    }
 }

@@ -18,12 +18,13 @@ mod listeners;
 mod refs;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use sluice_config::{
-    Diagnostic, GatewayApiStatus, GatewayFrontends, L4Protocol, ObjectRef, ObjectStatus, StatusCondition,
+    Diagnostic, Filter, GatewayApiStatus, GatewayFrontends, L4Protocol, Mirror, MirrorTo, ObjectRef, ObjectStatus,
+    StatusCondition,
 };
 use sluice_store::{ObjectKey, Store};
 
@@ -31,7 +32,7 @@ use crate::backends::BackendKey;
 use crate::certificates::Secrets;
 use crate::l4::{Allocations, LbPort, LbService};
 
-pub(crate) use backend_tls::BackendTlsCache;
+pub(crate) use backend_tls::{BackendTlsCache, PolicyOutcomes};
 pub(crate) use frontends::GatewayL4;
 pub(crate) use listeners::ValidGateway;
 
@@ -82,6 +83,8 @@ pub(crate) struct Translated {
     pub status: Vec<ObjectStatus>,
     /// The backends routes point at, in id order from the first id given to [`finish`].
     pub backends: Vec<Arc<BackendKey>>,
+    /// For each of `backends`, the Gateways whose routes reach it (BackendTLSPolicy status).
+    pub reached_from: Vec<BTreeSet<ObjectKey>>,
 }
 
 /// The backendRefs of a TCPRoute or UDPRoute rule as [`l4_route::L4Ref`]s.
@@ -214,9 +217,26 @@ pub(crate) fn finish(
         status.push(gateway.status(ips, &attached.counts));
     }
     status.extend(attached.status);
+    let keys = backends.into_keys();
+    let mut reached_from = vec![BTreeSet::new(); keys.len()];
+    for attachment in &attached.routes {
+        for m in attachment.matches.iter() {
+            let forwarded = m.route.forward().into_iter().flat_map(|f| f.backends.iter().map(|b| b.id));
+            let mirrored = m.route.filters.iter().filter_map(|f| match f {
+                Filter::Mirror(Mirror { to: MirrorTo::Backend(id), .. }) => Some(*id),
+                _ => None,
+            });
+            for id in forwarded.chain(mirrored) {
+                let index = id.0.checked_sub(first_backend).and_then(|i| reached_from.get_mut(i as usize));
+                if let Some(gateways) = index {
+                    gateways.insert(attachment.gateway.clone());
+                }
+            }
+        }
+    }
     let l4 = frontends::l4_listeners(&gateways, addresses, &attached.routes);
     let frontends = frontends::build(&gateways, addresses, attached.routes);
-    Translated { frontends, l4, status, backends: backends.into_keys() }
+    Translated { frontends, l4, status, backends: keys, reached_from }
 }
 
 #[cfg(test)]

@@ -496,4 +496,11 @@ spec:
     let api = without.backends.iter().flatten().find(|b| b.service.name == "api").unwrap();
     assert_eq!(api.endpoints.len(), 1, "the endpoint is there");
     assert!(snapshot.diagnostics.iter().any(|d| d.to_string().contains("BackendTLSPolicy apps/api")));
+    let web = status(&snapshot, "BackendTLSPolicy", "web");
+    assert_eq!(web["ancestors"][0]["ancestorRef"]["name"], "gw");
+    assert_eq!(condition(&web["ancestors"][0]["conditions"], "Accepted"), ("True".into(), "Accepted".into()));
+    let api = status(&snapshot, "BackendTLSPolicy", "api");
+    let conditions = &api["ancestors"][0]["conditions"];
+    assert_eq!(condition(conditions, "Accepted"), ("False".into(), "NoValidCACertificate".into()));
+    assert_eq!(condition(conditions, "ResolvedRefs"), ("False".into(), "InvalidCACertificateRef".into()));
 }
