@@ -16,13 +16,19 @@ use sluice_store::{ObjectKey, Store};
 
 use crate::certificates::secret_field;
 
+/// A BackendTLSPolicy of the store, with its key.
+type Policy<'s> = (&'s ObjectKey, &'s Arc<BackendTlsPolicy>);
+
+/// Whether a policy applies, or why not: the spec's reason and a message.
+type Outcome = Result<(), (&'static str, String)>;
+
 /// The policy that applies to port `port_name` of Service `service`, if any, and the
 /// policies it wins over (as specific, younger or later by name: they conflict).
 pub(crate) fn select<'s>(
     store: &'s Store,
     service: &ObjectKey,
     port_name: &str,
-) -> Option<(&'s ObjectKey, &'s Arc<BackendTlsPolicy>, Vec<(&'s ObjectKey, &'s Arc<BackendTlsPolicy>)>)> {
+) -> Option<(Policy<'s>, Vec<Policy<'s>>)> {
     let start = ObjectKey::new(&service.namespace, "");
     let candidates =
         store.backend_tls_policies.range(start..).take_while(|(key, _)| key.namespace == service.namespace);
@@ -48,7 +54,7 @@ pub(crate) fn select<'s>(
     let mut ranked = ranked.into_iter();
     let (scope, _, key, policy) = ranked.next()?;
     let conflicted = ranked.filter(|(s, ..)| *s == scope).map(|(_, _, key, policy)| (key, policy)).collect();
-    Some((key, policy, conflicted))
+    Some(((key, policy), conflicted))
 }
 
 /// The TLS a policy asks for (ALPN `h2` when `http2`), or why it cannot be honoured: the
@@ -145,7 +151,7 @@ impl BackendTlsCache {
         let Some(port_name) = backend.port_name.as_deref() else {
             return backend;
         };
-        let Some((key, policy, conflicted)) = select(store, &service, port_name) else {
+        let Some(((key, policy), conflicted)) = select(store, &service, port_name) else {
             return backend;
         };
         for (loser, policy) in conflicted {
@@ -202,9 +208,9 @@ fn generation(policy: &BackendTlsPolicy) -> i64 {
 #[derive(Default)]
 pub(crate) struct PolicyOutcomes {
     /// The policies met while one backend was resolved (drained by [`PolicyOutcomes::reached_by`]).
-    current: Vec<(ObjectKey, i64, Result<(), (&'static str, String)>)>,
+    current: Vec<(ObjectKey, i64, Outcome)>,
     /// Per policy: its generation and, per Gateway, the outcome.
-    by_policy: BTreeMap<ObjectKey, (i64, BTreeMap<ObjectKey, Result<(), (&'static str, String)>>)>,
+    by_policy: BTreeMap<ObjectKey, (i64, BTreeMap<ObjectKey, Outcome>)>,
 }
 
 impl PolicyOutcomes {
