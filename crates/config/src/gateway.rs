@@ -45,32 +45,28 @@ impl GatewayFrontends {
 pub struct Frontend {
     /// The Gateway.
     pub gateway: Arc<ObjectRef>,
-    /// Certificates by SNI when the listeners terminate TLS (HTTPS); `None` for HTTP.
-    pub tls: Option<Arc<CertificateTable>>,
-    /// TLS listeners in Passthrough mode: connections are relayed untouched to the backend
-    /// the ClientHello's SNI routes to (each route forwards from path `/` of its hosts).
-    pub passthrough: bool,
+    /// What the listeners there speak.
+    pub mode: FrontendMode,
     /// The listeners, most specific hostname first.
     listeners: Box<[ListenerRoutes]>,
 }
 
 impl Frontend {
     /// A frontend of `listeners` (in any order: they are sorted most specific first).
-    pub fn new(
-        gateway: Arc<ObjectRef>,
-        tls: Option<Arc<CertificateTable>>,
-        mut listeners: Vec<ListenerRoutes>,
-    ) -> Self {
+    pub fn new(gateway: Arc<ObjectRef>, mode: FrontendMode, mut listeners: Vec<ListenerRoutes>) -> Self {
         listeners.sort_by_key(|l| std::cmp::Reverse(l.hostname.specificity()));
-        Self { gateway, tls, passthrough: false, listeners: listeners.into() }
+        Self { gateway, mode, listeners: listeners.into() }
     }
 
-    /// A TLS passthrough frontend of `listeners`.
-    pub fn passthrough(gateway: Arc<ObjectRef>, listeners: Vec<ListenerRoutes>) -> Self {
-        Self { passthrough: true, ..Self::new(gateway, None, listeners) }
+    /// The certificates it terminates TLS with, if it does.
+    pub fn certificates(&self) -> Option<&Arc<CertificateTable>> {
+        match &self.mode {
+            FrontendMode::Https(table) | FrontendMode::TlsTerminate(table) => Some(table),
+            FrontendMode::Http | FrontendMode::TlsPassthrough => None,
+        }
     }
 
-    /// The route a passthrough connection with this SNI takes.
+    /// The route a TLS connection (passthrough or terminated) with this SNI takes.
     pub fn route_sni(&self, sni: &str) -> Option<&Route> {
         let (method, headers) = (http::Method::GET, http::HeaderMap::new());
         let head = RequestHead { method: &method, query: None, headers: &headers };
@@ -89,7 +85,7 @@ impl Frontend {
     /// True when a TLS connection's SNI chose a different listener than the request's host
     /// does (HTTP/2 connection reuse across listeners): such requests get 421.
     pub fn misdirected(&self, sni: Option<&str>, host: Option<&str>) -> bool {
-        let (Some(sni), true) = (sni, self.tls.is_some()) else {
+        let (Some(sni), FrontendMode::Https(_)) = (sni, &self.mode) else {
             return false;
         };
         let listener = |name: &str| {
@@ -104,6 +100,21 @@ impl Frontend {
     pub fn listeners(&self) -> &[ListenerRoutes] {
         &self.listeners
     }
+}
+
+/// What a frontend's listeners speak.
+#[derive(Debug)]
+pub enum FrontendMode {
+    /// HTTP (HTTP/1.1, h2c).
+    Http,
+    /// HTTPS: TLS terminated with these certificates (by SNI), then HTTP.
+    Https(Arc<CertificateTable>),
+    /// TLS listeners in Passthrough mode: connections are relayed untouched to the backend
+    /// the ClientHello's SNI routes to (each TLSRoute forwards from path `/` of its hosts).
+    TlsPassthrough,
+    /// TLS listeners in Terminate mode: TLS terminated with these certificates, then the
+    /// bytes relayed to the backend the SNI routes to (TLSRoute).
+    TlsTerminate(Arc<CertificateTable>),
 }
 
 /// A Gateway listener's hostname, or a route's hostname narrowed to it.
@@ -335,7 +346,7 @@ mod tests {
         let gateway = Arc::new(ObjectRef::new("Gateway", "ns", "gw"));
         let frontend = Frontend::new(
             gateway,
-            None,
+            FrontendMode::Http,
             vec![listener("*", 200), listener("*.example.com", 201), listener("foo.example.com", 202)],
         );
         let (method, headers) = (Method::GET, HeaderMap::new());

@@ -43,7 +43,7 @@ pub use external_auth::{
     X_SENT_FROM,
 };
 pub use gateway::{
-    Frontend, GatewayFrontends, GatewayPath, HostPattern, HostRoutes, ListenerRoutes, Matches, RouteMatch,
+    Frontend, FrontendMode, GatewayFrontends, GatewayPath, HostPattern, HostRoutes, ListenerRoutes, Matches, RouteMatch,
 };
 pub use gateway_status::{
     Condition as StatusCondition, ConditionStatus, GatewayAddress, GatewayApiStatus, ListenerStatus, ObjectStatus,

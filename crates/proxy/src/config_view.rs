@@ -145,7 +145,7 @@ fn gateway_routes(snapshot: &Snapshot) -> Vec<Value> {
                     let (kind, path) = m.path.describe();
                     out.push(json!({
                         "address": address.to_string(),
-                        "tls": frontend.tls.is_some(),
+                        "tls": frontend.certificates().is_some(),
                         "gateway": format!("{}/{}", frontend.gateway.namespace, frontend.gateway.name),
                         "listener": listener.name.as_ref(),
                         "host": host.to_string(),

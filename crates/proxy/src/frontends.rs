@@ -1,5 +1,5 @@
 //! Gateway frontends bound as the snapshot says: one accept loop per address and port a
-//! Gateway serves HTTP, HTTPS or TLS passthrough on. A frontend kept from one snapshot to the next is never
+//! Gateway serves HTTP, HTTPS or TLS (passthrough or terminated) on. A frontend kept from one snapshot to the next is never
 //! re-bound; one that goes stops accepting, and its open connections finish as they are.
 
 use std::collections::BTreeMap;
@@ -7,7 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use sluice_config::GatewayFrontends;
+use sluice_config::{FrontendMode, GatewayFrontends};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -27,14 +27,16 @@ enum Mode {
     Http,
     Https,
     Passthrough,
+    Terminate,
 }
 
 impl Mode {
     fn of(frontend: &sluice_config::Frontend) -> Self {
-        match (frontend.passthrough, frontend.tls.is_some()) {
-            (true, _) => Mode::Passthrough,
-            (false, true) => Mode::Https,
-            (false, false) => Mode::Http,
+        match frontend.mode {
+            FrontendMode::Http => Mode::Http,
+            FrontendMode::Https(_) => Mode::Https,
+            FrontendMode::TlsPassthrough => Mode::Passthrough,
+            FrontendMode::TlsTerminate(_) => Mode::Terminate,
         }
     }
 }
@@ -76,14 +78,20 @@ impl GatewayListeners {
         let listener = TcpListener::bind(address).await?;
         tracing::info!(%address, ?mode, "serving a Gateway frontend");
         let plane = self.plane.clone();
+        let resumption = plane.options.tls_session_resumption;
         let config = match mode {
             Mode::Passthrough => {
-                return Ok(tokio::spawn(crate::passthrough::serve_frontend(listener, plane, address)));
+                return Ok(tokio::spawn(crate::passthrough::serve_frontend(listener, plane, address, None)));
+            }
+            Mode::Terminate => {
+                let config = crate::tls::frontend_config(plane.snapshot.clone(), address, resumption, false);
+                let acceptor = tokio_rustls::TlsAcceptor::from(config.map_err(io::Error::other)?);
+                let serve = crate::passthrough::serve_frontend(listener, plane, address, Some(acceptor));
+                return Ok(tokio::spawn(serve));
             }
             Mode::Http => None,
             Mode::Https => {
-                let resumption = plane.options.tls_session_resumption;
-                let config = crate::tls::frontend_config(plane.snapshot.clone(), address, resumption);
+                let config = crate::tls::frontend_config(plane.snapshot.clone(), address, resumption, true);
                 Some(config.map_err(io::Error::other)?)
             }
         };

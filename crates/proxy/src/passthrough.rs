@@ -71,7 +71,16 @@ pub(crate) async fn relay_or_terminate(
 /// Accepts connections on a Gateway's TLS passthrough frontend at `address` until shutdown:
 /// each is relayed to a backend of the TLSRoute its ClientHello's SNI selects, or closed
 /// when none does.
-pub(crate) async fn serve_frontend(listener: tokio::net::TcpListener, plane: Arc<DataPlane>, address: SocketAddr) {
+///
+/// With `terminate`, TLS is terminated first (TLS listeners in Terminate mode): the SNI of
+/// the handshake selects the TLSRoute, and the decrypted bytes are relayed to its backend,
+/// over TLS again when the backend is reached so (BackendTLSPolicy).
+pub(crate) async fn serve_frontend(
+    listener: tokio::net::TcpListener,
+    plane: Arc<DataPlane>,
+    address: SocketAddr,
+    terminate: Option<tokio_rustls::TlsAcceptor>,
+) {
     let stopping = plane.drain.stopping();
     tokio::pin!(stopping);
     loop {
@@ -88,6 +97,13 @@ pub(crate) async fn serve_frontend(listener: tokio::net::TcpListener, plane: Arc
             continue;
         };
         let conn_plane = plane.clone();
+        if let Some(acceptor) = terminate.clone() {
+            plane.drain.spawn(async move {
+                let _ticket = ticket;
+                terminated(stream, client, acceptor, &conn_plane, address).await;
+            });
+            continue;
+        }
         plane.drain.spawn(async move {
             let _ticket = ticket;
             let deadline = Instant::now() + conn_plane.options.handshake_timeout;
@@ -106,6 +122,56 @@ pub(crate) async fn serve_frontend(listener: tokio::net::TcpListener, plane: Arc
                 None => tracing::debug!(%client, %sni, "no TLSRoute for this server name; closing"),
             }
         });
+    }
+}
+
+/// One connection to a terminating TLS frontend: handshake, then the bytes inside relayed
+/// to an endpoint of the TLSRoute's backend the SNI selects.
+async fn terminated(
+    stream: TcpStream,
+    client: SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+    plane: &DataPlane,
+    address: SocketAddr,
+) {
+    let deadline = Instant::now() + plane.options.handshake_timeout;
+    let mut tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        _ => return tracing::debug!(%client, "TLS handshake failed or timed out on a TLS listener"),
+    };
+    let sni = tls.get_ref().1.server_name().unwrap_or_default().to_owned();
+    let backend = {
+        let snapshot = plane.snapshot.load();
+        let frontend = snapshot.gateways.get(&address);
+        let id = frontend.and_then(|f| f.route_sni(&sni)).and_then(|r| r.forward()?.pick_backend());
+        id.and_then(|id| snapshot.backend(id).cloned())
+    };
+    let Some(backend) = backend else {
+        return tracing::debug!(%client, %sni, "no TLSRoute for this server name; closing");
+    };
+    let Some(endpoint) = backend.pick() else {
+        return tracing::debug!(%client, backend = %backend.label, "no ready endpoint; closing");
+    };
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint)).await;
+    let Ok(Ok(upstream)) = connected else {
+        return tracing::debug!(%client, %endpoint, "connecting to the TLSRoute backend failed");
+    };
+    let _ = upstream.set_nodelay(true);
+    let copied = match &backend.transport {
+        sluice_config::Transport::Tls(settings) => {
+            let connector = tokio_rustls::TlsConnector::from(settings.config().clone());
+            match connector.connect(settings.server_name(endpoint), upstream).await {
+                Ok(mut upstream) => tokio::io::copy_bidirectional(&mut tls, &mut upstream).await,
+                Err(e) => return tracing::debug!(%client, %endpoint, error = %e, "TLS to the backend failed"),
+            }
+        }
+        _ => {
+            let mut upstream = upstream;
+            tokio::io::copy_bidirectional(&mut tls, &mut upstream).await
+        }
+    };
+    if let Err(e) = copied {
+        tracing::debug!(%client, %endpoint, error = %e, "terminated TLS connection ended with an error");
     }
 }
 

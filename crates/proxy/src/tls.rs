@@ -27,19 +27,28 @@ struct FrontendResolver(Arc<SharedSnapshot>, std::net::SocketAddr);
 impl ResolvesServerCert for FrontendResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let snapshot = self.0.load();
-        let table = snapshot.gateways.get(&self.1)?.tls.as_ref()?;
+        let table = snapshot.gateways.get(&self.1)?.certificates()?;
         Some(table.resolve(hello.server_name()).clone())
     }
 }
 
-/// The configuration of a Gateway's HTTPS frontend at `address`: as [`server_config`], with
-/// the certificates of the listeners there.
+/// The configuration of a Gateway's HTTPS (or terminating TLS) frontend at `address`: as
+/// [`server_config`], with the certificates of the listeners there; without `http`, no ALPN
+/// is offered (the bytes inside are not HTTP).
 pub(crate) fn frontend_config(
     snapshot: Arc<SharedSnapshot>,
     address: std::net::SocketAddr,
     resumption: bool,
+    http: bool,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
-    finish(base()?.with_no_client_auth().with_cert_resolver(Arc::new(FrontendResolver(snapshot, address))), resumption)
+    let config = base()?.with_no_client_auth().with_cert_resolver(Arc::new(FrontendResolver(snapshot, address)));
+    let mut config = finish(config, resumption)?;
+    if !http {
+        if let Some(config) = Arc::get_mut(&mut config) {
+            config.alpn_protocols.clear();
+        }
+    }
+    Ok(config)
 }
 
 fn base() -> Result<rustls::ConfigBuilder<ServerConfig, rustls::WantsVerifier>, rustls::Error> {

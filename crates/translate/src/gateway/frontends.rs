@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sluice_config::{
-    CertificateTableBuilder, Frontend, GatewayFrontends, HostMatch, HostPattern, HostRoutes, L4Protocol,
+    CertificateTableBuilder, Frontend, FrontendMode, GatewayFrontends, HostMatch, HostPattern, HostRoutes, L4Protocol,
     ListenerRoutes, Matches, ObjectRef, RouteMatch, WeightedBackend,
 };
 use sluice_store::ObjectKey;
@@ -70,6 +70,16 @@ pub(crate) fn l4_listeners(
     out
 }
 
+/// What the listeners on one port speak (the first listener decides; the others conflict
+/// unless they agree).
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Http,
+    Https,
+    Passthrough,
+    Terminate,
+}
+
 /// Builds the frontends of every Gateway with an address.
 pub(crate) fn build(
     gateways: &BTreeMap<ObjectKey, ValidGateway>,
@@ -92,15 +102,17 @@ pub(crate) fn build(
             continue;
         };
         let owner = Arc::new(gateway.object.clone());
-        type Port = ((bool, bool), Vec<ListenerRoutes>, Option<CertificateTableBuilder>);
+        type Port = (Kind, Vec<ListenerRoutes>, Option<CertificateTableBuilder>);
         let mut ports: BTreeMap<u16, Port> = BTreeMap::new();
         for listener in gateway.listeners.iter().filter(|l| l.programmed()) {
-            let (https, passthrough) = match listener.protocol {
-                Some(Protocol::Http) => (false, false),
-                Some(Protocol::Https) => (true, false),
-                Some(Protocol::Tls) => (false, true),
+            let kind = match listener.protocol {
+                Some(Protocol::Http) => Kind::Http,
+                Some(Protocol::Https) => Kind::Https,
+                Some(Protocol::Tls) if listener.certificates.is_empty() => Kind::Passthrough,
+                Some(Protocol::Tls) => Kind::Terminate,
                 _ => continue,
             };
+            let terminates = matches!(kind, Kind::Https | Kind::Terminate);
             let hosts = by_listener.remove(&(key, listener.name.as_str())).unwrap_or_default();
             let entries = hosts.into_iter().map(|(host, mut ranked)| {
                 ranked.sort_by(|(a, order_a), (b, order_b)| {
@@ -117,9 +129,9 @@ pub(crate) fn build(
                 hostname: listener.hostname.clone(),
                 hosts: HostRoutes::new(entries),
             };
-            let slot = ports.entry(listener.port).or_insert_with(|| ((https, passthrough), Vec::new(), None));
+            let slot = ports.entry(listener.port).or_insert_with(|| (kind, Vec::new(), None));
             slot.1.push(routes);
-            if let Some(first) = listener.certificates.first().filter(|_| https) {
+            if let Some(first) = listener.certificates.first().filter(|_| terminates) {
                 let table = slot.2.get_or_insert_with(|| CertificateTableBuilder::new(first.clone()));
                 let host = match &listener.hostname {
                     HostPattern::Exact(host) => Some(HostMatch::Exact(host.clone())),
@@ -132,13 +144,15 @@ pub(crate) fn build(
                 }
             }
         }
-        for (port, ((https, passthrough), listeners, certificates)) in ports {
-            let frontend = match (https, passthrough, certificates) {
-                (_, true, _) => Frontend::passthrough(owner.clone(), listeners),
-                (false, false, _) => Frontend::new(owner.clone(), None, listeners),
-                (true, false, Some(table)) => Frontend::new(owner.clone(), Some(Arc::new(table.build())), listeners),
-                (true, false, None) => continue,
+        for (port, (kind, listeners, certificates)) in ports {
+            let mode = match (kind, certificates) {
+                (Kind::Http, _) => FrontendMode::Http,
+                (Kind::Passthrough, _) => FrontendMode::TlsPassthrough,
+                (Kind::Https, Some(table)) => FrontendMode::Https(Arc::new(table.build())),
+                (Kind::Terminate, Some(table)) => FrontendMode::TlsTerminate(Arc::new(table.build())),
+                (Kind::Https | Kind::Terminate, None) => continue,
             };
+            let frontend = Frontend::new(owner.clone(), mode, listeners);
             let frontend = Arc::new(frontend);
             for ip in ips {
                 frontends.insert(SocketAddr::new(*ip, port), frontend.clone());

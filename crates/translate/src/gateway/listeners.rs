@@ -204,14 +204,7 @@ fn read_listener(
         diagnostics.push(Diagnostic::object(gateway.clone(), field("protocol"), reason.clone()));
         refused = Some(("UnsupportedProtocol", reason));
     }
-    // TLS listeners relay connections untouched by SNI; terminating them for TLSRoutes is
-    // not done yet: refused rather than served otherwise than asked.
-    let terminate = spec.tls.as_ref().and_then(|t| t.mode.as_ref()).is_none_or(|m| *m == TlsMode::Terminate);
-    if protocol == Some(Protocol::Tls) && terminate {
-        let reason = "TLS listeners in Terminate mode are not supported yet; use Passthrough".to_owned();
-        diagnostics.push(Diagnostic::object(gateway.clone(), field("tls.mode"), reason.clone()));
-        refused = Some(("UnsupportedValue", reason));
-    }
+
     let port = u16::try_from(spec.port).ok().filter(|p| *p != 0).unwrap_or_else(|| {
         let reason = format!("{} is not a valid port", spec.port);
         diagnostics.push(Diagnostic::object(gateway.clone(), field("port"), reason.clone()));
@@ -273,7 +266,9 @@ fn read_listener(
         }
     };
     let mut certificates = Vec::new();
-    if protocol == Some(Protocol::Https) {
+    // TLS listeners terminate (with certificates) or pass through (without).
+    let terminate = spec.tls.as_ref().and_then(|t| t.mode.as_ref()).is_none_or(|m| *m == TlsMode::Terminate);
+    if protocol == Some(Protocol::Https) || (protocol == Some(Protocol::Tls) && terminate) {
         let tls = spec.tls.as_ref();
         if tls.and_then(|t| t.mode.as_ref()).is_some_and(|m| *m == TlsMode::Passthrough) {
             let reason = "HTTPS listeners terminate TLS; use a TLS listener for Passthrough".to_owned();
@@ -307,7 +302,7 @@ fn read_listener(
             }
         }
         if refs.is_empty() && refused.is_none() {
-            let reason = "HTTPS listeners need tls.certificateRefs".to_owned();
+            let reason = "listeners that terminate TLS need tls.certificateRefs".to_owned();
             diagnostics.push(Diagnostic::object(gateway.clone(), field("tls"), reason.clone()));
             unresolved.get_or_insert(("InvalidCertificateRef", reason));
         }

@@ -397,7 +397,7 @@ spec:
 }
 
 #[test]
-fn tls_passthrough_listeners_route_by_sni_and_terminate_is_refused() {
+fn tls_listeners_pass_through_by_sni_or_terminate_with_their_certificates() {
     let extra = r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -419,10 +419,12 @@ spec:
     let snapshot = run(extra);
     let gateway = status(&snapshot, "Gateway", "tls");
     let listeners = gateway["listeners"].as_array().unwrap();
-    assert_eq!(condition(&listeners[1]["conditions"], "Accepted"), ("False".into(), "UnsupportedValue".into()));
+    assert_eq!(condition(&listeners[1]["conditions"], "Accepted"), ("True".into(), "Accepted".into()));
+    let resolved = condition(&listeners[1]["conditions"], "ResolvedRefs");
+    assert_eq!(resolved, ("False".into(), "InvalidCertificateRef".into()), "terminating needs its certificate");
     let ip = &gateway["addresses"][0]["value"];
     let frontend = snapshot.gateways.get(&format!("{}:443", ip.as_str().unwrap()).parse().unwrap()).unwrap();
-    assert!(frontend.passthrough);
+    assert!(matches!(frontend.mode, sluice_config::FrontendMode::TlsPassthrough));
     let backend = |sni: &str| {
         let route = frontend.route_sni(sni)?;
         snapshot.backend(route.forward()?.pick_backend()?).map(|b| b.service.name.clone())
