@@ -9,8 +9,10 @@
 //! - the objects the suite creates in code (`suite.go`: serving certificates, CA
 //!   ConfigMaps, client certificates), generated once per run;
 //! - one pod per Deployment replica, named as Kubernetes names them (`<deployment>-<hash>-<id>`),
-//!   each on its own loopback address; a pod running echo-basic's HTTP server becomes a
-//!   `sluice echo` on ports 3000 (HTTP/1.1 and h2c) and 3001 (h2c only);
+//!   each on its own loopback address, with its literal environment (`SERVICE_NAME`, ports)
+//!   and the Secret it mounts as echo-basic's certificate; a pod running echo-basic's HTTP
+//!   server becomes a `sluice echo` on ports 3000 (HTTP/1.1 and h2c) and 3001 (h2c only),
+//!   the other servers are started by `backends.rs`;
 //! - per Service with a selector, an EndpointSlice (label `kubernetes.io/service-name`)
 //!   listing the pods whose labels match, with the Service's port names and target ports,
 //!   as the EndpointSlice controller writes it.
@@ -64,9 +66,10 @@ pub fn identity(doc: &Value) -> (&str, &str, &str) {
 }
 
 /// What the API server adds on create that the tests rely on: `metadata.generation: 1` on
-/// Gateway API objects (so that `observedGeneration` can be checked), and on every
-/// Namespace the `kubernetes.io/metadata.name` label (set since Kubernetes 1.22; listeners
-/// select namespaces by it).
+/// Gateway API objects (so that `observedGeneration` can be checked), a `creationTimestamp`
+/// ([`CREATED`], unless the object has one: routes created later by a Go test are younger),
+/// and on every Namespace the `kubernetes.io/metadata.name` label (set since Kubernetes
+/// 1.22; listeners select namespaces by it).
 pub fn as_created(docs: &mut [Value]) {
     for doc in docs {
         let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();

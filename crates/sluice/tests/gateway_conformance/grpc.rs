@@ -8,10 +8,13 @@
 //!
 //! The client is tonic's over a fresh HTTP/2 connection per call (prior knowledge), with
 //! the case's `:authority` (else the Gateway's address) and metadata, as `grpc.DefaultClient`
-//! sends them. [`compare`] is upstream's `compareResponse`: the status code, then for `OK`
-//! the method, the namespace (when expected) and the pod's name prefix. Upstream compares
-//! no headers (several `Response.Headers` of the literals contradict their routes), so
-//! neither does the harness; what the backend saw is shown when a case fails.
+//! sends them; an answer that is not gRPC gets its code from the HTTP status, as grpc-go's
+//! client maps it. [`compare`] is upstream's `compareResponse`: the status code, then for
+//! `OK` the method, the namespace (when expected) and the pod's name prefix. Upstream
+//! compares no headers (several `Response.Headers` of `GRPCRouteRequestHeaderModifier`'s
+//! literals contradict its route: three rules share the `Echo` match, so only the first
+//! one's filter applies), so neither does the harness; what the backend saw is shown when a
+//! case fails.
 
 use std::collections::BTreeMap;
 use std::future::Ready;
@@ -296,7 +299,10 @@ impl Reply {
         let Some(a) = self.response.as_ref().and_then(|r| r.assertions.as_ref()) else {
             return format!("status {:?} {:?}", self.code, self.message);
         };
-        let headers: BTreeMap<&str, &str> = a.headers.iter().map(|h| (h.key.as_str(), h.value.as_str())).collect();
+        let mut headers: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for h in &a.headers {
+            headers.entry(h.key.as_str()).or_default().push(h.value.as_str());
+        }
         format!(
             "status {:?}; pod {} ({}) saw {} authority {} metadata {headers:?}",
             self.code,

@@ -47,9 +47,12 @@ pub fn markdown(reports: &[TestReport], extra_rows: &[(String, String)], commit:
     out.push_str(
         "Written by `SLUICE_WRITE_CONFORMANCE=1 cargo test -p sluice --test gateway_conformance -- --nocapture` \
          (`crates/sluice/tests/gateway_conformance.rs`). Each upstream test runs against its own `sluice run` \
-         with the base manifests and the test's files; `sluice echo` stands in for echo-basic. \
+         with the base manifests and the test's files; `sluice echo` stands in for echo-basic's HTTP server and \
+         in-process servers for its HTTPS, gRPC, TCP and UDP servers and for CoreDNS. \
          Cases are the `ExpectedResponse` literals of `shared/conformance/gateway-api/expected-responses.json`, \
-         one per Gateway they are sent to; status expectations are the conditions the Go test asserts.\n\n",
+         one per Gateway they are sent to (gRPC with tonic, compared as upstream's `compareResponse`: code, method, \
+         namespace, pod — no headers; raw TCP/TLS/UDP clients for the L4 routes); status expectations are the \
+         conditions the Go test asserts.\n\n",
     );
     out.push_str(&format!("Upstream: kubernetes-sigs/gateway-api `conformance/` at {commit}.\n\n"));
     out.push_str(&format!("Claimed features: {}.\n\n", SUPPORTED_FEATURES.join(", ")));
