@@ -12,7 +12,8 @@
 //!   `TCP_PORT` (3000) and over TLS on `TLS_PORT` (8443) when a certificate is mounted;
 //! - **UDP** (`UDP_ECHO_SERVER`): every datagram answered with
 //!   `{"request", "namespace", "ingress", "service", "pod"}` on `UDP_PORT` (8080);
-//! - **DNS** (the UDPRoute test's CoreDNS, port 53): every query answered as CoreDNS'
+//! - **DNS** (the UDPRoute test's CoreDNS, port 53 — binding it needs root or
+//!   `CAP_NET_BIND_SERVICE`, which the test machines have): every query answered as CoreDNS'
 //!   `whoami` plugin answers (`NOERROR`, an `A` record with the client's address).
 
 use std::net::{IpAddr, SocketAddr};
