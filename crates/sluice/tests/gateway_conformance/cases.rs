@@ -145,6 +145,8 @@ pub struct Case {
     pub kind: Option<CaseKind>,
     /// The HTTP case, or why it cannot be built (values computed at run time).
     pub http: Result<HttpCase, String>,
+    /// The literal as extracted (for the other kinds).
+    pub body: Value,
 }
 
 impl Case {
@@ -184,13 +186,13 @@ impl Case {
             Some(CaseKind::Http) => parse_http(body),
             _ => Err("not an HTTP case".to_owned()),
         };
-        Ok(Case { file, line: u32::try_from(line).map_err(|e| e.to_string())?, t_run, kind, http })
+        Ok(Case { file, line: u32::try_from(line).map_err(|e| e.to_string())?, t_run, kind, http, body: body.clone() })
     }
 }
 
 /// A value computed at run time in the Go code (`<expr …>`, `<binexpr>`), which the
 /// extraction could not resolve.
-fn computed(v: &Value) -> Option<String> {
+pub fn computed(v: &Value) -> Option<String> {
     match v {
         Value::String(s) if s.starts_with("<expr") || s.starts_with("<binexpr") => Some(s.clone()),
         Value::Array(items) => items.iter().find_map(computed),

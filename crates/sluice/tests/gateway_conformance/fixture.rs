@@ -9,8 +9,10 @@
 //! - the objects the suite creates in code (`suite.go`: serving certificates, CA
 //!   ConfigMaps, client certificates), generated once per run;
 //! - one pod per Deployment replica, named as Kubernetes names them (`<deployment>-<hash>-<id>`),
-//!   each on its own loopback address; a pod running echo-basic's HTTP server becomes a
-//!   `sluice echo` on ports 3000 (HTTP/1.1 and h2c) and 3001 (h2c only);
+//!   each on its own loopback address, with its literal environment (`SERVICE_NAME`, ports)
+//!   and the Secret it mounts as echo-basic's certificate; a pod running echo-basic's HTTP
+//!   server becomes a `sluice echo` on ports 3000 (HTTP/1.1 and h2c) and 3001 (h2c only),
+//!   the other servers are started by `backends.rs`;
 //! - per Service with a selector, an EndpointSlice (label `kubernetes.io/service-name`)
 //!   listing the pods whose labels match, with the Service's port names and target ports,
 //!   as the EndpointSlice controller writes it.
@@ -64,9 +66,10 @@ pub fn identity(doc: &Value) -> (&str, &str, &str) {
 }
 
 /// What the API server adds on create that the tests rely on: `metadata.generation: 1` on
-/// Gateway API objects (so that `observedGeneration` can be checked), and on every
-/// Namespace the `kubernetes.io/metadata.name` label (set since Kubernetes 1.22; listeners
-/// select namespaces by it).
+/// Gateway API objects (so that `observedGeneration` can be checked), a `creationTimestamp`
+/// ([`CREATED`], unless the object has one: routes created later by a Go test are younger),
+/// and on every Namespace the `kubernetes.io/metadata.name` label (set since Kubernetes
+/// 1.22; listeners select namespaces by it).
 pub fn as_created(docs: &mut [Value]) {
     for doc in docs {
         let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -78,6 +81,8 @@ pub fn as_created(docs: &mut [Value]) {
         if gateway_api {
             meta.entry("generation").or_insert(json!(1));
         }
+        // All created together; objects the Go tests create later say when.
+        meta.entry("creationTimestamp").or_insert(json!(CREATED));
         if kind == "Namespace" {
             let name = meta.get("name").cloned().unwrap_or(Value::Null);
             let labels = meta.entry("labels").or_insert(json!({}));
@@ -87,6 +92,9 @@ pub fn as_created(docs: &mut [Value]) {
         }
     }
 }
+
+/// The `creationTimestamp` of the objects written before Sluice starts.
+pub const CREATED: &str = "2026-01-01T00:00:00Z";
 
 /// Our GatewayClass.
 pub fn gateway_class() -> Value {
@@ -106,15 +114,18 @@ pub fn gateway_class() -> Value {
 /// server from `GRPC_ECHO_SERVER`, `TCP_ECHO_SERVER`, `UDP_ECHO_SERVER`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendKind {
-    /// echo-basic's HTTP server (its HTTPS port, when it has a certificate, is not served yet).
+    /// echo-basic's HTTP server (a `sluice echo`), and its HTTPS port when the pod mounts a
+    /// certificate (`backends.rs`).
     Http,
-    /// echo-basic's gRPC server (not started yet: the harness has no gRPC client).
+    /// echo-basic's gRPC server (`backends.rs`).
     Grpc,
-    /// echo-basic's TCP server (not started yet).
+    /// echo-basic's TCP server (`backends.rs`).
     Tcp,
-    /// echo-basic's UDP server (not started yet).
+    /// echo-basic's UDP server (`backends.rs`).
     Udp,
-    /// Another image (CoreDNS for UDPRoute tests; not started).
+    /// CoreDNS (UDPRoute tests): a DNS server answering as its `whoami` plugin (`backends.rs`).
+    Dns,
+    /// Another image (not started).
     Other,
 }
 
@@ -133,6 +144,24 @@ pub struct Pod {
     pub labels: BTreeMap<String, String>,
     /// What it runs.
     pub kind: BackendKind,
+    /// The container's environment variables with literal values (`SERVICE_NAME`,
+    /// `TCP_PORT`, `HTTPS_PORT`, …).
+    pub env: BTreeMap<String, String>,
+    /// The Secret (in the pod's namespace) mounted as the server's certificate, for pods
+    /// whose echo-basic serves TLS (`TLS_SERVER_CERT`).
+    pub tls_secret: Option<String>,
+}
+
+impl Pod {
+    /// An environment variable's value, or `default`.
+    pub fn env_or(&self, name: &str, default: &str) -> String {
+        self.env.get(name).cloned().unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A port from the environment (`HTTP_PORT`, `TCP_PORT`, …), or `default`.
+    pub fn port(&self, name: &str, default: u16) -> u16 {
+        self.env.get(name).and_then(|p| p.parse().ok()).unwrap_or(default)
+    }
 }
 
 /// A deterministic name suffix from Kubernetes' alphabet (no vowels, no look-alikes).
@@ -159,7 +188,9 @@ fn backend_kind(container: &Value) -> BackendKind {
         .flatten()
         .filter_map(|e| e.get("name").and_then(Value::as_str))
         .collect();
-    if !image.contains("echo-basic") {
+    if image.contains("coredns") {
+        BackendKind::Dns
+    } else if !image.contains("echo-basic") {
         BackendKind::Other
     } else if env.contains(&"GRPC_ECHO_SERVER") {
         BackendKind::Grpc
@@ -191,6 +222,23 @@ pub fn pods(docs: &[Value], mut next_ip: impl FnMut() -> Ipv4Addr) -> Vec<Pod> {
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
             .collect();
         let container = template.pointer("/spec/containers/0").unwrap_or(&Value::Null);
+        let env: BTreeMap<String, String> = container
+            .get("env")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((e.get("name")?.as_str()?.to_owned(), e.get("value")?.as_str()?.to_owned())))
+            .collect();
+        let tls_secret = if env.contains_key("TLS_SERVER_CERT") {
+            template
+                .pointer("/spec/volumes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find_map(|v| v.pointer("/secret/secretName").and_then(Value::as_str).map(str::to_owned))
+        } else {
+            None
+        };
         let hash = suffix(&format!("{namespace}/{name}"), 10);
         for replica in 0..replicas {
             pods.push(Pod {
@@ -200,6 +248,8 @@ pub fn pods(docs: &[Value], mut next_ip: impl FnMut() -> Ipv4Addr) -> Vec<Pod> {
                 ip: next_ip(),
                 labels: labels.clone(),
                 kind: backend_kind(container),
+                env: env.clone(),
+                tls_secret: tls_secret.clone(),
             });
         }
     }
@@ -298,6 +348,36 @@ pub struct Programmatic {
     pub objects: Vec<Value>,
     /// DER of `tls-validity-checks-certificate`, which HTTPS listeners of the suite serve.
     pub validity_cert_der: Vec<u8>,
+    /// Every Secret's certificate and key (PEM) and certificate (DER), by namespace and name.
+    pub secrets: BTreeMap<(String, String), KeyPair>,
+    /// Every CA ConfigMap's `ca.crt` (DER), by namespace and name.
+    pub cas: BTreeMap<(String, String), Vec<u8>>,
+}
+
+/// A certificate and its key, as a Secret holds them.
+#[derive(Clone, Debug)]
+pub struct KeyPair {
+    /// `tls.crt`.
+    pub cert_pem: String,
+    /// `tls.key`.
+    pub key_pem: String,
+    /// The certificate's DER.
+    pub cert_der: Vec<u8>,
+}
+
+impl Programmatic {
+    /// The Secret `ns/name`.
+    pub fn secret(&self, ns: &str, name: &str) -> Result<&KeyPair, String> {
+        self.secrets.get(&(ns.to_owned(), name.to_owned())).ok_or_else(|| format!("no Secret {ns}/{name}"))
+    }
+
+    /// The `ca.crt` of ConfigMap `ns/name`.
+    pub fn ca(&self, ns: &str, name: &str) -> Result<&[u8], String> {
+        self.cas
+            .get(&(ns.to_owned(), name.to_owned()))
+            .map(Vec::as_slice)
+            .ok_or_else(|| format!("no CA ConfigMap {ns}/{name}"))
+    }
 }
 
 /// One certificate and its key.
@@ -398,6 +478,19 @@ pub fn programmatic() -> Result<Programmatic, String> {
     const WEB: &str = "gateway-conformance-web-backend";
     const APP: &str = "gateway-conformance-app-backend";
     let mut objects = Vec::new();
+    let mut secrets = BTreeMap::new();
+    let mut cas = BTreeMap::new();
+    let mut tls_secret = |ns: &str, name: &str, pem: &Pem| {
+        secrets.insert(
+            (ns.to_owned(), name.to_owned()),
+            KeyPair { cert_pem: pem.cert.clone(), key_pem: pem.key.clone(), cert_der: pem.der.clone() },
+        );
+        tls_secret(ns, name, pem)
+    };
+    let mut ca_config_map = |ns: &str, name: &str, ca: &Ca| {
+        cas.insert((ns.to_owned(), name.to_owned()), ca.certified.der().to_vec());
+        ca_config_map(ns, name, ca)
+    };
     objects.push(tls_secret(WEB, "certificate", &self_signed(&["*"])?));
     let validity = self_signed(&["*", "*.org", "*.wildcard.org"])?;
     objects.push(tls_secret(INFRA, "tls-validity-checks-certificate", &validity));
@@ -432,7 +525,7 @@ pub fn programmatic() -> Result<Programmatic, String> {
         &signed(&["tls.example.com"], false, &checks_ca)?,
     ));
     objects.push(ca_config_map(INFRA, "mismatch-ca-certificate", &ca()?));
-    Ok(Programmatic { objects, validity_cert_der: validity.der })
+    Ok(Programmatic { objects, validity_cert_der: validity.der, secrets, cas })
 }
 
 // ---------------------------------------------------------------------------
@@ -546,8 +639,13 @@ mod tests {
         let kind = |d: &str| pods.iter().find(|p| p.deployment == d).map(|p| p.kind);
         assert_eq!(kind("grpc-infra-backend-v1"), Some(BackendKind::Grpc));
         assert_eq!(kind("tcp-backend"), Some(BackendKind::Tcp));
-        assert_eq!(kind("coredns"), Some(BackendKind::Other));
+        assert_eq!(kind("coredns"), Some(BackendKind::Dns));
         assert_eq!(kind("tls-backend"), Some(BackendKind::Http));
+        let tcp = pods.iter().find(|p| p.deployment == "tcp-backend").unwrap();
+        assert_eq!(tcp.tls_secret.as_deref(), Some("tls-passthrough-checks-certificate"));
+        assert_eq!(tcp.env.get("TCP_ECHO_SERVER").map(String::as_str), Some("1"));
+        let plain = pods.iter().find(|p| p.deployment == "infra-backend-v1").unwrap();
+        assert_eq!(plain.tls_secret, None);
         let mut ips: Vec<Ipv4Addr> = pods.iter().map(|p| p.ip).collect();
         ips.sort();
         ips.dedup();

@@ -36,7 +36,6 @@ pub const fn no(kind: &'static str, reason: &'static str) -> Cond {
 
 /// The route kinds, with the `/status` list each is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)] // GRPC/TLS/TCP/UDPRoute expectations come with their clients.
 pub enum RouteKind {
     /// `httproutes`.
     Http,
@@ -112,6 +111,9 @@ pub enum Check {
         kind: RouteKind,
         /// The routes (`ns/name` or a name in [`INFRA`]).
         routes: &'static [&'static str],
+        /// Whether every listener must be ready (`GatewayAndTLSRoutesMustBeAccepted` does not
+        /// check listeners).
+        listeners_ready: bool,
     },
     /// `HTTPRouteMustHaveCondition` (and the other kinds'): the route's parent entry for the
     /// Gateway has the condition; every parent entry has its latest conditions.
@@ -335,7 +337,7 @@ pub fn evaluate(check: &Check, doc: &Value, cx: &Context<'_>) -> Result<(), Stri
                 Err(format!("GatewayClass {}: no Accepted=True in {}", cx.class, show_conditions(conditions)))
             }
         }
-        Check::GatewayAndRoutesAccepted { gateway, kind, routes } => {
+        Check::GatewayAndRoutesAccepted { gateway, kind, routes, listeners_ready } => {
             let (gw_ns, gw_name) = split_name(gateway);
             let status = find(doc, "gateways", gw_ns, gw_name)?;
             latest(list(status, "conditions"), cx.generation, &format!("Gateway {gateway}"))?;
@@ -348,13 +350,18 @@ pub fn evaluate(check: &Check, doc: &Value, cx: &Context<'_>) -> Result<(), Stri
                 let (route_ns, _) = split_name(route);
                 route_parents(doc, *kind, route, &parents, route_ns != gw_ns, cx)?;
             }
-            for want in [yes("ResolvedRefs", ""), yes("Accepted", ""), yes("Programmed", "")] {
+            let ready: &[Cond] = if *listeners_ready {
+                &[yes("ResolvedRefs", ""), yes("Accepted", ""), yes("Programmed", "")]
+            } else {
+                &[]
+            };
+            for want in ready {
                 for listener in list(status, "listeners") {
-                    if !has_condition(list(listener, "conditions"), &want) {
+                    if !has_condition(list(listener, "conditions"), want) {
                         return Err(format!(
                             "Gateway {gateway} listener {}: no {} in {}",
                             text(listener, "name"),
-                            cond_label(&want),
+                            cond_label(want),
                             show_conditions(list(listener, "conditions"))
                         ));
                     }
@@ -652,8 +659,12 @@ mod tests {
         json!({"namespace": INFRA, "name": name, "status": {"parents": parents}})
     }
 
-    const ACCEPTED: Check =
-        Check::GatewayAndRoutesAccepted { gateway: "same-namespace", kind: RouteKind::Http, routes: &["matching"] };
+    const ACCEPTED: Check = Check::GatewayAndRoutesAccepted {
+        gateway: "same-namespace",
+        kind: RouteKind::Http,
+        routes: &["matching"],
+        listeners_ready: true,
+    };
 
     #[test]
     fn gateway_and_routes_accepted() {

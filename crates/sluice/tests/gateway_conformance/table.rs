@@ -8,6 +8,7 @@
 //! literal's line. What the harness cannot do yet is said in `blocked` (whole test) or
 //! `not_runnable` (some cases), with the reason.
 
+use crate::cases::CaseKind;
 use crate::status::{no, yes, Check, Cond, ListenerExpect, ParentExpect, RouteKind};
 
 /// How a listener is spoken to.
@@ -19,6 +20,48 @@ pub enum Tls {
     ServerName(&'static str),
     /// HTTPS with the request's `Host` as server name.
     HostIsServerName,
+    /// HTTPS with this server name (empty: the request's `Host`), trusting only the
+    /// certificate of Secret `secret` (in `gateway-conformance-infra`), as the Go test
+    /// trusts that certificate.
+    Pinned {
+        /// SNI.
+        server_name: &'static str,
+        /// The Secret.
+        secret: &'static str,
+    },
+    /// Raw TLS with this server name, verified against CA ConfigMap `ca` (in
+    /// `gateway-conformance-infra`).
+    Ca {
+        /// SNI and verified name.
+        server_name: &'static str,
+        /// The ConfigMap.
+        ca: &'static str,
+    },
+}
+
+/// The protocol of a distribution check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    /// `GET /`.
+    Http,
+    /// `Echo` with `x-jitter` metadata.
+    Grpc,
+    /// `tcp.EchoSendOnce`.
+    Tcp,
+    /// `udpEchoSendOnce`.
+    Udp,
+}
+
+impl Proto {
+    /// Its name in labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Http => "HTTP",
+            Proto::Grpc => "gRPC",
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+        }
+    }
 }
 
 /// Where a case is sent: a Gateway's address (from `/status`) and one listener's port
@@ -90,11 +133,25 @@ pub enum Extra {
         /// The path.
         path: &'static str,
     },
-    /// `weight.TestWeightedDistribution`: 500 requests (10 at a time) to `/` spread over
-    /// the backends within ±5 points of their weights.
+    /// A case of a kind other than the literal's line says (or one built in a loop), sent
+    /// to one target only.
+    CaseTo {
+        /// Line of the `ExpectedResponse` literal.
+        line: u32,
+        /// The case, as JSON.
+        case: &'static str,
+        /// Its kind.
+        kind: CaseKind,
+        /// Where it goes.
+        target: Target,
+    },
+    /// `weight.TestWeightedDistribution`: 500 requests (10 at a time) spread over the
+    /// backends within ±5 points of their weights.
     Weights {
         /// Where to send.
         target: Target,
+        /// How.
+        proto: Proto,
         /// Backend (pod name prefix) and expected share.
         weights: &'static [(&'static str, f64)],
     },
@@ -112,6 +169,41 @@ pub enum Extra {
     MirrorDistribution {
         /// Where to send.
         target: Target,
+    },
+    /// Every one of `requests` connections or datagrams reaches a pod of `backend` (the
+    /// oldest route of a listener).
+    OnlyBackend {
+        /// Where to send.
+        target: Target,
+        /// How.
+        proto: Proto,
+        /// The Deployment whose pods must answer.
+        backend: &'static str,
+        /// How many.
+        requests: u32,
+    },
+    /// `UDPRoute`: a DNS query for `name` is answered (`dns.Exchange` without error).
+    Dns {
+        /// Where to send.
+        target: Target,
+        /// The name asked.
+        name: &'static str,
+    },
+    /// `MakeTLSConnectionAndExpectEventuallyConnectionRejection`, at `line` of the Go test.
+    Rejected {
+        /// Where in the Go test.
+        line: u32,
+        /// Where to connect.
+        target: Target,
+        /// The SNI.
+        server_name: &'static str,
+    },
+    /// A status expectation the Go test checks after a change (the mutations before `line`).
+    CheckAt {
+        /// The line it follows.
+        line: u32,
+        /// The expectation.
+        check: Check,
     },
     /// A check the harness does not make yet (counted as not runnable, with the reason).
     Missing {
@@ -134,6 +226,14 @@ pub enum Setup {
         prefixes: &'static [&'static str],
         /// The Deployment whose pods become endpoints.
         deployment: &'static str,
+    },
+    /// An object the Go test creates at run time after checking the others
+    /// (`MustApplyObjectsWithCleanup`), as the API server stores it: as JSON, with a
+    /// `creationTimestamp` later than the manifests' objects (which have none, so they sort
+    /// first as older).
+    Create {
+        /// The object.
+        doc: &'static str,
     },
 }
 
@@ -170,6 +270,9 @@ pub struct UpstreamTest {
     pub overrides: &'static [(Select, &'static [Target])],
     /// Literals the harness cannot run yet, and why.
     pub not_runnable: &'static [(Select, &'static str)],
+    /// Literals the Go test expects to fail (`MakeRequestAndExpectFailure`,
+    /// `MakeRequestAndExpectEventuallyConsistentFailure`).
+    pub failures: &'static [Select],
     /// Status expectations (besides our GatewayClass being accepted).
     pub checks: &'static [Check],
     /// Checks that are not literals.
@@ -189,6 +292,7 @@ const NONE: UpstreamTest = UpstreamTest {
     targets: &[],
     overrides: &[],
     not_runnable: &[],
+    failures: &[],
     checks: &[],
     extras: &[],
     setup: &[],
@@ -197,7 +301,41 @@ const NONE: UpstreamTest = UpstreamTest {
 
 /// `GatewayAndHTTPRoutesMustBeAccepted`.
 const fn accepted(gateway: &'static str, routes: &'static [&'static str]) -> Check {
-    Check::GatewayAndRoutesAccepted { gateway, kind: RouteKind::Http, routes }
+    accepted_kind(gateway, RouteKind::Http, routes)
+}
+
+/// `GatewayAndRoutesMustBeAccepted` for routes of `kind` (the GRPC/TCP/UDP variants).
+const fn accepted_kind(gateway: &'static str, kind: RouteKind, routes: &'static [&'static str]) -> Check {
+    Check::GatewayAndRoutesAccepted { gateway, kind, routes, listeners_ready: true }
+}
+
+/// `GatewayAndTLSRoutesMustBeAccepted`: the address and each route's parent entry (the
+/// listeners are not checked).
+const fn tls_accepted(gateway: &'static str, routes: &'static [&'static str]) -> Check {
+    Check::GatewayAndRoutesAccepted { gateway, kind: RouteKind::Tls, routes, listeners_ready: false }
+}
+
+/// `TLSRouteMustHaveCondition`, `TCPRouteMustHaveCondition`, … for a route of `kind`.
+const fn route_kind(kind: RouteKind, route: &'static str, gateway: &'static str, cond: Cond) -> Check {
+    Check::RouteCondition { kind, route, gateway, cond }
+}
+
+/// `TLSRouteMustHaveNoAcceptedParents` and the other kinds'.
+const fn no_accepted_parents_kind(kind: RouteKind, route: &'static str) -> Check {
+    Check::RouteNoAcceptedParents { kind, route }
+}
+
+/// `TCPRouteMustHaveParents` / `UDPRouteMustHaveParents` with one accepted parent entry for
+/// the Gateway (namespace not required).
+macro_rules! accepted_parent {
+    ($kind:expr, $route:expr, $gateway:expr $(,)?) => {
+        Check::RouteParents {
+            kind: $kind,
+            route: $route,
+            parents: &[ParentExpect { gateway: $gateway, conditions: &[yes("Accepted", "Accepted")] }],
+            namespace_required: false,
+        }
+    };
 }
 
 /// `HTTPRouteMustHaveCondition`.
@@ -241,6 +379,26 @@ const fn l(
 }
 
 const HTTP_KINDS: &[&str] = &["HTTPRoute"];
+/// `Accepted` and `ResolvedRefs` true, any reason, and nothing about `Programmed`.
+const LISTENER_ACCEPTED_RESOLVED: &[Cond] = &[yes("Accepted", ""), yes("ResolvedRefs", "")];
+/// Why the URI subjectAltNames cases of `BackendTLSPolicySANValidation` are not run.
+const URI_SANS: &str = "URI subjectAltNames not supported";
+/// The policy conditions every BackendTLSPolicy test asserts.
+const POLICY_STATUS: Extra = Extra::Missing {
+    what: "BackendTLSPolicyMustHaveCondition (the policies' Accepted / ResolvedRefs per ancestor)",
+    why: "BackendTLSPolicy status (`ancestors`) is not written by Sluice",
+};
+
+/// HTTPS through a TLS passthrough listener to the `tls-backend` pods: the request's Host as
+/// server name, trusting the backends' certificate (`tls-checks-certificate`).
+const fn passthrough_https(gateway: &'static str) -> Target {
+    https(gateway, Tls::Pinned { server_name: "", secret: "tls-checks-certificate" })
+}
+
+/// `TLSRouteMustHaveResolvedRefsConditionsTrue`.
+const fn tls_resolved(route: &'static str, gateway: &'static str) -> Check {
+    route_kind(RouteKind::Tls, route, gateway, yes("ResolvedRefs", "ResolvedRefs"))
+}
 /// `Accepted` and `ResolvedRefs` true, any reason.
 const LISTENER_OK: &[Cond] = &[yes("Accepted", ""), yes("ResolvedRefs", "")];
 const SAME: Target = gw("same-namespace");
@@ -275,43 +433,10 @@ macro_rules! blocked {
     };
 }
 
-/// A GRPCRoute test.
-macro_rules! grpc {
-    ($name:literal, $file:literal, $features:expr $(,)?) => {
-        blocked!($name, $file, $features, "a gRPC client and echo-basic's gRPC server")
-    };
-}
-
 /// A ListenerSet test.
 macro_rules! listener_set {
     ($name:literal, $file:literal, $features:expr $(,)?) => {
         blocked!($name, $file, $features, "ListenerSet (not read by Sluice's store) and its status")
-    };
-}
-
-/// A TCPRoute test.
-macro_rules! tcp {
-    ($name:literal, $file:literal, $features:expr $(,)?) => {
-        blocked!($name, $file, $features, "a raw TCP client, echo-basic's TCP server, and TCPRoute status expectations")
-    };
-}
-
-/// A TLSRoute test.
-macro_rules! tls_route {
-    ($name:literal, $file:literal, $features:expr $(,)?) => {
-        blocked!($name, $file, $features, "a raw TLS client, TLS TCP echo backends, and TLSRoute status expectations")
-    };
-}
-
-/// A UDPRoute test.
-macro_rules! udp {
-    ($name:literal, $file:literal, $features:expr $(,)?) => {
-        blocked!(
-            $name,
-            $file,
-            $features,
-            "a UDP (DNS) client, CoreDNS / echo-basic's UDP server, and UDPRoute status expectations"
-        )
     };
 }
 
@@ -323,8 +448,12 @@ pub const TESTS: &[UpstreamTest] = &[
         go_file: "backendtlspolicy-conflict-resolution.go",
         manifests: &["backendtlspolicy-conflict-resolution.yaml"],
         features: &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
-        blocked: Some("TLS echo backends (echo-basic's HTTPS port) and BackendTLSPolicy status in /status"),
         targets: &[SAME],
+        checks: &[
+            accepted("same-namespace", &["backendtlspolicy-conflict-resolution"]),
+            resolved("backendtlspolicy-conflict-resolution", "same-namespace"),
+        ],
+        extras: &[POLICY_STATUS],
         ..NONE
     },
     UpstreamTest {
@@ -332,7 +461,14 @@ pub const TESTS: &[UpstreamTest] = &[
         go_file: "backendtlspolicy-grpcroute.go",
         manifests: &["backendtlspolicy-grpcroute.yaml"],
         features: &["Gateway", "GRPCRoute", "BackendTLSPolicy"],
-        blocked: Some("a gRPC client and TLS gRPC echo backends"),
+        targets: &[SAME],
+        failures: &[Select::Line(88), Select::Line(105)],
+        checks: &[accepted_kind(
+            "same-namespace",
+            RouteKind::Grpc,
+            &["backendtlspolicy-grpcroute", "backendtlspolicy-grpcroute-cert-mismatch"],
+        )],
+        extras: &[POLICY_STATUS],
         ..NONE
     },
     UpstreamTest {
@@ -340,8 +476,22 @@ pub const TESTS: &[UpstreamTest] = &[
         go_file: "backendtlspolicy-invalid-ca-certificate-ref.go",
         manifests: &["backendtlspolicy-invalid-ca-certificate-ref.yaml"],
         features: &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
-        blocked: Some("BackendTLSPolicy status in /status; cases computed at run time"),
         targets: &[SAME],
+        checks: &[accepted("same-namespace", &["backendtlspolicy-invalid-ca-certificate-ref"])],
+        extras: &[
+            // The loop over the two policies.
+            Extra::Case {
+                line: 83,
+                case: r#"{"Namespace": "gateway-conformance-infra", "Request": {"Host": "abc.example.com",
+                    "Path": "/backendtlspolicy-nonexistent-ca-certificate-ref"}, "Response": {"StatusCodes": [500, 502, 503]}}"#,
+            },
+            Extra::Case {
+                line: 83,
+                case: r#"{"Namespace": "gateway-conformance-infra", "Request": {"Host": "abc.example.com",
+                    "Path": "/backendtlspolicy-malformed-ca-certificate-ref"}, "Response": {"StatusCodes": [500, 502, 503]}}"#,
+            },
+            POLICY_STATUS,
+        ],
         ..NONE
     },
     UpstreamTest {
@@ -349,8 +499,16 @@ pub const TESTS: &[UpstreamTest] = &[
         go_file: "backendtlspolicy-invalid-kind.go",
         manifests: &["backendtlspolicy-invalid-kind.yaml"],
         features: &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
-        blocked: Some("BackendTLSPolicy status in /status; cases computed at run time"),
         targets: &[SAME],
+        checks: &[accepted("same-namespace", &["backendtlspolicy-invalid-kind-test"])],
+        extras: &[
+            Extra::Case {
+                line: 80,
+                case: r#"{"Namespace": "gateway-conformance-infra", "Request": {"Host": "abc.example.com",
+                    "Path": "/backendtlspolicy-invalid-kind"}, "Response": {"StatusCodes": [500, 502, 503]}}"#,
+            },
+            POLICY_STATUS,
+        ],
         ..NONE
     },
     UpstreamTest {
@@ -358,7 +516,7 @@ pub const TESTS: &[UpstreamTest] = &[
         go_file: "backendtlspolicy-observed-generation-bump.go",
         manifests: &["backendtlspolicy-observed-generation-bump.yaml"],
         features: &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
-        blocked: Some("a patch step: the Go test patches the policy and reads the API server's generation bump"),
+        blocked: Some("BackendTLSPolicy status (`ancestors`), which Sluice does not write, and a patch step: the Go test patches the policy and reads the API server's generation bump"),
         ..NONE
     },
     UpstreamTest {
@@ -366,8 +524,32 @@ pub const TESTS: &[UpstreamTest] = &[
         go_file: "backendtlspolicy-san.go",
         manifests: &["backendtlspolicy-san.yaml"],
         features: &["Gateway", "HTTPRoute", "BackendTLSPolicy", "BackendTLSPolicySANValidation"],
-        blocked: Some("TLS echo backends and BackendTLSPolicy status; cases computed at run time"),
         targets: &[SAME],
+        failures: &[Select::Line(87)],
+        not_runnable: &[
+            (Select::Line(103), URI_SANS),
+            (Select::Line(120), URI_SANS),
+            (Select::Line(136), URI_SANS),
+            (Select::Line(153), URI_SANS),
+        ],
+        checks: &[
+            accepted("same-namespace", &["backendtlspolicy-san-test"]),
+            resolved("backendtlspolicy-san-test", "same-namespace"),
+        ],
+        extras: &[
+            // serverStr is "abc.example.com".
+            Extra::Case {
+                line: 70,
+                case: r#"{"Namespace": "gateway-conformance-infra", "Request": {"Host": "abc.example.com",
+                    "Path": "/backendtlspolicy-san-dns", "SNI": "abc.example.com"}, "Response": {"StatusCodes": [200]}}"#,
+            },
+            Extra::Case {
+                line: 87,
+                case: r#"{"Namespace": "gateway-conformance-infra", "Request": {"Host": "abc.example.com",
+                    "Path": "/backendtlspolicy-san-dns-mismatch", "SNI": "abc.example.com"}}"#,
+            },
+            POLICY_STATUS,
+        ],
         ..NONE
     },
     UpstreamTest {
@@ -375,7 +557,6 @@ pub const TESTS: &[UpstreamTest] = &[
         go_file: "backendtlspolicy-tlsroute-terminate.go",
         manifests: &["backendtlspolicy-tlsroute-terminate.yaml"],
         features: &["Gateway", "TLSRoute", "TLSRouteModeTerminate", "BackendTLSPolicy"],
-        blocked: Some("a raw TLS client and TLS TCP echo backends"),
         ..NONE
     },
     UpstreamTest {
@@ -383,8 +564,23 @@ pub const TESTS: &[UpstreamTest] = &[
         go_file: "backendtlspolicy.go",
         manifests: &["backendtlspolicy.yaml"],
         features: &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
-        blocked: Some("TLS echo backends (echo-basic's HTTPS port) and BackendTLSPolicy status in /status"),
         targets: &[SAME],
+        // "Re-encrypt HTTPS request": through the HTTPS listener, trusting its certificate.
+        overrides: &[(Select::Line(88), &[https("same-namespace-with-https-listener", Tls::ServerName("https-listener.org"))])],
+        failures: &[Select::Line(137), Select::Line(154)],
+        checks: &[
+            accepted("same-namespace-with-https-listener", &["backendtlspolicy-reencrypt"]),
+            resolved("backendtlspolicy-reencrypt", "same-namespace-with-https-listener"),
+            accepted("same-namespace", &["backendtlspolicy"]),
+            resolved("backendtlspolicy", "same-namespace"),
+        ],
+        extras: &[
+            POLICY_STATUS,
+            Extra::Missing {
+                what: "Changing the content of a ConfigMap used by BackendTLSPolicy as CA certificate should be reconciled by the controller",
+                why: "only checks BackendTLSPolicy status (`ancestors`), which Sluice does not write",
+            },
+        ],
         ..NONE
     },
     // ---------------------------------------------------------------- Gateway
@@ -730,16 +926,70 @@ pub const TESTS: &[UpstreamTest] = &[
         ..NONE
     },
     // ---------------------------------------------------------------- GRPCRoute
-    grpc!("GRPCExactMethodMatching", "grpcroute-exact-method-matching", &["Gateway", "GRPCRoute"]),
-    grpc!("GRPCRouteHeaderMatching", "grpcroute-header-matching", &["Gateway", "GRPCRoute"]),
-    grpc!("GRPCRouteListenerHostnameMatching", "grpcroute-listener-hostname-matching", &["Gateway", "GRPCRoute"]),
-    grpc!("GRPCRouteNamedRule", "grpcroute-named-rule", &["Gateway", "GRPCRoute", "GRPCRouteNamedRouteRule"]),
-    grpc!(
-        "GRPCRouteRequestHeaderModifier",
-        "grpcroute-request-header-modifier",
-        &["Gateway", "GRPCRoute", "GRPCRouteRequestHeaderModifier"],
-    ),
-    grpc!("GRPCRouteWeight", "grpcroute-weight", &["Gateway", "GRPCRoute"]),
+    UpstreamTest {
+        short_name: "GRPCExactMethodMatching",
+        go_file: "grpcroute-exact-method-matching.go",
+        manifests: &["grpcroute-exact-method-matching.yaml"],
+        features: &["Gateway", "GRPCRoute"],
+        targets: &[SAME],
+        checks: &[accepted_kind("same-namespace", RouteKind::Grpc, &["exact-matching"])],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GRPCRouteHeaderMatching",
+        go_file: "grpcroute-header-matching.go",
+        manifests: &["grpcroute-header-matching.yaml"],
+        features: &["Gateway", "GRPCRoute"],
+        targets: &[SAME],
+        checks: &[accepted_kind("same-namespace", RouteKind::Grpc, &["grpc-header-matching"])],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GRPCRouteListenerHostnameMatching",
+        go_file: "grpcroute-listener-hostname-matching.go",
+        manifests: &["grpcroute-listener-hostname-matching.yaml"],
+        features: &["Gateway", "GRPCRoute"],
+        // gwAddr comes from NewGatewayRef(gwNN, "listener-3", "listener-4").
+        targets: &[listener("grpcroute-listener-hostname-matching", "listener-3")],
+        checks: &[accepted_kind(
+            "grpcroute-listener-hostname-matching",
+            RouteKind::Grpc,
+            &["backend-v1", "backend-v2", "backend-v3"],
+        )],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GRPCRouteNamedRule",
+        go_file: "grpcroute-named-rule.go",
+        manifests: &["grpcroute-named-rule.yaml"],
+        features: &["Gateway", "GRPCRoute", "GRPCRouteNamedRouteRule"],
+        targets: &[SAME],
+        checks: &[accepted_kind("same-namespace", RouteKind::Grpc, &["grpc-named-rules"])],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GRPCRouteRequestHeaderModifier",
+        go_file: "grpcroute-request-header-modifier.go",
+        manifests: &["grpcroute-request-header-modifier.yaml"],
+        features: &["Gateway", "GRPCRoute", "GRPCRouteRequestHeaderModifier"],
+        targets: &[SAME],
+        checks: &[accepted_kind("same-namespace", RouteKind::Grpc, &["grpc-request-header-modifier"])],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "GRPCRouteWeight",
+        go_file: "grpcroute-weight.go",
+        manifests: &["grpcroute-weight.yaml"],
+        features: &["Gateway", "GRPCRoute"],
+        targets: &[SAME],
+        checks: &[accepted_kind("same-namespace", RouteKind::Grpc, &["weighted-backends"])],
+        extras: &[Extra::Weights {
+            target: SAME,
+            proto: Proto::Grpc,
+            weights: &[("grpc-infra-backend-v1", 0.7), ("grpc-infra-backend-v2", 0.3), ("grpc-infra-backend-v3", 0.0)],
+        }],
+        ..NONE
+    },
     // ---------------------------------------------------------------- HTTPRoute
     simple!("HTTPRoute303Redirect", "httproute-303-redirect", &["Gateway", "HTTPRoute", "HTTPRoute303RedirectStatusCode"], &[
         accepted("same-namespace", &["303-redirect"]),
@@ -1290,6 +1540,7 @@ pub const TESTS: &[UpstreamTest] = &[
         checks: &[accepted("same-namespace", &["weighted-backends"]), resolved("weighted-backends", "same-namespace")],
         extras: &[Extra::Weights {
             target: SAME,
+            proto: Proto::Http,
             weights: &[("infra-backend-v1", 0.7), ("infra-backend-v2", 0.3), ("infra-backend-v3", 0.0)],
         }],
         ..NONE
@@ -1333,74 +1584,583 @@ pub const TESTS: &[UpstreamTest] = &[
         &["Gateway", "ListenerSet", "HTTPRoute"],
     ),
     // ---------------------------------------------------------------- TCPRoute
-    tcp!("TCPRouteInvalidBackendRefNonexistent", "tcproute-invalid-backendref-nonexistent", &["Gateway", "TCPRoute"]),
-    tcp!(
-        "TCPRouteInvalidCrossNamespaceBackendRef",
-        "tcproute-invalid-cross-namespace-backend-ref",
-        &["Gateway", "TCPRoute", "ReferenceGrant"],
-    ),
-    tcp!("TCPRouteInvalidNonTCPListener", "tcproute-invalid-non-tcp-listener", &["Gateway", "TCPRoute"]),
-    tcp!("TCPRouteMultipleRoutesAttachment", "tcproute-multiple-routes-attachment", &["Gateway", "TCPRoute"]),
-    tcp!("TCPRouteParentRefAttachAll", "tcproute-parentref-attach-all", &["Gateway", "TCPRoute"]),
-    tcp!("TCPRouteParentRefPortAndSectionName", "tcproute-parentref-port-and-section-name", &["Gateway", "TCPRoute"]),
-    tcp!("TCPRouteReferenceGrant", "tcproute-reference-grant", &["Gateway", "TCPRoute", "ReferenceGrant"]),
-    tcp!("TCPRouteWeightedRouting", "tcproute-weighted-routing", &["Gateway", "TCPRoute"]),
+    UpstreamTest {
+        short_name: "TCPRouteInvalidBackendRefNonexistent",
+        go_file: "tcproute-invalid-backendref-nonexistent.go",
+        manifests: &["tcproute-invalid-backendref-nonexistent.yaml"],
+        features: &["Gateway", "TCPRoute"],
+        checks: &[route_kind(
+            RouteKind::Tcp,
+            "tcp-route-invalid-backend-ref-nonexistent",
+            "tcp-gateway-invalid-backend",
+            no("ResolvedRefs", "BackendNotFound"),
+        )],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TCPRouteInvalidCrossNamespaceBackendRef",
+        go_file: "tcproute-invalid-cross-namespace-backend-ref.go",
+        manifests: &["tcproute-invalid-cross-namespace-backend-ref.yaml"],
+        features: &["Gateway", "TCPRoute", "ReferenceGrant"],
+        checks: &[
+            accepted_kind("tcp-invalid-cross-namespace-backend-ref-gateway", RouteKind::Tcp, &["tcp-invalid-cross-namespace-backend-ref"]),
+            route_kind(
+                RouteKind::Tcp,
+                "tcp-invalid-cross-namespace-backend-ref",
+                "tcp-invalid-cross-namespace-backend-ref-gateway",
+                no("ResolvedRefs", "RefNotPermitted"),
+            ),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TCPRouteInvalidNonTCPListener",
+        go_file: "tcproute-invalid-non-tcp-listener.go",
+        manifests: &["tcproute-invalid-non-tcp-listener.yaml"],
+        features: &["Gateway", "TCPRoute"],
+        checks: &[
+            route_kind(RouteKind::Tcp, "tcp-route", "tcp-mixed-protocol-gateway", no("Accepted", "NotAllowedByListeners")),
+            zero_routes("tcp-mixed-protocol-gateway"),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TCPRouteMultipleRoutesAttachment",
+        go_file: "tcproute-multiple-routes-attachment.go",
+        manifests: &["tcproute-multiple-routes-attachment.yaml"],
+        features: &["Gateway", "TCPRoute"],
+        targets: &[listener("tcp-multi-route-attach-gateway", "tcp")],
+        setup: &[Setup::Create {
+            doc: r#"{"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute",
+                "metadata": {"name": "tcproute-attach-newer", "namespace": "gateway-conformance-infra", "creationTimestamp": "2026-01-01T00:00:01Z"},
+                "spec": {"parentRefs": [{"name": "tcp-multi-route-attach-gateway", "sectionName": "tcp"}],
+                    "rules": [{"backendRefs": [{"name": "tcp-attach-backend-2", "port": 3000}]}]}}"#,
+        }],
+        checks: &[
+            accepted_kind("tcp-multi-route-attach-gateway", RouteKind::Tcp, &["tcproute-attach-older"]),
+            route_kind(RouteKind::Tcp, "tcproute-attach-older", "tcp-multi-route-attach-gateway", yes("Accepted", "Accepted")),
+            route_kind(RouteKind::Tcp, "tcproute-attach-newer", "tcp-multi-route-attach-gateway", yes("Accepted", "Accepted")),
+            listeners("tcp-multi-route-attach-gateway", &[l("tcp", &["TCPRoute"], 2, &[yes("Accepted", "Accepted")])]),
+        ],
+        extras: &[Extra::OnlyBackend {
+            target: listener("tcp-multi-route-attach-gateway", "tcp"),
+            proto: Proto::Tcp,
+            backend: "tcp-attach-backend-1",
+            requests: 100,
+        }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TCPRouteParentRefAttachAll",
+        go_file: "tcproute-parentref-attach-all.go",
+        manifests: &["tcproute-parentref-attach-all.yaml"],
+        features: &["Gateway", "TCPRoute"],
+        targets: &[
+            listener("tcp-attach-all-gateway", "one"),
+            listener("tcp-attach-all-gateway", "two"),
+            listener("tcp-attach-all-gateway", "three"),
+            listener("tcp-attach-all-gateway", "four"),
+        ],
+        checks: &[accepted_parent!(RouteKind::Tcp, "tcp-route-attach-all", "tcp-attach-all-gateway")],
+        extras: &[Extra::Case { line: 88, case: r#"{"Backend": "tcp-echo-attach-all", "Namespace": "gateway-conformance-infra"}"# }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TCPRouteParentRefPortAndSectionName",
+        go_file: "tcproute-parentref-port-and-section-name.go",
+        manifests: &["tcproute-parentref-port-and-section-name.yaml"],
+        features: &["Gateway", "TCPRoute"],
+        checks: &[
+            accepted_parent!(RouteKind::Tcp, "tcp-route-by-port", "tcp-multi-listener-gateway"),
+            accepted_parent!(RouteKind::Tcp, "tcp-route-by-section", "tcp-multi-listener-gateway"),
+            accepted_parent!(RouteKind::Tcp, "tcp-route-by-section-and-port", "tcp-multi-listener-gateway"),
+        ],
+        extras: &[
+            Extra::CaseTo {
+                line: 82,
+                case: r#"{"Backend": "tcp-echo-one", "Namespace": "gateway-conformance-infra"}"#,
+                kind: CaseKind::Tcp,
+                target: listener("tcp-multi-listener-gateway", "one"),
+            },
+            Extra::CaseTo {
+                line: 82,
+                case: r#"{"Backend": "tcp-echo-two", "Namespace": "gateway-conformance-infra"}"#,
+                kind: CaseKind::Tcp,
+                target: listener("tcp-multi-listener-gateway", "two"),
+            },
+            Extra::CaseTo {
+                line: 82,
+                case: r#"{"Backend": "tcp-echo-three", "Namespace": "gateway-conformance-infra"}"#,
+                kind: CaseKind::Tcp,
+                target: listener("tcp-multi-listener-gateway", "three"),
+            },
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TCPRouteReferenceGrant",
+        go_file: "tcproute-reference-grant.go",
+        manifests: &["tcproute-reference-grant.yaml"],
+        features: &["Gateway", "TCPRoute", "ReferenceGrant"],
+        targets: &[listener("tcp-reference-grant-gateway", "tcp")],
+        checks: &[accepted_kind("tcp-reference-grant-gateway", RouteKind::Tcp, &["tcp-reference-grant"])],
+        mutations: &[(
+            81,
+            Mutation::Delete { kind: "ReferenceGrant", namespace: "gateway-conformance-web-backend", name: "tcp-reference-grant" },
+        )],
+        extras: &[Extra::CheckAt {
+            line: 89,
+            check: route_kind(
+                RouteKind::Tcp,
+                "tcp-reference-grant",
+                "tcp-reference-grant-gateway",
+                no("ResolvedRefs", "RefNotPermitted"),
+            ),
+        }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TCPRouteWeightedRouting",
+        go_file: "tcproute-weighted-routing.go",
+        manifests: &["tcproute-weighted-routing.yaml"],
+        features: &["Gateway", "TCPRoute"],
+        checks: &[accepted_kind("tcp-weighted-gateway", RouteKind::Tcp, &["tcp-weighted-route"])],
+        extras: &[Extra::Weights {
+            target: listener("tcp-weighted-gateway", "tcp"),
+            proto: Proto::Tcp,
+            weights: &[("tcp-backend-v1", 0.7), ("tcp-backend-v2", 0.3), ("tcp-backend-v3", 0.0)],
+        }],
+        ..NONE
+    },
     // ---------------------------------------------------------------- TLSRoute
-    tls_route!("TLSRouteHostnameIntersection", "tlsroute-hostname-intersection", &["Gateway", "TLSRoute"]),
-    tls_route!("TLSRouteInvalidBackendRefNonexistent", "tlsroute-invalid-backendref-nonexistent", &["Gateway", "TLSRoute"]),
-    tls_route!("TLSRouteInvalidBackendRefUnknownKind", "tlsroute-invalid-backendref-unknown-kind", &["Gateway", "TLSRoute"]),
-    tls_route!(
-        "TLSRouteInvalidNoMatchingListenerHostname",
-        "tlsroute-invalid-no-matching-listener-hostname",
-        &["Gateway", "TLSRoute"],
-    ),
-    tls_route!("TLSRouteInvalidNoMatchingListener", "tlsroute-invalid-no-matching-listener", &["Gateway", "TLSRoute"]),
-    tls_route!("TLSRouteInvalidReferenceGrant", "tlsroute-invalid-reference-grant", &["Gateway", "TLSRoute", "ReferenceGrant"]),
-    tls_route!(
-        "TLSRouteListenerMixedTerminationNotSupported",
-        "tlsroute-listener-mixed-termination-not-supported",
-        &["Gateway", "TLSRoute", "TLSRouteModeTerminate"],
-    ),
-    tls_route!(
-        "TLSRouteListenerPassthroughSupportedKinds",
-        "tlsroute-listener-passthrough-supported-kinds",
-        &["Gateway", "TLSRoute"],
-    ),
-    tls_route!(
-        "TLSRouteListenerTerminateNotSupported",
-        "tlsroute-listener-terminate-not-supported",
-        &["Gateway", "TLSRoute"],
-    ),
-    tls_route!(
-        "TLSRouteListenerTerminateSupportedKinds",
-        "tlsroute-listener-terminate-supported-kinds",
-        &["Gateway", "TLSRoute", "TLSRouteModeTerminate"],
-    ),
-    tls_route!(
-        "TLSRouteMixedTerminationSameNamespace",
-        "tlsroute-mixed-termination-same-namespace",
-        &["Gateway", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed"],
-    ),
-    tls_route!("TLSRouteSimpleSameNamespace", "tlsroute-simple-same-namespace", &["Gateway", "TLSRoute"]),
-    tls_route!(
-        "TLSRouteTerminateSimpleSameNamespace",
-        "tlsroute-terminate-simple-same-namespace",
-        &["Gateway", "TLSRoute", "TLSRouteModeTerminate"],
-    ),
+    UpstreamTest {
+        short_name: "TLSRouteHostnameIntersection",
+        go_file: "tlsroute-hostname-intersection.go",
+        manifests: &["tlsroute-hostname-intersection.yaml"],
+        features: &["Gateway", "TLSRoute"],
+        // HTTPS through the passthrough listener to the tls-backend pods, trusting their
+        // certificate, with the Host as server name.
+        overrides: &[
+            (Select::Lines(60, 79), &[passthrough_https("gw-tlsroute-exact-hostname-x-1")]),
+            (Select::Lines(80, 117), &[passthrough_https("gw-tlsroute-more-specific-wc-hostname-x-2")]),
+            (Select::Lines(118, 155), &[passthrough_https("gw-tlsroute-less-specific-wc-hostname-x-3")]),
+            (Select::Lines(156, 193), &[passthrough_https("gw-tlsroute-empty-hostname-x-4")]),
+        ],
+        checks: &[
+            tls_accepted("gw-tlsroute-exact-hostname-x-1", &["tlsroute-more-specific-wc-hostname-x-1"]),
+            tls_resolved("tlsroute-more-specific-wc-hostname-x-1", "gw-tlsroute-exact-hostname-x-1"),
+            tls_accepted(
+                "gw-tlsroute-more-specific-wc-hostname-x-2",
+                &["tlsroute-exact-hostname-x-2", "tlsroute-less-specific-wc-hostname-x-2"],
+            ),
+            tls_resolved("tlsroute-exact-hostname-x-2", "gw-tlsroute-more-specific-wc-hostname-x-2"),
+            tls_resolved("tlsroute-less-specific-wc-hostname-x-2", "gw-tlsroute-more-specific-wc-hostname-x-2"),
+            tls_accepted(
+                "gw-tlsroute-less-specific-wc-hostname-x-3",
+                &["tlsroute-exact-hostname-x-3", "tlsroute-more-specific-wc-hostname-x-3"],
+            ),
+            tls_resolved("tlsroute-exact-hostname-x-3", "gw-tlsroute-less-specific-wc-hostname-x-3"),
+            tls_resolved("tlsroute-more-specific-wc-hostname-x-3", "gw-tlsroute-less-specific-wc-hostname-x-3"),
+            tls_accepted("gw-tlsroute-empty-hostname-x-4", &["tlsroute-exact-hostname-x-4", "tlsroute-less-specific-wc-hostname-x-4"]),
+            tls_resolved("tlsroute-exact-hostname-x-4", "gw-tlsroute-empty-hostname-x-4"),
+            tls_resolved("tlsroute-less-specific-wc-hostname-x-4", "gw-tlsroute-empty-hostname-x-4"),
+        ],
+        extras: &[
+            Extra::Rejected { line: 78, target: gw("gw-tlsroute-exact-hostname-x-1"), server_name: "non.matching.com" },
+            Extra::Rejected {
+                line: 116,
+                target: gw("gw-tlsroute-more-specific-wc-hostname-x-2"),
+                server_name: "non.matching.com",
+            },
+            Extra::Rejected {
+                line: 154,
+                target: gw("gw-tlsroute-less-specific-wc-hostname-x-3"),
+                server_name: "non.matching.com",
+            },
+            Extra::Rejected { line: 192, target: gw("gw-tlsroute-empty-hostname-x-4"), server_name: "non.matching.org" },
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TLSRouteInvalidBackendRefNonexistent",
+        go_file: "tlsroute-invalid-backendref-nonexistent.go",
+        manifests: &["tlsroute-invalid-backendref-nonexistent.yaml"],
+        features: &["Gateway", "TLSRoute"],
+        checks: &[
+            tls_accepted("gateway-tlsroute-invalid-backend-ref-nonexistent", &["invalid-backend-ref-nonexistent"]),
+            route_kind(
+                RouteKind::Tls,
+                "invalid-backend-ref-nonexistent",
+                "gateway-tlsroute-invalid-backend-ref-nonexistent",
+                no("ResolvedRefs", "BackendNotFound"),
+            ),
+        ],
+        // serverStr is the route's hostname.
+        extras: &[Extra::Rejected {
+            line: 69,
+            target: gw("gateway-tlsroute-invalid-backend-ref-nonexistent"),
+            server_name: "example.com",
+        }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TLSRouteInvalidBackendRefUnknownKind",
+        go_file: "tlsroute-invalid-backendref-unknown-kind.go",
+        manifests: &["tlsroute-invalid-backendref-unknown-kind.yaml"],
+        features: &["Gateway", "TLSRoute"],
+        checks: &[
+            tls_accepted("gateway-tlsroute-invalid-backend-ref-unknown-kind", &["invalid-backend-ref-unknown-kind"]),
+            route_kind(
+                RouteKind::Tls,
+                "invalid-backend-ref-unknown-kind",
+                "gateway-tlsroute-invalid-backend-ref-unknown-kind",
+                no("ResolvedRefs", "InvalidKind"),
+            ),
+        ],
+        extras: &[Extra::Rejected {
+            line: 69,
+            target: gw("gateway-tlsroute-invalid-backend-ref-unknown-kind"),
+            server_name: "example.com",
+        }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TLSRouteInvalidNoMatchingListenerHostname",
+        go_file: "tlsroute-invalid-no-matching-listener-hostname.go",
+        manifests: &["tlsroute-invalid-no-matching-listener-hostname.yaml"],
+        features: &["Gateway", "TLSRoute"],
+        checks: &[
+            route_kind(
+                RouteKind::Tls,
+                "tlsroute-hostname-mismatch-1",
+                "gateway-tls-exact-hostname",
+                no("Accepted", "NoMatchingListenerHostname"),
+            ),
+            route_kind(
+                RouteKind::Tls,
+                "tlsroute-hostname-mismatch-2",
+                "gateway-tls-wildcard-hostname",
+                no("Accepted", "NoMatchingListenerHostname"),
+            ),
+            no_accepted_parents_kind(RouteKind::Tls, "tlsroute-hostname-mismatch-1"),
+            no_accepted_parents_kind(RouteKind::Tls, "tlsroute-hostname-mismatch-2"),
+            zero_routes("gateway-tls-exact-hostname"),
+            zero_routes("gateway-tls-wildcard-hostname"),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TLSRouteInvalidNoMatchingListener",
+        go_file: "tlsroute-invalid-no-matching-listener.go",
+        manifests: &["tlsroute-invalid-no-matching-listener.yaml"],
+        features: &["Gateway", "TLSRoute"],
+        checks: &[
+            route_kind(
+                RouteKind::Tls,
+                "tlsroute-not-allowed-protocol-http",
+                "gateway-tlsroute-http-only",
+                no("Accepted", "NotAllowedByListeners"),
+            ),
+            route_kind(
+                RouteKind::Tls,
+                "tlsroute-not-allowed-protocol-https",
+                "gateway-tlsroute-https-only",
+                no("Accepted", "NotAllowedByListeners"),
+            ),
+            route_kind(
+                RouteKind::Tls,
+                "tlsroute-no-matching-section-name",
+                "gateway-tlsroute-tls-passthrough-only",
+                no("Accepted", "NoMatchingParent"),
+            ),
+            no_accepted_parents_kind(RouteKind::Tls, "tlsroute-not-allowed-protocol-http"),
+            no_accepted_parents_kind(RouteKind::Tls, "tlsroute-not-allowed-protocol-https"),
+            no_accepted_parents_kind(RouteKind::Tls, "tlsroute-no-matching-section-name"),
+            zero_routes("gateway-tlsroute-http-only"),
+            zero_routes("gateway-tlsroute-https-only"),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TLSRouteInvalidReferenceGrant",
+        go_file: "tlsroute-invalid-reference-grant.go",
+        manifests: &["tlsroute-invalid-reference-grant.yaml"],
+        features: &["Gateway", "TLSRoute", "ReferenceGrant"],
+        checks: &[
+            tls_accepted("gateway-tlsroute-referencegrant", &["gateway-conformance-infra-test"]),
+            route_kind(
+                RouteKind::Tls,
+                "gateway-conformance-infra-test",
+                "gateway-tlsroute-referencegrant",
+                no("ResolvedRefs", "RefNotPermitted"),
+            ),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TLSRouteListenerMixedTerminationNotSupported",
+        go_file: "tlsroute-listener-mixed-termination-not-supported.go",
+        manifests: &["tlsroute-listener-mixed-termination-not-supported.yaml"],
+        features: &["Gateway", "TLSRoute", "TLSRouteModeTerminate"],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TLSRouteListenerPassthroughSupportedKinds",
+        go_file: "tlsroute-listener-passthrough-supported-kinds.go",
+        manifests: &["tlsroute-listener-passthrough-supported-kinds.yaml"],
+        features: &["Gateway", "TLSRoute"],
+        checks: &[listeners(
+            "gateway-tlsroute-passthrough-supported-kind",
+            &[l("tls-passthrough", &["TLSRoute"], 0, &[no("ResolvedRefs", "InvalidRouteKinds")])],
+        )],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TLSRouteListenerTerminateNotSupported",
+        go_file: "tlsroute-listener-terminate-not-supported.go",
+        manifests: &["tlsroute-listener-terminate-not-supported.yaml"],
+        features: &["Gateway", "TLSRoute"],
+        checks: &[listeners(
+            "gateway-tlsroute-terminate-unsupported",
+            &[l("tls-terminate", &[], 0, &[no("Accepted", "UnsupportedValue")])],
+        )],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TLSRouteListenerTerminateSupportedKinds",
+        go_file: "tlsroute-listener-terminate-supported-kinds.go",
+        manifests: &["tlsroute-listener-terminate-supported-kinds.yaml"],
+        features: &["Gateway", "TLSRoute", "TLSRouteModeTerminate"],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TLSRouteMixedTerminationSameNamespace",
+        go_file: "tlsroute-mixed-termination-same-namespace.go",
+        manifests: &["tlsroute-mixed-termination-same-namespace.yaml"],
+        features: &["Gateway", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed"],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TLSRouteSimpleSameNamespace",
+        go_file: "tlsroute-simple-same-namespace.go",
+        manifests: &["tlsroute-simple-same-namespace.yaml"],
+        features: &["Gateway", "TLSRoute"],
+        // serverStr is the route's only hostname; the CA is tls-checks-ca-certificate's.
+        targets: &[Target {
+            gateway: "gateway-tlsroute",
+            listener: None,
+            tls: Tls::Ca { server_name: "abc.example.com", ca: "tls-checks-ca-certificate" },
+        }],
+        checks: &[tls_accepted("gateway-tlsroute", &["gateway-conformance-infra-test"])],
+        extras: &[Extra::Case {
+            line: 67,
+            case: r#"{"Backend": "tcp-backend", "BackendIsTLS": true, "Hostname": "abc.example.com",
+                "Namespace": "gateway-conformance-infra"}"#,
+        }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "TLSRouteTerminateSimpleSameNamespace",
+        go_file: "tlsroute-terminate-simple-same-namespace.go",
+        manifests: &["tlsroute-terminate-simple-same-namespace.yaml"],
+        features: &["Gateway", "TLSRoute", "TLSRouteModeTerminate"],
+        ..NONE
+    },
     // ---------------------------------------------------------------- UDPRoute
-    udp!("UDPRouteInvalidBackendRefNonexistent", "udproute-invalid-backendref-nonexistent", &["Gateway", "UDPRoute"]),
-    udp!(
-        "UDPRouteInvalidCrossNamespaceBackendRef",
-        "udproute-invalid-cross-namespace-backend-ref",
-        &["Gateway", "UDPRoute", "ReferenceGrant"],
-    ),
-    udp!("UDPRouteMultipleRoutesAttachment", "udproute-multiple-routes-attachment", &["Gateway", "UDPRoute"]),
-    udp!("UDPRouteNotAllowedByListeners", "udproute-not-allowed-by-listeners", &["Gateway", "UDPRoute"]),
-    udp!("UDPRouteParentRefAttachAllListeners", "udproute-parentref-attach-all-listeners", &["Gateway", "UDPRoute"]),
-    udp!("UDPRouteParentRefPortAndSectionName", "udproute-parentref-port-and-section-name", &["Gateway", "UDPRoute"]),
-    udp!("UDPRouteReferenceGrant", "udproute-reference-grant", &["Gateway", "UDPRoute", "ReferenceGrant"]),
-    udp!("UDPRoute", "udproute-simple", &["UDPRoute", "Gateway"]),
-    udp!("UDPRouteWeightedRouting", "udproute-weighted-routing", &["Gateway", "UDPRoute"]),
+    UpstreamTest {
+        short_name: "UDPRouteInvalidBackendRefNonexistent",
+        go_file: "udproute-invalid-backendref-nonexistent.go",
+        manifests: &["udproute-invalid-backendref-nonexistent.yaml"],
+        features: &["Gateway", "UDPRoute"],
+        checks: &[route_kind(
+            RouteKind::Udp,
+            "udp-route-invalid-backend-ref-nonexistent",
+            "udp-gateway-invalid-backend",
+            no("ResolvedRefs", "BackendNotFound"),
+        )],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "UDPRouteInvalidCrossNamespaceBackendRef",
+        go_file: "udproute-invalid-cross-namespace-backend-ref.go",
+        manifests: &["udproute-invalid-cross-namespace-backend-ref.yaml"],
+        features: &["Gateway", "UDPRoute", "ReferenceGrant"],
+        checks: &[
+            accepted_kind(
+                "udp-gateway-invalid-cross-namespace-backend-ref",
+                RouteKind::Udp,
+                &["udp-route-invalid-cross-namespace-backend-ref"],
+            ),
+            route_kind(
+                RouteKind::Udp,
+                "udp-route-invalid-cross-namespace-backend-ref",
+                "udp-gateway-invalid-cross-namespace-backend-ref",
+                no("ResolvedRefs", "RefNotPermitted"),
+            ),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "UDPRouteMultipleRoutesAttachment",
+        go_file: "udproute-multiple-routes-attachment.go",
+        manifests: &["udproute-multiple-routes-attachment.yaml"],
+        features: &["Gateway", "UDPRoute"],
+        setup: &[Setup::Create {
+            doc: r#"{"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "UDPRoute",
+                "metadata": {"name": "udproute-attach-newer", "namespace": "gateway-conformance-infra", "creationTimestamp": "2026-01-01T00:00:01Z"},
+                "spec": {"parentRefs": [{"name": "udp-multi-route-attach-gateway", "sectionName": "udp"}],
+                    "rules": [{"backendRefs": [{"name": "udp-attach-backend-2", "port": 8080}]}]}}"#,
+        }],
+        checks: &[
+            accepted_kind("udp-multi-route-attach-gateway", RouteKind::Udp, &["udproute-attach-older"]),
+            route_kind(RouteKind::Udp, "udproute-attach-older", "udp-multi-route-attach-gateway", yes("Accepted", "Accepted")),
+            route_kind(RouteKind::Udp, "udproute-attach-newer", "udp-multi-route-attach-gateway", yes("Accepted", "Accepted")),
+            listeners("udp-multi-route-attach-gateway", &[l("udp", &["UDPRoute"], 2, &[yes("Accepted", "Accepted")])]),
+        ],
+        extras: &[Extra::OnlyBackend {
+            target: listener("udp-multi-route-attach-gateway", "udp"),
+            proto: Proto::Udp,
+            backend: "udp-attach-backend-1",
+            requests: 20,
+        }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "UDPRouteNotAllowedByListeners",
+        go_file: "udproute-not-allowed-by-listeners.go",
+        manifests: &["udproute-not-allowed-by-listeners.yaml"],
+        features: &["Gateway", "UDPRoute"],
+        // The Go test returns early unless TLSRoute is claimed too.
+        checks: &[
+            route_kind(
+                RouteKind::Udp,
+                "udproute-not-allowed-by-listeners",
+                "udproute-tls-only-gateway",
+                no("Accepted", "NotAllowedByListeners"),
+            ),
+            zero_routes("udproute-tls-only-gateway"),
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "UDPRouteParentRefAttachAllListeners",
+        go_file: "udproute-parentref-attach-all-listeners.go",
+        manifests: &["udproute-parentref-attach-all-listeners.yaml"],
+        features: &["Gateway", "UDPRoute"],
+        targets: &[
+            listener("udp-attach-all-listeners-gateway", "udp-1"),
+            listener("udp-attach-all-listeners-gateway", "udp-2"),
+            listener("udp-attach-all-listeners-gateway", "udp-3"),
+        ],
+        checks: &[
+            accepted_parent!(RouteKind::Udp, "udp-route-attach-all", "udp-attach-all-listeners-gateway"),
+            listeners(
+                "udp-attach-all-listeners-gateway",
+                &[
+                    l("udp-1", &["UDPRoute"], 1, LISTENER_ACCEPTED_RESOLVED),
+                    l("udp-2", &["UDPRoute"], 1, LISTENER_ACCEPTED_RESOLVED),
+                    l("udp-3", &["UDPRoute"], 1, LISTENER_ACCEPTED_RESOLVED),
+                ],
+            ),
+        ],
+        extras: &[Extra::Case {
+            line: 129,
+            case: r#"{"Service": "udp-echo-attach-all", "Namespace": "gateway-conformance-infra"}"#,
+        }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "UDPRouteParentRefPortAndSectionName",
+        go_file: "udproute-parentref-port-and-section-name.go",
+        manifests: &["udproute-parentref-port-and-section-name.yaml"],
+        features: &["Gateway", "UDPRoute"],
+        checks: &[
+            accepted_parent!(RouteKind::Udp, "udp-route-by-port", "udp-multi-listener-gateway"),
+            accepted_parent!(RouteKind::Udp, "udp-route-by-section", "udp-multi-listener-gateway"),
+            accepted_parent!(RouteKind::Udp, "udp-route-by-section-and-port", "udp-multi-listener-gateway"),
+        ],
+        extras: &[
+            Extra::CaseTo {
+                line: 115,
+                case: r#"{"Service": "udp-echo-by-port", "Namespace": "gateway-conformance-infra"}"#,
+                kind: CaseKind::Udp,
+                target: listener("udp-multi-listener-gateway", "by-port"),
+            },
+            Extra::CaseTo {
+                line: 115,
+                case: r#"{"Service": "udp-echo-by-section", "Namespace": "gateway-conformance-infra"}"#,
+                kind: CaseKind::Udp,
+                target: listener("udp-multi-listener-gateway", "by-section"),
+            },
+            Extra::CaseTo {
+                line: 115,
+                case: r#"{"Service": "udp-echo-by-section-and-port", "Namespace": "gateway-conformance-infra"}"#,
+                kind: CaseKind::Udp,
+                target: listener("udp-multi-listener-gateway", "by-section-and-port"),
+            },
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "UDPRouteReferenceGrant",
+        go_file: "udproute-reference-grant.go",
+        manifests: &["udproute-reference-grant.yaml"],
+        features: &["Gateway", "UDPRoute", "ReferenceGrant"],
+        checks: &[
+            accepted_kind("udp-gateway-reference-grant", RouteKind::Udp, &["udp-route-reference-grant"]),
+            route_kind(
+                RouteKind::Udp,
+                "udp-route-reference-grant",
+                "udp-gateway-reference-grant",
+                yes("ResolvedRefs", "ResolvedRefs"),
+            ),
+        ],
+        mutations: &[(
+            80,
+            Mutation::Delete { kind: "ReferenceGrant", namespace: "gateway-conformance-app-backend", name: "udp-reference-grant" },
+        )],
+        extras: &[
+            // udp.ExpectEchoResponse: any answer.
+            Extra::CaseTo {
+                line: 69,
+                case: r#"{"Service": "", "Namespace": ""}"#,
+                kind: CaseKind::Udp,
+                target: gw("udp-gateway-reference-grant"),
+            },
+            Extra::CheckAt {
+                line: 88,
+                check: route_kind(
+                    RouteKind::Udp,
+                    "udp-route-reference-grant",
+                    "udp-gateway-reference-grant",
+                    no("ResolvedRefs", "RefNotPermitted"),
+                ),
+            },
+        ],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "UDPRoute",
+        go_file: "udproute-simple.go",
+        manifests: &["udproute-simple.yaml"],
+        features: &["UDPRoute", "Gateway"],
+        checks: &[accepted_kind("udp-gateway", RouteKind::Udp, &["udp-coredns"])],
+        extras: &[Extra::Dns { target: gw("udp-gateway"), name: "foo.bar.com." }],
+        ..NONE
+    },
+    UpstreamTest {
+        short_name: "UDPRouteWeightedRouting",
+        go_file: "udproute-weighted-routing.go",
+        manifests: &["udproute-weighted-routing.yaml"],
+        features: &["Gateway", "UDPRoute"],
+        checks: &[accepted_kind("udp-weighted-gateway", RouteKind::Udp, &["udp-weighted-route"])],
+        extras: &[Extra::Weights {
+            target: listener("udp-weighted-gateway", "udp"),
+            proto: Proto::Udp,
+            weights: &[("udp-backend-v1", 0.7), ("udp-backend-v2", 0.3), ("udp-backend-v3", 0.0)],
+        }],
+        ..NONE
+    },
 ];
 
 /// `gateway-name-maximum-length-` and `a` up to 253 characters.
