@@ -138,16 +138,14 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "UDPRoute",
     "BackendTLSPolicy",
     "BackendTLSPolicySANValidation",
+    "TLSRoute",
+    "TLSRouteModeTerminate",
 ];
 
 /// Features whose tests run and are reported but are not claimed, because a case fails
 /// through a bug of Sluice's (not the harness's): their failures are listed in the report
 /// and do not fail the run.
-pub const TRIED_FEATURES: &[(&str, &str)] = &[(
-    "TLSRoute",
-    "TLSRouteListenerTerminateNotSupported: a TLS listener refused for `mode: Terminate` \
-     (Accepted=False, UnsupportedValue) still lists TLSRoute in `supportedKinds`; upstream expects none",
-)];
+pub const TRIED_FEATURES: &[(&str, &str)] = &[];
 
 /// Whether every feature of `test` is claimed (its failures fail the run).
 pub fn claimed(test: &UpstreamTest) -> bool {

@@ -123,6 +123,9 @@ pub fn test_blocked(test: &UpstreamTest) -> Option<String> {
         let s = if missing.len() > 1 { "s" } else { "" };
         return Some(format!("feature{s} {} not claimed", missing.join(", ")));
     }
+    if let Some(feature) = test.skipped_when.filter(|f| SUPPORTED_FEATURES.contains(f)) {
+        return Some(format!("the Go test skips itself when {feature} is supported"));
+    }
     test.blocked.map(|b| format!("needs {b}"))
 }
 

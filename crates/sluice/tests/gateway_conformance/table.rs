@@ -281,6 +281,9 @@ pub struct UpstreamTest {
     pub setup: &'static [Setup],
     /// Changes before the literal at a line (and every later one).
     pub mutations: &'static [(u32, Mutation)],
+    /// The Go test returns early when this feature is supported (it checks the behaviour of
+    /// implementations without it).
+    pub skipped_when: Option<&'static str>,
 }
 
 const NONE: UpstreamTest = UpstreamTest {
@@ -297,6 +300,7 @@ const NONE: UpstreamTest = UpstreamTest {
     extras: &[],
     setup: &[],
     mutations: &[],
+    skipped_when: None,
 };
 
 /// `GatewayAndHTTPRoutesMustBeAccepted`.
@@ -1902,6 +1906,14 @@ pub const TESTS: &[UpstreamTest] = &[
         go_file: "tlsroute-listener-mixed-termination-not-supported.go",
         manifests: &["tlsroute-listener-mixed-termination-not-supported.yaml"],
         features: &["Gateway", "TLSRoute", "TLSRouteModeTerminate"],
+        skipped_when: Some("TLSRouteModeMixed"),
+        checks: &[listeners(
+            "gateway-tlsroute-mixed-termination-not-supported",
+            &[
+                l("tls-terminate", &[], 0, &[no("Accepted", "ProtocolConflict")]),
+                l("tls-passthrough", &[], 0, &[no("Accepted", "ProtocolConflict")]),
+            ],
+        )],
         ..NONE
     },
     UpstreamTest {
@@ -1920,6 +1932,7 @@ pub const TESTS: &[UpstreamTest] = &[
         go_file: "tlsroute-listener-terminate-not-supported.go",
         manifests: &["tlsroute-listener-terminate-not-supported.yaml"],
         features: &["Gateway", "TLSRoute"],
+        skipped_when: Some("TLSRouteModeTerminate"),
         checks: &[listeners(
             "gateway-tlsroute-terminate-unsupported",
             &[l("tls-terminate", &[], 0, &[no("Accepted", "UnsupportedValue")])],

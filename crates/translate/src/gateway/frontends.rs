@@ -108,7 +108,7 @@ pub(crate) fn build(
             let kind = match listener.protocol {
                 Some(Protocol::Http) => Kind::Http,
                 Some(Protocol::Https) => Kind::Https,
-                Some(Protocol::Tls) if listener.certificates.is_empty() => Kind::Passthrough,
+                Some(Protocol::Tls) if !listener.certificates_wanted => Kind::Passthrough,
                 Some(Protocol::Tls) => Kind::Terminate,
                 _ => continue,
             };

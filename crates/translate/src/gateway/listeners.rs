@@ -65,6 +65,8 @@ pub(crate) struct Listener {
     pub unresolved: Option<(&'static str, String)>,
     /// Why it conflicts with another listener.
     pub conflict: Option<(&'static str, String)>,
+    /// It terminates TLS (HTTPS, or TLS in Terminate mode).
+    pub certificates_wanted: bool,
 }
 
 impl Listener {
@@ -268,7 +270,8 @@ fn read_listener(
     let mut certificates = Vec::new();
     // TLS listeners terminate (with certificates) or pass through (without).
     let terminate = spec.tls.as_ref().and_then(|t| t.mode.as_ref()).is_none_or(|m| *m == TlsMode::Terminate);
-    if protocol == Some(Protocol::Https) || (protocol == Some(Protocol::Tls) && terminate) {
+    let terminates = protocol == Some(Protocol::Https) || (protocol == Some(Protocol::Tls) && terminate);
+    if terminates {
         let tls = spec.tls.as_ref();
         if tls.and_then(|t| t.mode.as_ref()).is_some_and(|m| *m == TlsMode::Passthrough) {
             let reason = "HTTPS listeners terminate TLS; use a TLS listener for Passthrough".to_owned();
@@ -318,6 +321,7 @@ fn read_listener(
         refused,
         unresolved,
         conflict: None,
+        certificates_wanted: terminates,
     }
 }
 
@@ -339,8 +343,21 @@ fn mark_conflicts(listeners: &mut [Listener]) {
             first_protocol.entry((protocol == Protocol::Udp, listener.port)).or_insert(protocol);
         }
     }
+    // TLS listeners of both modes on one port cannot be told apart before the handshake
+    // (Sluice does not mix them): all of them conflict.
+    let mut modes: BTreeMap<u16, std::collections::BTreeSet<bool>> = BTreeMap::new();
+    for listener in listeners.iter().filter(|l| l.refused.is_none() && l.protocol == Some(Protocol::Tls)) {
+        modes.entry(listener.port).or_default().insert(listener.certificates_wanted);
+    }
     let mut seen = std::collections::BTreeSet::new();
     for listener in listeners.iter_mut() {
+        let mixed = modes.get(&listener.port).is_some_and(|m| m.len() > 1);
+        if mixed && listener.protocol == Some(Protocol::Tls) && listener.refused.is_none() {
+            let message = format!("port {} mixes TLS Passthrough and Terminate listeners", listener.port);
+            listener.conflict = Some(("ProtocolConflict", message.clone()));
+            listener.refused = Some(("ProtocolConflict", message));
+            continue;
+        }
         let Some(protocol) = listener.protocol.filter(|_| listener.refused.is_none()) else {
             continue;
         };
@@ -403,7 +420,11 @@ impl ValidGateway {
                 };
                 ListenerStatus {
                     name: l.name.clone(),
-                    supported_kinds: l.kinds.iter().map(|kind| RouteKind { group: super::GROUP, kind }).collect(),
+                    // A listener that is not accepted supports nothing.
+                    supported_kinds: match &l.refused {
+                        None => l.kinds.iter().map(|kind| RouteKind { group: super::GROUP, kind }).collect(),
+                        Some(_) => Vec::new(),
+                    },
                     attached_routes: count,
                     conditions: vec![accepted, programmed, resolved, conflicted],
                 }
