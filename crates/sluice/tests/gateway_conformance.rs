@@ -140,6 +140,10 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "BackendTLSPolicySANValidation",
     "TLSRoute",
     "TLSRouteModeTerminate",
+    "GatewayHTTPSListenerDetectMisdirectedRequests",
+    "HTTPRouteRetry",
+    "HTTPRouteRetryBackendTimeout",
+    "HTTPRouteRetryConnectionError",
 ];
 
 /// Features whose tests run and are reported but are not claimed, because a case fails

@@ -71,6 +71,7 @@ pub fn markdown(reports: &[TestReport], extra_rows: &[(String, String)], commit:
         n += c;
     }
     out.push_str(&format!("Totals: {p} passed, {f} failed, {n} not runnable.\n\n"));
+    out.push_str(&profiles(reports));
     out.push_str("| test file | upstream test | passed | failed | not runnable | why not runnable |\n");
     out.push_str("|---|---|---:|---:|---:|---|\n");
     let mut rows: Vec<(String, String)> = Vec::new();
@@ -108,6 +109,69 @@ pub fn markdown(reports: &[TestReport], extra_rows: &[(String, String)], commit:
             out.push_str(&f);
         }
     }
+    out
+}
+
+/// Conformance profiles as implementations report them upstream (`ConformanceReport`): the
+/// route kind that makes a test belong to it, and its core features.
+const PROFILES: &[(&str, &str, &[&str])] = &[
+    ("GATEWAY-HTTP", "HTTPRoute", &["Gateway", "HTTPRoute", "ReferenceGrant"]),
+    ("GATEWAY-GRPC", "GRPCRoute", &["Gateway", "GRPCRoute", "ReferenceGrant"]),
+    ("GATEWAY-TLS", "TLSRoute", &["Gateway", "TLSRoute", "ReferenceGrant"]),
+    ("GATEWAY-TCP (experimental)", "TCPRoute", &["Gateway", "TCPRoute", "ReferenceGrant"]),
+    ("GATEWAY-UDP (experimental)", "UDPRoute", &["Gateway", "UDPRoute", "ReferenceGrant"]),
+];
+
+/// The profile summary: per profile, core and extended results and statistics (items
+/// passed / failed / not run), and the extended features claimed or not. A test counts for a
+/// profile when it uses the profile's route kind (Gateway-only tests count for HTTP).
+fn profiles(reports: &[TestReport]) -> String {
+    let mut out = String::from(
+        "## Conformance profiles\n\n```yaml\nimplementation: sluice (sluice.dev/gateway-controller)\nprofiles:\n",
+    );
+    for (name, kind, core) in PROFILES {
+        let belongs = |test: &UpstreamTest| {
+            let route_kinds = ["HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute"];
+            test.features.contains(kind)
+                || (*kind == "HTTPRoute" && !test.features.iter().any(|f| route_kinds.contains(f)))
+        };
+        let mut core_counts = (0, 0, 0);
+        let mut extended_counts = (0, 0, 0);
+        let mut extended: Vec<&str> = Vec::new();
+        for r in reports.iter().filter(|r| belongs(r.test)) {
+            let (p, f, n) = counts(&r.items);
+            let is_core = r.test.features.iter().all(|f| core.contains(f));
+            let slot = if is_core { &mut core_counts } else { &mut extended_counts };
+            *slot = (slot.0 + p, slot.1 + f, slot.2 + n);
+            extended.extend(r.test.features.iter().copied().filter(|f| !core.contains(f) && *f != "Gateway"));
+        }
+        extended.sort_unstable();
+        extended.dedup();
+        let (supported, unsupported): (Vec<&str>, Vec<&str>) =
+            extended.iter().partition(|f| SUPPORTED_FEATURES.contains(f));
+        let result = |(p, f, _): (usize, usize, usize)| match (p, f) {
+            (_, 0) if p > 0 => "success",
+            (0, 0) => "skipped",
+            _ => "failure",
+        };
+        let core_claimed = core.iter().all(|f| SUPPORTED_FEATURES.contains(f));
+        out.push_str(&format!("- name: {name}\n  core:\n"));
+        let core_result = if core_claimed { result(core_counts) } else { "not claimed" };
+        out.push_str(&format!(
+            "    result: {core_result}\n    statistics: {{passed: {}, failed: {}, notRun: {}}}\n",
+            core_counts.0, core_counts.1, core_counts.2
+        ));
+        out.push_str(&format!(
+            "  extended:\n    result: {}\n    statistics: {{passed: {}, failed: {}, notRun: {}}}\n",
+            if core_claimed { result(extended_counts) } else { "not claimed" },
+            extended_counts.0,
+            extended_counts.1,
+            extended_counts.2
+        ));
+        out.push_str(&format!("    supportedFeatures: [{}]\n", supported.join(", ")));
+        out.push_str(&format!("    unsupportedFeatures: [{}]\n", unsupported.join(", ")));
+    }
+    out.push_str("```\n\nStatistics count cases and status expectations (\"items\"), not whole tests.\n\n");
     out
 }
 
