@@ -60,6 +60,8 @@ mod extras;
 mod fixture;
 #[path = "gateway_conformance/grpc.rs"]
 mod grpc;
+#[path = "gateway_conformance/kube.rs"]
+mod kube;
 #[path = "gateway_conformance/l4.rs"]
 mod l4;
 #[path = "gateway_conformance/plan.rs"]
@@ -306,3 +308,59 @@ fn gateway_api_conformance() {
 }
 
 // The harness's own tests are in `gateway_conformance/self_tests.rs`.
+
+/// Every claimed test's status expectations once more, through the Kubernetes source: the
+/// objects in a fake API server, `sluice run --kubernetes`, the checks reading the status
+/// written back (tests that change objects while running are left to the main run).
+#[test]
+fn gateway_api_status_through_the_kubernetes_source() {
+    let filter = std::env::var("SLUICE_CONFORMANCE_ONLY").ok().filter(|f| !f.is_empty());
+    let tests: Vec<&'static UpstreamTest> = table::TESTS
+        .iter()
+        .filter(|t| selected(t, filter.as_deref()) && claimed(t) && test_blocked(t).is_none())
+        .filter(|t| !t.checks.is_empty() && t.mutations.is_empty())
+        .filter(|t| !t.setup.iter().any(|s| matches!(s, table::Setup::Create { .. })))
+        .collect();
+    if tests.is_empty() {
+        return;
+    }
+    let base_path = Path::new(DATA).join("base/manifests.yaml");
+    let base_text = std::fs::read_to_string(&base_path).expect("read base manifests");
+    let mut base = fixture::parse_yaml(&fixture::substitute(&base_text)).expect("base manifests parse");
+    fixture::as_created(&mut base);
+    let programmatic = fixture::programmatic().expect("generate the suite's certificates");
+    let mut generated = vec![fixture::gateway_class()];
+    generated.extend(programmatic.objects.iter().cloned());
+    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let passed = AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..WORKERS.min(tests.len()) {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                let Some(test) = tests.get(k) else { break };
+                let results = kube::run(test, test.checks, &base, &generated, k);
+                for (check, result) in test.checks.iter().zip(results) {
+                    match result {
+                        Ok(()) => {
+                            passed.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(e) => failures.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
+                            "{}: {} — {e}",
+                            test.short_name,
+                            check.label()
+                        )),
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    println!(
+        "status through the Kubernetes source: {} tests, {} checks passed, {} failed",
+        tests.len(),
+        passed.load(Ordering::SeqCst),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "status written through the Kubernetes API:\n{}", failures.join("\n"));
+}
