@@ -80,8 +80,9 @@ impl Source {
     }
 }
 
-/// The addresses LoadBalancer Services show in their status: in Kubernetes mode the status
-/// is the allocation record, so a restarted or new leader keeps every Service's address.
+/// The addresses LoadBalancer Services and Gateways show in their status: in Kubernetes mode
+/// the status is the allocation record, so a restarted or new leader keeps every Service's
+/// and Gateway's address.
 pub fn allocations_from_status(store: &Store) -> Allocations {
     let mut allocations = Allocations::new();
     for (key, service) in &store.services {
@@ -92,5 +93,50 @@ pub fn allocations_from_status(store: &Store) -> Allocations {
             allocations.insert(ObjectRef::new("Service", &key.namespace, &key.name), ips);
         }
     }
+    // A Gateway's written `status.addresses` keep its address the same way.
+    for (key, gateway) in &store.gateways {
+        let addresses = gateway.status.as_ref().and_then(|s| s.addresses.as_ref());
+        let ips: Vec<IpAddr> = addresses
+            .into_iter()
+            .flatten()
+            .filter(|a| a.r#type.as_deref().is_none_or(|t| t == "IPAddress"))
+            .filter_map(|a| a.value.parse().ok())
+            .collect();
+        if !ips.is_empty() {
+            allocations.insert(ObjectRef::new("Gateway", &key.namespace, &key.name), ips);
+        }
+    }
     allocations
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_and_gateways_keep_the_addresses_their_status_shows() {
+        let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: web}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.18.0.1}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: web}
+spec: {gatewayClassName: sluice, listeners: [{name: http, port: 80, protocol: HTTP}]}
+status: {addresses: [{type: IPAddress, value: 198.18.0.2}, {type: Hostname, value: gw.example.com}]}
+"#;
+        let (objects, problems) = sluice_manifests::decode_documents(yaml, false).expect("YAML");
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut store = Store::default();
+        for object in objects {
+            store.insert(object);
+        }
+        let allocations = allocations_from_status(&store);
+        let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
+        assert_eq!(allocations.get(&ObjectRef::new("Service", "web", "lb")), Some(&vec![ip("198.18.0.1")]));
+        assert_eq!(allocations.get(&ObjectRef::new("Gateway", "web", "gw")), Some(&vec![ip("198.18.0.2")]));
+    }
 }
