@@ -49,6 +49,7 @@ impl DataPlane {
             }
             return answer;
         }
+        let grpc = crate::responses::is_grpc(request.headers());
         // One load per request: a swap during the request does not affect it.
         let snapshot = self.snapshot.load_full();
         let believed = downstream.believing(&snapshot.client_trust, request.headers());
@@ -72,7 +73,11 @@ impl DataPlane {
         };
         let Some(route) = found else {
             self.metrics.request(None, StatusCode::NOT_FOUND, started.elapsed());
-            return error(StatusCode::NOT_FOUND);
+            return if grpc {
+                crate::responses::grpc_error(StatusCode::NOT_FOUND)
+            } else {
+                error(StatusCode::NOT_FOUND)
+            };
         };
         // Filters and redirects read the request as it arrived; most routes need nothing.
         let arrived = filters::reads_request(route, downstream.scheme)
@@ -187,6 +192,9 @@ impl DataPlane {
             body.hold(slot);
         }
         self.metrics.request(backend.map(|b| (route, &**b)), response.status(), started.elapsed());
+        if grpc && is_own_error(&response) {
+            return crate::responses::grpc_error(response.status());
+        }
         response
     }
 
@@ -351,6 +359,14 @@ impl DataPlane {
             Ok(Ok(response)) => Ok(response),
         }
     }
+}
+
+/// Whether `response` is one of Sluice's own error answers (not a backend's).
+fn is_own_error(response: &Response<ProxyBody>) -> bool {
+    let headers = response.headers();
+    response.status().as_u16() >= 400
+        && headers.get(header::SERVER) == Some(&crate::responses::SERVER)
+        && headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/plain"))
 }
 
 /// Where a request goes: the backend the route's weights chose, the route's forwarding

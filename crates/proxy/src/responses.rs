@@ -34,6 +34,37 @@ pub(crate) fn error(status: StatusCode) -> Response<ProxyBody> {
     response
 }
 
+/// Whether a request speaks gRPC (`content-type: application/grpc…`): its client expects
+/// errors as gRPC statuses, not HTTP ones.
+pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Sluice's own error answer `status` as a gRPC client reads it: a trailers-only response
+/// (HTTP 200, `grpc-status` and `grpc-message` in the headers), with the status code gRPC
+/// maps the HTTP one to (404 → UNIMPLEMENTED, 502/503/504/429 → UNAVAILABLE, 401 →
+/// UNAUTHENTICATED, 403 → PERMISSION_DENIED, 400 → INTERNAL, else UNKNOWN).
+pub(crate) fn grpc_error(status: StatusCode) -> Response<ProxyBody> {
+    let code: u16 = match status.as_u16() {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    };
+    let mut response = empty(StatusCode::OK);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from(code));
+    let message = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or_default()).replace(' ', "%20");
+    if let Ok(message) = HeaderValue::from_str(&message) {
+        headers.insert("grpc-message", message);
+    }
+    headers.insert(header::SERVER, SERVER);
+    response
+}
+
 /// An answer of `status` with no body.
 pub(crate) fn empty(status: StatusCode) -> Response<ProxyBody> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::new())));

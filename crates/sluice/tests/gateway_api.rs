@@ -4,7 +4,8 @@
 //!   request's `Host` (HTTP/2 connection reuse), and serves the one it chose;
 //! - a Gateway keeps its address across a restart (`--state-dir`), and a route added while
 //!   running is served within a second on the Gateway's own address;
-//! - a TLS listener in Terminate mode relays the bytes inside TLS to the TLSRoute's backend.
+//! - a TLS listener in Terminate mode relays the bytes inside TLS to the TLSRoute's backend;
+//! - a gRPC request nothing routes is answered with a gRPC status, as gRPC clients read it.
 
 mod common;
 
@@ -111,6 +112,12 @@ spec:
         exchange(address, &http_request("GET", "web.example.com", "/", &[], b"")).is_ok_and(|r| r.status == 200)
     });
     assert!(served && started.elapsed() < Duration::from_secs(1), "served after {:?}", started.elapsed());
+
+    // A gRPC request nothing routes gets a gRPC status (UNIMPLEMENTED), not a text 404.
+    let grpc =
+        http_request("POST", "nowhere.example.com", "/pkg.Svc/Call", &[("content-type", "application/grpc")], b"");
+    let answer = exchange(address, &grpc).expect("request");
+    assert_eq!((answer.status, answer.header("grpc-status")), (200, Some("12")), "{:?}", answer.headers);
     drop(sluice);
 
     // Restarted with `second` gone: `gw` keeps its address instead of taking the lowest.
