@@ -47,6 +47,7 @@ pub use frontends::GatewayListeners;
 pub use listener::{serve, Scheme};
 pub use metrics::Metrics;
 pub use rate_limit::SharedRates;
+pub use status::GATEWAY_KINDS;
 pub use tls::server_config;
 
 /// The crate-private parsers of untrusted input, for the fuzz targets in `fuzz/` (feature

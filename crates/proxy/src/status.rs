@@ -34,8 +34,9 @@ pub fn document(snapshot: &Snapshot, publish: &[String]) -> Value {
     document
 }
 
-/// Gateway API kinds and the name of their list in the document.
-const GATEWAY_KINDS: [(&str, &str); 8] = [
+/// Gateway API kinds and the name of their list in the `/status` document (what
+/// `sluice status` reads back).
+pub const GATEWAY_KINDS: [(&str, &str); 8] = [
     ("GatewayClass", "gatewayclasses"),
     ("Gateway", "gateways"),
     ("HTTPRoute", "httproutes"),

@@ -65,7 +65,7 @@ fn status_table(document: &Value) -> String {
             rows.push(vec![kind.to_owned(), name, addresses, String::new()]);
         }
     }
-    for (kind, list) in GATEWAY_KINDS {
+    for (kind, list) in sluice_proxy::GATEWAY_KINDS {
         for item in items(&document[list]) {
             let name = match text(&item["namespace"]) {
                 namespace if namespace.is_empty() => text(&item["name"]),
@@ -99,18 +99,6 @@ fn status_table(document: &Value) -> String {
     }
     columns(&rows)
 }
-
-/// Gateway API kinds and their list in the status document.
-const GATEWAY_KINDS: [(&str, &str); 8] = [
-    ("GatewayClass", "gatewayclasses"),
-    ("Gateway", "gateways"),
-    ("HTTPRoute", "httproutes"),
-    ("GRPCRoute", "grpcroutes"),
-    ("TLSRoute", "tlsroutes"),
-    ("TCPRoute", "tcproutes"),
-    ("UDPRoute", "udproutes"),
-    ("BackendTLSPolicy", "backendtlspolicies"),
-];
 
 /// `Accepted,Programmed` for conditions that hold; `ResolvedRefs=False(BackendNotFound)`
 /// for those that do not (`Conflicted` holds when it is true, so it shows only then).
