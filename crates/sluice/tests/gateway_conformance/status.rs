@@ -169,6 +169,16 @@ pub enum Check {
         /// The listeners.
         listeners: &'static [ListenerExpect],
     },
+    /// `BackendTLSPolicyMustHaveCondition`: the policy's `ancestors` entry for the Gateway,
+    /// from our controller, has the condition.
+    PolicyCondition {
+        /// The BackendTLSPolicy.
+        policy: &'static str,
+        /// The ancestor Gateway.
+        gateway: &'static str,
+        /// The condition.
+        cond: Cond,
+    },
     /// `GatewayListenerMustHaveConditions`: the named listener has every condition.
     ListenerConditions {
         /// The Gateway.
@@ -204,6 +214,9 @@ impl Check {
                 let conds: Vec<String> = conditions.iter().map(cond_label).collect();
                 format!("Gateway {gateway} listener {listener}: {}", conds.join(", "))
             }
+            Check::PolicyCondition { policy, gateway, cond } => {
+                format!("BackendTLSPolicy {policy} ancestor {gateway}: {}", cond_label(cond))
+            }
         }
     }
 
@@ -217,7 +230,8 @@ impl Check {
             | Check::GatewayCondition { gateway, .. }
             | Check::GatewayLatestConditions { gateway }
             | Check::GatewayListeners { gateway, .. }
-            | Check::ListenerConditions { gateway, .. } => vec![gateway],
+            | Check::ListenerConditions { gateway, .. }
+            | Check::PolicyCondition { gateway, .. } => vec![gateway],
             Check::RouteParents { parents, .. } => parents.iter().map(|p| p.gateway).collect(),
         }
     }
@@ -328,6 +342,30 @@ fn latest(conditions: &[Value], generation: i64, what: &str) -> Result<(), Strin
 /// Evaluates one check against a `/status` document.
 pub fn evaluate(check: &Check, doc: &Value, cx: &Context<'_>) -> Result<(), String> {
     match check {
+        Check::PolicyCondition { policy, gateway, cond } => {
+            let (ns, name) = split_name(policy);
+            let (gw_ns, gw_name) = split_name(gateway);
+            let status = find(doc, "backendtlspolicies", ns, name)?;
+            let ancestor = list(status, "ancestors").iter().find(|a| {
+                let reference = &a["ancestorRef"];
+                reference["name"] == gw_name
+                    && reference["namespace"].as_str().unwrap_or(ns) == gw_ns
+                    && a["controllerName"] == cx.controller
+            });
+            let Some(ancestor) = ancestor else {
+                return Err(format!("BackendTLSPolicy {policy} has no ancestor entry for Gateway {gateway}"));
+            };
+            let conditions = list(ancestor, "conditions");
+            if has_condition(conditions, cond) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "BackendTLSPolicy {policy} ancestor {gateway}: want {}, have {}",
+                    cond_label(cond),
+                    show_conditions(conditions)
+                ))
+            }
+        }
         Check::ClassAccepted => {
             let status = find(doc, "gatewayclasses", "", cx.class)?;
             let conditions = list(status, "conditions");
