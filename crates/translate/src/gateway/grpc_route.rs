@@ -11,8 +11,8 @@ use sluice_store::gateway_api::experimental::grpcroutes::{
 };
 use sluice_store::{ObjectKey, Store};
 
-use super::filters::{anchored, header_edits, missing, value_match, Found, Problem};
-use super::http_route::{CompiledRoute, MatchParts, RefView, Rule, RuleContext};
+use super::filters::{anchored, missing, value_match, Found, Problem};
+use super::http_route::{CompiledRoute, MatchParts, Rule, RuleContext};
 use super::refs::BackendIds;
 
 /// Compiles every rule of `route`.
@@ -34,17 +34,12 @@ pub(crate) fn compile(
 }
 
 fn grpc_rule(cx: &mut RuleContext<'_>, rule: &GrpcRouteRules, ids: &mut BackendIds) {
-    let refs = rule.backend_refs.iter().flatten().map(|b| RefView {
-        group: b.group.as_deref(),
-        kind: b.kind.as_deref(),
-        namespace: b.namespace.as_deref(),
-        name: &b.name,
-        port: b.port,
-        weight: b.weight,
-        edits: match b.filters.as_ref().is_some_and(|f| !f.is_empty()) {
+    let refs = rule.backend_refs.iter().flatten().map(|b| {
+        let edits = match b.filters.as_ref().is_some_and(|f| !f.is_empty()) {
             true => Err(Problem::Unsupported("filters on a GRPCRoute backendRef are not supported".into())),
             false => Ok(None),
-        },
+        };
+        ref_view!(b, b.weight, edits)
     });
     let action = cx.action(refs, ids, Some(UpstreamProtocol::H2c));
     let mut found = Found::default();
@@ -113,28 +108,16 @@ fn grpc_filter(
     match filter.r#type {
         FilterType::RequestHeaderModifier => {
             let m = filter.request_header_modifier.as_ref().ok_or_else(|| missing("requestHeaderModifier"))?;
-            let set = m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
-            let add = m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
-            header_edits(&mut found.edits, set, add, m.remove.iter().flatten())
+            modify_headers!(&mut found.edits, m)
         }
         FilterType::ResponseHeaderModifier => {
             let m = filter.response_header_modifier.as_ref().ok_or_else(|| missing("responseHeaderModifier"))?;
-            let set = m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
-            let add = m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
-            header_edits(&mut found.response, set, add, m.remove.iter().flatten())
+            modify_headers!(&mut found.response, m)
         }
         FilterType::RequestMirror => {
             let m = filter.request_mirror.as_ref().ok_or_else(|| missing("requestMirror"))?;
             let b = &m.backend_ref;
-            let target = RefView {
-                group: b.group.as_deref(),
-                kind: b.kind.as_deref(),
-                namespace: b.namespace.as_deref(),
-                name: &b.name,
-                port: b.port,
-                weight: None,
-                edits: Ok(None),
-            };
+            let target = ref_view!(b, None, Ok(None));
             let fraction = m.fraction.as_ref().map(|f| (f.numerator, f.denominator));
             let mirror = cx.mirror(&target, m.percent, fraction, ids, Some(UpstreamProtocol::H2c))?;
             found.mirrors.push(mirror);

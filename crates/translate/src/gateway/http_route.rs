@@ -22,7 +22,7 @@ use sluice_store::gateway_api::experimental::httproutes::{
 use sluice_store::{ObjectKey, Store};
 
 use super::filters::{
-    anchored, bad_code, cors_settings, header_edits, missing, modifier, parse_duration, redirect_parts, value_match,
+    anchored, bad_code, cors_settings, missing, modifier, parse_duration, redirect_parts, value_match,
     CompiledMatchRank, Found, Problem, RedirectSpec, Rewrite,
 };
 use super::refs::{self, BackendIds};
@@ -83,15 +83,11 @@ fn backend_filters(filters: &[HttpRouteRulesBackendRefsFilters]) -> Result<Optio
         match &filter.r#type {
             Type::RequestHeaderModifier => {
                 let m = filter.request_header_modifier.as_ref().ok_or_else(|| missing("requestHeaderModifier"))?;
-                let set = m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
-                let add = m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
-                header_edits(&mut edits.request, set, add, m.remove.iter().flatten())?;
+                modify_headers!(&mut edits.request, m)?;
             }
             Type::ResponseHeaderModifier => {
                 let m = filter.response_header_modifier.as_ref().ok_or_else(|| missing("responseHeaderModifier"))?;
-                let set = m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
-                let add = m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
-                header_edits(&mut edits.response, set, add, m.remove.iter().flatten())?;
+                modify_headers!(&mut edits.response, m)?;
             }
             other => {
                 return Err(Problem::Unsupported(format!(
@@ -146,15 +142,11 @@ impl RuleContext<'_> {
     }
 
     fn rule(&mut self, rule: &HttpRouteRules, ids: &mut BackendIds) {
-        let refs = rule.backend_refs.iter().flatten().map(|b| RefView {
-            group: b.group.as_deref(),
-            kind: b.kind.as_deref(),
-            namespace: b.namespace.as_deref(),
-            name: &b.name,
-            port: b.port,
-            weight: b.weight,
-            edits: backend_filters(b.filters.as_deref().unwrap_or_default()),
-        });
+        let refs = rule
+            .backend_refs
+            .iter()
+            .flatten()
+            .map(|b| ref_view!(b, b.weight, backend_filters(b.filters.as_deref().unwrap_or_default())));
         let action = self.action(refs, ids, None);
         let mut found = Found::default();
         let mut invalid = false;
@@ -485,15 +477,11 @@ impl RuleContext<'_> {
         match filter.r#type {
             FilterType::RequestHeaderModifier => {
                 let m = filter.request_header_modifier.as_ref().ok_or_else(|| missing("requestHeaderModifier"))?;
-                let set = m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
-                let add = m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
-                header_edits(edits, set, add, m.remove.iter().flatten())
+                modify_headers!(edits, m)
             }
             FilterType::ResponseHeaderModifier => {
                 let m = filter.response_header_modifier.as_ref().ok_or_else(|| missing("responseHeaderModifier"))?;
-                let set = m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
-                let add = m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
-                header_edits(response, set, add, m.remove.iter().flatten())
+                modify_headers!(response, m)
             }
             FilterType::RequestRedirect => {
                 let r = filter.request_redirect.as_ref().ok_or_else(|| missing("requestRedirect"))?;
@@ -547,15 +535,7 @@ impl RuleContext<'_> {
             FilterType::RequestMirror => {
                 let m = filter.request_mirror.as_ref().ok_or_else(|| missing("requestMirror"))?;
                 let b = &m.backend_ref;
-                let target = RefView {
-                    group: b.group.as_deref(),
-                    kind: b.kind.as_deref(),
-                    namespace: b.namespace.as_deref(),
-                    name: &b.name,
-                    port: b.port,
-                    weight: None,
-                    edits: Ok(None),
-                };
+                let target = ref_view!(b, None, Ok(None));
                 let fraction = m.fraction.as_ref().map(|f| (f.numerator, f.denominator));
                 mirrors.push(self.mirror(&target, m.percent, fraction, ids, None)?);
                 Ok(())

@@ -11,22 +11,12 @@ use super::filters::Found;
 use super::http_route::{CompiledRoute, RefView, Rule, RuleContext};
 use super::refs::BackendIds;
 
-/// A backendRef of a TCPRoute or UDPRoute (the same fields under two types).
-pub(crate) struct L4Ref<'a> {
-    pub group: Option<&'a str>,
-    pub kind: Option<&'a str>,
-    pub namespace: Option<&'a str>,
-    pub name: &'a str,
-    pub port: Option<i32>,
-    pub weight: Option<i32>,
-}
-
 /// Compiles a TCPRoute's or UDPRoute's first rule into one match forwarding to its
 /// weighted backends; further rules have no way to be chosen, and are reported.
 pub(crate) fn compile<'a>(
     kind: &'static str,
     key: &ObjectKey,
-    rules: impl Iterator<Item = Vec<L4Ref<'a>>>,
+    rules: impl Iterator<Item = Vec<RefView<'a>>>,
     store: &Store,
     backends: &mut BackendIds,
     diagnostics: &mut Vec<Diagnostic>,
@@ -41,16 +31,7 @@ pub(crate) fn compile<'a>(
             cx.problem(cx.field("backendRefs"), reason);
             continue;
         }
-        let views = refs.iter().map(|b| RefView {
-            group: b.group,
-            kind: b.kind,
-            namespace: b.namespace,
-            name: b.name,
-            port: b.port,
-            weight: b.weight,
-            edits: Ok(None),
-        });
-        let action = cx.action(views, backends, None);
+        let action = cx.action(refs.into_iter(), backends, None);
         let found = Found::default();
         let policy = Arc::new(UpstreamPolicy::default());
         let rule = Rule { found: &found, action: action.as_ref(), policy: &policy, invalid: false };

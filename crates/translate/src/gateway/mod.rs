@@ -7,6 +7,33 @@
 //! Gateways and says which ports each needs; [`finish`] attaches routes to the listeners of
 //! the Gateways that got addresses and builds their frontends.
 
+/// The header edits of a header modifier of any route kind (the same fields under a type per
+/// kind): `Err` when a name or value is not valid.
+macro_rules! modify_headers {
+    ($edits:expr, $modifier:expr) => {{
+        let m = $modifier;
+        let set = m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
+        let add = m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()));
+        $crate::gateway::filters::header_edits($edits, set, add, m.remove.iter().flatten())
+    }};
+}
+
+/// A backend reference of any route kind (the same fields under a type per kind) as a
+/// [`http_route::RefView`], with `weight` and its own filters read as `edits`.
+macro_rules! ref_view {
+    ($b:expr, $weight:expr, $edits:expr) => {
+        $crate::gateway::http_route::RefView {
+            group: $b.group.as_deref(),
+            kind: $b.kind.as_deref(),
+            namespace: $b.namespace.as_deref(),
+            name: &$b.name,
+            port: $b.port,
+            weight: $weight,
+            edits: $edits,
+        }
+    };
+}
+
 mod attach;
 mod backend_tls;
 mod filters;
@@ -87,20 +114,10 @@ pub(crate) struct Translated {
     pub reached_from: Vec<BTreeSet<ObjectKey>>,
 }
 
-/// The backendRefs of a TCPRoute or UDPRoute rule as [`l4_route::L4Ref`]s.
+/// The backendRefs of a TLSRoute, TCPRoute or UDPRoute rule as [`http_route::RefView`]s.
 macro_rules! l4_refs {
     ($refs:expr) => {
-        $refs
-            .iter()
-            .map(|b| l4_route::L4Ref {
-                group: b.group.as_deref(),
-                kind: b.kind.as_deref(),
-                namespace: b.namespace.as_deref(),
-                name: &b.name,
-                port: b.port,
-                weight: b.weight,
-            })
-            .collect::<Vec<_>>()
+        $refs.iter().map(|b| ref_view!(b, b.weight, Ok(None))).collect::<Vec<_>>()
     };
 }
 
