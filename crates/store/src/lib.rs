@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub mod metallb;
+
 use gateway_api::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
@@ -16,13 +18,14 @@ use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tcproutes::TcpRoute;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use gateway_api::experimental::udproutes::UdpRoute;
-use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use gateway_api;
 pub use k8s_openapi;
+pub use metallb::{BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement};
 
 /// Namespace and name of a namespaced object (namespace empty for cluster-scoped kinds).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -207,4 +210,17 @@ kinds! {
     ReferenceGrant(ReferenceGrant) => reference_grants, "ReferenceGrant", namespaced;
     /// gateway.networking.k8s.io BackendTLSPolicies: how Gateways speak TLS to a Service.
     BackendTlsPolicy(BackendTlsPolicy) => backend_tls_policies, "BackendTLSPolicy", namespaced;
+    /// v1 Nodes (cluster-scoped): their labels for advertisements' and peers'
+    /// `nodeSelectors`, their readiness, and their addresses for `--upstream-mode nodeport`.
+    Node(Node) => nodes, "Node", cluster;
+    /// metallb.io IPAddressPools: addresses for LoadBalancer Services.
+    IpAddressPool(IPAddressPool) => ip_address_pools, "IPAddressPool", namespaced;
+    /// metallb.io L2Advertisements: pools announced by ARP/NDP.
+    L2Advertisement(L2Advertisement) => l2_advertisements, "L2Advertisement", namespaced;
+    /// metallb.io BGPAdvertisements: pools announced over BGP.
+    BgpAdvertisement(BGPAdvertisement) => bgp_advertisements, "BGPAdvertisement", namespaced;
+    /// metallb.io BGPPeers: the routers to peer with.
+    BgpPeer(BGPPeer) => bgp_peers, "BGPPeer", namespaced;
+    /// metallb.io Communities: names for BGP community values.
+    Community(Community) => communities, "Community", namespaced;
 }
