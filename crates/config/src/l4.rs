@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Backend, ObjectRef};
+use crate::{Announcements, Backend, IpNet, ObjectRef};
 
 /// Transport protocol of a Service port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -45,6 +45,39 @@ pub struct L4Listener {
     pub idle_timeout: Duration,
     /// Most concurrent UDP flows for this listener; new clients beyond it are dropped.
     pub max_flows: usize,
+    /// `spec.loadBalancerSourceRanges`: only clients in these may connect or send
+    /// (`None`: everyone).
+    pub source_ranges: Option<Arc<[IpNet]>>,
+}
+
+impl L4Listener {
+    /// Whether a client at `ip` may use this listener.
+    pub fn admits(&self, ip: IpAddr) -> bool {
+        let ip = crate::canonical(ip);
+        self.source_ranges.as_ref().is_none_or(|ranges| ranges.iter().any(|range| range.contains(&ip)))
+    }
+}
+
+/// How traffic to a LoadBalancer address should be treated inside the cluster
+/// (`status.loadBalancer.ingress[].ipMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum IpMode {
+    /// kube-proxy may deliver in-cluster traffic for the address straight to the
+    /// endpoints (the default).
+    Vip,
+    /// In-cluster traffic must go through Sluice too (it adds something: a PROXY protocol
+    /// header, source ranges).
+    Proxy,
+}
+
+impl IpMode {
+    /// As written in the Service status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpMode::Vip => "VIP",
+            IpMode::Proxy => "Proxy",
+        }
+    }
 }
 
 /// The backends of an L4 listener: one (a LoadBalancer Service's endpoints), or several
@@ -120,4 +153,8 @@ pub struct L4Table {
     pub listeners: BTreeMap<L4Key, L4Listener>,
     /// Addresses allocated to each LoadBalancer Service (its `status.loadBalancer.ingress`).
     pub addresses: BTreeMap<ObjectRef, Vec<IpAddr>>,
+    /// Each Service's `ipMode` for its status.
+    pub ip_modes: BTreeMap<ObjectRef, IpMode>,
+    /// How the addresses are announced (L2, BGP), and to which peers.
+    pub announcements: Announcements,
 }

@@ -7,6 +7,7 @@
 //! always sees one consistent configuration.
 
 mod access;
+mod announce;
 mod backend;
 mod balance;
 mod client;
@@ -30,6 +31,9 @@ mod tls;
 mod upstream_tls;
 
 pub use access::{Access, AddressSet, AddressVerdict, Authentication, BasicAuth, Blocklist, Satisfy};
+pub use announce::{
+    AddressAnnouncement, Announcements, BgpAnnouncement, BgpPeer, Community, L2Announcement, L2Interfaces, NodeSet,
+};
 pub use backend::{Backend, BackendId, InFlight, Transport, UpstreamProtocol};
 pub use balance::{stable_hash, Affinity, AffinityMode, Balance, HashBy, Maglev};
 pub use client::{canonical, ClientTrust, IpNet, RealIp};
@@ -50,7 +54,7 @@ pub use gateway_status::{
     ParentRef, PolicyAncestorStatus, RouteKind, RouteParentStatus, GATEWAY_CONTROLLER,
 };
 pub use host::{HostMatch, Hostname, InvalidHostname};
-pub use l4::{L4Backends, L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
+pub use l4::{IpMode, L4Backends, L4Key, L4Listener, L4Protocol, L4Table, ProxyProtocol};
 pub use passthrough::PassthroughTable;
 pub use path::{InvalidPath, PathMatch, PathRegex, PathSet, REGEX_SIZE_LIMIT};
 pub use rate_limit::{Concurrency, Rate, RateLimit};

@@ -46,6 +46,7 @@ pub struct L4Metrics {
     bytes: Family<ByteLabels, Counter>,
     connect_failures: Family<Labels, Counter>,
     udp_flows_dropped: Family<Labels, Counter>,
+    refused: Family<Labels, Counter>,
 }
 
 impl L4Metrics {
@@ -59,6 +60,7 @@ impl L4Metrics {
             bytes: Family::default(),
             connect_failures: Family::default(),
             udp_flows_dropped: Family::default(),
+            refused: Family::default(),
         };
         registry.register(
             "connections",
@@ -85,6 +87,11 @@ impl L4Metrics {
             "Datagrams from new UDP clients dropped because the listener had max_flows flows",
             metrics.udp_flows_dropped.clone(),
         );
+        registry.register(
+            "refused",
+            "TCP connections and UDP datagrams refused because the client is outside the Service's loadBalancerSourceRanges",
+            metrics.refused.clone(),
+        );
         metrics
     }
 
@@ -106,6 +113,7 @@ impl L4Metrics {
             active: self.active.get_or_create_owned(&labels),
             connect_failures: self.connect_failures.get_or_create_owned(&labels),
             flows_dropped: self.udp_flows_dropped.get_or_create_owned(&labels),
+            refused: self.refused.get_or_create_owned(&labels),
         }
     }
 }
@@ -123,6 +131,8 @@ pub(crate) struct ListenerMetrics {
     pub connect_failures: Counter,
     /// Datagrams from new clients dropped at the flow cap.
     pub flows_dropped: Counter,
+    /// Clients outside the source ranges.
+    pub refused: Counter,
 }
 
 impl ListenerMetrics {

@@ -25,7 +25,14 @@ pub(crate) async fn accept_loop(listener: TcpListener, current: Arc<ArcSwap<Curr
     loop {
         match listener.accept().await {
             Ok((client, peer)) => {
-                tokio::spawn(serve(client, peer, current.load_full()));
+                let state = current.load_full();
+                if !state.config.admits(peer.ip()) {
+                    // Outside spec.loadBalancerSourceRanges: closed before any byte is read.
+                    state.metrics.refused.inc();
+                    tracing::debug!(client = %peer, service = %state.config.service, "l4: client outside the source ranges");
+                    continue;
+                }
+                tokio::spawn(serve(client, peer, state));
             }
             Err(error) => {
                 let state = current.load();

@@ -136,6 +136,13 @@ pub(crate) async fn receive_loop(socket: UdpSocket, control: Arc<UdpControl>) {
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, client)) => {
                     let datagram = buf.get(..n).unwrap_or_default();
+                    let state = control.current.load();
+                    if !state.config.admits(client.ip()) {
+                        // Outside spec.loadBalancerSourceRanges: dropped, checked on every
+                        // datagram so that a narrowed list applies to running flows too.
+                        state.metrics.refused.inc();
+                        continue;
+                    }
                     let Some(flow) = flow_for(&mut flows, client, &control, &socket, &ended_tx, &mut next_id) else {
                         continue;
                     };

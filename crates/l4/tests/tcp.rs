@@ -261,3 +261,33 @@ async fn idle_connection_is_closed() {
     assert!(quiet.elapsed() >= Duration::from_millis(250), "closed too early");
     plane.wait_metric(&series("connections_active", address, TCP), 0.0).await;
 }
+
+/// `loadBalancerSourceRanges`: a client inside the ranges is relayed, one outside is closed
+/// without a byte reaching the backend, and counted as refused.
+#[tokio::test]
+async fn source_ranges_admit_only_clients_inside() {
+    let backend = tcp_echo(ip(13, 2), b"").await;
+    let address = free_tcp(ip(13, 1));
+    let plane = Plane::new();
+    let mut config = listener(TCP, address, vec![backend]);
+    config.source_ranges = Some(vec!["127.0.13.5/32".parse().expect("cidr")].into());
+    plane.apply(vec![config]).await;
+
+    let from = |last: u8| {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::from(([127, 0, 13, last], 0))).expect("bind client address");
+        socket
+    };
+    let mut inside = tokio::time::timeout(WAIT, from(5).connect(address)).await.expect("in time").expect("connect");
+    inside.write_all(b"ping").await.expect("write");
+    let mut echoed = [0u8; 4];
+    tokio::time::timeout(WAIT, inside.read_exact(&mut echoed)).await.expect("in time").expect("echo");
+    assert_eq!(&echoed, b"ping");
+
+    let mut outside = tokio::time::timeout(WAIT, from(6).connect(address)).await.expect("in time").expect("connect");
+    let _ = outside.write_all(b"ping").await;
+    let mut buf = [0u8; 4];
+    let read = tokio::time::timeout(WAIT, outside.read(&mut buf)).await.expect("closed in time");
+    assert!(matches!(read, Ok(0)) || read.is_err(), "the client outside got {read:?}");
+    assert_eq!(plane.metric(&series("refused_total", address, TCP)), 1.0);
+}

@@ -166,9 +166,11 @@ pub struct SourceArgs {
 
     /// Addresses for Services of `type: LoadBalancer` (a CIDR like 192.0.2.0/28, or a range
     /// FIRST-LAST). Repeatable. Each such Service gets its own address (or the one it asks
-    /// for in `spec.loadBalancerIP` / annotation `sluice.dev/load-balancer-ips`), and all
-    /// TCP/UDP traffic to its ports there is forwarded to its ready endpoints. Without a pool,
-    /// layer-4 load balancing is off.
+    /// for in `spec.loadBalancerIP` / annotation `sluice.dev/load-balancer-ips` /
+    /// `metallb.io/loadBalancerIPs`), and all TCP/UDP traffic to its ports there is
+    /// forwarded to its ready endpoints. MetalLB's IPAddressPools (from the manifests or the
+    /// cluster) are pools too, announced as their L2Advertisements and BGPAdvertisements say.
+    /// Without any pool, layer-4 load balancing is off.
     #[arg(long = "lb-pool", value_name = "CIDR|FIRST-LAST")]
     pub lb_pools: Vec<sluice_translate::AddressPool>,
 
@@ -179,6 +181,37 @@ pub struct SourceArgs {
     /// cluster with --kubernetes).
     #[arg(long, value_name = "NAME", default_value = sluice_translate::GATEWAY_CONTROLLER)]
     pub gateway_controller: String,
+
+    /// The node this replica runs on (default: $NODE_NAME, else the host name). Advertisements'
+    /// and BGPPeers' `nodeSelectors` match its Node object's labels; under
+    /// `externalTrafficPolicy: Local` only endpoints on it serve, and only nodes with local
+    /// endpoints hold or announce the address.
+    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Where traffic goes: `endpoints` (the Services' pods; Sluice runs in the cluster) or
+    /// `nodeport` (the Service port's nodePort on every Ready node, from the Node objects: a
+    /// Sluice outside the cluster, in front of its nodes, where pod addresses are not routable).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "endpoints")]
+    pub upstream_mode: UpstreamModeArg,
+}
+
+/// `--upstream-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpstreamModeArg {
+    /// The Services' ready endpoints.
+    Endpoints,
+    /// The Services' NodePorts on the Ready nodes.
+    Nodeport,
+}
+
+impl SourceArgs {
+    /// `--node-name`, else the host name.
+    pub fn node(&self) -> String {
+        self.node_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+        })
+    }
 }
 
 /// Options of `sluice run`.

@@ -37,6 +37,8 @@ pub fn main(args: DemoArgs) -> ExitCode {
         default_tls_secret: None,
         lb_pools: Vec::new(),
         gateway_controller: sluice_translate::GATEWAY_CONTROLLER.into(),
+        node_name: None,
+        upstream_mode: crate::cli::UpstreamModeArg::Endpoints,
         kubernetes: false,
         kubeconfig: None,
         watch_namespace: None,

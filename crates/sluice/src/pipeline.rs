@@ -131,14 +131,19 @@ impl Pipeline {
             enable_ssl_passthrough: source.enable_ssl_passthrough,
             allow_unenforced_waf: source.allow_unenforced_waf,
             gateway_controller: source.gateway_controller.clone(),
+            node_name: source.node(),
+            upstream_mode: match source.upstream_mode {
+                crate::cli::UpstreamModeArg::Endpoints => sluice_translate::UpstreamMode::Endpoints,
+                crate::cli::UpstreamModeArg::Nodeport => sluice_translate::UpstreamMode::NodePort,
+            },
             ..sluice_translate::Options::new(crate::default_cert::generate()?)
         };
-        // Without pools there is nothing to allocate, and nothing to record.
+        // The record is written only when allocations change: without pools, never.
         let roots = absolute_roots(&source.manifests);
         let (source, record, allocations) = match kube {
             Some(kube) => (Source::Kube(kube), None, Allocations::default()),
             None => {
-                let record = state_dir.filter(|_| !source.lb_pools.is_empty()).map(AllocationRecord::new);
+                let record = state_dir.map(AllocationRecord::new);
                 let allocations = record.as_ref().map(AllocationRecord::load).unwrap_or_default();
                 (Source::Manifests(Box::new(ManifestSource::new(roots.clone()))), record, allocations)
             }

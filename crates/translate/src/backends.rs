@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use foldhash::{HashMap, HashSet};
 use sluice_config::{Backend, ObjectRef, Transport, UpstreamProtocol};
+use sluice_store::k8s_openapi::api::core::v1::Node;
 use sluice_store::k8s_openapi::api::core::v1::{Endpoints, Service, ServicePort};
-use sluice_store::k8s_openapi::api::discovery::v1::EndpointSlice;
+use sluice_store::k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use sluice_store::{ObjectKey, Store};
 
 use crate::annotations::BackendOptions;
@@ -70,9 +71,16 @@ pub(crate) struct Backends {
     /// Slices by Service; a Service with an entry here ignores its legacy Endpoints.
     slices_by_service: HashMap<Arc<ObjectKey>, Vec<Arc<EndpointSlice>>>,
     resolved: HashMap<Arc<BackendKey>, Resolved>,
+    nodes: DerivedCache<Node, ()>,
+    mode: UpstreamMode,
 }
 
 impl Backends {
+    /// Backends reached as `mode` says.
+    pub(crate) fn new(mode: UpstreamMode) -> Self {
+        Self { mode, ..Self::default() }
+    }
+
     /// Catches up with `store`, looking where `changed` says. Returns the Services whose
     /// Service object, EndpointSlices or Endpoints changed: their backends must be resolved
     /// again ([`Backends::forget`]).
@@ -82,6 +90,11 @@ impl Backends {
         dirty.extend(services.into_iter().map(|c| c.key));
         let endpoints = self.endpoints.sync_changed(changed, "Endpoints", &store.endpoints, |_, _| ());
         dirty.extend(endpoints.into_iter().map(|c| c.key));
+        let nodes = self.nodes.sync_changed(changed, "Node", &store.nodes, |_, _| ());
+        if self.mode == UpstreamMode::NodePort && !nodes.is_empty() {
+            // Every backend is reached through the nodes.
+            dirty.extend(store.services.keys().map(|k| Arc::new(k.clone())));
+        }
         let slices = self.slices.sync_changed(changed, "EndpointSlice", &store.endpoint_slices, owning_service);
         for change in slices {
             if let Some(Some(service)) = change.old {
@@ -173,7 +186,8 @@ impl Backends {
             }
         };
         let port_name = port.name.clone().unwrap_or_default();
-        let endpoints = if key.options.service_upstream.unwrap_or(defaults.service_upstream) {
+        let to_cluster_ip = self.mode == UpstreamMode::Endpoints;
+        let endpoints = if to_cluster_ip && key.options.service_upstream.unwrap_or(defaults.service_upstream) {
             cluster_ip(store, &key.service, port.port)
         } else {
             self.endpoints(store, &key.service, &port_name)
@@ -183,18 +197,97 @@ impl Backends {
     }
 
     /// Ready endpoint addresses of the Service port named `port_name` ("" when unnamed): from
-    /// the EndpointSlices, or the legacy Endpoints when the Service has no slice at all.
+    /// the EndpointSlices, or the legacy Endpoints when the Service has no slice at all. With
+    /// `--upstream-mode nodeport`, the port's `nodePort` on the ready nodes instead.
     pub(crate) fn endpoints(&self, store: &Store, service: &ObjectKey, port_name: &str) -> Vec<SocketAddr> {
+        self.endpoints_on(store, service, port_name, None)
+    }
+
+    /// [`Backends::endpoints`], only those on `node` when given (`externalTrafficPolicy:
+    /// Local`: endpoints of other nodes do not serve this node's traffic; in nodeport mode,
+    /// only the nodes that have an endpoint).
+    pub(crate) fn endpoints_on(
+        &self,
+        store: &Store,
+        service: &ObjectKey,
+        port_name: &str,
+        node: Option<&str>,
+    ) -> Vec<SocketAddr> {
+        if self.mode == UpstreamMode::NodePort {
+            let local = node.map(|_| self.endpoint_nodes(store, service));
+            return node_ports(store, service, port_name, local.as_ref());
+        }
         let mut found = BTreeSet::new();
+        let wanted = |endpoint_node: Option<&str>| node.is_none_or(|n| endpoint_node == Some(n));
         if let Some(slices) = self.slices_by_service.get(service) {
             for slice in slices {
-                add_slice_endpoints(slice, port_name, &mut found);
+                add_slice_endpoints(slice, port_name, &wanted, &mut found);
             }
         } else if let Some(endpoints) = store.endpoints.get(service) {
-            add_legacy_endpoints(endpoints, port_name, &mut found);
+            add_legacy_endpoints(endpoints, port_name, &wanted, &mut found);
         }
         found.into_iter().collect()
     }
+
+    /// The nodes with a ready endpoint of `service` (any port).
+    pub(crate) fn endpoint_nodes(&self, store: &Store, service: &ObjectKey) -> BTreeSet<String> {
+        let mut nodes = BTreeSet::new();
+        if let Some(slices) = self.slices_by_service.get(service) {
+            let endpoints = slices.iter().flat_map(|s| s.endpoints.iter());
+            nodes.extend(endpoints.filter(|e| ready(e)).filter_map(|e| e.node_name.clone()));
+        } else if let Some(endpoints) = store.endpoints.get(service) {
+            let subsets = endpoints.subsets.iter().flatten();
+            let addresses = subsets.flat_map(|s| s.addresses.iter().flatten());
+            nodes.extend(addresses.filter_map(|a| a.node_name.clone()));
+        }
+        nodes
+    }
+}
+
+/// Where upstream traffic goes (`--upstream-mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UpstreamMode {
+    /// The Service's ready endpoints (pod addresses): Sluice runs in the cluster.
+    #[default]
+    Endpoints,
+    /// The Service port's `nodePort` on every ready node: Sluice runs outside the cluster,
+    /// where pod addresses are not routable.
+    NodePort,
+}
+
+/// The `nodePort` of the Service port named `port_name` on each ready node's address
+/// (InternalIP, else ExternalIP); only on `local` nodes when given.
+fn node_ports(
+    store: &Store,
+    service: &ObjectKey,
+    port_name: &str,
+    local: Option<&BTreeSet<String>>,
+) -> Vec<SocketAddr> {
+    let spec = store.services.get(service).and_then(|s| s.spec.as_ref());
+    let ports = spec.and_then(|s| s.ports.as_deref()).unwrap_or_default();
+    let node_port = ports
+        .iter()
+        .find(|p| p.name.as_deref().unwrap_or_default() == port_name)
+        .and_then(|p| p.node_port)
+        .and_then(|p| u16::try_from(p).ok());
+    let Some(node_port) = node_port else {
+        return Vec::new();
+    };
+    let mut found = BTreeSet::new();
+    for (key, node) in &store.nodes {
+        let status = node.status.as_ref();
+        let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+        let is_ready = conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        if !is_ready || local.is_some_and(|l| !l.contains(&key.name)) {
+            continue;
+        }
+        let addresses = status.and_then(|s| s.addresses.as_deref()).unwrap_or_default();
+        let address = ["InternalIP", "ExternalIP"].iter().find_map(|kind| {
+            addresses.iter().find(|a| a.type_ == *kind).and_then(|a| a.address.parse::<IpAddr>().ok())
+        });
+        found.extend(address.map(|ip| SocketAddr::new(ip, node_port)));
+    }
+    found.into_iter().collect()
 }
 
 /// `service-upstream`: the Service's ClusterIP and port, as one endpoint.
@@ -212,7 +305,16 @@ fn owning_service(key: &ObjectKey, slice: &EndpointSlice) -> Option<Arc<ObjectKe
     labels.and_then(|l| l.get(SERVICE_NAME_LABEL)).map(|service| Arc::new(ObjectKey::new(&key.namespace, service)))
 }
 
-fn add_slice_endpoints(slice: &EndpointSlice, port_name: &str, found: &mut BTreeSet<SocketAddr>) {
+fn ready(endpoint: &Endpoint) -> bool {
+    endpoint.conditions.as_ref().and_then(|c| c.ready) != Some(false)
+}
+
+fn add_slice_endpoints(
+    slice: &EndpointSlice,
+    port_name: &str,
+    wanted: &dyn Fn(Option<&str>) -> bool,
+    found: &mut BTreeSet<SocketAddr>,
+) {
     if slice.address_type == "FQDN" {
         return;
     }
@@ -226,14 +328,18 @@ fn add_slice_endpoints(slice: &EndpointSlice, port_name: &str, found: &mut BTree
         return;
     };
     for endpoint in &slice.endpoints {
-        let ready = endpoint.conditions.as_ref().and_then(|c| c.ready) != Some(false);
-        if ready {
+        if ready(endpoint) && wanted(endpoint.node_name.as_deref()) {
             found.extend(parse_ips(&endpoint.addresses).map(|ip| SocketAddr::new(ip, port)));
         }
     }
 }
 
-fn add_legacy_endpoints(endpoints: &Endpoints, port_name: &str, found: &mut BTreeSet<SocketAddr>) {
+fn add_legacy_endpoints(
+    endpoints: &Endpoints,
+    port_name: &str,
+    wanted: &dyn Fn(Option<&str>) -> bool,
+    found: &mut BTreeSet<SocketAddr>,
+) {
     for subset in endpoints.subsets.as_deref().unwrap_or_default() {
         let ports = subset.ports.as_deref().unwrap_or_default();
         let Some(port) = ports
@@ -244,7 +350,8 @@ fn add_legacy_endpoints(endpoints: &Endpoints, port_name: &str, found: &mut BTre
             continue;
         };
         let addresses = subset.addresses.as_deref().unwrap_or_default();
-        found.extend(addresses.iter().filter_map(|a| a.ip.parse::<IpAddr>().ok()).map(|ip| SocketAddr::new(ip, port)));
+        let addresses = addresses.iter().filter(|a| wanted(a.node_name.as_deref()));
+        found.extend(addresses.filter_map(|a| a.ip.parse::<IpAddr>().ok()).map(|ip| SocketAddr::new(ip, port)));
     }
 }
 

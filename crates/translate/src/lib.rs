@@ -20,6 +20,7 @@ mod l4;
 mod passthrough;
 mod plan;
 mod regexes;
+mod selector;
 mod upstream_tls;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,6 +44,7 @@ use crate::regexes::Regexes;
 use crate::upstream_tls::UpstreamTlsCache;
 
 pub use annotations::{AnnotationReport, AnnotationVerdict, DEFAULT_ANNOTATIONS_PREFIX};
+pub use backends::UpstreamMode;
 pub use certificates::certified_key_from_pem;
 pub use class::CONTROLLER_NAME;
 pub use compile::Defaults;
@@ -61,7 +63,8 @@ pub struct Options {
     /// The certificate for unknown SNI when no default Secret is set (or it is unusable);
     /// generated once at start-up by the caller so that translation stays pure.
     pub fallback_certificate: Arc<CertifiedKey>,
-    /// `--lb-pool`: addresses for Services of `type: LoadBalancer`; empty turns L4 off.
+    /// `--lb-pool`: addresses for Services of `type: LoadBalancer`, beside the IPAddressPools;
+    /// with neither, L4 is off.
     pub lb_pools: Vec<AddressPool>,
     /// `--controller-class`: IngressClasses whose `spec.controller` is this are ours.
     pub controller_class: String,
@@ -83,6 +86,11 @@ pub struct Options {
     pub allow_unenforced_waf: bool,
     /// `--gateway-controller`: GatewayClasses whose `spec.controllerName` is this are ours.
     pub gateway_controller: String,
+    /// `--node-name`: the node this replica runs on (`externalTrafficPolicy: Local` serves
+    /// only its endpoints).
+    pub node_name: String,
+    /// `--upstream-mode`: endpoints, or NodePorts for a Sluice outside the cluster.
+    pub upstream_mode: UpstreamMode,
 }
 
 impl Options {
@@ -103,6 +111,8 @@ impl Options {
             enable_ssl_passthrough: false,
             allow_unenforced_waf: false,
             gateway_controller: GATEWAY_CONTROLLER.into(),
+            node_name: String::new(),
+            upstream_mode: UpstreamMode::Endpoints,
         }
     }
 
@@ -240,13 +250,14 @@ struct Classified {
 impl Translator {
     /// A translator with nothing derived yet.
     pub fn new(options: Options) -> Self {
+        let upstream_mode = options.upstream_mode;
         Self {
             upstream_tls: UpstreamTlsCache::new(&options.annotations_prefix),
             passthrough: None,
             options,
             ingresses: DerivedCache::default(),
             classes: DerivedCache::default(),
-            backends: Backends::default(),
+            backends: Backends::new(upstream_mode),
             secrets: Secrets::default(),
             plan: Plan::default(),
             certificates: None,
@@ -416,6 +427,7 @@ impl Translator {
             previous,
             &self.backends,
             prepared.candidates(),
+            &self.options.node_name,
             &mut diagnostics,
         );
         let first_gateway_backend = u32::try_from(plan.backend_ids()).unwrap_or(u32::MAX);

@@ -87,6 +87,7 @@ pub fn listener(protocol: L4Protocol, address: SocketAddr, endpoints: Vec<Socket
         proxy_protocol: None,
         idle_timeout: Duration::from_secs(30),
         max_flows: 100,
+        source_ranges: None,
     }
 }
 
@@ -94,6 +95,8 @@ pub fn table(listeners: Vec<L4Listener>) -> L4Table {
     L4Table {
         listeners: listeners.into_iter().map(|l| ((l.protocol, l.address), l)).collect(),
         addresses: Default::default(),
+        ip_modes: Default::default(),
+        announcements: Default::default(),
     }
 }
 

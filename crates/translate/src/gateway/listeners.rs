@@ -16,9 +16,10 @@ use sluice_store::gateway_api::experimental::gateways::{
 use sluice_store::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sluice_store::{ObjectKey, Store};
 
-use super::refs::{self, Selector};
+use super::refs;
 use super::GROUP;
 use crate::certificates::Secrets;
+use crate::selector::Selector;
 
 /// What a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,9 +393,11 @@ impl ValidGateway {
         let programmed = match (&self.refused, all_invalid, ips.is_empty()) {
             (Some(_), _, _) | (None, true, _) => no("Programmed", "Invalid", "the Gateway is not accepted"),
             (None, false, false) => yes("Programmed", "Programmed", "served on its addresses"),
-            (None, false, true) => {
-                no("Programmed", "AddressNotAssigned", "no address free in the --lb-pool pools (or none)")
-            }
+            (None, false, true) => no(
+                "Programmed",
+                "AddressNotAssigned",
+                "no address free in the address pools (--lb-pool, IPAddressPools), or none",
+            ),
         };
         let listeners = self
             .listeners

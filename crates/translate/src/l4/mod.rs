@@ -2,7 +2,9 @@
 //! port of theirs becomes a listener on that address.
 
 mod allocate;
+mod announce;
 mod pool;
+mod pools;
 mod service;
 
 use std::collections::BTreeMap;
@@ -22,19 +24,26 @@ pub(crate) use service::{LbPort, LbService};
 /// across snapshots and restarts.
 pub type Allocations = BTreeMap<ObjectRef, Vec<IpAddr>>;
 
-/// Builds the L4 table. With no pools, L4 is off and LoadBalancer Services are left alone.
-/// `gateways` take addresses from the same pools (their listeners are served elsewhere).
-pub(crate) fn translate(
-    store: &Store,
-    pools: &[AddressPool],
+/// Builds the L4 table: addresses from the pools (`--lb-pool` and IPAddressPools; with none,
+/// L4 is off and LoadBalancer Services are left alone), a listener per address and port,
+/// and how each address is announced. `gateways` take addresses from the same pools (their
+/// listeners are served elsewhere). `node` is this replica's node: under
+/// `externalTrafficPolicy: Local` only its endpoints serve.
+pub(crate) fn translate<'s>(
+    store: &'s Store,
+    flag_pools: &[AddressPool],
     previous: &Allocations,
     backends: &Backends,
-    gateways: Vec<LbService<'_>>,
+    mut gateways: Vec<LbService<'s>>,
+    node: &str,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> L4Table {
+    let pools = pools::read(store, flag_pools, diagnostics);
     if pools.is_empty() {
         return L4Table::default();
     }
+    let namespace_labels =
+        |namespace: &str| store.namespaces.get(&ObjectKey::new("", namespace)).and_then(|n| n.metadata.labels.as_ref());
     let mut candidates = Vec::new();
     for (key, svc) in &store.services {
         if !service::is_load_balancer(svc) {
@@ -42,24 +51,46 @@ pub(crate) fn translate(
         }
         let object = ObjectRef::new("Service", &key.namespace, &key.name);
         match service::read(object, svc) {
-            Ok(Some(candidate)) => candidates.push(candidate),
+            Ok(Some(mut candidate)) => {
+                candidate.namespace_labels = namespace_labels(&key.namespace);
+                candidates.push(candidate);
+            }
             Ok(None) => {}
             Err(mut problems) => diagnostics.append(&mut problems),
         }
     }
+    for gateway in &mut gateways {
+        gateway.namespace_labels = namespace_labels(&gateway.object.namespace);
+    }
     let services = candidates.len();
     candidates.extend(gateways);
-    let addresses = allocate::allocate(&candidates, pools, previous, diagnostics);
+    let addresses = allocate::allocate(&candidates, &pools, previous, diagnostics);
+    let mut allocated = Vec::new();
+    for candidate in &candidates {
+        let key = ObjectKey::new(&candidate.object.namespace, &candidate.object.name);
+        let local_nodes = candidate.local_traffic.then(|| backends.endpoint_nodes(store, &key));
+        for ip in addresses.get(&candidate.object).into_iter().flatten() {
+            allocated.push(announce::Allocated {
+                ip: *ip,
+                holder: &candidate.object,
+                labels: candidate.labels,
+                local_nodes: local_nodes.clone(),
+            });
+        }
+    }
+    let announcements = announce::announcements(store, &pools, allocated, diagnostics);
     candidates.truncate(services);
     let mut listeners = BTreeMap::new();
+    let mut ip_modes = BTreeMap::new();
     for candidate in &candidates {
         let Some(ips) = addresses.get(&candidate.object) else {
             continue;
         };
+        ip_modes.insert(candidate.object.clone(), candidate.ip_mode);
         let key = ObjectKey::new(&candidate.object.namespace, &candidate.object.name);
+        let only_node = candidate.local_traffic.then_some(node);
         for port in &candidate.ports {
-            let endpoints = backends.endpoints(store, &key, &port.name);
-
+            let endpoints = backends.endpoints_on(store, &key, &port.name, only_node);
             let label = if port.name.is_empty() { port.port.to_string() } else { port.name.clone() };
             let backend = Arc::new(Backend::new(
                 candidate.object.clone(),
@@ -79,12 +110,13 @@ pub(crate) fn translate(
                     proxy_protocol: candidate.proxy_protocol,
                     idle_timeout: candidate.idle_timeout(port.protocol),
                     max_flows: candidate.max_flows,
+                    source_ranges: candidate.source_ranges.clone(),
                 };
                 listeners.insert((port.protocol, address), listener);
             }
         }
     }
-    L4Table { listeners, addresses }
+    L4Table { listeners, addresses, ip_modes, announcements }
 }
 
 #[cfg(test)]
@@ -123,5 +155,6 @@ pub(crate) fn add_gateway_listener(
         proxy_protocol: None,
         idle_timeout,
         max_flows: service::DEFAULT_MAX_FLOWS,
+        source_ranges: None,
     });
 }

@@ -19,6 +19,13 @@ impl AddressPool {
         family == f1 && family == f2 && first <= n && n <= last
     }
 
+    /// True when the two ranges share an address.
+    pub fn overlaps(&self, other: &AddressPool) -> bool {
+        let ((f1, a1), (_, b1)) = (to_int(self.first), to_int(self.last));
+        let ((f2, a2), (_, b2)) = (to_int(other.first), to_int(other.last));
+        f1 == f2 && a1 <= b2 && a2 <= b1
+    }
+
     /// The pool's addresses in ascending order.
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
         let (family, first) = to_int(self.first);

@@ -66,7 +66,7 @@ fn requested_addresses_are_honoured_or_wait_with_a_reason() {
     let text: Vec<String> = snapshot.diagnostics.iter().map(ToString::to_string).collect();
     assert!(
         text.iter()
-            .any(|d| d.contains("Service default/outside: spec.loadBalancerIP: 10.9.9.9 is not in any --lb-pool")),
+            .any(|d| d.contains("Service default/outside: spec.loadBalancerIP: 10.9.9.9 is not in any address pool")),
         "{text:?}"
     );
     assert!(
