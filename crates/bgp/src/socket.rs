@@ -23,6 +23,10 @@ pub(crate) async fn connect(config: &SessionConfig) -> Result<TcpStream, String>
         Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
             Err(format!("connection to {peer} refused (is BGP running there and configured for us?)"))
         }
+        Ok(Err(e)) if e.kind() == io::ErrorKind::HostUnreachable && single_hop(config) => Err(format!(
+            "connecting to {peer}: {e} (packets go with TTL 1: if the peer is not directly connected, \
+             set ebgp_multihop)"
+        )),
         Ok(Err(e)) => Err(format!("connecting to {peer}: {e}")),
         Err(_) if config.md5_key().is_some() => Err(format!(
             "no answer from {peer} within {timeout:?}: check the TCP MD5 password on both sides \
@@ -32,15 +36,19 @@ pub(crate) async fn connect(config: &SessionConfig) -> Result<TcpStream, String>
     }
 }
 
+/// eBGP peers are directly connected unless told otherwise (RFC 4271 §5.1.3): TTL 1.
+fn single_hop(config: &SessionConfig) -> bool {
+    !config.ibgp() && !config.ebgp_multihop
+}
+
 /// A non-blocking socket with TTL, MD5 key and source address set, ready to connect.
 fn prepare(config: &SessionConfig) -> io::Result<TcpSocket> {
     let domain = if config.peer_address.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
-    // eBGP peers are directly connected unless told otherwise (RFC 4271 §5.1.3); iBGP
-    // and multihop sessions may cross routers.
-    let ttl = if config.ibgp() || config.ebgp_multihop { 255 } else { 1 };
+    // iBGP and multihop sessions may cross routers.
+    let ttl = if single_hop(config) { 1 } else { 255 };
     if config.peer_address.is_ipv4() {
         socket.set_ttl_v4(ttl)?;
     } else {

@@ -146,8 +146,11 @@ impl Connection<'_> {
         self.session.routes.mark_unchanged();
         self.sync(&mut announced, &mut skipped, agreed, &context).await?;
         let mut hold_deadline = agreed.hold_time.map(|hold| Instant::now() + hold);
-        let mut keepalives =
-            agreed.keepalive_time.map(|period| tokio::time::interval_at(Instant::now() + period, period));
+        let mut keepalives = agreed.keepalive_time.map(|period| {
+            let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        });
         let mut routes_open = true;
         loop {
             tokio::select! {
