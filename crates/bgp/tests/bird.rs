@@ -29,7 +29,7 @@ fn pair() -> (Node, Netns) {
 }
 
 #[test]
-fn ebgp_with_4_byte_asns_announces_withdraws_and_shutdown_drops_routes_at_once() {
+fn ebgp_with_4_byte_asns_announces_refreshes_withdraws_and_shutdown_drops_routes_at_once() {
     require_netns!();
     let (node, router) = pair();
     let bird = Bird::start(&router, EBGP_BIRD);
@@ -59,8 +59,12 @@ fn ebgp_with_4_byte_asns_announces_withdraws_and_shutdown_drops_routes_at_once()
     assert_eq!(metric("session_up"), Some(1.0), "{}", node.metrics());
     assert_eq!(metric("announced_prefixes"), Some(2.0));
     assert_eq!(metric("session_established_total"), Some(1.0));
+    assert_eq!(metric("updates_sent_total"), Some(2.0), "two attribute sets, two UPDATEs");
+
+    // bird asks for the routes again (ROUTE-REFRESH): both UPDATEs are sent again.
+    assert!(bird.cli(&["reload", "in", "node"]).contains("reload"), "{}", bird.cli(&["reload", "in", "node"]));
+    assert!(wait_until(WAIT, || metric("updates_sent_total") >= Some(4.0)), "{}", node.metrics());
     let updates = metric("updates_sent_total").unwrap_or_default();
-    assert!(updates >= 2.0, "two attribute sets, two UPDATEs: {updates}");
 
     // Without the VIP: withdrawn, the other route stays, the session is not restarted.
     node.apply(vec![peer(name, config.clone(), vec![other.clone()])]);
@@ -82,7 +86,7 @@ fn ebgp_with_4_byte_asns_announces_withdraws_and_shutdown_drops_routes_at_once()
 }
 
 #[test]
-fn ibgp_with_bird_carries_our_local_pref() {
+fn ibgp_with_bird_carries_our_local_pref_and_a_removed_peer_hears_deconfigured() {
     require_netns!();
     let (node, router) = pair();
     let bird = Bird::start(
@@ -110,6 +114,13 @@ protocol bgp node {
     assert!(block("198.18.100.11/32").contains("BGP.local_pref: 100"), "{table}");
     assert_eq!(table.matches("BGP.as_path: \n").count(), 2, "empty AS path to iBGP: {table}");
     assert!(bird.protocol("node").contains("Session:          internal AS4"), "{}", bird.protocol("node"));
+
+    // The peer is removed: bird hears Peer De-configured and drops the routes.
+    node.apply(Vec::new());
+    assert!(wait_until(WAIT, || !bird.routes().contains("198.18.100.1")), "{}", bird.routes());
+    assert!(bird.protocol("node").contains("Peer de-configured"), "{}", bird.protocol("node"));
+    assert!(node.speaker.status().is_empty());
+    assert!(!node.metrics().contains("default/ibgp"), "{}", node.metrics());
 }
 
 #[test]

@@ -65,7 +65,7 @@ pub(super) async fn run(session: &mut Session, stream: TcpStream) -> Ended {
         Err(e) => Err(Failure::Io(format!("reading the local address: {e}"))),
     };
     let was_established = connection.session.status.get().state == SessionState::Established;
-    connection.leave_established();
+    connection.mark_down();
     let Err(failure) = failure;
     let (notification, ended) = match failure {
         Failure::Io(error) => (None, Ended::Failed { error, was_established }),
@@ -254,7 +254,7 @@ impl Connection<'_> {
         }
     }
 
-    fn leave_established(&mut self) {
+    fn mark_down(&mut self) {
         self.session.metrics.session_up.set(0);
         self.session.metrics.announced_prefixes.set(0);
         self.session.status.set_state(SessionState::Active);

@@ -302,4 +302,32 @@ mod tests {
             Notification { data: Bytes::from_static(b"\x05maint"), ..Notification::ADMINISTRATIVE_SHUTDOWN };
         assert_eq!(with_text.to_string(), "Cease/Administrative Shutdown (6/2): \"maint\"");
     }
+
+    #[test]
+    fn a_malformed_update_gets_an_update_error() {
+        // Path attributes length 10, but only 3 bytes of attributes follow.
+        let mut update = BytesMut::from(&[0xff; 16][..]);
+        update.extend_from_slice(&[0, 26, 2, 0, 0, 0, 10, 0x40, 1, 1]);
+        let error = read_message(&mut update, true, false).unwrap_err();
+        assert_eq!(error.notification.code, 3, "{error:?}");
+        // An ORIGIN with a wrong length only withdraws (RFC 7606): the session stays.
+        let mut update = BytesMut::from(&[0xff; 16][..]);
+        update.extend_from_slice(&[0, 31, 2, 0, 0, 0, 8, 0x40, 1, 2, 0, 0, 0x40, 2, 0]);
+        assert_eq!(read_message(&mut update, true, false), Ok(Some(Incoming::Update)));
+    }
+
+    #[test]
+    fn random_input_never_panics() {
+        let mut rng = fastrand::Rng::with_seed(4271);
+        for _ in 0..20_000 {
+            let kind = rng.u8(0..7);
+            let body: Vec<u8> = (0..rng.usize(0..64)).map(|_| rng.u8(..)).collect();
+            let mut input = BytesMut::from(&[0xff; 16][..]);
+            let length = if rng.bool() { 19 + body.len() as u16 } else { rng.u16(..) };
+            input.extend_from_slice(&length.to_be_bytes());
+            input.extend_from_slice(&[kind]);
+            input.extend_from_slice(&body);
+            while let Ok(Some(_)) = read_message(&mut input, rng.bool(), rng.bool()) {}
+        }
+    }
 }
