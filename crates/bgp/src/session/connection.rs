@@ -254,6 +254,7 @@ impl Connection<'_> {
         }
     }
 
+    /// The session is down: gauges back to 0, state Active until the task decides.
     fn mark_down(&mut self) {
         self.session.metrics.session_up.set(0);
         self.session.metrics.announced_prefixes.set(0);
