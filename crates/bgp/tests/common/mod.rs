@@ -1,0 +1,214 @@
+//! Test support: a node namespace running the speaker, and real routers (bird2, FRR) in
+//! their own namespaces.
+
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use sluice_bgp::{PeerSpec, PeerStatus, Route, SessionConfig, SessionState, Speaker};
+use sluice_testnet::{wait_until, Netns, Process, TempDir};
+use tokio::runtime::Runtime;
+
+/// Generous bound for anything the tests wait for.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A namespace with the speaker running on a Tokio runtime whose threads are inside it.
+pub struct Node {
+    runtime: Option<Runtime>,
+    pub speaker: Speaker,
+    registry: Registry,
+    pub ns: Netns,
+}
+
+impl Node {
+    pub fn new(prefix: &str) -> Self {
+        let ns = Netns::new(prefix).unwrap();
+        // The worker threads are spawned by this thread, inside the namespace: every socket
+        // the session tasks open belongs to it.
+        let runtime = ns
+            .enter(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build())
+            .unwrap()
+            .unwrap();
+        let mut registry = Registry::with_prefix("sluice");
+        let speaker = Speaker::new(&mut registry);
+        Self { runtime: Some(runtime), speaker, registry, ns }
+    }
+
+    fn runtime(&self) -> &Runtime {
+        self.runtime.as_ref().unwrap()
+    }
+
+    pub fn apply(&self, peers: Vec<PeerSpec>) {
+        let _inside = self.runtime().enter();
+        self.speaker.apply(peers);
+    }
+
+    /// Runs `future` on a worker thread (inside the namespace).
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime().spawn(future)
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime().block_on(future)
+    }
+
+    pub fn shutdown(&self) {
+        self.block_on(self.speaker.shutdown());
+    }
+
+    pub fn status(&self, name: &str) -> PeerStatus {
+        self.speaker.status().into_iter().find(|s| s.name == name).expect("no such peer")
+    }
+
+    pub fn wait_established(&self, name: &str) -> bool {
+        wait_until(WAIT, || self.status(name).state == SessionState::Established)
+    }
+
+    /// The value of one exported sample, e.g. `sluice_bgp_session_up{peer="a/b"}`.
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        self.metrics().lines().find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+    }
+
+    pub fn metrics(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+/// A session config with short timers for tests.
+pub fn session(peer: &str, peer_asn: u32, local_asn: u32) -> SessionConfig {
+    SessionConfig {
+        peer_address: peer.parse().unwrap(),
+        peer_port: 179,
+        peer_asn,
+        local_asn,
+        router_id: "198.18.255.1".parse().unwrap(),
+        source_address: None,
+        hold_time: Duration::from_secs(30),
+        keepalive_time: None,
+        connect_time: Duration::from_secs(2),
+        password: None,
+        ebgp_multihop: false,
+    }
+}
+
+pub fn route(prefix: &str, communities: &[&str], local_pref: Option<u32>) -> Route {
+    Route {
+        prefix: prefix.parse().unwrap(),
+        communities: communities.iter().map(|c| c.parse().unwrap()).collect(),
+        local_pref,
+    }
+}
+
+pub fn peer(name: &str, session: SessionConfig, routes: Vec<Route>) -> PeerSpec {
+    PeerSpec { name: name.to_owned(), session, routes }
+}
+
+/// bird2 in the foreground with its own configuration, log and control socket.
+pub struct Bird {
+    process: Process,
+    dir: TempDir,
+}
+
+impl Bird {
+    /// Starts bird in `ns` with `config` (a `log` line to the test's file is prepended).
+    pub fn start(ns: &Netns, config: &str) -> Self {
+        let dir = TempDir::new("bird").unwrap();
+        let conf = dir.path().join("bird.conf");
+        let log = dir.path().join("bird.log");
+        std::fs::write(&conf, format!("log \"{}\" all;\n{config}", log.display())).unwrap();
+        let socket = dir.path().join("bird.ctl");
+        let mut command = ns.command("bird");
+        command.arg("-f").arg("-c").arg(&conf).arg("-s").arg(&socket);
+        let process = ns.spawn(&mut command).unwrap();
+        let bird = Self { process, dir };
+        assert!(wait_until(WAIT, || bird.cli(&["show", "status"]).contains("Daemon is up")), "bird did not start");
+        bird
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("bird.ctl")
+    }
+
+    /// `birdc` output (stdout and stderr).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = std::process::Command::new("birdc").arg("-s").arg(self.socket()).args(args).output().unwrap();
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    }
+
+    pub fn routes(&self) -> String {
+        self.cli(&["show", "route", "all"])
+    }
+
+    pub fn protocol(&self, name: &str) -> String {
+        self.cli(&["show", "protocols", "all", name])
+    }
+
+    pub fn established(&self, name: &str) -> bool {
+        self.protocol(name)
+            .lines()
+            .any(|line| line.trim_start().starts_with("BGP state:") && line.contains("Established"))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bird.log")).unwrap_or_default()
+    }
+}
+
+/// FRR's bgpd alone (`-Z`, no zebra) with its own configuration, pid file and vty socket
+/// directory; `-S` skips the switch to the frr user (whose vty group root is not in).
+pub struct Frr {
+    process: Process,
+    dir: TempDir,
+}
+
+impl Frr {
+    pub fn start(ns: &Netns, config: &str) -> Self {
+        let dir = TempDir::new("frr").unwrap();
+        let conf = dir.path().join("frr.conf");
+        std::fs::write(&conf, config).unwrap();
+        let mut command = ns.command("/usr/lib/frr/bgpd");
+        command
+            .args(["-S", "-Z", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.path().join("bgpd.pid"))
+            .arg("--vty_socket")
+            .arg(dir.path())
+            .arg("--log")
+            .arg(format!("file:{}", dir.path().join("bgpd.log").display()));
+        let process = ns.spawn(&mut command).unwrap();
+        let frr = Self { process, dir };
+        assert!(wait_until(WAIT, || frr.vtysh("show bgp summary json").contains("\"peers\"")), "bgpd did not start");
+        frr
+    }
+
+    pub fn vtysh(&self, command: &str) -> String {
+        let output = std::process::Command::new("vtysh")
+            .arg("--vty_socket")
+            .arg(self.dir.path())
+            .args(["-c", command])
+            .output()
+            .unwrap();
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bgpd.log")).unwrap_or_default()
+    }
+}
