@@ -52,39 +52,59 @@ pub struct L2Announcement {
     pub nodes: NodeSet,
 }
 
-/// A BGP community attached to announced routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+/// A BGP community: RFC 1997 (two 16-bit halves) or RFC 8092 large (three 32-bit parts).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize)]
 pub enum Community {
-    /// `65535:65282`.
+    /// `ASN:value`, each 16 bits.
     Standard(u16, u16),
-    /// `large:1:2:3`.
+    /// `large:global:local1:local2`, each 32 bits.
     Large(u32, u32, u32),
 }
 
 impl FromStr for Community {
     type Err = String;
 
-    /// MetalLB's syntax: `AS:VALUE` with 16-bit parts, or `large:GLOBAL:DATA1:DATA2`.
+    /// Parses MetalLB's syntax: `65535:65282` or `large:1:2:3` (decimal numbers).
     fn from_str(text: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = text.split(':').collect();
-        let bad = || format!("{text:?} is not a community: expected \"65535:65282\" or \"large:1:2:3\"");
-        match parts.as_slice() {
-            [a, b] => Ok(Community::Standard(a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?)),
-            ["large", a, b, c] => Ok(Community::Large(
-                a.parse().map_err(|_| bad())?,
-                b.parse().map_err(|_| bad())?,
-                c.parse().map_err(|_| bad())?,
-            )),
-            _ => Err(bad()),
+        let number = |part: &str, what: &str, bits: u32| -> Result<u64, String> {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("community {text:?}: {what} {part:?} is not a decimal number"));
+            }
+            part.parse::<u64>()
+                .ok()
+                .filter(|value| value >> bits == 0)
+                .ok_or_else(|| format!("community {text:?}: {what} {part} does not fit in {bits} bits"))
+        };
+        if let Some(large) = text.strip_prefix("large:") {
+            let parts: Vec<&str> = large.split(':').collect();
+            let [global, local1, local2] = parts.as_slice() else {
+                return Err(format!(
+                    "community {text:?}: a large community has three parts, large:GLOBAL:LOCAL1:LOCAL2"
+                ));
+            };
+            let part = |p, what| number(p, what, 32).map(|v| v as u32);
+            return Ok(Self::Large(
+                part(global, "the global administrator")?,
+                part(local1, "the first local part")?,
+                part(local2, "the second local part")?,
+            ));
         }
+        let parts: Vec<&str> = text.split(':').collect();
+        let [high, low] = parts.as_slice() else {
+            return Err(format!(
+                "community {text:?}: expected ASN:VALUE (two 16-bit numbers) or large:GLOBAL:LOCAL1:LOCAL2"
+            ));
+        };
+        let part = |p, what| number(p, what, 16).map(|v| v as u16);
+        Ok(Self::Standard(part(high, "the first part")?, part(low, "the second part")?))
     }
 }
 
 impl fmt::Display for Community {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Community::Standard(a, b) => write!(f, "{a}:{b}"),
-            Community::Large(a, b, c) => write!(f, "large:{a}:{b}:{c}"),
+            Self::Standard(high, low) => write!(f, "{high}:{low}"),
+            Self::Large(global, local1, local2) => write!(f, "large:{global}:{local1}:{local2}"),
         }
     }
 }
@@ -184,15 +204,31 @@ pub struct Announcements {
 
 #[cfg(test)]
 mod tests {
-    use super::Community;
+    use super::*;
 
     #[test]
-    fn communities_parse_as_metallb_writes_them() {
+    fn communities_parse_in_metallb_syntax() {
         assert_eq!("65535:65282".parse(), Ok(Community::Standard(65535, 65282)));
-        assert_eq!("large:4200000000:1:2".parse(), Ok(Community::Large(4_200_000_000, 1, 2)));
-        for bad in ["65536:1", "1", "large:1:2", "a:b", "1:2:3", ""] {
-            assert!(bad.parse::<Community>().is_err(), "{bad}");
+        assert_eq!("0:0".parse(), Ok(Community::Standard(0, 0)));
+        assert_eq!("large:1:2:3".parse(), Ok(Community::Large(1, 2, 3)));
+        assert_eq!("large:4294967295:0:4294967295".parse(), Ok(Community::Large(u32::MAX, 0, u32::MAX)));
+        for text in ["65535:65282", "large:4200000001:7:8"] {
+            assert_eq!(text.parse::<Community>().unwrap().to_string(), text);
         }
-        assert_eq!(Community::Large(1, 2, 3).to_string(), "large:1:2:3");
+    }
+
+    #[test]
+    fn community_errors_say_what_is_wrong() {
+        let error = |text: &str| text.parse::<Community>().unwrap_err();
+        assert!(error("65536:1").contains("the first part 65536 does not fit in 16 bits"), "{}", error("65536:1"));
+        assert!(error("1:x").contains("the second part \"x\" is not a decimal number"));
+        assert!(error("1:+2").contains("is not a decimal number"));
+        assert!(error("1:2:3").contains("expected ASN:VALUE"));
+        assert!(error("").contains("expected ASN:VALUE"));
+        assert!(error("large:1:2").contains("three parts"));
+        assert!(error("large:1:2:4294967296").contains("the second local part 4294967296 does not fit in 32 bits"));
+        assert!(error("large:1::3").contains("the first local part \"\" is not a decimal number"));
+        assert!(error("no-export").contains("expected ASN:VALUE"));
+        assert!(error("99999999999999999999999:1").contains("does not fit in 16 bits"));
     }
 }
