@@ -65,25 +65,28 @@ pub async fn write_status(
 /// One address of `status.loadBalancer.ingress`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Address {
-    Ip(String),
+    /// An IP, with the Service's `ipMode` (Ingresses have none).
+    Ip(String, Option<String>),
     Hostname(String),
 }
 
 impl Address {
     fn parse(text: &str) -> Self {
         match text.parse::<IpAddr>() {
-            Ok(ip) => Address::Ip(ip.to_string()),
+            Ok(ip) => Address::Ip(ip.to_string(), None),
             Err(_) => Address::Hostname(text.to_owned()),
         }
     }
 
-    fn from_status(ip: Option<&String>, hostname: Option<&String>) -> Option<Self> {
-        ip.map(|ip| Address::Ip(ip.clone())).or_else(|| hostname.map(|name| Address::Hostname(name.clone())))
+    fn from_status(ip: Option<&String>, hostname: Option<&String>, mode: Option<&String>) -> Option<Self> {
+        let ip = ip.map(|ip| Address::Ip(ip.clone(), mode.cloned()));
+        ip.or_else(|| hostname.map(|name| Address::Hostname(name.clone())))
     }
 
     fn to_json(&self) -> Value {
         match self {
-            Address::Ip(ip) => json!({ "ip": ip }),
+            Address::Ip(ip, None) => json!({ "ip": ip }),
+            Address::Ip(ip, Some(mode)) => json!({ "ip": ip, "ipMode": mode }),
             Address::Hostname(name) => json!({ "hostname": name }),
         }
     }
@@ -106,9 +109,12 @@ struct Writer {
 }
 
 /// The addresses in a `status.loadBalancer.ingress` list (Ingresses and Services use
-/// different types with the same `ip`/`hostname` fields), as `(ip, hostname)` pairs.
-fn addresses<'a>(entries: impl Iterator<Item = (&'a Option<String>, &'a Option<String>)>) -> Vec<Address> {
-    entries.filter_map(|(ip, hostname)| Address::from_status(ip.as_ref(), hostname.as_ref())).collect()
+/// different types with the same `ip`/`hostname` fields; Services' have `ipMode` too), as
+/// `(ip, hostname, ipMode)`.
+fn addresses<'a>(
+    entries: impl Iterator<Item = (&'a Option<String>, &'a Option<String>, Option<&'a String>)>,
+) -> Vec<Address> {
+    entries.filter_map(|(ip, hostname, mode)| Address::from_status(ip.as_ref(), hostname.as_ref(), mode)).collect()
 }
 
 impl Writer {
@@ -120,7 +126,8 @@ impl Writer {
         for (key, ingress) in &store.ingresses {
             let object = ObjectRef::new("Ingress", &key.namespace, &key.name);
             let status = ingress.status.iter().filter_map(|s| s.load_balancer.as_ref());
-            let current = addresses(status.flat_map(|lb| lb.ingress.iter().flatten()).map(|i| (&i.ip, &i.hostname)));
+            let entries = status.flat_map(|lb| lb.ingress.iter().flatten());
+            let current = addresses(entries.map(|i| (&i.ip, &i.hostname, None)));
             let desired = if served.contains(&object) {
                 if self.publish.is_empty() {
                     // Nothing known to publish: leave what is there.
@@ -140,10 +147,14 @@ impl Writer {
         for (key, service) in &store.services {
             let object = ObjectRef::new("Service", &key.namespace, &key.name);
             let status = service.status.iter().filter_map(|s| s.load_balancer.as_ref());
-            let current = addresses(status.flat_map(|lb| lb.ingress.iter().flatten()).map(|i| (&i.ip, &i.hostname)));
+            let entries = status.flat_map(|lb| lb.ingress.iter().flatten());
+            let current = addresses(entries.map(|i| (&i.ip, &i.hostname, i.ip_mode.as_ref())));
             let class = service.spec.as_ref().and_then(|s| s.load_balancer_class.as_deref());
             let desired = match snapshot.l4.addresses.get(&object) {
-                Some(ips) => ips.iter().map(|ip| Address::Ip(ip.to_string())).collect(),
+                Some(ips) => {
+                    let mode = snapshot.l4.ip_modes.get(&object).map(|m| m.as_str().to_owned());
+                    ips.iter().map(|ip| Address::Ip(ip.to_string(), mode.clone())).collect()
+                }
                 None if !current.is_empty() && (self.ours.contains(&object) || class == Some(LOAD_BALANCER_CLASS)) => {
                     Vec::new()
                 }

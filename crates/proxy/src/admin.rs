@@ -27,6 +27,9 @@ pub struct AdminState {
     pub snapshot: Arc<SharedSnapshot>,
     /// Addresses (IPs or hostnames) to report for Ingresses (`--publish-address`).
     pub publish: Vec<String>,
+    /// How LoadBalancer addresses are announced from this replica right now (holders, BGP
+    /// sessions), for `/status`; asked at each request.
+    pub announcements: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
 }
 
 /// Serves `/healthz`, `/readyz`, `/metrics`, `/status` and `/config` on `listener` until the task is
@@ -57,7 +60,13 @@ fn answer(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byte
         "/readyz" if state.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n".into()),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
         "/config" => json(&crate::config_view::document(&state.snapshot.load())),
-        "/status" => json(&crate::status::document(&state.snapshot.load(), &state.publish)),
+        "/status" => {
+            let mut document = crate::status::document(&state.snapshot.load(), &state.publish);
+            if let Some(announcements) = &state.announcements {
+                document["announcements"] = announcements();
+            }
+            json(&document)
+        }
 
         "/metrics" => {
             let mut response = text(StatusCode::OK, state.metrics.encode());

@@ -1,7 +1,7 @@
 //! `GET /status`: the addresses Sluice serves each resource on, in the Kubernetes status shape.
 
 use serde_json::{json, Value};
-use sluice_config::Snapshot;
+use sluice_config::{IpMode, Snapshot};
 
 /// The status document: `{"services": [...], "ingresses": [...]}`, each entry with
 /// `loadBalancer.ingress` as `kubectl get -o json` would show it; and one list per Gateway
@@ -14,7 +14,9 @@ pub fn document(snapshot: &Snapshot, publish: &[String]) -> Value {
         .iter()
         .filter(|(object, _)| object.kind == "Service")
         .map(|(service, ips)| {
-            let ingress: Vec<Value> = ips.iter().map(|ip| json!({ "ip": ip.to_string() })).collect();
+            let mode = snapshot.l4.ip_modes.get(service).copied().unwrap_or(IpMode::Vip);
+            let ingress: Vec<Value> =
+                ips.iter().map(|ip| json!({ "ip": ip.to_string(), "ipMode": mode.as_str() })).collect();
             entry(&service.namespace, &service.name, ingress)
         })
         .collect();

@@ -235,6 +235,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
 
+    /// With --kubernetes: each replica renews a Lease (`sluice-node-<node>`, in the
+    /// leader-election namespace) this often divided by three; a replica whose Lease is not
+    /// renewed for this long is taken for dead, and another node takes over the addresses
+    /// it held (gratuitous ARP / unsolicited NA). A shorter time moves addresses sooner after
+    /// a crash; a graceful stop hands them over at once.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub member_lease_duration: Duration,
+
     /// Name of the leader-election Lease.
     #[arg(long, value_name = "NAME", default_value = "sluice-leader")]
     pub lease_name: String,

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use sluice_config::{SharedSnapshot, Snapshot};
 use sluice_l4::{L4Metrics, L4Plane};
+
+use crate::announce::Announcer;
 use sluice_proxy::admin::AdminState;
 use sluice_proxy::{ConnectionLimits, DataPlane, GatewayListeners, Metrics, ProxyOptions};
 use tokio::net::TcpListener;
@@ -94,6 +96,10 @@ pub struct Cluster {
     publish_service: Option<String>,
     /// `--gateway-controller`: the `controllerName` of the route status entries written.
     gateway_controller: String,
+    /// `--member-lease-duration`.
+    member_lease: Duration,
+    /// This replica's membership Lease, once started.
+    membership: tokio::sync::Mutex<Option<sluice_kube::Membership>>,
 }
 
 impl Cluster {
@@ -103,7 +109,29 @@ impl Cluster {
         let source = Arc::new(sluice_kube::connect(&options).await?);
         let (publish_service, gateway_controller) =
             (args.publish_service.clone(), args.source.gateway_controller.clone());
-        Ok(Self { source, options, publish_service, gateway_controller })
+        let member_lease = args.member_lease_duration;
+        let membership = tokio::sync::Mutex::new(None);
+        Ok(Self { source, options, publish_service, gateway_controller, member_lease, membership })
+    }
+
+    /// Starts this replica's membership Lease (node `node`); the receiver says which
+    /// replicas are alive, for choosing the one that holds each address.
+    fn membership(&self, node: &str) -> watch::Receiver<BTreeSet<String>> {
+        let membership =
+            sluice_kube::Membership::start(self.source.client(), &self.options.lease_namespace, node, self.member_lease);
+        let live = membership.live();
+        if let Ok(mut slot) = self.membership.try_lock() {
+            *slot = Some(membership);
+        }
+        live
+    }
+
+    /// Deletes this replica's membership Lease, so that the others take over its
+    /// addresses at once.
+    async fn leave(&self) {
+        if let Some(membership) = self.membership.lock().await.take() {
+            membership.stop().await;
+        }
     }
 
     /// The Kubernetes source alone, for `sluice check --kubernetes`.
@@ -230,6 +258,8 @@ struct Control {
     l4: L4Plane,
     /// The Gateways' HTTP and HTTPS frontends.
     gateways: GatewayListeners,
+    /// Adds announced addresses before their listeners are bound.
+    announcer: Arc<Announcer>,
     /// For re-checking files that read as empty (a writer mid-rewrite).
     triggers: mpsc::UnboundedSender<Trigger>,
     /// The generation being served, for the status and Event writers.
@@ -258,6 +288,11 @@ pub async fn serve(
     let mut metrics = Metrics::new();
     let l4 = L4Plane::new(Arc::new(L4Metrics::new(metrics.registry_mut())));
     let control_metrics = ControlMetrics::new(metrics.registry_mut());
+    let live = match &cluster {
+        Some(cluster) => cluster.membership(&source.node()),
+        None => watch::channel(BTreeSet::from([source.node()])).1,
+    };
+    let announcer = Arc::new(Announcer::new(metrics.registry_mut(), source.node(), live));
     let metrics = Arc::new(metrics);
     let admin = bind(serve.admin, "--admin").await?;
     let admin_state = Arc::new(AdminState {
@@ -265,6 +300,10 @@ pub async fn serve(
         ready: false.into(),
         snapshot: snapshot.clone(),
         publish: publish_addresses(serve, cluster.as_ref()),
+        announcements: Some({
+            let announcer = announcer.clone();
+            Arc::new(move || announcer.status())
+        }),
     });
     let admin_task = tokio::spawn(sluice_proxy::admin::serve(admin, admin_state.clone()));
     if let Some(cluster) = &cluster {
@@ -290,6 +329,7 @@ pub async fn serve(
     metrics.set_generation(generation);
     let (counts, failing) = pipeline.stats();
     control_metrics.set_objects(&counts, failing);
+    announcer.prepare(&snapshot.load()).await;
     report_unbound(l4.apply(&snapshot.load().l4).await);
 
     let http = bind(serve.http, "--http").await?;
@@ -319,6 +359,7 @@ pub async fn serve(
 
     let (triggers, mut changes) = mpsc::unbounded_channel();
     let (changed, changed_rx) = watch::channel(generation);
+    let changed_rx_announce = changed_rx.clone();
     let _watcher = match &cluster {
         Some(cluster) => {
             cluster.start(triggers.clone(), &snapshot, admin_state.publish.clone(), changed_rx);
@@ -332,11 +373,22 @@ pub async fn serve(
             }
         },
     };
+    announcer.spawn(snapshot.clone(), changed_rx_announce);
     admin_state.ready.store(true, Ordering::Release);
     tracing::info!(http = %serve.http, https = %serve.https, admin = %serve.admin, "serving");
     on_ready();
 
-    let control = Control { pipeline, snapshot, metrics, control_metrics, l4, gateways, triggers, changed };
+    let control = Control {
+        pipeline,
+        snapshot,
+        metrics,
+        control_metrics,
+        l4,
+        gateways,
+        announcer: announcer.clone(),
+        triggers,
+        changed,
+    };
     loop {
         tokio::select! {
             Some(first) = changes.recv() => {
@@ -352,12 +404,19 @@ pub async fn serve(
 
     tracing::info!(drain_timeout = ?serve.drain_timeout, "stopping: no new connections; draining");
     admin_state.ready.store(false, Ordering::Release);
+    // Routers and neighbours move traffic elsewhere first; the addresses stay while
+    // connections drain.
+    announcer.withdraw().await;
+    if let Some(cluster) = &cluster {
+        cluster.leave().await;
+    }
     control.l4.stop_accepting();
     if plane.shutdown(serve.drain_timeout).await {
         tracing::info!("drained; exiting");
     } else {
         tracing::warn!("drain timeout reached; exiting with requests still in flight");
     }
+    announcer.release().await;
     admin_task.abort();
     Ok(())
 }
@@ -400,6 +459,7 @@ impl Control {
         // Freeing a large snapshot takes milliseconds: not on the path to serving the new one.
         tokio::task::spawn_blocking(move || drop(previous));
         self.metrics.set_generation(generation);
+        self.announcer.prepare(&self.snapshot.load()).await;
         self.changed.send_replace(generation);
         report_unbound(self.l4.apply(&self.snapshot.load().l4).await);
         report_unbound_frontends(self.gateways.apply(&self.snapshot.load().gateways).await);
