@@ -18,7 +18,8 @@ pub enum Interfaces {
     /// Every interface that is up, not loopback and has an Ethernet MAC, as found when the
     /// address is applied (interfaces that appear later are picked up by the next apply).
     All,
-    /// These interfaces, by name (an L2Advertisement's `interfaces`).
+    /// These interfaces, by name (an L2Advertisement's `interfaces`); one that is down is
+    /// answered on as soon as it comes up.
     Named(Vec<String>),
 }
 

@@ -60,10 +60,14 @@ fn link_address(index: u32) -> io::Result<SockAddr> {
 
 /// The reply to `frame` when it is an ARP request from someone else for one of `wanted`:
 /// unicast to the asker, with `mac` as the answer. Anything else (malformed, truncated, not a
-/// request, our own frame, an announcement, another address) gets no answer.
+/// request, our own frame, a frame for another host, an announcement, another address) gets
+/// no answer.
 pub(crate) fn answer(frame: &[u8], mac: [u8; 6], wanted: &BTreeSet<IpAddr>) -> Option<(Ipv4Addr, Frame)> {
     let (ethernet, payload) = Ethernet2Header::from_slice(frame).ok()?;
-    if ethernet.ether_type != EtherType::ARP || ethernet.source == mac {
+    // Frames for other hosts reach the socket when the interface is promiscuous (a bridge
+    // port, a capture); the kernel ignores those, and so does this.
+    let for_us = ethernet.destination == BROADCAST || ethernet.destination == mac;
+    if ethernet.ether_type != EtherType::ARP || ethernet.source == mac || !for_us {
         return None;
     }
     let request = ArpPacketSlice::from_slice(payload).ok()?.to_packet().try_eth_ipv4().ok()?;
@@ -188,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn ignores_other_addresses_replies_announcements_and_our_own_frames() {
+    fn ignores_other_addresses_replies_announcements_our_own_frames_and_other_hosts_frames() {
         assert!(answer(&request([198, 18, 0, 11]), OURS, &wanted()).is_none());
         let mut reply = request([198, 18, 0, 10]);
         reply[21] = 2;
@@ -196,6 +200,11 @@ mod tests {
         let [announcement, _] = gratuitous(ASKER, Ipv4Addr::new(198, 18, 0, 10));
         assert!(answer(&announcement, OURS, &wanted()).is_none());
         assert!(answer(&request([198, 18, 0, 10]), ASKER, &wanted()).is_none());
+        let mut elsewhere = request([198, 18, 0, 10]);
+        elsewhere[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 3]);
+        assert!(answer(&elsewhere, OURS, &wanted()).is_none(), "unicast to another host");
+        elsewhere[..6].copy_from_slice(&OURS);
+        assert!(answer(&elsewhere, OURS, &wanted()).is_some(), "unicast to us");
     }
 
     #[test]

@@ -7,6 +7,11 @@ use std::net::IpAddr;
 
 use crate::netlink::{host_prefix, Netlink};
 
+/// The `IFA_PROTO` value that marks the addresses Sluice adds (Linux 6.0+; older kernels
+/// ignore it), so that a restart after a crash knows them as its own. Values above the
+/// kernel's own (0-3) are free for user space; 0x53 is "S".
+const ADDRESS_PROTOCOL: u8 = 0x53;
+
 /// The kernel settings that keep it from answering ARP for an address on `lo`, with the values
 /// they get and those that already do the job.
 #[derive(Debug)]
@@ -40,7 +45,9 @@ const ARP_SETTINGS: [Setting; 2] = [
 /// as a /32 or /128) through netlink, so Sluice's listeners can bind it and the kernel
 /// delivers its packets, and removed when no longer wanted and on shutdown. Only addresses it
 /// added are ever removed: one already present on any interface is left alone and not
-/// recorded as its own.
+/// recorded as its own. Its addresses carry an address protocol of their own (`IFA_PROTO`),
+/// so those a crashed run left on `lo` are recognised, and removed when not wanted, by the
+/// next one.
 ///
 /// While it holds an IPv4 address it sets `net.ipv4.conf.all.arp_ignore=1` and
 /// `arp_announce=2` (as kube-proxy's IPVS mode does), so the kernel never answers ARP for a
@@ -101,12 +108,21 @@ impl LocalAddresses {
 impl State {
     async fn reconcile(&mut self, wanted: &BTreeSet<IpAddr>) -> Vec<String> {
         let mut problems = Vec::new();
-        let present = match self.netlink.addresses().await {
-            Ok(present) => present,
+        let configured = match self.netlink.addresses().await {
+            Ok(configured) => configured,
             Err(error) => return vec![format!("listing addresses: {error}")],
         };
-        // One of ours that someone removed is no longer ours (and is added again if wanted).
+        let present: BTreeSet<IpAddr> = configured.iter().map(|address| address.address).collect();
+        // One of ours that someone removed is no longer ours (and is added again if wanted);
+        // one that a previous run of Sluice added, and left behind when it stopped without
+        // `shutdown`, is ours.
         self.ours.retain(|address| present.contains(address));
+        self.ours.extend(
+            configured
+                .iter()
+                .filter(|address| address.index == self.loopback && address.protocol == Some(ADDRESS_PROTOCOL))
+                .map(|address| address.address),
+        );
         let missing: Vec<IpAddr> = wanted.iter().filter(|address| !present.contains(address)).copied().collect();
 
         let mut arp_held = true;
@@ -122,7 +138,7 @@ impl State {
                 problems.push(format!("{address}/{prefix} not added to lo: the kernel would answer ARP for it"));
                 continue;
             }
-            match self.netlink.add_host_address(self.loopback, address).await {
+            match self.netlink.add_host_address(self.loopback, address, ADDRESS_PROTOCOL).await {
                 Ok(()) => {
                     tracing::info!(%address, "added to lo");
                     self.ours.insert(address);

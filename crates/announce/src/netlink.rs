@@ -2,11 +2,10 @@
 //! their index and MAC, and the addresses configured on them; and for adding and removing
 //! addresses.
 
-use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures_util::TryStreamExt;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressProtocol};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
 use rtnetlink::{AddressMessageBuilder, Handle};
 use tokio::task::JoinHandle;
@@ -69,17 +68,24 @@ impl Netlink {
     }
 
     /// Every address configured on any interface of the namespace.
-    pub(crate) async fn addresses(&self) -> Result<BTreeSet<IpAddr>, rtnetlink::Error> {
+    pub(crate) async fn addresses(&self) -> Result<Vec<Address>, rtnetlink::Error> {
         let messages: Vec<AddressMessage> = self.handle.address().get().execute().try_collect().await?;
-        Ok(messages.iter().filter_map(local_address).collect())
+        Ok(messages.iter().filter_map(Address::from_message).collect())
     }
 
-    /// Adds `address` as a host address (/32 or /128) to the interface `index`; adding one
-    /// that is already there succeeds.
-    pub(crate) async fn add_host_address(&self, index: u32, address: IpAddr) -> Result<(), rtnetlink::Error> {
+    /// Adds `address` as a host address (/32 or /128) to the interface `index`, marked with
+    /// `protocol`; adding one that is already there succeeds.
+    pub(crate) async fn add_host_address(
+        &self,
+        index: u32,
+        address: IpAddr,
+        protocol: u8,
+    ) -> Result<(), rtnetlink::Error> {
         let mut request = self.handle.address().add(index, address, host_prefix(address)).replace();
+        let attributes = &mut request.message_mut().attributes;
+        attributes.push(AddressAttribute::Protocol(AddressProtocol::Other(protocol)));
         if address.is_ipv6() {
-            request.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+            attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
         request.execute().await
     }
@@ -108,16 +114,29 @@ pub(crate) fn host_prefix(address: IpAddr) -> u8 {
     }
 }
 
-/// The node's own address in an address message: `IFA_LOCAL` when present (it differs from
-/// `IFA_ADDRESS` on point-to-point links), else `IFA_ADDRESS`.
-fn local_address(message: &AddressMessage) -> Option<IpAddr> {
-    let mut address = None;
-    for attribute in &message.attributes {
-        match attribute {
-            AddressAttribute::Local(local) => return Some(*local),
-            AddressAttribute::Address(value) => address = Some(*value),
-            _ => {}
+/// An address configured on an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Address {
+    pub address: IpAddr,
+    /// The interface's index.
+    pub index: u32,
+    /// Who added it (`IFA_PROTO`, Linux 6.0+), when told.
+    pub protocol: Option<u8>,
+}
+
+impl Address {
+    /// The node's own address in an address message: `IFA_LOCAL` when present (it differs
+    /// from `IFA_ADDRESS` on point-to-point links), else `IFA_ADDRESS`.
+    fn from_message(message: &AddressMessage) -> Option<Self> {
+        let (mut local, mut address, mut protocol) = (None, None, None);
+        for attribute in &message.attributes {
+            match attribute {
+                AddressAttribute::Local(value) => local = Some(*value),
+                AddressAttribute::Address(value) => address = Some(*value),
+                AddressAttribute::Protocol(value) => protocol = Some(u8::from(*value)),
+                _ => {}
+            }
         }
+        Some(Self { address: local.or(address)?, index: message.header.index, protocol })
     }
-    address
 }

@@ -5,6 +5,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use sluice_announce::LocalAddresses;
 use sluice_testnet::{require_netns, veth, Netns};
@@ -30,11 +31,8 @@ fn addresses_come_and_go_on_lo_pre_existing_ones_stay_and_arp_settings_follow() 
     let ignore = || sysctl(&node, "net.ipv4.conf.all.arp_ignore");
     assert_eq!(ignore(), "0");
 
-    let local = std::sync::Arc::new(runtime.run(async { LocalAddresses::new().await }).expect("netlink"));
-    let apply = |wanted: BTreeSet<IpAddr>| {
-        let local = local.clone();
-        runtime.run(async move { local.apply(&wanted).await })
-    };
+    let local = Arc::new(runtime.run(async { LocalAddresses::new().await }).expect("netlink"));
+    let apply = |wanted: BTreeSet<IpAddr>| apply(&runtime, &local, wanted);
 
     let all = addresses(&["198.18.6.10", "fd00:198:18:6::10", "198.18.6.1"]);
     assert_eq!(apply(all.clone()), Vec::<String>::new());
@@ -60,4 +58,27 @@ fn addresses_come_and_go_on_lo_pre_existing_ones_stay_and_arp_settings_follow() 
     assert!(!lo().contains("198.18.6.10"), "{}", lo());
     assert!(n0().contains("198.18.6.1/24"), "shutdown leaves what was not ours: {}", n0());
     assert_eq!(ignore(), "0");
+}
+
+fn apply(runtime: &NodeRuntime, local: &Arc<LocalAddresses>, wanted: BTreeSet<IpAddr>) -> Vec<String> {
+    let local = local.clone();
+    runtime.run(async move { local.apply(&wanted).await })
+}
+
+#[test]
+fn addresses_left_by_a_run_that_stopped_without_shutdown_are_removed_by_the_next() {
+    require_netns!();
+    let node = Netns::new("locn").unwrap();
+    let runtime = NodeRuntime::new(&node);
+    let lo = || node.run(&["ip", "addr", "show", "lo"]).unwrap();
+    let wanted = addresses(&["198.18.6.20", "fd00:198:18:6::20"]);
+
+    let crashed = Arc::new(runtime.run(async { LocalAddresses::new().await }).expect("netlink"));
+    assert_eq!(apply(&runtime, &crashed, wanted.clone()), Vec::<String>::new());
+    drop(crashed);
+    assert!(lo().contains("198.18.6.20/32") && lo().contains("fd00:198:18:6::20/128"), "{}", lo());
+
+    let next = Arc::new(runtime.run(async { LocalAddresses::new().await }).expect("netlink"));
+    assert_eq!(apply(&runtime, &next, BTreeSet::new()), Vec::<String>::new());
+    assert!(!lo().contains("198.18.6.20") && !lo().contains("fd00:198:18:6::20"), "{}", lo());
 }
