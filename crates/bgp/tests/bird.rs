@@ -5,8 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{peer, route, session, Bird, Node, WAIT};
+use common::{peer, route, session, Node, WAIT};
 use sluice_bgp::SessionState;
+use sluice_testnet::routers::Bird;
 use sluice_testnet::{require_netns, veth, wait_until, Netns};
 use tokio::io::AsyncWriteExt;
 

@@ -4,7 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{peer, route, session, Frr, Node, WAIT};
+use common::{peer, route, session, Node, WAIT};
+use sluice_testnet::routers::Frr;
 use sluice_testnet::{require_netns, veth, wait_until, Netns};
 
 #[test]

@@ -117,8 +117,12 @@ impl Cluster {
     /// Starts this replica's membership Lease (node `node`); the receiver says which
     /// replicas are alive, for choosing the one that holds each address.
     fn membership(&self, node: &str) -> watch::Receiver<BTreeSet<String>> {
-        let membership =
-            sluice_kube::Membership::start(self.source.client(), &self.options.lease_namespace, node, self.member_lease);
+        let membership = sluice_kube::Membership::start(
+            self.source.client(),
+            &self.options.lease_namespace,
+            node,
+            self.member_lease,
+        );
         let live = membership.live();
         if let Ok(mut slot) = self.membership.try_lock() {
             *slot = Some(membership);

@@ -73,24 +73,39 @@ spec:
         &node,
         dir.path(),
         "a",
-        &["--manifests", &manifests.to_string_lossy(), "--node-name", "node-a", "--http", "0.0.0.0:8080", "--https", "0.0.0.0:8443"],
+        &[
+            "--manifests",
+            &manifests.to_string_lossy(),
+            "--node-name",
+            "node-a",
+            "--http",
+            "0.0.0.0:8080",
+            "--https",
+            "0.0.0.0:8443",
+        ],
     );
 
     // The Service got one address per family, reported with how it is announced.
     let status = status(&node);
     let web = status["services"].as_array().unwrap().iter().find(|s| s["name"] == "web").cloned().unwrap_or_default();
-    let ips: Vec<&str> = web["loadBalancer"]["ingress"].as_array().unwrap().iter().filter_map(|i| i["ip"].as_str()).collect();
+    let ips: Vec<&str> =
+        web["loadBalancer"]["ingress"].as_array().unwrap().iter().filter_map(|i| i["ip"].as_str()).collect();
     assert_eq!(ips, ["198.18.10.100", "fd00:198:18:10::100"], "{status:#}\n{}", sluice.log());
     let held = &status["announcements"]["l2"];
     assert!(held.to_string().contains("\"holder\":\"node-a\""), "{status:#}");
 
     // ARP and NDP answers carry the node's MAC; the address is not on eth0.
     let node_mac = mac(&node, "eth0");
-    let arping = client.run(&["arping", "-c", "2", "-w", "5", "-I", "eth0", "198.18.10.100"]).unwrap_or_else(|e| e.to_string());
+    let arping =
+        client.run(&["arping", "-c", "2", "-w", "5", "-I", "eth0", "198.18.10.100"]).unwrap_or_else(|e| e.to_string());
     assert!(arping.to_lowercase().contains(&node_mac), "arping: {arping}\nnode MAC {node_mac}\n{}", sluice.log());
     assert!(!node.run(&["ip", "addr", "show", "eth0"]).unwrap().contains("198.18.10.100"));
-    let ndisc = client.run(&["ndisc6", "-1", "-r", "3", "fd00:198:18:10::100", "eth0"]).unwrap_or_else(|e| e.to_string());
-    assert!(ndisc.to_lowercase().contains(&node_mac.to_uppercase().to_lowercase()), "ndisc6: {ndisc}\nnode MAC {node_mac}");
+    let ndisc =
+        client.run(&["ndisc6", "-1", "-r", "3", "fd00:198:18:10::100", "eth0"]).unwrap_or_else(|e| e.to_string());
+    assert!(
+        ndisc.to_lowercase().contains(&node_mac.to_uppercase().to_lowercase()),
+        "ndisc6: {ndisc}\nnode MAC {node_mac}"
+    );
     assert!(metrics(&node).contains("sluice_announce_arp_replies_total"));
 
     // L4 (TCP and UDP, both families) and L7 (the Ingress on the --http port).
@@ -111,7 +126,8 @@ spec:
 
     // Deleting the Service stops the answers; stopping Sluice removes its addresses.
     std::fs::remove_file(dir.path().join("manifests/web.yaml")).unwrap();
-    let gone = wait_until(WAIT, || client.run(&["arping", "-c", "1", "-w", "1", "-I", "eth0", "198.18.10.100"]).is_err());
+    let gone =
+        wait_until(WAIT, || client.run(&["arping", "-c", "1", "-w", "1", "-I", "eth0", "198.18.10.100"]).is_err());
     assert!(gone, "ARP still answered after the Service was deleted\n{}", sluice.log());
     let mut sluice = sluice;
     sluice.process.signal(libc::SIGTERM, WAIT).expect("exit on SIGTERM");

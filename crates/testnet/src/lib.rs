@@ -9,6 +9,8 @@
 //!
 //! This is test code: it runs `ip` and the peers as processes, which the product never does.
 
+pub mod routers;
+
 use std::io;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

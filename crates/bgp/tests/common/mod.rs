@@ -3,12 +3,11 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use sluice_bgp::{PeerSpec, PeerStatus, Route, SessionConfig, SessionState, Speaker};
-use sluice_testnet::{wait_until, Netns, Process, TempDir};
+use sluice_testnet::{wait_until, Netns};
 use tokio::runtime::Runtime;
 
 /// Generous bound for anything the tests wait for.
@@ -117,98 +116,4 @@ pub fn route(prefix: &str, communities: &[&str], local_pref: Option<u32>) -> Rou
 
 pub fn peer(name: &str, session: SessionConfig, routes: Vec<Route>) -> PeerSpec {
     PeerSpec { name: name.to_owned(), session, routes }
-}
-
-/// bird2 in the foreground with its own configuration, log and control socket.
-pub struct Bird {
-    process: Process,
-    dir: TempDir,
-}
-
-impl Bird {
-    /// Starts bird in `ns` with `config` (a `log` line to the test's file is prepended).
-    pub fn start(ns: &Netns, config: &str) -> Self {
-        let dir = TempDir::new("bird").unwrap();
-        let conf = dir.path().join("bird.conf");
-        let log = dir.path().join("bird.log");
-        std::fs::write(&conf, format!("log \"{}\" all;\n{config}", log.display())).unwrap();
-        let socket = dir.path().join("bird.ctl");
-        let mut command = ns.command("bird");
-        command.arg("-f").arg("-c").arg(&conf).arg("-s").arg(&socket);
-        let process = ns.spawn(&mut command).unwrap();
-        let bird = Self { process, dir };
-        assert!(wait_until(WAIT, || bird.cli(&["show", "status"]).contains("Daemon is up")), "bird did not start");
-        bird
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("bird.ctl")
-    }
-
-    /// `birdc` output (stdout and stderr).
-    pub fn cli(&self, args: &[&str]) -> String {
-        let output = std::process::Command::new("birdc").arg("-s").arg(self.socket()).args(args).output().unwrap();
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-    }
-
-    pub fn routes(&self) -> String {
-        self.cli(&["show", "route", "all"])
-    }
-
-    pub fn protocol(&self, name: &str) -> String {
-        self.cli(&["show", "protocols", "all", name])
-    }
-
-    pub fn established(&self, name: &str) -> bool {
-        self.protocol(name)
-            .lines()
-            .any(|line| line.trim_start().starts_with("BGP state:") && line.contains("Established"))
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("bird.log")).unwrap_or_default()
-    }
-}
-
-/// FRR's bgpd alone (`-Z`, no zebra) with its own configuration, pid file and vty socket
-/// directory; `-S` skips the switch to the frr user (whose vty group root is not in).
-pub struct Frr {
-    process: Process,
-    dir: TempDir,
-}
-
-impl Frr {
-    pub fn start(ns: &Netns, config: &str) -> Self {
-        let dir = TempDir::new("frr").unwrap();
-        let conf = dir.path().join("frr.conf");
-        std::fs::write(&conf, config).unwrap();
-        let mut command = ns.command("/usr/lib/frr/bgpd");
-        command
-            .args(["-S", "-Z", "-f"])
-            .arg(&conf)
-            .arg("-i")
-            .arg(dir.path().join("bgpd.pid"))
-            .arg("--vty_socket")
-            .arg(dir.path())
-            .arg("--log")
-            .arg(format!("file:{}", dir.path().join("bgpd.log").display()));
-        let process = ns.spawn(&mut command).unwrap();
-        let frr = Self { process, dir };
-        assert!(wait_until(WAIT, || frr.vtysh("show bgp summary json").contains("\"peers\"")), "bgpd did not start");
-        frr
-    }
-
-    pub fn vtysh(&self, command: &str) -> String {
-        let output = std::process::Command::new("vtysh")
-            .arg("--vty_socket")
-            .arg(self.dir.path())
-            .args(["-c", command])
-            .output()
-            .unwrap();
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("bgpd.log")).unwrap_or_default()
-    }
 }

@@ -67,7 +67,10 @@ pub fn echo(ns: &Netns, listen: &str, name: &str) -> Process {
     let mut command = ns.command(SLUICE);
     command.args(["echo", "--listen", listen, "--name", name]).stdout(std::process::Stdio::null());
     let process = ns.spawn(&mut command).expect("spawn echo");
-    assert!(wait_until(WAIT, || ns.run(&["curl", "-s", "-m", "1", &format!("http://{listen}/")]).is_ok()), "echo {name}");
+    assert!(
+        wait_until(WAIT, || ns.run(&["curl", "-s", "-m", "1", &format!("http://{listen}/")]).is_ok()),
+        "echo {name}"
+    );
     process
 }
 
