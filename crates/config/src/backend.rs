@@ -142,12 +142,35 @@ impl Backend {
         )
     }
 
-    /// The next endpoint in round-robin order, or `None` when none is ready.
+    /// The next endpoint in round-robin order, skipping those whose connects failed within
+    /// [`FAIL_TIMEOUT`] (all of them down: the next one anyway), or `None` when none is ready.
     pub fn pick(&self) -> Option<SocketAddr> {
         match self.endpoints.len() {
             0 => None,
             1 => Some(self.endpoints[0]),
-            n => Some(self.endpoints[self.next.fetch_add(1, Ordering::Relaxed) % n]),
+            n => {
+                let now = micros_since_epoch();
+                let mut index = self.next.fetch_add(1, Ordering::Relaxed) % n;
+                for _ in 0..n {
+                    if self.load.get(index).is_none_or(|l| !l.is_down(now)) {
+                        break;
+                    }
+                    index = self.next.fetch_add(1, Ordering::Relaxed) % n;
+                }
+                self.endpoints.get(index).copied()
+            }
+        }
+    }
+
+    /// Records that connecting to `endpoint` failed: round-robin skips it for
+    /// [`FAIL_TIMEOUT`] (nginx's `max_fails=1 fail_timeout=10s`), so an unreachable endpoint
+    /// — a node that died before its Ready condition says so — costs one failed connect, not
+    /// one per request.
+    pub fn connect_failed(&self, endpoint: SocketAddr) {
+        let index = self.endpoints.iter().position(|e| *e == endpoint);
+        if let Some(load) = index.and_then(|i| self.load.get(i)) {
+            let until = micros_since_epoch().saturating_add(FAIL_TIMEOUT.as_micros() as u64);
+            load.down_until.store(until, Ordering::Relaxed);
         }
     }
 
@@ -220,9 +243,18 @@ struct Load {
     /// When the average was last updated, in µs since `epoch()`.
     updated: AtomicU64,
     in_flight: AtomicU32,
+    /// Until when (µs since `epoch()`) a failed connect keeps round-robin away.
+    down_until: AtomicU64,
 }
 
+/// How long an endpoint whose connect failed is skipped by round-robin.
+pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Load {
+    fn is_down(&self, now: u64) -> bool {
+        self.down_until.load(Ordering::Relaxed) > now
+    }
+
     fn cost(&self) -> f64 {
         let ewma = f64::from_bits(self.ewma_bits.load(Ordering::Relaxed));
         (ewma.max(1.0)) * f64::from(self.in_flight.load(Ordering::Relaxed) + 1)
@@ -344,5 +376,23 @@ mod tests {
         let gone = backend.with_endpoints(eps[..2].to_vec());
         assert_eq!(gone.endpoint_of_key(&key), None);
         assert_eq!(backend.pick_hashed(42), backend.with_endpoints(eps.clone()).pick_hashed(42));
+    }
+}
+
+#[cfg(test)]
+mod passive_health_tests {
+    use super::*;
+
+    #[test]
+    fn round_robin_skips_an_endpoint_whose_connect_failed_until_all_are_down() {
+        let endpoints: Vec<SocketAddr> = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"].map(|e| e.parse().unwrap()).into();
+        let backend = Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, Transport::Http1, endpoints.clone());
+        backend.connect_failed(endpoints[1]);
+        let picks: Vec<SocketAddr> = (0..30).filter_map(|_| backend.pick()).collect();
+        assert_eq!(picks.len(), 30);
+        assert!(!picks.contains(&endpoints[1]), "{picks:?}");
+        backend.connect_failed(endpoints[0]);
+        backend.connect_failed(endpoints[2]);
+        assert!(backend.pick().is_some(), "with every endpoint down, one is still tried");
     }
 }

@@ -122,6 +122,13 @@ impl L4Backends {
         backend.pick()
     }
 
+    /// Records a failed connect to `endpoint` (see [`Backend::connect_failed`]).
+    pub fn connect_failed(&self, endpoint: SocketAddr) {
+        for (backend, _) in self.choices.iter() {
+            backend.connect_failed(endpoint);
+        }
+    }
+
     /// The first backend's label, for logs and metrics.
     pub fn label(&self) -> &str {
         self.choices.first().map_or("", |(b, _)| &b.label)

@@ -90,6 +90,7 @@ async fn connect(state: &Current) -> Option<TcpStream> {
             }
             Err(_) => tracing::debug!(%endpoint, "l4: connecting to an endpoint timed out"),
         }
+        backends.connect_failed(endpoint);
         state.metrics.connect_failures.inc();
     }
     None

@@ -29,7 +29,17 @@ pub struct AdminState {
     pub publish: Vec<String>,
     /// How LoadBalancer addresses are announced from this replica right now (holders, BGP
     /// sessions), for `/status`; asked at each request.
-    pub announcements: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
+    pub announcements: Option<LiveStatus>,
+}
+
+/// A part of `/status` computed when asked (it changes without a new snapshot).
+#[derive(Clone)]
+pub struct LiveStatus(pub Arc<dyn Fn() -> serde_json::Value + Send + Sync>);
+
+impl std::fmt::Debug for LiveStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveStatus")
+    }
 }
 
 /// Serves `/healthz`, `/readyz`, `/metrics`, `/status` and `/config` on `listener` until the task is
@@ -63,7 +73,7 @@ fn answer(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byte
         "/status" => {
             let mut document = crate::status::document(&state.snapshot.load(), &state.publish);
             if let Some(announcements) = &state.announcements {
-                document["announcements"] = announcements();
+                document["announcements"] = (announcements.0)();
             }
             json(&document)
         }

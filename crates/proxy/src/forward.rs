@@ -349,6 +349,7 @@ impl DataPlane {
                 tracing::debug!(backend = %backend.label, %endpoint, error = %e, "upstream request failed");
                 if matches!(e, SendError::Connect(_)) {
                     self.metrics.upstream_connect_error(backend);
+                    backend.connect_failed(endpoint);
                     Err(Failure::Connect)
                 } else if e.body_too_large() {
                     Err(Failure::TooLarge)

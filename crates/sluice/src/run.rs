@@ -306,7 +306,7 @@ pub async fn serve(
         publish: publish_addresses(serve, cluster.as_ref()),
         announcements: Some({
             let announcer = announcer.clone();
-            Arc::new(move || announcer.status())
+            sluice_proxy::admin::LiveStatus(Arc::new(move || announcer.status()))
         }),
     });
     let admin_task = tokio::spawn(sluice_proxy::admin::serve(admin, admin_state.clone()));

@@ -134,3 +134,245 @@ spec:
     let lo = node.run(&["ip", "addr", "show", "lo"]).unwrap();
     assert!(!lo.contains("198.18.10.101"), "addresses removed on exit: {lo}");
 }
+
+const BGP_POOL: &str = "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: routed, namespace: metallb-system}
+spec:
+  addresses: [198.18.41.0/28]
+---
+apiVersion: metallb.io/v1beta1
+kind: Community
+metadata: {name: aliases, namespace: metallb-system}
+spec:
+  communities: [{name: edge, value: '64512:100'}]
+";
+
+/// A router namespace and a node namespace joined on 198.18.40.0/24; the node's Sluice
+/// reads `manifests` (a directory in `dir`).
+fn routed_pair() -> (Netns, Netns) {
+    let node = Netns::new("bgpn").unwrap();
+    let router = Netns::new("bgpr").unwrap();
+    veth(&node, "eth0", "198.18.40.2/24", &router, "eth0", "198.18.40.1/24").unwrap();
+    (node, router)
+}
+
+#[test]
+fn bird_learns_the_address_with_md5_and_communities_and_loses_it_when_the_service_goes_and_on_stop() {
+    require_netns!();
+    let (node, router) = routed_pair();
+    let bird = sluice_testnet::routers::Bird::start(
+        &router,
+        "router id 198.18.40.1;
+protocol device {}
+protocol kernel { ipv4 { export all; }; }
+protocol bgp sluice {
+  local 198.18.40.1 as 4200000002;
+  neighbor 198.18.40.2 as 4200000001;
+  password \"s3cret\";
+  ipv4 { import all; export none; };
+}
+",
+    );
+    let dir = scratch("bgp");
+    let _web = echo(&node, "127.0.0.1:3000", "web");
+    let peer = "apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: bird, namespace: metallb-system}
+spec: {myASN: 4200000001, peerASN: 4200000002, peerAddress: 198.18.40.1, password: s3cret, holdTime: 9s}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: routed, namespace: metallb-system}
+spec:
+  ipAddressPools: [routed]
+  communities: [edge, 'large:4200000001:7:8']
+";
+    write(&dir, "bgp.yaml", &format!("{BGP_POOL}---\n{peer}"));
+    let manifests = dir.path().join("manifests");
+    let args = ["--manifests", &*manifests.to_string_lossy(), "--node-name", "node-a", "--http", "127.0.0.1:8080", "--https", "127.0.0.1:8443"];
+    let mut sluice = Sluice::start(&node, dir.path(), "a", &args);
+    let established = wait_until(WAIT, || bird.established("sluice"));
+    assert!(established, "{}\n{}\n{}", bird.protocol("sluice"), bird.log(), sluice.log());
+
+    // From the Service's creation to the route in the router's table.
+    let created = Instant::now();
+    write(&dir, "web.yaml", &service("web", 80, 3000, false, "", "node-a"));
+    let learned = wait_until(WAIT, || bird.routes().contains("198.18.41.0/32"));
+    let took = created.elapsed();
+    assert!(learned, "{}\n{}", bird.routes(), sluice.log());
+    eprintln!("bare-metal: Service created -> route in bird's table in {} ms", took.as_millis());
+    let routes = bird.routes();
+    assert!(routes.contains("(64512,100)") && routes.contains("(4200000001, 7, 8)"), "{routes}");
+    assert!(routes.contains("4200000001"), "AS path: {routes}");
+
+    // Traffic from the router's namespace follows the route to the Service.
+    let reached = wait_until(WAIT, || get(&router, &[], "http://198.18.41.0/").is_some_and(|b| b.contains("\"web\"")));
+    assert!(reached, "{}", router.run(&["ip", "route"]).unwrap_or_default());
+    let status = status(&node);
+    assert!(status["announcements"]["bgp_peers"].to_string().contains("Established"), "{status:#}");
+    assert!(metrics(&node).contains("sluice_bgp_session_up{peer=\"metallb-system/bird\"} 1"));
+
+    // Deleting the Service withdraws the route; re-creating announces it again.
+    std::fs::remove_file(dir.path().join("manifests/web.yaml")).unwrap();
+    assert!(wait_until(WAIT, || !bird.routes().contains("198.18.41.0/32")), "{}", bird.routes());
+    write(&dir, "web.yaml", &service("web", 80, 3000, false, "", "node-a"));
+    assert!(wait_until(WAIT, || bird.routes().contains("198.18.41.0/32")), "{}", bird.routes());
+
+    // Stopping Sluice withdraws at once, not after the hold time.
+    let stopping = Instant::now();
+    sluice.process.signal(libc::SIGTERM, WAIT).expect("exit on SIGTERM");
+    assert!(wait_until(Duration::from_secs(5), || !bird.routes().contains("198.18.41.0/32")), "{}", bird.routes());
+    assert!(stopping.elapsed() < Duration::from_secs(8));
+}
+
+#[test]
+fn frr_learns_the_address_over_ibgp_with_local_preference_and_md5() {
+    require_netns!();
+    let (node, router) = routed_pair();
+    let frr = sluice_testnet::routers::Frr::start(
+        &router,
+        "frr defaults traditional
+hostname router
+router bgp 64512
+ bgp router-id 198.18.40.1
+ no bgp ebgp-requires-policy
+ neighbor 198.18.40.2 remote-as 64512
+ neighbor 198.18.40.2 password s3cret
+!
+",
+    );
+    let dir = scratch("frr");
+    let _web = echo(&node, "127.0.0.1:3000", "web");
+    let peer = "apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: frr, namespace: metallb-system}
+spec: {myASN: 64512, peerASN: 64512, peerAddress: 198.18.40.1, password: s3cret, routerID: 198.18.40.2}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: routed, namespace: metallb-system}
+spec: {ipAddressPools: [routed], localPref: 150, aggregationLength: 28}
+";
+    write(&dir, "bgp.yaml", &format!("{BGP_POOL}---\n{peer}"));
+    write(&dir, "web.yaml", &service("web", 80, 3000, false, "", "node-a"));
+    let manifests = dir.path().join("manifests");
+    let args = ["--manifests", &*manifests.to_string_lossy(), "--node-name", "node-a", "--http", "127.0.0.1:8080", "--https", "127.0.0.1:8443"];
+    let sluice = Sluice::start(&node, dir.path(), "a", &args);
+    let table = || frr.vtysh("show bgp ipv4 unicast json");
+    assert!(wait_until(WAIT, || table().contains("198.18.41.0/28")), "{}\n{}\n{}", table(), frr.log(), sluice.log());
+    let entry = frr.vtysh("show bgp ipv4 unicast 198.18.41.0/28 json").replace(' ', "");
+    assert!(entry.contains("\"locPrf\":150") || entry.contains("\"localpref\":150"), "{entry}");
+}
+
+fn node_object(name: &str, address: &str, ready: bool) -> String {
+    let status = if ready { "True" } else { "False" };
+    format!(
+        "apiVersion: v1
+kind: Node
+metadata: {{name: {name}, labels: {{kubernetes.io/hostname: {name}}}}}
+status:
+  conditions: [{{type: Ready, status: '{status}'}}]
+  addresses: [{{type: InternalIP, address: {address}}}, {{type: Hostname, address: {name}}}]
+"
+    )
+}
+
+/// Sluice outside the cluster (`--upstream-mode nodeport`): L4 and Ingress traffic goes to
+/// the Service's nodePort on the Ready nodes, never to pod addresses or a NotReady node; a
+/// node that stops answering is skipped after one failed connect.
+#[test]
+fn external_mode_forwards_to_node_ports_of_ready_nodes() {
+    require_netns!();
+    let lb = Netns::new("xlb").unwrap();
+    let cluster = Netns::new("xcl").unwrap();
+    let client = Netns::new("xcli").unwrap();
+    veth(&lb, "eth0", "198.18.50.1/24", &cluster, "eth0", "198.18.50.11/24").unwrap();
+    cluster.address("eth0", "198.18.50.12/24").unwrap();
+    veth(&lb, "eth1", "198.18.51.1/24", &client, "eth0", "198.18.51.2/24").unwrap();
+    let _one = echo(&cluster, "198.18.50.11:30080", "node-1");
+    let mut two = echo(&cluster, "198.18.50.12:30080", "node-2");
+    let dir = scratch("nodeport");
+    let nodes = [
+        node_object("node-1", "198.18.50.11", true),
+        node_object("node-2", "198.18.50.12", true),
+        node_object("node-3", "198.18.50.13", false),
+    ]
+    .join("---\n");
+    write(&dir, "nodes.yaml", &nodes);
+    write(
+        &dir,
+        "pool.yaml",
+        "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: edge, namespace: metallb-system}
+spec: {addresses: [198.18.51.100/32]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: edge, namespace: metallb-system}
+spec: {interfaces: [eth1]}
+",
+    );
+    write(
+        &dir,
+        "web.yaml",
+        "apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  type: LoadBalancer
+  ports: [{name: web, port: 80, nodePort: 30080, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: web, port: 8080, protocol: TCP}]
+endpoints: [{addresses: [10.244.1.5], conditions: {ready: true}, nodeName: node-1}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: site, namespace: default}
+spec:
+  ingressClassName: sluice
+  rules:
+  - host: site.example
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {name: web}}}}]}
+",
+    );
+    let manifests = dir.path().join("manifests");
+    let args = [
+        "--manifests",
+        &*manifests.to_string_lossy(),
+        "--upstream-mode",
+        "nodeport",
+        "--node-name",
+        "lb",
+        "--http",
+        "0.0.0.0:8080",
+        "--https",
+        "0.0.0.0:8443",
+    ];
+    let sluice = Sluice::start(&lb, dir.path(), "lb", &args);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..12 {
+        let l4 = get(&client, &[], "http://198.18.51.100/").unwrap_or_else(|| panic!("L4 request failed\n{}", sluice.log()));
+        let l7 = get(&client, &["-H", "Host: site.example"], "http://198.18.51.100:8080/").expect("Ingress request");
+        for body in [l4, l7] {
+            seen.extend(["node-1", "node-2"].into_iter().filter(|n| body.contains(&format!("\"{n}\""))));
+        }
+    }
+    assert_eq!(seen.len(), 2, "both Ready nodes serve: {seen:?}");
+    let routes = lb.run(&["curl", "-s", &format!("http://127.0.0.1:{ADMIN}/config")]).unwrap_or_default();
+    assert!(routes.contains("198.18.50.11:30080") && routes.contains("198.18.50.12:30080"), "{routes}");
+    assert!(!routes.contains("10.244.1.5") && !routes.contains("198.18.50.13"), "no pod address, no NotReady node: {routes}");
+
+    // node-2 stops answering: every request still succeeds, served by node-1.
+    two.kill();
+    for _ in 0..10 {
+        let l4 = get(&client, &[], "http://198.18.51.100/").expect("L4 request with a node down");
+        let l7 = get(&client, &["-H", "Host: site.example"], "http://198.18.51.100:8080/").expect("Ingress with a node down");
+        assert!(l4.contains("\"node-1\"") && l7.contains("\"node-1\""));
+    }
+}
