@@ -4,48 +4,50 @@
 //! the real `kube` client and for `sluice run --kubernetes` pointed at it by a kubeconfig:
 //!
 //! - paged lists (`limit`/`continue`, at most 2 items a page whatever `limit` asks) with a
-//!   `resourceVersion`, and `fieldSelector` terms `a.b=value`;
+//!   `resourceVersion`, `fieldSelector` terms `a.b=value` and equality-based `labelSelector`
+//!   terms (`k=v`, `k!=v`, `k`, `!k`);
 //! - watch streams from a resourceVersion, with bookmarks when asked, ADDED/MODIFIED/DELETED
 //!   as the selector sees them; `410 Gone` (as an `ERROR` event or as HTTP 410, see [`Gone`])
 //!   after [`FakeApi::compact`];
 //! - create (`POST`, `409 AlreadyExists`), replace (`PUT`) with optimistic concurrency
 //!   (`409 Conflict` on a stale resourceVersion), JSON merge patches (`PATCH`, on `/status`
-//!   only the `status` counts), get;
-//! - the core kinds and the Gateway API ones at their real paths (`gateway.networking.k8s.io`
-//!   `v1`, TCPRoutes and UDPRoutes `v1alpha2`); a known collection asked at another version,
-//!   or a CustomResourceDefinition removed with [`FakeApi::uninstall`], answers 404 with the
-//!   real server's plain-text body; the discovery documents (`/apis`, `/apis/GROUP/VERSION`)
-//!   list what is installed;
-//! - an outage switch ([`FakeApi::set_down`]: every request answers 503, open watches end)
-//!   and failing Lease writes for one holder ([`FakeApi::fail_lease_writes_of`]).
+//!   only the `status` counts), get, delete;
+//! - the core kinds (Nodes among them), the Gateway API ones (`gateway.networking.k8s.io`
+//!   `v1`, TCPRoutes and UDPRoutes `v1alpha2`) and MetalLB's (`metallb.io` `v1beta1`,
+//!   BGPPeers `v1beta2`) at their real paths; a known collection asked at another version, or
+//!   a CustomResourceDefinition removed with [`FakeApi::uninstall`] ([`GATEWAY_API_CRDS`],
+//!   [`METALLB_CRDS`]), answers 404 with the real server's plain-text body; the discovery
+//!   documents (`/apis`, `/apis/GROUP/VERSION`) list what is installed;
+//! - an outage switch ([`FakeApi::set_down`]: every request answers 503, open watches end),
+//!   failing Lease writes for one holder ([`FakeApi::fail_lease_writes_of`]) and collections
+//!   a role does not grant ([`FakeApi::forbid`]: 403).
 //!
 //! Tests change objects directly ([`FakeApi::apply`], [`FakeApi::delete`]), as other clients
 //! of a real API server would, and assert on what the clients did: every request is recorded
 //! ([`FakeApi::requests`], [`Recorded`]) with its method, path, query, body, bearer token
 //! and answer status.
 //!
-//! Start it with [`FakeApi::start`] inside a Tokio runtime, or with [`FakeApi::spawn`] from
-//! blocking code (it then runs on a thread of its own). [`objects`] builds the objects.
+//! Start it with [`FakeApi::start`] inside a Tokio runtime, with [`FakeApi::start_on`] on a
+//! listener bound by the caller (inside a network namespace, say), or with [`FakeApi::spawn`]
+//! from blocking code (it then runs on a thread of its own). [`objects`] builds the objects.
 
+mod collections;
 pub mod objects;
+mod serve;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
-type Body = BoxBody<Bytes, Infallible>;
+use collections::type_of;
+pub use collections::{GATEWAY_API_CRDS, METALLB_CRDS};
+use serve::{accept, query_param};
 
 /// How an expired watch resourceVersion is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +101,7 @@ struct Change {
 }
 
 #[derive(Debug)]
-struct State {
+pub(crate) struct State {
     rv: u64,
     objects: BTreeMap<String, BTreeMap<(String, String), Value>>,
     history: Vec<Change>,
@@ -117,6 +119,8 @@ struct State {
     /// Collections whose CustomResourceDefinition is not installed: every request on them
     /// answers 404.
     uninstalled: BTreeSet<String>,
+    /// Collections the client's role does not grant: every request on them answers 403.
+    forbidden: BTreeSet<String>,
 }
 
 /// What stops the server when the [`FakeApi`] is dropped.
@@ -162,205 +166,22 @@ impl std::fmt::Debug for FakeApi {
     }
 }
 
-/// The Gateway API collections, each defined by a CustomResourceDefinition that a cluster may
-/// lack: see [`FakeApi::uninstall`]. All are installed when the fake starts.
-pub const GATEWAY_API_CRDS: &[&str] = &[
-    "gatewayclasses",
-    "gateways",
-    "httproutes",
-    "grpcroutes",
-    "tlsroutes",
-    "tcproutes",
-    "udproutes",
-    "referencegrants",
-    "backendtlspolicies",
-];
-
-/// Every collection the fake serves: plural, apiVersion, kind, namespaced.
-const COLLECTIONS: &[(&str, &str, &str, bool)] = &[
-    ("ingresses", "networking.k8s.io/v1", "Ingress", true),
-    ("ingressclasses", "networking.k8s.io/v1", "IngressClass", false),
-    ("services", "v1", "Service", true),
-    ("secrets", "v1", "Secret", true),
-    ("configmaps", "v1", "ConfigMap", true),
-    ("endpoints", "v1", "Endpoints", true),
-    ("namespaces", "v1", "Namespace", false),
-    ("endpointslices", "discovery.k8s.io/v1", "EndpointSlice", true),
-    ("leases", "coordination.k8s.io/v1", "Lease", true),
-    ("events", "events.k8s.io/v1", "Event", true),
-    ("gatewayclasses", "gateway.networking.k8s.io/v1", "GatewayClass", false),
-    ("gateways", "gateway.networking.k8s.io/v1", "Gateway", true),
-    ("httproutes", "gateway.networking.k8s.io/v1", "HTTPRoute", true),
-    ("grpcroutes", "gateway.networking.k8s.io/v1", "GRPCRoute", true),
-    ("tlsroutes", "gateway.networking.k8s.io/v1", "TLSRoute", true),
-    ("tcproutes", "gateway.networking.k8s.io/v1alpha2", "TCPRoute", true),
-    ("udproutes", "gateway.networking.k8s.io/v1alpha2", "UDPRoute", true),
-    ("referencegrants", "gateway.networking.k8s.io/v1", "ReferenceGrant", true),
-    ("backendtlspolicies", "gateway.networking.k8s.io/v1", "BackendTLSPolicy", true),
-];
-
-/// apiVersion and kind of the objects of a collection.
-fn type_of(plural: &str) -> (&'static str, &'static str) {
-    COLLECTIONS
-        .iter()
-        .find(|(name, ..)| *name == plural)
-        .map_or(("v1", "Unknown"), |(_, api_version, kind, _)| (*api_version, *kind))
-}
-
-/// The discovery documents of the API groups (`GET /apis`: the groups and versions serving
-/// some installed collection; `GET /apis/GROUP/VERSION`: its resources), as `kubectl` and
-/// clients checking for CustomResourceDefinitions read them. `None` for other paths.
-fn discovery(state: &State, path: &str) -> Option<Response<Body>> {
-    let served = || {
-        COLLECTIONS
-            .iter()
-            .filter(|(plural, api_version, ..)| api_version.contains('/') && !state.uninstalled.contains(*plural))
-    };
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["apis"] => {
-            let mut groups: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-            for (_, api_version, ..) in served() {
-                let (group, version) = api_version.split_once('/')?;
-                let versions = groups.entry(group).or_default();
-                let entry = json!({"groupVersion": api_version, "version": version});
-                if !versions.contains(&entry) {
-                    versions.push(entry);
-                }
-            }
-            let groups: Vec<Value> = groups
-                .into_iter()
-                .map(|(name, versions)| {
-                    json!({"name": name, "preferredVersion": versions[0].clone(), "versions": versions})
-                })
-                .collect();
-            Some(respond(200, &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})))
-        }
-        ["apis", group, version] => {
-            let group_version = format!("{group}/{version}");
-            let mut resources = Vec::new();
-            for (plural, _, kind, namespaced) in served().filter(|(_, v, ..)| *v == group_version) {
-                let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
-                resources.push(json!({"name": plural, "singularName": kind.to_lowercase(), "namespaced": namespaced,
-                                      "kind": kind, "verbs": verbs}));
-                resources
-                    .push(json!({"name": format!("{plural}/status"), "singularName": "", "namespaced": namespaced,
-                                      "kind": kind, "verbs": ["get", "patch", "update"]}));
-            }
-            if resources.is_empty() {
-                return Some(not_served());
-            }
-            let list = json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
-                              "resources": resources});
-            Some(respond(200, &list))
-        }
-        _ => None,
-    }
-}
-
-fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
-           "message": message, "reason": reason, "code": code})
-}
-
-fn respond(code: u16, body: &Value) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
-    *response.status_mut() = StatusCode::from_u16(code).expect("a valid status code");
-    response.headers_mut().insert("content-type", http::HeaderValue::from_static("application/json"));
-    response
-}
-
-/// What a real API server answers for a resource it does not serve (an unknown group,
-/// version or resource, such as a CustomResourceDefinition that is not installed): not a
-/// Status object, the Go HTTP mux's plain text.
-fn not_served() -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(b"404 page not found\n")).boxed());
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    response.headers_mut().insert("content-type", http::HeaderValue::from_static("text/plain; charset=utf-8"));
-    response
-}
-
-/// RFC 7386 JSON merge patch.
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(target), Value::Object(patch)) => {
-            for (key, value) in patch {
-                if value.is_null() {
-                    target.remove(key);
-                } else {
-                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
-                }
-            }
-        }
-        (target, patch) => *target = patch.clone(),
-    }
-}
-
-/// Whether `object` matches a `fieldSelector` of `a.b=value` terms.
-fn selected(object: &Value, selector: &str) -> bool {
-    selector.split(',').filter(|t| !t.is_empty()).all(|term| {
-        let Some((path, wanted)) = term.split_once('=') else { return true };
-        let value = path.split('.').fold(object, |v, key| &v[key]);
-        value.as_str() == Some(wanted.trim_start_matches('='))
-    })
-}
-
-fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| decode(v))
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The parts of a resource path.
-struct Target {
-    /// `v1` for the core group, else `group/version`.
-    api_version: String,
-    plural: String,
-    namespace: Option<String>,
-    name: Option<String>,
-    subresource: Option<String>,
-}
-
-fn parse_path(path: &str) -> Option<Target> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (api_version, rest) = match segments.first() {
-        Some(&"api") => (segments.get(1)?.to_string(), segments.get(2..)?),
-        Some(&"apis") => (format!("{}/{}", segments.get(1)?, segments.get(2)?), segments.get(3..)?),
-        _ => return None,
-    };
-    let (namespace, rest) = match rest {
-        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(ns.to_string()), rest),
-        rest => (None, rest),
-    };
-    Some(Target {
-        api_version,
-        plural: rest.first()?.to_string(),
-        namespace,
-        name: rest.get(1).map(|s| s.to_string()),
-        subresource: rest.get(2).map(|s| s.to_string()),
-    })
-}
-
 impl FakeApi {
     /// Starts the fake on 127.0.0.1 with an ephemeral port, on the current Tokio runtime.
     pub async fn start() -> FakeApi {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        Self::serve(listener)
+    }
+
+    /// Starts the fake on a listener the caller bound, on the current Tokio runtime: one bound
+    /// inside a network namespace (on a thread that entered it) serves there, wherever this
+    /// runs. Panics when the listener cannot be handed to Tokio.
+    pub fn start_on(listener: std::net::TcpListener) -> FakeApi {
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        Self::serve(TcpListener::from_std(listener).expect("a listener for the current Tokio runtime"))
+    }
+
+    fn serve(listener: TcpListener) -> FakeApi {
         let addr = listener.local_addr().expect("local address");
         let (state, wake) = new_state();
         let task = tokio::spawn(accept(listener, state.clone(), wake.clone()));
@@ -404,7 +225,7 @@ impl FakeApi {
         self.wake.send_modify(|n| *n += 1);
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://ADDRESS:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -450,15 +271,7 @@ impl FakeApi {
 
     /// Deletes an object (a DELETED watch event); nothing happens when it does not exist.
     pub fn delete(&self, plural: &str, namespace: &str, name: &str) {
-        let mut state = self.lock();
-        let key = (namespace.to_owned(), name.to_owned());
-        if let Some(mut object) = state.objects.entry(plural.to_owned()).or_default().remove(&key) {
-            state.rv += 1;
-            object["metadata"]["resourceVersion"] = json!(state.rv.to_string());
-            let rv = state.rv;
-            state.history.push(Change { rv, plural: plural.to_owned(), kind: "DELETED", object, old: None });
-        }
-        drop(state);
+        self.lock().remove(plural, namespace, name);
         self.poke();
     }
 
@@ -493,8 +306,9 @@ impl FakeApi {
         self.poke();
     }
 
-    /// Makes Lease writes (create, replace) naming `holder` as holderIdentity answer 503;
-    /// `None` ends that.
+    /// Makes Lease writes (create, replace, patch, delete) of Leases naming `holder` as
+    /// holderIdentity answer 503, as for a replica cut off from the API server; `None` ends
+    /// that.
     pub fn fail_lease_writes_of(&self, holder: Option<&str>) {
         self.lock().fail_lease_writes_of = holder.map(str::to_owned);
     }
@@ -521,6 +335,16 @@ impl FakeApi {
         for plural in plurals {
             state.uninstalled.remove(*plural);
         }
+        drop(state);
+        self.poke();
+    }
+
+    /// Answers every request on these collections (plurals, e.g. `nodes`) with `403
+    /// Forbidden`, as for a ClusterRole from before a kind was read.
+    pub fn forbid(&self, plurals: &[&str]) {
+        let mut state = self.lock();
+        state.forbidden.extend(plurals.iter().map(|plural| (*plural).to_owned()));
+        state.epoch += 1;
         drop(state);
         self.poke();
     }
@@ -571,25 +395,12 @@ fn new_state() -> (Arc<Mutex<State>>, watch::Sender<u64>) {
         requests: Vec::new(),
         fail_lease_writes_of: None,
         uninstalled: BTreeSet::new(),
+        forbidden: BTreeSet::new(),
     }));
     (state, watch::channel(0).0)
 }
 
-async fn accept(listener: TcpListener, state: Arc<Mutex<State>>, wake: watch::Sender<u64>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let (state, wake) = (state.clone(), wake.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let (state, wake) = (state.clone(), wake.clone());
-                async move { Ok::<_, Infallible>(handle(request, state, wake).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-        });
-    }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+pub(crate) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -615,240 +426,18 @@ impl State {
         self.history.push(Change { rv, plural: plural.to_owned(), kind, object: object.clone(), old: existed });
         object.clone()
     }
-}
 
-/// Records the request, answers it, and records the answer's status.
-async fn handle(request: Request<Incoming>, state: Arc<Mutex<State>>, wake: watch::Sender<u64>) -> Response<Body> {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let query = request.uri().query().unwrap_or_default().to_owned();
-    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let content_type = header("content-type").unwrap_or_default();
-    let token = header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(|t| t.trim().to_owned()));
-    let bytes = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let mut guard = lock(&state);
-    let index = guard.requests.len();
-    guard.requests.push(Recorded {
-        method: method.to_string(),
-        path: path.clone(),
-        query: query.clone(),
-        content_type,
-        body: body.clone(),
-        token,
-        status: 0,
-    });
-    let response = answer(guard, &state, &wake, method, &path, &query, body);
-    lock(&state).requests[index].status = response.status().as_u16();
-    response
-}
-
-fn answer(
-    mut guard: MutexGuard<'_, State>,
-    state: &Arc<Mutex<State>>,
-    wake: &watch::Sender<u64>,
-    method: Method,
-    path: &str,
-    query: &str,
-    body: Value,
-) -> Response<Body> {
-    if guard.down {
-        return respond(503, &status(503, "ServiceUnavailable", "the fake API server is down"));
+    /// Removes an object, recording the watch event; returns it as it was last stored.
+    fn remove(&mut self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let key = (namespace.to_owned(), name.to_owned());
+        let mut object = self.objects.entry(plural.to_owned()).or_default().remove(&key)?;
+        let last = object.clone();
+        self.rv += 1;
+        object["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let rv = self.rv;
+        self.history.push(Change { rv, plural: plural.to_owned(), kind: "DELETED", object, old: None });
+        Some(last)
     }
-    if method == Method::GET {
-        if let Some(response) = discovery(&guard, path) {
-            return response;
-        }
-    }
-    let Some(target) = parse_path(path) else {
-        return respond(404, &status(404, "NotFound", "no such path"));
-    };
-    let (api_version, kind) = type_of(&target.plural);
-    // A known collection asked at another group or version, or a CRD not installed.
-    if (kind != "Unknown" && api_version != target.api_version) || guard.uninstalled.contains(&target.plural) {
-        return not_served();
-    }
-    let namespace = target.namespace.clone();
-    let key = |name: &str, body: &Value| {
-        let ns = namespace.clone().or_else(|| body["metadata"]["namespace"].as_str().map(str::to_owned));
-        (ns.unwrap_or_default(), name.to_owned())
-    };
-    match (method, &target.name) {
-        (Method::GET, None) if query_param(query, "watch").as_deref() == Some("true") => {
-            drop(guard);
-            start_watch(target, query, state.clone(), wake.clone())
-        }
-        (Method::GET, None) => list(&guard, &target, query),
-        (Method::GET, Some(name)) => {
-            match guard.objects.get(&target.plural).and_then(|m| m.get(&key(name, &Value::Null))) {
-                Some(object) => respond(200, object),
-                None => respond(404, &status(404, "NotFound", &format!("{} {name} not found", target.plural))),
-            }
-        }
-        (Method::POST, None) => {
-            let mut object = body;
-            if let Some(ns) = &target.namespace {
-                object["metadata"]["namespace"] = json!(ns);
-            }
-            let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
-            if guard.objects.get(&target.plural).is_some_and(|m| m.contains_key(&key(&name, &object))) {
-                return respond(409, &status(409, "AlreadyExists", &format!("{name} already exists")));
-            }
-            if target.plural == "leases" && lease_write_fails(&guard, &object) {
-                return respond(503, &status(503, "ServiceUnavailable", "lease writes fail"));
-            }
-            let stored = guard.put(&target.plural, &mut object);
-            drop(guard);
-            wake.send_modify(|n| *n += 1);
-            respond(201, &stored)
-        }
-        (Method::PUT, Some(name)) => {
-            let mut object = body;
-            let k = key(name, &object);
-            let Some(current) = guard.objects.get(&target.plural).and_then(|m| m.get(&k)) else {
-                return respond(404, &status(404, "NotFound", "not found"));
-            };
-            if object["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"] {
-                let message = "the object has been modified; please apply your changes to the latest version";
-                return respond(409, &status(409, "Conflict", message));
-            }
-            if target.plural == "leases" && lease_write_fails(&guard, &object) {
-                return respond(503, &status(503, "ServiceUnavailable", "lease writes fail"));
-            }
-            object["metadata"]["namespace"] = json!(k.0);
-            let stored = guard.put(&target.plural, &mut object);
-            drop(guard);
-            wake.send_modify(|n| *n += 1);
-            respond(200, &stored)
-        }
-        (Method::PATCH, Some(name)) => {
-            let k = key(name, &Value::Null);
-            let Some(mut object) = guard.objects.get(&target.plural).and_then(|m| m.get(&k)).cloned() else {
-                return respond(404, &status(404, "NotFound", "not found"));
-            };
-            let mut patch = body;
-            if target.subresource.as_deref() == Some("status") {
-                // Only the status of a /status patch counts.
-                patch = json!({ "status": patch["status"].clone() });
-            }
-            merge(&mut object, &patch);
-            let stored = guard.put(&target.plural, &mut object);
-            drop(guard);
-            wake.send_modify(|n| *n += 1);
-            respond(200, &stored)
-        }
-        _ => respond(405, &status(405, "MethodNotAllowed", "not supported by the fake")),
-    }
-}
-
-fn lease_write_fails(state: &State, lease: &Value) -> bool {
-    let holder = lease["spec"]["holderIdentity"].as_str();
-    state.fail_lease_writes_of.is_some() && holder == state.fail_lease_writes_of.as_deref()
-}
-
-fn matches(object: &Value, target: &Target, selector: &Option<String>) -> bool {
-    let in_namespace = match &target.namespace {
-        Some(ns) => object["metadata"]["namespace"].as_str() == Some(ns),
-        None => true,
-    };
-    in_namespace && selector.as_deref().is_none_or(|s| selected(object, s))
-}
-
-fn list(state: &State, target: &Target, query: &str) -> Response<Body> {
-    let selector = query_param(query, "fieldSelector");
-    let items: Vec<&Value> = state
-        .objects
-        .get(&target.plural)
-        .map(|m| m.values().filter(|o| matches(o, target, &selector)).collect())
-        .unwrap_or_default();
-    let start: usize = query_param(query, "continue").and_then(|c| c.parse().ok()).unwrap_or(0);
-    let limit = query_param(query, "limit").and_then(|l| l.parse().ok()).unwrap_or(usize::MAX).min(state.page_cap);
-    let page: Vec<&Value> = items.iter().skip(start).take(limit).copied().collect();
-    let next = start + page.len();
-    let continue_token = if next < items.len() { next.to_string() } else { String::new() };
-    let (api_version, kind) = type_of(&target.plural);
-    respond(
-        200,
-        &json!({
-            "apiVersion": api_version,
-            "kind": format!("{kind}List"),
-            "metadata": {"resourceVersion": state.rv.to_string(), "continue": continue_token},
-            "items": page,
-        }),
-    )
-}
-
-fn start_watch(target: Target, query: &str, state: Arc<Mutex<State>>, wake: watch::Sender<u64>) -> Response<Body> {
-    let selector = query_param(query, "fieldSelector");
-    let from: u64 = query_param(query, "resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let bookmarks = query_param(query, "allowWatchBookmarks").as_deref() == Some("true");
-    let (gone, compacted, epoch) = {
-        let s = lock(&state);
-        (s.gone, s.compacted, s.epoch)
-    };
-    let expired = status(410, "Expired", &format!("too old resource version: {from} ({compacted})"));
-    if from < compacted && gone == Gone::Http {
-        return respond(410, &expired);
-    }
-    let (sender, mut receiver) = mpsc::channel::<Bytes>(64);
-    let mut woken = wake.subscribe();
-    tokio::spawn(async move {
-        let line = |value: Value| Bytes::from(format!("{value}\n"));
-        if from < compacted {
-            let _ = sender.send(line(json!({"type": "ERROR", "object": expired}))).await;
-            return;
-        }
-        let mut sent = from;
-        loop {
-            let (lines, rv) = {
-                let s = lock(&state);
-                if s.epoch != epoch || s.down {
-                    return;
-                }
-                let lines: Vec<Bytes> = s
-                    .history
-                    .iter()
-                    .filter(|c| c.rv > sent && c.plural == target.plural)
-                    .filter_map(|c| {
-                        let was = c.old.as_ref().is_some_and(|old| matches(old, &target, &selector));
-                        // Like the API server: leaving a selector is DELETED, entering is ADDED.
-                        let kind = match (was, matches(&c.object, &target, &selector)) {
-                            (_, true) if c.kind == "DELETED" => "DELETED",
-                            (true, true) => c.kind,
-                            (false, true) => "ADDED",
-                            (true, false) => "DELETED",
-                            (false, false) => return None,
-                        };
-                        Some(line(json!({"type": kind, "object": c.object})))
-                    })
-                    .collect();
-                (lines, s.rv)
-            };
-            for l in lines {
-                if sender.send(l).await.is_err() {
-                    return;
-                }
-            }
-            sent = rv;
-            if bookmarks {
-                let (api_version, kind) = type_of(&target.plural);
-                let mark = json!({"type": "BOOKMARK", "object": {"apiVersion": api_version, "kind": kind,
-                                  "metadata": {"resourceVersion": rv.to_string()}}});
-                if sender.send(line(mark)).await.is_err() {
-                    return;
-                }
-            }
-            tokio::select! {
-                changed = woken.changed() => if changed.is_err() { return },
-                _ = sender.closed() => return,
-                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-            }
-        }
-    });
-    let stream = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))));
-    let mut response = Response::new(StreamBody::new(stream).boxed());
-    response.headers_mut().insert("content-type", http::HeaderValue::from_static("application/json"));
-    response
 }
 
 /// Polls `check` every 10 ms until it holds or `within` passes; returns whether it held.

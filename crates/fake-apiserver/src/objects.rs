@@ -175,3 +175,50 @@ pub fn backend_tls_policy(namespace: &str, name: &str, service: &str, hostname: 
         }
     })
 }
+
+/// A Node with labels, a `Ready` condition, an `InternalIP`, and the bulky status parts a
+/// kubelet reports (`images`, `volumesInUse`, `volumesAttached`).
+pub fn node(name: &str, labels: &[(&str, &str)], ready: bool, internal_ip: &str) -> Value {
+    let labels: serde_json::Map<String, Value> = labels.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    json!({
+        "metadata": {"name": name, "labels": labels},
+        "status": {
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
+                            "reason": "KubeletReady", "lastHeartbeatTime": "2026-01-01T00:00:00Z"}],
+            "addresses": [{"type": "InternalIP", "address": internal_ip}, {"type": "Hostname", "address": name}],
+            "images": [{"names": ["registry.example/app@sha256:0000", "registry.example/app:1"], "sizeBytes": 1000}],
+            "volumesInUse": ["kubernetes.io/csi/driver^volume-1"],
+            "volumesAttached": [{"name": "kubernetes.io/csi/driver^volume-1", "devicePath": ""}]
+        }
+    })
+}
+
+/// A MetalLB IPAddressPool with these `addresses` (CIDRs or `first-last` ranges).
+pub fn ip_address_pool(namespace: &str, name: &str, addresses: &[&str]) -> Value {
+    json!({"metadata": {"namespace": namespace, "name": name}, "spec": {"addresses": addresses}})
+}
+
+/// A MetalLB L2Advertisement of the pools named `pools` (empty: every pool).
+pub fn l2_advertisement(namespace: &str, name: &str, pools: &[&str]) -> Value {
+    json!({"metadata": {"namespace": namespace, "name": name}, "spec": {"ipAddressPools": pools}})
+}
+
+/// A MetalLB BGPAdvertisement of the pools named `pools` with `communities` (values or
+/// Community aliases).
+pub fn bgp_advertisement(namespace: &str, name: &str, pools: &[&str], communities: &[&str]) -> Value {
+    json!({"metadata": {"namespace": namespace, "name": name},
+           "spec": {"ipAddressPools": pools, "communities": communities}})
+}
+
+/// A MetalLB BGPPeer (`metallb.io/v1beta2`): our ASN `my_asn`, the router `address` in AS
+/// `peer_asn`.
+pub fn bgp_peer(namespace: &str, name: &str, my_asn: u32, peer_asn: u32, address: &str) -> Value {
+    json!({"metadata": {"namespace": namespace, "name": name},
+           "spec": {"myASN": my_asn, "peerASN": peer_asn, "peerAddress": address}})
+}
+
+/// A MetalLB Community naming one community `value` `alias`.
+pub fn community(namespace: &str, name: &str, alias: &str, value: &str) -> Value {
+    json!({"metadata": {"namespace": namespace, "name": name},
+           "spec": {"communities": [{"name": alias, "value": value}]}})
+}

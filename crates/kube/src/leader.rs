@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::{Api, Client};
 use tokio::sync::watch;
 
+use crate::lease;
 use crate::{KubeOptions, LeaseTimings};
 
 /// Runs leader election in the background; the receiver says whether this replica is the
@@ -114,47 +114,31 @@ impl Elector {
     }
 
     async fn try_acquire_or_renew(&mut self) -> Result<Attempt, kube::Error> {
-        let now = MicroTime(Timestamp::now());
-        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
-            let lease = Lease {
+        let now = lease::now();
+        let Some(mut current_lease) = self.api.get_opt(&self.name).await? else {
+            let created = Lease {
                 metadata: ObjectMeta { name: Some(self.name.clone()), ..ObjectMeta::default() },
                 spec: Some(self.record(None, now)),
             };
-            return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(created) => Ok(self.took(created)),
-                Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Failed),
-                Err(error) => Err(error),
-            };
+            return Ok(self.outcome(lease::write(&self.api, &created, false).await?));
         };
-        let current = lease.spec.clone().unwrap_or_default();
-        let seen_at = match &self.observed {
-            Some((record, at)) if *record == current => *at,
-            _ => {
-                let at = Instant::now();
-                self.observed = Some((current.clone(), at));
-                at
-            }
-        };
+        let current = current_lease.spec.clone().unwrap_or_default();
+        let seen_at = lease::observe(&mut self.observed, &current);
         let holder = current.holder_identity.as_deref().unwrap_or_default();
         if !holder.is_empty() && holder != self.identity && seen_at.elapsed() < self.timings.lease_duration {
             return Ok(Attempt::Taken);
         }
-        lease.spec = Some(self.record(Some(&current), now));
-        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
-            Ok(replaced) => Ok(self.took(replaced)),
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Failed),
-            Err(error) => Err(error),
-        }
+        current_lease.spec = Some(self.record(Some(&current), now));
+        Ok(self.outcome(lease::write(&self.api, &current_lease, true).await?))
     }
 
     /// The record naming this replica as holder, continuing `current`.
     fn record(&self, current: Option<&LeaseSpec>, now: MicroTime) -> LeaseSpec {
         let held = current.is_some_and(|c| c.holder_identity.as_deref() == Some(self.identity.as_str()));
         let transitions = current.and_then(|c| c.lease_transitions).unwrap_or(0);
-        let seconds = self.timings.lease_duration.as_secs_f64().ceil().max(1.0) as i32;
         LeaseSpec {
             holder_identity: Some(self.identity.clone()),
-            lease_duration_seconds: Some(seconds),
+            lease_duration_seconds: Some(lease::whole_seconds(self.timings.lease_duration)),
             acquire_time: if held { current.and_then(|c| c.acquire_time.clone()) } else { Some(now.clone()) },
             renew_time: Some(now),
             lease_transitions: Some(if held || current.is_none() { transitions } else { transitions + 1 }),
@@ -162,10 +146,16 @@ impl Elector {
         }
     }
 
-    /// Notes the record just written as observed now.
-    fn took(&mut self, lease: Lease) -> Attempt {
-        self.observed = Some((lease.spec.unwrap_or_default(), Instant::now()));
-        Attempt::Held
+    /// Held when the write went through (the record written is then observed now), failed
+    /// when another candidate wrote first.
+    fn outcome(&mut self, written: Option<Lease>) -> Attempt {
+        match written {
+            Some(lease) => {
+                self.observed = Some((lease.spec.unwrap_or_default(), Instant::now()));
+                Attempt::Held
+            }
+            None => Attempt::Failed,
+        }
     }
 
     /// Gives the Lease up so another replica can take over at once (on shutdown).
@@ -178,7 +168,7 @@ impl Elector {
             }
             spec.holder_identity = None;
             spec.lease_duration_seconds = Some(1);
-            spec.renew_time = Some(MicroTime(Timestamp::now()));
+            spec.renew_time = Some(lease::now());
             self.api.replace(&self.name, &PostParams::default(), &lease).await.map(drop)
         };
         match tokio::time::timeout(self.timings.renew_deadline, release).await {

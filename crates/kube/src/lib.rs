@@ -1,11 +1,13 @@
 //! The Kubernetes API source of Sluice.
 //!
-//! [`connect`] starts watches on the kinds Sluice acts on and keeps a [`sluice_store::Store`]
-//! current (the same store the manifest source fills); [`KubeSource::subscribe`] says which
-//! kind changed. [`elect_leader`] runs leader election on a `coordination.k8s.io/v1` Lease;
-//! while leader, [`write_status`] publishes addresses in `status.loadBalancer`,
-//! [`write_gateway_status`] the status of Gateway API objects, and [`emit_events`] reports
-//! rejected resources as Kubernetes Events.
+//! [`connect`] starts watches on the kinds Sluice acts on (Ingresses and their classes,
+//! Services, EndpointSlices, Secrets, ConfigMaps, Namespaces, the Gateway API kinds, Nodes and
+//! MetalLB's kinds) and keeps a [`sluice_store::Store`] current (the same store the manifest
+//! source fills); [`KubeSource::subscribe`] says which kind changed. [`elect_leader`] runs
+//! leader election on a `coordination.k8s.io/v1` Lease; while leader, [`write_status`]
+//! publishes addresses in `status.loadBalancer`, [`write_gateway_status`] the status of
+//! Gateway API objects, and [`emit_events`] reports rejected resources as Kubernetes Events.
+//! [`Membership`] tells which replicas (by node) are alive, from one Lease per replica.
 //!
 //! Every long-running piece recovers by itself: watches back off and resume (relisting after
 //! `410 Gone`) while the last objects keep being served, and writes are retried.
@@ -13,7 +15,10 @@
 mod discovery;
 mod events;
 mod gateway_status;
+mod kinds;
 mod leader;
+mod lease;
+mod membership;
 mod source;
 mod status;
 
@@ -24,6 +29,7 @@ pub use events::emit_events;
 pub use gateway_status::write_gateway_status;
 pub use kube;
 pub use leader::elect_leader;
+pub use membership::Membership;
 pub use source::{connect, KubeSource, Notice};
 pub use status::write_status;
 
@@ -42,8 +48,8 @@ pub struct KubeOptions {
     /// A kubeconfig file; without it `KUBECONFIG`, `~/.kube/config`, then the in-cluster
     /// service account are tried.
     pub kubeconfig: Option<PathBuf>,
-    /// Watch only this namespace (cluster-scoped kinds: IngressClasses, Namespaces and
-    /// GatewayClasses, are always watched cluster-wide).
+    /// Watch only this namespace (cluster-scoped kinds: IngressClasses, Namespaces,
+    /// GatewayClasses and Nodes, are always watched cluster-wide).
     pub watch_namespace: Option<String>,
     /// Whether to run leader election (otherwise this replica always writes status).
     pub leader_elect: bool,
@@ -55,8 +61,8 @@ pub struct KubeOptions {
     pub identity: String,
     /// Lease timings (default: controller-runtime's 15 s / 10 s / 2 s).
     pub lease_timings: LeaseTimings,
-    /// How often a kind the API server does not serve (a Gateway API CRD not installed) is
-    /// asked about again, so that installing it later is noticed (default 30 s).
+    /// How often a kind the API server does not serve (a Gateway API or MetalLB CRD not
+    /// installed) is asked about again, so that installing it later is noticed (default 30 s).
     pub missing_kind_retry: Duration,
 }
 

@@ -6,33 +6,42 @@
 //! so the store keeps serving the previous objects meanwhile; nothing is dropped when the API
 //! server is away.
 //!
-//! The Gateway API kinds are CustomResourceDefinitions a cluster may lack (all of them, or
-//! some: TCPRoutes and UDPRoutes come only with the experimental channel). Before listing
-//! one, the source asks API discovery (`GET /apis`, then the group's versions; one answer
-//! shared by every kind for a few seconds) whether it is served; a kind that is not (or whose
-//! list answers `404` anyway, or `403`: a ClusterRole from before these kinds) counts as a
-//! complete list of no objects, so readiness never waits for it, and is asked about again
-//! every [`crate::KubeOptions::missing_kind_retry`] (30 s): a CRD installed later is picked up
-//! then. A CRD deleted while watched (re-watching then fails) is noticed the same way, and
-//! empties its kind. Discovery rather than listing, because a real API server answers an
-//! unknown resource with a plain-text 404 that kube's client logs as a warning each time.
-//! Namespaces, needed only for Gateway listeners' namespace selectors, are optional in the
-//! `403` sense, so that an upgrade without the new RBAC keeps serving Ingresses.
+//! The kinds: IngressClasses, Ingresses, Services, EndpointSlices, Secrets (only those
+//! [`sluice_store::keeps_secret`] accepts), ConfigMaps, Namespaces, the Gateway API kinds
+//! (GatewayClasses, Gateways, HTTP/GRPC/TLS/TCP/UDPRoutes, ReferenceGrants,
+//! BackendTLSPolicies), Nodes, and MetalLB's kinds (IPAddressPools, L2Advertisements,
+//! BGPAdvertisements, Communities at `metallb.io/v1beta1`, BGPPeers at `v1beta2`). Cluster-scoped
+//! kinds (IngressClasses, Namespaces, GatewayClasses, Nodes) are always watched cluster-wide,
+//! the others within the watched namespace when one is set. Managed fields are dropped from
+//! every object, and a Node's `status.images`, `volumesInUse` and `volumesAttached` (the bulk
+//! of a Node, never read) before it is stored.
+//!
+//! The Gateway API and MetalLB kinds are CustomResourceDefinitions a cluster may lack (all
+//! of them, or some: TCPRoutes and UDPRoutes come only with the Gateway API's experimental
+//! channel). Before listing one, the source asks API discovery (`GET /apis`, then the
+//! group's versions; one answer shared by every kind for a few seconds) whether it is served;
+//! a kind that is not (or whose list answers `404` anyway, or `403`: a ClusterRole from before
+//! these kinds) counts as a complete list of no objects, so readiness never waits for it, and
+//! is asked about again every [`crate::KubeOptions::missing_kind_retry`] (30 s): a CRD
+//! installed later is picked up then. A CRD deleted while watched (re-watching then fails) is
+//! noticed the same way, and empties its kind. Discovery rather than listing, because a real
+//! API server answers an unknown resource with a plain-text 404 that kube's client logs as a
+//! warning each time. Namespaces (needed only for Gateway listeners' namespace selectors) and
+//! Nodes (needed only for LoadBalancer announcements) are optional in the `403` sense, so that
+//! an upgrade without the new RBAC keeps serving Ingresses.
 
 use std::collections::BTreeMap;
-use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Config, Resource};
-use serde::de::DeserializeOwned;
 use sluice_store::gateway_api::backendtlspolicies::BackendTlsPolicy;
 use sluice_store::gateway_api::experimental::gatewayclasses::GatewayClass;
 use sluice_store::gateway_api::experimental::gateways::Gateway;
@@ -42,19 +51,18 @@ use sluice_store::gateway_api::experimental::referencegrants::ReferenceGrant;
 use sluice_store::gateway_api::experimental::tcproutes::TcpRoute;
 use sluice_store::gateway_api::experimental::tlsroutes::TlsRoute;
 use sluice_store::gateway_api::experimental::udproutes::UdpRoute;
-use sluice_store::{keeps_secret, ObjectKey, Store};
+use sluice_store::metallb::METALLB_GROUP;
+use sluice_store::{BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement, ObjectKey, Store};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::discovery::Discovery;
+use crate::kinds::{Kind, KINDS};
 use crate::KubeOptions;
 
 /// The API group of the Gateway API's CustomResourceDefinitions.
 const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";
 
-/// Number of kinds watched; `ready` waits for all of them (optional kinds count as listed
-/// when the API server does not serve them).
-const KINDS: u32 = 16;
 /// Longest wait before relisting after repeated `410 Gone` answers to a watch request.
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 
@@ -97,11 +105,13 @@ pub struct Notice {
 
 /// Connects to the API server (kubeconfig from the options, `KUBECONFIG`, `~/.kube/config`,
 /// or in-cluster) and starts watching IngressClasses, Ingresses, Services, EndpointSlices,
-/// Secrets (keeping those with certificates or trust anchors), ConfigMaps, Namespaces and the
+/// Secrets (keeping those with certificates or trust anchors), ConfigMaps, Namespaces, the
 /// Gateway API kinds (GatewayClasses, Gateways, HTTP/GRPC/TLS/TCP/UDPRoutes,
-/// ReferenceGrants, BackendTLSPolicies; those whose CRD is missing have no objects), within
-/// `watch_namespace` when set (cluster-scoped kinds are always watched cluster-wide). Does
-/// not wait for the API server: see [`KubeSource::ready`].
+/// ReferenceGrants, BackendTLSPolicies), Nodes and MetalLB's kinds (IPAddressPools,
+/// L2Advertisements, BGPAdvertisements, BGPPeers, Communities); kinds whose CRD is missing
+/// have no objects. Namespaced kinds are watched within `watch_namespace` when set
+/// (cluster-scoped kinds are always watched cluster-wide). Does not wait for the API server:
+/// see [`KubeSource::ready`].
 pub async fn connect(options: &KubeOptions) -> Result<KubeSource, String> {
     let config = match &options.kubeconfig {
         Some(path) => {
@@ -125,14 +135,15 @@ impl KubeSource {
     }
 
     /// Starts the watches with an existing client; kinds the API server does not serve (a
-    /// Gateway API CRD not installed) are asked for again every `missing_kind_retry`.
+    /// Gateway API or MetalLB CRD not installed) are asked for again every
+    /// `missing_kind_retry`.
     pub fn start_with_retry(client: Client, namespace: Option<&str>, missing_kind_retry: Duration) -> Self {
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::default()),
             listed: watch::Sender::new(0),
             subscribers: Mutex::new(Vec::new()),
         });
-        let discovery = Arc::new(Discovery::new(client.clone(), &[GATEWAY_API_GROUP]));
+        let discovery = Arc::new(Discovery::new(client.clone(), &[GATEWAY_API_GROUP, METALLB_GROUP]));
         let watcher = Watcher { shared: shared.clone(), discovery, missing_kind_retry };
         let tasks = vec![
             watcher.spawn::<IngressClass>(Api::all(client.clone())),
@@ -153,6 +164,12 @@ impl KubeSource {
             watcher.spawn::<UdpRoute>(api(&client, namespace)),
             watcher.spawn::<ReferenceGrant>(api(&client, namespace)),
             watcher.spawn::<BackendTlsPolicy>(api(&client, namespace)),
+            watcher.spawn::<Node>(Api::all(client.clone())),
+            watcher.spawn::<IPAddressPool>(api(&client, namespace)),
+            watcher.spawn::<L2Advertisement>(api(&client, namespace)),
+            watcher.spawn::<BGPAdvertisement>(api(&client, namespace)),
+            watcher.spawn::<BGPPeer>(api(&client, namespace)),
+            watcher.spawn::<Community>(api(&client, namespace)),
         ];
         Self { client, shared, tasks }
     }
@@ -219,111 +236,6 @@ where
     }
 }
 
-/// A kind Sluice watches: where its objects live in the [`Store`].
-trait Kind: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + PartialEq + Send + Sync + 'static {
-    /// Bit of this kind in [`Shared::listed`].
-    const BIT: u32;
-    /// The kind's name, as sent to subscribers.
-    const KIND: &'static str;
-    /// This kind's objects in the store.
-    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>>;
-    /// The store key.
-    fn key(&self) -> ObjectKey {
-        ObjectKey::of(self.meta())
-    }
-    /// Whether Sluice keeps this object.
-    fn wanted(&self) -> bool {
-        true
-    }
-    /// Whether the API server may not serve this kind (a CRD), or may refuse it to an older
-    /// ClusterRole: a `404`/`403` list then means no objects instead of blocking readiness.
-    const OPTIONAL: bool = false;
-}
-
-/// Implements [`Kind`] for an optional kind (a Gateway API CRD, or Namespaces).
-macro_rules! optional_kind {
-    ($ty:ty, $bit:literal, $kind:literal, $field:ident, $scope:ident) => {
-        impl Kind for $ty {
-            const BIT: u32 = $bit;
-            const KIND: &'static str = $kind;
-            const OPTIONAL: bool = true;
-            fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
-                &mut store.$field
-            }
-            fn key(&self) -> ObjectKey {
-                optional_kind!(@key $scope, self)
-            }
-        }
-    };
-    (@key namespaced, $object:expr) => { ObjectKey::of($object.meta()) };
-    (@key cluster, $object:expr) => { ObjectKey::new("", $object.meta().name.as_deref().unwrap_or_default()) };
-}
-
-optional_kind!(Namespace, 6, "Namespace", namespaces, cluster);
-optional_kind!(GatewayClass, 7, "GatewayClass", gateway_classes, cluster);
-optional_kind!(Gateway, 8, "Gateway", gateways, namespaced);
-optional_kind!(HttpRoute, 9, "HTTPRoute", http_routes, namespaced);
-optional_kind!(GrpcRoute, 10, "GRPCRoute", grpc_routes, namespaced);
-optional_kind!(TlsRoute, 11, "TLSRoute", tls_routes, namespaced);
-optional_kind!(TcpRoute, 12, "TCPRoute", tcp_routes, namespaced);
-optional_kind!(UdpRoute, 13, "UDPRoute", udp_routes, namespaced);
-optional_kind!(ReferenceGrant, 14, "ReferenceGrant", reference_grants, namespaced);
-optional_kind!(BackendTlsPolicy, 15, "BackendTLSPolicy", backend_tls_policies, namespaced);
-
-impl Kind for IngressClass {
-    const BIT: u32 = 0;
-    const KIND: &'static str = "IngressClass";
-    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
-        &mut store.ingress_classes
-    }
-    fn key(&self) -> ObjectKey {
-        ObjectKey::new("", self.metadata.name.as_deref().unwrap_or_default())
-    }
-}
-
-impl Kind for Ingress {
-    const BIT: u32 = 1;
-    const KIND: &'static str = "Ingress";
-    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
-        &mut store.ingresses
-    }
-}
-
-impl Kind for Service {
-    const BIT: u32 = 2;
-    const KIND: &'static str = "Service";
-    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
-        &mut store.services
-    }
-}
-
-impl Kind for EndpointSlice {
-    const BIT: u32 = 3;
-    const KIND: &'static str = "EndpointSlice";
-    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
-        &mut store.endpoint_slices
-    }
-}
-
-impl Kind for Secret {
-    const BIT: u32 = 4;
-    const KIND: &'static str = "Secret";
-    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
-        &mut store.secrets
-    }
-    fn wanted(&self) -> bool {
-        keeps_secret(self)
-    }
-}
-
-impl Kind for ConfigMap {
-    const BIT: u32 = 5;
-    const KIND: &'static str = "ConfigMap";
-    fn objects(store: &mut Store) -> &mut BTreeMap<ObjectKey, Arc<Self>> {
-        &mut store.config_maps
-    }
-}
-
 /// What every watch task needs.
 struct Watcher {
     shared: Arc<Shared>,
@@ -332,9 +244,9 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn spawn<K: Kind>(&self, api: Api<K>) -> JoinHandle<()> {
+    fn spawn<K: Kind>(&self, api: Api<K::Wire>) -> JoinHandle<()> {
         let (shared, discovery) = (self.shared.clone(), self.discovery.clone());
-        tokio::spawn(follow(api, shared, discovery, self.missing_kind_retry))
+        tokio::spawn(follow::<K>(api, shared, discovery, self.missing_kind_retry))
     }
 }
 
@@ -349,7 +261,12 @@ enum End {
 /// Follows one kind forever: list, watch, and relist whenever the watch cannot resume. An
 /// optional kind that is not served holds no objects and is asked for again every
 /// `missing_kind_retry`.
-async fn follow<K: Kind>(api: Api<K>, shared: Arc<Shared>, discovery: Arc<Discovery>, missing_kind_retry: Duration) {
+async fn follow<K: Kind>(
+    api: Api<K::Wire>,
+    shared: Arc<Shared>,
+    discovery: Arc<Discovery>,
+    missing_kind_retry: Duration,
+) {
     let mut restarts = 0u32;
     // Why the kind is missing, if it is (logged once per change).
     let mut missing: Option<u16> = None;
@@ -357,7 +274,7 @@ async fn follow<K: Kind>(api: Api<K>, shared: Arc<Shared>, discovery: Arc<Discov
         let end = if not_served::<K>(&discovery).await {
             End::Missing(404)
         } else {
-            watch(&api, &shared, &discovery, &mut restarts, &mut missing).await
+            watch::<K>(&api, &shared, &discovery, &mut restarts, &mut missing).await
         };
         match end {
             End::Missing(code) => {
@@ -396,7 +313,7 @@ async fn not_served<K: Kind>(discovery: &Discovery) -> bool {
 
 /// One run of kube's watcher (list, then watch), until it cannot go on.
 async fn watch<K: Kind>(
-    api: &Api<K>,
+    api: &Api<K::Wire>,
     shared: &Shared,
     discovery: &Discovery,
     restarts: &mut u32,
@@ -409,7 +326,7 @@ async fn watch<K: Kind>(
         match event {
             Ok(watcher::Event::Init) => relist = Some(BTreeMap::new()),
             Ok(watcher::Event::InitApply(object)) => {
-                if let (Some(objects), Some(object)) = (relist.as_mut(), trim(object)) {
+                if let (Some(objects), Some(object)) = (relist.as_mut(), trim(K::from_wire(object))) {
                     objects.insert(object.key(), object);
                 }
             }
@@ -422,11 +339,11 @@ async fn watch<K: Kind>(
             }
             Ok(watcher::Event::Apply(object)) => {
                 *restarts = 0;
-                apply(shared, object);
+                apply(shared, K::from_wire(object));
             }
             Ok(watcher::Event::Delete(object)) => {
                 *restarts = 0;
-                let key = object.key();
+                let key = K::from_wire(object).key();
                 let removed = K::objects(&mut shared.store()).remove(&key).is_some();
                 if removed {
                     shared.notify(K::KIND, Some(key));
@@ -459,9 +376,11 @@ async fn watch<K: Kind>(
     End::Relist
 }
 
-/// The object as kept: none when unwanted, without managed fields (large, never read).
+/// The object as kept: none when unwanted, without managed fields and what [`Kind::slim`]
+/// drops (large, never read).
 fn trim<K: Kind>(mut object: K) -> Option<K> {
     object.meta_mut().managed_fields = None;
+    object.slim();
     object.wanted().then_some(object)
 }
 

@@ -10,6 +10,8 @@ use serde_json::Value;
 
 /// The Gateway API's group.
 const GATEWAY: &str = "gateway.networking.k8s.io";
+/// MetalLB's group.
+const METALLB: &str = "metallb.io";
 
 fn documents() -> Vec<Value> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
@@ -86,6 +88,12 @@ fn rbac_grants_what_the_controller_uses_and_no_more_writes() {
         (GATEWAY, "udproutes"),
         (GATEWAY, "referencegrants"),
         (GATEWAY, "backendtlspolicies"),
+        ("", "nodes"),
+        (METALLB, "ipaddresspools"),
+        (METALLB, "l2advertisements"),
+        (METALLB, "bgpadvertisements"),
+        (METALLB, "bgppeers"),
+        (METALLB, "communities"),
     ] {
         for verb in ["get", "list", "watch"] {
             assert!(allows(&rules, group, resource, verb, None), "{verb} {resource}");
@@ -116,7 +124,12 @@ fn rbac_grants_what_the_controller_uses_and_no_more_writes() {
     for verb in ["get", "create", "update"] {
         assert!(allows(&rules, "coordination.k8s.io", "leases", verb, Some(&lease)), "{verb} lease");
     }
-    assert!(!allows(&rules, "coordination.k8s.io", "leases", "get", Some("other")));
+    // Node membership: every replica's own Lease, and watching all of them.
+    for verb in ["create", "get", "list", "watch", "update", "patch", "delete"] {
+        assert!(allows(&rules, "coordination.k8s.io", "leases", verb, Some("sluice-node-worker-1")), "{verb} member");
+    }
+    assert!(!allows(&rules, "coordination.k8s.io", "leases", "deletecollection", None));
+    assert_eq!(role.metadata.namespace.as_deref(), Some("sluice"), "Leases of Sluice's namespace only");
 }
 
 #[test]

@@ -7,18 +7,22 @@ use sluice_store::gateway_api::experimental::{
     gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute,
     referencegrants::ReferenceGrant, tcproutes::TcpRoute, tlsroutes::TlsRoute, udproutes::UdpRoute,
 };
-use sluice_store::k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Secret, Service};
+use sluice_store::k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Node, Secret, Service};
 use sluice_store::k8s_openapi::api::discovery::v1::EndpointSlice;
 use sluice_store::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
-use sluice_store::{keeps_secret, Object, DEFAULT_NAMESPACE};
+use sluice_store::{
+    keeps_secret, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement, Object, DEFAULT_NAMESPACE,
+};
 
 const GATEWAY_V1: &str = "gateway.networking.k8s.io/v1";
 const GATEWAY_V1BETA1: &str = "gateway.networking.k8s.io/v1beta1";
 const GATEWAY_V1ALPHA3: &str = "gateway.networking.k8s.io/v1alpha3";
 const GATEWAY_V1ALPHA2: &str = "gateway.networking.k8s.io/v1alpha2";
+const METALLB_V1BETA1: &str = "metallb.io/v1beta1";
+const METALLB_V1BETA2: &str = "metallb.io/v1beta2";
 
 /// Kinds without a namespace.
-const CLUSTER_SCOPED: [&str; 3] = ["IngressClass", "Namespace", "GatewayClass"];
+const CLUSTER_SCOPED: [&str; 4] = ["IngressClass", "Namespace", "GatewayClass", "Node"];
 
 /// Decodes every document of a YAML stream (or one JSON value). Returns the objects of the
 /// kinds Sluice acts on and a diagnostic per document that failed; `Err` when the text is not
@@ -76,6 +80,7 @@ fn decode_value(document: Value, objects: &mut Vec<Object>, diagnostics: &mut Ve
         ("v1", "Secret") => typed(document, "Secret", |o: Secret| Object::Secret(Box::new(o))),
         ("v1", "ConfigMap") => typed(document, "ConfigMap", |o: ConfigMap| Object::ConfigMap(Box::new(o))),
         ("v1", "Namespace") => typed(document, "Namespace", |o: Namespace| Object::Namespace(Box::new(o))),
+        ("v1", "Node") => typed(document, "Node", |o: Node| Object::Node(Box::new(o))),
         (GATEWAY_V1, "GatewayClass") => {
             typed(document, "GatewayClass", |o: GatewayClass| Object::GatewayClass(Box::new(o)))
         }
@@ -92,6 +97,22 @@ fn decode_value(document: Value, objects: &mut Vec<Object>, diagnostics: &mut Ve
         }
         (GATEWAY_V1 | GATEWAY_V1ALPHA3, "BackendTLSPolicy") => {
             typed(document, "BackendTLSPolicy", |o: BackendTlsPolicy| Object::BackendTlsPolicy(Box::new(o)))
+        }
+        (METALLB_V1BETA1, "IPAddressPool") => {
+            typed(with_spec(document), "IPAddressPool", |o: IPAddressPool| Object::IpAddressPool(Box::new(o)))
+        }
+        (METALLB_V1BETA1, "L2Advertisement") => {
+            typed(with_spec(document), "L2Advertisement", |o: L2Advertisement| Object::L2Advertisement(Box::new(o)))
+        }
+        (METALLB_V1BETA1, "BGPAdvertisement") => {
+            typed(with_spec(document), "BGPAdvertisement", |o: BGPAdvertisement| Object::BgpAdvertisement(Box::new(o)))
+        }
+        (METALLB_V1BETA1, "Community") => {
+            typed(with_spec(document), "Community", |o: Community| Object::Community(Box::new(o)))
+        }
+        // v1beta1 is the older version of the same resource; the fields Sluice reads are alike.
+        (METALLB_V1BETA1 | METALLB_V1BETA2, "BGPPeer") => {
+            typed(with_spec(document), "BGPPeer", |o: BGPPeer| Object::BgpPeer(Box::new(o)))
         }
         _ => {
             tracing::debug!(%api_version, %kind, "skipping a manifest of a kind Sluice does not act on");
@@ -133,6 +154,18 @@ fn typed<T: serde::de::DeserializeOwned>(
         }
         object => Ok(Some(object)),
     }
+}
+
+/// `document` with an empty `spec` when it has none: MetalLB's kinds may leave it out (an
+/// L2Advertisement without one announces every pool), and their types require one.
+fn with_spec(mut document: Value) -> Value {
+    if let Some(fields) = document.as_object_mut() {
+        let spec = fields.entry("spec").or_insert(Value::Null);
+        if spec.is_null() {
+            *spec = Value::Object(serde_json::Map::new());
+        }
+    }
+    document
 }
 
 /// The first line of a parser message (its source snippet follows on later lines), so that
