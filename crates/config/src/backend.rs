@@ -385,8 +385,10 @@ mod passive_health_tests {
 
     #[test]
     fn round_robin_skips_an_endpoint_whose_connect_failed_until_all_are_down() {
-        let endpoints: Vec<SocketAddr> = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"].map(|e| e.parse().unwrap()).into();
-        let backend = Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, Transport::Http1, endpoints.clone());
+        let endpoints: Vec<SocketAddr> =
+            ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"].map(|e| e.parse().unwrap()).into();
+        let backend =
+            Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, Transport::Http1, endpoints.clone());
         backend.connect_failed(endpoints[1]);
         let picks: Vec<SocketAddr> = (0..30).filter_map(|_| backend.pick()).collect();
         assert_eq!(picks.len(), 30);

@@ -49,10 +49,14 @@ fn l2_answers_arp_and_ndp_and_serves_tcp_udp_and_http_through_the_address() {
     client.address("eth0", "198.18.10.3/24").unwrap();
     let dir = scratch("l2");
     let _web = echo(&node, "127.0.0.1:3000", "web");
-    let _dns = udp_echo(&node, "127.0.0.1:3053");
+    let _dns = udp_echo(&node, "127.0.0.1:3000");
     write(&dir, "pool.yaml", &format!("{POOL}---\n{L2}"));
     let dual = "  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n";
-    write(&dir, "web.yaml", &service("web", 80, 3000, true, dual, "node-a"));
+    let web = service("web", 80, 3000, true, dual, "node-a").replace(
+        "metadata: {name: web, namespace: default}",
+        "metadata: {name: web, namespace: default, annotations: {metallb.io/loadBalancerIPs: '198.18.10.100,fd00:198:18:10::100'}}",
+    );
+    write(&dir, "web.yaml", &web);
     let ranges = "  loadBalancerSourceRanges: [198.18.10.2/32]\n";
     write(&dir, "guarded.yaml", &service("guarded", 81, 3000, true, ranges, "node-a"));
     write(
@@ -190,7 +194,16 @@ spec:
 ";
     write(&dir, "bgp.yaml", &format!("{BGP_POOL}---\n{peer}"));
     let manifests = dir.path().join("manifests");
-    let args = ["--manifests", &*manifests.to_string_lossy(), "--node-name", "node-a", "--http", "127.0.0.1:8080", "--https", "127.0.0.1:8443"];
+    let args = [
+        "--manifests",
+        &*manifests.to_string_lossy(),
+        "--node-name",
+        "node-a",
+        "--http",
+        "127.0.0.1:8080",
+        "--https",
+        "127.0.0.1:8443",
+    ];
     let mut sluice = Sluice::start(&node, dir.path(), "a", &args);
     let established = wait_until(WAIT, || bird.established("sluice"));
     assert!(established, "{}\n{}\n{}", bird.protocol("sluice"), bird.log(), sluice.log());
@@ -257,7 +270,16 @@ spec: {ipAddressPools: [routed], localPref: 150, aggregationLength: 28}
     write(&dir, "bgp.yaml", &format!("{BGP_POOL}---\n{peer}"));
     write(&dir, "web.yaml", &service("web", 80, 3000, false, "", "node-a"));
     let manifests = dir.path().join("manifests");
-    let args = ["--manifests", &*manifests.to_string_lossy(), "--node-name", "node-a", "--http", "127.0.0.1:8080", "--https", "127.0.0.1:8443"];
+    let args = [
+        "--manifests",
+        &*manifests.to_string_lossy(),
+        "--node-name",
+        "node-a",
+        "--http",
+        "127.0.0.1:8080",
+        "--https",
+        "127.0.0.1:8443",
+    ];
     let sluice = Sluice::start(&node, dir.path(), "a", &args);
     let table = || frr.vtysh("show bgp ipv4 unicast json");
     assert!(wait_until(WAIT, || table().contains("198.18.41.0/28")), "{}\n{}\n{}", table(), frr.log(), sluice.log());
@@ -357,7 +379,8 @@ spec:
     let sluice = Sluice::start(&lb, dir.path(), "lb", &args);
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..12 {
-        let l4 = get(&client, &[], "http://198.18.51.100/").unwrap_or_else(|| panic!("L4 request failed\n{}", sluice.log()));
+        let l4 =
+            get(&client, &[], "http://198.18.51.100/").unwrap_or_else(|| panic!("L4 request failed\n{}", sluice.log()));
         let l7 = get(&client, &["-H", "Host: site.example"], "http://198.18.51.100:8080/").expect("Ingress request");
         for body in [l4, l7] {
             seen.extend(["node-1", "node-2"].into_iter().filter(|n| body.contains(&format!("\"{n}\""))));
@@ -366,13 +389,17 @@ spec:
     assert_eq!(seen.len(), 2, "both Ready nodes serve: {seen:?}");
     let routes = lb.run(&["curl", "-s", &format!("http://127.0.0.1:{ADMIN}/config")]).unwrap_or_default();
     assert!(routes.contains("198.18.50.11:30080") && routes.contains("198.18.50.12:30080"), "{routes}");
-    assert!(!routes.contains("10.244.1.5") && !routes.contains("198.18.50.13"), "no pod address, no NotReady node: {routes}");
+    assert!(
+        !routes.contains("10.244.1.5") && !routes.contains("198.18.50.13"),
+        "no pod address, no NotReady node: {routes}"
+    );
 
     // node-2 stops answering: every request still succeeds, served by node-1.
     two.kill();
     for _ in 0..10 {
         let l4 = get(&client, &[], "http://198.18.51.100/").expect("L4 request with a node down");
-        let l7 = get(&client, &["-H", "Host: site.example"], "http://198.18.51.100:8080/").expect("Ingress with a node down");
+        let l7 = get(&client, &["-H", "Host: site.example"], "http://198.18.51.100:8080/")
+            .expect("Ingress with a node down");
         assert!(l4.contains("\"node-1\"") && l7.contains("\"node-1\""));
     }
 }

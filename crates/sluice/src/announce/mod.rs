@@ -80,11 +80,13 @@ impl Announcer {
         let this = self.clone();
         let mut live = self.live.clone();
         tokio::spawn(async move {
+            // Without a cluster the live set never changes (its sender is gone).
+            let mut live_follows = true;
             loop {
                 this.announce(&snapshot.load()).await;
                 tokio::select! {
                     result = changed.changed() => if result.is_err() { break },
-                    result = live.changed() => if result.is_err() { break },
+                    result = live.changed(), if live_follows => live_follows = result.is_ok(),
                 }
             }
         });

@@ -74,10 +74,12 @@ pub fn echo(ns: &Netns, listen: &str, name: &str) -> Process {
     process
 }
 
-/// A UDP echo (`socat`) on `port` inside `ns`, answering every datagram with its bytes.
+/// A UDP echo (`socat`) on `listen` (IPv4 `IP:PORT`) inside `ns`, answering every datagram
+/// with its bytes.
 pub fn udp_echo(ns: &Netns, listen: &str) -> Process {
+    let (ip, port) = listen.rsplit_once(':').expect("IP:PORT");
     let mut command = ns.command("socat");
-    command.args([&format!("UDP-RECVFROM:{listen},fork,reuseaddr"), "EXEC:cat"]);
+    command.args([&format!("UDP-RECVFROM:{port},bind={ip},fork,reuseaddr"), "EXEC:cat"]);
     ns.spawn(&mut command).expect("spawn socat")
 }
 
