@@ -403,3 +403,90 @@ spec:
         assert!(l4.contains("\"node-1\"") && l7.contains("\"node-1\""));
     }
 }
+
+/// Two replicas in a cluster (the fake API server in the hub namespace, reachable from both
+/// nodes): one holds the address; when it dies (SIGKILL) the other takes it over within the
+/// membership lease, announcing it with gratuitous ARP, and traffic resumes there.
+#[test]
+fn a_second_replica_takes_the_address_over_when_the_holder_dies() {
+    use sluice_fake_apiserver::{objects, FakeApi};
+    require_netns!();
+    let hub = Netns::new("hub").unwrap();
+    sluice_testnet::bridge(&hub, "br0", "198.18.60.254/24").unwrap();
+    let nodes = [Netns::new("na").unwrap(), Netns::new("nb").unwrap()];
+    let client = Netns::new("cli").unwrap();
+    for (i, node) in nodes.iter().enumerate() {
+        sluice_testnet::attach(&hub, "br0", &format!("p{i}"), node, "eth0", &format!("198.18.60.{}/24", i + 1))
+            .unwrap();
+    }
+    sluice_testnet::attach(&hub, "br0", "pc", &client, "eth0", "198.18.60.10/24").unwrap();
+    client.run(&["sysctl", "-qw", "net.ipv4.conf.eth0.arp_accept=1"]).unwrap();
+
+    // The API server listens inside the hub namespace; its tasks run on this runtime.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = hub.enter(|| std::net::TcpListener::bind("198.18.60.254:0")).unwrap().unwrap();
+    let fake = runtime.block_on(async { FakeApi::start_on(listener) });
+    let dir = scratch("failover");
+    let kubeconfig = fake.kubeconfig(dir.path());
+    fake.apply("nodes", objects::node("node-a", &[], true, "198.18.60.1"));
+    fake.apply("nodes", objects::node("node-b", &[], true, "198.18.60.2"));
+    fake.apply("ipaddresspools", objects::ip_address_pool("metallb-system", "lan", &["198.18.60.100/32"]));
+    fake.apply("l2advertisements", objects::l2_advertisement("metallb-system", "lan", &[]));
+    fake.apply("services", objects::service("default", "web", true));
+    fake.apply("endpointslices", objects::endpoint_slice_at("default", "web-1", "web", &["127.0.0.1"], 3000));
+
+    let mut replicas = Vec::new();
+    let mut echoes = Vec::new();
+    for (node, name) in nodes.iter().zip(["node-a", "node-b"]) {
+        echoes.push(echo(node, "127.0.0.1:3000", name));
+        let args = [
+            "--kubernetes",
+            "--kubeconfig",
+            &*kubeconfig.to_string_lossy(),
+            "--node-name",
+            name,
+            "--member-lease-duration",
+            "3s",
+            "--lease-namespace",
+            "default",
+            "--http",
+            "127.0.0.1:8080",
+            "--https",
+            "127.0.0.1:8443",
+        ];
+        replicas.push(Sluice::start(node, dir.path(), name, &args));
+    }
+    let holder = || -> Option<String> {
+        let status = status(&nodes[0]);
+        let l2 = status["announcements"]["l2"].as_array()?.first()?.clone();
+        l2["holder"].as_str().map(str::to_owned)
+    };
+    let held = wait_until(WAIT, || {
+        holder().is_some_and(|h| status(&nodes[1]).to_string().contains(&format!("\"holder\":\"{h}\"")))
+    });
+    assert!(held, "{:#}\n{}\n{}", status(&nodes[0]), replicas[0].log(), replicas[1].log());
+    let first = holder().unwrap();
+    let (dead, survivor) = if first == "node-a" { (0, 1) } else { (1, 0) };
+    let survivor_name = ["node-a", "node-b"][survivor];
+    let body = get(&client, &[], "http://198.18.60.100/").expect("the Service through the holder");
+    assert!(body.contains(&format!("\"{first}\"")), "{body}");
+    let neighbour = || client.run(&["ip", "neigh", "show", "198.18.60.100"]).unwrap_or_default().to_lowercase();
+    assert!(neighbour().contains(&mac(&nodes[dead], "eth0")), "{}", neighbour());
+    let service = fake.get("services", "default", "web").unwrap_or_default();
+    assert_eq!(service["status"]["loadBalancer"]["ingress"][0]["ipMode"], "VIP", "{service:#}");
+
+    // The holder dies without a word.
+    let killed = Instant::now();
+    replicas[dead].process.kill();
+    let survivor_mac = mac(&nodes[survivor], "eth0");
+    let moved = wait_until(WAIT, || neighbour().contains(&survivor_mac));
+    let takeover = killed.elapsed();
+    assert!(moved, "{}\n{}", neighbour(), replicas[survivor].log());
+    eprintln!("bare-metal: holder killed -> gratuitous ARP from the survivor in {} ms", takeover.as_millis());
+    assert!(takeover < Duration::from_secs(10), "took {takeover:?} with a 3 s lease");
+    let served =
+        wait_until(WAIT, || get(&client, &[], "http://198.18.60.100/").is_some_and(|b| b.contains(survivor_name)));
+    assert!(served, "traffic resumes on the survivor");
+    drop(fake);
+    drop(runtime);
+}
