@@ -97,7 +97,42 @@ fn status_table(document: &Value) -> String {
             rows.push(vec![kind.to_owned(), name, addresses, conditions]);
         }
     }
-    columns(&rows)
+    let mut out = columns(&rows);
+    out.push_str(&announcements_table(&document["announcements"]));
+    out
+}
+
+/// Who holds each L2-announced address and where this replica answers for it; the BGP
+/// sessions of this replica with what they announce.
+fn announcements_table(announcements: &Value) -> String {
+    let mut out = String::new();
+    let l2 = items(&announcements["l2"]);
+    if !l2.is_empty() {
+        let mut rows = vec![["ADDRESS", "L2 HOLDER", "ANSWERED HERE ON"].map(str::to_owned).to_vec()];
+        for entry in l2 {
+            let holder = entry["holder"].as_str().unwrap_or("<none>").to_owned();
+            let here = strings(&entry["interfaces"]).join(",");
+            rows.push(vec![text(&entry["address"]), holder, if here.is_empty() { "-".into() } else { here }]);
+        }
+        out.push_str(&format!(
+            "\nnode {} (live: {})\n",
+            text(&announcements["node"]),
+            strings(&announcements["live_nodes"]).join(",")
+        ));
+        out.push_str(&columns(&rows));
+    }
+    let peers = items(&announcements["bgp_peers"]);
+    if !peers.is_empty() {
+        let mut rows = vec![["BGP PEER", "ADDRESS", "STATE", "ANNOUNCED", "LAST ERROR"].map(str::to_owned).to_vec()];
+        for peer in peers {
+            let cells = ["name", "address", "state"].map(|k| text(&peer[k]));
+            let announced = strings(&peer["announced"]).join(",");
+            rows.push(cells.into_iter().chain([announced, text(&peer["last_error"])]).collect());
+        }
+        out.push('\n');
+        out.push_str(&columns(&rows));
+    }
+    out
 }
 
 /// `Accepted,Programmed` for conditions that hold; `ResolvedRefs=False(BackendNotFound)`
@@ -207,4 +242,32 @@ fn columns(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::announcements_table;
+    use serde_json::json;
+
+    #[test]
+    fn announcements_show_holders_and_bgp_sessions() {
+        let document = json!({
+            "node": "node-a",
+            "live_nodes": ["node-a", "node-b"],
+            "l2": [{"address": "198.18.0.10", "holder": "node-b", "interfaces": []},
+                   {"address": "198.18.0.11", "holder": "node-a", "interfaces": ["eth0"]}],
+            "bgp_peers": [{"name": "metallb-system/r1", "address": "198.18.0.1", "state": "Established",
+                           "announced": ["198.18.0.10/32"], "last_error": null}]
+        });
+        let table = announcements_table(&document);
+        assert!(table.contains("node node-a (live: node-a,node-b)"), "{table}");
+        assert!(
+            table.lines().any(|l| l.contains("198.18.0.11") && l.contains("node-a") && l.contains("eth0")),
+            "{table}"
+        );
+        assert!(table
+            .lines()
+            .any(|l| l.contains("metallb-system/r1") && l.contains("Established") && l.contains("198.18.0.10/32")));
+        assert_eq!(announcements_table(&serde_json::Value::Null), "");
+    }
 }

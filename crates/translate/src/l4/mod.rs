@@ -120,6 +120,8 @@ pub(crate) fn translate<'s>(
 }
 
 #[cfg(test)]
+mod metallb_tests;
+#[cfg(test)]
 mod tests;
 
 /// Adds a Gateway's TCP or UDP listener: its route's backends by weight (a share whose
