@@ -79,7 +79,7 @@ async fn writes_status_once_and_only_while_leader() {
     assert_eq!(web.unwrap().body["status"]["loadBalancer"]["ingress"], expected);
     assert_eq!(addresses(&fake, "ingresses", "web"), expected);
     assert!(patches.iter().any(|p| p.path == "/api/v1/namespaces/a/services/lb/status"));
-    assert_eq!(addresses(&fake, "services", "lb"), json!([{"ip": "192.0.2.0"}]));
+    assert_eq!(addresses(&fake, "services", "lb"), json!([{"ip": "192.0.2.0", "ipMode": "VIP"}]));
     assert_eq!(addresses(&fake, "ingresses", "foreign"), Value::Null, "cleared");
     assert_eq!(addresses(&fake, "services", "old"), Value::Null, "cleared");
     assert_eq!(addresses(&fake, "ingresses", "alien"), json!([{"ip": "203.0.113.5"}]));

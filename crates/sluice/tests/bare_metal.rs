@@ -222,9 +222,21 @@ spec:
     // Traffic from the router's namespace follows the route to the Service.
     let reached = wait_until(WAIT, || get(&router, &[], "http://198.18.41.0/").is_some_and(|b| b.contains("\"web\"")));
     assert!(reached, "{}", router.run(&["ip", "route"]).unwrap_or_default());
-    let status = status(&node);
-    assert!(status["announcements"]["bgp_peers"].to_string().contains("Established"), "{status:#}");
+    let announced = status(&node);
+    assert!(announced["announcements"]["bgp_peers"].to_string().contains("Established"), "{announced:#}");
     assert!(metrics(&node).contains("sluice_bgp_session_up{peer=\"metallb-system/bird\"} 1"));
+
+    // externalTrafficPolicy: Local is announced only while this node has a ready endpoint.
+    let local = |node: &str| service("local", 82, 3000, false, "  externalTrafficPolicy: Local\n", node);
+    write(&dir, "local.yaml", &local("node-b"));
+    let allocated = wait_until(WAIT, || status(&node)["services"].to_string().contains("198.18.41.1"));
+    assert!(allocated, "{:#}", status(&node));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!bird.routes().contains("198.18.41.1/32"), "no local endpoint, no route: {}", bird.routes());
+    write(&dir, "local.yaml", &local("node-a"));
+    assert!(wait_until(WAIT, || bird.routes().contains("198.18.41.1/32")), "{}", bird.routes());
+    write(&dir, "local.yaml", &local("node-b"));
+    assert!(wait_until(WAIT, || !bird.routes().contains("198.18.41.1/32")), "withdrawn when the local endpoint goes");
 
     // Deleting the Service withdraws the route; re-creating announces it again.
     std::fs::remove_file(dir.path().join("manifests/web.yaml")).unwrap();

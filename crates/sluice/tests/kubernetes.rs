@@ -349,7 +349,11 @@ fn one_of_two_replicas_writes_status_and_the_other_takes_over_when_it_is_killed(
     // Every replica renews its own membership Lease (which node is alive, for LoadBalancer
     // addresses); only the leader writes anything else.
     let mut follower_writes = writes_by(&cluster.fake, follower);
-    follower_writes.retain(|w| !w.path.contains("/leases/sluice-node-"));
+    let membership = |w: &Recorded| {
+        let name = w.body["metadata"]["name"].as_str().unwrap_or_default();
+        w.path.contains("/leases/sluice-node-") || name.starts_with("sluice-node-")
+    };
+    follower_writes.retain(|w| !membership(w));
     assert!(follower_writes.iter().all(|w| !w.succeeded()), "the follower wrote: {follower_writes:#?}");
     assert!(
         follower_writes.iter().all(|w| w.path.contains("/leases")),
