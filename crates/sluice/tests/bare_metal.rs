@@ -25,6 +25,17 @@ spec:
   addresses: [198.18.10.100-198.18.10.109, 'fd00:198:18:10::100/125']
 ";
 
+/// An Ingress routing `site.example` to Service `web`'s port `web`.
+const SITE: &str = "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: site, namespace: default}
+spec:
+  ingressClassName: sluice
+  rules:
+  - host: site.example
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {name: web}}}}]}
+";
+
 const L2: &str = "apiVersion: metallb.io/v1beta1
 kind: L2Advertisement
 metadata: {name: lan, namespace: metallb-system}
@@ -59,19 +70,7 @@ fn l2_answers_arp_and_ndp_and_serves_tcp_udp_and_http_through_the_address() {
     write(&dir, "web.yaml", &web);
     let ranges = "  loadBalancerSourceRanges: [198.18.10.2/32]\n";
     write(&dir, "guarded.yaml", &service("guarded", 81, 3000, true, ranges, "node-a"));
-    write(
-        &dir,
-        "ingress.yaml",
-        "apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: site, namespace: default}
-spec:
-  ingressClassName: sluice
-  rules:
-  - host: site.example
-    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {name: web}}}}]}
-",
-    );
+    write(&dir, "ingress.yaml", SITE);
     let manifests = dir.path().join("manifests");
     let sluice = Sluice::start(
         &node,
@@ -364,17 +363,9 @@ metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name:
 addressType: IPv4
 ports: [{name: web, port: 8080, protocol: TCP}]
 endpoints: [{addresses: [10.244.1.5], conditions: {ready: true}, nodeName: node-1}]
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: site, namespace: default}
-spec:
-  ingressClassName: sluice
-  rules:
-  - host: site.example
-    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {name: web}}}}]}
 ",
     );
+    write(&dir, "ingress.yaml", SITE);
     let manifests = dir.path().join("manifests");
     let args = [
         "--manifests",

@@ -14,6 +14,7 @@ mod class;
 mod client_certs;
 mod compile;
 mod configmap;
+mod duration;
 mod gateway;
 mod ingress;
 mod l4;

@@ -480,8 +480,12 @@ impl Fixture {
         let mut cmd = Command::new(SLUICE);
         cmd.args(["echo", "--listen", &addr.to_string(), "--name", name]);
         let mut proc = Proc::spawn(&format!("echo {name}@{addr}"), cmd, log, false);
+        // Its own "serving" line, not just a connect: a port picked by `free_addr` may be
+        // taken by another test's echo, which would answer the connect.
         let up = wait_until(Duration::from_secs(10), || {
-            proc.exited().is_some() || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            proc.exited().is_some()
+                || (proc.log().contains("echo backend serving")
+                    && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok())
         });
         if let Some(status) = proc.exited() {
             return Err(format!("echo {name} on {addr} exited ({status}):\n{}", proc.log()));

@@ -3,7 +3,6 @@
 //! the value and duration formats of the spec.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
@@ -168,32 +167,4 @@ pub(super) fn anchored(pattern: &str) -> Result<regex::Regex, String> {
         .dfa_size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| format!("{pattern:?} is not a usable regular expression: {e}"))
-}
-
-/// A Gateway API duration (`1h`, `10s`, `500ms`, combined like `1m30s`).
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let number: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (unit, after) = if let Some(after) = rest.strip_prefix("ms") {
-            (Duration::from_millis(number), after)
-        } else if let Some(after) = rest.strip_prefix('s') {
-            (Duration::from_secs(number), after)
-        } else if let Some(after) = rest.strip_prefix('m') {
-            (Duration::from_secs(number.checked_mul(60)?), after)
-        } else if let Some(after) = rest.strip_prefix('h') {
-            (Duration::from_secs(number.checked_mul(3600)?), after)
-        } else {
-            return None;
-        };
-        total = total.checked_add(unit)?;
-        rest = after;
-    }
-    Some(total)
 }

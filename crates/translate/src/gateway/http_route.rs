@@ -22,8 +22,8 @@ use sluice_store::gateway_api::experimental::httproutes::{
 use sluice_store::{ObjectKey, Store};
 
 use super::filters::{
-    anchored, bad_code, cors_settings, missing, modifier, parse_duration, redirect_parts, value_match,
-    CompiledMatchRank, Found, Problem, RedirectSpec, Rewrite,
+    anchored, bad_code, cors_settings, missing, modifier, redirect_parts, value_match, CompiledMatchRank, Found,
+    Problem, RedirectSpec, Rewrite,
 };
 use super::refs::{self, BackendIds};
 use crate::backends::BackendKey;
@@ -363,7 +363,7 @@ impl RuleContext<'_> {
         let mut policy = UpstreamPolicy { max_body: None, ..UpstreamPolicy::default() };
         let duration = |cx: &mut Self, field: &str, text: Option<&str>| {
             let text = text?;
-            let parsed = parse_duration(text);
+            let parsed = crate::duration::parse(text);
             if parsed.is_none() {
                 cx.problem(cx.field(field), format!("{text:?} is not a duration"));
             }

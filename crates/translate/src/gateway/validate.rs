@@ -173,7 +173,7 @@ fn rule_violations(r: usize, rule: &HttpRouteRules, violations: &mut Vec<Violati
         }
     }
     if let Some(timeouts) = &rule.timeouts {
-        let parse = |t: &Option<String>| t.as_deref().and_then(super::filters::parse_duration);
+        let parse = |t: &Option<String>| t.as_deref().and_then(crate::duration::parse);
         if let (Some(request), Some(backend)) = (parse(&timeouts.request), parse(&timeouts.backend_request)) {
             if !request.is_zero() && backend > request {
                 violations.push((

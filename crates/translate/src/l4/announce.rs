@@ -360,31 +360,13 @@ fn bgp_peer(store: &Store, reference: &ObjectRef, peer: &BGPPeer) -> Result<BgpP
     })
 }
 
-/// Go's `time.ParseDuration` for the units BGP timers use: `90s`, `1m30s`, `1h`, `500ms`.
+/// Go's `time.ParseDuration` for the units BGP timers use: `90s`, `1m30s`, `1h`, `500ms`,
+/// and a bare `0`.
 fn go_duration(text: &str) -> Option<Duration> {
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
+    match text.trim() {
+        "0" => Some(Duration::ZERO),
+        text => crate::duration::parse(text),
     }
-    if rest == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let number: u64 = rest.get(..digits)?.parse().ok()?;
-        rest = rest.get(digits..)?;
-        let (unit, len) = [("ms", 2), ("h", 1), ("m", 1), ("s", 1)].into_iter().find(|(u, _)| rest.starts_with(u))?;
-        let part = match unit {
-            "ms" => Duration::from_millis(number),
-            "h" => Duration::from_secs(number.checked_mul(3600)?),
-            "m" => Duration::from_secs(number.checked_mul(60)?),
-            _ => Duration::from_secs(number),
-        };
-        total = total.checked_add(part)?;
-        rest = rest.get(len..)?;
-    }
-    Some(total)
 }
 
 #[cfg(test)]

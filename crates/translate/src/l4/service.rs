@@ -327,20 +327,9 @@ fn source_ranges(field: Option<&[String]>, annotation: Option<&str>) -> Result<O
     Ok((!ranges.is_empty()).then(|| ranges.into()))
 }
 
-/// `500ms`, `30s`, `10m`, `1h` (one number, one unit).
+/// `500ms`, `30s`, `10m`, `1h`, `1m30s`; never zero.
 fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60)?),
-        "h" => Duration::from_secs(n.checked_mul(3600)?),
-        _ => return None,
-    };
-    (!duration.is_zero()).then_some(duration)
+    crate::duration::parse(text.trim()).filter(|d| !d.is_zero())
 }
 
 #[cfg(test)]
