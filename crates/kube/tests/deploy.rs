@@ -14,7 +14,12 @@ const GATEWAY: &str = "gateway.networking.k8s.io";
 const METALLB: &str = "metallb.io";
 
 fn documents() -> Vec<Value> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    documents_of("deploy")
+}
+
+/// The documents the kustomization in `folder` (under the repository root) lists.
+fn documents_of(folder: &str) -> Vec<Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(folder);
     let kustomization: Value =
         serde_saphyr::from_str(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap()).unwrap();
     let mut documents = Vec::new();
@@ -166,4 +171,28 @@ fn deployment_is_hardened_and_probed_on_the_admin_port() {
     assert_eq!(ports, [80, 443]);
     assert_eq!(service.metadata.namespace.as_deref(), Some("sluice"));
     assert_eq!(service.metadata.name.as_deref(), Some("sluice"));
+}
+
+/// `deploy/bare-metal/`: the same RBAC, and a DaemonSet on the nodes' network that knows its
+/// node and may announce (raw sockets, addresses, sysctls).
+#[test]
+fn the_bare_metal_daemonset_runs_on_every_node_with_what_announcing_needs() {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    let documents = documents_of("deploy/bare-metal");
+    let daemonset: DaemonSet = one(&documents, "DaemonSet");
+    let _: ClusterRole = one(&documents, "ClusterRole");
+    let pod = daemonset.spec.and_then(|s| s.template.spec).expect("a pod template");
+    assert_eq!(pod.host_network, Some(true));
+    let container = &pod.containers[0];
+    let env = container.env.as_deref().unwrap_or_default();
+    let node = env.iter().find(|e| e.name == "NODE_NAME").expect("NODE_NAME");
+    let field = node.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).map(|f| f.field_path.as_str());
+    assert_eq!(field, Some("spec.nodeName"));
+    let security = container.security_context.as_ref().expect("a security context");
+    let added = security.capabilities.as_ref().and_then(|c| c.add.clone()).unwrap_or_default();
+    for capability in ["NET_ADMIN", "NET_RAW"] {
+        assert!(added.iter().any(|a| a == capability), "{capability}");
+    }
+    let args = container.args.as_deref().unwrap_or_default();
+    assert!(args.iter().any(|a| a == "--kubernetes") && args.iter().any(|a| a == "--member-lease-duration"));
 }

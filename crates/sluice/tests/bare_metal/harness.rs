@@ -65,7 +65,8 @@ pub fn metrics(ns: &Netns) -> String {
 /// Starts `sluice echo` on `listen` inside `ns`, answering with `name`.
 pub fn echo(ns: &Netns, listen: &str, name: &str) -> Process {
     let mut command = ns.command(SLUICE);
-    command.args(["echo", "--listen", listen, "--name", name]).stdout(std::process::Stdio::null());
+    command.args(["echo", "--listen", listen, "--name", name]);
+    command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     let process = ns.spawn(&mut command).expect("spawn echo");
     assert!(
         wait_until(WAIT, || ns.run(&["curl", "-s", "-m", "1", &format!("http://{listen}/")]).is_ok()),
