@@ -95,7 +95,9 @@ impl DataPlane {
         let admitted = match (&edits, &route.action) {
             (Ok(_), Action::Forward(_)) if access::guards(route) => {
                 let checked = Checked { plane: self, downstream, parts: &parts, arrival: arrival.as_ref() };
-                access::admit(route, &checked).await
+                // Boxed, as the rarer answers below: only the common path's state is
+                // carried inline by every request.
+                Box::pin(access::admit(route, &checked)).await
             }
             _ => Ok(Admitted::default()),
         };
@@ -158,7 +160,7 @@ impl DataPlane {
                     }
                     (None, Some(pages)) if pages.when_unavailable => {
                         let request = (parts, body);
-                        self.unavailable(downstream, &snapshot, pages, forward, edits, request).await
+                        Box::pin(self.unavailable(downstream, &snapshot, pages, forward, edits, request)).await
                     }
                     // A share whose backend reference does not resolve (Gateway API) is 500.
                     (None, _) if picked == Some(BackendId::UNRESOLVED) => Err(StatusCode::INTERNAL_SERVER_ERROR),
@@ -168,7 +170,7 @@ impl DataPlane {
                 let replace = pages.zip(original).filter(|(pages, _)| pages.codes.contains(&status));
                 let page = match replace {
                     Some((pages, original)) => {
-                        self.error_page(downstream, &snapshot, pages, &forward.policy, original, status).await
+                        Box::pin(self.error_page(downstream, &snapshot, pages, &forward.policy, original, status)).await
                     }
                     None => None,
                 };

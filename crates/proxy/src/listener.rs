@@ -270,7 +270,10 @@ async fn serve_http<IO>(
         // may be frames): unless it is accepted, the connection must end with the answer.
         let tunnel_asked = request.version() == Version::HTTP_11 && validate::is_websocket_upgrade(request.headers());
         async move {
-            let mut response = plane.handle(&downstream, request).await;
+            // Boxed: the request's state machine is large, and hyper moves the future it is
+            // given (into a spawned task per HTTP/2 stream): one allocation instead of
+            // copying kilobytes on every move.
+            let mut response = Box::pin(plane.handle(&downstream, request)).await;
             if tunnel_asked && response.status() != StatusCode::SWITCHING_PROTOCOLS {
                 response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
