@@ -13,7 +13,7 @@ use sluice_store::k8s_openapi::api::core::v1::Node;
 use sluice_store::k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use sluice_store::{BGPPeer, Store};
 
-use super::pools::Pool;
+use super::pools::{Pool, FLAG_POOL};
 use crate::selector::Selector;
 
 /// Nodes with this label never hold or announce addresses (as in MetalLB and kube-proxy).
@@ -70,7 +70,11 @@ impl Scope {
     }
 
     /// Whether the advertisement covers an address of `pool` held by a Service with `labels`.
+    /// The `--lb-pool` ranges are never announced (they are local, or routed by the operator).
     fn selects(&self, pool: &Pool, labels: Option<&BTreeMap<String, String>>) -> bool {
+        if pool.id == FLAG_POOL {
+            return false;
+        }
         let by_pool = (self.pools.is_empty() && self.pool_selectors.is_empty())
             || self.pools.contains(&pool.name)
             || self.pool_selectors.iter().any(|s| s.matches(Some(&pool.labels)));

@@ -158,3 +158,18 @@ fn advertisements_say_how_each_address_is_announced() {
     assert!(peer.ebgp_multihop && peer.password.as_deref() == Some("s"));
     assert!(a.excluded_nodes.contains("n2"));
 }
+
+#[test]
+fn lb_pool_addresses_are_never_announced() {
+    let yaml = [
+        "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all, namespace: metallb-system}\n---\n".into(),
+        lb("local", "default", "", ""),
+    ]
+    .concat();
+    let mut options = options();
+    options.lb_pools = vec!["127.0.40.1/32".parse().unwrap()];
+    let snapshot = translate(&store(&yaml), &options, &Allocations::new(), 1);
+    assert_eq!(ips(&snapshot, "default", "local"), ["127.0.40.1"]);
+    let announced = &snapshot.l4.announcements.addresses[&"127.0.40.1".parse::<IpAddr>().unwrap()];
+    assert!(announced.l2.is_none() && announced.bgp.is_empty(), "{announced:?}");
+}
