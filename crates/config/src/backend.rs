@@ -91,6 +91,9 @@ pub struct Backend {
     load: Box<[Load]>,
     /// Built on the first hashed pick; most backends never need one.
     maglev: OnceLock<Maglev>,
+    /// The latest `down_until` of any endpoint (µs since `epoch()`; 0: none ever failed), so
+    /// that round-robin reads the clock only within [`FAIL_TIMEOUT`] of a failed connect.
+    any_down_until: AtomicU64,
 }
 
 impl Backend {
@@ -123,7 +126,8 @@ impl Backend {
     ) -> Self {
         let load = endpoints.iter().map(|_| Load::default()).collect();
         let next = AtomicUsize::new(0);
-        Self { service, port_name, label, transport, endpoints, next, load, maglev: OnceLock::new() }
+        let any_down_until = AtomicU64::new(0);
+        Self { service, port_name, label, transport, endpoints, next, load, maglev: OnceLock::new(), any_down_until }
     }
 
     /// The protocol spoken to the endpoints.
@@ -149,13 +153,16 @@ impl Backend {
             0 => None,
             1 => Some(self.endpoints[0]),
             n => {
-                let now = micros_since_epoch();
                 let mut index = self.next.fetch_add(1, Ordering::Relaxed) % n;
-                for _ in 0..n {
-                    if self.load.get(index).is_none_or(|l| !l.is_down(now)) {
-                        break;
+                let latest = self.any_down_until.load(Ordering::Relaxed);
+                let now = if latest == 0 { u64::MAX } else { micros_since_epoch() };
+                if now < latest {
+                    for _ in 0..n {
+                        if self.load.get(index).is_none_or(|l| !l.is_down(now)) {
+                            break;
+                        }
+                        index = self.next.fetch_add(1, Ordering::Relaxed) % n;
                     }
-                    index = self.next.fetch_add(1, Ordering::Relaxed) % n;
                 }
                 self.endpoints.get(index).copied()
             }
@@ -171,6 +178,7 @@ impl Backend {
         if let Some(load) = index.and_then(|i| self.load.get(i)) {
             let until = micros_since_epoch().saturating_add(FAIL_TIMEOUT.as_micros() as u64);
             load.down_until.store(until, Ordering::Relaxed);
+            self.any_down_until.fetch_max(until, Ordering::Relaxed);
         }
     }
 
