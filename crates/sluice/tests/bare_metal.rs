@@ -71,22 +71,7 @@ fn l2_answers_arp_and_ndp_and_serves_tcp_udp_and_http_through_the_address() {
     let ranges = "  loadBalancerSourceRanges: [198.18.10.2/32]\n";
     write(&dir, "guarded.yaml", &service("guarded", 81, 3000, true, ranges, "node-a"));
     write(&dir, "ingress.yaml", SITE);
-    let manifests = dir.path().join("manifests");
-    let sluice = Sluice::start(
-        &node,
-        dir.path(),
-        "a",
-        &[
-            "--manifests",
-            &manifests.to_string_lossy(),
-            "--node-name",
-            "node-a",
-            "--http",
-            "0.0.0.0:8080",
-            "--https",
-            "0.0.0.0:8443",
-        ],
-    );
+    let sluice = Sluice::from_manifests(&node, &dir, "node-a", "0.0.0.0", &[]);
 
     // The Service got one address per family, reported with how it is announced.
     let status = status(&node);
@@ -192,18 +177,7 @@ spec:
   communities: [edge, 'large:4200000001:7:8']
 ";
     write(&dir, "bgp.yaml", &format!("{BGP_POOL}---\n{peer}"));
-    let manifests = dir.path().join("manifests");
-    let args = [
-        "--manifests",
-        &*manifests.to_string_lossy(),
-        "--node-name",
-        "node-a",
-        "--http",
-        "127.0.0.1:8080",
-        "--https",
-        "127.0.0.1:8443",
-    ];
-    let mut sluice = Sluice::start(&node, dir.path(), "a", &args);
+    let mut sluice = Sluice::from_manifests(&node, &dir, "node-a", "127.0.0.1", &[]);
     let established = wait_until(WAIT, || bird.established("sluice"));
     assert!(established, "{}\n{}\n{}", bird.protocol("sluice"), bird.log(), sluice.log());
 
@@ -280,18 +254,7 @@ spec: {ipAddressPools: [routed], localPref: 150, aggregationLength: 28}
 ";
     write(&dir, "bgp.yaml", &format!("{BGP_POOL}---\n{peer}"));
     write(&dir, "web.yaml", &service("web", 80, 3000, false, "", "node-a"));
-    let manifests = dir.path().join("manifests");
-    let args = [
-        "--manifests",
-        &*manifests.to_string_lossy(),
-        "--node-name",
-        "node-a",
-        "--http",
-        "127.0.0.1:8080",
-        "--https",
-        "127.0.0.1:8443",
-    ];
-    let sluice = Sluice::start(&node, dir.path(), "a", &args);
+    let sluice = Sluice::from_manifests(&node, &dir, "node-a", "127.0.0.1", &[]);
     let table = || frr.vtysh("show bgp ipv4 unicast json");
     assert!(wait_until(WAIT, || table().contains("198.18.41.0/28")), "{}\n{}\n{}", table(), frr.log(), sluice.log());
     let entry = frr.vtysh("show bgp ipv4 unicast 198.18.41.0/28 json").replace(' ', "");
@@ -366,20 +329,7 @@ endpoints: [{addresses: [10.244.1.5], conditions: {ready: true}, nodeName: node-
 ",
     );
     write(&dir, "ingress.yaml", SITE);
-    let manifests = dir.path().join("manifests");
-    let args = [
-        "--manifests",
-        &*manifests.to_string_lossy(),
-        "--upstream-mode",
-        "nodeport",
-        "--node-name",
-        "lb",
-        "--http",
-        "0.0.0.0:8080",
-        "--https",
-        "0.0.0.0:8443",
-    ];
-    let sluice = Sluice::start(&lb, dir.path(), "lb", &args);
+    let sluice = Sluice::from_manifests(&lb, &dir, "lb", "0.0.0.0", &["--upstream-mode", "nodeport"]);
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..12 {
         let l4 =

@@ -45,6 +45,17 @@ impl Sluice {
         sluice
     }
 
+    /// Starts `sluice run` on `dir`'s manifests as node `node`, with its HTTP and HTTPS
+    /// listeners on `listen`:8080 and :8443, and `extra` arguments.
+    pub fn from_manifests(ns: &Netns, dir: &TempDir, node: &str, listen: &str, extra: &[&str]) -> Sluice {
+        let manifests = dir.path().join("manifests");
+        let (http, https) = (format!("{listen}:8080"), format!("{listen}:8443"));
+        let mut args = vec!["--manifests", manifests.to_str().expect("a UTF-8 path"), "--node-name", node];
+        args.extend(["--http", &http, "--https", &https]);
+        args.extend_from_slice(extra);
+        Sluice::start(ns, dir.path(), node, &args)
+    }
+
     /// Everything it printed.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
