@@ -492,37 +492,14 @@ fn run_case(running: &Running<'_>, case: &HttpCase, target: &Target) -> Result<(
     if !case.mirrored_to.is_empty() {
         cases::add_request_id(&mut case, &request_id());
     }
-    let deadline = Instant::now() + CASE_TIMEOUT;
-    let hard_deadline = deadline + Duration::from_secs(20);
-    let mut successes = 0;
-    loop {
-        let attempt =
-            running.status().and_then(|doc| running.endpoint(target, &case.request.host, &doc)).and_then(|ep| {
-                let (sent, got) = client::round_trip(&ep, &case)
-                    .map_err(|e| format!("request failed: {e} (sent {})", describe_sent(&ep, &case)))?;
-                cases::compare(&case, &sent, &got)
-                    .map_err(|e| format!("{e} [sent {}] [seen {}]", describe_sent(&ep, &case), describe_seen(&got)))
-            });
-        match attempt {
-            Ok(()) => {
-                successes += 1;
-                if successes >= REQUIRED_SUCCESSES {
-                    break;
-                }
-                if Instant::now() > hard_deadline {
-                    return Err(format!("only {successes} matching answers in a row before the time ran out"));
-                }
-                continue;
-            }
-            Err(e) => {
-                successes = 0;
-                if Instant::now() > deadline {
-                    return Err(e);
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    converge(|| {
+        running.status().and_then(|doc| running.endpoint(target, &case.request.host, &doc)).and_then(|ep| {
+            let (sent, got) = client::round_trip(&ep, &case)
+                .map_err(|e| format!("request failed: {e} (sent {})", describe_sent(&ep, &case)))?;
+            cases::compare(&case, &sent, &got)
+                .map_err(|e| format!("{e} [sent {}] [seen {}]", describe_sent(&ep, &case), describe_seen(&got)))
+        })
+    })?;
     for mirror in mirrors {
         let ns = if mirror.namespace.is_empty() { status::INFRA } else { mirror.namespace.as_str() };
         expect_mirrored(running, ns, &mirror.name, &case.request.path)?;
