@@ -16,7 +16,7 @@ use crate::table::UpstreamTest;
 use crate::DATA;
 
 /// How long the written status may take to meet every expectation.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The API collection of each kind the tests create; other kinds (Deployments) are skipped.
 const PLURALS: &[(&str, &str)] = &[
