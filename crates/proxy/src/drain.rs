@@ -35,6 +35,12 @@ impl Drain {
         }
     }
 
+    /// Whether shutdown has begun (the value turns true), for a connection that checks
+    /// between requests rather than waiting on [`Drain::stopping`].
+    pub(crate) fn watch(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
     /// Begins shutdown and waits up to `timeout` for tracked tasks; true if all finished.
     pub(crate) async fn shutdown(&self, timeout: Duration) -> bool {
         self.stop.send_replace(true);

@@ -400,7 +400,8 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
-    fn status(self) -> StatusCode {
+    /// The status the client gets for it.
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Failure::ClientTimeout => StatusCode::REQUEST_TIMEOUT,

@@ -168,6 +168,36 @@ pub(crate) fn set_forwarding(headers: &mut HeaderMap, downstream: &Downstream, h
     ensure_request_id(headers);
 }
 
+/// Appends the forwarding headers of [`set_forwarding`] to a request head written as
+/// bytes (the proxy-native HTTP/1.1 path), under ingress-nginx's spellings: what the client
+/// sent under these names is not copied, `X-Forwarded-For` excepted (sent on as
+/// `X-Original-Forwarded-For`). Only for connections whose forwarding headers are not
+/// believed. With `request_id`, a new `X-Request-ID` too.
+pub(crate) fn append_forwarding(out: &mut Vec<u8>, downstream: &Downstream, host: &[u8], request_id: bool) {
+    let mut line = |name: &[u8], value: &[u8]| {
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    };
+    line(b"X-Forwarded-For", downstream.client_ip.as_bytes());
+    line(b"X-Real-IP", downstream.client_ip.as_bytes());
+    line(b"X-Forwarded-Proto", downstream.scheme.as_str().as_bytes());
+    line(b"X-Forwarded-Port", downstream.port_text.as_bytes());
+    line(b"X-Forwarded-Host", host);
+    if request_id {
+        line(b"X-Request-ID", self::request_id().as_bytes());
+    }
+}
+
+/// The request headers [`set_forwarding`] replaces: the client's values under these names
+/// are never passed on.
+pub(crate) fn is_replaced_forwarding(name: &str) -> bool {
+    [&X_REAL_IP, &X_FORWARDED_PROTO, &X_FORWARDED_PORT, &X_FORWARDED_HOST]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n.as_str()))
+}
+
 /// Gives the request an `X-Request-ID` unless it has one (nginx's `$req_id`, kept from the
 /// client as ingress-nginx does).
 pub(crate) fn ensure_request_id(headers: &mut HeaderMap) {

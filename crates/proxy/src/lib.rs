@@ -22,6 +22,7 @@ mod frontends;
 mod h1_guard;
 mod h2_guard;
 mod headers;
+mod http1;
 mod listener;
 mod mirror;
 mod path;
@@ -193,6 +194,8 @@ pub struct DataPlane {
     auth_cache: external_auth::AuthCache,
     /// TLS configurations of hosts that ask for client certificates.
     policy_configs: tls::PolicyConfigs,
+    /// Idle backend connections of the proxy-native HTTP/1.1 path.
+    http1_pool: http1::Pool,
 }
 
 impl DataPlane {
@@ -204,7 +207,19 @@ impl DataPlane {
         let auth_cache = external_auth::AuthCache::default();
         let drain = drain::Drain::new();
         let policy_configs = tls::PolicyConfigs::new(snapshot.clone(), options.tls_session_resumption);
-        Arc::new(Self { snapshot, upstream, metrics, options, drain, admission, limiters, auth_cache, policy_configs })
+        let http1_pool = http1::Pool::default();
+        Arc::new(Self {
+            snapshot,
+            upstream,
+            metrics,
+            options,
+            drain,
+            admission,
+            limiters,
+            auth_cache,
+            policy_configs,
+            http1_pool,
+        })
     }
 
     /// Stops accepting on every listener, asks open connections to finish (HTTP/1.1 closes

@@ -19,6 +19,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::h1_guard::{H1Guard, RefusalSignal};
 use crate::h2_guard::H2Guard;
 use crate::headers::Downstream;
+use crate::http1::Served;
+use crate::passthrough::Replay;
 use crate::proxy_protocol;
 use crate::validate;
 use crate::DataPlane;
@@ -127,12 +129,8 @@ async fn connection(
     };
     let mut downstream = downstream;
     downstream.frontend = frontend;
-    let header_timeout = plane.options.header_timeout;
     match acceptor {
-        None => {
-            let (guarded, refused) = H1Guard::new(H2Guard::new(stream), header_timeout);
-            serve_http(guarded, Arc::new(downstream), plane, http, Protocols::Any(refused)).await
-        }
+        None => serve_http1(stream, Arc::new(downstream), plane, http).await,
         Some(acceptor) => {
             let deadline = tokio::time::Instant::now() + plane.options.handshake_timeout;
             // TLS passthrough hosts of Ingresses are relayed here; everything else is terminated.
@@ -159,8 +157,7 @@ async fn connection(
                     if only_http2(tls.get_ref().1.alpn_protocol()) {
                         serve_http(H2Guard::new(tls), downstream, plane, http, Protocols::Http2).await
                     } else {
-                        let (guarded, refused) = H1Guard::new(H2Guard::new(tls), header_timeout);
-                        serve_http(guarded, downstream, plane, http, Protocols::Any(refused)).await
+                        serve_http1(tls, downstream, plane, http).await
                     }
                 }
                 Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
@@ -168,6 +165,26 @@ async fn connection(
             }
         }
     }
+}
+
+/// Serves a connection that speaks HTTP/1.x (or, in clear, HTTP/2 with prior knowledge).
+/// This is where a connection's path is chosen: on the Ingress listeners the proxy-native
+/// path ([`crate::http1`]) serves it while its requests are ones it forwards itself; the
+/// general path (hyper behind the request-head guard) serves what it hands over, and every
+/// connection of a Gateway frontend.
+async fn serve_http1<IO>(io: IO, downstream: Arc<Downstream>, plane: Arc<DataPlane>, http: &HttpServers)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = match downstream.frontend {
+        None => match crate::http1::serve(io, &downstream, &plane).await {
+            Served::Done => return,
+            Served::Rest(io) => io,
+        },
+        Some(_) => Replay::new(Vec::new(), io),
+    };
+    let (guarded, refused) = H1Guard::new(H2Guard::new(io), plane.options.header_timeout);
+    serve_http(guarded, downstream, plane, http, Protocols::Any(refused)).await
 }
 
 /// The TLS handshake: with the listener's configuration, or — when the ClientHello names a

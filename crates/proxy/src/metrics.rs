@@ -1,7 +1,11 @@
 //! Prometheus metrics of the data plane.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use foldhash::HashMap;
 
 use http::StatusCode;
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
@@ -60,9 +64,35 @@ impl EncodeLabelSet for OneLabel {
 
 type HistogramFamily = Family<OneLabel, Histogram, fn() -> Histogram>;
 
+/// `code_class` label values, by status class (1xx first).
+const CODE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The series one (route, backend) pair counts into.
+struct Handles {
+    /// The label values, kept alive so that their addresses (the cache key) cannot be
+    /// reused by other labels while the entry exists.
+    labels: (Option<Arc<str>>, Option<Arc<str>>),
+    /// `sluice_http_requests_total` by status class, created on first use.
+    by_class: [Option<Counter>; 5],
+    duration: Histogram,
+}
+
+/// Most (metrics, route, backend) entries a worker thread keeps; past it the cache starts
+/// over (routes replaced by configuration changes leave entries behind).
+const MAX_CACHED_HANDLES: usize = 4096;
+
+thread_local! {
+    /// Each worker thread's [`Handles`], by metrics instance and label addresses.
+    static HANDLES: RefCell<HashMap<(u64, usize, usize), Handles>> = RefCell::new(HashMap::default());
+}
+
+/// Tells metrics instances apart in [`HANDLES`] (tests create several in one process).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
 /// Every metric Sluice exports, in one registry served by the admin listener.
 #[derive(Debug)]
 pub struct Metrics {
+    id: u64,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     denied: Family<DeniedLabels, Counter>,
@@ -138,6 +168,7 @@ impl Metrics {
             config_generation.clone(),
         );
         Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             registry,
             requests,
             denied,
@@ -169,23 +200,39 @@ impl Metrics {
         self.config_generation.set(i64::try_from(generation).unwrap_or(i64::MAX));
     }
 
+    /// Counts an answered request and its time to response headers. The series a (route,
+    /// backend) pair counts into are found in the families once per worker thread and kept
+    /// ([`HANDLES`]): a request then costs a lookup by pointers, never a hash of label
+    /// strings or a lock on a family.
     pub(crate) fn request(&self, route: Option<(&Route, &Backend)>, status: StatusCode, elapsed: Duration) {
-        let code_class = match status.as_u16() {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
+        let class = match status.as_u16() {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            _ => 4,
         };
-        let labels = RequestLabels {
-            ingress: route.map(|(r, _)| r.label.clone()),
-            service: route.map(|(_, b)| b.label.clone()),
-
-            code_class,
-        };
-        self.requests.get_or_create(&labels).inc();
-        let ingress = OneLabel { name: "ingress", value: labels.ingress.unwrap_or_else(|| Arc::from("")) };
-        self.request_duration.get_or_create(&ingress).observe(elapsed.as_secs_f64());
+        let ingress = route.map(|(r, _)| &r.label);
+        let service = route.map(|(_, b)| &b.label);
+        let address = |label: Option<&Arc<str>>| label.map_or(0, |l| Arc::as_ptr(l).cast::<u8>() as usize);
+        let key = (self.id, address(ingress), address(service));
+        HANDLES.with_borrow_mut(|cache| {
+            if cache.len() >= MAX_CACHED_HANDLES && !cache.contains_key(&key) {
+                cache.clear();
+            }
+            let Handles { labels, by_class, duration } = cache.entry(key).or_insert_with(|| {
+                let value = ingress.cloned().unwrap_or_else(|| Arc::from(""));
+                let duration = self.request_duration.get_or_create(&OneLabel { name: "ingress", value }).clone();
+                Handles { labels: (ingress.cloned(), service.cloned()), by_class: Default::default(), duration }
+            });
+            let counter = by_class[class].get_or_insert_with(|| {
+                let (ingress, service) = labels.clone();
+                let labels = RequestLabels { ingress, service, code_class: CODE_CLASSES[class] };
+                self.requests.get_or_create(&labels).clone()
+            });
+            counter.inc();
+            duration.observe(elapsed.as_secs_f64());
+        });
     }
 
     pub(crate) fn denied(&self, route: &Route, reason: &'static str) {

@@ -16,6 +16,19 @@ pub(crate) const SERVER: HeaderValue = HeaderValue::from_static("sluice");
 
 /// A plain-text error response with `status`.
 pub(crate) fn error(status: StatusCode) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(error_text(status)))));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ERROR_CONTENT_TYPE));
+    headers.insert(header::SERVER, SERVER);
+    response
+}
+
+/// The `Content-Type` of Sluice's own error answers.
+pub(crate) const ERROR_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
+/// The body of Sluice's own error answer `status`: what went wrong, in one line.
+pub(crate) fn error_text(status: StatusCode) -> String {
     let reason = match status {
         StatusCode::NOT_FOUND => "no route for this host and path",
         StatusCode::SERVICE_UNAVAILABLE => "no ready endpoint for this backend",
@@ -25,13 +38,7 @@ pub(crate) fn error(status: StatusCode) -> Response<ProxyBody> {
         StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than this route accepts",
         _ => "",
     };
-    let body = format!("{} {}: {reason}\n", status.as_u16(), status.canonical_reason().unwrap_or_default());
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    headers.insert(header::SERVER, SERVER);
-    response
+    format!("{} {}: {reason}\n", status.as_u16(), status.canonical_reason().unwrap_or_default())
 }
 
 /// Whether a request speaks gRPC (`content-type: application/grpc…`): its client expects

@@ -199,9 +199,7 @@ enum Stream {
 /// Connects to `endpoint` and, with `tls`, completes the TLS handshake, all within `timeout`.
 async fn connect(endpoint: SocketAddr, tls: Option<&UpstreamTls>, timeout: Duration) -> Result<Stream, SendError> {
     let connecting = async {
-        let stream = TcpStream::connect(endpoint).await.map_err(SendError::Connect)?;
-        // Small requests and responses go out at once rather than waiting on Nagle.
-        let _ = stream.set_nodelay(true);
+        let stream = connect_tcp(endpoint).await.map_err(SendError::Connect)?;
         let Some(tls) = tls else {
             return Ok(Stream::Plain(TokioIo::new(stream)));
         };
@@ -214,6 +212,14 @@ async fn connect(endpoint: SocketAddr, tls: Option<&UpstreamTls>, timeout: Durat
     tokio::time::timeout(timeout, connecting)
         .await
         .map_err(|_| SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))?
+}
+
+/// A TCP connection to `endpoint` (no timeout: callers set theirs).
+pub(crate) async fn connect_tcp(endpoint: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(endpoint).await?;
+    // Small requests and responses go out at once rather than waiting on Nagle.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
 /// HTTP/1.1 on a new connection, driven by its own task.

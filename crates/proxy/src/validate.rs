@@ -118,7 +118,7 @@ pub(crate) fn check_head(head: &httparse::Request<'_, '_>) -> Result<HeadVerdict
 /// RFC 9110 §7.2 / RFC 3986 §3.2.2: a host name (letters, digits, `-`, `.`, `_`, `~`) or a
 /// bracketed IPv6 literal, then an optional port of digits up to 65535. No userinfo, no
 /// lists, no paths, no spaces or control bytes.
-fn is_host(value: &[u8]) -> bool {
+pub(crate) fn is_host(value: &[u8]) -> bool {
     let (host, port) = match value.first() {
         Some(b'[') => match value.iter().position(|b| *b == b']') {
             Some(end) => {

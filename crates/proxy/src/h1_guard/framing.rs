@@ -12,7 +12,7 @@ use http::StatusCode;
 /// targets still get hyper's 414.
 pub(crate) const MAX_HEAD: usize = 128 * 1024;
 /// Most header lines in a head, as hyper's default: beyond, 431.
-const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 /// Most bytes of chunk extensions in one body (hyper allows 16 KiB).
 const MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
 /// Most bytes of trailer lines after the last chunk.
@@ -92,6 +92,12 @@ impl Framing {
         Self { state: State::Start, searched: 0, extensions: 0, trailers: 0 }
     }
 
+    /// Follows one chunked body from its first chunk (a backend's response body, for
+    /// the proxy-native path): once it has ended, [`Framing::awaits_head`] is true.
+    pub(crate) fn chunked_body() -> Self {
+        Self { state: State::Chunked(Chunk::Size(0, 0)), ..Self::new() }
+    }
+
     /// True while the next bytes are (or start) a request head, rather than a body or a
     /// stream no longer read as HTTP/1.x.
     pub(crate) fn awaits_head(&self) -> bool {
@@ -103,18 +109,17 @@ impl Framing {
     pub(crate) fn step(&mut self, bytes: &[u8]) -> Step {
         match self.state {
             State::Through => Step::Pass(bytes.len()),
-            State::Start => {
-                let take = bytes.len().min(PREFACE.len());
-                if bytes[..take] != PREFACE[..take] {
+            State::Start => match is_preface(bytes) {
+                Some(false) => {
                     self.state = State::Head;
-                    return self.head(bytes);
+                    self.head(bytes)
                 }
-                if take < PREFACE.len() {
-                    return Step::Partial;
+                None => Step::Partial,
+                Some(true) => {
+                    self.state = State::Through;
+                    Step::Pass(bytes.len())
                 }
-                self.state = State::Through;
-                Step::Pass(bytes.len())
-            }
+            },
             State::Head => self.head(bytes),
             State::Length(left) => {
                 let take = left.min(bytes.len() as u64);
@@ -135,37 +140,12 @@ impl Framing {
         if bytes == b"\r" {
             return Step::Partial;
         }
-        // Parse only once the end of a head (an empty line) may be there.
-        let from = self.searched.min(bytes.len()).saturating_sub(3);
-        let ended = may_end_a_head(&bytes[from..]);
-        self.searched = bytes.len();
-        if !ended {
-            return if bytes.len() > MAX_HEAD {
-                refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-            } else {
-                Step::Partial
-            };
-        }
-        // Uninitialised slots: no 100-entry fill per head (httparse writes what it parses).
-        let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut []);
-        let length = match request.parse_with_uninit_headers(bytes, &mut headers) {
-            Ok(httparse::Status::Complete(length)) => length,
-            Ok(httparse::Status::Partial) if bytes.len() > MAX_HEAD => {
-                return refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-            }
-            Ok(httparse::Status::Partial) => return Step::Partial,
-            Err(httparse::Error::TooManyHeaders) => return refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
-            Err(_) => return refuse(StatusCode::BAD_REQUEST),
+        let mut headers = head_slots();
+        let (length, verdict) = match parse_head(bytes, &mut self.searched, &mut headers) {
+            Head::Complete { length, verdict, .. } => (length, verdict),
+            Head::Partial => return Step::Partial,
+            Head::Refused(refusal) => return Step::Refuse(refusal),
         };
-        if length > MAX_HEAD {
-            return refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-        }
-        let verdict = match validate::check_head(&request) {
-            Ok(verdict) => verdict,
-            Err(refusal) => return Step::Refuse(refusal),
-        };
-        self.searched = 0;
         self.extensions = 0;
         self.trailers = 0;
         self.state = match verdict.body {
@@ -238,8 +218,71 @@ impl Framing {
     }
 }
 
+/// Room for the header lines of one head, uninitialised: no 100-entry fill per head
+/// (httparse writes what it parses).
+pub(crate) type HeadSlots<'b> = [std::mem::MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
+
+/// Empty [`HeadSlots`].
+pub(crate) fn head_slots<'b>() -> HeadSlots<'b> {
+    [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
+/// What the front of a connection's bytes holds, read as a request head.
+pub(crate) enum Head<'h, 'b> {
+    /// A complete head of `length` bytes that passed [`validate::check_head`].
+    Complete { request: httparse::Request<'h, 'b>, length: usize, verdict: validate::HeadVerdict },
+    /// Not complete yet: more bytes are needed.
+    Partial,
+    /// Refused: answer it and close.
+    Refused(Refusal),
+}
+
+/// Parses and checks the request head at the front of `bytes` (no leading empty line).
+/// `searched` is how many of these bytes an earlier call already looked through for the
+/// end of the head (so a head arriving in many small pieces is parsed once); it is reset
+/// when a head is complete.
+pub(crate) fn parse_head<'h, 'b>(bytes: &'b [u8], searched: &mut usize, slots: &'h mut HeadSlots<'b>) -> Head<'h, 'b> {
+    // Parse only once the end of a head (an empty line) may be there.
+    let from = (*searched).min(bytes.len()).saturating_sub(3);
+    let ended = may_end_a_head(&bytes[from..]);
+    *searched = bytes.len();
+    if !ended {
+        return if bytes.len() > MAX_HEAD { too_large() } else { Head::Partial };
+    }
+    let mut request = httparse::Request::new(&mut []);
+    let length = match request.parse_with_uninit_headers(bytes, slots) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) if bytes.len() > MAX_HEAD => return too_large(),
+        Ok(httparse::Status::Partial) => return Head::Partial,
+        Err(httparse::Error::TooManyHeaders) => return too_large(),
+        Err(_) => return Head::Refused(Refusal { status: StatusCode::BAD_REQUEST, close: true }),
+    };
+    if length > MAX_HEAD {
+        return too_large();
+    }
+    *searched = 0;
+    match validate::check_head(&request) {
+        Ok(verdict) => Head::Complete { request, length, verdict },
+        Err(refusal) => Head::Refused(refusal),
+    }
+}
+
+fn too_large<'h, 'b>() -> Head<'h, 'b> {
+    Head::Refused(Refusal { status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, close: true })
+}
+
+/// Whether `bytes`, a connection's first, are HTTP/2's connection preface: `None` while
+/// they are too few to tell.
+pub(crate) fn is_preface(bytes: &[u8]) -> Option<bool> {
+    let take = bytes.len().min(PREFACE.len());
+    if bytes[..take] != PREFACE[..take] {
+        return Some(false);
+    }
+    (take == PREFACE.len()).then_some(true)
+}
+
 /// How many bytes of empty lines (`\r\n` or `\n`) `bytes` start with.
-fn leading_empty_lines(bytes: &[u8]) -> usize {
+pub(crate) fn leading_empty_lines(bytes: &[u8]) -> usize {
     let mut at = 0;
     loop {
         match &bytes[at..] {
@@ -252,7 +295,7 @@ fn leading_empty_lines(bytes: &[u8]) -> usize {
 
 /// True when `bytes` hold an empty line (`\n\n` or `\n\r\n`), which ends a head; stops at
 /// the first.
-fn may_end_a_head(bytes: &[u8]) -> bool {
+pub(crate) fn may_end_a_head(bytes: &[u8]) -> bool {
     let mut rest = bytes;
     while let Some(at) = rest.iter().position(|b| *b == b'\n') {
         rest = &rest[at + 1..];
@@ -261,10 +304,6 @@ fn may_end_a_head(bytes: &[u8]) -> bool {
         }
     }
     false
-}
-
-fn refuse(status: StatusCode) -> Step {
-    Step::Refuse(Refusal { status, close: true })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! A refused head never reaches hyper: the guard answers it itself, after hyper has
 //! finished the requests before it, and the connection closes.
 
-mod framing;
+pub(crate) mod framing;
 
 use std::future::Future;
 use std::io;
@@ -211,7 +211,7 @@ pub(crate) fn follow(bytes: &[u8], piece: usize) -> (usize, Option<Step>) {
 }
 
 /// The complete answer to a refused head; the connection closes after it.
-fn answer(refusal: Refusal) -> &'static [u8] {
+pub(crate) fn answer(refusal: Refusal) -> &'static [u8] {
     match refusal.status.as_u16() {
         431 => b"HTTP/1.1 431 Request Header Fields Too Large\r\nserver: sluice\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
         501 => b"HTTP/1.1 501 Not Implemented\r\nserver: sluice\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
