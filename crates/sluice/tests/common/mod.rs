@@ -6,7 +6,8 @@
 //! - [`Proc`]: a child process killed on drop (also when the test panics);
 //! - a raw HTTP/1.1 client ([`http_request`], [`exchange`], [`read_response`]) that
 //!   sends exactly the given bytes and parses status, headers and bodies
-//!   (Content-Length, chunked, or until EOF);
+//!   (Content-Length, chunked, or until EOF), and its server-side twin [`read_request`]
+//!   for raw test backends;
 //! - TLS clients built on rustls ([`tls_connect`]) and test certificates made with rcgen.
 //!
 //! Every wait is bounded so that a broken build fails instead of hanging.
@@ -920,6 +921,57 @@ fn read_chunked<R: BufRead>(r: &mut R) -> io::Result<Vec<u8>> {
             return Err(bad(format!("chunk not followed by CRLF: {end:?}")));
         }
     }
+}
+
+/// A request as a test backend read it ([`read_request`]).
+#[derive(Clone, Debug)]
+pub struct HttpRequest {
+    /// The request line, e.g. `GET /a HTTP/1.1`.
+    pub line: String,
+    /// Header fields in order, names exactly as received.
+    pub headers: Vec<(String, String)>,
+    /// The body, decoded from its framing.
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    /// The request target (`/a?b`).
+    pub fn target(&self) -> &str {
+        self.line.split(' ').nth(1).unwrap_or("")
+    }
+
+    /// First value of a header (name compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one request, the server-side twin of [`read_response`]: the head up to its blank
+/// line, then a body by `Transfer-Encoding: chunked` (decoded) or `Content-Length` (none
+/// without either). `Ok(None)` when the connection ends before a request starts.
+pub fn read_request<R: BufRead>(r: &mut R) -> io::Result<Option<HttpRequest>> {
+    if r.fill_buf()?.is_empty() {
+        return Ok(None);
+    }
+    let line = read_line(r)?;
+    let mut headers = Vec::new();
+    loop {
+        let field = read_line(r)?;
+        if field.is_empty() {
+            break;
+        }
+        let (name, value) = field.split_once(':').ok_or_else(|| bad(format!("bad header line {field:?}")))?;
+        headers.push((name.to_owned(), value.trim().to_owned()));
+    }
+    let mut request = HttpRequest { line, headers, body: Vec::new() };
+    if request.header("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked")) {
+        request.body = read_chunked(r)?;
+    } else if let Some(len) = request.header("content-length") {
+        let len: usize = len.parse().map_err(|_| bad(format!("bad Content-Length {len:?}")))?;
+        request.body = vec![0; len];
+        r.read_exact(&mut request.body)?;
+    }
+    Ok(Some(request))
 }
 
 // ---------------------------------------------------------------------------
