@@ -42,3 +42,28 @@ cleanup() {
 
 # The arguments after the first, rotated left by it: rotate k a b c ... (round-robin orders)
 rotate() { local k=$1; shift; local a=("$@") n=$# i; for ((i = 0; i < n; i++)); do echo -n "${a[(i + k) % n]} "; done; }
+
+# Runs a private copy of the Sluice binary (others may rebuild target/release/sluice meanwhile):
+# copies $SLUICE_BIN into $OUT_DIR, points SLUICE_BIN at the copy and records what it is in
+# $OUT_DIR/sluice-version.txt ($SLUICE_BUILT_FROM if set, else $REPO's HEAD + changed files).
+sluice_private_copy() {
+  mkdir -p "$OUT_DIR"
+  cp "$SLUICE_BIN" "$OUT_DIR/sluice"; SLUICE_BIN=$OUT_DIR/sluice
+  { if [[ -n ${SLUICE_BUILT_FROM:-} ]]; then echo "sluice: $SLUICE_BUILT_FROM"
+    else echo "sluice: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) + $(git -C "$REPO" status --short -- crates Cargo.toml Cargo.lock 2>/dev/null | wc -l) changed files in the work tree"; fi
+    echo "sluice binary: $(sha256sum "$SLUICE_BIN" | cut -c1-16)"; } > "$OUT_DIR/sluice-version.txt"
+  cat "$OUT_DIR/sluice-version.txt"
+}
+
+# Waits until URL answers 200 (curl ARGS...), at most SECONDS, while the process start_bg started
+# as NAME is alive; otherwise prints the end of its log and fails: wait_ok NAME SECONDS URL [ARGS...]
+wait_ok() {
+  local name=$1 secs=$2 url=$3 end; shift 3
+  end=$(( $(date +%s) + secs ))
+  while (( $(date +%s) < end )); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" "$url" 2>/dev/null) == 200 ]] && return 0
+    if [[ -n ${PIDOF[$name]:-} ]] && ! kill -0 "${PIDOF[$name]}" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  echo "$name never answered 200 on $url; end of its log:" >&2; tail -20 "$LOGD/$name.out" >&2; return 1
+}

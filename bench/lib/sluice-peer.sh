@@ -9,7 +9,8 @@
 # the PID run-peers accounts and stops is Sluice's own.
 #
 # Env: SLUICE_BIN (required), SLUICE_WORKERS [1], SLUICE_ADMIN_ADDR [127.0.0.1:LISTEN_PORT+200],
-#      SLUICE_EXTRA_ARGS [] (appended to `sluice run`).
+#      SLUICE_EXTRA_ARGS [] (appended to `sluice run`), SLUICE_WRAPPER [] (a command Sluice runs
+#      under, e.g. `valgrind --tool=callgrind ...` in callgrind.sh; split at spaces).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 : "${SLUICE_BIN:?}" "${LISTEN_ADDR:?}" "${LISTEN_PORT:?}" "${BACKEND_PORT:?}" "${TLS_LISTEN_ADDR:?}"
@@ -19,7 +20,7 @@ mkdir -p "$D"
 python3 "$HERE/gen-manifests.py" --out "$D/manifests.yaml" --backend-ip "${BACKEND_ADDR%:*}" \
   --backend-port "$BACKEND_PORT" --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY"
 # shellcheck disable=SC2086
-exec "$SLUICE_BIN" run --manifests "$D/manifests.yaml" \
+exec ${SLUICE_WRAPPER:-} "$SLUICE_BIN" run --manifests "$D/manifests.yaml" \
   --http "$LISTEN_ADDR" --https "$TLS_LISTEN_ADDR" \
   --admin "${SLUICE_ADMIN_ADDR:-127.0.0.1:$((LISTEN_PORT + 200))}" \
   --workers "${SLUICE_WORKERS:-1}" --default-tls-secret default/bench-tls \
