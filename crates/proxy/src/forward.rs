@@ -317,6 +317,11 @@ impl DataPlane {
             _ => {}
         }
         let headers = response.headers_mut();
+        if headers.contains_key(header::TRANSFER_ENCODING) {
+            // RFC 9112 §6.3: a transfer coding overrides Content-Length, and hyper decoded
+            // the body by it: the length the backend also sent is not the body's.
+            headers.remove(header::CONTENT_LENGTH);
+        }
         strip_hop_by_hop(headers, tunnel);
         if response.status().is_informational() || response.status() == StatusCode::NO_CONTENT {
             // RFC 9110 §8.6: never on 1xx/204; HTTP/2 clients reset the stream over it.

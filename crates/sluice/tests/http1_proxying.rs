@@ -173,11 +173,24 @@ struct Proxied {
     _fx: Fixture,
 }
 
-fn proxied(tag: &str, script: impl Fn(&HttpRequest) -> Reply + Send + Sync + 'static) -> Proxied {
+/// Which of Sluice's HTTP/1.1 paths serves the requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataPath {
+    /// A plain route: the proxy-native path.
+    Native,
+    /// A route with a filter (CORS): the general path (hyper's server and client).
+    General,
+}
+
+fn proxied(tag: &str, path: DataPath, script: impl Fn(&HttpRequest) -> Reply + Send + Sync + 'static) -> Proxied {
     let backend = Backend::start(script);
-    let fx = Fixture::new(tag);
+    let fx = Fixture::new(&format!("{tag}-{path:?}"));
     fx.write_service("scripted", None, None, backend.addr.port(), &["127.0.0.1".to_owned()], true);
-    fx.ingress(&Ingress::new("all").path(None, "Prefix", "/", "scripted"));
+    let ingress = Ingress::new("all").path(None, "Prefix", "/", "scripted");
+    fx.ingress(&match path {
+        DataPath::Native => ingress,
+        DataPath::General => ingress.annotation("nginx.ingress.kubernetes.io/enable-cors", "true"),
+    });
     let sluice = fx.start(&[]);
     Proxied { sluice, backend, _fx: fx }
 }
@@ -264,9 +277,9 @@ fn names_among<'a>(headers: &'a [(String, String)], wanted: &[&str]) -> Vec<&'a 
 /// that (wrongly, but commonly) depend on either keep working. Sluice's own request headers
 /// come after the client's. (nginx keeps names too, but writes its own request headers
 /// first, and the response headers it writes itself, such as Content-Type, in its spelling.)
-#[test]
-fn header_names_keep_their_case_and_order_both_ways() {
-    let p = proxied("h1-case", |_| {
+/// Header names keep their spelling (native path) and order (both paths) both ways.
+fn header_names_keep_their_case_and_order_both_ways(path: DataPath) {
+    let p = proxied("h1-case", path, |_| {
         Reply::keep(
             "HTTP/1.1 200 OK\r\nX-Resp-CaSe: a\r\ncontent-type: text/plain\r\nX-Resp-Second: b\r\nContent-Length: 2\r\n\r\nok",
         )
@@ -279,9 +292,14 @@ fn header_names_keep_their_case_and_order_both_ways() {
     let seen = p.backend.request("/case");
 
     let mut problems = Vec::new();
+    // The native path passes names on as sent, as nginx does; the general path (hyper)
+    // writes them in lower case: which one served shows here.
+    let spelled = |names: &[&str]| -> Vec<String> {
+        names.iter().map(|n| if path == DataPath::Native { n.to_string() } else { n.to_ascii_lowercase() }).collect()
+    };
     let sent = ["X-CaSe-One", "accept", "X-Another-Header", "x-lower"];
     let forwarded = names_among(&seen.headers, &sent);
-    if forwarded != sent {
+    if forwarded != spelled(&sent) {
         problems.push(format!("the backend received the client's header names as {forwarded:?}, sent as {sent:?}"));
     }
     let position = |name: &str| seen.headers.iter().position(|(n, _)| n.eq_ignore_ascii_case(name));
@@ -293,7 +311,7 @@ fn header_names_keep_their_case_and_order_both_ways() {
     }
     let answered = ["X-Resp-CaSe", "content-type", "X-Resp-Second"];
     let passed = names_among(&resp.headers, &answered);
-    if passed != answered {
+    if passed != spelled(&answered) {
         problems.push(format!("the client received the backend's header names as {passed:?}, sent as {answered:?}"));
     }
     assert!(
@@ -305,18 +323,17 @@ fn header_names_keep_their_case_and_order_both_ways() {
     );
 }
 
-#[test]
-fn pipelined_requests_are_answered_in_order() {
-    let p = proxied("h1-pipelined", echo_target);
+fn pipelined_requests_are_answered_in_order(path: DataPath) {
+    let p = proxied("h1-pipelined", path, echo_target);
     let answers = p.answers(&[get("/a"), get("/b"), get("/c")], true);
     for (resp, target) in answers.iter().zip(["/a", "/b", "/c"]) {
         assert_ok(resp, target, target);
     }
 }
 
-#[test]
-fn a_request_in_one_byte_segments_is_read_whole() {
-    let p = proxied("h1-tiny", |r| Reply::keep(ok(&format!("{} {}", r.target(), String::from_utf8_lossy(&r.body)))));
+fn a_request_in_one_byte_segments_is_read_whole(path: DataPath) {
+    let p =
+        proxied("h1-tiny", path, |r| Reply::keep(ok(&format!("{} {}", r.target(), String::from_utf8_lossy(&r.body)))));
     let body = "a body in one-byte segments";
     let raw = http_request("POST", HOST, "/tiny", &[], body.as_bytes());
     let mut client = p.client();
@@ -331,9 +348,8 @@ fn a_request_in_one_byte_segments_is_read_whole() {
 
 /// The backend decodes whatever framing Sluice forwards a body with; it must be one
 /// framing (never both headers) and carry the same bytes.
-#[test]
-fn request_bodies_of_every_framing_reach_the_backend() {
-    let p = proxied("h1-request-bodies", |r| Reply::keep(ok(&String::from_utf8_lossy(&r.body))));
+fn request_bodies_of_every_framing_reach_the_backend(path: DataPath) {
+    let p = proxied("h1-request-bodies", path, |r| Reply::keep(ok(&String::from_utf8_lossy(&r.body))));
     let te = [("Transfer-Encoding", "chunked")];
     let cases = [
         ("/sized", http_request("POST", HOST, "/sized", &[], b"a sized body"), "a sized body"),
@@ -358,9 +374,8 @@ fn request_bodies_of_every_framing_reach_the_backend() {
 
 /// A close-delimited answer may reach the client close-delimited (then the connection ends
 /// after it) or framed again (then the connection goes on).
-#[test]
-fn response_bodies_of_every_framing_reach_the_client() {
-    let p = proxied("h1-response-bodies", |r| match r.target() {
+fn response_bodies_of_every_framing_reach_the_client(path: DataPath) {
+    let p = proxied("h1-response-bodies", path, |r| match r.target() {
         "/chunked" => Reply::keep(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned()
                 + &chunked(&["a chunked", " answer", " in three parts"]),
@@ -380,9 +395,8 @@ fn response_bodies_of_every_framing_reach_the_client() {
 
 /// An answer without a body must not make Sluice wait for one from the backend, nor send
 /// one to the client: the next answer on the connection starts right after its head.
-#[test]
-fn answers_without_a_body_keep_the_connection_in_step() {
-    let p = proxied("h1-bodiless", |r| match r.target() {
+fn answers_without_a_body_keep_the_connection_in_step(path: DataPath) {
+    let p = proxied("h1-bodiless", path, |r| match r.target() {
         "/head" => Reply::keep("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\n"),
         "/204" => Reply::keep("HTTP/1.1 204 No Content\r\nX-Kind: none\r\n\r\n"),
         "/304" => Reply::keep("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n"),
@@ -412,9 +426,8 @@ fn answers_without_a_body_keep_the_connection_in_step() {
     }
 }
 
-#[test]
-fn upstream_connections_are_reused_and_replaced_once_closed() {
-    let p = proxied("h1-reuse", |r| match r.target() {
+fn upstream_connections_are_reused_and_replaced_once_closed(path: DataPath) {
+    let p = proxied("h1-reuse", path, |r| match r.target() {
         "/bye" => Reply::close("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye"),
         _ => echo_target(r),
     });
@@ -432,9 +445,8 @@ fn upstream_connections_are_reused_and_replaced_once_closed() {
     assert_eq!(p.backend.accepted(), 2, "a closed backend connection is replaced by one new one");
 }
 
-#[test]
-fn a_client_asking_to_close_gets_its_answer_then_the_close() {
-    let p = proxied("h1-client-close", echo_target);
+fn a_client_asking_to_close_gets_its_answer_then_the_close(path: DataPath) {
+    let p = proxied("h1-client-close", path, echo_target);
     let mut client = p.client();
     assert_ok(&client.request(&get("/first")), "/first", "keep-alive request");
     let resp = client.request(&http_request("GET", HOST, "/last", &[("Connection", "close")], b""));
@@ -447,8 +459,8 @@ fn a_client_asking_to_close_gets_its_answer_then_the_close() {
 /// Sends `GET /broken`, which the backend answers with `broken`, then `GET /after`, which it
 /// answers cleanly, on one client connection; checks the second answer is exactly the clean
 /// one (nothing of the broken answer leaked into it) and returns the first.
-fn broken_then_clean(tag: &str, broken: Reply) -> HttpResponse {
-    let p = proxied(tag, move |r| match r.target() {
+fn broken_then_clean(tag: &str, path: DataPath, broken: Reply) -> HttpResponse {
+    let p = proxied(tag, path, move |r| match r.target() {
         "/broken" => broken.clone(),
         _ => echo_target(r),
     });
@@ -457,22 +469,20 @@ fn broken_then_clean(tag: &str, broken: Reply) -> HttpResponse {
     answers[0].clone()
 }
 
-#[test]
-fn a_garbage_answer_gives_502_and_leaks_nothing() {
-    let resp = broken_then_clean("h1-garbage", Reply::keep("HELLO\r\n\r\n"));
+fn a_garbage_answer_gives_502_and_leaks_nothing(path: DataPath) {
+    let resp = broken_then_clean("h1-garbage", path, Reply::keep("HELLO\r\n\r\n"));
     assert_eq!(resp.status, 502, "{resp:?}");
     assert!(!format!("{resp:?}").contains("HELLO"), "{resp:?}");
 }
 
-#[test]
-fn bytes_beyond_the_content_length_never_reach_the_next_answer() {
-    let resp = broken_then_clean("h1-extra", Reply::keep("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA-BYTES"));
+fn bytes_beyond_the_content_length_never_reach_the_next_answer(path: DataPath) {
+    let resp =
+        broken_then_clean("h1-extra", path, Reply::keep("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA-BYTES"));
     assert_ok(&resp, "ok", "the answer followed by more than it declared");
 }
 
-#[test]
-fn a_backend_closing_without_an_answer_gives_502() {
-    let resp = broken_then_clean("h1-vanish", Reply::close(""));
+fn a_backend_closing_without_an_answer_gives_502(path: DataPath) {
+    let resp = broken_then_clean("h1-vanish", path, Reply::close(""));
     assert_eq!(resp.status, 502, "{resp:?}");
 }
 
@@ -481,11 +491,10 @@ fn a_backend_closing_without_an_answer_gives_502() {
 /// headers at the same time"), or the chunked framing wins and the whole body is passed on
 /// without the Content-Length (RFC 9112 section 6.3; nginx 1.22 does this). The lengths differ
 /// here, so believing either one wrongly shows in the body or in the next answer.
-#[test]
-fn an_answer_with_both_content_length_and_chunked_is_refused_or_read_as_chunked() {
+fn an_answer_with_both_content_length_and_chunked_is_refused_or_read_as_chunked(path: DataPath) {
     let both =
         "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned() + &chunked(&["hello"]);
-    let resp = broken_then_clean("h1-both-lengths", Reply::keep(both));
+    let resp = broken_then_clean("h1-both-lengths", path, Reply::keep(both));
     assert!(
         resp.status == 502 || (resp.status, resp.text().as_str()) == (200, "hello"),
         "neither refused nor read as chunked: {resp:?}"
@@ -494,9 +503,8 @@ fn an_answer_with_both_content_length_and_chunked_is_refused_or_read_as_chunked(
 
 /// The forwarding headers as ingress-nginx sets them, checked on the bytes the backend read
 /// (names compared case-insensitively).
-#[test]
-fn hop_by_hop_headers_are_dropped_and_forwarding_headers_set() {
-    let p = proxied("h1-forwarding", echo_target);
+fn hop_by_hop_headers_are_dropped_and_forwarding_headers_set(path: DataPath) {
+    let p = proxied("h1-forwarding", path, echo_target);
     let sent = [
         ("Connection", "keep-alive, X-Drop-Me"),
         ("X-Drop-Me", "1"),
@@ -522,3 +530,31 @@ fn hop_by_hop_headers_are_dropped_and_forwarding_headers_set() {
     let id = values("X-Request-ID");
     assert!(id.len() == 1 && id[0].len() == 32 && id[0].bytes().all(|b| b.is_ascii_hexdigit()), "X-Request-ID: {id:?}");
 }
+
+/// Every test above, on both paths.
+macro_rules! on_both_paths {
+    ($($name:ident),* $(,)?) => {
+        mod native {
+            $(#[test] fn $name() { super::$name(super::DataPath::Native) })*
+        }
+        mod general {
+            $(#[test] fn $name() { super::$name(super::DataPath::General) })*
+        }
+    };
+}
+
+on_both_paths!(
+    header_names_keep_their_case_and_order_both_ways,
+    pipelined_requests_are_answered_in_order,
+    a_request_in_one_byte_segments_is_read_whole,
+    request_bodies_of_every_framing_reach_the_backend,
+    response_bodies_of_every_framing_reach_the_client,
+    answers_without_a_body_keep_the_connection_in_step,
+    upstream_connections_are_reused_and_replaced_once_closed,
+    a_client_asking_to_close_gets_its_answer_then_the_close,
+    a_garbage_answer_gives_502_and_leaks_nothing,
+    bytes_beyond_the_content_length_never_reach_the_next_answer,
+    a_backend_closing_without_an_answer_gives_502,
+    an_answer_with_both_content_length_and_chunked_is_refused_or_read_as_chunked,
+    hop_by_hop_headers_are_dropped_and_forwarding_headers_set,
+);
