@@ -150,10 +150,12 @@ impl DataPlane {
                 });
                 let answer = match (first, pages) {
                     (Some(target), _) => {
-                        let forwarded = self.forward(downstream, target, edits, (parts, body));
+                        let request = (parts, body);
+                        // The future is made in each arm: one made before would be stored twice.
                         match forward.policy.request_timeout {
-                            None => forwarded.await,
+                            None => self.forward(downstream, target, edits, request).await,
                             Some(limit) => {
+                                let forwarded = self.forward(downstream, target, edits, request);
                                 tokio::time::timeout(limit, forwarded).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT))
                             }
                         }
@@ -343,7 +345,7 @@ impl DataPlane {
         progress: &SendProgress,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, Failure> {
-        let sent = self.upstream.send(&backend.transport, endpoint, policy.connect_timeout, request);
+        let sent = std::pin::pin!(self.upstream.send(&backend.transport, endpoint, policy.connect_timeout, request));
         let limits = Limits {
             send: policy.send_timeout,
             read: policy.read_timeout,

@@ -131,39 +131,51 @@ async fn connection(
     downstream.frontend = frontend;
     match acceptor {
         None => serve_http1(stream, Arc::new(downstream), plane, http).await,
-        Some(acceptor) => {
-            let deadline = tokio::time::Instant::now() + plane.options.handshake_timeout;
-            // TLS passthrough hosts of Ingresses are relayed here; everything else is terminated.
-            let stream = match frontend {
-                None => match crate::passthrough::relay_or_terminate(stream, client, &plane, deadline).await {
-                    Some(stream) => stream,
-                    None => return,
-                },
-                Some(_) => crate::passthrough::Replay::new(Vec::new(), stream),
-            };
-            let handshake = match frontend {
-                None => tokio::time::timeout_at(deadline, handshake(&plane, &acceptor, stream, &mut downstream)).await,
-                Some(_) => {
-                    let accepted = tokio::time::timeout_at(deadline, acceptor.accept(stream)).await;
-                    if let Ok(Ok(tls)) = &accepted {
-                        downstream.sni = tls.get_ref().1.server_name().map(Into::into);
-                    }
-                    accepted
-                }
-            };
-            let downstream = Arc::new(downstream);
-            match handshake {
-                Ok(Ok(tls)) => {
-                    if only_http2(tls.get_ref().1.alpn_protocol()) {
-                        serve_http(H2Guard::new(tls), downstream, plane, http, Protocols::Http2).await
-                    } else {
-                        serve_http1(tls, downstream, plane, http).await
-                    }
-                }
-                Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+        // Boxed: the handshake's state is large, and a plain connection need not carry it.
+        Some(acceptor) => Box::pin(serve_tls(stream, client, frontend, downstream, plane, acceptor, http)).await,
+    }
+}
+
+/// A connection to a TLS listener: relayed (TLS passthrough) or terminated, then served.
+async fn serve_tls(
+    stream: TcpStream,
+    client: SocketAddr,
+    frontend: Option<SocketAddr>,
+    mut downstream: Downstream,
+    plane: Arc<DataPlane>,
+    acceptor: TlsAcceptor,
+    http: &HttpServers,
+) {
+    let deadline = tokio::time::Instant::now() + plane.options.handshake_timeout;
+    // TLS passthrough hosts of Ingresses are relayed here; everything else is terminated.
+    let stream = match frontend {
+        None => match crate::passthrough::relay_or_terminate(stream, client, &plane, deadline).await {
+            Some(stream) => stream,
+            None => return,
+        },
+        Some(_) => crate::passthrough::Replay::new(Vec::new(), stream),
+    };
+    let handshake = match frontend {
+        None => tokio::time::timeout_at(deadline, handshake(&plane, &acceptor, stream, &mut downstream)).await,
+        Some(_) => {
+            let accepted = tokio::time::timeout_at(deadline, acceptor.accept(stream)).await;
+            if let Ok(Ok(tls)) = &accepted {
+                downstream.sni = tls.get_ref().1.server_name().map(Into::into);
+            }
+            accepted
+        }
+    };
+    let downstream = Arc::new(downstream);
+    match handshake {
+        Ok(Ok(tls)) => {
+            if only_http2(tls.get_ref().1.alpn_protocol()) {
+                serve_http(H2Guard::new(tls), downstream, plane, http, Protocols::Http2).await
+            } else {
+                serve_http1(tls, downstream, plane, http).await
             }
         }
+        Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
     }
 }
 
@@ -184,7 +196,9 @@ where
         Some(_) => Replay::new(Vec::new(), io),
     };
     let (guarded, refused) = H1Guard::new(H2Guard::new(io), plane.options.header_timeout);
-    serve_http(guarded, downstream, plane, http, Protocols::Any(refused)).await
+    // Boxed: hyper's connection state is large, and the native path's idle connections
+    // need not carry it.
+    Box::pin(serve_http(guarded, downstream, plane, http, Protocols::Any(refused))).await
 }
 
 /// The TLS handshake: with the listener's configuration, or — when the ClientHello names a
@@ -339,5 +353,40 @@ where
             shutdown(connection.as_mut());
             connection.await
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `make` returns, without running it.
+    fn future_size<A, F: std::future::Future, C: FnOnce(A) -> F>(_: &C) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    type Args = (TcpStream, SocketAddr, Arc<DataPlane>, &'static HttpServers, Arc<Downstream>);
+
+    /// Every open connection is a task holding its future: what an idle HTTP/1.1 connection
+    /// costs in memory (bench/idle-conns.sh) is mostly this. The TLS handshake and hyper's
+    /// connection state are boxed away from it, and the request parser's room for header
+    /// lines is never part of it. (Unoptimised builds lay futures out larger than release
+    /// builds do; the bound holds for both.)
+    #[test]
+    fn an_idle_plain_connection_carries_a_small_future() {
+        let plain = |(stream, client, plane, http, _): Args| async move {
+            connection(stream, client, (Scheme::Http, None), plane, None, http).await
+        };
+        let size = future_size(&plain);
+        assert!(size <= 3 * 1024, "a plain connection's future takes {size} bytes");
+    }
+
+    /// Each request of the general path moves its future into a box (hyper moves it
+    /// otherwise): its size is copied per request.
+    #[test]
+    fn a_general_request_future_stays_bounded() {
+        type Handled = (Arc<DataPlane>, Arc<Downstream>, Request<Incoming>);
+        let handle = |(plane, downstream, request): Handled| async move { plane.handle(&downstream, request).await };
+        let size = future_size(&handle);
+        assert!(size <= 8 * 1024, "a request's future takes {size} bytes");
     }
 }

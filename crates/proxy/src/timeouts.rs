@@ -103,14 +103,20 @@ const RECHECK: Duration = Duration::from_secs(1);
 
 /// Runs `sending` (a request in flight, up to its response head) until it finishes, or says
 /// who took longer than the timeouts allow.
-pub(crate) async fn within<F: Future>(sending: F, progress: &SendProgress, limits: &Limits) -> Result<F::Output, Late> {
-    let mut sending = std::pin::pin!(sending);
+/// `sending` comes pinned by the caller: moved into this future it would be stored twice
+/// (an async fn keeps its arguments beside its locals), and this future is part of every
+/// request's.
+pub(crate) async fn within<F: Future>(
+    mut sending: Pin<&mut F>,
+    progress: &SendProgress,
+    limits: &Limits,
+) -> Result<F::Output, Late> {
     loop {
         // The state moves without waking this task: look again at least every second.
         let (deadline, _) = progress.deadline(limits);
         let wake = deadline.min(Instant::now() + RECHECK);
         tokio::select! {
-            output = &mut sending => return Ok(output),
+            output = sending.as_mut() => return Ok(output),
             () = tokio::time::sleep_until(wake) => {
                 // The state may have moved meanwhile: only a deadline still in force counts.
                 let (current, late) = progress.deadline(limits);
@@ -239,21 +245,21 @@ mod tests {
         let progress = SendProgress::waiting();
         // Waiting for the client: the backend's timeouts do not count…
         progress.polled::<()>(&Poll::Pending);
-        let waited = within(tokio::time::sleep(Duration::from_secs(30)), &progress, &LIMITS);
-        assert!(waited.await.is_ok());
+        let waited = within(std::pin::pin!(tokio::time::sleep(Duration::from_secs(30))), &progress, &LIMITS).await;
+        assert!(waited.is_ok());
         // …up to the client body timeout: then it is the client that is late.
         progress.polled::<()>(&Poll::Pending);
-        let uploading = within(std::future::pending::<()>(), &progress, &LIMITS);
-        assert_eq!(uploading.await, Err(Late::Client));
+        let uploading = within(std::pin::pin!(std::future::pending::<()>()), &progress, &LIMITS).await;
+        assert_eq!(uploading, Err(Late::Client));
         // A piece handed over and not taken for longer than the send timeout.
         progress.polled(&Poll::Ready(Some(())));
-        let stuck = within(std::future::pending::<()>(), &progress, &LIMITS);
-        assert_eq!(stuck.await, Err(Late::Backend));
+        let stuck = within(std::pin::pin!(std::future::pending::<()>()), &progress, &LIMITS).await;
+        assert_eq!(stuck, Err(Late::Backend));
         // Sent: the read timeout applies.
         progress.polled::<()>(&Poll::Ready(None));
         let started = tokio::time::Instant::now();
-        let head = within(std::future::pending::<()>(), &progress, &LIMITS);
-        assert_eq!(head.await, Err(Late::Backend));
+        let head = within(std::pin::pin!(std::future::pending::<()>()), &progress, &LIMITS).await;
+        assert_eq!(head, Err(Late::Backend));
         assert!(started.elapsed() >= Duration::from_secs(5));
     }
 }

@@ -127,10 +127,15 @@ impl Upstream {
                 },
             }
         }
-        let mut sender = match connect(key.endpoint, tls, connect_timeout).await? {
-            Stream::Plain(io) => handshake_http1(io, key.endpoint).await?,
-            Stream::Tls(io) => handshake_http1(io, key.endpoint).await?,
-        };
+        // Boxed: connecting (a TLS handshake) is rare and its state large; every request's
+        // future would carry it inline.
+        let mut sender = Box::pin(async {
+            match connect(key.endpoint, tls, connect_timeout).await? {
+                Stream::Plain(io) => handshake_http1(io, key.endpoint).await,
+                Stream::Tls(io) => handshake_http1(io, key.endpoint).await,
+            }
+        })
+        .await?;
         let response = sender.send_request(request).await.map_err(SendError::Request)?;
         self.return_http1(key, sender);
         Ok(response)
@@ -173,10 +178,14 @@ impl Upstream {
         let mut sender = match pooled {
             Some(sender) => sender,
             None => {
-                let sender = match connect(key.endpoint, tls, connect_timeout).await? {
-                    Stream::Plain(io) => handshake_http2(io, key.endpoint).await?,
-                    Stream::Tls(io) => handshake_http2(io, key.endpoint).await?,
-                };
+                // Boxed, as for HTTP/1.1.
+                let sender = Box::pin(async {
+                    match connect(key.endpoint, tls, connect_timeout).await? {
+                        Stream::Plain(io) => handshake_http2(io, key.endpoint).await,
+                        Stream::Tls(io) => handshake_http2(io, key.endpoint).await,
+                    }
+                })
+                .await?;
                 let mut pool = self.http2.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 pool.retain(|_, sender| !sender.is_closed());
                 pool.insert(key, sender.clone());

@@ -5,7 +5,11 @@ use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// How much room a read gets: small heads fit many times over, bodies move in few reads.
+/// Room for the first read into an empty buffer: a usual request head, or a small answer
+/// with its head (nginx's `client_header_buffer_size` is 1 KiB). An idle connection waiting
+/// for its next request holds no more.
+const FIRST_ROOM: usize = 1024;
+/// Room for the reads after it: large heads and bodies move in few reads.
 const READ_ROOM: usize = 16 * 1024;
 /// Below this much free room the buffer is compacted or grown before reading.
 const MIN_ROOM: usize = 2 * 1024;
@@ -46,7 +50,8 @@ impl Buffer {
                 self.start = 0;
             }
             if self.bytes.capacity() - self.bytes.len() < MIN_ROOM {
-                self.bytes.reserve(READ_ROOM);
+                let room = if self.bytes.capacity() == 0 { FIRST_ROOM } else { READ_ROOM };
+                self.bytes.reserve(room);
             }
         }
         io.read_buf(&mut self.bytes).await

@@ -209,7 +209,8 @@ async fn connection(
         return Ok(Upstream { endpoint, stream, buf: Buffer::default(), reused: true });
     }
     let timeout = plan.forward.policy.connect_timeout;
-    let stream = tokio::time::timeout(timeout, connect_tcp(endpoint))
+    // Boxed: connecting is rare and its state would sit in every request's future.
+    let stream = Box::pin(tokio::time::timeout(timeout, connect_tcp(endpoint)))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     Ok(Upstream { endpoint, stream, buf: Buffer::default(), reused: false })

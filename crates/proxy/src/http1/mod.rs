@@ -17,6 +17,7 @@ mod pool;
 mod request;
 mod response;
 
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -27,11 +28,13 @@ use crate::h1_guard::answer as refusal_answer;
 use crate::h1_guard::framing::{head_slots, is_preface, leading_empty_lines, parse_head, Head};
 use crate::headers::Downstream;
 use crate::passthrough::Replay;
+use crate::validate::{BodyFraming, Refusal};
 use crate::DataPlane;
 use buffer::Buffer;
 use exchange::{exchange, write_all, Client, Next, Upstream};
 pub(crate) use pool::Pool;
-use request::Decision;
+use request::{Decision, Plan};
+use sluice_config::Snapshot;
 
 /// How a connection left this path.
 pub(crate) enum Served<IO> {
@@ -73,6 +76,20 @@ struct Connection<IO> {
     held: Option<Upstream>,
 }
 
+/// What the bytes at the front of a connection call for.
+enum Examined<'s> {
+    /// Not a complete head yet.
+    NeedMore,
+    /// For the general path (from this head on).
+    Elsewhere,
+    /// Refused before parsing was done: answer and close.
+    Refused(Refusal),
+    /// No route: 404 (closing when the request has a body, which is not read).
+    NotFound { length: usize, body: bool },
+    /// Forwarded here; the backend's head is written.
+    Forward { plan: Plan<'s>, length: usize },
+}
+
 /// Whether a wait for the next head may go on.
 enum Waited {
     /// More bytes arrived.
@@ -96,55 +113,27 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             let mut searched = 0;
             // Waits for a complete head, deciding as soon as there is one.
             let next = loop {
-                let empty = leading_empty_lines(self.buf.data());
-                if empty > 0 {
-                    self.buf.consume(empty);
-                    searched = 0;
-                    continue;
-                }
-                let data = self.buf.data();
-                if !data.is_empty() && data != b"\r" {
-                    match (first, is_preface(data)) {
-                        (true, Some(true)) => return Some(()),
-                        (true, None) => {}
-                        _ => {
-                            let mut slots = head_slots();
-                            match parse_head(data, &mut searched, &mut slots) {
-                                Head::Complete { request, length, verdict } => {
-                                    let started = Instant::now();
-                                    let snapshot = plane.snapshot.load_full();
-                                    let decision =
-                                        request::decide(&request, verdict, &snapshot, downstream, &mut self.head);
-                                    let next = match decision {
-                                        Decision::Elsewhere => return Some(()),
-                                        Decision::NotFound => {
-                                            plane.metrics.request(None, http::StatusCode::NOT_FOUND, started.elapsed());
-                                            let close = verdict.body != crate::validate::BodyFraming::Empty;
-                                            self.buf.consume(length);
-                                            self.not_found(close || *stop.borrow()).await
-                                        }
-                                        Decision::Forward(plan) => {
-                                            self.buf.consume(length);
-                                            let mut client = Client {
-                                                io: &mut self.io,
-                                                buf: &mut self.buf,
-                                                out: &mut self.out,
-                                                stopping: *stop.borrow(),
-                                            };
-                                            exchange(plane, &plan, &self.head, &mut client, &mut self.held, started)
-                                                .await
-                                        }
-                                    };
-                                    break next;
-                                }
-                                Head::Partial => {}
-                                Head::Refused(refusal) => {
-                                    let _ = write_all(&mut self.io, refusal_answer(refusal), &[]).await;
-                                    let _ = self.io.shutdown().await;
-                                    return None;
-                                }
-                            }
-                        }
+                // Per attempt: the snapshot a complete head is decided with.
+                let mut snapshot = None;
+                let started = Instant::now();
+                match self.examine(first, &mut searched, plane, downstream, &mut snapshot) {
+                    Examined::NeedMore => {}
+                    Examined::Elsewhere => return Some(()),
+                    Examined::Refused(refusal) => {
+                        let _ = write_all(&mut self.io, refusal_answer(refusal), &[]).await;
+                        let _ = self.io.shutdown().await;
+                        return None;
+                    }
+                    Examined::NotFound { length, body } => {
+                        plane.metrics.request(None, http::StatusCode::NOT_FOUND, started.elapsed());
+                        self.buf.consume(length);
+                        break self.not_found(body || *stop.borrow()).await;
+                    }
+                    Examined::Forward { plan, length } => {
+                        self.buf.consume(length);
+                        let stopping = *stop.borrow();
+                        let mut client = Client { io: &mut self.io, buf: &mut self.buf, out: &mut self.out, stopping };
+                        break exchange(plane, &plan, &self.head, &mut client, &mut self.held, started).await;
                     }
                 }
                 match self.read_more(first, deadline, stop, plane).await {
@@ -157,6 +146,45 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                 let _ = self.io.shutdown().await;
                 return None;
             }
+        }
+    }
+
+    /// Looks at what the client sent: a complete head is parsed, checked and decided (with
+    /// the current snapshot, kept in `snapshot`). Not async: the parser's room for header
+    /// lines stays on the stack instead of in every connection's future.
+    fn examine<'s>(
+        &mut self,
+        first: bool,
+        searched: &mut usize,
+        plane: &DataPlane,
+        downstream: &Downstream,
+        snapshot: &'s mut Option<Arc<Snapshot>>,
+    ) -> Examined<'s> {
+        let empty = leading_empty_lines(self.buf.data());
+        if empty > 0 {
+            self.buf.consume(empty);
+            *searched = 0;
+        }
+        let data = self.buf.data();
+        if data.is_empty() || data == b"\r" {
+            return Examined::NeedMore;
+        }
+        match (first, is_preface(data)) {
+            (true, Some(true)) => return Examined::Elsewhere,
+            (true, None) => return Examined::NeedMore,
+            _ => {}
+        }
+        let mut slots = head_slots();
+        let (request, length, verdict) = match parse_head(data, searched, &mut slots) {
+            Head::Complete { request, length, verdict } => (request, length, verdict),
+            Head::Partial => return Examined::NeedMore,
+            Head::Refused(refusal) => return Examined::Refused(refusal),
+        };
+        let snapshot = snapshot.insert(plane.snapshot.load_full());
+        match request::decide(&request, verdict, snapshot, downstream, &mut self.head) {
+            Decision::Elsewhere => Examined::Elsewhere,
+            Decision::NotFound => Examined::NotFound { length, body: verdict.body != BodyFraming::Empty },
+            Decision::Forward(plan) => Examined::Forward { plan, length },
         }
     }
 
