@@ -93,8 +93,10 @@ done
 RUN=$OUT_DIR/run
 mkdir -p "$OUT_DIR/logs" "$RUN/origin"
 # run a private copy: others may rebuild target/release/sluice while this runs
+SLUICE_GIVEN=$SLUICE_BIN
 cp "$SLUICE_BIN" "$OUT_DIR/sluice"; SLUICE_BIN=$OUT_DIR/sluice
 { if [[ -n ${SLUICE_BUILT_FROM:-} ]]; then echo "sluice: $SLUICE_BUILT_FROM"
+  elif [[ $SKIP_BUILD == 1 ]]; then echo "sluice: $SLUICE_GIVEN as found (SKIP_BUILD=1, no SLUICE_BUILT_FROM: source unknown; the work tree is at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null))"
   else echo "sluice: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) + $(git -C "$REPO" status --short -- crates Cargo.toml Cargo.lock 2>/dev/null | wc -l) changed files in the work tree"; fi
   echo "sluice binary: $(sha256sum "$SLUICE_BIN" | cut -c1-16)"; } > "$OUT_DIR/sluice-version.txt"
 cat "$OUT_DIR/sluice-version.txt"
