@@ -26,6 +26,7 @@ mod http1;
 mod listener;
 mod mirror;
 mod path;
+mod per_worker;
 mod proxy_protocol;
 mod rate_limit;
 

@@ -186,7 +186,7 @@ async fn serve_tls(
 /// connection of a Gateway frontend.
 async fn serve_http1<IO>(io: IO, downstream: Arc<Downstream>, plane: Arc<DataPlane>, http: &HttpServers)
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + crate::http1::WaitReadable + Unpin + Send + 'static,
 {
     let io = match downstream.frontend {
         None => match crate::http1::serve(io, &downstream, &plane).await {

@@ -23,6 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sluice_config::{Transport, UpstreamTls};
 
 use crate::mirror::{MirrorBody, Teed};
+use crate::per_worker::PerWorker;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -78,10 +79,14 @@ struct PoolKey {
     tls: u64,
 }
 
-/// Connections to every endpoint, by protocol.
+/// Idle HTTP/1.1 connections of one worker, by endpoint and TLS setting.
+type Http1Pool = Mutex<HashMap<PoolKey, Vec<http1::SendRequest<UpstreamBody>>>>;
+
+/// Connections to every endpoint, by protocol. HTTP/1.1 connections are pooled per worker
+/// thread; an HTTP/2 connection (many requests at once) is shared by all.
 #[derive(Debug, Default)]
 pub(crate) struct Upstream {
-    http1: Mutex<HashMap<PoolKey, Vec<http1::SendRequest<UpstreamBody>>>>,
+    http1: PerWorker<Http1Pool>,
     http2: Mutex<HashMap<PoolKey, http2::SendRequest<UpstreamBody>>>,
 }
 
@@ -144,20 +149,22 @@ impl Upstream {
     /// The most recently used ready connection of `key`; closed ones are dropped, busy
     /// ones (a response body still streaming) stay for later.
     fn idle_http1(&self, key: PoolKey) -> Option<http1::SendRequest<UpstreamBody>> {
-        let mut pool = self.http1.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let idle = pool.get_mut(&key)?;
-        idle.retain(|sender| !sender.is_closed());
-        if idle.is_empty() {
-            // Also forgets pools of TLS settings no backend uses any more.
-            pool.remove(&key);
-            return None;
-        }
-        let ready = idle.iter().rposition(http1::SendRequest::is_ready)?;
-        Some(idle.swap_remove(ready))
+        self.http1.local_first().find_map(|share| {
+            let mut pool = share.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let idle = pool.get_mut(&key)?;
+            idle.retain(|sender| !sender.is_closed());
+            if idle.is_empty() {
+                // Also forgets pools of TLS settings no backend uses any more.
+                pool.remove(&key);
+                return None;
+            }
+            let ready = idle.iter().rposition(http1::SendRequest::is_ready)?;
+            Some(idle.swap_remove(ready))
+        })
     }
 
     fn return_http1(&self, key: PoolKey, sender: http1::SendRequest<UpstreamBody>) {
-        let mut pool = self.http1.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pool = self.http1.local().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let idle = pool.entry(key).or_default();
         if idle.len() < MAX_IDLE_PER_ENDPOINT {
             idle.push(sender);

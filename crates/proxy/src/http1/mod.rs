@@ -17,11 +17,14 @@ mod pool;
 mod request;
 mod response;
 
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::h1_guard::answer as refusal_answer;
@@ -36,6 +39,26 @@ pub(crate) use pool::Pool;
 use request::{Decision, Plan};
 use sluice_config::Snapshot;
 
+/// A client stream that can wait for its next bytes without a buffer to read them into,
+/// so that an idle connection holds none.
+pub(crate) trait WaitReadable {
+    /// Resolves once a read would find something, or at once when the stream cannot tell.
+    fn wait_readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+impl WaitReadable for TcpStream {
+    fn wait_readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        self.readable()
+    }
+}
+
+/// A TLS session holds its own buffers and may have decrypted bytes already: no waiting.
+impl<S> WaitReadable for tokio_rustls::server::TlsStream<S> {
+    fn wait_readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
 /// How a connection left this path.
 pub(crate) enum Served<IO> {
     /// It is over (closed, timed out, refused, or shutdown).
@@ -49,7 +72,7 @@ pub(crate) enum Served<IO> {
 /// path.
 pub(crate) async fn serve<IO>(io: IO, downstream: &Downstream, plane: &DataPlane) -> Served<IO>
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + WaitReadable + Unpin,
 {
     let mut connection = Connection { io, buf: Buffer::default(), out: Vec::new(), head: Vec::new(), held: None };
     let mut stop = plane.drain.watch();
@@ -98,7 +121,7 @@ enum Waited {
     Over,
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
+impl<IO: AsyncRead + AsyncWrite + WaitReadable + Unpin> Connection<IO> {
     /// Serves requests until the connection is over (`None`) or one is for the general path
     /// (`Some`).
     async fn run(
@@ -208,6 +231,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             self.buf.release();
             self.out = Vec::new();
             self.head = Vec::new();
+            // Idle: wait for the next bytes without a buffer to read them into.
+            let woke = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopping| *stopping) => false,
+                ready = tokio::time::timeout_at(deadline, self.io.wait_readable()) => matches!(ready, Ok(Ok(()))),
+            };
+            if !woke {
+                return Waited::Over;
+            }
         }
         tokio::select! {
             biased;

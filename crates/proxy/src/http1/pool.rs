@@ -1,6 +1,6 @@
 //! Idle connections to HTTP/1.1 backends for the proxy-native path: plain TCP streams by
-//! endpoint, most recently used first. A client connection holds its backend connection
-//! while it keeps sending requests, and parks it here when it goes idle.
+//! endpoint, most recently used first, per worker thread. A client connection holds its
+//! backend connection while it keeps sending requests, and parks it here when it goes idle.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -8,13 +8,15 @@ use std::sync::Mutex;
 use foldhash::HashMap;
 use tokio::net::TcpStream;
 
+use crate::per_worker::PerWorker;
+
 /// Most idle connections kept per endpoint; more are closed when returned.
 const MAX_IDLE_PER_ENDPOINT: usize = 512;
 
-/// Idle backend connections, by endpoint.
+/// Idle backend connections, by worker and endpoint.
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<TcpStream>>>,
+    idle: PerWorker<Mutex<HashMap<SocketAddr, Vec<TcpStream>>>>,
 }
 
 impl Pool {
@@ -22,20 +24,22 @@ impl Pool {
     /// backend has closed (or sent bytes on) meanwhile are dropped first: for requests
     /// whose body could not be sent again.
     pub(super) fn take(&self, endpoint: SocketAddr, probe: bool) -> Option<TcpStream> {
-        let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let streams = idle.get_mut(&endpoint)?;
-        while let Some(stream) = streams.pop() {
-            if !probe || is_quiet(&stream) {
-                return Some(stream);
+        self.idle.local_first().find_map(|share| {
+            let mut idle = share.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let streams = idle.get_mut(&endpoint)?;
+            while let Some(stream) = streams.pop() {
+                if !probe || is_quiet(&stream) {
+                    return Some(stream);
+                }
             }
-        }
-        idle.remove(&endpoint);
-        None
+            idle.remove(&endpoint);
+            None
+        })
     }
 
     /// Parks a connection whose last response is complete and which has nothing unread.
     pub(super) fn put(&self, endpoint: SocketAddr, stream: TcpStream) {
-        let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut idle = self.idle.local().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let streams = idle.entry(endpoint).or_default();
         if streams.len() < MAX_IDLE_PER_ENDPOINT {
             streams.push(stream);
