@@ -19,6 +19,8 @@ use crate::validate::{self, BodyFraming, HeadVerdict};
 
 /// Longest request target hyper's URI parser accepts (longer ones get its 414).
 const MAX_TARGET: usize = u16::MAX as usize - 1;
+/// Room for the request line's fixed parts and the forwarding headers Sluice adds.
+const ADDED_HEAD_ROOM: usize = 256;
 /// Most header names a `Connection` header may list for the request to stay here.
 const MAX_LISTED: usize = 8;
 
@@ -214,6 +216,9 @@ fn write_head(
     host: &[u8],
 ) {
     out.clear();
+    // One allocation for the whole head (an idle connection gave its buffer back).
+    let lines: usize = request.headers.iter().map(|h| h.name.len() + h.value.len() + 4).sum();
+    out.reserve(request.path.map_or(0, str::len) + lines + ADDED_HEAD_ROOM);
     for part in [request.method.unwrap_or("GET"), " ", request.path.unwrap_or("/"), " HTTP/1.1\r\n"] {
         out.extend_from_slice(part.as_bytes());
     }

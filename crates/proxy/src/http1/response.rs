@@ -16,6 +16,9 @@ use crate::responses::{error_text, ERROR_CONTENT_TYPE};
 /// hyper's client reads up to ~400 KiB): beyond, 502.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
+/// Room for the lines Sluice adds to a response head (`server`, `date`, HSTS, `connection`).
+const ADDED_HEAD_ROOM: usize = 256;
+
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum BodyLength {
@@ -104,6 +107,9 @@ pub(super) fn parse(bytes: &[u8], client: ForClient<'_>, out: &mut Vec<u8>) -> P
     };
     let reusable = response.version == Some(1) && !framing.close && body != BodyLength::UntilClose;
     let closes_client = client.close || body == BodyLength::UntilClose;
+    out.clear();
+    // One allocation for the whole head, with room for the lines Sluice adds.
+    out.reserve(length + ADDED_HEAD_ROOM);
     write_head(out, &response, status, &framing, client, closes_client);
     Parsed::Complete(ResponseHead { length, status, body, reusable, closes_client })
 }
