@@ -231,12 +231,7 @@ where
     let send_timeout = plan.forward.policy.send_timeout;
     let mut left = plan.body;
     let first = take(client.buf.data(), left);
-    let written = tokio::time::timeout(send_timeout, write_all(&mut upstream.stream, head, first)).await;
-    match written {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => return Err(Attempt::Failed(Failure::Other)),
-        Err(_) => return Err(Attempt::Failed(Failure::Timeout)),
-    }
+    send_within(&mut upstream.stream, send_timeout, head, first).await?;
     let sent = first.len();
     client.buf.consume(sent);
     left -= sent as u64;
@@ -247,16 +242,21 @@ where
             Ok(_) => return Err(Attempt::ClientGone),
         }
         let piece = take(client.buf.data(), left);
-        match tokio::time::timeout(send_timeout, write_all(&mut upstream.stream, piece, &[])).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(Attempt::Failed(Failure::Other)),
-            Err(_) => return Err(Attempt::Failed(Failure::Timeout)),
-        }
+        send_within(&mut upstream.stream, send_timeout, piece, &[]).await?;
         let n = piece.len();
         client.buf.consume(n);
         left -= n as u64;
     }
     Ok(())
+}
+
+/// Writes `first` then `second` to the backend within the send timeout.
+async fn send_within(stream: &mut TcpStream, limit: Duration, first: &[u8], second: &[u8]) -> Result<(), Attempt> {
+    match tokio::time::timeout(limit, write_all(stream, first, second)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Attempt::Failed(Failure::Other)),
+        Err(_) => Err(Attempt::Failed(Failure::Timeout)),
+    }
 }
 
 /// Sends the rewritten head with the body bytes already read, then the rest of the body;
