@@ -245,6 +245,16 @@ const H2_MAX_ERROR_RESETS: usize = 256;
 const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Flow control, measured against smaller and larger windows (bench/RESULTS.md, issue 16):
+/// 1 MiB per stream and per connection. 256 KiB uploads over HTTP/2 ran 19 % slower with the
+/// RFC's 64 KiB (HAProxy's default) and no faster with 16 MiB or hyper's adaptive window;
+/// small answers did not move (±2 %).
+const H2_STREAM_WINDOW: u32 = 1024 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+/// Response bytes buffered per stream before its writer waits (hyper's default; 64 KiB made
+/// no difference to small answers).
+const H2_SEND_BUFFER: usize = 400 * 1024;
+
 /// The HTTP servers a connection may get: both protocols in cleartext (HTTP/1.1, or HTTP/2
 /// with prior knowledge), or over TLS what ALPN chose: after `h2` only HTTP/2 is spoken
 /// (RFC 9113 §3.3).
@@ -273,7 +283,10 @@ impl HttpServers {
             .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
             .max_local_error_reset_streams(H2_MAX_ERROR_RESETS)
             .keep_alive_interval(H2_PING_INTERVAL)
-            .keep_alive_timeout(H2_PING_TIMEOUT);
+            .keep_alive_timeout(H2_PING_TIMEOUT)
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .max_send_buf_size(H2_SEND_BUFFER);
         Self { http2: any.clone().http2_only(), any }
     }
 }
