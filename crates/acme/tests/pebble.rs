@@ -1,0 +1,417 @@
+//! sluice-acme against a real CA: Debian's `pebble` (installed by `scripts/deps`), resolving
+//! every name to 127.0.0.1 through a `pebble-challtestsrv` DNS server, validating against the
+//! HTTP-01 and TLS-ALPN-01 responders these tests run.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::{TcpListener as StdTcpListener, TcpStream as StdTcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use sluice_acme::{
+    AcmeClient, AcmeConfig, AcmeError, ChallengeKind, ChallengeResponder, ChallengeResponse, PublishedChallenge,
+    ACME_TLS_ALPN_PROTOCOL,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn free_port() -> u16 {
+    StdTcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed (and reaped) on drop, also when a test panics.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// pebble + pebble-challtestsrv on free 127.0.0.1 ports, with a TLS certificate for pebble's
+/// own listeners and its config in a temporary directory.
+struct Pebble {
+    _pebble: Process,
+    _dns: Process,
+    dir: PathBuf,
+    listen: u16,
+    management: u16,
+    tls_root_pem: String,
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Pebble {
+    /// `nonce_reject`: `None` keeps pebble's default (5 % of nonces rejected), `Some(0)` none.
+    fn start(http_port: u16, tls_port: u16, nonce_reject: Option<u32>) -> Pebble {
+        let dir = std::env::temp_dir().join(format!("sluice-acme-pebble-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        let (listen, management, dns, dns_management) = (free_port(), free_port(), free_port(), free_port());
+        let config = serde_json::json!({
+            "pebble": {
+                "listenAddress": format!("127.0.0.1:{listen}"),
+                "managementListenAddress": format!("127.0.0.1:{management}"),
+                "certificate": dir.join("cert.pem"),
+                "privateKey": dir.join("key.pem"),
+                "httpPort": http_port,
+                "tlsPort": tls_port,
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": false
+            }
+        });
+        std::fs::write(dir.join("pebble.json"), config.to_string()).unwrap();
+
+        let dns_child = Command::new("pebble-challtestsrv")
+            .args(["-dns01", &format!("127.0.0.1:{dns}")])
+            .args(["-management", &format!("127.0.0.1:{dns_management}")])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pebble-challtestsrv (run scripts/deps)");
+        let dns_process = Process(dns_child);
+        let mut command = Command::new("pebble");
+        command
+            .arg("-config")
+            .arg(dir.join("pebble.json"))
+            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env_remove("PEBBLE_WFE_NONCEREJECT")
+            .stdout(Stdio::from(std::fs::File::create(dir.join("pebble.log")).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(dir.join("pebble.err")).unwrap()));
+        if let Some(percent) = nonce_reject {
+            command.env("PEBBLE_WFE_NONCEREJECT", percent.to_string());
+        }
+        let pebble = Process(command.spawn().expect("pebble (run scripts/deps)"));
+        wait_for_port(dns_management);
+        wait_for_port(listen);
+        wait_for_port(management);
+        Pebble { _pebble: pebble, _dns: dns_process, dir, listen, management, tls_root_pem: cert.pem() }
+    }
+
+    fn config(&self) -> AcmeConfig {
+        let mut config = AcmeConfig::new(format!("https://127.0.0.1:{}/dir", self.listen));
+        config.contact_email = Some("admin@sluice.test".into());
+        config.extra_roots_pem = Some(self.tls_root_pem.clone().into_bytes());
+        config.order_timeout = Duration::from_secs(30);
+        config
+    }
+
+    /// The root pebble issues under, from its management interface.
+    async fn issuing_root(&self) -> CertificateDer<'static> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_slice(self.tls_root_pem.as_bytes()).unwrap()).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.management)).await.unwrap();
+        let mut tls = connector.connect(ServerName::try_from("127.0.0.1").unwrap(), tcp).await.unwrap();
+        tls.write_all(b"GET /roots/0 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        let text = String::from_utf8_lossy(&answer);
+        let begin = text.find("-----BEGIN CERTIFICATE-----").unwrap();
+        let end = text.find("-----END CERTIFICATE-----").unwrap() + 25;
+        CertificateDer::from_pem_slice(text[begin..end].as_bytes()).unwrap()
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while StdTcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The responder: what is published, by HTTP-01 token and by TLS-ALPN-01 identifier, plus a
+/// count of what is still published (withdrawn means zero).
+#[derive(Default, Debug)]
+struct Published {
+    http: Mutex<HashMap<String, String>>,
+    alpn: Mutex<HashMap<String, Arc<CertifiedKey>>>,
+    publishes: Mutex<u32>,
+}
+
+#[derive(Clone, Default, Debug)]
+struct Responder(Arc<Published>);
+
+impl ChallengeResponder for Responder {
+    async fn publish(&self, challenge: &PublishedChallenge) -> Result<(), String> {
+        match &challenge.response {
+            ChallengeResponse::Http01 { token, key_authorization } => {
+                self.0.http.lock().unwrap().insert(token.clone(), key_authorization.clone());
+            }
+            ChallengeResponse::TlsAlpn01 { certificate_der, private_key_der } => {
+                let key = provider()
+                    .key_provider
+                    .load_private_key(PrivateKeyDer::try_from(private_key_der.clone()).unwrap())
+                    .map_err(|e| e.to_string())?;
+                let certified = CertifiedKey::new(vec![CertificateDer::from(certificate_der.clone())], key);
+                self.0.alpn.lock().unwrap().insert(challenge.identifier.clone(), Arc::new(certified));
+            }
+            other => return Err(format!("unexpected {other:?}")),
+        }
+        *self.0.publishes.lock().unwrap() += 1;
+        Ok(())
+    }
+
+    async fn withdraw(&self, challenge: &PublishedChallenge) {
+        match &challenge.response {
+            ChallengeResponse::Http01 { token, .. } => {
+                self.0.http.lock().unwrap().remove(token);
+            }
+            _ => {
+                self.0.alpn.lock().unwrap().remove(&challenge.identifier);
+            }
+        }
+    }
+}
+
+impl Responder {
+    fn assert_all_withdrawn(&self) {
+        assert!(*self.0.publishes.lock().unwrap() > 0, "nothing was published");
+        assert!(self.0.http.lock().unwrap().is_empty());
+        assert!(self.0.alpn.lock().unwrap().is_empty());
+    }
+}
+
+/// A plain HTTP server answering `/.well-known/acme-challenge/<token>` from the responder.
+fn serve_http01(listener: TcpListener, responder: Responder) {
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let responder = responder.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split(' ').nth(1).unwrap_or("");
+                let body = path
+                    .strip_prefix("/.well-known/acme-challenge/")
+                    .and_then(|token| responder.0.http.lock().unwrap().get(token).cloned());
+                let answer = match body {
+                    Some(body) => {
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                    }
+                    None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+                };
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+}
+
+/// Chooses the published challenge certificate by SNI, only for ALPN `acme-tls/1`.
+#[derive(Debug)]
+struct AlpnResolver(Responder);
+
+impl ResolvesServerCert for AlpnResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let acme = hello.alpn().is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN_PROTOCOL));
+        if !acme {
+            return None;
+        }
+        let name = hello.server_name()?;
+        self.0 .0.alpn.lock().unwrap().get(name).cloned()
+    }
+}
+
+/// A rustls server answering TLS-ALPN-01 handshakes from the responder.
+fn serve_tls_alpn01(listener: TcpListener, responder: Responder) {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(AlpnResolver(responder)));
+    config.alpn_protocols = vec![ACME_TLS_ALPN_PROTOCOL.to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(stream).await {
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+}
+
+/// A CA with both responders listening.
+struct Setup {
+    pebble: Pebble,
+    responder: Responder,
+}
+
+async fn setup(nonce_reject: Option<u32>) -> Setup {
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pebble = Pebble::start(http.local_addr().unwrap().port(), tls.local_addr().unwrap().port(), nonce_reject);
+    let responder = Responder::default();
+    serve_http01(http, responder.clone());
+    serve_tls_alpn01(tls, responder.clone());
+    Setup { pebble, responder }
+}
+
+/// The chain is for `name`, chains to pebble's issuing root, and the key is the leaf's.
+async fn verify(pebble: &Pebble, issued: &sluice_acme::IssuedCertificate, name: &str) {
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(issued.chain_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
+    assert!(!chain.is_empty());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pebble.issuing_root().await).unwrap();
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider()).build().unwrap();
+    verifier
+        .verify_server_cert(
+            &chain[0],
+            &chain[1..],
+            &ServerName::try_from(name.to_owned()).unwrap(),
+            &[],
+            UnixTime::now(),
+        )
+        .expect("the chain verifies for the name against pebble's root");
+    let other = ServerName::try_from("other.sluice.test").unwrap();
+    assert!(verifier.verify_server_cert(&chain[0], &chain[1..], &other, &[], UnixTime::now()).is_err());
+
+    let key = PrivateKeyDer::from_pem_slice(issued.private_key_pem.as_bytes()).unwrap();
+    let key = provider().key_provider.load_private_key(key).unwrap();
+    CertifiedKey::new(chain.clone(), key).keys_match().expect("the private key is the leaf's");
+
+    let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+    let not_after = SystemTime::UNIX_EPOCH + Duration::from_secs(leaf.validity().not_after.timestamp() as u64);
+    assert_eq!(issued.not_after, not_after);
+    assert!(issued.not_after > SystemTime::now());
+}
+
+#[tokio::test]
+async fn http_01_order_issues_a_chain_to_pebbles_root() {
+    let setup = setup(Some(0)).await;
+    let client = AcmeClient::new(setup.pebble.config());
+    let name = "a.sluice.test";
+    let issued = client.order(&[name.into()], ChallengeKind::Http01, &setup.responder).await.unwrap();
+    verify(&setup.pebble, &issued, name).await;
+    setup.responder.assert_all_withdrawn();
+}
+
+#[tokio::test]
+async fn tls_alpn_01_order_issues_a_chain_to_pebbles_root() {
+    let setup = setup(Some(0)).await;
+    let client = AcmeClient::new(setup.pebble.config());
+    let name = "b.sluice.test";
+    let issued = client.order(&[name.into()], ChallengeKind::TlsAlpn01, &setup.responder).await.unwrap();
+    verify(&setup.pebble, &issued, name).await;
+    setup.responder.assert_all_withdrawn();
+}
+
+#[tokio::test]
+async fn orders_complete_with_pebbles_default_nonce_rejection() {
+    let setup = setup(None).await;
+    let client = AcmeClient::new(setup.pebble.config());
+    for (i, kind) in [ChallengeKind::Http01, ChallengeKind::TlsAlpn01, ChallengeKind::Http01].into_iter().enumerate() {
+        let name = format!("nonce{i}.sluice.test");
+        let issued = client.order(std::slice::from_ref(&name), kind, &setup.responder).await.unwrap();
+        verify(&setup.pebble, &issued, &name).await;
+    }
+    setup.responder.assert_all_withdrawn();
+}
+
+#[tokio::test]
+async fn a_ca_that_is_down_fails_the_order_quickly_with_an_account_error() {
+    let mut config = AcmeConfig::new(format!("https://127.0.0.1:{}/dir", free_port()));
+    config.order_timeout = Duration::from_secs(10);
+    let client = AcmeClient::new(config);
+    let responder = Responder::default();
+    let started = Instant::now();
+    let error = client.order(&["down.sluice.test".into()], ChallengeKind::Http01, &responder).await.unwrap_err();
+    assert!(matches!(error, AcmeError::Account(_)), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(*responder.0.publishes.lock().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_validation_names_the_identifier_and_the_cas_problem() {
+    /// Publishes nothing, so pebble's validation gets a 404.
+    struct Silent;
+    impl ChallengeResponder for Silent {
+        async fn publish(&self, _: &PublishedChallenge) -> Result<(), String> {
+            Ok(())
+        }
+        async fn withdraw(&self, _: &PublishedChallenge) {}
+    }
+    let setup = setup(Some(0)).await;
+    let client = AcmeClient::new(setup.pebble.config());
+    let error = client.order(&["fail.sluice.test".into()], ChallengeKind::Http01, &Silent).await.unwrap_err();
+    match &error {
+        AcmeError::Authorization { identifier, detail } => {
+            assert_eq!(identifier, "fail.sluice.test");
+            assert!(detail.contains("urn:ietf:params:acme:error:"), "{detail}");
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn restored_account_credentials_order_again_with_the_same_account() {
+    let setup = setup(Some(0)).await;
+    let first = AcmeClient::new(setup.pebble.config());
+    let issued = first.order(&["c.sluice.test".into()], ChallengeKind::Http01, &setup.responder).await.unwrap();
+    verify(&setup.pebble, &issued, "c.sluice.test").await;
+    let stored = first.credentials_json().await.unwrap();
+    let id =
+        |json: &[u8]| serde_json::from_slice::<serde_json::Value>(json).unwrap()["id"].as_str().unwrap().to_owned();
+    assert!(id(&stored).contains(&format!("127.0.0.1:{}", setup.pebble.listen)));
+
+    let restored = AcmeClient::restore(setup.pebble.config(), &stored);
+    let issued = restored.order(&["d.sluice.test".into()], ChallengeKind::Http01, &setup.responder).await.unwrap();
+    verify(&setup.pebble, &issued, "d.sluice.test").await;
+    assert_eq!(id(&restored.credentials_json().await.unwrap()), id(&stored));
+
+    let garbage = AcmeClient::restore(setup.pebble.config(), b"{}");
+    assert!(matches!(
+        garbage.order(&["e.sluice.test".into()], ChallengeKind::Http01, &setup.responder).await,
+        Err(AcmeError::Config(_))
+    ));
+    setup.responder.assert_all_withdrawn();
+    let _ = std::io::stderr().flush();
+}
