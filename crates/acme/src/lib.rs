@@ -10,6 +10,8 @@
 //! attempts per request); this crate picks challenges, builds the RFC 8737 certificate, the key
 //! pair and the CSR, bounds every order in time and names what failed in [`AcmeError`].
 
+#![deny(missing_docs)]
+
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;

@@ -3,7 +3,6 @@
 //! HTTP-01 and TLS-ALPN-01 responders these tests run.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::net::{TcpListener as StdTcpListener, TcpStream as StdTcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -370,6 +369,21 @@ async fn a_ca_that_is_down_fails_the_order_quickly_with_an_account_error() {
 }
 
 #[tokio::test]
+async fn a_ca_that_never_answers_fails_the_order_with_a_timeout() {
+    // Accepts connections and never answers (not even the TLS handshake).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = AcmeConfig::new(format!("https://127.0.0.1:{}/dir", silent.local_addr().unwrap().port()));
+    config.order_timeout = Duration::from_secs(1);
+    let client = AcmeClient::new(config);
+    let started = Instant::now();
+    let error =
+        client.order(&["slow.sluice.test".into()], ChallengeKind::Http01, &Responder::default()).await.unwrap_err();
+    assert_eq!(error, AcmeError::Timeout(Duration::from_secs(1)));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(silent);
+}
+
+#[tokio::test]
 async fn a_failed_validation_names_the_identifier_and_the_cas_problem() {
     /// Publishes nothing, so pebble's validation gets a 404.
     struct Silent;
@@ -402,8 +416,17 @@ async fn restored_account_credentials_order_again_with_the_same_account() {
         |json: &[u8]| serde_json::from_slice::<serde_json::Value>(json).unwrap()["id"].as_str().unwrap().to_owned();
     assert!(id(&stored).contains(&format!("127.0.0.1:{}", setup.pebble.listen)));
 
-    let restored = AcmeClient::restore(setup.pebble.config(), &stored);
-    let issued = restored.order(&["d.sluice.test".into()], ChallengeKind::Http01, &setup.responder).await.unwrap();
+    // Restored, and ordering from a spawned task (the future is Send, as the controller
+    // needs).
+    let restored = Arc::new(AcmeClient::restore(setup.pebble.config(), &stored));
+    let issued = tokio::spawn({
+        let restored = restored.clone();
+        let responder = setup.responder.clone();
+        async move { restored.order(&["d.sluice.test".into()], ChallengeKind::Http01, &responder).await }
+    })
+    .await
+    .unwrap()
+    .unwrap();
     verify(&setup.pebble, &issued, "d.sluice.test").await;
     assert_eq!(id(&restored.credentials_json().await.unwrap()), id(&stored));
 
@@ -413,5 +436,4 @@ async fn restored_account_credentials_order_again_with_the_same_account() {
         Err(AcmeError::Config(_))
     ));
     setup.responder.assert_all_withdrawn();
-    let _ = std::io::stderr().flush();
 }
