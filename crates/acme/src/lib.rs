@@ -182,8 +182,8 @@ pub enum AcmeError {
     Config(String),
     /// The account could not be created or restored (includes a CA that cannot be reached).
     Account(String),
-    /// The CA refused or failed the new order.
-    NewOrder(String),
+    /// The CA refused the new order, or the order failed without an authorization to blame.
+    Order(String),
     /// An identifier could not be authorized: no challenge of the kind, or the CA's validation
     /// failed (its problem detail), or the authorization is in a final bad state.
     Authorization {
@@ -212,7 +212,7 @@ impl fmt::Display for AcmeError {
         match self {
             AcmeError::Config(d) => write!(f, "ACME configuration: {d}"),
             AcmeError::Account(d) => write!(f, "ACME account: {d}"),
-            AcmeError::NewOrder(d) => write!(f, "ACME new order: {d}"),
+            AcmeError::Order(d) => write!(f, "ACME order: {d}"),
             AcmeError::Authorization { identifier, detail } => {
                 write!(f, "ACME authorization of {identifier}: {detail}")
             }
@@ -243,7 +243,8 @@ impl fmt::Debug for AcmeClient {
 }
 
 impl AcmeClient {
-    /// A client that creates a new account on first use. No I/O here: a CA that is down
+    /// A client that creates a new account on first use, agreeing to the CA's terms of service
+    /// (as every unattended client must). No I/O here: a CA that is down
     /// surfaces as [`AcmeError::Account`] from the first call that needs it.
     pub fn new(config: AcmeConfig) -> Self {
         Self { config, stored_credentials: None, account: OnceCell::new() }
@@ -277,7 +278,7 @@ impl AcmeClient {
         responder: &R,
     ) -> Result<IssuedCertificate, AcmeError> {
         if identifiers.is_empty() {
-            return Err(AcmeError::NewOrder("no identifiers".into()));
+            return Err(AcmeError::Order("no identifiers".into()));
         }
         let timeout = self.config.order_timeout;
         let deadline = Instant::now() + timeout;
@@ -347,7 +348,7 @@ impl AcmeClient {
     ) -> Result<IssuedCertificate, AcmeError> {
         let (account, _) = self.account().await?;
         let ids: Vec<Identifier> = identifiers.iter().map(|name| Identifier::Dns(name.clone())).collect();
-        let mut order = account.new_order(&NewOrder::new(&ids)).await.map_err(|e| AcmeError::NewOrder(describe(&e)))?;
+        let mut order = account.new_order(&NewOrder::new(&ids)).await.map_err(|e| AcmeError::Order(describe(&e)))?;
 
         let mut authorizations = order.authorizations();
         while let Some(authorization) = authorizations.next().await {
@@ -394,7 +395,7 @@ impl AcmeClient {
                     Ok(status) => format!("order is {status:?}"),
                     Err(e) => describe(&e),
                 };
-                return Err(failed_authorization(&mut order).await.unwrap_or(AcmeError::NewOrder(fallback)));
+                return Err(failed_authorization(&mut order).await.unwrap_or(AcmeError::Order(fallback)));
             }
         }
 
@@ -443,7 +444,7 @@ const BAD_NONCE_ORDER_ATTEMPTS: u32 = 3;
 
 fn is_bad_nonce(error: &AcmeError) -> bool {
     let detail = match error {
-        AcmeError::Account(d) | AcmeError::NewOrder(d) | AcmeError::Finalize(d) => d,
+        AcmeError::Account(d) | AcmeError::Order(d) | AcmeError::Finalize(d) => d,
         AcmeError::Authorization { detail, .. } => detail,
         _ => return false,
     };

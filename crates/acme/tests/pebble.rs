@@ -15,8 +15,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use sluice_acme::{
-    AcmeClient, AcmeConfig, AcmeError, ChallengeKind, ChallengeResponder, ChallengeResponse, PublishedChallenge,
-    ACME_TLS_ALPN_PROTOCOL,
+    AcmeClient, AcmeConfig, AcmeError, ChallengeKind, ChallengeResponder, ChallengeResponse, ExternalAccountBinding,
+    PublishedChallenge, ACME_TLS_ALPN_PROTOCOL,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -58,7 +58,7 @@ impl Drop for Pebble {
 
 impl Pebble {
     /// `nonce_reject`: `None` keeps pebble's default (5 % of nonces rejected), `Some(0)` none.
-    fn start(http_port: u16, tls_port: u16, nonce_reject: Option<u32>) -> Pebble {
+    fn start(http_port: u16, tls_port: u16, nonce_reject: Option<u32>, eab: Option<(&str, &str)>) -> Pebble {
         let dir = std::env::temp_dir().join(format!("sluice-acme-pebble-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
@@ -78,7 +78,8 @@ impl Pebble {
                 "httpPort": http_port,
                 "tlsPort": tls_port,
                 "ocspResponderURL": "",
-                "externalAccountBindingRequired": false
+                "externalAccountBindingRequired": eab.is_some(),
+                "externalAccountMACKeys": eab.map(|(kid, key)| serde_json::json!({ kid: key })).unwrap_or_default()
             }
         });
         std::fs::write(dir.join("pebble.json"), config.to_string()).unwrap();
@@ -283,9 +284,13 @@ struct Setup {
 }
 
 async fn setup(nonce_reject: Option<u32>) -> Setup {
+    setup_with(nonce_reject, None).await
+}
+
+async fn setup_with(nonce_reject: Option<u32>, eab: Option<(&str, &str)>) -> Setup {
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let pebble = Pebble::start(http.local_addr().unwrap().port(), tls.local_addr().unwrap().port(), nonce_reject);
+    let pebble = Pebble::start(http.local_addr().unwrap().port(), tls.local_addr().unwrap().port(), nonce_reject, eab);
     let responder = Responder::default();
     serve_http01(http, responder.clone());
     serve_tls_alpn01(tls, responder.clone());
@@ -352,6 +357,33 @@ async fn orders_complete_with_pebbles_default_nonce_rejection() {
         let issued = client.order(std::slice::from_ref(&name), kind, &setup.responder).await.unwrap();
         verify(&setup.pebble, &issued, &name).await;
     }
+    setup.responder.assert_all_withdrawn();
+}
+
+#[tokio::test]
+async fn external_account_binding_is_sent_when_the_ca_requires_it() {
+    // Pebble reads the MAC key as unpadded base64url, as CAs hand them out.
+    let key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let setup = setup_with(Some(0), Some(("kid-1", key))).await;
+
+    let without = AcmeClient::new(setup.pebble.config());
+    let error = without.order(&["eab.sluice.test".into()], ChallengeKind::Http01, &setup.responder).await.unwrap_err();
+    assert!(matches!(&error, AcmeError::Account(d) if d.contains("externalAccountRequired")), "{error}");
+
+    let mut wrong = setup.pebble.config();
+    wrong.external_account =
+        Some(ExternalAccountBinding { kid: "kid-1".into(), hmac_key_base64url: "d3Jvbmcta2V5".into() });
+    let error = AcmeClient::new(wrong)
+        .order(&["eab.sluice.test".into()], ChallengeKind::Http01, &setup.responder)
+        .await
+        .unwrap_err();
+    assert!(matches!(&error, AcmeError::Account(_)), "{error}");
+
+    let mut config = setup.pebble.config();
+    config.external_account = Some(ExternalAccountBinding { kid: "kid-1".into(), hmac_key_base64url: key.into() });
+    let with = AcmeClient::new(config);
+    let issued = with.order(&["eab.sluice.test".into()], ChallengeKind::Http01, &setup.responder).await.unwrap();
+    verify(&setup.pebble, &issued, "eab.sluice.test").await;
     setup.responder.assert_all_withdrawn();
 }
 
