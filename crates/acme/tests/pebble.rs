@@ -52,6 +52,14 @@ struct Pebble {
 
 impl Drop for Pebble {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What pebble said, for the failing test's output.
+            for log in ["pebble.log", "pebble.err"] {
+                if let Ok(text) = std::fs::read_to_string(self.dir.join(log)) {
+                    eprintln!("--- {log} ---\n{text}");
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
