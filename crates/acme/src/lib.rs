@@ -22,7 +22,7 @@ use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey, Identifier, NewAccount,
     NewOrder, Order, OrderStatus, RetryPolicy,
 };
-use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256};
+use rcgen::{CertificateParams, CustomExtension, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::CertificateDer;
 use tokio::sync::OnceCell;
@@ -401,7 +401,7 @@ impl AcmeClient {
 
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
             .map_err(|e| AcmeError::Finalize(format!("generating the key pair: {e}")))?;
-        let csr = CertificateParams::new(identifiers.to_vec())
+        let csr = csr_params(identifiers)
             .and_then(|params| params.serialize_request(&key))
             .map_err(|e| AcmeError::Finalize(format!("building the CSR: {e}")))?;
         order.finalize_csr(csr.der()).await.map_err(|e| AcmeError::Finalize(describe(&e)))?;
@@ -412,6 +412,18 @@ impl AcmeClient {
         let not_after = leaf_not_after(&chain_pem)?;
         Ok(IssuedCertificate { chain_pem, private_key_pem: key.serialize_pem(), not_after })
     }
+}
+
+/// The CSR: every identifier as a SAN, the subject only `CN=<first identifier>` (rcgen's
+/// default subject names rcgen; a CA such as Let's Encrypt refuses a CN that is not a SAN), no
+/// CN when the name is longer than the 64 characters a CN may hold.
+fn csr_params(identifiers: &[String]) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::new(identifiers.to_vec())?;
+    params.distinguished_name = DistinguishedName::new();
+    if let Some(first) = identifiers.first().filter(|name| name.len() <= 64) {
+        params.distinguished_name.push(DnType::CommonName, first.as_str());
+    }
+    Ok(params)
 }
 
 /// After an order went invalid: the first authorization that failed, with the CA's problem
@@ -532,6 +544,7 @@ fn tls_alpn_01_response(identifier: &str, digest: &[u8]) -> Result<ChallengeResp
         KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| format!("generating the challenge key: {e}"))?;
     let mut params =
         CertificateParams::new(vec![identifier.to_owned()]).map_err(|e| format!("challenge certificate: {e}"))?;
+    params.distinguished_name = DistinguishedName::new();
     params.custom_extensions = vec![CustomExtension::new_acme_identifier(digest)];
     let certificate = params.self_signed(&key).map_err(|e| format!("challenge certificate: {e}"))?;
     Ok(ChallengeResponse::TlsAlpn01 {
@@ -571,6 +584,17 @@ mod tests {
         expected.extend_from_slice(&digest);
         assert_eq!(ext.value, &expected[..]);
         assert!(tls_alpn_01_response("a.example", &[0; 31]).is_err());
+    }
+
+    #[test]
+    fn csr_subject_is_the_first_identifier_or_nothing() {
+        let params = csr_params(&["a.example".into(), "b.example".into()]).unwrap();
+        let cn = params.distinguished_name.get(&DnType::CommonName);
+        assert_eq!(cn, Some(&rcgen::DnValue::Utf8String("a.example".into())));
+        assert_eq!(params.distinguished_name.iter().count(), 1);
+        assert_eq!(params.subject_alt_names.len(), 2);
+        let long = format!("{}.example", "x".repeat(60));
+        assert_eq!(csr_params(&[long]).unwrap().distinguished_name.iter().count(), 0);
     }
 
     #[test]
