@@ -12,149 +12,28 @@
 
 #![deny(missing_docs)]
 
+mod challenge;
+mod config;
+mod error;
+
+pub use challenge::{ChallengeKind, ChallengeResponder, ChallengeResponse, PublishedChallenge, ACME_TLS_ALPN_PROTOCOL};
+pub use config::{AcmeConfig, ExternalAccountBinding, DEFAULT_ORDER_TIMEOUT};
+pub use error::AcmeError;
+
+use challenge::tls_alpn_01_response;
+use config::{external_account_key, http_client};
+use error::describe;
+
 use std::fmt;
-use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey, Identifier, NewAccount,
-    NewOrder, Order, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, Identifier, NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
 };
-use rcgen::{CertificateParams, CustomExtension, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::CertificateDer;
 use tokio::sync::OnceCell;
-
-/// How long an order may take by default, account creation included: long enough for a real
-/// CA's validation, short enough that a stuck CA does not hold a renewal loop forever.
-pub const DEFAULT_ORDER_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// External account binding (RFC 8555 §7.3.4), which CAs such as ZeroSSL or a company's own
-/// CA require to tie the ACME account to an account the user already has with them.
-#[derive(Clone)]
-pub struct ExternalAccountBinding {
-    /// The key identifier the CA gave the user.
-    pub kid: String,
-    /// The HMAC key the CA gave the user, base64url as CAs hand it out (padding optional).
-    pub hmac_key_base64url: String,
-}
-
-impl fmt::Debug for ExternalAccountBinding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The HMAC key is a secret: never in logs.
-        f.debug_struct("ExternalAccountBinding").field("kid", &self.kid).finish_non_exhaustive()
-    }
-}
-
-/// Which CA to talk to and as whom: everything the flags (`--acme-directory`, `--acme-email`,
-/// `--acme-ca-bundle`, `--acme-eab-*`) say, so the client needs nothing else.
-#[derive(Clone, Debug)]
-pub struct AcmeConfig {
-    /// The CA's directory URL (Let's Encrypt's, a private CA's, pebble's in tests).
-    pub directory_url: String,
-    /// Where the CA sends expiry and policy mail; optional in ACME.
-    pub contact_email: Option<String>,
-    /// PEM certificates trusted for the CA's own HTTPS endpoint besides the system roots: a
-    /// private or test CA (the caller reads `--acme-ca-bundle` into this).
-    pub extra_roots_pem: Option<Vec<u8>>,
-    /// Set when the CA requires external account binding.
-    pub external_account: Option<ExternalAccountBinding>,
-    /// The bound on one [`AcmeClient::order`] call, from the first request to the chain.
-    pub order_timeout: Duration,
-}
-
-impl AcmeConfig {
-    /// A configuration for `directory_url` with no contact, no extra roots, no EAB and the
-    /// default timeout: the common case, adjusted field by field.
-    pub fn new(directory_url: impl Into<String>) -> Self {
-        Self {
-            directory_url: directory_url.into(),
-            contact_email: None,
-            extra_roots_pem: None,
-            external_account: None,
-            order_timeout: DEFAULT_ORDER_TIMEOUT,
-        }
-    }
-}
-
-/// Which challenge type the CA is asked to validate; an enum so DNS-01 can be added later
-/// without changing callers that match on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ChallengeKind {
-    /// RFC 8555 §8.3: a file under `/.well-known/acme-challenge/` on port 80.
-    Http01,
-    /// RFC 8737: a special certificate served for ALPN `acme-tls/1` on port 443.
-    TlsAlpn01,
-}
-
-impl ChallengeKind {
-    fn acme_type(self) -> ChallengeType {
-        match self {
-            ChallengeKind::Http01 => ChallengeType::Http01,
-            ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
-        }
-    }
-}
-
-impl fmt::Display for ChallengeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ChallengeKind::Http01 => "http-01",
-            ChallengeKind::TlsAlpn01 => "tls-alpn-01",
-        })
-    }
-}
-
-/// The ALPN protocol a TLS-ALPN-01 answer is served for (RFC 8737 §6.2), so the listener
-/// does not spell it itself.
-pub const ACME_TLS_ALPN_PROTOCOL: &[u8] = b"acme-tls/1";
-
-/// What the CA will fetch for one identifier, in the form the server side needs it.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum ChallengeResponse {
-    /// Serve `key_authorization` as the body of `GET /.well-known/acme-challenge/{token}`
-    /// (plain HTTP, for the identifier's host).
-    Http01 {
-        /// The last path segment the CA requests.
-        token: String,
-        /// The exact body to answer with (`text/plain` or `application/octet-stream`).
-        key_authorization: String,
-    },
-    /// Serve this self-signed certificate (SAN = the identifier, critical `acmeIdentifier`
-    /// extension holding the SHA-256 of the key authorization) to TLS handshakes whose SNI is
-    /// the identifier and whose only ALPN protocol is [`ACME_TLS_ALPN_PROTOCOL`].
-    TlsAlpn01 {
-        /// The certificate, DER.
-        certificate_der: Vec<u8>,
-        /// Its private key, PKCS#8 DER (ECDSA P-256).
-        private_key_der: Vec<u8>,
-    },
-}
-
-/// One challenge answer to publish: for which identifier, and what to serve.
-#[derive(Clone, Debug)]
-pub struct PublishedChallenge {
-    /// The DNS name the CA validates.
-    pub identifier: String,
-    /// What to serve for it.
-    pub response: ChallengeResponse,
-}
-
-/// Implemented by whoever can make the CA's validation request succeed (the proxy's
-/// listeners, a shared store of tokens, a test server): the order publishes before telling the
-/// CA to validate and withdraws when the order is over, successful or not.
-pub trait ChallengeResponder: Send + Sync {
-    /// Make `challenge` answerable; return only once the CA can see it. An error aborts the
-    /// order with [`AcmeError::Publish`].
-    fn publish(&self, challenge: &PublishedChallenge) -> impl Future<Output = Result<(), String>> + Send;
-
-    /// Stop answering `challenge` (called once for every successful publish).
-    fn withdraw(&self, challenge: &PublishedChallenge) -> impl Future<Output = ()> + Send;
-}
 
 /// An issued certificate, ready for a `kubernetes.io/tls` Secret.
 #[derive(Clone)]
@@ -172,61 +51,6 @@ impl fmt::Debug for IssuedCertificate {
         f.debug_struct("IssuedCertificate").field("not_after", &self.not_after).finish_non_exhaustive()
     }
 }
-
-/// What failed, named so that diagnostics and metrics can say it: the CA's problem document
-/// (type and detail) is carried in the `detail` strings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AcmeError {
-    /// The configuration cannot be used (unreadable CA bundle, bad EAB key, bad credentials).
-    Config(String),
-    /// The account could not be created or restored (includes a CA that cannot be reached).
-    Account(String),
-    /// The CA refused the new order, or the order failed without an authorization to blame.
-    Order(String),
-    /// An identifier could not be authorized: no challenge of the kind, or the CA's validation
-    /// failed (its problem detail), or the authorization is in a final bad state.
-    Authorization {
-        /// The DNS name.
-        identifier: String,
-        /// Why, with the CA's problem detail when it gave one.
-        detail: String,
-    },
-    /// The caller's [`ChallengeResponder::publish`] failed.
-    Publish {
-        /// The DNS name.
-        identifier: String,
-        /// The responder's error.
-        detail: String,
-    },
-    /// Key generation, CSR, finalization or the certificate download failed.
-    Finalize(String),
-    /// The certificate the CA returned could not be read.
-    Certificate(String),
-    /// The order did not complete within [`AcmeConfig::order_timeout`].
-    Timeout(Duration),
-}
-
-impl fmt::Display for AcmeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AcmeError::Config(d) => write!(f, "ACME configuration: {d}"),
-            AcmeError::Account(d) => write!(f, "ACME account: {d}"),
-            AcmeError::Order(d) => write!(f, "ACME order: {d}"),
-            AcmeError::Authorization { identifier, detail } => {
-                write!(f, "ACME authorization of {identifier}: {detail}")
-            }
-            AcmeError::Publish { identifier, detail } => {
-                write!(f, "publishing the ACME challenge for {identifier}: {detail}")
-            }
-            AcmeError::Finalize(d) => write!(f, "ACME finalize: {d}"),
-            AcmeError::Certificate(d) => write!(f, "ACME certificate: {d}"),
-            AcmeError::Timeout(t) => write!(f, "ACME order timed out after {t:?}"),
-        }
-    }
-}
-
-impl std::error::Error for AcmeError {}
 
 /// An ACME account at one CA, created on first use or restored from stored credentials; cheap
 /// to share (`&self` everywhere), one order at a time or several concurrently.
@@ -469,88 +293,6 @@ fn retry_policy(deadline: Instant) -> RetryPolicy {
         .initial_delay(Duration::from_millis(250))
         .backoff(1.5)
         .timeout(deadline.saturating_duration_since(Instant::now()))
-}
-
-/// An instant-acme error as text, the CA's problem document (type, detail, subproblems)
-/// included.
-fn describe(error: &instant_acme::Error) -> String {
-    match error {
-        instant_acme::Error::Api(problem) => problem.to_string(),
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            text
-        }
-    }
-}
-
-/// The HTTPS client for the CA: aws-lc-rs, the platform's roots plus the configured extra ones.
-fn http_client(
-    config: &AcmeConfig,
-) -> Result<
-    hyper_util::client::legacy::Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        instant_acme::BodyWrapper<bytes::Bytes>,
-    >,
-    AcmeError,
-> {
-    let mut extra = Vec::new();
-    if let Some(pem) = &config.extra_roots_pem {
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            extra.push(cert.map_err(|e| AcmeError::Config(format!("CA bundle: {e}")))?);
-        }
-        if extra.is_empty() {
-            return Err(AcmeError::Config("CA bundle holds no certificate".into()));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
-        .map_err(|e| AcmeError::Config(format!("certificate verifier: {e}")))?;
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| AcmeError::Config(format!("TLS: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .enable_http2()
-        .build();
-    Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector))
-}
-
-fn external_account_key(eab: &ExternalAccountBinding) -> Result<ExternalAccountKey, AcmeError> {
-    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(eab.hmac_key_base64url.trim().trim_end_matches('='))
-        .map_err(|e| AcmeError::Config(format!("EAB HMAC key is not base64url: {e}")))?;
-    Ok(ExternalAccountKey::new(eab.kid.clone(), &key))
-}
-
-/// The RFC 8737 §3 certificate: self-signed, SAN = the identifier, critical `acmeIdentifier`
-/// (1.3.6.1.5.5.7.1.31) holding the SHA-256 of the key authorization as an OCTET STRING.
-fn tls_alpn_01_response(identifier: &str, digest: &[u8]) -> Result<ChallengeResponse, String> {
-    if digest.len() != 32 {
-        // rcgen asserts the length; never let it panic.
-        return Err(format!("key authorization digest is {} bytes", digest.len()));
-    }
-    let key =
-        KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| format!("generating the challenge key: {e}"))?;
-    let mut params =
-        CertificateParams::new(vec![identifier.to_owned()]).map_err(|e| format!("challenge certificate: {e}"))?;
-    params.distinguished_name = DistinguishedName::new();
-    params.custom_extensions = vec![CustomExtension::new_acme_identifier(digest)];
-    let certificate = params.self_signed(&key).map_err(|e| format!("challenge certificate: {e}"))?;
-    Ok(ChallengeResponse::TlsAlpn01 {
-        certificate_der: certificate.der().to_vec(),
-        private_key_der: key.serialize_der(),
-    })
 }
 
 /// The leaf's (first certificate's) notAfter.
