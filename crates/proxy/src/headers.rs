@@ -100,8 +100,10 @@ impl Downstream {
     }
 }
 
-fn connection_tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
-    value.to_str().unwrap_or_default().split(',').map(str::trim).filter(|t| !t.is_empty())
+/// The header names a `Connection` value lists (none when it is not text). Both paths and
+/// both directions read the list with this.
+pub(crate) fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &str> {
+    std::str::from_utf8(value).unwrap_or_default().split(',').map(str::trim).filter(|t| !t.is_empty())
 }
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), and those the `Connection` header names.
@@ -124,7 +126,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .flat_map(connection_tokens)
+        .flat_map(|value| connection_tokens(value.as_bytes()))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .filter(|name| *name != header::HOST && !(upgrade && *name == header::UPGRADE))
         .collect();

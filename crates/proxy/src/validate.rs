@@ -85,11 +85,7 @@ pub(crate) fn check_head(head: &httparse::Request<'_, '_>) -> Result<HeadVerdict
     let mut chunked = false;
     for header in head.headers.iter() {
         if header.name.eq_ignore_ascii_case("content-length") {
-            let value = header.value.trim_ascii();
-            let parsed = (!value.is_empty() && value.len() <= 19 && value.iter().all(u8::is_ascii_digit))
-                .then(|| std::str::from_utf8(value).ok()?.parse::<u64>().ok())
-                .flatten();
-            match (parsed, length) {
+            match (content_length(header.value), length) {
                 (Some(this), None) => length = Some(this),
                 (Some(this), Some(before)) if this == before => {}
                 _ => return Err(bad),
@@ -113,6 +109,16 @@ pub(crate) fn check_head(head: &httparse::Request<'_, '_>) -> Result<HeadVerdict
         |name: &'static str| head.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
     let tunnel = head.version == Some(1) && asks_websocket(values("upgrade"), values("connection"));
     Ok(HeadVerdict { body, tunnel })
+}
+
+/// A `Content-Length` value: digits only (surrounding whitespace aside), at most 19 of them
+/// (so it fits in a `u64`); `None` for anything else. Requests and backend answers alike.
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// RFC 9110 §7.2 / RFC 3986 §3.2.2: a host name (letters, digits, `-`, `.`, `_`, `~`) or a

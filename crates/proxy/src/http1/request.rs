@@ -12,7 +12,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 use sluice_config::{Action, Backend, Balance, Filter, Forward, Route, Snapshot, Transport};
 
-use crate::headers::{append_forwarding, is_replaced_forwarding, Downstream};
+use crate::headers::{append_forwarding, connection_tokens, is_replaced_forwarding, Downstream};
 use crate::listener::Scheme;
 use crate::path::routing_path;
 use crate::validate::{self, BodyFraming, HeadVerdict};
@@ -107,11 +107,12 @@ impl<'b> Scan<'b> {
     }
 
     fn connection(&mut self, value: &'b [u8]) {
-        let Ok(value) = std::str::from_utf8(value) else {
+        // A list that is not text is left to the general path.
+        if std::str::from_utf8(value).is_err() {
             self.unusual = true;
             return;
-        };
-        for token in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        }
+        for token in connection_tokens(value) {
             if token.eq_ignore_ascii_case("close") {
                 self.close = true;
             } else if token.eq_ignore_ascii_case("upgrade") || self.listed_count == MAX_LISTED {

@@ -10,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::{HeaderValue, StatusCode};
 
 use crate::h1_guard::framing::{HeadSlots, MAX_HEADERS};
+use crate::headers::connection_tokens;
 use crate::responses::{error_text, ERROR_CONTENT_TYPE};
+use crate::validate;
 
 /// Most bytes a backend's response head may take (nginx's `proxy_buffer_size` is 4–8 KiB;
 /// hyper's client reads up to ~400 KiB): beyond, 502.
@@ -131,8 +133,7 @@ impl<'b> Framing<'b> {
         for header in headers {
             let name = header.name;
             if name.eq_ignore_ascii_case("content-length") {
-                let value = std::str::from_utf8(header.value.trim_ascii()).ok()?;
-                let length = value.bytes().all(|b| b.is_ascii_digit()).then(|| value.parse::<u64>().ok()).flatten()?;
+                let length = validate::content_length(header.value)?;
                 if framing.length.is_some_and(|before| before != length) {
                     return None;
                 }
@@ -141,8 +142,9 @@ impl<'b> Framing<'b> {
                 let last = header.value.rsplit(|b| *b == b',').next().unwrap_or_default().trim_ascii();
                 framing.chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
             } else if name.eq_ignore_ascii_case("connection") {
-                let value = std::str::from_utf8(header.value).ok()?;
-                for token in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                // A list that is not text cannot be honoured: the answer is refused.
+                std::str::from_utf8(header.value).ok()?;
+                for token in connection_tokens(header.value) {
                     if token.eq_ignore_ascii_case("close") {
                         framing.close = true;
                     } else if !token.eq_ignore_ascii_case("keep-alive") {
