@@ -117,20 +117,25 @@ temp_paths() { # nginx temp directories under a prefix
   printf '  client_body_temp_path %s/body;\n  proxy_temp_path %s/proxy;\n  fastcgi_temp_path %s/fcgi;\n  uwsgi_temp_path %s/uwsgi;\n  scgi_temp_path %s/scgi;\n' \
     "$d" "$d" "$d" "$d" "$d"
 }
-cat > "$RUN/origin.conf" <<EOF
+nginx_prolog() { # name: one worker, its pid, log and temp paths, keep-alive; opens `http {`
+  cat <<EOF
 worker_processes 1;
 daemon off;
-pid $RUN/origin/nginx.pid;
-error_log $LOGD/origin-error.log warn;
+pid $RUN/$1/nginx.pid;
+error_log $LOGD/$1-error.log warn;
 worker_rlimit_nofile 16384;
 events { worker_connections 8192; }
 http {
   access_log off;
   keepalive_requests 10000000;
   keepalive_timeout 75s;
+$(temp_paths "$RUN/$1")
+EOF
+}
+cat > "$RUN/origin.conf" <<EOF
+$(nginx_prolog origin)
   sendfile on;
   tcp_nopush on;
-$(temp_paths "$RUN/origin")
   default_type application/octet-stream;
   server {
     listen $H:$ORIGIN_PORT backlog=4096;
@@ -150,17 +155,7 @@ $(temp_paths "$RUN/origin")
 EOF
 nginx_proxy_conf() { # name port buffering(on|off)
   cat <<EOF
-worker_processes 1;
-daemon off;
-pid $RUN/$1/nginx.pid;
-error_log $LOGD/$1-error.log warn;
-worker_rlimit_nofile 16384;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
-$(temp_paths "$RUN/$1")
+$(nginx_prolog "$1")
   upstream origin {
     server $H:$ORIGIN_PORT;
     keepalive 128;
