@@ -3,9 +3,6 @@
 //! HTTP-01 and TLS-ALPN-01 responders these tests run.
 
 use std::collections::HashMap;
-use std::net::{TcpListener as StdTcpListener, TcpStream as StdTcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -25,138 +22,30 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-fn free_port() -> u16 {
-    StdTcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+use sluice_testnet::pebble::{free_port, Pebble, PebbleOptions};
+
+fn start_pebble(http_port: u16, tls_port: u16, nonce_reject: Option<u32>, eab: Option<(&str, &str)>) -> Pebble {
+    Pebble::start(&PebbleOptions {
+        http_port,
+        tls_port,
+        nonce_reject,
+        eab: eab.map(|(kid, key)| (kid.to_owned(), key.to_owned())),
+        ..PebbleOptions::default()
+    })
 }
 
-/// A child process killed (and reaped) on drop, also when a test panics.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The client's configuration for `pebble`.
+fn config(pebble: &Pebble) -> AcmeConfig {
+    let mut config = AcmeConfig::new(pebble.directory_url());
+    config.contact_email = Some("admin@sluice.test".into());
+    config.extra_roots_pem = Some(pebble.tls_root_pem.clone().into_bytes());
+    config.order_timeout = Duration::from_secs(30);
+    config
 }
 
-/// pebble + pebble-challtestsrv on free 127.0.0.1 ports, with a TLS certificate for pebble's
-/// own listeners and its config in a temporary directory.
-struct Pebble {
-    _pebble: Process,
-    _dns: Process,
-    dir: PathBuf,
-    listen: u16,
-    management: u16,
-    tls_root_pem: String,
-}
-
-impl Drop for Pebble {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            // What pebble said, for the failing test's output.
-            for log in ["pebble.log", "pebble.err"] {
-                if let Ok(text) = std::fs::read_to_string(self.dir.join(log)) {
-                    eprintln!("--- {log} ---\n{text}");
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Pebble {
-    /// `nonce_reject`: `None` keeps pebble's default (5 % of nonces rejected), `Some(0)` none.
-    fn start(http_port: u16, tls_port: u16, nonce_reject: Option<u32>, eab: Option<(&str, &str)>) -> Pebble {
-        let dir = std::env::temp_dir().join(format!("sluice-acme-pebble-{}-{}", std::process::id(), free_port()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-        let (listen, management, dns, dns_management) = (free_port(), free_port(), free_port(), free_port());
-        let config = serde_json::json!({
-            "pebble": {
-                "listenAddress": format!("127.0.0.1:{listen}"),
-                "managementListenAddress": format!("127.0.0.1:{management}"),
-                "certificate": dir.join("cert.pem"),
-                "privateKey": dir.join("key.pem"),
-                "httpPort": http_port,
-                "tlsPort": tls_port,
-                "ocspResponderURL": "",
-                "externalAccountBindingRequired": eab.is_some(),
-                "externalAccountMACKeys": eab.map(|(kid, key)| serde_json::json!({ kid: key })).unwrap_or_default()
-            }
-        });
-        std::fs::write(dir.join("pebble.json"), config.to_string()).unwrap();
-
-        let dns_child = Command::new("pebble-challtestsrv")
-            .args(["-dns01", &format!("127.0.0.1:{dns}")])
-            .args(["-management", &format!("127.0.0.1:{dns_management}")])
-            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pebble-challtestsrv (run scripts/deps)");
-        let dns_process = Process(dns_child);
-        let mut command = Command::new("pebble");
-        command
-            .arg("-config")
-            .arg(dir.join("pebble.json"))
-            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env_remove("PEBBLE_WFE_NONCEREJECT")
-            .stdout(Stdio::from(std::fs::File::create(dir.join("pebble.log")).unwrap()))
-            .stderr(Stdio::from(std::fs::File::create(dir.join("pebble.err")).unwrap()));
-        if let Some(percent) = nonce_reject {
-            command.env("PEBBLE_WFE_NONCEREJECT", percent.to_string());
-        }
-        let pebble = Process(command.spawn().expect("pebble (run scripts/deps)"));
-        wait_for_port(dns_management);
-        wait_for_port(listen);
-        wait_for_port(management);
-        Pebble { _pebble: pebble, _dns: dns_process, dir, listen, management, tls_root_pem: cert.pem() }
-    }
-
-    fn config(&self) -> AcmeConfig {
-        let mut config = AcmeConfig::new(format!("https://127.0.0.1:{}/dir", self.listen));
-        config.contact_email = Some("admin@sluice.test".into());
-        config.extra_roots_pem = Some(self.tls_root_pem.clone().into_bytes());
-        config.order_timeout = Duration::from_secs(30);
-        config
-    }
-
-    /// The root pebble issues under, from its management interface.
-    async fn issuing_root(&self) -> CertificateDer<'static> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(CertificateDer::from_pem_slice(self.tls_root_pem.as_bytes()).unwrap()).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.management)).await.unwrap();
-        let mut tls = connector.connect(ServerName::try_from("127.0.0.1").unwrap(), tcp).await.unwrap();
-        tls.write_all(b"GET /roots/0 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.unwrap();
-        let mut answer = Vec::new();
-        let _ = tls.read_to_end(&mut answer).await;
-        let text = String::from_utf8_lossy(&answer);
-        let begin = text.find("-----BEGIN CERTIFICATE-----").unwrap();
-        let end = text.find("-----END CERTIFICATE-----").unwrap() + 25;
-        CertificateDer::from_pem_slice(text[begin..end].as_bytes()).unwrap()
-    }
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while StdTcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The root pebble issues under.
+fn issuing_root(pebble: &Pebble) -> CertificateDer<'static> {
+    CertificateDer::from_pem_slice(pebble.issuing_root_pem().as_bytes()).unwrap()
 }
 
 /// The responder: what is published, by HTTP-01 token and by TLS-ALPN-01 identifier, plus a
@@ -298,7 +187,7 @@ async fn setup(nonce_reject: Option<u32>) -> Setup {
 async fn setup_with(nonce_reject: Option<u32>, eab: Option<(&str, &str)>) -> Setup {
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let pebble = Pebble::start(http.local_addr().unwrap().port(), tls.local_addr().unwrap().port(), nonce_reject, eab);
+    let pebble = start_pebble(http.local_addr().unwrap().port(), tls.local_addr().unwrap().port(), nonce_reject, eab);
     let responder = Responder::default();
     serve_http01(http, responder.clone());
     serve_tls_alpn01(tls, responder.clone());
@@ -311,7 +200,7 @@ async fn verify(pebble: &Pebble, issued: &sluice_acme::IssuedCertificate, name: 
         CertificateDer::pem_slice_iter(issued.chain_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
     assert!(!chain.is_empty());
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(pebble.issuing_root().await).unwrap();
+    roots.add(issuing_root(pebble)).unwrap();
     let verifier =
         rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider()).build().unwrap();
     verifier
@@ -339,7 +228,7 @@ async fn verify(pebble: &Pebble, issued: &sluice_acme::IssuedCertificate, name: 
 #[tokio::test]
 async fn http_01_order_issues_a_chain_to_pebbles_root() {
     let setup = setup(Some(0)).await;
-    let client = AcmeClient::new(setup.pebble.config());
+    let client = AcmeClient::new(config(&setup.pebble));
     let name = "a.sluice.test";
     let issued = client.order(&[name.into()], ChallengeKind::Http01, &setup.responder).await.unwrap();
     verify(&setup.pebble, &issued, name).await;
@@ -349,7 +238,7 @@ async fn http_01_order_issues_a_chain_to_pebbles_root() {
 #[tokio::test]
 async fn tls_alpn_01_order_issues_a_chain_to_pebbles_root() {
     let setup = setup(Some(0)).await;
-    let client = AcmeClient::new(setup.pebble.config());
+    let client = AcmeClient::new(config(&setup.pebble));
     let name = "b.sluice.test";
     let issued = client.order(&[name.into()], ChallengeKind::TlsAlpn01, &setup.responder).await.unwrap();
     verify(&setup.pebble, &issued, name).await;
@@ -359,7 +248,7 @@ async fn tls_alpn_01_order_issues_a_chain_to_pebbles_root() {
 #[tokio::test]
 async fn orders_complete_with_pebbles_default_nonce_rejection() {
     let setup = setup(None).await;
-    let client = AcmeClient::new(setup.pebble.config());
+    let client = AcmeClient::new(config(&setup.pebble));
     for (i, kind) in [ChallengeKind::Http01, ChallengeKind::TlsAlpn01, ChallengeKind::Http01].into_iter().enumerate() {
         let name = format!("nonce{i}.sluice.test");
         let issued = client.order(std::slice::from_ref(&name), kind, &setup.responder).await.unwrap();
@@ -374,11 +263,11 @@ async fn external_account_binding_is_sent_when_the_ca_requires_it() {
     let key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
     let setup = setup_with(Some(0), Some(("kid-1", key))).await;
 
-    let without = AcmeClient::new(setup.pebble.config());
+    let without = AcmeClient::new(config(&setup.pebble));
     let error = without.order(&["eab.sluice.test".into()], ChallengeKind::Http01, &setup.responder).await.unwrap_err();
     assert!(matches!(&error, AcmeError::Account(d) if d.contains("externalAccountRequired")), "{error}");
 
-    let mut wrong = setup.pebble.config();
+    let mut wrong = config(&setup.pebble);
     wrong.external_account =
         Some(ExternalAccountBinding { kid: "kid-1".into(), hmac_key_base64url: "d3Jvbmcta2V5".into() });
     let error = AcmeClient::new(wrong)
@@ -387,7 +276,7 @@ async fn external_account_binding_is_sent_when_the_ca_requires_it() {
         .unwrap_err();
     assert!(matches!(&error, AcmeError::Account(_)), "{error}");
 
-    let mut config = setup.pebble.config();
+    let mut config = config(&setup.pebble);
     config.external_account = Some(ExternalAccountBinding { kid: "kid-1".into(), hmac_key_base64url: key.into() });
     let with = AcmeClient::new(config);
     let issued = with.order(&["eab.sluice.test".into()], ChallengeKind::Http01, &setup.responder).await.unwrap();
@@ -434,7 +323,7 @@ async fn a_failed_validation_names_the_identifier_and_the_cas_problem() {
         async fn withdraw(&self, _: &PublishedChallenge) {}
     }
     let setup = setup(Some(0)).await;
-    let client = AcmeClient::new(setup.pebble.config());
+    let client = AcmeClient::new(config(&setup.pebble));
     let error = client.order(&["fail.sluice.test".into()], ChallengeKind::Http01, &Silent).await.unwrap_err();
     match &error {
         AcmeError::Authorization { identifier, detail } => {
@@ -448,7 +337,7 @@ async fn a_failed_validation_names_the_identifier_and_the_cas_problem() {
 #[tokio::test]
 async fn restored_account_credentials_order_again_with_the_same_account() {
     let setup = setup(Some(0)).await;
-    let first = AcmeClient::new(setup.pebble.config());
+    let first = AcmeClient::new(config(&setup.pebble));
     let issued = first.order(&["c.sluice.test".into()], ChallengeKind::Http01, &setup.responder).await.unwrap();
     verify(&setup.pebble, &issued, "c.sluice.test").await;
     let stored = first.credentials_json().await.unwrap();
@@ -458,7 +347,7 @@ async fn restored_account_credentials_order_again_with_the_same_account() {
 
     // Restored, and ordering from a spawned task (the future is Send, as the controller
     // needs).
-    let restored = Arc::new(AcmeClient::restore(setup.pebble.config(), &stored));
+    let restored = Arc::new(AcmeClient::restore(config(&setup.pebble), &stored));
     let issued = tokio::spawn({
         let restored = restored.clone();
         let responder = setup.responder.clone();
@@ -470,7 +359,7 @@ async fn restored_account_credentials_order_again_with_the_same_account() {
     verify(&setup.pebble, &issued, "d.sluice.test").await;
     assert_eq!(id(&restored.credentials_json().await.unwrap()), id(&stored));
 
-    let garbage = AcmeClient::restore(setup.pebble.config(), b"{}");
+    let garbage = AcmeClient::restore(config(&setup.pebble), b"{}");
     assert!(matches!(
         garbage.order(&["e.sluice.test".into()], ChallengeKind::Http01, &setup.responder).await,
         Err(AcmeError::Config(_))

@@ -9,6 +9,7 @@
 //!
 //! This is test code: it runs `ip` and the peers as processes, which the product never does.
 
+pub mod pebble;
 pub mod routers;
 
 use std::io;
