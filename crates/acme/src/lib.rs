@@ -15,10 +15,12 @@
 mod challenge;
 mod config;
 mod error;
+mod renewal;
 
 pub use challenge::{ChallengeKind, ChallengeResponder, ChallengeResponse, PublishedChallenge, ACME_TLS_ALPN_PROTOCOL};
 pub use config::{AcmeConfig, ExternalAccountBinding, DEFAULT_ORDER_TIMEOUT};
 pub use error::AcmeError;
+pub use renewal::RenewalWindow;
 
 use challenge::tls_alpn_01_response;
 use config::{external_account_key, http_client};

@@ -7,6 +7,7 @@
 //! always sees one consistent configuration.
 
 mod access;
+mod acme;
 mod announce;
 mod backend;
 mod balance;
@@ -30,6 +31,7 @@ mod template;
 mod tls;
 mod upstream_tls;
 
+pub use acme::{Acme, AcmeChallenges, CertificateFacts, ManagedCertificate, HTTP01_PATH_PREFIX, ACME_TLS_ALPN_PROTOCOL};
 pub use access::{Access, AddressSet, AddressVerdict, Authentication, BasicAuth, Blocklist, Satisfy};
 pub use announce::{
     AddressAnnouncement, Announcements, BgpAnnouncement, BgpPeer, Community, L2Announcement, L2Interfaces, NodeSet,
@@ -93,6 +95,9 @@ pub struct Snapshot {
     pub passthrough: Arc<PassthroughTable>,
     /// Hosts whose handshake asks for a client certificate, by SNI.
     pub client_auth: Arc<ClientAuthTable>,
+    /// Automatic HTTPS: the challenges the listeners answer, the certificates the issuer
+    /// obtains.
+    pub acme: Arc<Acme>,
 
     /// Layer-4 listeners for Services of `type: LoadBalancer`.
     pub l4: L4Table,

@@ -92,40 +92,67 @@ impl Emitter {
     }
 
     async fn post(&self, object: &ObjectRef, diagnostic: &Diagnostic) -> Result<(), kube::Error> {
-        let namespace = if object.namespace.is_empty() { "default" } else { object.namespace.as_str() };
-        let now = Timestamp::now();
-        let mut note = if diagnostic.field.is_empty() {
+        let note = if diagnostic.field.is_empty() {
             diagnostic.reason.clone()
         } else {
             format!("{}: {}", diagnostic.field, diagnostic.reason)
         };
-        truncate(&mut note, MAX_NOTE);
-        let mut prefix = object.name.clone();
-        truncate(&mut prefix, 200);
-        let event = Event {
-            metadata: ObjectMeta {
-                name: Some(format!("{prefix}.{:x}", now.as_nanosecond())),
-                namespace: Some(namespace.to_owned()),
-                ..ObjectMeta::default()
-            },
-            event_time: Some(MicroTime(now)),
-            type_: Some("Warning".to_owned()),
-            reason: Some("Rejected".to_owned()),
-            action: Some("Translate".to_owned()),
-            note: Some(note),
-            regarding: Some(self.regarding(object).await),
-            reporting_controller: Some(crate::CONTROLLER_NAME.to_owned()),
-            reporting_instance: Some(self.instance.clone()),
-            ..Event::default()
-        };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
-        api.create(&PostParams::default(), &event).await.map(drop)
+        let event = EventFacts { warning: true, reason: "Rejected", action: "Translate", note };
+        post_event(&self.client, &self.instance, object, event).await
     }
+}
 
-    /// A reference to `object` with its uid when it can be read (`kubectl describe` matches
-    /// Events by uid).
-    async fn regarding(&self, object: &ObjectRef) -> ObjectReference {
-        let client = self.client.clone();
+/// What one Event says.
+#[derive(Debug, Clone)]
+pub struct EventFacts {
+    /// `Warning` when true, else `Normal`.
+    pub warning: bool,
+    /// The Event's reason (one CamelCase word, e.g. `Issued`).
+    pub reason: &'static str,
+    /// What Sluice was doing (e.g. `Translate`, `Order`).
+    pub action: &'static str,
+    /// The human-readable note (cut to the API server's limit).
+    pub note: String,
+}
+
+/// Posts one Event about `object`, for outcomes that are not a snapshot's diagnostics (an
+/// ACME order's, say); `instance` is the `reportingInstance`.
+pub async fn post_event(
+    client: &Client,
+    instance: &str,
+    object: &ObjectRef,
+    facts: EventFacts,
+) -> Result<(), kube::Error> {
+    let namespace = if object.namespace.is_empty() { "default" } else { object.namespace.as_str() };
+    let now = Timestamp::now();
+    let mut note = facts.note;
+    truncate(&mut note, MAX_NOTE);
+    let mut prefix = object.name.clone();
+    truncate(&mut prefix, 200);
+    let event = Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{prefix}.{:x}", now.as_nanosecond())),
+            namespace: Some(namespace.to_owned()),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        type_: Some(if facts.warning { "Warning" } else { "Normal" }.to_owned()),
+        reason: Some(facts.reason.to_owned()),
+        action: Some(facts.action.to_owned()),
+        note: Some(note),
+        regarding: Some(regarding(client, object).await),
+        reporting_controller: Some(crate::CONTROLLER_NAME.to_owned()),
+        reporting_instance: Some(instance.to_owned()),
+        ..Event::default()
+    };
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    api.create(&PostParams::default(), &event).await.map(drop)
+}
+
+/// A reference to `object` with its uid when it can be read (`kubectl describe` matches
+/// Events by uid).
+async fn regarding(client: &Client, object: &ObjectRef) -> ObjectReference {
+        let client = client.clone();
         let (ns, name) = (object.namespace.as_str(), object.name.as_str());
         let (api_version, meta) = match object.kind {
             "Ingress" => lookup::<Ingress>(Api::namespaced(client, ns), name).await,
@@ -144,7 +171,6 @@ impl Emitter {
             resource_version: meta.and_then(|m| m.resource_version),
             ..ObjectReference::default()
         }
-    }
 }
 
 /// The kind's apiVersion and, if it can be read, the object's metadata.

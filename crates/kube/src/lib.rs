@@ -19,17 +19,19 @@ mod kinds;
 mod leader;
 mod lease;
 mod membership;
+mod secrets;
 mod source;
 mod status;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use events::emit_events;
+pub use events::{emit_events, post_event, EventFacts};
 pub use gateway_status::write_gateway_status;
 pub use kube;
 pub use leader::elect_leader;
 pub use membership::Membership;
+pub use secrets::SecretWriter;
 pub use source::{connect, KubeSource, Notice};
 pub use status::write_status;
 

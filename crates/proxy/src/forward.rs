@@ -59,6 +59,11 @@ impl DataPlane {
             .authority()
             .map(Authority::as_str)
             .or_else(|| request.headers().get(header::HOST).and_then(|h| h.to_str().ok()));
+        if let Some(answer) = snapshot.acme.challenges.http01(request.uri().path()) {
+            // Before routing and any redirect: the CA validates over plain HTTP.
+            self.metrics.request(None, StatusCode::OK, started.elapsed());
+            return crate::responses::acme_http01(answer);
+        }
         let path = routing_path(request.uri().path());
         let head = RequestHead::of(&request);
         let found = match downstream.frontend {

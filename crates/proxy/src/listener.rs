@@ -168,7 +168,14 @@ async fn serve_tls(
     let downstream = Arc::new(downstream);
     match handshake {
         Ok(Ok(tls)) => {
-            if only_http2(tls.get_ref().1.alpn_protocol()) {
+            let alpn = tls.get_ref().1.alpn_protocol();
+            if alpn == Some(sluice_config::ACME_TLS_ALPN_PROTOCOL) {
+                // A TLS-ALPN-01 validation: the handshake was the answer (RFC 8737 §3).
+                let mut tls = tls;
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+                return;
+            }
+            if only_http2(alpn) {
                 serve_http(H2Guard::new(tls), downstream, plane, http, Protocols::Http2).await
             } else {
                 serve_http1(tls, downstream, plane, http).await

@@ -24,6 +24,16 @@ pub(crate) fn error(status: StatusCode) -> Response<ProxyBody> {
     response
 }
 
+/// The answer to an ACME HTTP-01 validation request: the key authorization, as is.
+pub(crate) fn acme_http01(key_authorization: &str) -> Response<ProxyBody> {
+    let body = Bytes::copy_from_slice(key_authorization.as_bytes());
+    let mut response = Response::new(Either::Right(Full::new(body)));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::SERVER, SERVER);
+    response
+}
+
 /// The `Content-Type` of Sluice's own error answers.
 pub(crate) const ERROR_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 

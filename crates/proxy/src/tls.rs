@@ -7,7 +7,7 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
-use sluice_config::{ClientCertPolicy, SharedSnapshot};
+use sluice_config::{ClientCertPolicy, SharedSnapshot, Snapshot, ACME_TLS_ALPN_PROTOCOL};
 
 /// Picks the certificate by SNI from whatever snapshot is current, so certificate changes
 /// apply to the next handshake without rebuilding the TLS configuration.
@@ -16,8 +16,25 @@ struct SniResolver(Arc<SharedSnapshot>);
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.load().certificates.resolve(hello.server_name()).clone())
+        let snapshot = self.0.load();
+        if let Some(challenge) = acme_challenge(&snapshot, &hello) {
+            return Some(challenge);
+        }
+        Some(snapshot.certificates.resolve(hello.server_name()).clone())
     }
+}
+
+/// The RFC 8737 certificate for a TLS-ALPN-01 validation handshake (ALPN `acme-tls/1`, SNI
+/// a host with an order in flight), which takes precedence over any served certificate.
+fn acme_challenge(snapshot: &Snapshot, hello: &ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    if snapshot.acme.challenges.is_empty() {
+        return None;
+    }
+    let mut protocols = hello.alpn()?;
+    if !protocols.any(|p| p == ACME_TLS_ALPN_PROTOCOL) {
+        return None;
+    }
+    snapshot.acme.challenges.tls_alpn01(hello.server_name()).cloned()
 }
 
 /// Certificates by SNI of the HTTPS listeners of the Gateway frontend at one address.
@@ -27,6 +44,9 @@ struct FrontendResolver(Arc<SharedSnapshot>, std::net::SocketAddr);
 impl ResolvesServerCert for FrontendResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let snapshot = self.0.load();
+        if let Some(challenge) = acme_challenge(&snapshot, &hello) {
+            return Some(challenge);
+        }
         let table = snapshot.gateways.get(&self.1)?.certificates()?;
         Some(table.resolve(hello.server_name()).clone())
     }
@@ -55,9 +75,10 @@ fn base() -> Result<rustls::ConfigBuilder<ServerConfig, rustls::WantsVerifier>, 
     ServerConfig::builder_with_provider(sluice_config::crypto::provider()).with_safe_default_protocol_versions()
 }
 
-/// ALPN `h2` then `http/1.1`; session resumption as asked.
+/// ALPN `h2` then `http/1.1` (and `acme-tls/1`, which only a CA validating TLS-ALPN-01
+/// offers, and which is closed after the handshake); session resumption as asked.
 fn finish(mut config: ServerConfig, resumption: bool) -> Result<Arc<ServerConfig>, rustls::Error> {
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN_PROTOCOL.to_vec()];
     if resumption {
         config.ticketer = sluice_config::crypto::ticketer()?;
     } else {

@@ -57,6 +57,10 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// The Secret type whose certificates the HTTPS listener serves.
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 
+/// The type of the Secret Sluice's ACME issuer publishes challenge answers in, which every
+/// replica reads.
+pub const ACME_CHALLENGES_SECRET_TYPE: &str = "sluice.dev/acme-challenges";
+
 /// Whether Sluice keeps a Secret: `kubernetes.io/tls` ones (served certificates); Secrets
 /// of any type holding `ca.crt` or `tls.crt` (`proxy-ssl-secret`: trust anchors and client
 /// certificates towards backends); and basic-auth Secrets: an htpasswd file under `auth`
@@ -68,6 +72,7 @@ pub fn keeps_secret(secret: &Secret) -> bool {
             || secret.string_data.as_ref().is_some_and(|d| d.contains_key(key))
     };
     secret.type_.as_deref() == Some(TLS_SECRET_TYPE)
+        || secret.type_.as_deref() == Some(ACME_CHALLENGES_SECRET_TYPE)
         || has("ca.crt")
         || has("tls.crt")
         || has("auth")

@@ -108,6 +108,17 @@ impl Secrets {
                 let key = ObjectKey::new(&ingress.owner.namespace, &entry.secret);
                 let certified = match self.get(&key) {
                     Ok(certified) => certified,
+                    Err(_) if ingress.acme.iter().any(|request| request.secret == entry.secret) => {
+                        let secret = ObjectRef::new("Secret", &key.namespace, &key.name);
+                        diagnostics.push(Diagnostic::warning(
+                            (*ingress.owner).clone(),
+                            entry.field.clone(),
+                            format!(
+                                "{secret}: no certificate issued yet (kubernetes.io/tls-acme); its hosts get the default certificate until it is"
+                            ),
+                        ));
+                        continue;
+                    }
                     Err(reason) => {
                         let secret = ObjectRef::new("Secret", &key.namespace, &key.name);
                         diagnostics.push(Diagnostic::object(

@@ -85,6 +85,8 @@ pub(crate) struct ValidIngress {
     pub error_backend: Option<BackendRef>,
     pub rules: Vec<ValidRule>,
     pub tls: Vec<TlsEntry>,
+    /// The certificates it asks Sluice to obtain (`kubernetes.io/tls-acme`).
+    pub acme: Vec<crate::acme::AcmeRequest>,
     /// Its ingress-nginx annotations.
     pub annotations: IngressAnnotations,
     /// Annotations it is served without (warnings).
@@ -242,6 +244,7 @@ pub(crate) fn validate(
     if !problems.list.is_empty() {
         return Err(problems.list);
     }
+    let acme = crate::acme::requests(ingress, &object, &mut warnings);
     let created = ingress.metadata.creation_timestamp.clone();
     let label = Route::label_of(&object);
     let error_backend = annotations.default_backend.as_ref().map(|service| BackendRef {
@@ -256,6 +259,7 @@ pub(crate) fn validate(
         error_backend,
         rules,
         tls,
+        acme,
         annotations,
         warnings,
     })

@@ -9,6 +9,7 @@ mod annotations;
 mod auth_objects;
 mod backends;
 mod cache;
+mod acme;
 mod certificates;
 mod class;
 mod client_certs;
@@ -46,6 +47,7 @@ use crate::upstream_tls::UpstreamTlsCache;
 
 pub use annotations::{AnnotationReport, AnnotationVerdict, DEFAULT_ANNOTATIONS_PREFIX};
 pub use backends::UpstreamMode;
+pub use acme::{HTTP01_KEY_PREFIX, TLS_ACME_ANNOTATION, TLS_ALPN01_KEY_PREFIX};
 pub use certificates::certified_key_from_pem;
 pub use class::CONTROLLER_NAME;
 pub use compile::Defaults;
@@ -92,6 +94,11 @@ pub struct Options {
     pub node_name: String,
     /// `--upstream-mode`: endpoints, or NodePorts for a Sluice outside the cluster.
     pub upstream_mode: UpstreamMode,
+    /// The Secret the ACME issuer publishes its challenges in (type
+    /// `sluice.dev/acme-challenges`), read into the snapshot for the listeners to answer.
+    pub acme_challenges: Option<ObjectKey>,
+    /// `--acme-dns-rfc2136` is set: wildcard hosts can be validated (DNS-01).
+    pub acme_dns01: bool,
 }
 
 impl Options {
@@ -114,6 +121,8 @@ impl Options {
             gateway_controller: GATEWAY_CONTROLLER.into(),
             node_name: String::new(),
             upstream_mode: UpstreamMode::Endpoints,
+            acme_challenges: None,
+            acme_dns01: false,
         }
     }
 
@@ -232,6 +241,11 @@ pub struct Translator {
     regexes: Regexes,
     /// TLS towards Gateway backends, by BackendTLSPolicy.
     backend_tls: gateway::BackendTlsCache,
+    /// What automatic HTTPS was built from; `acme` the result, `None` when it must be
+    /// built again.
+    acme_cache: acme::AcmeCache,
+    acme: Option<Arc<sluice_config::Acme>>,
+    acme_problems: Vec<Diagnostic>,
     /// True until the first build, which looks at every object whatever it is told.
     fresh: bool,
 }
@@ -269,6 +283,9 @@ impl Translator {
             users: auth_objects::UsersCache::default(),
             policies: client_certs::PolicyCache::default(),
             backend_tls: gateway::BackendTlsCache::default(),
+            acme_cache: acme::AcmeCache::default(),
+            acme: None,
+            acme_problems: Vec::new(),
             fresh: true,
         }
     }
@@ -359,12 +376,29 @@ impl Translator {
         let plan = &self.plan;
         if updated.tls || secrets_changed || replan {
             self.certificates = None;
+            self.acme = None;
         }
         let (certificates, certificate_problems) = &*self.certificates.get_or_insert_with(|| {
             let mut problems = Vec::new();
             let table = self.secrets.table(plan.served(), &self.options, &mut problems);
             (Arc::new(table), problems)
         });
+        let acme = self
+            .acme
+            .get_or_insert_with(|| {
+                let mut problems = Vec::new();
+                let acme = self.acme_cache.build(
+                    plan.served(),
+                    store,
+                    &self.secrets,
+                    self.options.acme_challenges.as_ref(),
+                    self.options.acme_dns01,
+                    &mut problems,
+                );
+                self.acme_problems = problems;
+                Arc::new(acme)
+            })
+            .clone();
         let (passthrough, passthrough_problems) = &*self.passthrough.get_or_insert_with(|| {
             let prefix = self.options.annotations_prefix.as_str();
             let (table, problems) = plan.passthrough_hosts().table(self.options.enable_ssl_passthrough, prefix);
@@ -416,6 +450,7 @@ impl Translator {
             plan.unresolved(resolved, &mut diagnostics);
         }
         diagnostics.extend_from_slice(certificate_problems);
+        diagnostics.extend_from_slice(&self.acme_problems);
         diagnostics.extend(global.iter().flat_map(|g| g.diagnostics.iter().cloned()));
         diagnostics.extend_from_slice(passthrough_problems);
         let client_auth =
@@ -465,6 +500,7 @@ impl Translator {
             client_trust: global.map_or_else(Arc::default, |g| g.trust.clone()),
             passthrough: passthrough.clone(),
             client_auth: Arc::new(client_auth),
+            acme,
             l4,
             ingresses: plan.served_list().clone(),
             gateway_status: gateway_status.into(),

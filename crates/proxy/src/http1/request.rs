@@ -166,6 +166,10 @@ pub(super) fn decide<'s>(
         return Decision::Elsewhere;
     };
     let path = target.split_once('?').map_or(target, |(path, _)| path);
+    if snapshot.acme.challenges.http01(path).is_some() {
+        // Answered before routing, on the general path.
+        return Decision::Elsewhere;
+    }
     let Some(group) = snapshot.routes.route(Some(host_text), &routing_path(path)) else {
         return Decision::NotFound;
     };

@@ -1,0 +1,204 @@
+//! Automatic HTTPS at translation: which certificates Sluice must obtain (Ingresses with
+//! `kubernetes.io/tls-acme: "true"`, the annotation cert-manager's ingress-shim and kube-lego
+//! read), what their Secrets hold now, and the challenges in flight (the challenge Secret the
+//! issuer writes), into the snapshot's [`Acme`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rustls::sign::CertifiedKey;
+use sluice_config::{Acme, AcmeChallenges, CertificateFacts, Diagnostic, HostMatch, ManagedCertificate, ObjectRef};
+use sluice_store::k8s_openapi::api::networking::v1::Ingress;
+use sluice_store::{ObjectKey, Store};
+
+use crate::certificates::{certified_key_from_pem, Secrets};
+use crate::ingress::ValidIngress;
+
+/// The opt-in annotation on an Ingress.
+pub const TLS_ACME_ANNOTATION: &str = "kubernetes.io/tls-acme";
+
+/// Data keys of the challenge Secret: `http-01.<token>` holds the key authorization,
+/// `tls-alpn-01.<host>` the RFC 8737 certificate and its key (PEM, one after the other).
+pub const HTTP01_KEY_PREFIX: &str = "http-01.";
+/// See [`HTTP01_KEY_PREFIX`].
+pub const TLS_ALPN01_KEY_PREFIX: &str = "tls-alpn-01.";
+
+/// One `spec.tls` entry of an Ingress that asks for a certificate.
+#[derive(Debug)]
+pub(crate) struct AcmeRequest {
+    /// The entry's `secretName`.
+    pub secret: String,
+    /// Its hosts as the CA will see them (`*.example.com` for wildcards).
+    pub names: Vec<String>,
+    /// `spec.tls[i]`.
+    pub field: String,
+}
+
+/// The certificates an Ingress asks for, and what it asks wrongly (as warnings: the Ingress
+/// is served regardless, its TLS entries as they are).
+pub(crate) fn requests(ingress: &Ingress, object: &ObjectRef, warnings: &mut Vec<Diagnostic>) -> Vec<AcmeRequest> {
+    let annotation = ingress.metadata.annotations.as_ref().and_then(|a| a.get(TLS_ACME_ANNOTATION));
+    let field = format!("metadata.annotations[{TLS_ACME_ANNOTATION}]");
+    match annotation.map(|v| v.trim()) {
+        None | Some("false") => return Vec::new(),
+        Some("true") => {}
+        Some(other) => {
+            warnings.push(Diagnostic::warning(
+                object.clone(),
+                field,
+                format!("must be \"true\" or \"false\", not {other:?}; no certificate is ordered"),
+            ));
+            return Vec::new();
+        }
+    }
+    let entries = ingress.spec.as_ref().and_then(|s| s.tls.as_deref()).unwrap_or_default();
+    if entries.is_empty() {
+        warnings.push(Diagnostic::warning(object.clone(), "spec.tls", "kubernetes.io/tls-acme: no TLS entry to order a certificate for"));
+    }
+    let mut out = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let field = format!("spec.tls[{i}]");
+        let Some(secret) = entry.secret_name.as_deref().filter(|s| !s.is_empty()) else {
+            warnings.push(Diagnostic::warning(
+                object.clone(),
+                format!("{field}.secretName"),
+                "kubernetes.io/tls-acme needs a secretName to store the certificate in; this entry gets none",
+            ));
+            continue;
+        };
+        let names: Vec<String> = entry
+            .hosts
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|host| match HostMatch::parse(Some(host)).ok()? {
+                HostMatch::Exact(h) => Some(h.as_str().to_owned()),
+                HostMatch::Wildcard(h) => Some(format!("*.{}", h.as_str())),
+                HostMatch::Any => None,
+            })
+            .collect();
+        if names.is_empty() {
+            warnings.push(Diagnostic::warning(
+                object.clone(),
+                format!("{field}.hosts"),
+                "kubernetes.io/tls-acme needs the hosts to order a certificate for; this entry gets none",
+            ));
+            continue;
+        }
+        out.push(AcmeRequest { secret: secret.to_owned(), names, field });
+    }
+    out
+}
+
+/// What the snapshot's [`Acme`] is built from, kept between builds.
+#[derive(Default)]
+pub(crate) struct AcmeCache {
+    /// The facts of each managed Secret's certificate, by the parsed certificate they were
+    /// read from.
+    facts: BTreeMap<ObjectKey, (Arc<CertifiedKey>, Option<CertificateFacts>)>,
+}
+
+impl AcmeCache {
+    /// The snapshot's [`Acme`]: the served Ingresses' requests (in precedence order) merged
+    /// per Secret, and the challenges of `challenge_secret`.
+    pub(crate) fn build<'a>(
+        &mut self,
+        served: impl Iterator<Item = &'a Arc<ValidIngress>>,
+        store: &Store,
+        secrets: &Secrets,
+        challenge_secret: Option<&ObjectKey>,
+        dns01: bool,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> Acme {
+        let mut wanted: BTreeMap<ObjectKey, ManagedCertificate> = BTreeMap::new();
+        for ingress in served {
+            for request in &ingress.acme {
+                if !dns01 && request.names.iter().any(|n| n.starts_with("*.")) {
+                    diagnostics.push(Diagnostic::warning(
+                        (*ingress.owner).clone(),
+                        format!("{}.hosts", request.field),
+                        "a wildcard host can only be validated with DNS-01: start Sluice with --acme-dns-rfc2136; no certificate is ordered for this entry",
+                    ));
+                    continue;
+                }
+                let key = ObjectKey::new(&ingress.owner.namespace, &request.secret);
+                let managed = wanted.entry(key.clone()).or_insert_with(|| ManagedCertificate {
+                    secret: ObjectRef::new("Secret", &key.namespace, &key.name),
+                    names: Vec::new(),
+                    requested_by: Vec::new(),
+                    current: None,
+                });
+                managed.names.extend(request.names.iter().cloned());
+                if !managed.requested_by.contains(&ingress.owner) {
+                    managed.requested_by.push((*ingress.owner).clone());
+                }
+            }
+        }
+        self.facts.retain(|key, _| wanted.contains_key(key));
+        let mut certificates = Vec::with_capacity(wanted.len());
+        for (key, mut managed) in wanted {
+            managed.names.sort();
+            managed.names.dedup();
+            managed.current = match secrets.get(&key) {
+                Ok(certified) => match self.facts.get(&key) {
+                    Some((seen, facts)) if Arc::ptr_eq(seen, certified) => facts.clone(),
+                    _ => {
+                        let facts = facts_of(certified);
+                        self.facts.insert(key, (certified.clone(), facts.clone()));
+                        facts
+                    }
+                },
+                Err(_) => None,
+            };
+            certificates.push(managed);
+        }
+        let challenges = challenge_secret.map(|key| challenges(store, key)).unwrap_or_default();
+        Acme { challenges, certificates }
+    }
+}
+
+/// Names and validity of a served certificate's leaf.
+fn facts_of(certified: &CertifiedKey) -> Option<CertificateFacts> {
+    let leaf = certified.cert.first()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf).ok()?;
+    let time = |t: x509_parser::time::ASN1Time| {
+        let seconds = u64::try_from(t.timestamp()).unwrap_or(0);
+        SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+    };
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = parsed.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(dns) = name {
+                names.push(dns.to_ascii_lowercase());
+            }
+        }
+    }
+    Some(CertificateFacts {
+        names,
+        not_before: time(parsed.validity().not_before),
+        not_after: time(parsed.validity().not_after),
+        leaf_der: Arc::from(leaf.as_ref()),
+    })
+}
+
+/// The challenges in the challenge Secret; an entry that cannot be read is skipped (the
+/// issuer wrote it, and its order fails visibly at the CA).
+fn challenges(store: &Store, key: &ObjectKey) -> AcmeChallenges {
+    let mut challenges = AcmeChallenges::default();
+    let Some(secret) = store.secrets.get(key) else {
+        return challenges;
+    };
+    for (name, value) in secret.data.iter().flatten() {
+        if let Some(token) = name.strip_prefix(HTTP01_KEY_PREFIX) {
+            if let Ok(text) = std::str::from_utf8(&value.0) {
+                challenges.insert_http01(token, text.trim());
+            }
+        } else if let Some(host) = name.strip_prefix(TLS_ALPN01_KEY_PREFIX) {
+            if let Ok(certified) = certified_key_from_pem(&value.0, &value.0) {
+                challenges.insert_tls_alpn01(host, certified);
+            }
+        }
+    }
+    challenges
+}
