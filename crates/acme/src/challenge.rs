@@ -1,5 +1,5 @@
-//! The challenges a CA checks, and what the caller publishes for each: HTTP-01 tokens and
-//! RFC 8737 TLS-ALPN-01 certificates.
+//! The challenges a CA checks, and what the caller publishes for each: HTTP-01 tokens,
+//! RFC 8737 TLS-ALPN-01 certificates and DNS-01 TXT records.
 
 use std::fmt;
 use std::future::Future;
@@ -7,8 +7,8 @@ use std::future::Future;
 use instant_acme::ChallengeType;
 use rcgen::{CertificateParams, CustomExtension, DistinguishedName, KeyPair, PKCS_ECDSA_P256_SHA256};
 
-/// Which challenge type the CA is asked to validate; an enum so DNS-01 can be added later
-/// without changing callers that match on it.
+/// Which challenge type the CA is asked to validate; non-exhaustive so further types can be
+/// added without breaking callers that match on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ChallengeKind {
@@ -16,6 +16,9 @@ pub enum ChallengeKind {
     Http01,
     /// RFC 8737: a special certificate served for ALPN `acme-tls/1` on port 443.
     TlsAlpn01,
+    /// RFC 8555 §8.4: a TXT record at `_acme-challenge.<domain>`; the only kind that can
+    /// validate wildcard names (see [`Rfc2136`](crate::Rfc2136)).
+    Dns01,
 }
 
 impl ChallengeKind {
@@ -23,6 +26,7 @@ impl ChallengeKind {
         match self {
             ChallengeKind::Http01 => ChallengeType::Http01,
             ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
+            ChallengeKind::Dns01 => ChallengeType::Dns01,
         }
     }
 }
@@ -32,6 +36,7 @@ impl fmt::Display for ChallengeKind {
         f.write_str(match self {
             ChallengeKind::Http01 => "http-01",
             ChallengeKind::TlsAlpn01 => "tls-alpn-01",
+            ChallengeKind::Dns01 => "dns-01",
         })
     }
 }
@@ -60,6 +65,15 @@ pub enum ChallengeResponse {
         certificate_der: Vec<u8>,
         /// Its private key, PKCS#8 DER (ECDSA P-256).
         private_key_der: Vec<u8>,
+    },
+    /// Add `TXT "value"` at `record_name`, next to any TXT records already there: an order
+    /// for `*.example.com` and `example.com` publishes two values at the same name at once.
+    Dns01 {
+        /// `_acme-challenge.<domain>.`, fully qualified with the trailing dot; for a wildcard
+        /// identifier `*.example.com` the domain is `example.com`.
+        record_name: String,
+        /// The base64url SHA-256 of the key authorization, the TXT record's only string.
+        value: String,
     },
 }
 
@@ -102,4 +116,11 @@ pub(crate) fn tls_alpn_01_response(identifier: &str, digest: &[u8]) -> Result<Ch
         certificate_der: certificate.der().to_vec(),
         private_key_der: key.serialize_der(),
     })
+}
+
+/// The DNS-01 answer for an authorization of `domain` (the identifier without any `*.`: a
+/// wildcard's record is at its base name).
+pub(crate) fn dns_01_response(domain: &str, value: String) -> ChallengeResponse {
+    let domain = domain.strip_prefix("*.").unwrap_or(domain).trim_end_matches('.');
+    ChallengeResponse::Dns01 { record_name: format!("_acme-challenge.{domain}."), value }
 }

@@ -3,7 +3,8 @@
 //!
 //! What the CA checks is published through a [`ChallengeResponder`] the caller implements, so
 //! this crate does no serving, storage or Kubernetes work of its own: the proxy answers
-//! HTTP-01 and TLS-ALPN-01, the caller stores the account credentials
+//! HTTP-01 and TLS-ALPN-01, [`Rfc2136`] publishes DNS-01 records on the operator's DNS server
+//! (RFC 2136 updates signed with TSIG), the caller stores the account credentials
 //! ([`AcmeClient::credentials_json`]) and the issued certificate. Not wired into the proxy yet.
 //!
 //! The protocol itself is instant-acme's (which already retries `badNonce` answers: three
@@ -14,15 +15,17 @@
 
 mod challenge;
 mod config;
+mod dns01;
 mod error;
 mod renewal;
 
 pub use challenge::{ChallengeKind, ChallengeResponder, ChallengeResponse, PublishedChallenge, ACME_TLS_ALPN_PROTOCOL};
 pub use config::{AcmeConfig, ExternalAccountBinding, DEFAULT_ORDER_TIMEOUT};
+pub use dns01::{Rfc2136, TsigKey, EXCHANGE_TIMEOUT as DNS_EXCHANGE_TIMEOUT};
 pub use error::AcmeError;
 pub use renewal::RenewalWindow;
 
-use challenge::tls_alpn_01_response;
+use challenge::{dns_01_response, tls_alpn_01_response};
 use config::{external_account_key, http_client};
 use error::describe;
 
@@ -180,7 +183,12 @@ impl AcmeClient {
         while let Some(authorization) = authorizations.next().await {
             let mut authorization = authorization
                 .map_err(|e| AcmeError::Authorization { identifier: "(unknown)".into(), detail: describe(&e) })?;
+            // `*.example.com` for a wildcard (the DNS-01 record is at the bare domain, below).
             let identifier = authorization.identifier().to_string();
+            let domain = match authorization.identifier().identifier {
+                Identifier::Dns(domain) => Some(domain.clone()),
+                _ => None,
+            };
             match authorization.status {
                 AuthorizationStatus::Valid => continue,
                 AuthorizationStatus::Pending => {}
@@ -202,6 +210,15 @@ impl AcmeClient {
                 },
                 ChallengeKind::TlsAlpn01 => tls_alpn_01_response(&identifier, key_authorization.digest().as_ref())
                     .map_err(|detail| AcmeError::Authorization { identifier: identifier.clone(), detail })?,
+                ChallengeKind::Dns01 => match &domain {
+                    Some(domain) => dns_01_response(domain, key_authorization.dns_value()),
+                    None => {
+                        return Err(AcmeError::Authorization {
+                            identifier,
+                            detail: "DNS-01 answers only DNS-name identifiers".into(),
+                        })
+                    }
+                },
             };
             let to_publish = PublishedChallenge { identifier: identifier.clone(), response };
             responder
@@ -328,6 +345,18 @@ mod tests {
         expected.extend_from_slice(&digest);
         assert_eq!(ext.value, &expected[..]);
         assert!(tls_alpn_01_response("a.example", &[0; 31]).is_err());
+    }
+
+    #[test]
+    fn dns_01_record_is_at_the_bare_domain_fully_qualified() {
+        for domain in ["example.com", "*.example.com", "example.com."] {
+            let ChallengeResponse::Dns01 { record_name, value } = dns_01_response(domain, "v".into()) else {
+                panic!("not DNS-01");
+            };
+            assert_eq!(record_name, "_acme-challenge.example.com.");
+            assert_eq!(value, "v");
+        }
+        assert_eq!(ChallengeKind::Dns01.to_string(), "dns-01");
     }
 
     #[test]
