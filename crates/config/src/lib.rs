@@ -31,8 +31,10 @@ mod template;
 mod tls;
 mod upstream_tls;
 
-pub use acme::{Acme, AcmeChallenges, CertificateFacts, ManagedCertificate, HTTP01_PATH_PREFIX, ACME_TLS_ALPN_PROTOCOL};
 pub use access::{Access, AddressSet, AddressVerdict, Authentication, BasicAuth, Blocklist, Satisfy};
+pub use acme::{
+    Acme, AcmeChallenges, CertificateFacts, ManagedCertificate, ACME_TLS_ALPN_PROTOCOL, HTTP01_PATH_PREFIX,
+};
 pub use announce::{
     AddressAnnouncement, Announcements, BgpAnnouncement, BgpPeer, Community, L2Announcement, L2Interfaces, NodeSet,
 };

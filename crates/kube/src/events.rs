@@ -152,25 +152,25 @@ pub async fn post_event(
 /// A reference to `object` with its uid when it can be read (`kubectl describe` matches
 /// Events by uid).
 async fn regarding(client: &Client, object: &ObjectRef) -> ObjectReference {
-        let client = client.clone();
-        let (ns, name) = (object.namespace.as_str(), object.name.as_str());
-        let (api_version, meta) = match object.kind {
-            "Ingress" => lookup::<Ingress>(Api::namespaced(client, ns), name).await,
-            "IngressClass" => lookup::<IngressClass>(Api::all(client), name).await,
-            "Service" => lookup::<Service>(Api::namespaced(client, ns), name).await,
-            "EndpointSlice" => lookup::<EndpointSlice>(Api::namespaced(client, ns), name).await,
-            "Endpoints" => lookup::<Endpoints>(Api::namespaced(client, ns), name).await,
-            _ => lookup::<Secret>(Api::namespaced(client, ns), name).await,
-        };
-        ObjectReference {
-            api_version: Some(api_version),
-            kind: Some(object.kind.to_owned()),
-            namespace: (!ns.is_empty()).then(|| ns.to_owned()),
-            name: Some(name.to_owned()),
-            uid: meta.as_ref().and_then(|m| m.uid.clone()),
-            resource_version: meta.and_then(|m| m.resource_version),
-            ..ObjectReference::default()
-        }
+    let client = client.clone();
+    let (ns, name) = (object.namespace.as_str(), object.name.as_str());
+    let (api_version, meta) = match object.kind {
+        "Ingress" => lookup::<Ingress>(Api::namespaced(client, ns), name).await,
+        "IngressClass" => lookup::<IngressClass>(Api::all(client), name).await,
+        "Service" => lookup::<Service>(Api::namespaced(client, ns), name).await,
+        "EndpointSlice" => lookup::<EndpointSlice>(Api::namespaced(client, ns), name).await,
+        "Endpoints" => lookup::<Endpoints>(Api::namespaced(client, ns), name).await,
+        _ => lookup::<Secret>(Api::namespaced(client, ns), name).await,
+    };
+    ObjectReference {
+        api_version: Some(api_version),
+        kind: Some(object.kind.to_owned()),
+        namespace: (!ns.is_empty()).then(|| ns.to_owned()),
+        name: Some(name.to_owned()),
+        uid: meta.as_ref().and_then(|m| m.uid.clone()),
+        resource_version: meta.and_then(|m| m.resource_version),
+        ..ObjectReference::default()
+    }
 }
 
 /// The kind's apiVersion and, if it can be read, the object's metadata.

@@ -58,7 +58,10 @@ impl SecretWriter {
                 Some(mut secret) => {
                     let current_type = secret.type_.as_deref().unwrap_or("Opaque");
                     if current_type != type_ {
-                        return Err(format!("{} exists with type {current_type}, not {type_}; it is left alone", what()));
+                        return Err(format!(
+                            "{} exists with type {current_type}, not {type_}; it is left alone",
+                            what()
+                        ));
                     }
                     secret.data = Some(data.clone());
                     secret.string_data = None;

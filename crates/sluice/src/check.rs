@@ -19,7 +19,7 @@ pub fn main(source: &SourceArgs) -> ExitCode {
         },
         false => (None, None),
     };
-    let pipeline = match Pipeline::new(source, None, kube) {
+    let pipeline = match Pipeline::new(source, None, kube, None) {
         Ok(pipeline) => pipeline,
         Err(e) => {
             eprintln!("sluice check: {e}");

@@ -256,6 +256,76 @@ pub struct RunArgs {
     /// takes precedence.
     #[arg(long, value_name = "NAMESPACE/NAME")]
     pub publish_service: Option<String>,
+
+    /// Automatic HTTPS.
+    #[command(flatten)]
+    pub acme: AcmeArgs,
+}
+
+/// Automatic HTTPS: certificates Sluice obtains from an ACME CA for Ingresses annotated
+/// `kubernetes.io/tls-acme: "true"` (every host of each `spec.tls` entry, stored in its
+/// `secretName`), renewed at two-thirds of their lifetime.
+///
+/// Example (Let's Encrypt staging): sluice run --kubernetes --acme-email ops@example.com
+///   --acme-directory https://acme-staging-v02.api.letsencrypt.org/directory
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Automatic HTTPS (ACME)")]
+pub struct AcmeArgs {
+    /// The ACME CA's directory URL [default: Let's Encrypt,
+    /// https://acme-v02.api.letsencrypt.org/directory]. With --manifests, automatic HTTPS is
+    /// on only when this or --acme-email is given (with --kubernetes, always).
+    #[arg(long, value_name = "URL")]
+    pub acme_directory: Option<String>,
+
+    /// Contact e-mail for the ACME account (the CA's expiry and policy notices).
+    #[arg(long, value_name = "EMAIL")]
+    pub acme_email: Option<String>,
+
+    /// PEM file of extra CA certificates to trust for the ACME directory (a private CA, or a
+    /// test CA such as pebble), besides the system's.
+    #[arg(long, value_name = "PATH")]
+    pub acme_ca_bundle: Option<PathBuf>,
+
+    /// External account binding key id, for CAs that require one (ZeroSSL, Google, …).
+    #[arg(long, value_name = "KID", requires = "acme_eab_hmac")]
+    pub acme_eab_kid: Option<String>,
+
+    /// External account binding HMAC key (base64url, as the CA hands it out).
+    #[arg(long, value_name = "KEY", requires = "acme_eab_kid")]
+    pub acme_eab_hmac: Option<String>,
+
+    /// How the CA validates a host: http-01 (a request to port 80, answered before any
+    /// routing or redirect) or tls-alpn-01 (a TLS handshake on port 443). Wildcard hosts
+    /// always use DNS-01 (--acme-dns-rfc2136).
+    #[arg(long, value_enum, value_name = "CHALLENGE", default_value_t = AcmeChallengeArg::Http01)]
+    pub acme_challenge: AcmeChallengeArg,
+
+    /// DNS server (IP:PORT) accepting RFC 2136 dynamic updates for DNS-01 challenges, which
+    /// wildcard hosts need; the zone is found by asking it for the SOA.
+    #[arg(long, value_name = "IP:PORT")]
+    pub acme_dns_rfc2136: Option<SocketAddr>,
+
+    /// TSIG key signing the DNS updates: NAME:ALGORITHM:BASE64-SECRET, ALGORITHM one of
+    /// hmac-sha256, hmac-sha384, hmac-sha512.
+    #[arg(long, value_name = "NAME:ALGORITHM:SECRET", requires = "acme_dns_rfc2136")]
+    pub acme_dns_tsig: Option<String>,
+
+    /// After a failed order, wait this long before the next attempt for that certificate,
+    /// doubling with each failure up to 24 h (Let's Encrypt allows 5 failed validations per
+    /// host an hour).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub acme_retry_min: Duration,
+}
+
+/// `--acme-challenge` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AcmeChallengeArg {
+    /// HTTP-01, on the HTTP listener.
+    #[value(name = "http-01")]
+    Http01,
+    /// TLS-ALPN-01, on the HTTPS listener.
+    #[value(name = "tls-alpn-01")]
+    TlsAlpn01,
 }
 
 /// Listener and data-plane options shared by `run` and `demo`.

@@ -75,7 +75,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
                 }
             });
         }
-        crate::run::serve(&source, &serve, None, None, || print_try_it(&args)).await
+        crate::run::serve(&source, &serve, None, None, None, || print_try_it(&args)).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! `sluice`: the single binary. Parses the command line and hands over to a subcommand.
 
+mod acme;
 mod announce;
 mod check;
 mod cli;

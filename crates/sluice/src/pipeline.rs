@@ -103,6 +103,7 @@ impl Pipeline {
         source: &SourceArgs,
         state_dir: Option<&Path>,
         kube: Option<Arc<sluice_kube::KubeSource>>,
+        acme: Option<&AcmeSource>,
     ) -> Result<Self, String> {
         let default_tls_secret = source
             .default_tls_secret
@@ -136,10 +137,15 @@ impl Pipeline {
                 crate::cli::UpstreamModeArg::Endpoints => sluice_translate::UpstreamMode::Endpoints,
                 crate::cli::UpstreamModeArg::Nodeport => sluice_translate::UpstreamMode::NodePort,
             },
+            acme_challenges: acme.map(|acme| acme.challenges.clone()),
+            acme_dns01: acme.is_some_and(|acme| acme.dns01),
             ..sluice_translate::Options::new(crate::default_cert::generate()?)
         };
         // The record is written only when allocations change: without pools, never.
-        let roots = absolute_roots(&source.manifests);
+        let mut roots = absolute_roots(&source.manifests);
+        if let Some(dir) = acme.and_then(|acme| acme.objects_dir.clone()) {
+            roots.extend(absolute_roots(&[dir]));
+        }
         let (source, record, allocations) = match kube {
             Some(kube) => (Source::Kube(kube), None, Allocations::default()),
             None => {
@@ -290,4 +296,15 @@ pub fn log_diagnostics(snapshot: &Snapshot) {
             "resource problem: {diagnostic}"
         );
     }
+}
+
+/// What automatic HTTPS adds to the pipeline.
+#[derive(Debug, Clone)]
+pub struct AcmeSource {
+    /// The challenge Secret, read into every snapshot.
+    pub challenges: ObjectKey,
+    /// Wildcard hosts can be ordered (DNS-01 is configured).
+    pub dns01: bool,
+    /// On manifests, the directory of Secrets the issuer writes (another manifests root).
+    pub objects_dir: Option<PathBuf>,
 }

@@ -16,9 +16,12 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::{RunArgs, ServeArgs, SourceArgs};
+use crate::acme::issuer::{EventSink, Issuer};
+use crate::acme::storage::Storage;
+use crate::acme::{AcmeMetrics, AcmeSettings};
+use crate::cli::{AcmeArgs, RunArgs, ServeArgs, SourceArgs};
 use crate::control_metrics::ControlMetrics;
-use crate::pipeline::{log_diagnostics, Pipeline, Trigger};
+use crate::pipeline::{log_diagnostics, AcmeSource, Pipeline, Trigger};
 
 /// After a change is noticed, wait this long for more events of the same burst.
 const DEBOUNCE: Duration = Duration::from_millis(10);
@@ -39,7 +42,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             true => Some(Cluster::connect(&args).await?),
             false => None,
         };
-        serve(&args.source, &args.serve, Some(&args.state_dir), cluster, || {}).await
+        serve(&args.source, &args.serve, Some(&args.state_dir), Some(&args.acme), cluster, || {}).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -149,13 +152,14 @@ impl Cluster {
 
     /// Starts forwarding watch changes as triggers, leader election, status writing (Ingress
     /// and Service addresses; Gateway API objects) and Events.
+    /// Returns the leader-election outcome, for the other leader-only writers.
     fn start(
         &self,
         triggers: mpsc::UnboundedSender<Trigger>,
         snapshot: &Arc<SharedSnapshot>,
         publish: Vec<String>,
         changed: watch::Receiver<u64>,
-    ) {
+    ) -> watch::Receiver<bool> {
         let mut notices = self.source.subscribe();
         tokio::spawn(async move {
             while let Some(notice) = notices.recv().await {
@@ -185,12 +189,13 @@ impl Cluster {
         if !publish.is_empty() || self.publish_service.is_none() {
             let source = self.source.clone();
             let store = move || source.store();
-            tokio::spawn(sluice_kube::write_status(client, snapshot.clone(), store, publish, leader, changed));
-            return;
+            tokio::spawn(sluice_kube::write_status(client, snapshot.clone(), store, publish, leader.clone(), changed));
+            return leader;
         }
         // --publish-service: its addresses can appear or change at any time (a LoadBalancer
         // gets its address after Sluice starts), so the writer restarts with the new ones.
         let (source, snapshot, service) = (self.source.clone(), snapshot.clone(), self.publish_service.clone());
+        let elected = leader.clone();
         tokio::spawn(async move {
             let mut watched = changed.clone();
             let mut current = published_addresses(&source, service.as_deref());
@@ -219,6 +224,7 @@ impl Cluster {
                 writer.abort();
             }
         });
+        elected
     }
 }
 
@@ -276,6 +282,7 @@ pub async fn serve(
     source: &SourceArgs,
     serve: &ServeArgs,
     state_dir: Option<&std::path::Path>,
+    acme: Option<&AcmeArgs>,
     cluster: Option<Cluster>,
     on_ready: impl FnOnce(),
 ) -> Result<(), String> {
@@ -284,7 +291,20 @@ pub async fn serve(
     let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
-    let pipeline = Arc::new(Pipeline::new(source, state_dir, cluster.as_ref().map(|c| c.source.clone()))?);
+    let acme = match acme {
+        Some(args) => acme_setup(args, state_dir, cluster.as_ref())?,
+        None => None,
+    };
+    let acme_source = acme.as_ref().map(|(_, storage)| AcmeSource {
+        challenges: storage.challenge_secret(),
+        dns01: acme.as_ref().is_some_and(|(settings, _)| settings.dns.is_some()),
+        objects_dir: match storage {
+            Storage::Files { dir } => Some(dir.join("objects")),
+            Storage::Kube { .. } => None,
+        },
+    });
+    let kube = cluster.as_ref().map(|c| c.source.clone());
+    let pipeline = Arc::new(Pipeline::new(source, state_dir, kube, acme_source.as_ref())?);
 
     // The admin listener comes first: /healthz answers at once, /readyz says 503 until the
     // first real snapshot serves (with --kubernetes, after the initial lists).
@@ -292,6 +312,7 @@ pub async fn serve(
     let mut metrics = Metrics::new();
     let l4 = L4Plane::new(Arc::new(L4Metrics::new(metrics.registry_mut())));
     let control_metrics = ControlMetrics::new(metrics.registry_mut());
+    let acme_metrics = AcmeMetrics::new(metrics.registry_mut());
     let live = match &cluster {
         Some(cluster) => cluster.membership(&source.node()),
         None => watch::channel(BTreeSet::from([source.node()])).1,
@@ -364,9 +385,12 @@ pub async fn serve(
     let (triggers, mut changes) = mpsc::unbounded_channel();
     let (changed, changed_rx) = watch::channel(generation);
     let changed_rx_announce = changed_rx.clone();
+    let changed_rx_acme = changed_rx.clone();
+    // On manifests this replica is the only writer.
+    let (_sole_writer, mut leader) = watch::channel(true);
     let _watcher = match &cluster {
         Some(cluster) => {
-            cluster.start(triggers.clone(), &snapshot, admin_state.publish.clone(), changed_rx);
+            leader = cluster.start(triggers.clone(), &snapshot, admin_state.publish.clone(), changed_rx);
             None
         }
         None => match crate::watch::start(pipeline.roots(), triggers.clone()) {
@@ -378,6 +402,13 @@ pub async fn serve(
         },
     };
     announcer.spawn(snapshot.clone(), changed_rx_announce);
+    if let Some((settings, storage)) = acme {
+        let events = cluster
+            .as_ref()
+            .map(|c| EventSink { client: c.source.client(), instance: sluice_kube::default_identity() });
+        let issuer = Issuer::new(settings, storage, snapshot.clone(), acme_metrics, events);
+        tokio::spawn(issuer.run(changed_rx_acme, leader));
+    }
     admin_state.ready.store(true, Ordering::Release);
     tracing::info!(http = %serve.http, https = %serve.https, admin = %serve.admin, "serving");
     on_ready();
@@ -525,4 +556,36 @@ fn publish_addresses(serve: &ServeArgs, cluster: Option<&Cluster>) -> Vec<String
     } else {
         vec![ip.to_string()]
     }
+}
+
+/// The issuer's settings and storage: Secrets through the API server in a cluster, else
+/// files under `state_dir` when `--acme-directory` or `--acme-email` turns it on (without a
+/// usable directory, automatic HTTPS is off, said loudly).
+fn acme_setup(
+    args: &AcmeArgs,
+    state_dir: Option<&std::path::Path>,
+    cluster: Option<&Cluster>,
+) -> Result<Option<(AcmeSettings, Storage)>, String> {
+    let settings = AcmeSettings::from_args(args)?;
+    let storage = match (cluster, state_dir) {
+        (Some(cluster), _) => Storage::Kube {
+            writer: sluice_kube::SecretWriter::new(cluster.source.client()),
+            namespace: cluster.options.lease_namespace.clone(),
+        },
+        (None, _) if args.acme_directory.is_none() && args.acme_email.is_none() => return Ok(None),
+        (None, Some(state_dir)) => {
+            let objects = Storage::objects_dir(state_dir);
+            if let Err(error) = std::fs::create_dir_all(&objects) {
+                tracing::error!(
+                    dir = %objects.display(),
+                    %error,
+                    "automatic HTTPS is off: --state-dir is not writable; kubernetes.io/tls-acme Ingresses get the default certificate"
+                );
+                return Ok(None);
+            }
+            Storage::Files { dir: state_dir.join("acme") }
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some((settings, storage)))
 }

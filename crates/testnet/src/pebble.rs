@@ -25,6 +25,18 @@ pub struct PebbleOptions {
     pub listen_port: Option<u16>,
     /// `certificateValidityPeriod`: the lifetime of issued certificates, in seconds.
     pub validity_seconds: Option<u64>,
+    /// The certificate and key (PEM) of pebble's own HTTPS listeners, from [`tls_identity`]
+    /// (so a client can be given its root before pebble starts); else a fresh one.
+    pub tls_identity: Option<(String, String)>,
+}
+
+/// A certificate and key (PEM) for pebble's HTTPS listeners on 127.0.0.1.
+pub fn tls_identity() -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .and_then(|params| params.self_signed(&key))
+        .expect("pebble's certificate");
+    (cert.pem(), key.serialize_pem())
 }
 
 /// A running pebble (and its challtestsrv).
@@ -66,12 +78,9 @@ impl Pebble {
     pub fn start(options: &PebbleOptions) -> Pebble {
         let dir = std::env::temp_dir().join(format!("sluice-pebble-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).expect("pebble directory");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
-            .and_then(|params| params.self_signed(&key))
-            .expect("pebble's certificate");
-        std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
-        std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
+        let (cert_pem, key_pem) = options.tls_identity.clone().unwrap_or_else(tls_identity);
+        std::fs::write(dir.join("cert.pem"), &cert_pem).expect("write");
+        std::fs::write(dir.join("key.pem"), key_pem).expect("write");
         let listen = options.listen_port.unwrap_or_else(free_port);
         let management = free_port();
         let mut config = serde_json::json!({
@@ -125,7 +134,7 @@ impl Pebble {
             command.env("PEBBLE_WFE_NONCEREJECT", percent.to_string());
         }
         processes.push(command.spawn().expect("pebble (run scripts/deps)"));
-        let pebble = Pebble { processes, dir, listen, management, tls_root_pem: cert.pem() };
+        let pebble = Pebble { processes, dir, listen, management, tls_root_pem: cert_pem };
         wait_for_port(listen);
         wait_for_port(management);
         pebble

@@ -12,7 +12,10 @@ use sluice_config::{Acme, AcmeChallenges, CertificateFacts, Diagnostic, HostMatc
 use sluice_store::k8s_openapi::api::networking::v1::Ingress;
 use sluice_store::{ObjectKey, Store};
 
-use crate::certificates::{certified_key_from_pem, Secrets};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::certificates::Secrets;
 use crate::ingress::ValidIngress;
 
 /// The opt-in annotation on an Ingress.
@@ -54,7 +57,11 @@ pub(crate) fn requests(ingress: &Ingress, object: &ObjectRef, warnings: &mut Vec
     }
     let entries = ingress.spec.as_ref().and_then(|s| s.tls.as_deref()).unwrap_or_default();
     if entries.is_empty() {
-        warnings.push(Diagnostic::warning(object.clone(), "spec.tls", "kubernetes.io/tls-acme: no TLS entry to order a certificate for"));
+        warnings.push(Diagnostic::warning(
+            object.clone(),
+            "spec.tls",
+            "kubernetes.io/tls-acme: no TLS entry to order a certificate for",
+        ));
     }
     let mut out = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
@@ -113,6 +120,19 @@ impl AcmeCache {
     ) -> Acme {
         let mut wanted: BTreeMap<ObjectKey, ManagedCertificate> = BTreeMap::new();
         for ingress in served {
+            if challenge_secret.is_none() {
+                if let Some(request) = ingress.acme.first() {
+                    diagnostics.push(Diagnostic::warning(
+                        (*ingress.owner).clone(),
+                        format!("metadata.annotations[{TLS_ACME_ANNOTATION}]"),
+                        format!(
+                            "automatic HTTPS is off (with --manifests, give --acme-email or --acme-directory); no certificate is ordered for {}",
+                            request.names.join(", ")
+                        ),
+                    ));
+                }
+                continue;
+            }
             for request in &ingress.acme {
                 if !dns01 && request.names.iter().any(|n| n.starts_with("*.")) {
                     diagnostics.push(Diagnostic::warning(
@@ -195,10 +215,66 @@ fn challenges(store: &Store, key: &ObjectKey) -> AcmeChallenges {
                 challenges.insert_http01(token, text.trim());
             }
         } else if let Some(host) = name.strip_prefix(TLS_ALPN01_KEY_PREFIX) {
-            if let Ok(certified) = certified_key_from_pem(&value.0, &value.0) {
+            if let Some(certified) = challenge_certificate(&value.0) {
                 challenges.insert_tls_alpn01(host, certified);
             }
         }
     }
     challenges
+}
+
+/// An RFC 8737 challenge certificate and its key (PEM). Not checked the way served
+/// certificates are: its critical `acmeIdentifier` extension is one no TLS library knows,
+/// which is the point (only the CA's validation reads it).
+fn challenge_certificate(pem: &[u8]) -> Option<Arc<CertifiedKey>> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem).collect::<Result<_, _>>().ok()?;
+    if chain.is_empty() {
+        return None;
+    }
+    let key = PrivateKeyDer::from_pem_slice(pem).ok()?;
+    let signing = sluice_config::crypto::provider().key_provider.load_private_key(key).ok()?;
+    Some(Arc::new(CertifiedKey::new(chain, signing)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_store::k8s_openapi::api::core::v1::Secret;
+    use sluice_store::k8s_openapi::ByteString;
+
+    fn pem(label: &str, der: &[u8]) -> String {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode(der);
+        format!("-----BEGIN {label}-----\n{text}\n-----END {label}-----\n")
+    }
+
+    #[test]
+    fn the_challenge_secret_becomes_http01_and_tls_alpn01_answers() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["shop.acme.test".to_owned()]).unwrap();
+        params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(&[7u8; 32])];
+        let cert = params.self_signed(&key).unwrap();
+        let alpn = pem("CERTIFICATE", cert.der()) + &pem("PRIVATE KEY", &key.serialize_der());
+        let mut store = Store::default();
+        let mut secret = Secret::default();
+        secret.metadata.name = Some("challenges".into());
+        secret.metadata.namespace = Some("sluice-system".into());
+        secret.type_ = Some(sluice_store::ACME_CHALLENGES_SECRET_TYPE.into());
+        secret.data = Some(
+            [
+                ("http-01.tok".to_owned(), ByteString(b"tok.thumb".to_vec())),
+                ("tls-alpn-01.shop.acme.test".to_owned(), ByteString(alpn.into_bytes())),
+                ("tls-alpn-01.broken.test".to_owned(), ByteString(b"not pem".to_vec())),
+            ]
+            .into(),
+        );
+        let key = ObjectKey::new("sluice-system", "challenges");
+        store.secrets.insert(key.clone(), Arc::new(secret));
+        let challenges = challenges(&store, &key);
+        assert_eq!(challenges.http01("/.well-known/acme-challenge/tok").map(|a| &**a), Some("tok.thumb"));
+        let served = challenges.tls_alpn01(Some("SHOP.acme.test")).expect("the challenge certificate");
+        assert_eq!(served.cert[0].as_ref(), cert.der().as_ref());
+        assert!(challenges.tls_alpn01(Some("broken.test")).is_none());
+        assert_eq!(challenges.len(), (1, 1));
+    }
 }

@@ -5,11 +5,11 @@
 //! user-written string is parsed here into the typed values of `sluice-config`; an invalid
 //! Ingress is excluded alone with a diagnostic per problem, and everything valid is served.
 
+mod acme;
 mod annotations;
 mod auth_objects;
 mod backends;
 mod cache;
-mod acme;
 mod certificates;
 mod class;
 mod client_certs;
@@ -45,9 +45,9 @@ use crate::plan::{Plan, Verdict};
 use crate::regexes::Regexes;
 use crate::upstream_tls::UpstreamTlsCache;
 
+pub use acme::{HTTP01_KEY_PREFIX, TLS_ACME_ANNOTATION, TLS_ALPN01_KEY_PREFIX};
 pub use annotations::{AnnotationReport, AnnotationVerdict, DEFAULT_ANNOTATIONS_PREFIX};
 pub use backends::UpstreamMode;
-pub use acme::{HTTP01_KEY_PREFIX, TLS_ACME_ANNOTATION, TLS_ALPN01_KEY_PREFIX};
 pub use certificates::certified_key_from_pem;
 pub use class::CONTROLLER_NAME;
 pub use compile::Defaults;
