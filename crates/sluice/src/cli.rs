@@ -310,6 +310,12 @@ pub struct AcmeArgs {
     #[arg(long, value_name = "NAME:ALGORITHM:SECRET", requires = "acme_dns_rfc2136")]
     pub acme_dns_tsig: Option<String>,
 
+    /// Obtain the certificate of every Gateway listener that terminates TLS (its first
+    /// `certificateRefs` Secret, for its hostname), not only of those whose Secret is
+    /// annotated `sluice.dev/acme: "true"`.
+    #[arg(long)]
+    pub acme_gateways: bool,
+
     /// After a failed order, wait this long before the next attempt for that certificate,
     /// doubling with each failure up to 24 h (Let's Encrypt allows 5 failed validations per
     /// host an hour).

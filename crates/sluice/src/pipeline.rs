@@ -139,6 +139,7 @@ impl Pipeline {
             },
             acme_challenges: acme.map(|acme| acme.challenges.clone()),
             acme_dns01: acme.is_some_and(|acme| acme.dns01),
+            acme_gateways: acme.is_some_and(|acme| acme.gateways),
             ..sluice_translate::Options::new(crate::default_cert::generate()?)
         };
         // The record is written only when allocations change: without pools, never.
@@ -305,6 +306,8 @@ pub struct AcmeSource {
     pub challenges: ObjectKey,
     /// Wildcard hosts can be ordered (DNS-01 is configured).
     pub dns01: bool,
+    /// `--acme-gateways`.
+    pub gateways: bool,
     /// On manifests, the directory of Secrets the issuer writes (another manifests root).
     pub objects_dir: Option<PathBuf>,
 }

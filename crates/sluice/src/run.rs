@@ -298,6 +298,7 @@ pub async fn serve(
     let acme_source = acme.as_ref().map(|(_, storage)| AcmeSource {
         challenges: storage.challenge_secret(),
         dns01: acme.as_ref().is_some_and(|(settings, _)| settings.dns.is_some()),
+        gateways: acme.as_ref().is_some_and(|(settings, _)| settings.gateways),
         objects_dir: match storage {
             Storage::Files { dir } => Some(dir.join("objects")),
             Storage::Kube { .. } => None,

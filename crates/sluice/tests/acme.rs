@@ -261,3 +261,60 @@ fn orders_that_cannot_be_made_are_diagnostics_naming_the_field() {
     assert!(text.contains("Ingress default/wild") && text.contains("automatic HTTPS is off"), "{text}");
     assert!(text.contains("Ingress default/typo") && text.contains("must be \"true\" or \"false\""), "{text}");
 }
+
+#[test]
+fn gateway_https_listener_gets_its_certificate_by_tls_alpn_01() {
+    let mut fixture = Fixture::new("acme-gateway");
+    fixture.backend("shop");
+    let tls_port = pebble::free_port();
+    let gateway = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: sluice}}
+spec: {{controllerName: sluice.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: sluice
+  listeners:
+  - {{name: https, port: {tls_port}, protocol: HTTPS, hostname: gw.acme.test, tls: {{certificateRefs: [{{name: gw-tls}}]}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: shop, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{name: shop, port: 8080}}]}}]
+"
+    );
+    fixture.write("gateway.yaml", &gateway);
+    let (http, https) = (free_addr("127.0.0.1"), free_addr("127.0.0.1"));
+    let address: SocketAddr = format!("127.0.97.10:{tls_port}").parse().unwrap();
+    let pebble = Pebble::start(&PebbleOptions {
+        http_port: http.port(),
+        tls_port,
+        nonce_reject: Some(0),
+        default_ipv4: Some("127.0.97.10".into()),
+        ..Default::default()
+    });
+    let state = fixture.dir.path().join("state");
+    let mut flags = acme_flags(&pebble.directory_url(), &pebble.tls_root_file(), &state);
+    flags.extend(
+        ["--acme-challenge", "tls-alpn-01", "--acme-gateways", "--lb-pool", "127.0.97.10/32"].map(String::from),
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let sluice = start_sluice(&fixture, http, https, &flags);
+
+    // Served with the default certificate until the order completes, then with pebble's.
+    let root = CertificateDer::from_pem_slice(pebble.issuing_root_pem().as_bytes()).unwrap();
+    let opts = TlsOptions { trust: Some(root.as_ref()), ..TlsOptions::default() };
+    let raw = http_request("GET", "gw.acme.test", "/", &[], b"");
+    let issued = wait_until(ISSUED_WITHIN, || https_exchange(address, "gw.acme.test", opts, &raw).is_ok());
+    assert!(issued, "no certificate for the Gateway listener; log:\n{}", sluice.proc.log());
+    let (answer, _) = https_exchange(address, "gw.acme.test", opts, &raw).unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.echo().service(), "shop");
+    assert!(state.join("acme/objects/default_gw-tls.json").exists());
+}

@@ -25,6 +25,8 @@ pub struct PebbleOptions {
     pub listen_port: Option<u16>,
     /// `certificateValidityPeriod`: the lifetime of issued certificates, in seconds.
     pub validity_seconds: Option<u64>,
+    /// The address challtestsrv resolves every name to (default 127.0.0.1).
+    pub default_ipv4: Option<String>,
     /// The certificate and key (PEM) of pebble's own HTTPS listeners, from [`tls_identity`]
     /// (so a client can be given its root before pebble starts); else a fresh one.
     pub tls_identity: Option<(String, String)>,
@@ -110,7 +112,7 @@ impl Pebble {
                     .args(["-dns01", &format!("127.0.0.1:{dns}")])
                     .args(["-management", &format!("127.0.0.1:{dns_management}")])
                     .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-                    .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+                    .args(["-defaultIPv4", options.default_ipv4.as_deref().unwrap_or("127.0.0.1"), "-defaultIPv6", ""])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()

@@ -112,13 +112,33 @@ impl AcmeCache {
     pub(crate) fn build<'a>(
         &mut self,
         served: impl Iterator<Item = &'a Arc<ValidIngress>>,
+        gateways: Vec<(ObjectRef, ObjectKey, String)>,
         store: &Store,
         secrets: &Secrets,
-        challenge_secret: Option<&ObjectKey>,
-        dns01: bool,
+        (challenge_secret, dns01): (Option<&ObjectKey>, bool),
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Acme {
         let mut wanted: BTreeMap<ObjectKey, ManagedCertificate> = BTreeMap::new();
+        let mut want = |key: &ObjectKey, names: &[String], owner: &ObjectRef| {
+            let managed = wanted.entry(key.clone()).or_insert_with(|| ManagedCertificate {
+                secret: ObjectRef::new("Secret", &key.namespace, &key.name),
+                names: Vec::new(),
+                requested_by: Vec::new(),
+                current: None,
+            });
+            managed.names.extend(names.iter().cloned());
+            if !managed.requested_by.contains(owner) {
+                managed.requested_by.push(owner.clone());
+            }
+        };
+        for (gateway, secret, name) in gateways {
+            if name.starts_with("*.") && !dns01 {
+                let reason = format!("{name}: a wildcard host can only be validated with DNS-01: start Sluice with --acme-dns-rfc2136; no certificate is ordered");
+                diagnostics.push(Diagnostic::warning(gateway, "spec.listeners", reason));
+                continue;
+            }
+            want(&secret, std::slice::from_ref(&name), &gateway);
+        }
         for ingress in served {
             if challenge_secret.is_none() {
                 if let Some(request) = ingress.acme.first() {
@@ -143,16 +163,7 @@ impl AcmeCache {
                     continue;
                 }
                 let key = ObjectKey::new(&ingress.owner.namespace, &request.secret);
-                let managed = wanted.entry(key.clone()).or_insert_with(|| ManagedCertificate {
-                    secret: ObjectRef::new("Secret", &key.namespace, &key.name),
-                    names: Vec::new(),
-                    requested_by: Vec::new(),
-                    current: None,
-                });
-                managed.names.extend(request.names.iter().cloned());
-                if !managed.requested_by.contains(&ingress.owner) {
-                    managed.requested_by.push((*ingress.owner).clone());
-                }
+                want(&key, &request.names, &ingress.owner);
             }
         }
         self.facts.retain(|key, _| wanted.contains_key(key));

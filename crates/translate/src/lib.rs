@@ -99,6 +99,9 @@ pub struct Options {
     pub acme_challenges: Option<ObjectKey>,
     /// `--acme-dns-rfc2136` is set: wildcard hosts can be validated (DNS-01).
     pub acme_dns01: bool,
+    /// `--acme-gateways`: every Gateway HTTPS listener's certificate is obtained, not only
+    /// those whose Secret is annotated `sluice.dev/acme: "true"`.
+    pub acme_gateways: bool,
 }
 
 impl Options {
@@ -123,6 +126,7 @@ impl Options {
             upstream_mode: UpstreamMode::Endpoints,
             acme_challenges: None,
             acme_dns01: false,
+            acme_gateways: false,
         }
     }
 
@@ -241,11 +245,8 @@ pub struct Translator {
     regexes: Regexes,
     /// TLS towards Gateway backends, by BackendTLSPolicy.
     backend_tls: gateway::BackendTlsCache,
-    /// What automatic HTTPS was built from; `acme` the result, `None` when it must be
-    /// built again.
+    /// What automatic HTTPS is built from (the stored certificates' facts).
     acme_cache: acme::AcmeCache,
-    acme: Option<Arc<sluice_config::Acme>>,
-    acme_problems: Vec<Diagnostic>,
     /// True until the first build, which looks at every object whatever it is told.
     fresh: bool,
 }
@@ -284,8 +285,6 @@ impl Translator {
             policies: client_certs::PolicyCache::default(),
             backend_tls: gateway::BackendTlsCache::default(),
             acme_cache: acme::AcmeCache::default(),
-            acme: None,
-            acme_problems: Vec::new(),
             fresh: true,
         }
     }
@@ -376,29 +375,12 @@ impl Translator {
         let plan = &self.plan;
         if updated.tls || secrets_changed || replan {
             self.certificates = None;
-            self.acme = None;
         }
         let (certificates, certificate_problems) = &*self.certificates.get_or_insert_with(|| {
             let mut problems = Vec::new();
             let table = self.secrets.table(plan.served(), &self.options, &mut problems);
             (Arc::new(table), problems)
         });
-        let acme = self
-            .acme
-            .get_or_insert_with(|| {
-                let mut problems = Vec::new();
-                let acme = self.acme_cache.build(
-                    plan.served(),
-                    store,
-                    &self.secrets,
-                    self.options.acme_challenges.as_ref(),
-                    self.options.acme_dns01,
-                    &mut problems,
-                );
-                self.acme_problems = problems;
-                Arc::new(acme)
-            })
-            .clone();
         let (passthrough, passthrough_problems) = &*self.passthrough.get_or_insert_with(|| {
             let prefix = self.options.annotations_prefix.as_str();
             let (table, problems) = plan.passthrough_hosts().table(self.options.enable_ssl_passthrough, prefix);
@@ -450,13 +432,24 @@ impl Translator {
             plan.unresolved(resolved, &mut diagnostics);
         }
         diagnostics.extend_from_slice(certificate_problems);
-        diagnostics.extend_from_slice(&self.acme_problems);
         diagnostics.extend(global.iter().flat_map(|g| g.diagnostics.iter().cloned()));
         diagnostics.extend_from_slice(passthrough_problems);
         let client_auth =
             client_certs::table(plan.served(), &store.secrets, defaults, &self.policies, &mut diagnostics);
         let controller = self.options.gateway_controller.as_str();
-        let prepared = gateway::prepare(store, controller, &self.secrets, &mut diagnostics);
+        let gateway_acme = self.options.acme_challenges.is_some().then(|| gateway::GatewayAcme {
+            all: self.options.acme_gateways,
+            fallback: self.options.fallback_certificate.clone(),
+        });
+        let prepared = gateway::prepare(store, controller, &self.secrets, gateway_acme.as_ref(), &mut diagnostics);
+        let acme = Arc::new(self.acme_cache.build(
+            plan.served(),
+            prepared.acme_requests(),
+            store,
+            &self.secrets,
+            (self.options.acme_challenges.as_ref(), self.options.acme_dns01),
+            &mut diagnostics,
+        ));
         let mut l4 = l4::translate(
             store,
             &self.options.lb_pools,

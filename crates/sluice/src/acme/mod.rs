@@ -34,6 +34,8 @@ pub struct AcmeSettings {
     pub dns: Option<Rfc2136>,
     /// `--acme-retry-min`.
     pub retry_min: Duration,
+    /// `--acme-gateways`.
+    pub gateways: bool,
 }
 
 impl AcmeSettings {
@@ -61,6 +63,12 @@ impl AcmeSettings {
             AcmeChallengeArg::Http01 => ChallengeKind::Http01,
             AcmeChallengeArg::TlsAlpn01 => ChallengeKind::TlsAlpn01,
         };
-        Ok(Self { config, challenge, dns, retry_min: args.acme_retry_min.max(Duration::from_secs(1)) })
+        Ok(Self {
+            config,
+            challenge,
+            dns,
+            retry_min: args.acme_retry_min.max(Duration::from_secs(1)),
+            gateways: args.acme_gateways,
+        })
     }
 }

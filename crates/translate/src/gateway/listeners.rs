@@ -68,6 +68,9 @@ pub(crate) struct Listener {
     pub conflict: Option<(&'static str, String)>,
     /// It terminates TLS (HTTPS, or TLS in Terminate mode).
     pub certificates_wanted: bool,
+    /// The certificate Sluice obtains for it (its first `certificateRefs` Secret, for its
+    /// hostname), when automatic HTTPS covers it.
+    pub acme: Option<(ObjectKey, String)>,
 }
 
 impl Listener {
@@ -123,6 +126,7 @@ pub(crate) fn validate(
     gateway: &Gateway,
     store: &Store,
     secrets: &Secrets,
+    acme: Option<&GatewayAcme>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> ValidGateway {
     let object = ObjectRef::new("Gateway", &key.namespace, &key.name);
@@ -169,7 +173,7 @@ pub(crate) fn validate(
         .listeners
         .iter()
         .enumerate()
-        .map(|(i, listener)| read_listener(&object, i, listener, store, secrets, diagnostics))
+        .map(|(i, listener)| read_listener(&object, i, listener, store, (secrets, acme), diagnostics))
         .collect();
     mark_conflicts(&mut listeners);
     ValidGateway {
@@ -187,7 +191,7 @@ fn read_listener(
     index: usize,
     spec: &GatewayListeners,
     store: &Store,
-    secrets: &Secrets,
+    (secrets, acme): (&Secrets, Option<&GatewayAcme>),
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Listener {
     let field = |name: &str| format!("spec.listeners[{index}].{name}");
@@ -269,6 +273,7 @@ fn read_listener(
         }
     };
     let mut certificates = Vec::new();
+    let mut acme_request = None;
     // TLS listeners terminate (with certificates) or pass through (without).
     let terminate = spec.tls.as_ref().and_then(|t| t.mode.as_ref()).is_none_or(|m| *m == TlsMode::Terminate);
     let terminates = protocol == Some(Protocol::Https) || (protocol == Some(Protocol::Tls) && terminate);
@@ -292,12 +297,30 @@ fn read_listener(
             {
                 Some(("RefNotPermitted", format!("no ReferenceGrant in {namespace} allows this Secret")))
             } else {
-                match secrets.get(&ObjectKey::new(namespace, &cert.name)) {
-                    Ok(key) => {
-                        certificates.push(key.clone());
+                let key = ObjectKey::new(namespace, &cert.name);
+                let ordered = match acme {
+                    Some(acme) if i == 0 && acme.covers(store, &key) => {
+                        acme_name(&hostname, &key, &at, gateway, diagnostics)
+                    }
+                    _ => None,
+                };
+                match (secrets.get(&key), ordered) {
+                    (Ok(certified), ordered) => {
+                        certificates.push(certified.clone());
+                        acme_request = ordered;
                         None
                     }
-                    Err(why) => Some(("InvalidCertificateRef", format!("Secret {namespace}/{}: {why}", cert.name))),
+                    (Err(_), Some(ordered)) => {
+                        // Served with the default certificate until the order completes.
+                        let reason = format!("Secret {namespace}/{}: no certificate issued yet (automatic HTTPS); the default certificate is served until it is", cert.name);
+                        diagnostics.push(Diagnostic::warning(gateway.clone(), at.clone(), reason));
+                        certificates.extend(acme.map(|acme| acme.fallback.clone()));
+                        acme_request = Some(ordered);
+                        None
+                    }
+                    (Err(why), None) => {
+                        Some(("InvalidCertificateRef", format!("Secret {namespace}/{}: {why}", cert.name)))
+                    }
                 }
             };
             if let Some((reason, message)) = problem {
@@ -323,7 +346,52 @@ fn read_listener(
         unresolved,
         conflict: None,
         certificates_wanted: terminates,
+        acme: acme_request,
     }
+}
+
+/// Automatic HTTPS for Gateway listeners.
+#[derive(Debug)]
+pub(crate) struct GatewayAcme {
+    /// `--acme-gateways`: every terminating listener's first Secret, not only annotated ones.
+    pub all: bool,
+    /// Served until the certificate is issued.
+    pub fallback: Arc<CertifiedKey>,
+}
+
+/// The annotation that opts a listener's certificate Secret in.
+pub(crate) const ACME_SECRET_ANNOTATION: &str = "sluice.dev/acme";
+
+impl GatewayAcme {
+    /// Whether the Secret `key` is one Sluice obtains.
+    fn covers(&self, store: &Store, key: &ObjectKey) -> bool {
+        self.all
+            || store.secrets.get(key).is_some_and(|secret| {
+                secret.metadata.annotations.as_ref().and_then(|a| a.get(ACME_SECRET_ANNOTATION)).map(|v| v.trim())
+                    == Some("true")
+            })
+    }
+}
+
+/// The order for a listener's hostname; a listener without one cannot have a certificate
+/// ordered (no name to ask for), which is said.
+fn acme_name(
+    hostname: &HostPattern,
+    key: &ObjectKey,
+    at: &str,
+    gateway: &ObjectRef,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<(ObjectKey, String)> {
+    let name = match hostname {
+        HostPattern::Exact(host) => host.as_str().to_owned(),
+        HostPattern::Suffix(suffix) => format!("*.{}", suffix.as_str()),
+        HostPattern::Any => {
+            let reason = "automatic HTTPS needs the listener's hostname to order a certificate for";
+            diagnostics.push(Diagnostic::warning(gateway.clone(), at, reason));
+            return None;
+        }
+    };
+    Some((key.clone(), name))
 }
 
 /// A listener or route hostname: `*.suffix` or an exact name (lower case, no IP).

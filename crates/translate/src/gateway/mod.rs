@@ -55,6 +55,8 @@ use sluice_config::{
 };
 use sluice_store::{ObjectKey, Store};
 
+pub(crate) use listeners::GatewayAcme;
+
 use crate::backends::BackendKey;
 use crate::certificates::Secrets;
 use crate::l4::{Allocations, LbPort, LbService};
@@ -76,6 +78,17 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
+    /// The certificates automatic HTTPS obtains for listeners: (Gateway, Secret, name).
+    pub(crate) fn acme_requests(&self) -> Vec<(ObjectRef, ObjectKey, String)> {
+        let listeners = self.gateways.iter().flat_map(|g| g.listeners.iter().map(move |l| (g, l)));
+        listeners
+            .filter_map(|(gateway, listener)| {
+                let (secret, name) = listener.acme.clone()?;
+                Some((gateway.object.clone(), secret, name))
+            })
+            .collect()
+    }
+
     /// Each Gateway as a candidate for an address: its listeners' ports.
     pub(crate) fn candidates(&self) -> Vec<LbService<'_>> {
         self.gateways
@@ -126,6 +139,7 @@ pub(crate) fn prepare(
     store: &Store,
     controller: &str,
     secrets: &Secrets,
+    acme: Option<&listeners::GatewayAcme>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Prepared {
     let classes: BTreeMap<String, i64> = store
@@ -138,7 +152,7 @@ pub(crate) fn prepare(
         .gateways
         .iter()
         .filter(|(_, gateway)| classes.contains_key(&gateway.spec.gateway_class_name))
-        .map(|(key, gateway)| listeners::validate(key, gateway, store, secrets, diagnostics))
+        .map(|(key, gateway)| listeners::validate(key, gateway, store, secrets, acme, diagnostics))
         .collect();
     Prepared { classes, gateways }
 }
