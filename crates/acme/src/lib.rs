@@ -5,7 +5,8 @@
 //! this crate does no serving, storage or Kubernetes work of its own: the proxy answers
 //! HTTP-01 and TLS-ALPN-01, [`Rfc2136`] publishes DNS-01 records on the operator's DNS server
 //! (RFC 2136 updates signed with TSIG), the caller stores the account credentials
-//! ([`AcmeClient::credentials_json`]) and the issued certificate. Not wired into the proxy yet.
+//! ([`AcmeClient::credentials_json`]) and the issued certificate (the `sluice` binary's
+//! issuer, `crates/sluice/src/acme/`).
 //!
 //! The protocol itself is instant-acme's (which already retries `badNonce` answers: three
 //! attempts per request); this crate picks challenges, builds the RFC 8737 certificate, the key

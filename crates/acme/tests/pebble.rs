@@ -366,3 +366,15 @@ async fn restored_account_credentials_order_again_with_the_same_account() {
     ));
     setup.responder.assert_all_withdrawn();
 }
+
+#[tokio::test]
+async fn renewal_information_is_none_when_the_ca_offers_none() {
+    // Debian's pebble 2.4 has no renewalInfo endpoint: the issuer then renews at two-thirds
+    // of the lifetime, so this must be Ok(None), never an error that blocks renewal.
+    let setup = setup(Some(0)).await;
+    let client = AcmeClient::new(config(&setup.pebble));
+    let issued = client.order(&["ari.sluice.test".into()], ChallengeKind::Http01, &setup.responder).await.unwrap();
+    let leaf = CertificateDer::pem_slice_iter(issued.chain_pem.as_bytes()).next().unwrap().unwrap();
+    assert_eq!(client.renewal_window(&leaf).await, Ok(None));
+    assert!(matches!(client.renewal_window(b"not a certificate").await, Err(AcmeError::Certificate(_))));
+}
