@@ -1,25 +1,19 @@
-//! DNS-01 against real servers: BIND 9 (`named -g`, Debian's `bind9`, installed by
-//! `scripts/deps`) serving `sluice.test` with RFC 2136 updates allowed for a TSIG key, and
-//! Debian's `pebble` resolving through it. Everything on 127.0.0.1, in temp dirs removed (and
-//! processes killed) on drop.
+//! DNS-01 against real servers: BIND 9 ([`sluice_testnet::named`]) serving `sluice.test`
+//! with RFC 2136 updates allowed for a TSIG key, and Debian's `pebble` resolving through it.
+//! Everything on 127.0.0.1, in temp dirs removed (and processes killed) on drop.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hickory_net::client::{Client, ClientHandle};
-use hickory_net::proto::rr::{DNSClass, Name, RData, RecordType};
-use hickory_net::runtime::TokioRuntimeProvider;
-use hickory_net::udp::UdpClientStream;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use sluice_acme::{
     AcmeClient, AcmeConfig, ChallengeKind, ChallengeResponder, ChallengeResponse, PublishedChallenge, Rfc2136, TsigKey,
 };
-use sluice_testnet::pebble::{free_port, wait_for_port, Pebble, PebbleOptions};
+use sluice_testnet::named::{free_dns_port, Named};
+use sluice_testnet::pebble::{free_port, Pebble, PebbleOptions};
 
 /// The key named accepts updates with (base64 of "sluice-dns01-test-key-0123456789").
 const SECRET: &str = "c2x1aWNlLWRuczAxLXRlc3Qta2V5LTAxMjM0NTY3ODk=";
@@ -29,111 +23,9 @@ fn key() -> TsigKey {
     TsigKey::parse(&format!("{KEY_NAME}:hmac-sha256:{SECRET}")).unwrap()
 }
 
-/// A running `named` serving `sluice.test` from a temp dir.
-struct Named {
-    child: Child,
-    dir: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Drop for Named {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            if let Ok(text) = std::fs::read_to_string(self.dir.join("named.log")) {
-                eprintln!("--- named.log ---\n{text}");
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A port free for both TCP and UDP on 127.0.0.1.
-fn free_dns_port() -> u16 {
-    loop {
-        let port = free_port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-impl Named {
-    fn start() -> Named {
-        let port = free_dns_port();
-        let dir = std::env::temp_dir().join(format!("sluice-named-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("named directory");
-        let d = dir.display();
-        let conf = format!(
-            r#"key "{KEY_NAME}" {{ algorithm hmac-sha256; secret "{SECRET}"; }};
-options {{
-    directory "{d}";
-    pid-file "{d}/named.pid";
-    session-keyfile "{d}/session.key";
-    managed-keys-directory "{d}";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    notify no;
-    dnssec-validation no;
-}};
-controls {{ }};
-zone "sluice.test" {{
-    type primary;
-    file "{d}/sluice.test.zone";
-    allow-update {{ key {KEY_NAME}; }};
-}};
-"#
-        );
-        let zone = "$TTL 300
-@       IN SOA ns1.sluice.test. hostmaster.sluice.test. ( 1 3600 600 86400 60 )
-@       IN NS  ns1.sluice.test.
-ns1     IN A   127.0.0.1
-";
-        std::fs::write(dir.join("named.conf"), conf).expect("write");
-        std::fs::write(dir.join("sluice.test.zone"), zone).expect("write");
-        let log = std::fs::File::create(dir.join("named.log")).expect("log file");
-        let child = Command::new("named")
-            .arg("-g")
-            .arg("-c")
-            .arg(dir.join("named.conf"))
-            .stdout(Stdio::from(log.try_clone().expect("log file")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("named (run scripts/deps: Debian's bind9)");
-        let named = Named { child, dir, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
-        wait_for_port(port);
-        // Listening is not yet serving: wait for the zone to be loaded.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = std::fs::read_to_string(named.dir.join("named.log")).unwrap_or_default();
-            if log.contains("all zones loaded") || log.contains("running") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "named did not load its zones:\n{log}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        named
-    }
-
-    /// The TXT strings at `name`, as named answers them now.
-    async fn txt(&self, name: &str) -> Vec<String> {
-        let stream = UdpClientStream::builder(self.addr, TokioRuntimeProvider::default()).build();
-        let (mut client, background) = Client::<TokioRuntimeProvider>::from_sender(stream);
-        let background = tokio::spawn(background);
-        let response = client.query(Name::from_ascii(name).unwrap(), DNSClass::IN, RecordType::TXT).await.unwrap();
-        background.abort();
-        response
-            .answers
-            .iter()
-            .filter_map(|record| match &record.data {
-                RData::TXT(txt) => Some(String::from_utf8(txt.txt_data.concat()).unwrap()),
-                _ => None,
-            })
-            .collect()
-    }
+/// A running `named` serving `sluice.test`, accepting updates signed with [`key`].
+fn start_named() -> Named {
+    Named::start("sluice.test", KEY_NAME, SECRET)
 }
 
 /// Publishes DNS-01 answers through RFC 2136, counting what is published and keeping the
@@ -191,11 +83,11 @@ fn verify(pebble: &Pebble, chain_pem: &str, name: &str) {
 
 #[tokio::test]
 async fn dns_01_wildcard_order_issues_through_rfc_2136_and_cleans_up() {
-    let named = Named::start();
+    let named = start_named();
     let pebble = Pebble::start(&PebbleOptions {
         http_port: free_port(),
         tls_port: free_port(),
-        dns_server: Some(named.addr),
+        dns_server: Some(named.addr()),
         nonce_reject: Some(0),
         ..PebbleOptions::default()
     });
@@ -204,7 +96,7 @@ async fn dns_01_wildcard_order_issues_through_rfc_2136_and_cleans_up() {
     config.order_timeout = Duration::from_secs(60);
     let client = AcmeClient::new(config);
     let responder = DnsResponder {
-        dns: Rfc2136::new(named.addr, Some(key())),
+        dns: Rfc2136::new(named.addr(), Some(key())),
         published: Mutex::default(),
         withdraw_errors: Mutex::default(),
     };
@@ -220,64 +112,66 @@ async fn dns_01_wildcard_order_issues_through_rfc_2136_and_cleans_up() {
     assert!(published.iter().all(|(name, _)| name == "_acme-challenge.sluice.test."), "{published:?}");
     assert_ne!(published[0].1, published[1].1);
     assert!(responder.withdraw_errors.lock().unwrap().is_empty(), "{:?}", responder.withdraw_errors);
-    assert_eq!(named.txt("_acme-challenge.sluice.test.").await, Vec::<String>::new());
+    assert_eq!(named.txt("_acme-challenge.sluice.test."), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn publish_appends_and_withdraw_removes_only_its_value() {
-    let named = Named::start();
-    let dns = Rfc2136::new(named.addr, Some(key()));
+    let named = start_named();
+    let dns = Rfc2136::new(named.addr(), Some(key()));
     let name = "_acme-challenge.a.sluice.test.";
     dns.publish(name, "first-value").await.unwrap();
     dns.publish(name, "second-value").await.unwrap();
-    let mut values = named.txt(name).await;
+    let mut values = named.txt(name);
     values.sort();
     assert_eq!(values, ["first-value", "second-value"]);
 
     dns.withdraw(name, "first-value").await.unwrap();
-    assert_eq!(named.txt(name).await, ["second-value"]);
+    assert_eq!(named.txt(name), ["second-value"]);
     // Withdrawing what is not there is not an error.
     dns.withdraw(name, "first-value").await.unwrap();
     dns.withdraw(name, "second-value").await.unwrap();
-    assert_eq!(named.txt(name).await, Vec::<String>::new());
+    assert_eq!(named.txt(name), Vec::<String>::new());
 
     // A record at the zone's apex (the walk up stops at the first name).
     dns.publish("sluice.test", "apex-value").await.unwrap();
-    assert_eq!(named.txt("sluice.test.").await, ["apex-value"]);
+    assert_eq!(named.txt("sluice.test."), ["apex-value"]);
     dns.withdraw("sluice.test", "apex-value").await.unwrap();
 }
 
 #[tokio::test]
 async fn a_wrong_tsig_secret_is_reported_as_a_rejected_key() {
-    let named = Named::start();
+    let named = start_named();
     let wrong = TsigKey::parse(&format!("{KEY_NAME}:hmac-sha256:d3JvbmctdGVzdC1rZXk=")).unwrap();
-    let error = Rfc2136::new(named.addr, Some(wrong)).publish("_acme-challenge.sluice.test.", "v").await.unwrap_err();
+    let error = Rfc2136::new(named.addr(), Some(wrong)).publish("_acme-challenge.sluice.test.", "v").await.unwrap_err();
     assert!(error.contains("TSIG key rejected"), "{error}");
     assert!(!error.contains("file an issue"), "hickory's misleading text: {error}");
-    assert!(error.contains(&named.addr.to_string()), "{error}");
+    assert!(error.contains(&named.addr().to_string()), "{error}");
 
     let unknown = TsigKey::parse(&format!("other-key:hmac-sha256:{SECRET}")).unwrap();
-    let error = Rfc2136::new(named.addr, Some(unknown)).publish("_acme-challenge.sluice.test.", "v").await.unwrap_err();
+    let error =
+        Rfc2136::new(named.addr(), Some(unknown)).publish("_acme-challenge.sluice.test.", "v").await.unwrap_err();
     assert!(error.contains("TSIG key rejected"), "{error}");
-    assert_eq!(named.txt("_acme-challenge.sluice.test.").await, Vec::<String>::new());
+    assert_eq!(named.txt("_acme-challenge.sluice.test."), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn an_unsigned_update_is_refused() {
-    let named = Named::start();
-    let error = Rfc2136::new(named.addr, None).publish("_acme-challenge.sluice.test.", "v").await.unwrap_err();
+    let named = start_named();
+    let error = Rfc2136::new(named.addr(), None).publish("_acme-challenge.sluice.test.", "v").await.unwrap_err();
     assert!(error.contains("REFUSED"), "{error}");
     assert!(error.contains("_acme-challenge.sluice.test"), "{error}");
-    assert_eq!(named.txt("_acme-challenge.sluice.test.").await, Vec::<String>::new());
+    assert_eq!(named.txt("_acme-challenge.sluice.test."), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn a_name_outside_the_servers_zones_is_a_clear_error() {
-    let named = Named::start();
-    let error = Rfc2136::new(named.addr, Some(key())).publish("_acme-challenge.other.example.", "v").await.unwrap_err();
+    let named = start_named();
+    let error =
+        Rfc2136::new(named.addr(), Some(key())).publish("_acme-challenge.other.example.", "v").await.unwrap_err();
     assert!(error.contains("no zone"), "{error}");
     assert!(error.contains("_acme-challenge.other.example"), "{error}");
-    assert!(error.contains(&named.addr.to_string()), "{error}");
+    assert!(error.contains(&named.addr().to_string()), "{error}");
 }
 
 #[tokio::test]

@@ -7,8 +7,12 @@
 //! the namespaces: a socket to one of them must be opened inside a namespace
 //! ([`Netns::command`], [`Netns::enter`]), never from the root namespace.
 //!
+//! The ACME tests' real peers live here too, on 127.0.0.1 in the root namespace: a CA
+//! ([`pebble`]) and an authoritative DNS server taking RFC 2136 updates ([`named`]).
+//!
 //! This is test code: it runs `ip` and the peers as processes, which the product never does.
 
+pub mod named;
 pub mod pebble;
 pub mod routers;
 
