@@ -502,6 +502,8 @@ pub struct UpstreamPolicy {
     /// Time for the whole exchange up to the response head, retries included (Gateway API's
     /// `timeouts.request`); past it the client gets 504. `None` for no limit.
     pub request_timeout: Option<Duration>,
+    /// Requests are written to the access log (`enable-access-log`, default on).
+    pub access_log: bool,
 }
 
 impl Default for UpstreamPolicy {
@@ -515,6 +517,7 @@ impl Default for UpstreamPolicy {
             max_body: Some(1024 * 1024),
             retry: RetryPolicy::default(),
             request_timeout: None,
+            access_log: true,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The set of running listeners, reconciled with each snapshot's [`L4Table`].
 
+use sluice_access_log::AccessLog;
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -19,6 +20,8 @@ use crate::udp::{receive_loop, UdpControl};
 pub(crate) struct Current {
     pub config: L4Listener,
     pub metrics: ListenerMetrics,
+    /// Where each connection's or flow's line goes.
+    pub log: AccessLog,
 }
 
 /// One bound listener.
@@ -73,6 +76,8 @@ impl Listeners {
 /// snapshot only changes what differs and established traffic is never cut by a reload.
 #[derive(Debug)]
 pub struct L4Plane {
+    /// `--access-log`: one line per connection and flow.
+    log: AccessLog,
     metrics: Arc<L4Metrics>,
     listeners: Mutex<Listeners>,
     /// Serialises `apply` calls; `listeners` itself is never locked across an await.
@@ -82,8 +87,8 @@ pub struct L4Plane {
 impl L4Plane {
     /// An empty plane; nothing is bound until [`L4Plane::apply`]. The metrics are shared so
     /// that the caller keeps exporting them.
-    pub fn new(metrics: Arc<L4Metrics>) -> Self {
-        Self { metrics, listeners: Mutex::new(Listeners::default()), applying: tokio::sync::Mutex::new(()) }
+    pub fn new(metrics: Arc<L4Metrics>, log: AccessLog) -> Self {
+        Self { metrics, log, listeners: Mutex::new(Listeners::default()), applying: tokio::sync::Mutex::new(()) }
     }
 
     fn listeners(&self) -> MutexGuard<'_, Listeners> {
@@ -110,7 +115,8 @@ impl L4Plane {
                 listeners.stop(key);
             }
             for (key, config) in &table.listeners {
-                let current = Arc::new(Current { config: config.clone(), metrics: self.metrics.for_listener(config) });
+                let metrics = self.metrics.for_listener(config);
+                let current = Arc::new(Current { config: config.clone(), metrics, log: self.log.clone() });
                 let kept = match listeners.running.get(key) {
                     // An accept loop only ends by abort or panic; a finished one is re-bound.
                     Some(Running::Tcp { current: shared, task }) if !task.is_finished() => {

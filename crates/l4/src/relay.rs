@@ -1,17 +1,43 @@
 //! Copying a TCP connection both ways with half-close and an idle timeout.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpStream;
 
 use crate::idle::Activity;
-use crate::metrics::ListenerMetrics;
 use crate::socket::shutdown_write;
 
 /// Buffer per direction when splice is unavailable.
 const BUFFER: usize = 16 * 1024;
+
+/// Bytes of one direction: the listener's metric, and this connection's total for its
+/// access log line.
+#[derive(Debug)]
+pub(crate) struct Tally<'a> {
+    metric: &'a Counter,
+    total: AtomicU64,
+}
+
+impl<'a> Tally<'a> {
+    /// Counting into `metric` too.
+    pub(crate) fn new(metric: &'a Counter) -> Self {
+        Self { metric, total: AtomicU64::new(0) }
+    }
+
+    /// `n` more bytes.
+    pub(crate) fn add(&self, n: u64) {
+        self.metric.inc_by(n);
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The connection's total so far.
+    pub(crate) fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+}
 
 /// How a relay ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,15 +56,11 @@ pub(crate) async fn relay(
     client: &TcpStream,
     upstream: &TcpStream,
     idle_timeout: Duration,
-    metrics: &ListenerMetrics,
+    (rx, tx): (&Tally<'_>, &Tally<'_>),
 ) -> io::Result<Ended> {
     let activity = Activity::new();
-    let both = async {
-        tokio::try_join!(
-            one_way(client, upstream, &metrics.rx, &activity),
-            one_way(upstream, client, &metrics.tx, &activity),
-        )
-    };
+    let both =
+        async { tokio::try_join!(one_way(client, upstream, rx, &activity), one_way(upstream, client, tx, &activity),) };
     tokio::select! {
         result = both => result.map(|_| Ended::Closed),
         () = activity.expired(idle_timeout) => Ok(Ended::Idle),
@@ -46,7 +68,7 @@ pub(crate) async fn relay(
 }
 
 /// Copies `src` to `dst` until end of stream, then half-closes `dst`.
-async fn one_way(src: &TcpStream, dst: &TcpStream, counter: &Counter, activity: &Activity) -> io::Result<()> {
+async fn one_way(src: &TcpStream, dst: &TcpStream, counter: &Tally<'_>, activity: &Activity) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     let spliced = crate::splice::copy(src, dst, counter, activity).await?;
     #[cfg(not(target_os = "linux"))]
@@ -62,7 +84,7 @@ async fn one_way(src: &TcpStream, dst: &TcpStream, counter: &Counter, activity: 
 pub(crate) async fn buffered(
     src: &TcpStream,
     dst: &TcpStream,
-    counter: &Counter,
+    counter: &Tally<'_>,
     activity: &Activity,
 ) -> io::Result<()> {
     let mut buf = vec![0u8; BUFFER];
@@ -82,7 +104,7 @@ pub(crate) async fn buffered(
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(m) => {
                     pending = pending.get(m..).unwrap_or_default();
-                    counter.inc_by(m as u64);
+                    counter.add(m as u64);
                     activity.touch();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -110,7 +132,8 @@ mod tests {
     async fn buffered_copy_moves_everything_and_stops_at_eof() {
         let (mut writer, src) = pair().await;
         let (dst, mut reader) = pair().await;
-        let counter = Counter::default();
+        let metric = Counter::default();
+        let counter = Tally::new(&metric);
         let activity = Activity::new();
         let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let sent = payload.clone();
@@ -129,6 +152,7 @@ mod tests {
         read.expect("read");
         write.await.expect("writer");
         assert_eq!(received, payload);
-        assert_eq!(counter.get(), payload.len() as u64);
+        assert_eq!(metric.get(), payload.len() as u64);
+        assert_eq!(counter.total(), payload.len() as u64);
     }
 }

@@ -3,7 +3,6 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use prometheus_client::metrics::counter::Counter;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
@@ -61,7 +60,12 @@ fn unsupported(error: &io::Error) -> bool {
 /// The pipe is always emptied into `dst` before the next read from `src`, so a `WouldBlock`
 /// from a read means `src` has no data and one from a write means `dst` is full: readiness is
 /// cleared for the right socket.
-pub(crate) async fn copy(src: &TcpStream, dst: &TcpStream, counter: &Counter, activity: &Activity) -> io::Result<bool> {
+pub(crate) async fn copy(
+    src: &TcpStream,
+    dst: &TcpStream,
+    counter: &crate::relay::Tally<'_>,
+    activity: &Activity,
+) -> io::Result<bool> {
     let Ok(pipe) = Pipe::new() else {
         return Ok(false);
     };
@@ -85,7 +89,7 @@ pub(crate) async fn copy(src: &TcpStream, dst: &TcpStream, counter: &Counter, ac
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     in_pipe = in_pipe.saturating_sub(n);
-                    counter.inc_by(n as u64);
+                    counter.add(n as u64);
                     activity.touch();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

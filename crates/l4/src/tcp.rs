@@ -10,7 +10,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::plane::Current;
 use crate::proxy_protocol;
-use crate::relay::{relay, Ended};
+use crate::relay::{relay, Ended, Tally};
+use sluice_access_log::StreamEntry;
 
 /// Most endpoints tried for one client connection.
 const MAX_ATTEMPTS: usize = 3;
@@ -52,7 +53,33 @@ pub(crate) async fn accept_loop(listener: TcpListener, current: Arc<ArcSwap<Curr
 async fn serve(client: TcpStream, peer: SocketAddr, state: Arc<Current>) {
     let _active = state.metrics.opened();
     let _ = client.set_nodelay(true);
-    let Some(mut upstream) = connect(&state).await else {
+    let (started, since) = (std::time::SystemTime::now(), std::time::Instant::now());
+    let (rx, tx) = (Tally::new(&state.metrics.rx), Tally::new(&state.metrics.tx));
+    let mut endpoint = None;
+    serve_connection(&client, peer, &state, (&rx, &tx), &mut endpoint).await;
+    if state.log.enabled() {
+        state.log.write_stream(&StreamEntry {
+            time: started,
+            protocol: "TCP",
+            client: peer,
+            listener: state.config.address,
+            service: format!("{}/{}", state.config.service.namespace, state.config.service.name).into(),
+            upstream: endpoint,
+            bytes_in: rx.total(),
+            bytes_out: tx.total(),
+            duration: since.elapsed(),
+        });
+    }
+}
+
+async fn serve_connection(
+    client: &TcpStream,
+    peer: SocketAddr,
+    state: &Current,
+    tallies: (&Tally<'_>, &Tally<'_>),
+    endpoint: &mut Option<SocketAddr>,
+) {
+    let Some(mut upstream) = connect(state).await else {
         tracing::debug!(
             client = %peer,
             backend = %state.config.backends.label(),
@@ -60,6 +87,7 @@ async fn serve(client: TcpStream, peer: SocketAddr, state: Arc<Current>) {
         );
         return;
     };
+    *endpoint = upstream.peer_addr().ok();
     if let Some(version) = state.config.proxy_protocol {
         let destination = client.local_addr().unwrap_or(state.config.address);
         let header = proxy_protocol::header(version, peer, destination);
@@ -68,7 +96,7 @@ async fn serve(client: TcpStream, peer: SocketAddr, state: Arc<Current>) {
             return;
         }
     }
-    match relay(&client, &upstream, state.config.idle_timeout, &state.metrics).await {
+    match relay(client, &upstream, state.config.idle_timeout, tallies).await {
         Ok(Ended::Closed) => {}
         Ok(Ended::Idle) => tracing::debug!(client = %peer, "l4: idle TCP connection closed"),
         Err(error) => tracing::debug!(client = %peer, %error, "l4: TCP connection failed"),

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -109,6 +109,10 @@ struct Flow {
     /// Set by the reply task when it ends; the flow must not be used after that.
     closed: AtomicBool,
     state: Arc<Current>,
+    /// Bytes from and to the client, and when the flow began, for its access log line.
+    rx: AtomicU64,
+    tx: AtomicU64,
+    started: (std::time::SystemTime, std::time::Instant),
 }
 
 /// A flow in the table, tagged so that a late "ended" message for an earlier flow of the
@@ -150,6 +154,7 @@ pub(crate) async fn receive_loop(socket: UdpSocket, control: Arc<UdpControl>) {
                     // A full send buffer or an ICMP error from an earlier datagram: UDP may drop.
                     if SockRef::from(&flow.upstream).send(datagram).is_ok() {
                         flow.state.metrics.rx.inc_by(n as u64);
+                        flow.rx.fetch_add(n as u64, Ordering::Relaxed);
                     }
                 }
                 Err(error) => {
@@ -206,7 +211,15 @@ fn flow_for<'a>(
             }
         };
         let active = state.metrics.opened();
-        let flow = Arc::new(Flow { upstream, activity: Activity::new(), closed: AtomicBool::new(false), state });
+        let flow = Arc::new(Flow {
+            upstream,
+            activity: Activity::new(),
+            closed: AtomicBool::new(false),
+            state,
+            rx: AtomicU64::new(0),
+            tx: AtomicU64::new(0),
+            started: (std::time::SystemTime::now(), std::time::Instant::now()),
+        });
         *next_id = next_id.wrapping_add(1);
         let id = *next_id;
         tokio::spawn(reply_loop(flow.clone(), listener.clone(), client, active, ended.clone(), id));
@@ -249,6 +262,20 @@ async fn reply_loop(
     drop(listener);
     drop(active);
     flow.closed.store(true, Ordering::Release);
+    let state = &flow.state;
+    if state.log.enabled() {
+        state.log.write_stream(&sluice_access_log::StreamEntry {
+            time: flow.started.0,
+            protocol: "UDP",
+            client,
+            listener: state.config.address,
+            service: format!("{}/{}", state.config.service.namespace, state.config.service.name).into(),
+            upstream: flow.upstream.peer_addr().ok(),
+            bytes_in: flow.rx.load(Ordering::Relaxed),
+            bytes_out: flow.tx.load(Ordering::Relaxed),
+            duration: flow.started.1.elapsed(),
+        });
+    }
     let _ = ended.send((client, id));
 }
 
@@ -263,6 +290,7 @@ fn relay_replies(flow: &Flow, listener: &UdpSocket, client: &SockAddr) -> io::Re
                     // A full send buffer drops the reply, as the network might.
                     if SockRef::from(listener).send_to(reply, client).is_ok() {
                         flow.state.metrics.tx.inc_by(n as u64);
+                        flow.tx.fetch_add(n as u64, Ordering::Relaxed);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),

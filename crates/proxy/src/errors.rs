@@ -76,7 +76,7 @@ impl DataPlane {
         let uri = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let uri = HeaderValue::from_str(uri).unwrap_or(HeaderValue::from_static("/"));
         describe(&mut parts.headers, StatusCode::SERVICE_UNAVAILABLE, pages, &uri);
-        self.forward(downstream, target, edits, (parts, body)).await
+        self.forward(downstream, target, edits, (parts, body), &mut crate::logged::Tried::default()).await
     }
 
     /// The error backend's answer for `code`, or `None` when it has no endpoint or fails

@@ -24,6 +24,7 @@ use crate::errors::Original;
 use crate::filters::{self, Arrival, ResponseFilters};
 use crate::headers::{set_forwarding, strip_hop_by_hop, Downstream};
 use crate::listener::Scheme;
+use crate::logged::{RouteFacts, Tried};
 use crate::mirror::{Chunk, Teed};
 use crate::path::routing_path;
 use crate::responses::{error, ProxyBody, SERVER};
@@ -92,6 +93,7 @@ impl DataPlane {
             arrived.as_ref().map(|(path, host)| Arrival::new(downstream, &parts, path, host, self.options.https_port));
         let after = arrival.as_ref().and_then(|arrival| ResponseFilters::prepare(route, arrival, &parts));
         let mut backend = None;
+        let mut tried = Tried::default();
         let edits = match &arrival {
             Some(arrival) => filters::on_request(route, arrival, &mut parts),
             None => Ok(None),
@@ -158,9 +160,9 @@ impl DataPlane {
                         let request = (parts, body);
                         // The future is made in each arm: one made before would be stored twice.
                         match forward.policy.request_timeout {
-                            None => self.forward(downstream, target, edits, request).await,
+                            None => self.forward(downstream, target, edits, request, &mut tried).await,
                             Some(limit) => {
-                                let forwarded = self.forward(downstream, target, edits, request);
+                                let forwarded = self.forward(downstream, target, edits, request, &mut tried);
                                 tokio::time::timeout(limit, forwarded).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT))
                             }
                         }
@@ -201,8 +203,21 @@ impl DataPlane {
             body.hold(slot);
         }
         self.metrics.request(backend.map(|b| (route, &**b)), response.status(), started.elapsed());
-        if grpc && is_own_error(&response) {
-            return crate::responses::grpc_error(response.status());
+        let mut response = match grpc && is_own_error(&response) {
+            true => crate::responses::grpc_error(response.status()),
+            false => response,
+        };
+        if self.options.access_log.enabled() {
+            response.extensions_mut().insert(RouteFacts {
+                client: Some(downstream.client),
+                route: Some(route.label.clone()),
+                service: backend.map(|b| b.label.clone()),
+                upstream: tried.upstream,
+                upstream_status: tried.status,
+                upstream_time: tried.time,
+                request_id: tried.request_id,
+                logged: route.forward().is_none_or(|f| f.policy.access_log),
+            });
         }
         response
     }
@@ -214,6 +229,7 @@ impl DataPlane {
         target: Target<'_>,
         edits: Option<(&HeaderEdits, &Arrival<'_>)>,
         (parts, body): (Parts, Incoming),
+        tried: &mut Tried,
     ) -> Result<Response<ProxyBody>, StatusCode> {
         let Target { backend, forward, choice, copy, edits: backend_edits } = target;
         let policy = &*forward.policy;
@@ -235,6 +251,11 @@ impl DataPlane {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, ()) = request.into_parts();
         prepare(&mut parts, downstream, backend.protocol(), upgrade);
+        if self.options.access_log.enabled() {
+            if let Some(id) = parts.headers.get(crate::headers::X_REQUEST_ID_NAME) {
+                tried.request_id = String::from_utf8_lossy(id.as_bytes()).into_owned();
+            }
+        }
         if http10 {
             parts.version = Version::HTTP_10;
             parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -290,7 +311,11 @@ impl DataPlane {
                 _ => &sent_at_start,
             };
             let request = Request::from_parts(head, sent_body);
+            let sent = Instant::now();
             let outcome = self.send(backend, endpoint, policy, attempt_progress, request).await;
+            tried.upstream = Some(endpoint);
+            tried.time = Some(sent.elapsed());
+            tried.status = outcome.as_ref().ok().map(|answer| answer.status().as_u16());
             if let (Some(in_flight), Ok(_)) = (measured, &outcome) {
                 in_flight.answered();
             }

@@ -15,6 +15,8 @@ static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port"
 static X_ORIGINAL_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-original-forwarded-for");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `X-Request-ID`, which the access log reports as sent.
+pub(crate) const X_REQUEST_ID_NAME: &str = "x-request-id";
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");

@@ -24,6 +24,7 @@ mod h2_guard;
 mod headers;
 mod http1;
 mod listener;
+mod logged;
 mod mirror;
 mod path;
 mod per_worker;
@@ -163,6 +164,8 @@ pub struct ProxyOptions {
     /// TLS session resumption (tickets and a cache), also for hosts that ask for client
     /// certificates.
     pub tls_session_resumption: bool,
+    /// `--access-log`: where each request's line goes.
+    pub access_log: sluice_access_log::AccessLog,
 }
 
 impl Default for ProxyOptions {
@@ -175,6 +178,7 @@ impl Default for ProxyOptions {
             connection_limits: ConnectionLimits::default(),
             shared_rates: None,
             tls_session_resumption: true,
+            access_log: sluice_access_log::AccessLog::off(),
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::h1_guard::{H1Guard, RefusalSignal};
 use crate::h2_guard::H2Guard;
 use crate::headers::Downstream;
 use crate::http1::Served;
+use crate::logged::{Logged, Pending, RouteFacts};
 use crate::passthrough::Replay;
 use crate::proxy_protocol;
 use crate::validate;
@@ -320,6 +321,7 @@ async fn serve_http<IO>(
         // The guard stops reading HTTP/1.1 after a WebSocket upgrade request (what follows
         // may be frames): unless it is accepted, the connection must end with the answer.
         let tunnel_asked = request.version() == Version::HTTP_11 && validate::is_websocket_upgrade(request.headers());
+        let pending = plane.options.access_log.enabled().then(|| Pending::of(&request, downstream.client));
         async move {
             // Boxed: the request's state machine is large, and hyper moves the future it is
             // given (into a spawned task per HTTP/2 stream): one allocation instead of
@@ -328,7 +330,12 @@ async fn serve_http<IO>(
             if tunnel_asked && response.status() != StatusCode::SWITCHING_PROTOCOLS {
                 response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            Ok::<_, Infallible>(response)
+            let logged = pending.and_then(|pending| {
+                let served = response.extensions_mut().remove::<RouteFacts>();
+                let entry = pending.answered(response.status().as_u16(), served)?;
+                Some((entry, plane.options.access_log.clone()))
+            });
+            Ok::<_, Infallible>(response.map(|body| Logged::new(body, logged)))
         }
     });
     let io = TokioIo::new(io);

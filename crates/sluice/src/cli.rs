@@ -323,6 +323,17 @@ pub struct AcmeArgs {
     pub acme_retry_min: Duration,
 }
 
+/// `--access-log` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AccessLogArg {
+    /// One JSON object per line.
+    Json,
+    /// ingress-nginx's log formats.
+    Nginx,
+    /// No access log.
+    Off,
+}
+
 /// `--acme-challenge` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AcmeChallengeArg {
@@ -344,6 +355,13 @@ pub struct ServeArgs {
     /// HTTPS listener (TLS 1.2/1.3, HTTP/2 or HTTP/1.1 by ALPN, certificate by SNI).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:443")]
     pub https: SocketAddr,
+
+    /// Access log on stdout, one line per request and per L4 connection or UDP flow: json
+    /// (every field), nginx (ingress-nginx's default log-format-upstream and
+    /// log-format-stream, so existing parsers keep working) or off. An Ingress can turn its
+    /// own off with nginx.ingress.kubernetes.io/enable-access-log: "false".
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = AccessLogArg::Json)]
+    pub access_log: AccessLogArg,
 
     /// Admin listener: /healthz, /readyz and /metrics (Prometheus).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:10254")]

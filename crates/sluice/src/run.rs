@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice_access_log::{AccessLog, AccessLogFormat};
 use sluice_config::{SharedSnapshot, Snapshot};
 use sluice_l4::{L4Metrics, L4Plane};
 
@@ -311,7 +312,8 @@ pub async fn serve(
     // first real snapshot serves (with --kubernetes, after the initial lists).
     let snapshot = sluice_config::share(pipeline.placeholder());
     let mut metrics = Metrics::new();
-    let l4 = L4Plane::new(Arc::new(L4Metrics::new(metrics.registry_mut())));
+    let access_log = access_log(serve.access_log, metrics.registry_mut());
+    let l4 = L4Plane::new(Arc::new(L4Metrics::new(metrics.registry_mut())), access_log.clone());
     let control_metrics = ControlMetrics::new(metrics.registry_mut());
     let acme_metrics = AcmeMetrics::new(metrics.registry_mut());
     let live = match &cluster {
@@ -369,6 +371,7 @@ pub async fn serve(
             per_client: serve.max_connections_per_client,
         },
         tls_session_resumption: serve.tls_session_resumption,
+        access_log,
         shared_rates: match &serve.rate_limit_redis {
             Some(url) => Some(sluice_proxy::SharedRates::connect(url, serve.rate_limit_redis_timeout)?),
             None => None,
@@ -589,4 +592,20 @@ fn acme_setup(
         (None, None) => return Ok(None),
     };
     Ok(Some((settings, storage)))
+}
+
+/// The access log `--access-log` asks for, with its dropped-lines counter registered.
+fn access_log(format: crate::cli::AccessLogArg, registry: &mut prometheus_client::registry::Registry) -> AccessLog {
+    let format = match format {
+        crate::cli::AccessLogArg::Json => AccessLogFormat::Json,
+        crate::cli::AccessLogArg::Nginx => AccessLogFormat::Nginx,
+        crate::cli::AccessLogArg::Off => return AccessLog::off(),
+    };
+    let dropped = prometheus_client::metrics::counter::Counter::default();
+    registry.register(
+        "access_log_dropped_lines",
+        "Access log lines dropped because stdout did not keep up",
+        dropped.clone(),
+    );
+    AccessLog::stdout(format, dropped)
 }

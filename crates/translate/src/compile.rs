@@ -373,6 +373,7 @@ pub(crate) fn merged_policy(defaults: &Arc<UpstreamPolicy>, overrides: &PolicyOv
     policy.send_timeout = overrides.send_timeout.unwrap_or(policy.send_timeout);
     policy.http10 = overrides.http10.unwrap_or(policy.http10);
     policy.max_body = overrides.max_body.unwrap_or(policy.max_body);
+    policy.access_log = overrides.access_log.unwrap_or(policy.access_log);
     if let Some(on) = &overrides.retry_on {
         policy.retry.on = on.clone();
     }

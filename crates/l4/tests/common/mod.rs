@@ -30,7 +30,7 @@ impl Plane {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("sluice");
         let metrics = Arc::new(L4Metrics::new(&mut registry));
-        Self { plane: L4Plane::new(metrics), registry }
+        Self { plane: L4Plane::new(metrics, sluice_access_log::AccessLog::off()), registry }
     }
 
     /// Applies `listeners`, asserting every key was bound.

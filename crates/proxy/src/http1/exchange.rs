@@ -64,13 +64,20 @@ pub(super) async fn exchange<IO>(
     head: &[u8],
     client: &mut Client<'_, IO>,
     held: &mut Option<Upstream>,
-    started: Instant,
+    (started, from): (Instant, SocketAddr),
 ) -> Next
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let (backend, forward) = (plan.backend, plan.forward);
     let policy = &*forward.policy;
+    // Only when logging: the line's request fields, from the head sent to the backend.
+    let mut log = (policy.access_log && plane.options.access_log.enabled()).then(|| {
+        let mut entry = crate::logged::native_entry(head, from, plan.body);
+        entry.route = Some(plan.route.label.clone());
+        entry.service = Some(backend.label.clone());
+        entry
+    });
     let ewma = matches!(forward.balance, Balance::Ewma);
     let pick = || if ewma { backend.pick_least_loaded() } else { backend.pick() };
     let replayable = plan.body == 0;
@@ -89,13 +96,26 @@ where
         attempt += 1;
         let last = attempt >= attempts || deadline.is_some_and(|d| Instant::now() >= d);
         let measured = ewma.then(|| backend.start(chosen));
+        let sent_at = Instant::now();
         match send(plane, plan, head, client, held, chosen).await {
             Ok((upstream, answer)) => {
                 if let Some(in_flight) = measured {
                     in_flight.answered();
                 }
                 plane.metrics.request(Some((plan.route, backend)), answer.status, started.elapsed());
-                return relay(upstream, answer, client, held, policy.read_timeout).await;
+                let status = answer.status.as_u16();
+                let upstream_time = sent_at.elapsed();
+                let (next, bytes_out) = relay(upstream, answer, client, held, policy.read_timeout).await;
+                if let Some(mut entry) = log {
+                    entry.status = status;
+                    entry.upstream = Some(chosen);
+                    entry.upstream_status = Some(status);
+                    entry.upstream_time = Some(upstream_time);
+                    entry.bytes_out = bytes_out;
+                    entry.duration = started.elapsed();
+                    plane.options.access_log.write(&entry);
+                }
+                return next;
             }
             Err(other @ (Attempt::ClientGone | Attempt::NoEndpoint)) => break other,
             Err(Attempt::Failed(failure)) => {
@@ -105,6 +125,10 @@ where
                     Failure::Other => policy.retry.on.error && plan.idempotent,
                     _ => false,
                 };
+                if let Some(entry) = log.as_mut() {
+                    entry.upstream = Some(chosen);
+                    entry.upstream_time = Some(sent_at.elapsed());
+                }
                 if !retry || last {
                     break Attempt::Failed(failure);
                 }
@@ -121,6 +145,12 @@ where
     // What is left of a request body is not read on: the connection ends after the answer.
     let close = plan.close || client.stopping || plan.body > 0;
     response::write_error(client.out, status, plan.hsts(), close);
+    if let Some(mut entry) = log {
+        entry.status = status.as_u16();
+        entry.bytes_out = response::error_body_len(status);
+        entry.duration = started.elapsed();
+        plane.options.access_log.write(&entry);
+    }
     if write_all(client.io, client.out, &[]).await.is_err() || client.io.flush().await.is_err() || close {
         return Next::Close;
     }
@@ -267,16 +297,21 @@ async fn relay<IO>(
     client: &mut Client<'_, IO>,
     held: &mut Option<Upstream>,
     read_timeout: Duration,
-) -> Next
+) -> (Next, u64)
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut sent = 0;
     let done = match answer.body {
         BodyLength::None => write_all(client.io, client.out, &[]).await.is_ok(),
-        BodyLength::Length(length) => relay_length(&mut upstream, client, length, read_timeout).await,
-        BodyLength::Chunked => relay_chunked(&mut upstream, client, read_timeout).await,
+        BodyLength::Length(length) => {
+            let done = relay_length(&mut upstream, client, length, read_timeout).await;
+            sent = if done { length } else { 0 };
+            done
+        }
+        BodyLength::Chunked => relay_chunked(&mut upstream, client, read_timeout, &mut sent).await,
         BodyLength::UntilClose => {
-            relay_until_close(&mut upstream, client, read_timeout).await;
+            relay_until_close(&mut upstream, client, read_timeout, &mut sent).await;
             false
         }
     };
@@ -287,11 +322,8 @@ where
         upstream.buf.release();
         *held = Some(upstream);
     }
-    if flushed && !answer.closes_client {
-        Next::KeepAlive
-    } else {
-        Next::Close
-    }
+    let next = if flushed && !answer.closes_client { Next::KeepAlive } else { Next::Close };
+    (next, sent)
 }
 
 async fn relay_length<IO>(
@@ -325,7 +357,12 @@ where
     true
 }
 
-async fn relay_chunked<IO>(upstream: &mut Upstream, client: &mut Client<'_, IO>, read_timeout: Duration) -> bool
+async fn relay_chunked<IO>(
+    upstream: &mut Upstream,
+    client: &mut Client<'_, IO>,
+    read_timeout: Duration,
+    sent: &mut u64,
+) -> bool
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
@@ -343,6 +380,7 @@ where
         if write_all(client.io, head, &data[..through]).await.is_err() {
             return false;
         }
+        *sent += through as u64;
         head = &[];
         upstream.buf.consume(through);
         if framing.awaits_head() {
@@ -354,8 +392,12 @@ where
     }
 }
 
-async fn relay_until_close<IO>(upstream: &mut Upstream, client: &mut Client<'_, IO>, read_timeout: Duration)
-where
+async fn relay_until_close<IO>(
+    upstream: &mut Upstream,
+    client: &mut Client<'_, IO>,
+    read_timeout: Duration,
+    sent: &mut u64,
+) where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let mut head: &[u8] = client.out;
@@ -366,6 +408,7 @@ where
         }
         head = &[];
         let n = data.len();
+        *sent += n as u64;
         upstream.buf.consume(n);
         if !fill(upstream, read_timeout).await {
             let _ = client.io.flush().await;

@@ -149,6 +149,14 @@ impl<IO: AsyncRead + AsyncWrite + WaitReadable + Unpin> Connection<IO> {
                     }
                     Examined::NotFound { length, body } => {
                         plane.metrics.request(None, http::StatusCode::NOT_FOUND, started.elapsed());
+                        if plane.options.access_log.enabled() {
+                            let head = self.buf.data().get(..length).unwrap_or_default();
+                            let mut entry = crate::logged::native_entry(head, downstream.client, 0);
+                            entry.status = 404;
+                            entry.bytes_out = self::response::error_body_len(http::StatusCode::NOT_FOUND);
+                            entry.duration = started.elapsed();
+                            plane.options.access_log.write(&entry);
+                        }
                         self.buf.consume(length);
                         break self.not_found(body || *stop.borrow()).await;
                     }
@@ -156,7 +164,8 @@ impl<IO: AsyncRead + AsyncWrite + WaitReadable + Unpin> Connection<IO> {
                         self.buf.consume(length);
                         let stopping = *stop.borrow();
                         let mut client = Client { io: &mut self.io, buf: &mut self.buf, out: &mut self.out, stopping };
-                        break exchange(plane, &plan, &self.head, &mut client, &mut self.held, started).await;
+                        let at = (started, downstream.client);
+                        break exchange(plane, &plan, &self.head, &mut client, &mut self.held, at).await;
                     }
                 }
                 match self.read_more(first, deadline, stop, plane).await {

@@ -230,6 +230,11 @@ pub(super) fn write_error(out: &mut Vec<u8>, status: StatusCode, hsts: Option<&H
     out.extend_from_slice(body.as_bytes());
 }
 
+/// The body length of [`write_error`]'s answer (the access log's `bytes_out`).
+pub(super) fn error_body_len(status: StatusCode) -> u64 {
+    error_text(status).len() as u64
+}
+
 fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");

@@ -95,6 +95,8 @@ pub(crate) struct PolicyOverrides {
     pub retry_tries: Option<u32>,
     /// `Some(None)`: no limit (`0`).
     pub retry_timeout: Option<Option<Duration>>,
+    /// `enable-access-log` (an annotation only; the ConfigMap's is `disable-access-log`).
+    pub access_log: Option<bool>,
 }
 
 /// How the backends of an Ingress are reached; part of each backend's identity.
@@ -317,6 +319,7 @@ fn apply(
         }
         "from-to-www-redirect" => a.from_to_www = values::boolean(value)?,
         "upstream-vhost" => a.upstream_vhost = Some(template(value)?),
+        "enable-access-log" => a.policy.access_log = Some(values::boolean(value)?),
         "backend-protocol" => {
             a.backend.protocol = match value.to_ascii_uppercase().as_str() {
                 "HTTP" | "AUTO_HTTP" => Some(UpstreamProtocol::Http1),

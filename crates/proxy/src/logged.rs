@@ -1,0 +1,190 @@
+//! What the access log needs from the proxy's two paths: the request's facts taken before it
+//! is handled, what routing and the backend said ([`RouteFacts`], carried in the response's
+//! extensions), and a response body that counts what it sends and writes the line when it
+//! ends. Nothing here runs unless the access log is on.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{header, HeaderMap, Request, Version};
+use hyper::body::{Body, Frame, SizeHint};
+use sluice_access_log::{AccessLog, Entry};
+
+/// What the general path learnt while handling a request, for its log line.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RouteFacts {
+    /// The client after believed forwarding headers.
+    pub client: Option<SocketAddr>,
+    pub route: Option<Arc<str>>,
+    pub service: Option<Arc<str>>,
+    pub upstream: Option<SocketAddr>,
+    pub upstream_status: Option<u16>,
+    pub upstream_time: Option<Duration>,
+    pub request_id: String,
+    /// The route's `enable-access-log`.
+    pub logged: bool,
+}
+
+/// The attempt a request was last sent on, recorded by `forward`.
+#[derive(Debug, Default)]
+pub(crate) struct Tried {
+    pub upstream: Option<SocketAddr>,
+    pub status: Option<u16>,
+    pub time: Option<Duration>,
+    pub request_id: String,
+}
+
+/// The protocol as nginx's `$server_protocol` writes it.
+pub(crate) fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
+    headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default()
+}
+
+/// A request's facts before it is handled.
+pub(crate) struct Pending {
+    entry: Entry,
+    started: Instant,
+}
+
+impl Pending {
+    /// Takes what the log shows of `request` from `client`.
+    pub(crate) fn of<B: Body>(request: &Request<B>, client: SocketAddr) -> Self {
+        let headers = request.headers();
+        let host = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_else(|| header_text(headers, header::HOST));
+        let target = request.uri().path_and_query().map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        let head_bytes: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+        let body = request.body().size_hint().exact().unwrap_or(0);
+        let bytes_in = (request.method().as_str().len() + target.len() + 12 + head_bytes) as u64 + body;
+        let entry = Entry {
+            time: Some(SystemTime::now()),
+            client: Some(client),
+            method: request.method().as_str().to_owned(),
+            host,
+            target,
+            protocol: protocol(request.version()),
+            bytes_in,
+            user_agent: header_text(headers, header::USER_AGENT),
+            referer: header_text(headers, header::REFERER),
+            ..Entry::default()
+        };
+        Self { entry, started: Instant::now() }
+    }
+
+    /// Completes the facts with the answer's; `None` when the route asked for no log.
+    pub(crate) fn answered(mut self, status: u16, served: Option<RouteFacts>) -> Option<Box<Pending>> {
+        self.entry.status = status;
+        if let Some(served) = served {
+            if !served.logged {
+                return None;
+            }
+            self.entry.client = served.client.or(self.entry.client);
+            self.entry.route = served.route;
+            self.entry.service = served.service;
+            self.entry.upstream = served.upstream;
+            self.entry.upstream_status = served.upstream_status;
+            self.entry.upstream_time = served.upstream_time;
+            self.entry.request_id = served.request_id;
+        }
+        Some(Box::new(self))
+    }
+}
+
+/// A response body that counts the bytes it yields and writes the log line when it is done
+/// (or dropped: a client that went away is logged too).
+pub(crate) struct Logged<B> {
+    inner: B,
+    pending: Option<(Box<Pending>, AccessLog)>,
+}
+
+impl<B> Logged<B> {
+    /// `inner`, logged as `pending` says to `log` (nothing when `pending` is `None`).
+    pub(crate) fn new(inner: B, pending: Option<(Box<Pending>, AccessLog)>) -> Self {
+        Self { inner, pending }
+    }
+
+    fn finish(&mut self) {
+        if let Some((mut pending, log)) = self.pending.take() {
+            pending.entry.duration = pending.started.elapsed();
+            log.write(&pending.entry);
+        }
+    }
+}
+
+impl<B> Drop for Logged<B> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Logged<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some((pending, _))) = (frame.data_ref(), self.pending.as_mut()) {
+                    pending.entry.bytes_out += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The entry of a request the proxy-native path forwarded, from the head it sent the backend
+/// (request line, the client's headers, the `X-Request-ID` it added).
+pub(crate) fn native_entry(head: &[u8], client: SocketAddr, body: u64) -> Entry {
+    let mut slots = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut slots);
+    let _ = request.parse(head);
+    let find = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned())
+            .unwrap_or_default()
+    };
+    Entry {
+        time: Some(SystemTime::now()),
+        client: Some(client),
+        method: request.method.unwrap_or("-").to_owned(),
+        host: find("host"),
+        target: request.path.unwrap_or("-").to_owned(),
+        protocol: if request.version == Some(0) { "HTTP/1.0" } else { "HTTP/1.1" },
+        bytes_in: head.len() as u64 + body,
+        request_id: find("x-request-id"),
+        user_agent: find("user-agent"),
+        referer: find("referer"),
+        ..Entry::default()
+    }
+}
