@@ -45,10 +45,14 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Validate manifests the way `run` would, without serving.
     ///
+    /// Example: sluice check --manifests ./k8s/        (or: sluice check --kubernetes)
+    ///
     /// Prints every problem (resource, field, reason) and exits 1 if there is any; else prints
     /// a one-line summary and exits 0. Use it in CI before applying manifests.
     Check(SourceArgs),
     /// Run a test backend that answers every request with JSON describing it.
+    ///
+    /// Example: sluice echo --listen 127.0.0.1:3000 --name web
     ///
     /// The answer is shaped as the Gateway API conformance suite's echo-basic one: path with
     /// query, host, method, protocol, headers (name → values), httpPort, namespace, service,
@@ -59,19 +63,45 @@ pub enum Command {
     Echo(EchoArgs),
     /// Show the addresses each Service and Ingress is served on, from a running Sluice.
     ///
+    /// Example: sluice status --admin 127.0.0.1:10254
+    ///
     /// Reads the admin listener's /status (the Kubernetes `status.loadBalancer` shape) and
     /// prints it as a table.
     Status(StatusArgs),
     /// Show the routing table a running Sluice serves (from the admin listener's /config):
     /// host, path, match type, Ingress, backend and its endpoints; L4 listeners;
     /// certificates by SNI; current problems.
+    ///
+    /// Example: sluice routes --admin 127.0.0.1:10254
     Routes(StatusArgs),
 
     /// Try Sluice: start echo backends and serve the bundled demo manifests.
     ///
+    /// Example: sluice demo     (or scripts/demo from the repository)
+    ///
     /// Listens on 127.0.0.1:8080 (HTTP) and 127.0.0.1:8443 (HTTPS) and prints curl
     /// commands to try.
     Demo(DemoArgs),
+
+    /// Print a shell completion script.
+    ///
+    /// Example: sluice completions bash > /etc/bash_completion.d/sluice
+    ///          sluice completions zsh > "${fpath[1]}/_sluice"
+    ///          sluice completions fish > ~/.config/fish/completions/sluice.fish
+    Completions(CompletionsArgs),
+
+    /// Print the version and build information (commit, target, profile).
+    ///
+    /// Example: sluice version
+    Version,
+}
+
+/// Options of `sluice completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Where configuration comes from and which Ingresses are ours.

@@ -46,7 +46,28 @@ fn main() -> ExitCode {
         cli::Command::Routes(args) => status::routes(&args),
 
         cli::Command::Demo(args) => demo::main(args),
+        cli::Command::Completions(args) => {
+            let mut command = <cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut command, "sluice", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        cli::Command::Version => {
+            println!("{}", build_info());
+            ExitCode::SUCCESS
+        }
     }
+}
+
+/// `sluice version`: what was built, from what, for what.
+fn build_info() -> String {
+    format!(
+        "sluice {}\ncommit:  {}\ntarget:  {}\nprofile: {}\nrustc:   {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("SLUICE_GIT_COMMIT"),
+        env!("SLUICE_TARGET"),
+        env!("SLUICE_PROFILE"),
+        env!("SLUICE_RUSTC"),
+    )
 }
 
 /// Runs a simple async entry point on a fresh multi-thread runtime.
