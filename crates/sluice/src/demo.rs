@@ -11,6 +11,10 @@ use crate::echo::{self, EchoOptions};
 const DEMO_MANIFESTS: &str = include_str!("../../../examples/demo/demo.yaml");
 /// The echo backends the demo's EndpointSlices point at: (service, address).
 const BACKENDS: [(&str, &str); 2] = [("web", "127.0.0.1:18081"), ("api", "127.0.0.1:18082")];
+/// The UDP echo the demo's UDP LoadBalancer Service points at.
+const UDP_ECHO: &str = "127.0.0.1:18083";
+/// The demo's LoadBalancer pool (loopback addresses: reachable on this machine only).
+const LB_POOL: &str = "127.0.77.10-127.0.77.11";
 /// Hosts of the demo Ingress, covered by the generated certificate.
 const HOSTS: [&str; 2] = ["shop.demo.test", "api.demo.test"];
 
@@ -35,7 +39,13 @@ pub fn main(args: DemoArgs) -> ExitCode {
         upstream_timeout: std::time::Duration::from_secs(60),
         watch_ingress_without_class: false,
         default_tls_secret: None,
-        lb_pools: Vec::new(),
+        lb_pools: match LB_POOL.parse() {
+            Ok(pool) => vec![pool],
+            Err(e) => {
+                eprintln!("sluice demo: {LB_POOL}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         gateway_controller: sluice_translate::GATEWAY_CONTROLLER.into(),
         node_name: None,
         upstream_mode: crate::cli::UpstreamModeArg::Endpoints,
@@ -57,7 +67,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
         rate_limit_redis_timeout: std::time::Duration::from_millis(25),
         workers: None,
         publish_address: Vec::new(),
-        access_log: crate::cli::AccessLogArg::Off,
+        access_log: crate::cli::AccessLogArg::Json,
     };
     let runtime = match crate::run::runtime(None) {
         Ok(runtime) => runtime,
@@ -76,6 +86,8 @@ pub fn main(args: DemoArgs) -> ExitCode {
                 }
             });
         }
+        let udp = tokio::net::UdpSocket::bind(UDP_ECHO).await.map_err(|e| format!("{UDP_ECHO}: {e}"))?;
+        tokio::spawn(udp_echo(udp));
         crate::run::serve(&source, &serve, None, None, None, || print_try_it(&args)).await
     });
     match result {
@@ -109,6 +121,14 @@ fn write_manifests() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
+/// Answers every datagram with itself: the UDP Service's backend.
+async fn udp_echo(socket: tokio::net::UdpSocket) {
+    let mut buf = vec![0u8; 65_536];
+    while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+        let _ = socket.send_to(buf.get(..n).unwrap_or_default(), from).await;
+    }
+}
+
 fn print_try_it(args: &DemoArgs) {
     let (http, https) = (args.http, args.https);
     let port = https.port();
@@ -121,8 +141,19 @@ fn print_try_it(args: &DemoArgs) {
          curl -k --resolve shop.demo.test:{port}:{ip} https://shop.demo.test:{port}/\n  \
          curl -H 'Host: unknown.test' http://{http}/      # 404: no route\n  \
          for i in 1 2 3 4 5 6 7; do curl -s -o /dev/null -w '%{{http_code}} ' -H 'Host: login.demo.test' http://{http}/; done   # limit-rpm 5: 200 x6, then 503\n  \
-         curl http://{admin}/metrics\n\nPress Ctrl-C to stop.\n",
+         curl http://{admin}/metrics\n\n\
+         The layer-4 half (Services of type LoadBalancer, any TCP or UDP protocol):\n\n  \
+         curl http://127.0.77.10:9000/hello                  # TCP Service demo/tcp-echo\n  \
+         echo ping | nc -u -w1 127.0.77.11 9053              # UDP Service demo/udp-echo (or: socat - UDP:127.0.77.11:9053)\n\n\
+         Dashboard: http://{admin}/    Status: sluice status --admin {admin}\n\nPress Ctrl-C to stop.\n",
         ip = https.ip(),
         admin = args.admin,
     );
+    // What `sluice status` says, from its own thread: the admin listener answers on the
+    // runtime this is called from.
+    let admin = args.admin;
+    std::thread::spawn(move || match crate::status::table(admin) {
+        Ok(table) => println!("sluice status:\n{table}"),
+        Err(e) => eprintln!("sluice status: {e}"),
+    });
 }

@@ -37,6 +37,12 @@ fn show(args: &StatusArgs, path: &str, table: fn(&Value) -> String) -> ExitCode 
     }
 }
 
+/// `sluice status`'s table for the Sluice whose admin listener is `admin` (for the demo).
+pub fn table(admin: std::net::SocketAddr) -> Result<String, String> {
+    let args = StatusArgs { admin, json: false };
+    fetch(&args, "/status").map(|document| status_table(&document))
+}
+
 fn fetch(args: &StatusArgs, path: &str) -> Result<Value, String> {
     let fail = |e: std::io::Error| format!("cannot reach the admin listener at {}: {e}", args.admin);
     let mut stream = TcpStream::connect_timeout(&args.admin, Duration::from_secs(5)).map_err(fail)?;
