@@ -1,4 +1,8 @@
-//! Metrics of the control plane: reloads and the objects being served.
+//! Metrics of the control plane: reloads, the objects being served, and what the snapshot
+//! being served says about them (diagnostics by severity, each backend's ready endpoints).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -6,12 +10,24 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use sluice_config::{Severity, Snapshot};
 
 use crate::pipeline::BuildKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SeverityLabel {
+    severity: &'static str,
+}
+
+/// `service="namespace/name:port"`, the same value as `sluice_http_requests_total`'s.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ServiceLabel {
+    service: String,
 }
 
 type HistogramFamily = Family<KindLabel, Histogram, fn() -> Histogram>;
@@ -28,6 +44,10 @@ pub struct ControlMetrics {
     reload_errors: Counter,
     objects: Family<KindLabel, Gauge>,
     failing_files: Gauge,
+    diagnostics: Family<SeverityLabel, Gauge>,
+    backend_endpoints: Family<ServiceLabel, Gauge>,
+    /// The backend labels set in `backend_endpoints`, to drop those of backends gone.
+    backend_labels: Mutex<BTreeSet<Arc<str>>>,
 }
 
 impl ControlMetrics {
@@ -53,7 +73,27 @@ impl ControlMetrics {
             "Manifest files whose current version does not parse",
             failing_files.clone(),
         );
-        Self { reload_duration, reload_errors, objects, failing_files }
+        let diagnostics = Family::default();
+        registry.register(
+            "config_diagnostics",
+            "Problems in the configuration being served, by severity: error (a resource or part of it rejected, not served as written) or warning (served, something ignored)",
+            diagnostics.clone(),
+        );
+        let backend_endpoints = Family::default();
+        registry.register(
+            "backend_ready_endpoints",
+            "Ready endpoints of each backend (Service port) routes send to; 0 means its requests get 503",
+            backend_endpoints.clone(),
+        );
+        Self {
+            reload_duration,
+            reload_errors,
+            objects,
+            failing_files,
+            diagnostics,
+            backend_endpoints,
+            backend_labels: Mutex::default(),
+        }
     }
 
     /// Records one reload.
@@ -78,5 +118,31 @@ impl ControlMetrics {
             self.objects.get_or_create(&KindLabel { kind }).set(i64::try_from(*count).unwrap_or(i64::MAX));
         }
         self.failing_files.set(i64::try_from(failing_files).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the diagnostics and backend gauges from the snapshot now being served.
+    pub fn served(&self, snapshot: &Snapshot) {
+        let errors = snapshot.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+        let warnings = snapshot.diagnostics.len() - errors;
+        for (severity, count) in [("error", errors), ("warning", warnings)] {
+            self.diagnostics.get_or_create(&SeverityLabel { severity }).set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        // Two backends of one Service port (e.g. different upstream settings) are one series,
+        // the larger count.
+        let mut ready: BTreeMap<Arc<str>, usize> = BTreeMap::new();
+        for backend in snapshot.backends.iter().flatten() {
+            let count = ready.entry(backend.label.clone()).or_default();
+            *count = (*count).max(backend.endpoints.len());
+        }
+        for (label, count) in &ready {
+            let labels = ServiceLabel { service: label.to_string() };
+            self.backend_endpoints.get_or_create(&labels).set(i64::try_from(*count).unwrap_or(i64::MAX));
+        }
+        let current: BTreeSet<Arc<str>> = ready.into_keys().collect();
+        let mut previous = self.backend_labels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for gone in previous.difference(&current) {
+            self.backend_endpoints.remove(&ServiceLabel { service: gone.to_string() });
+        }
+        *previous = current;
     }
 }

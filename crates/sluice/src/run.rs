@@ -357,6 +357,7 @@ pub async fn serve(
     metrics.set_generation(generation);
     let (counts, failing) = pipeline.stats();
     control_metrics.set_objects(&counts, failing);
+    control_metrics.served(&snapshot.load());
     announcer.prepare(&snapshot.load()).await;
     report_unbound(l4.apply(&snapshot.load().l4).await);
 
@@ -506,6 +507,7 @@ impl Control {
         self.control_metrics.reloaded(kind, seconds, changes.failed.len());
         let (counts, failing) = self.pipeline.stats();
         self.control_metrics.set_objects(&counts, failing);
+        self.control_metrics.served(&self.snapshot.load());
         tracing::info!(
             generation,
             ?kind,
