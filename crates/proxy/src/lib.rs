@@ -25,6 +25,7 @@ mod headers;
 mod http1;
 mod listener;
 mod mirror;
+mod otel;
 mod path;
 mod per_worker;
 mod proxy_protocol;
@@ -36,6 +37,7 @@ mod responses;
 mod status;
 mod timeouts;
 mod tls;
+mod trace_context;
 mod upstream;
 mod validate;
 
@@ -48,6 +50,7 @@ pub use admission::ConnectionLimits;
 pub use frontends::GatewayListeners;
 pub use listener::{serve, Scheme};
 pub use metrics::Metrics;
+pub use otel::{Tracing, TracingConfig};
 pub use rate_limit::SharedRates;
 pub use status::GATEWAY_KINDS;
 pub use tls::server_config;
@@ -163,6 +166,10 @@ pub struct ProxyOptions {
     /// TLS session resumption (tickets and a cache), also for hosts that ask for client
     /// certificates.
     pub tls_session_resumption: bool,
+    /// `--otlp-endpoint`: a SERVER span per request, exported over OTLP (`otel.rs`).
+    /// Tracing on means every request takes the general path: the proxy-native HTTP/1.1
+    /// path ([`http1`]) is not used, as its requests would go untraced.
+    pub tracing: Option<Tracing>,
 }
 
 impl Default for ProxyOptions {
@@ -175,6 +182,7 @@ impl Default for ProxyOptions {
             connection_limits: ConnectionLimits::default(),
             shared_rates: None,
             tls_session_resumption: true,
+            tracing: None,
         }
     }
 }

@@ -57,6 +57,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
         rate_limit_redis_timeout: std::time::Duration::from_millis(25),
         workers: None,
         publish_address: Vec::new(),
+        tracing: crate::cli::TracingArgs::default(),
     };
     let runtime = match crate::run::runtime(None) {
         Ok(runtime) => runtime,
