@@ -40,6 +40,17 @@ impl DataPlane {
         downstream: &Downstream,
         request: Request<Incoming>,
     ) -> Response<ProxyBody> {
+        match &self.options.tracing {
+            // Tracing: the request's span around all of it (otel.rs); boxed, so that
+            // requests without it carry nothing more.
+            Some(tracing) => {
+                Box::pin(tracing.around(downstream, request, |request| self.answer(downstream, request))).await
+            }
+            None => self.answer(downstream, request).await,
+        }
+    }
+
+    async fn answer(self: &Arc<Self>, downstream: &Downstream, request: Request<Incoming>) -> Response<ProxyBody> {
         let started = Instant::now();
         if let Err(refusal) = validate::check(&request) {
             self.metrics.request(None, refusal.status, started.elapsed());
@@ -203,6 +214,7 @@ impl DataPlane {
             body.hold(slot);
         }
         self.metrics.request(backend.map(|b| (route, &**b)), response.status(), started.elapsed());
+        crate::otel::note_route(route, backend.map(|b| &**b));
         let mut response = match grpc && is_own_error(&response) {
             true => crate::responses::grpc_error(response.status()),
             false => response,
@@ -375,6 +387,7 @@ impl DataPlane {
         progress: &SendProgress,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, Failure> {
+        crate::otel::note_peer(endpoint);
         let sent = std::pin::pin!(self.upstream.send(&backend.transport, endpoint, policy.connect_timeout, request));
         let limits = Limits {
             send: policy.send_timeout,

@@ -26,6 +26,7 @@ mod http1;
 mod listener;
 mod logged;
 mod mirror;
+mod otel;
 mod path;
 mod per_worker;
 mod proxy_protocol;
@@ -37,6 +38,7 @@ mod responses;
 mod status;
 mod timeouts;
 mod tls;
+mod trace_context;
 mod upstream;
 mod validate;
 
@@ -49,6 +51,7 @@ pub use admission::ConnectionLimits;
 pub use frontends::GatewayListeners;
 pub use listener::{serve, Scheme};
 pub use metrics::Metrics;
+pub use otel::{Tracing, TracingConfig};
 pub use rate_limit::SharedRates;
 pub use status::GATEWAY_KINDS;
 pub use tls::server_config;
@@ -166,6 +169,10 @@ pub struct ProxyOptions {
     pub tls_session_resumption: bool,
     /// `--access-log`: where each request's line goes.
     pub access_log: sluice_access_log::AccessLog,
+    /// `--otlp-endpoint`: a SERVER span per request, exported over OTLP (`otel.rs`).
+    /// Tracing on means every request takes the general path: the proxy-native HTTP/1.1
+    /// path ([`http1`]) is not used, as its requests would go untraced.
+    pub tracing: Option<Tracing>,
 }
 
 impl Default for ProxyOptions {
@@ -179,6 +186,7 @@ impl Default for ProxyOptions {
             shared_rates: None,
             tls_session_resumption: true,
             access_log: sluice_access_log::AccessLog::off(),
+            tracing: None,
         }
     }
 }

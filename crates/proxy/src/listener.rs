@@ -197,6 +197,8 @@ where
     IO: AsyncRead + AsyncWrite + crate::http1::WaitReadable + Unpin + Send + 'static,
 {
     let io = match downstream.frontend {
+        // Tracing on: every request takes the general path, where its span is made.
+        None if plane.options.tracing.is_some() => Replay::new(Vec::new(), io),
         None => match crate::http1::serve(io, &downstream, &plane).await {
             Served::Done => return,
             Served::Rest(io) => io,

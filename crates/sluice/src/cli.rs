@@ -449,6 +449,56 @@ pub struct ServeArgs {
     /// listener's IP when it is a specific address.
     #[arg(long, value_name = "IP|HOST")]
     pub publish_address: Vec<String>,
+
+    /// Distributed tracing (OpenTelemetry).
+    #[command(flatten)]
+    pub tracing: TracingArgs,
+}
+
+/// Distributed tracing: one OpenTelemetry SERVER span per request, exported over OTLP/HTTP
+/// (protobuf) to a collector. A client's W3C `traceparent` is continued, else a new trace
+/// starts; the backend always receives a `traceparent` naming Sluice's span as its parent.
+/// With tracing on, every request takes the general path (not the faster proxy-native
+/// HTTP/1.1 one).
+///
+/// Example: sluice run --otlp-endpoint http://otel-collector:4318 --otlp-sampling-ratio 0.1
+#[derive(Debug, Clone, Default, Args)]
+pub struct TracingArgs {
+    /// Export a span per request to this OpenTelemetry collector's OTLP/HTTP receiver
+    /// (http:// only; its base URL: spans are POSTed to <URL>/v1/traces, e.g.
+    /// http://collector:4318). Exports are batched and never slow requests: when the
+    /// collector falls behind, spans are dropped and counted in
+    /// sluice_otlp_spans_dropped_total. Tracing is off without it.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// The share of new traces recorded, 0.0 to 1.0. Parent-based: a request whose
+    /// `traceparent` says sampled is always recorded, one that says not sampled never is;
+    /// this ratio decides for requests that start a trace.
+    #[arg(long, value_name = "RATIO", default_value_t = 1.0, value_parser = sampling_ratio)]
+    pub otlp_sampling_ratio: f64,
+
+    /// `service.name` of the exported spans.
+    #[arg(long, value_name = "NAME", default_value = "sluice")]
+    pub otlp_service_name: String,
+}
+
+impl TracingArgs {
+    /// What the data plane is given, when tracing is on.
+    pub fn config(&self) -> Option<sluice_proxy::TracingConfig> {
+        Some(sluice_proxy::TracingConfig {
+            endpoint: self.otlp_endpoint.clone()?,
+            sampling_ratio: self.otlp_sampling_ratio,
+            service_name: self.otlp_service_name.clone(),
+        })
+    }
+}
+
+fn sampling_ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("{text:?} is not a number from 0.0 to 1.0")),
+    }
 }
 
 /// Options of `sluice echo`.

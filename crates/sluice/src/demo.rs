@@ -68,6 +68,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
         workers: None,
         publish_address: Vec::new(),
         access_log: crate::cli::AccessLogArg::Json,
+        tracing: crate::cli::TracingArgs::default(),
     };
     let runtime = match crate::run::runtime(None) {
         Ok(runtime) => runtime,

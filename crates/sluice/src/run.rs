@@ -321,6 +321,10 @@ pub async fn serve(
         None => watch::channel(BTreeSet::from([source.node()])).1,
     };
     let announcer = Arc::new(Announcer::new(metrics.registry_mut(), source.node(), live));
+    let tracing = match serve.tracing.config() {
+        Some(config) => Some(sluice_proxy::Tracing::start(&config, metrics.registry_mut())?),
+        None => None,
+    };
     let metrics = Arc::new(metrics);
     let admin = bind(serve.admin, "--admin").await?;
     let admin_state = Arc::new(AdminState {
@@ -377,6 +381,7 @@ pub async fn serve(
             Some(url) => Some(sluice_proxy::SharedRates::connect(url, serve.rate_limit_redis_timeout)?),
             None => None,
         },
+        tracing: tracing.clone(),
         ..ProxyOptions::default()
     };
     let plane = DataPlane::new(snapshot.clone(), metrics.clone(), options);
@@ -455,6 +460,10 @@ pub async fn serve(
         tracing::info!("drained; exiting");
     } else {
         tracing::warn!("drain timeout reached; exiting with requests still in flight");
+    }
+    if let Some(tracing) = &tracing {
+        // The spans of the last requests, in bounded time.
+        tracing.shutdown(Duration::from_secs(5)).await;
     }
     announcer.release().await;
     admin_task.abort();

@@ -6,6 +6,10 @@
 //! that forwards to an HTTP/1.1 backend in clear with round-robin or EWMA balancing, no
 //! error pages and no retries on statuses, on a connection whose forwarding headers are
 //! not believed. Everything else goes to the general path, which does it all.
+//!
+//! With tracing on (`--otlp-endpoint`) this path is not taken at all: `serve_http1` in
+//! `listener.rs` hands every connection to the general path, where each request gets its
+//! span and the backend its `traceparent` (`otel.rs`). Tracing costs the native path's speed.
 
 use std::sync::Arc;
 
