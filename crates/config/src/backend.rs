@@ -182,6 +182,17 @@ impl Backend {
         }
     }
 
+    /// Per endpoint (in `endpoints` order), whether round-robin is skipping it right now
+    /// because a connect to it failed within [`FAIL_TIMEOUT`] (passive health).
+    pub fn endpoints_down(&self) -> Vec<bool> {
+        let latest = self.any_down_until.load(Ordering::Relaxed);
+        if latest == 0 {
+            return vec![false; self.endpoints.len()];
+        }
+        let now = micros_since_epoch();
+        (0..self.endpoints.len()).map(|i| self.load.get(i).is_some_and(|l| l.is_down(now))).collect()
+    }
+
     /// The endpoint a consistent hash of the request's key maps to.
     pub fn pick_hashed(&self, hash: u64) -> Option<SocketAddr> {
         if self.endpoints.is_empty() {
@@ -397,7 +408,9 @@ mod passive_health_tests {
             ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"].map(|e| e.parse().unwrap()).into();
         let backend =
             Backend::new(ObjectRef::new("Service", "ns", "s"), "80", None, Transport::Http1, endpoints.clone());
+        assert_eq!(backend.endpoints_down(), [false; 3]);
         backend.connect_failed(endpoints[1]);
+        assert_eq!(backend.endpoints_down(), [false, true, false], "what the dashboard shows");
         let picks: Vec<SocketAddr> = (0..30).filter_map(|_| backend.pick()).collect();
         assert_eq!(picks.len(), 30);
         assert!(!picks.contains(&endpoints[1]), "{picks:?}");

@@ -48,6 +48,18 @@ impl CertificateTable {
         out
     }
 
+    /// `(server name, Ingress, certificate)` for every SNI entry, in the order of
+    /// [`CertificateTable::entries`].
+    pub fn entries_with_keys(&self) -> Vec<(String, &ObjectRef, &Arc<CertifiedKey>)> {
+        let mut out: Vec<_> = self.exact.iter().map(|(name, e)| (name.to_string(), &e.owner, &e.key)).collect();
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let mut wildcards: Vec<_> =
+            self.wildcard.iter().map(|(name, e)| (format!("*.{name}"), &e.owner, &e.key)).collect();
+        wildcards.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        out.extend(wildcards);
+        out
+    }
+
     /// Certificates selectable by SNI (without the default).
     pub fn len(&self) -> usize {
         self.exact.len() + self.wildcard.len()

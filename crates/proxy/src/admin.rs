@@ -1,4 +1,7 @@
-//! The admin listener: liveness, readiness and metrics for probes and Prometheus.
+//! The admin listener: liveness, readiness and metrics for probes and Prometheus, the
+//! snapshot as JSON, and a read-only live dashboard for people ([`dashboard`]).
+
+pub mod dashboard;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +33,8 @@ pub struct AdminState {
     /// How LoadBalancer addresses are announced from this replica right now (holders, BGP
     /// sessions), for `/status`; asked at each request.
     pub announcements: Option<LiveStatus>,
+    /// The dashboard's tables of the snapshot served last.
+    pub dashboard: dashboard::DashboardCache,
 }
 
 /// A part of `/status` computed when asked (it changes without a new snapshot).
@@ -42,8 +47,8 @@ impl std::fmt::Debug for LiveStatus {
     }
 }
 
-/// Serves `/healthz`, `/readyz`, `/metrics`, `/status` and `/config` on `listener` until the task is
-/// dropped.
+/// Serves `/healthz`, `/readyz`, `/metrics`, `/status`, `/config` and the dashboard (`/`,
+/// `/api/dashboard`, `/api/rates`) on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -53,7 +58,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(answer(&state, &request)) }
+                async move { Ok::<_, Infallible>(secure(answer(&state, &request))) }
             });
             let io = TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
@@ -86,8 +91,37 @@ fn answer(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byte
             );
             response
         }
+        "/" | "/index.html" => asset(dashboard::HTML, "text/html; charset=utf-8"),
+        "/dashboard.js" => asset(dashboard::SCRIPT, "text/javascript; charset=utf-8"),
+        "/dashboard.css" => asset(dashboard::STYLE, "text/css; charset=utf-8"),
+        "/api/dashboard" => no_store(json(&dashboard::document(state, request.uri().query()))),
+        "/api/rates" => no_store(json(&dashboard::rates(state))),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
+}
+
+/// Headers on every admin answer: the dashboard loads nothing but its own files, and no
+/// answer is sniffed into another type.
+fn secure(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; script-src 'self'; style-src 'self'"),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn no_store(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 fn json(document: &serde_json::Value) -> Response<Full<Bytes>> {

@@ -7,7 +7,7 @@ use sluice_config::{
 };
 
 /// One route of a group: its conditions, filters and weighted backends (or redirect).
-fn rule(snapshot: &Snapshot, route: &Route) -> Value {
+pub(crate) fn rule(snapshot: &Snapshot, route: &Route) -> Value {
     let conditions: Vec<String> = route.conditions.iter().map(describe_condition).collect();
     let filters: Vec<String> = route.filters.iter().map(describe_filter).collect();
     let action = match &route.action {

@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use foldhash::HashMap;
@@ -102,6 +102,21 @@ pub struct Metrics {
     active_connections: Family<OneLabel, Gauge>,
     refused_connections: Family<OneLabel, Counter>,
     config_generation: Gauge,
+    /// Every `sluice_http_requests_total` series, for [`Metrics::request_counts`]; a series
+    /// is added here when it is created, which is rare (once per worker thread at most).
+    request_series: Mutex<HashMap<RequestLabels, Counter>>,
+}
+
+/// Cumulative answered requests of one (route, backend) pair, by status class.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestCount {
+    /// The route's metrics label (`namespace/name` of the Ingress or route); empty when no
+    /// route answered.
+    pub route: Arc<str>,
+    /// The backend's label (`namespace/name:port`); empty when none was chosen.
+    pub backend: Arc<str>,
+    /// Requests answered with 1xx, 2xx, 3xx, 4xx and 5xx statuses.
+    pub by_class: [u64; 5],
 }
 
 fn duration_histogram() -> Histogram {
@@ -178,7 +193,26 @@ impl Metrics {
             active_connections,
             refused_connections,
             config_generation,
+            request_series: Mutex::default(),
         }
+    }
+
+    /// The cumulative request counts of every (route, backend) pair answered so far, by
+    /// status class (what `sluice_http_requests_total` exports).
+    pub fn request_counts(&self) -> Vec<RequestCount> {
+        let series = self.request_series.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: HashMap<(Arc<str>, Arc<str>), [u64; 5]> = HashMap::default();
+        for (labels, counter) in series.iter() {
+            let empty = || Arc::<str>::from("");
+            let key = (labels.ingress.clone().unwrap_or_else(empty), labels.service.clone().unwrap_or_else(empty));
+            if let Some(class) = CODE_CLASSES.iter().position(|c| *c == labels.code_class) {
+                out.entry(key).or_default()[class] = counter.get();
+            }
+        }
+        let mut out: Vec<RequestCount> =
+            out.into_iter().map(|((route, backend), by_class)| RequestCount { route, backend, by_class }).collect();
+        out.sort_by(|a, b| (&a.route, &a.backend).cmp(&(&b.route, &b.backend)));
+        out
     }
 
     /// The registry, for other parts of Sluice to register their metrics before sharing.
@@ -228,7 +262,10 @@ impl Metrics {
             let counter = by_class[class].get_or_insert_with(|| {
                 let (ingress, service) = labels.clone();
                 let labels = RequestLabels { ingress, service, code_class: CODE_CLASSES[class] };
-                self.requests.get_or_create(&labels).clone()
+                let counter = self.requests.get_or_create(&labels).clone();
+                let mut series = self.request_series.lock().unwrap_or_else(|p| p.into_inner());
+                series.entry(labels).or_insert_with(|| counter.clone());
+                counter
             });
             counter.inc();
             duration.observe(elapsed.as_secs_f64());

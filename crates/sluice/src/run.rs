@@ -336,6 +336,7 @@ pub async fn serve(
             let announcer = announcer.clone();
             sluice_proxy::admin::LiveStatus(Arc::new(move || announcer.status()))
         }),
+        dashboard: Default::default(),
     });
     let admin_task = tokio::spawn(sluice_proxy::admin::serve(admin, admin_state.clone()));
     if let Some(cluster) = &cluster {
