@@ -102,7 +102,19 @@ impl Netns {
 
     /// Starts `command` (from [`Netns::command`]) as a [`Process`], killed on drop.
     pub fn spawn(&self, command: &mut Command) -> io::Result<Process> {
-        Process::spawn(command)
+        let process = Process::spawn(command)?;
+        // `ip netns exec` enters the namespace after it starts: until it has, the namespace
+        // does not list it, and a drop right away would leave it running.
+        let pid = process.id();
+        if let Ok(ours) = std::fs::metadata(format!("/var/run/netns/{}", self.name)) {
+            use std::os::unix::fs::MetadataExt;
+            let inside = || std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == ours.ino());
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !inside() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        Ok(process)
     }
 
     /// Runs `f` on a thread that has entered the namespace and returns its result: sockets
