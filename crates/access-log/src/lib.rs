@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -18,6 +18,8 @@ use prometheus_client::metrics::counter::Counter;
 const QUEUE: usize = 65_536;
 /// The writer writes at most this much per `write` call.
 const BATCH: usize = 256 * 1024;
+/// How often the writer looks at the queue: lines appear at most this late.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
 /// `--access-log`: the line format, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -219,25 +221,40 @@ impl AccessLog {
     }
 }
 
-/// The writer thread: everything queued is written in as few calls as possible.
+/// The writer thread: every [`FLUSH_EVERY`] it writes what was queued, in as few calls as
+/// possible. It never waits on the queue itself, so queuing a line never wakes it (a wake-up
+/// per request would cost the worker a context switch per line, as nginx's `buffer=` and
+/// `flush=` avoid). Returns once the senders are gone and the queue is written.
 fn write_batches(lines: &Receiver<String>, out: &mut impl std::io::Write) {
     let mut batch = String::with_capacity(BATCH);
-    while let Ok(first) = lines.recv() {
-        batch.push_str(&first);
-        while batch.len() < BATCH {
+    loop {
+        let open = loop {
             match lines.try_recv() {
-                Ok(line) => batch.push_str(&line),
-                Err(_) => break,
+                Ok(line) => {
+                    batch.push_str(&line);
+                    if batch.len() >= BATCH {
+                        break true;
+                    }
+                }
+                Err(TryRecvError::Empty) => break true,
+                Err(TryRecvError::Disconnected) => break false,
             }
+        };
+        if !batch.is_empty() {
+            if out.write_all(batch.as_bytes()).and_then(|()| out.flush()).is_err() {
+                // stdout is gone: nothing more can be logged.
+                return;
+            }
+            batch.clear();
+            if batch.capacity() > BATCH * 4 {
+                batch.shrink_to(BATCH);
+            }
+            continue;
         }
-        if out.write_all(batch.as_bytes()).and_then(|()| out.flush()).is_err() {
-            // stdout is gone: nothing more can be logged.
+        if !open {
             return;
         }
-        batch.clear();
-        if batch.capacity() > BATCH * 4 {
-            batch.shrink_to(BATCH);
-        }
+        std::thread::sleep(FLUSH_EVERY);
     }
 }
 
@@ -246,33 +263,60 @@ fn rfc3339(time: Option<SystemTime>) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
+/// One JSON line's fields, borrowed from the entry: serialized in one pass, no map built.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    time: &'a str,
+    client: Option<std::net::IpAddr>,
+    client_port: Option<u16>,
+    method: &'a str,
+    host: &'a str,
+    path: &'a str,
+    protocol: &'a str,
+    status: u16,
+    bytes_in: u64,
+    bytes_out: u64,
+    duration: f64,
+    upstream: Option<SocketAddr>,
+    upstream_status: Option<u16>,
+    upstream_time: Option<f64>,
+    request_id: &'a str,
+    route: Option<&'a str>,
+    service: Option<&'a str>,
+    user_agent: &'a str,
+    referer: &'a str,
+}
+
 /// The JSON line: every field, strings escaped by serde_json.
 fn json_line(entry: &Entry) -> String {
     let seconds = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e6;
-    let value = serde_json::json!({
-        "time": rfc3339(entry.time),
-        "client": entry.client.map(|c| c.ip().to_string()),
-        "client_port": entry.client.map(|c| c.port()),
-        "method": entry.method,
-        "host": entry.host,
-        "path": entry.target,
-        "protocol": entry.protocol,
-        "status": entry.status,
-        "bytes_in": entry.bytes_in,
-        "bytes_out": entry.bytes_out,
-        "duration": seconds(entry.duration),
-        "upstream": entry.upstream.map(|u| u.to_string()),
-        "upstream_status": entry.upstream_status,
-        "upstream_time": entry.upstream_time.map(seconds),
-        "request_id": entry.request_id,
-        "route": entry.route.as_deref(),
-        "service": entry.service.as_deref(),
-        "user_agent": entry.user_agent,
-        "referer": entry.referer,
-    });
-    let mut line = value.to_string();
-    line.push('\n');
-    line
+    let time = rfc3339(entry.time);
+    let line = JsonLine {
+        time: &time,
+        client: entry.client.map(|c| c.ip()),
+        client_port: entry.client.map(|c| c.port()),
+        method: &entry.method,
+        host: &entry.host,
+        path: &entry.target,
+        protocol: entry.protocol,
+        status: entry.status,
+        bytes_in: entry.bytes_in,
+        bytes_out: entry.bytes_out,
+        duration: seconds(entry.duration),
+        upstream: entry.upstream,
+        upstream_status: entry.upstream_status,
+        upstream_time: entry.upstream_time.map(seconds),
+        request_id: &entry.request_id,
+        route: entry.route.as_deref(),
+        service: entry.service.as_deref(),
+        user_agent: &entry.user_agent,
+        referer: &entry.referer,
+    };
+    let mut out = Vec::with_capacity(384);
+    // Serializing borrowed strings and numbers into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &line);
+    out.push(b'\n');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// ingress-nginx's `log-format-upstream`:
