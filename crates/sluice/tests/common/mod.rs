@@ -601,13 +601,34 @@ impl Sluice {
                 return Err(format!("sluice run exited early ({status}); log:\n{}", self.proc.log()));
             }
             match exchange(admin, &http_request("GET", &admin.to_string(), "/readyz", &[], b"")) {
-                Ok(resp) if resp.status == 200 => return Ok(()),
+                // Ready, and it is this process answering: another test's Sluice may hold a
+                // port picked for this one (this one then fails to bind and exits).
+                Ok(resp) if resp.status == 200 && self.serves_itself() => return Ok(()),
+                Ok(resp) if resp.status == 200 => {
+                    let log = self.proc.log();
+                    if log.contains("cannot listen on") || self.proc.exited().is_some() {
+                        return Err(format!("sluice run could not bind a port (in use); log:\n{log}"));
+                    }
+                    last = "another process answers on the admin port".into();
+                }
                 Ok(resp) => last = format!("status {}", resp.status),
                 Err(e) => last = e.to_string(),
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(format!("sluice not ready within {READY_TIMEOUT:?} (last /readyz: {last}); log:\n{}", self.proc.log()))
+    }
+
+    /// True once this process has said it serves (its own log, not the port, says so).
+    /// (Under a `RUST_LOG` that may hide info lines, the log cannot tell: taken as true.)
+    fn serves_itself(&mut self) -> bool {
+        if self.proc.exited().is_some() {
+            return false;
+        }
+        let hidden =
+            std::env::var("RUST_LOG").is_ok_and(|filter| !filter.contains("info") && !filter.contains("debug"));
+        let log = self.proc.log();
+        hidden || log.contains(" serving ") || log.contains("\"message\":\"serving\"")
     }
 
     /// `GET <path>` on the plain listener with `Host: <host>`, a fresh connection.
