@@ -7,10 +7,9 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::acme::{acme_flags, start_sluice, wait_for_issued};
 use common::*;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::CertificateDer;
@@ -30,22 +29,6 @@ const WRONG_SECRET: &str = "d3JvbmctZTJlLXNlY3JldC0wMTIzNDU2Nzg5YWJjZA==";
 /// Long enough for an order after a retry or two (retry minimum 1 s).
 const ISSUED_WITHIN: Duration = Duration::from_secs(60);
 
-/// `sluice run` on the given listener addresses (as in `acme.rs`).
-fn start_sluice(fixture: &Fixture, http: SocketAddr, https: SocketAddr, extra: &[&str]) -> Sluice {
-    let admin = free_addr("127.0.0.1");
-    let mut cmd = Command::new(SLUICE);
-    cmd.arg("run")
-        .args(["--http", &http.to_string(), "--https", &https.to_string(), "--admin", &admin.to_string()])
-        .args(["--manifests", &fixture.manifests().display().to_string()])
-        .args(extra)
-        .env("RUST_LOG", "info,sluice::acme=debug");
-    let log = fixture.dir.path().join(format!("sluice-{}.log", http.port()));
-    let proc = Proc::spawn("sluice run", cmd, log, true);
-    let mut sluice = Sluice { proc, http, https, admin };
-    sluice.wait_ready().unwrap_or_else(|e| panic!("{e}"));
-    sluice
-}
-
 /// The app: an echo backend `wild` behind an Ingress for both hosts that asks for one
 /// certificate (Secret `wild-tls`) covering them.
 fn app(fixture: &mut Fixture) {
@@ -57,25 +40,6 @@ fn app(fixture: &mut Fixture) {
             .path(Some(WILDCARD), "Prefix", "/", "wild")
             .path(Some(ZONE), "Prefix", "/", "wild"),
     );
-}
-
-/// The ACME flags for `directory`, trusting `root_file`, with state in `state`.
-fn acme_flags(directory: &str, root_file: &Path, state: &Path) -> Vec<String> {
-    [
-        "--acme-directory",
-        directory,
-        "--acme-ca-bundle",
-        &root_file.display().to_string(),
-        "--acme-email",
-        "ops@acme.test",
-        "--state-dir",
-        &state.display().to_string(),
-        "--acme-retry-min",
-        "1s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
 }
 
 /// The DNS-01 flags: updates to `named`, signed with [`KEY_NAME`] and `secret`.
@@ -97,25 +61,6 @@ fn pebble_for(named: &Named, http: SocketAddr, https: SocketAddr) -> Pebble {
         nonce_reject: Some(0),
         ..PebbleOptions::default()
     })
-}
-
-/// The leaf served for `host` once it chains to `root` (PEM) and names `host`, within `within`.
-fn wait_for_issued(sluice: &Sluice, host: &str, root_pem: &str, within: Duration) -> Vec<u8> {
-    let root = CertificateDer::from_pem_slice(root_pem.as_bytes()).expect("pebble root");
-    let opts = TlsOptions { trust: Some(root.as_ref()), ..TlsOptions::default() };
-    let deadline = Instant::now() + within;
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        match tls_connect(sluice.https, host, opts) {
-            Ok(stream) => return leaf_der(&stream),
-            Err(e) => last = e,
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!(
-        "no certificate for {host} chaining to pebble's root within {within:?} (last: {last}); log:\n{}",
-        sluice.proc.log()
-    );
 }
 
 /// The DNS names of the leaf's subjectAltName.

@@ -14,6 +14,8 @@
 
 #![allow(dead_code)]
 
+pub mod acme;
+
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
