@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use sluice_acme::{
@@ -41,11 +40,6 @@ fn config(pebble: &Pebble) -> AcmeConfig {
     config.extra_roots_pem = Some(pebble.tls_root_pem.clone().into_bytes());
     config.order_timeout = Duration::from_secs(30);
     config
-}
-
-/// The root pebble issues under.
-fn issuing_root(pebble: &Pebble) -> CertificateDer<'static> {
-    CertificateDer::from_pem_slice(pebble.issuing_root_pem().as_bytes()).unwrap()
 }
 
 /// The responder: what is published, by HTTP-01 token and by TLS-ALPN-01 identifier, plus a
@@ -196,24 +190,7 @@ async fn setup_with(nonce_reject: Option<u32>, eab: Option<(&str, &str)>) -> Set
 
 /// The chain is for `name`, chains to pebble's issuing root, and the key is the leaf's.
 async fn verify(pebble: &Pebble, issued: &sluice_acme::IssuedCertificate, name: &str) {
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(issued.chain_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
-    assert!(!chain.is_empty());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(issuing_root(pebble)).unwrap();
-    let verifier =
-        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider()).build().unwrap();
-    verifier
-        .verify_server_cert(
-            &chain[0],
-            &chain[1..],
-            &ServerName::try_from(name.to_owned()).unwrap(),
-            &[],
-            UnixTime::now(),
-        )
-        .expect("the chain verifies for the name against pebble's root");
-    let other = ServerName::try_from("other.sluice.test").unwrap();
-    assert!(verifier.verify_server_cert(&chain[0], &chain[1..], &other, &[], UnixTime::now()).is_err());
+    let chain = pebble.verify_chain(&issued.chain_pem, name, "other.sluice.test");
 
     let key = PrivateKeyDer::from_pem_slice(issued.private_key_pem.as_bytes()).unwrap();
     let key = provider().key_provider.load_private_key(key).unwrap();

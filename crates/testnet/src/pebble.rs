@@ -154,6 +154,36 @@ impl Pebble {
         path
     }
 
+    /// Checks that `chain_pem` verifies for `name`, and not for `other`, up to pebble's
+    /// issuing root; returns the chain (leaf first).
+    pub fn verify_chain(
+        &self,
+        chain_pem: &str,
+        name: &str,
+        other: &str,
+    ) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+        use rustls::client::danger::ServerCertVerifier as _;
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(chain_pem.as_bytes()).collect::<Result<_, _>>().expect("a PEM chain");
+        assert!(!chain.is_empty(), "an empty chain");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_slice(self.issuing_root_pem().as_bytes()).expect("pem")).expect("root");
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider)
+                .build()
+                .expect("verifier");
+        let verify = |name: &str| {
+            let name = ServerName::try_from(name.to_owned()).expect("a name");
+            verifier.verify_server_cert(&chain[0], &chain[1..], &name, &[], UnixTime::now())
+        };
+        verify(name).unwrap_or_else(|e| panic!("the chain does not verify for {name}: {e}"));
+        assert!(verify(other).is_err(), "the chain verifies for {other} too");
+        chain
+    }
+
     /// The root pebble issues under (PEM), from its management interface.
     pub fn issuing_root_pem(&self) -> String {
         let mut roots = rustls::RootCertStore::empty();
