@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{header, HeaderMap, Request, Version};
+use http::{header, Request, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use sluice_access_log::{AccessLog, Entry};
 
@@ -49,60 +49,86 @@ pub(crate) fn protocol(version: Version) -> &'static str {
     }
 }
 
-fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
-    headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default()
-}
-
-/// A request's facts before it is handled.
+/// A request's facts before it is handled, owned: the answer's body may outlive the request.
 pub(crate) struct Pending {
-    entry: Entry,
+    time: SystemTime,
     started: Instant,
+    client: SocketAddr,
+    method: http::Method,
+    host: Bytes,
+    target: String,
+    protocol: &'static str,
+    bytes_in: u64,
+    user_agent: Option<http::HeaderValue>,
+    referer: Option<http::HeaderValue>,
+    status: u16,
+    bytes_out: u64,
+    served: RouteFacts,
 }
 
 impl Pending {
     /// Takes what the log shows of `request` from `client`.
     pub(crate) fn of<B: Body>(request: &Request<B>, client: SocketAddr) -> Self {
         let headers = request.headers();
-        let host = request
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_else(|| header_text(headers, header::HOST));
+        let host = match request.uri().authority() {
+            Some(authority) => Bytes::copy_from_slice(authority.as_str().as_bytes()),
+            None => headers.get(header::HOST).map(|v| Bytes::copy_from_slice(v.as_bytes())).unwrap_or_default(),
+        };
         let target = request.uri().path_and_query().map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
         let head_bytes: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
         let body = request.body().size_hint().exact().unwrap_or(0);
         let bytes_in = (request.method().as_str().len() + target.len() + 12 + head_bytes) as u64 + body;
-        let entry = Entry {
-            time: Some(SystemTime::now()),
-            client: Some(client),
-            method: request.method().as_str().to_owned(),
+        Self {
+            time: SystemTime::now(),
+            started: Instant::now(),
+            client,
+            method: request.method().clone(),
             host,
             target,
             protocol: protocol(request.version()),
             bytes_in,
-            user_agent: header_text(headers, header::USER_AGENT),
-            referer: header_text(headers, header::REFERER),
-            ..Entry::default()
-        };
-        Self { entry, started: Instant::now() }
+            user_agent: headers.get(header::USER_AGENT).cloned(),
+            referer: headers.get(header::REFERER).cloned(),
+            status: 0,
+            bytes_out: 0,
+            served: RouteFacts::default(),
+        }
     }
 
     /// Completes the facts with the answer's; `None` when the route asked for no log.
     pub(crate) fn answered(mut self, status: u16, served: Option<RouteFacts>) -> Option<Box<Pending>> {
-        self.entry.status = status;
+        self.status = status;
         if let Some(served) = served {
             if !served.logged {
                 return None;
             }
-            self.entry.client = served.client.or(self.entry.client);
-            self.entry.route = served.route;
-            self.entry.service = served.service;
-            self.entry.upstream = served.upstream;
-            self.entry.upstream_status = served.upstream_status;
-            self.entry.upstream_time = served.upstream_time;
-            self.entry.request_id = served.request_id;
+            self.served = served;
         }
         Some(Box::new(self))
+    }
+
+    fn entry(&self) -> Entry<'_> {
+        let served = &self.served;
+        Entry {
+            time: Some(self.time),
+            client: served.client.or(Some(self.client)),
+            method: self.method.as_str().as_bytes(),
+            host: &self.host,
+            target: self.target.as_bytes(),
+            protocol: self.protocol,
+            status: self.status,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            duration: self.started.elapsed(),
+            upstream: served.upstream,
+            upstream_status: served.upstream_status,
+            upstream_time: served.upstream_time,
+            request_id: served.request_id.as_bytes(),
+            route: served.route.as_deref(),
+            service: served.service.as_deref(),
+            user_agent: self.user_agent.as_ref().map_or(b"", |v| v.as_bytes()),
+            referer: self.referer.as_ref().map_or(b"", |v| v.as_bytes()),
+        }
     }
 }
 
@@ -120,9 +146,8 @@ impl<B> Logged<B> {
     }
 
     fn finish(&mut self) {
-        if let Some((mut pending, log)) = self.pending.take() {
-            pending.entry.duration = pending.started.elapsed();
-            log.write(&pending.entry);
+        if let Some((pending, log)) = self.pending.take() {
+            log.write(&pending.entry());
         }
     }
 }
@@ -142,7 +167,7 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Logged<B> {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(data), Some((pending, _))) = (frame.data_ref(), self.pending.as_mut()) {
-                    pending.entry.bytes_out += data.len() as u64;
+                    pending.bytes_out += data.len() as u64;
                 }
             }
             Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.finish(),
@@ -160,31 +185,32 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Logged<B> {
     }
 }
 
-/// The entry of a request the proxy-native path forwarded, from the head it sent the backend
-/// (request line, the client's headers, the `X-Request-ID` it added).
-pub(crate) fn native_entry(head: &[u8], client: SocketAddr, body: u64) -> Entry {
+/// The entry of a request the proxy-native path forwarded, borrowed from the head it sent
+/// the backend (request line, the client's headers, the `X-Request-ID` it added).
+pub(crate) fn native_entry(head: &[u8], client: SocketAddr, body: u64) -> Entry<'_> {
     let mut slots = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut slots);
     let _ = request.parse(head);
-    let find = |name: &str| {
-        request
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).into_owned())
-            .unwrap_or_default()
-    };
-    Entry {
+    let mut entry = Entry {
         time: Some(SystemTime::now()),
         client: Some(client),
-        method: request.method.unwrap_or("-").to_owned(),
-        host: find("host"),
-        target: request.path.unwrap_or("-").to_owned(),
+        method: request.method.unwrap_or("-").as_bytes(),
+        target: request.path.unwrap_or("-").as_bytes(),
         protocol: if request.version == Some(0) { "HTTP/1.0" } else { "HTTP/1.1" },
         bytes_in: head.len() as u64 + body,
-        request_id: find("x-request-id"),
-        user_agent: find("user-agent"),
-        referer: find("referer"),
         ..Entry::default()
+    };
+    for header in request.headers.iter() {
+        let slot = match header.name.len() {
+            4 if header.name.eq_ignore_ascii_case("host") => &mut entry.host,
+            7 if header.name.eq_ignore_ascii_case("referer") => &mut entry.referer,
+            10 if header.name.eq_ignore_ascii_case("user-agent") => &mut entry.user_agent,
+            12 if header.name.eq_ignore_ascii_case("x-request-id") => &mut entry.request_id,
+            _ => continue,
+        };
+        if slot.is_empty() {
+            *slot = header.value;
+        }
     }
+    entry
 }

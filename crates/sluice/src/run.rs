@@ -377,7 +377,7 @@ pub async fn serve(
             per_client: serve.max_connections_per_client,
         },
         tls_session_resumption: serve.tls_session_resumption,
-        access_log,
+        access_log: access_log.clone(),
         shared_rates: match &serve.rate_limit_redis {
             Some(url) => Some(sluice_proxy::SharedRates::connect(url, serve.rate_limit_redis_timeout)?),
             None => None,
@@ -468,6 +468,8 @@ pub async fn serve(
     }
     announcer.release().await;
     admin_task.abort();
+    // The lines of the last requests, not left to the writer thread's next turn.
+    access_log.flush();
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Access logs end to end: `sluice run` writes one line per request (both HTTP paths, HTTP/2,
 //! WebSocket, Sluice's own 404/502/503) and per L4 TCP connection and UDP flow to stdout,
-//! checked field by field in both formats; `enable-access-log: "false"` silences an Ingress.
+//! checked field by field in both formats; `enable-access-log: "false"` silences an Ingress;
+//! the lines of the last requests are written before Sluice exits.
 
 mod common;
 
@@ -240,6 +241,19 @@ fn nginx_format_reproduces_log_format_upstream() {
     let fields: Vec<&str> = stream.rsplitn(6, ' ').collect();
     assert_eq!(fields[3], "200", "{stream}");
     assert_eq!(fields[2], out.len().to_string(), "{stream}");
+
+    // Shutdown drains the log too: a request answered just before SIGTERM is in the output
+    // once Sluice has exited (lines are otherwise written every 50 ms).
+    let mut sluice = sluice;
+    for i in 0..20 {
+        sluice.send(&http_request("GET", "shop.test", "/", &[("X-Request-ID", &format!("last-{i}"))], b""));
+    }
+    sluice.proc.signal("TERM");
+    assert!(sluice.proc.wait_exit(Duration::from_secs(20)).is_some(), "no exit on SIGTERM");
+    let log = sluice.proc.log();
+    for i in 0..20 {
+        assert!(log.lines().any(|l| l.ends_with(&format!(" last-{i}"))), "last-{i} lost at shutdown; log:\n{log}");
+    }
 }
 
 #[test]

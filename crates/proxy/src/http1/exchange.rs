@@ -74,8 +74,8 @@ where
     // Only when logging: the line's request fields, from the head sent to the backend.
     let mut log = (policy.access_log && plane.options.access_log.enabled()).then(|| {
         let mut entry = crate::logged::native_entry(head, from, plan.body);
-        entry.route = Some(plan.route.label.clone());
-        entry.service = Some(backend.label.clone());
+        entry.route = Some(&*plan.route.label);
+        entry.service = Some(&*backend.label);
         entry
     });
     let ewma = matches!(forward.balance, Balance::Ewma);
