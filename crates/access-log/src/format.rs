@@ -1,125 +1,130 @@
 //! The lines: JSON, and ingress-nginx's `log-format-upstream` / `log-format-stream`, each
-//! formatted straight into the writer's buffer.
+//! formatted straight into the writer's buffer, field by field in a fixed order.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use crate::clock::{push_nginx, Rfc3339};
+use crate::text::{push_ip, push_json_string, push_nginx_escaped, push_seconds, push_socket, push_u64};
 use crate::{Entry, StreamEntry};
 
-/// Seconds with microseconds, as the JSON lines give durations.
-fn seconds(duration: Duration) -> f64 {
-    (duration.as_secs_f64() * 1e6).round() / 1e6
+/// A JSON object written field by field, in the order given; keys are the format's own.
+struct Object<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
 }
 
-/// Bytes a client sent, as a JSON string: as they are when UTF-8, else with U+FFFD in place
-/// of what is not.
-struct Text<'a>(&'a [u8]);
+impl<'o> Object<'o> {
+    fn start(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, first: true }
+    }
 
-impl serde::Serialize for Text<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match std::str::from_utf8(self.0) {
-            Ok(text) => serializer.serialize_str(text),
-            Err(_) => serializer.serialize_str(&String::from_utf8_lossy(self.0)),
+    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
         }
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+
+    fn string(&mut self, key: &str, value: &[u8]) {
+        push_json_string(self.key(key), value);
+    }
+
+    fn number(&mut self, key: &str, value: u64) {
+        push_u64(self.key(key), value);
+    }
+
+    fn seconds(&mut self, key: &str, value: Option<Duration>) {
+        match value {
+            Some(value) => push_seconds(self.key(key), value, 6, true),
+            None => self.key(key).extend_from_slice(b"null"),
+        }
+    }
+
+    fn socket(&mut self, key: &str, value: Option<SocketAddr>) {
+        let out = self.key(key);
+        match value {
+            Some(addr) => {
+                out.push(b'"');
+                push_socket(out, addr);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+
+    fn end(self) {
+        self.out.extend_from_slice(b"}\n");
     }
 }
 
-/// One JSON line's fields, borrowed from the entry: serialized in one pass, no map built.
-#[derive(serde::Serialize)]
-struct JsonLine<'a> {
-    time: &'a str,
-    client: Option<std::net::IpAddr>,
-    client_port: Option<u16>,
-    method: Text<'a>,
-    host: Text<'a>,
-    path: Text<'a>,
-    protocol: &'a str,
-    status: u16,
-    bytes_in: u64,
-    bytes_out: u64,
-    duration: f64,
-    upstream: Option<SocketAddr>,
-    upstream_status: Option<u16>,
-    upstream_time: Option<f64>,
-    request_id: Text<'a>,
-    route: Option<&'a str>,
-    service: Option<&'a str>,
-    user_agent: Text<'a>,
-    referer: Text<'a>,
-}
-
-/// Appends the JSON line of `entry`: every field, strings escaped by serde_json.
+/// Appends the JSON line of `entry`: every field, strings escaped as JSON requires.
 pub(crate) fn json(out: &mut Vec<u8>, entry: &Entry<'_>) {
     let time = Rfc3339::of(entry.time.unwrap_or_else(SystemTime::now));
-    let line = JsonLine {
-        time: time.as_str(),
-        client: entry.client.map(|c| c.ip()),
-        client_port: entry.client.map(|c| c.port()),
-        method: Text(entry.method),
-        host: Text(entry.host),
-        path: Text(entry.target),
-        protocol: entry.protocol,
-        status: entry.status,
-        bytes_in: entry.bytes_in,
-        bytes_out: entry.bytes_out,
-        duration: seconds(entry.duration),
-        upstream: entry.upstream,
-        upstream_status: entry.upstream_status,
-        upstream_time: entry.upstream_time.map(seconds),
-        request_id: Text(entry.request_id),
-        route: entry.route,
-        service: entry.service,
-        user_agent: Text(entry.user_agent),
-        referer: Text(entry.referer),
-    };
-    end_json(out, &line);
-}
-
-/// One L4 JSON line's fields.
-#[derive(serde::Serialize)]
-struct JsonStreamLine<'a> {
-    time: &'a str,
-    protocol: &'a str,
-    client: std::net::IpAddr,
-    client_port: u16,
-    listener: SocketAddr,
-    service: &'a str,
-    upstream: Option<SocketAddr>,
-    status: u16,
-    bytes_in: u64,
-    bytes_out: u64,
-    duration: f64,
+    let mut line = Object::start(out);
+    line.string("time", time.as_str().as_bytes());
+    match entry.client {
+        Some(client) => {
+            let out = line.key("client");
+            out.push(b'"');
+            push_ip(out, client.ip());
+            out.push(b'"');
+            line.number("client_port", client.port().into());
+        }
+        None => {
+            line.key("client").extend_from_slice(b"null");
+            line.key("client_port").extend_from_slice(b"null");
+        }
+    }
+    line.string("method", entry.method);
+    line.string("host", entry.host);
+    line.string("path", entry.target);
+    line.string("protocol", entry.protocol.as_bytes());
+    line.number("status", entry.status.into());
+    line.number("bytes_in", entry.bytes_in);
+    line.number("bytes_out", entry.bytes_out);
+    line.seconds("duration", Some(entry.duration));
+    line.socket("upstream", entry.upstream);
+    match entry.upstream_status {
+        Some(status) => line.number("upstream_status", status.into()),
+        None => line.key("upstream_status").extend_from_slice(b"null"),
+    }
+    line.seconds("upstream_time", entry.upstream_time);
+    line.string("request_id", entry.request_id);
+    for (key, value) in [("route", entry.route), ("service", entry.service)] {
+        match value {
+            Some(value) => line.string(key, value.as_bytes()),
+            None => line.key(key).extend_from_slice(b"null"),
+        }
+    }
+    line.string("user_agent", entry.user_agent);
+    line.string("referer", entry.referer);
+    line.end();
 }
 
 /// Appends the JSON line of an L4 connection or flow.
 pub(crate) fn json_stream(out: &mut Vec<u8>, entry: &StreamEntry) {
     let time = Rfc3339::of(entry.time);
-    let line = JsonStreamLine {
-        time: time.as_str(),
-        protocol: entry.protocol,
-        client: entry.client.ip(),
-        client_port: entry.client.port(),
-        listener: entry.listener,
-        service: &entry.service,
-        upstream: entry.upstream,
-        status: entry.status(),
-        bytes_in: entry.bytes_in,
-        bytes_out: entry.bytes_out,
-        duration: seconds(entry.duration),
-    };
-    end_json(out, &line);
-}
-
-fn end_json(out: &mut Vec<u8>, line: &impl serde::Serialize) {
-    let start = out.len();
-    // Borrowed strings and numbers into a Vec: cannot fail, but never leave half a line.
-    if serde_json::to_writer(&mut *out, line).is_err() {
-        out.truncate(start);
-        return;
-    }
-    out.push(b'\n');
+    let mut line = Object::start(out);
+    line.string("time", time.as_str().as_bytes());
+    line.string("protocol", entry.protocol.as_bytes());
+    let client = line.key("client");
+    client.push(b'"');
+    push_ip(client, entry.client.ip());
+    client.push(b'"');
+    line.number("client_port", entry.client.port().into());
+    line.socket("listener", Some(entry.listener));
+    line.string("service", entry.service.as_bytes());
+    line.socket("upstream", entry.upstream);
+    line.number("status", entry.status().into());
+    line.number("bytes_in", entry.bytes_in);
+    line.number("bytes_out", entry.bytes_out);
+    line.seconds("duration", Some(entry.duration));
+    line.end();
 }
 
 /// Appends ingress-nginx's `log-format-upstream`:
@@ -128,26 +133,31 @@ fn end_json(out: &mut Vec<u8>, line: &impl serde::Serialize) {
 /// [$proxy_alternative_upstream_name] $upstream_addr $upstream_response_length
 /// $upstream_response_time $upstream_status $req_id`.
 pub(crate) fn nginx(out: &mut Vec<u8>, entry: &Entry<'_>) {
-    // Writes into a Vec cannot fail.
     match entry.client {
-        Some(client) => {
-            let _ = write!(out, "{}", client.ip());
-        }
+        Some(client) => push_ip(out, client.ip()),
         None => out.push(b'-'),
     }
     out.extend_from_slice(b" - - [");
     push_nginx(out, entry.time.unwrap_or_else(SystemTime::now));
     out.extend_from_slice(b"] \"");
-    escape_into(out, entry.method);
+    push_nginx_escaped(out, entry.method);
     out.push(b' ');
-    escape_into(out, entry.target);
+    push_nginx_escaped(out, entry.target);
     out.push(b' ');
     out.extend_from_slice(entry.protocol.as_bytes());
-    let _ = write!(out, "\" {} {} \"", entry.status, entry.bytes_out);
-    escape_into(out, or_dash(entry.referer));
+    out.extend_from_slice(b"\" ");
+    push_u64(out, entry.status.into());
+    out.push(b' ');
+    push_u64(out, entry.bytes_out);
+    out.extend_from_slice(b" \"");
+    push_nginx_escaped(out, or_dash(entry.referer));
     out.extend_from_slice(b"\" \"");
-    escape_into(out, or_dash(entry.user_agent));
-    let _ = write!(out, "\" {} {:.3} [", entry.bytes_in, entry.duration.as_secs_f64());
+    push_nginx_escaped(out, or_dash(entry.user_agent));
+    out.extend_from_slice(b"\" ");
+    push_u64(out, entry.bytes_in);
+    out.push(b' ');
+    push_seconds(out, entry.duration, 3, false);
+    out.extend_from_slice(b" [");
     if let Some(service) = entry.service {
         // ingress-nginx names upstreams `namespace-service-port`.
         out.extend(service.bytes().map(|c| if c == b'/' || c == b':' { b'-' } else { c }));
@@ -155,41 +165,43 @@ pub(crate) fn nginx(out: &mut Vec<u8>, entry: &Entry<'_>) {
     out.extend_from_slice(b"] [] ");
     match entry.upstream {
         Some(upstream) => {
-            let _ = write!(out, "{upstream} {} ", entry.bytes_out);
+            push_socket(out, upstream);
+            out.push(b' ');
+            push_u64(out, entry.bytes_out);
+            out.push(b' ');
             match entry.upstream_time {
-                Some(time) => {
-                    let _ = write!(out, "{:.3} ", time.as_secs_f64());
-                }
-                None => out.extend_from_slice(b"- "),
+                Some(time) => push_seconds(out, time, 3, false),
+                None => out.push(b'-'),
             }
+            out.push(b' ');
             match entry.upstream_status {
-                Some(status) => {
-                    let _ = write!(out, "{status}");
-                }
+                Some(status) => push_u64(out, status.into()),
                 None => out.push(b'-'),
             }
         }
         None => out.extend_from_slice(b"- - - -"),
     }
     out.push(b' ');
-    escape_into(out, or_dash(entry.request_id));
+    push_nginx_escaped(out, or_dash(entry.request_id));
     out.push(b'\n');
 }
 
 /// Appends ingress-nginx's `log-format-stream`: `[$remote_addr] [$time_local] $protocol
 /// $status $bytes_sent $bytes_received $session_time`.
 pub(crate) fn nginx_stream(out: &mut Vec<u8>, entry: &StreamEntry) {
-    let _ = write!(out, "[{}] [", entry.client.ip());
+    out.push(b'[');
+    push_ip(out, entry.client.ip());
+    out.extend_from_slice(b"] [");
     push_nginx(out, entry.time);
-    let _ = writeln!(
-        out,
-        "] {} {} {} {} {:.3}",
-        entry.protocol,
-        entry.status(),
-        entry.bytes_out,
-        entry.bytes_in,
-        entry.duration.as_secs_f64()
-    );
+    out.extend_from_slice(b"] ");
+    out.extend_from_slice(entry.protocol.as_bytes());
+    for number in [u64::from(entry.status()), entry.bytes_out, entry.bytes_in] {
+        out.push(b' ');
+        push_u64(out, number);
+    }
+    out.push(b' ');
+    push_seconds(out, entry.duration, 3, false);
+    out.push(b'\n');
 }
 
 fn or_dash(text: &[u8]) -> &[u8] {
@@ -197,20 +209,6 @@ fn or_dash(text: &[u8]) -> &[u8] {
         b"-"
     } else {
         text
-    }
-}
-
-/// Appends `text` as nginx escapes logged variables: `"`, `\` and bytes outside printable
-/// ASCII as `\xHH`, so a client cannot forge fields or lines.
-fn escape_into(out: &mut Vec<u8>, text: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in text {
-        match byte {
-            b'"' | b'\\' | 0..=0x1f | 0x7f..=0xff => {
-                out.extend_from_slice(&[b'\\', b'x', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]]);
-            }
-            _ => out.push(byte),
-        }
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod clock;
 mod format;
+mod text;
 mod writer;
 
 use std::io::Write;

@@ -177,7 +177,12 @@ pub(crate) fn set_forwarding(headers: &mut HeaderMap, downstream: &Downstream, h
 /// sent under these names is not copied, `X-Forwarded-For` excepted (sent on as
 /// `X-Original-Forwarded-For`). Only for connections whose forwarding headers are not
 /// believed. With `request_id`, a new `X-Request-ID` too.
-pub(crate) fn append_forwarding(out: &mut Vec<u8>, downstream: &Downstream, host: &[u8], request_id: bool) {
+pub(crate) fn append_forwarding(
+    out: &mut Vec<u8>,
+    downstream: &Downstream,
+    host: &[u8],
+    request_id: bool,
+) -> Option<std::ops::Range<usize>> {
     let mut line = |name: &[u8], value: &[u8]| {
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
@@ -189,9 +194,14 @@ pub(crate) fn append_forwarding(out: &mut Vec<u8>, downstream: &Downstream, host
     line(b"X-Forwarded-Proto", downstream.scheme.as_str().as_bytes());
     line(b"X-Forwarded-Port", downstream.port_text.as_bytes());
     line(b"X-Forwarded-Host", host);
-    if request_id {
-        line(b"X-Request-ID", self::request_id().as_bytes());
-    }
+    request_id.then(|| {
+        out.extend_from_slice(b"X-Request-ID: ");
+        let start = out.len();
+        out.extend_from_slice(&request_id_digits());
+        let id = start..out.len();
+        out.extend_from_slice(b"\r\n");
+        id
+    })
 }
 
 /// The request headers [`set_forwarding`] replaces: the client's values under these names
@@ -211,15 +221,20 @@ pub(crate) fn ensure_request_id(headers: &mut HeaderMap) {
 }
 
 /// 32 random hex digits, like nginx's `$request_id`.
-fn request_id() -> HeaderValue {
+fn request_id_digits() -> [u8; 32] {
     let mut text = [0u8; 32];
     let mut n = fastrand::u128(..);
     for byte in text.iter_mut() {
         *byte = b"0123456789abcdef"[(n & 0xf) as usize];
         n >>= 4;
     }
+    text
+}
+
+/// [`request_id_digits`] as a header value.
+fn request_id() -> HeaderValue {
     // Hex digits are always a valid header value.
-    HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("0"))
+    HeaderValue::from_bytes(&request_id_digits()).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// An IP address rendered into a header value without a heap string.

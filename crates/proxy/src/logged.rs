@@ -1,7 +1,8 @@
-//! What the access log needs from the proxy's two paths: the request's facts taken before it
-//! is handled, what routing and the backend said ([`RouteFacts`], carried in the response's
+//! What the access log needs from the general path: the request's facts taken before it is
+//! handled, what routing and the backend said ([`RouteFacts`], carried in the response's
 //! extensions), and a response body that counts what it sends and writes the line when it
-//! ends. Nothing here runs unless the access log is on.
+//! ends. Nothing here runs unless the access log is on. (The proxy-native path's entries are
+//! in `http1/log_entry.rs`.)
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -183,34 +184,4 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Logged<B> {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-/// The entry of a request the proxy-native path forwarded, borrowed from the head it sent
-/// the backend (request line, the client's headers, the `X-Request-ID` it added).
-pub(crate) fn native_entry(head: &[u8], client: SocketAddr, body: u64) -> Entry<'_> {
-    let mut slots = [httparse::EMPTY_HEADER; 64];
-    let mut request = httparse::Request::new(&mut slots);
-    let _ = request.parse(head);
-    let mut entry = Entry {
-        time: Some(SystemTime::now()),
-        client: Some(client),
-        method: request.method.unwrap_or("-").as_bytes(),
-        target: request.path.unwrap_or("-").as_bytes(),
-        protocol: if request.version == Some(0) { "HTTP/1.0" } else { "HTTP/1.1" },
-        bytes_in: head.len() as u64 + body,
-        ..Entry::default()
-    };
-    for header in request.headers.iter() {
-        let slot = match header.name.len() {
-            4 if header.name.eq_ignore_ascii_case("host") => &mut entry.host,
-            7 if header.name.eq_ignore_ascii_case("referer") => &mut entry.referer,
-            10 if header.name.eq_ignore_ascii_case("user-agent") => &mut entry.user_agent,
-            12 if header.name.eq_ignore_ascii_case("x-request-id") => &mut entry.request_id,
-            _ => continue,
-        };
-        if slot.is_empty() {
-            *slot = header.value;
-        }
-    }
-    entry
 }

@@ -73,7 +73,7 @@ where
     let policy = &*forward.policy;
     // Only when logging: the line's request fields, from the head sent to the backend.
     let mut log = (policy.access_log && plane.options.access_log.enabled()).then(|| {
-        let mut entry = crate::logged::native_entry(head, from, plan.body);
+        let mut entry = super::log_entry::native_entry(head, &plan.fields, from, plan.body);
         entry.route = Some(&*plan.route.label);
         entry.service = Some(&*backend.label);
         entry

@@ -13,6 +13,7 @@
 
 mod buffer;
 mod exchange;
+mod log_entry;
 mod pool;
 mod request;
 mod response;
@@ -151,7 +152,7 @@ impl<IO: AsyncRead + AsyncWrite + WaitReadable + Unpin> Connection<IO> {
                         plane.metrics.request(None, http::StatusCode::NOT_FOUND, started.elapsed());
                         if plane.options.access_log.enabled() {
                             let head = self.buf.data().get(..length).unwrap_or_default();
-                            let mut entry = crate::logged::native_entry(head, downstream.client, 0);
+                            let mut entry = log_entry::own_answer_entry(head, downstream.client);
                             entry.status = 404;
                             entry.bytes_out = self::response::error_body_len(http::StatusCode::NOT_FOUND);
                             entry.duration = started.elapsed();

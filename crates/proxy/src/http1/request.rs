@@ -11,6 +11,7 @@
 //! `listener.rs` hands every connection to the general path, where each request gets its
 //! span and the backend its `traceparent` (`otel.rs`). Tracing costs the native path's speed.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use http::HeaderValue;
@@ -48,6 +49,35 @@ pub(super) struct Plan<'s> {
     pub idempotent: bool,
     /// The client came over https (HSTS applies).
     pub https: bool,
+    /// Where the access log's fields are in the head written for the backend.
+    pub fields: HeadFields,
+}
+
+/// Where the access log's request fields sit in the head written for the backend, found
+/// while writing it: the log line borrows them from there, with no second parse.
+#[derive(Debug, Default)]
+pub(super) struct HeadFields {
+    pub method: Range<usize>,
+    pub target: Range<usize>,
+    pub host: Range<usize>,
+    pub user_agent: Range<usize>,
+    pub referer: Range<usize>,
+    pub request_id: Range<usize>,
+}
+
+impl HeadFields {
+    /// The field a header named `name` fills, if the log shows it.
+    fn slot(&mut self, name: &str) -> Option<&mut Range<usize>> {
+        let slot = match name.len() {
+            4 if name.eq_ignore_ascii_case("host") => &mut self.host,
+            7 if name.eq_ignore_ascii_case("referer") => &mut self.referer,
+            10 if name.eq_ignore_ascii_case("user-agent") => &mut self.user_agent,
+            12 if name.eq_ignore_ascii_case("x-request-id") => &mut self.request_id,
+            _ => return None,
+        };
+        // The first of repeated headers, as the general path's log shows.
+        (slot.start == slot.end).then_some(slot)
+    }
 }
 
 impl Plan<'_> {
@@ -190,11 +220,11 @@ pub(super) fn decide<'s>(
     if !matches!(backend.transport, Transport::Http1) {
         return Decision::Elsewhere;
     }
-    write_head(out, request, &scan, downstream, host);
+    let fields = write_head(out, request, &scan, downstream, host);
     let idempotent = !(method == "POST" || method == "PATCH") || policy.retry.on.non_idempotent;
     let head_method = method == "HEAD";
     let https = downstream.scheme == Scheme::Https;
-    Decision::Forward(Plan { route, forward, backend, body, head_method, close: scan.close, idempotent, https })
+    Decision::Forward(Plan { route, forward, backend, body, head_method, close: scan.close, idempotent, https, fields })
 }
 
 /// The route and its forwarding when nothing but forwarding is asked of it.
@@ -216,21 +246,27 @@ fn plain_forward(route: &Route) -> Option<(&Route, &Forward)> {
 
 /// The head for the backend: the request line, the client's header lines as sent (names,
 /// case and order) but hop-by-hop ones and those the forwarding headers replace, then the
-/// forwarding headers.
+/// forwarding headers. Returns where the logged fields are in it.
 fn write_head(
     out: &mut Vec<u8>,
     request: &httparse::Request<'_, '_>,
     scan: &Scan<'_>,
     downstream: &Downstream,
     host: &[u8],
-) {
+) -> HeadFields {
     out.clear();
     // One allocation for the whole head (an idle connection gave its buffer back).
     let lines: usize = request.headers.iter().map(|h| h.name.len() + h.value.len() + 4).sum();
     out.reserve(request.path.map_or(0, str::len) + lines + ADDED_HEAD_ROOM);
-    for part in [request.method.unwrap_or("GET"), " ", request.path.unwrap_or("/"), " HTTP/1.1\r\n"] {
-        out.extend_from_slice(part.as_bytes());
-    }
+    let mut fields = HeadFields::default();
+    let method = request.method.unwrap_or("GET");
+    out.extend_from_slice(method.as_bytes());
+    fields.method = 0..out.len();
+    out.push(b' ');
+    let start = out.len();
+    out.extend_from_slice(request.path.unwrap_or("/").as_bytes());
+    fields.target = start..out.len();
+    out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut forwarded_for_done = false;
     for header in request.headers.iter() {
         if scan.drops(header.name, header.value) {
@@ -247,11 +283,18 @@ fn write_head(
         };
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
+        let start = out.len();
         out.extend_from_slice(header.value);
+        if let Some(slot) = fields.slot(header.name) {
+            *slot = start..out.len();
+        }
         out.extend_from_slice(b"\r\n");
     }
-    append_forwarding(out, downstream, host, !scan.request_id);
+    if let Some(id) = append_forwarding(out, downstream, host, !scan.request_id) {
+        fields.request_id = id;
+    }
     out.extend_from_slice(b"\r\n");
+    fields
 }
 
 /// True when `target` is origin-form and hyper's URI parser takes it as it is: visible
@@ -298,8 +341,17 @@ mod tests {
         let scan = Scan::of(request.headers);
         let down = Downstream::new("192.0.2.1:4000".parse().unwrap(), crate::listener::Scheme::Http, 80);
         let mut out = Vec::new();
-        write_head(&mut out, &request, &scan, &down, b"a.test");
+        let fields = write_head(&mut out, &request, &scan, &down, b"a.test");
+        let field = |range: &Range<usize>| String::from_utf8(out[range.clone()].to_vec()).unwrap();
+        assert_eq!(
+            (field(&fields.method), field(&fields.target), field(&fields.host)),
+            ("GET".into(), "/p?q".into(), "a.test".into())
+        );
+        assert_eq!((field(&fields.user_agent), field(&fields.referer)), (String::new(), String::new()));
+        let id = field(&fields.request_id);
+        assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
         let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(&format!("X-Request-ID: {id}\r\n")));
         let (head, forwarding) = text.split_once("X-Forwarded-For: 192.0.2.1\r\n").unwrap();
         assert_eq!(
             head,
@@ -308,6 +360,24 @@ mod tests {
         assert!(forwarding.starts_with("X-Real-IP: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 80\r\nX-Forwarded-Host: a.test\r\nX-Request-ID: "));
         assert!(forwarding.ends_with("\r\n\r\n"));
         assert!(!scan.close);
+    }
+
+    #[test]
+    fn the_logged_fields_are_the_first_of_their_headers_and_a_sent_request_id() {
+        let raw = b"POST /x HTTP/1.1\r\nuser-agent: ua1\r\nHost: h.test\r\nReferer: r\r\nUser-Agent: ua2\r\nx-request-id: mine\r\n\r\n";
+        let mut slots = [httparse::EMPTY_HEADER; 16];
+        let mut request = httparse::Request::new(&mut slots);
+        request.parse(raw).unwrap();
+        let scan = Scan::of(request.headers);
+        let down = Downstream::new("192.0.2.1:4000".parse().unwrap(), crate::listener::Scheme::Http, 80);
+        let mut out = Vec::new();
+        let fields = write_head(&mut out, &request, &scan, &down, b"h.test");
+        let field = |range: &Range<usize>| &out[range.clone()];
+        assert_eq!(field(&fields.method), b"POST");
+        assert_eq!(field(&fields.user_agent), b"ua1");
+        assert_eq!(field(&fields.referer), b"r");
+        assert_eq!(field(&fields.request_id), b"mine");
+        assert_eq!(out.windows(12).filter(|w| w.eq_ignore_ascii_case(b"x-request-id")).count(), 1);
     }
 
     #[test]
