@@ -1,130 +1,107 @@
 //! The lines: JSON, and ingress-nginx's `log-format-upstream` / `log-format-stream`, each
 //! formatted straight into the writer's buffer, field by field in a fixed order.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use crate::clock::{push_nginx, Rfc3339};
 use crate::text::{push_ip, push_json_string, push_nginx_escaped, push_seconds, push_socket, push_u64};
 use crate::{Entry, StreamEntry};
 
-/// A JSON object written field by field, in the order given; keys are the format's own.
-struct Object<'o> {
-    out: &'o mut Vec<u8>,
-    first: bool,
-}
-
-impl<'o> Object<'o> {
-    fn start(out: &'o mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Self { out, first: true }
-    }
-
-    fn key(&mut self, key: &str) -> &mut Vec<u8> {
-        if !std::mem::take(&mut self.first) {
-            self.out.push(b',');
-        }
-        self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
-        self.out
-    }
-
-    fn string(&mut self, key: &str, value: &[u8]) {
-        push_json_string(self.key(key), value);
-    }
-
-    fn number(&mut self, key: &str, value: u64) {
-        push_u64(self.key(key), value);
-    }
-
-    fn seconds(&mut self, key: &str, value: Option<Duration>) {
-        match value {
-            Some(value) => push_seconds(self.key(key), value, 6, true),
-            None => self.key(key).extend_from_slice(b"null"),
-        }
-    }
-
-    fn socket(&mut self, key: &str, value: Option<SocketAddr>) {
-        let out = self.key(key);
-        match value {
-            Some(addr) => {
-                out.push(b'"');
-                push_socket(out, addr);
-                out.push(b'"');
-            }
-            None => out.extend_from_slice(b"null"),
-        }
-    }
-
-    fn end(self) {
-        self.out.extend_from_slice(b"}\n");
+/// Appends `value`, or `null`, after `key` (the key with its quotes, separators and colon).
+fn optional<T>(out: &mut Vec<u8>, key: &[u8], value: Option<T>, push: impl FnOnce(&mut Vec<u8>, T)) {
+    out.extend_from_slice(key);
+    match value {
+        Some(value) => push(out, value),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
-/// Appends the JSON line of `entry`: every field, strings escaped as JSON requires.
+fn quoted_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    out.push(b'"');
+    push_ip(out, ip);
+    out.push(b'"');
+}
+
+fn quoted_socket(out: &mut Vec<u8>, addr: SocketAddr) {
+    out.push(b'"');
+    push_socket(out, addr);
+    out.push(b'"');
+}
+
+fn micros(out: &mut Vec<u8>, duration: Duration) {
+    push_seconds(out, duration, 6, true);
+}
+
+fn json_str(out: &mut Vec<u8>, text: &str) {
+    push_json_string(out, text.as_bytes());
+}
+
+/// Appends the JSON line of `entry`: every field, in a fixed order, strings escaped as JSON
+/// requires. Keys are written with their punctuation as one literal each.
 pub(crate) fn json(out: &mut Vec<u8>, entry: &Entry<'_>) {
-    let time = Rfc3339::of(entry.time.unwrap_or_else(SystemTime::now));
-    let mut line = Object::start(out);
-    line.string("time", time.as_str().as_bytes());
-    match entry.client {
-        Some(client) => {
-            let out = line.key("client");
-            out.push(b'"');
-            push_ip(out, client.ip());
-            out.push(b'"');
-            line.number("client_port", client.port().into());
-        }
-        None => {
-            line.key("client").extend_from_slice(b"null");
-            line.key("client_port").extend_from_slice(b"null");
-        }
-    }
-    line.string("method", entry.method);
-    line.string("host", entry.host);
-    line.string("path", entry.target);
-    line.string("protocol", entry.protocol.as_bytes());
-    line.number("status", entry.status.into());
-    line.number("bytes_in", entry.bytes_in);
-    line.number("bytes_out", entry.bytes_out);
-    line.seconds("duration", Some(entry.duration));
-    line.socket("upstream", entry.upstream);
-    match entry.upstream_status {
-        Some(status) => line.number("upstream_status", status.into()),
-        None => line.key("upstream_status").extend_from_slice(b"null"),
-    }
-    line.seconds("upstream_time", entry.upstream_time);
-    line.string("request_id", entry.request_id);
-    for (key, value) in [("route", entry.route), ("service", entry.service)] {
-        match value {
-            Some(value) => line.string(key, value.as_bytes()),
-            None => line.key(key).extend_from_slice(b"null"),
-        }
-    }
-    line.string("user_agent", entry.user_agent);
-    line.string("referer", entry.referer);
-    line.end();
+    let client = entry.client;
+    out.extend_from_slice(b"{\"time\":\"");
+    out.extend_from_slice(Rfc3339::of(entry.time.unwrap_or_else(SystemTime::now)).as_str().as_bytes());
+    out.push(b'"');
+    optional(out, b",\"client\":", client.map(|c| c.ip()), quoted_ip);
+    optional(out, b",\"client_port\":", client.map(|c| c.port()), |out, port| push_u64(out, port.into()));
+    out.extend_from_slice(b",\"method\":");
+    push_json_string(out, entry.method);
+    out.extend_from_slice(b",\"host\":");
+    push_json_string(out, entry.host);
+    out.extend_from_slice(b",\"path\":");
+    push_json_string(out, entry.target);
+    out.extend_from_slice(b",\"protocol\":");
+    json_str(out, entry.protocol);
+    out.extend_from_slice(b",\"status\":");
+    push_u64(out, entry.status.into());
+    out.extend_from_slice(b",\"bytes_in\":");
+    push_u64(out, entry.bytes_in);
+    out.extend_from_slice(b",\"bytes_out\":");
+    push_u64(out, entry.bytes_out);
+    out.extend_from_slice(b",\"duration\":");
+    micros(out, entry.duration);
+    optional(out, b",\"upstream\":", entry.upstream, quoted_socket);
+    optional(out, b",\"upstream_status\":", entry.upstream_status, |out, status| push_u64(out, status.into()));
+    optional(out, b",\"upstream_time\":", entry.upstream_time, micros);
+    out.extend_from_slice(b",\"request_id\":");
+    push_json_string(out, entry.request_id);
+    optional(out, b",\"route\":", entry.route, json_str);
+    optional(out, b",\"service\":", entry.service, json_str);
+    out.extend_from_slice(b",\"user_agent\":");
+    push_json_string(out, entry.user_agent);
+    out.extend_from_slice(b",\"referer\":");
+    push_json_string(out, entry.referer);
+    out.extend_from_slice(b"}\n");
 }
 
 /// Appends the JSON line of an L4 connection or flow.
 pub(crate) fn json_stream(out: &mut Vec<u8>, entry: &StreamEntry) {
-    let time = Rfc3339::of(entry.time);
-    let mut line = Object::start(out);
-    line.string("time", time.as_str().as_bytes());
-    line.string("protocol", entry.protocol.as_bytes());
-    let client = line.key("client");
-    client.push(b'"');
-    push_ip(client, entry.client.ip());
-    client.push(b'"');
-    line.number("client_port", entry.client.port().into());
-    line.socket("listener", Some(entry.listener));
-    line.string("service", entry.service.as_bytes());
-    line.socket("upstream", entry.upstream);
-    line.number("status", entry.status().into());
-    line.number("bytes_in", entry.bytes_in);
-    line.number("bytes_out", entry.bytes_out);
-    line.seconds("duration", Some(entry.duration));
-    line.end();
+    out.extend_from_slice(b"{\"time\":\"");
+    out.extend_from_slice(Rfc3339::of(entry.time).as_str().as_bytes());
+    out.extend_from_slice(b"\",\"protocol\":");
+    json_str(out, entry.protocol);
+    out.extend_from_slice(b",\"client\":");
+    quoted_ip(out, entry.client.ip());
+    out.extend_from_slice(b",\"client_port\":");
+    push_u64(out, entry.client.port().into());
+    out.extend_from_slice(b",\"listener\":");
+    quoted_socket(out, entry.listener);
+    out.extend_from_slice(b",\"service\":");
+    json_str(out, &entry.service);
+    optional(out, b",\"upstream\":", entry.upstream, quoted_socket);
+    for (key, value) in [
+        (&b",\"status\":"[..], u64::from(entry.status())),
+        (b",\"bytes_in\":", entry.bytes_in),
+        (b",\"bytes_out\":", entry.bytes_out),
+    ] {
+        out.extend_from_slice(key);
+        push_u64(out, value);
+    }
+    out.extend_from_slice(b",\"duration\":");
+    micros(out, entry.duration);
+    out.extend_from_slice(b"}\n");
 }
 
 /// Appends ingress-nginx's `log-format-upstream`:
@@ -287,6 +264,21 @@ mod tests {
         assert_eq!(parsed["service"], "default/web:8080");
         assert_eq!(parsed["bytes_out"], 1234);
         assert_eq!(parsed["referer"], "");
+        // Sluice's own answer to a client it knows nothing of: nulls, still one valid line.
+        let own = Entry {
+            client: None,
+            upstream: None,
+            upstream_status: None,
+            upstream_time: None,
+            route: None,
+            service: None,
+            ..entry()
+        };
+        let parsed: serde_json::Value = serde_json::from_str(line(json, &own).trim_end()).unwrap();
+        for field in ["client", "client_port", "upstream", "upstream_status", "upstream_time", "route", "service"] {
+            assert!(parsed[field].is_null(), "{field}: {parsed}");
+        }
+        assert_eq!(parsed.as_object().map(|o| o.len()), Some(19));
     }
 
     #[test]

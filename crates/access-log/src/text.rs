@@ -46,13 +46,16 @@ pub(crate) fn push_socket(out: &mut Vec<u8>, addr: SocketAddr) {
 /// Appends `duration` in seconds with `decimals` digits (3: milliseconds, 6: microseconds),
 /// rounded; `trim` drops trailing zeros (keeping one digit) as a JSON number would be.
 pub(crate) fn push_seconds(out: &mut Vec<u8>, duration: Duration, decimals: u32, trim: bool) {
-    let scale = 10u128.pow(decimals);
-    let units = (duration.as_nanos() * scale + 500_000_000) / 1_000_000_000;
-    push_u64(out, u64::try_from(units / scale).unwrap_or(u64::MAX));
+    // In u64 (u128 division is a slow library call): whole seconds and the fraction apart.
+    let scale = 10u64.pow(decimals.min(9));
+    let per_unit = 1_000_000_000 / scale;
+    let rounded = (u64::from(duration.subsec_nanos()) + per_unit / 2) / per_unit;
+    let (carry, fraction) = (rounded / scale, rounded % scale);
+    push_u64(out, duration.as_secs().saturating_add(carry));
     out.push(b'.');
-    let mut fraction = [b'0'; 9];
-    let mut rest = units % scale;
-    let digits = fraction.get_mut(..decimals as usize).unwrap_or_default();
+    let mut text = [b'0'; 9];
+    let mut rest = fraction;
+    let digits = text.get_mut(..decimals as usize).unwrap_or_default();
     for digit in digits.iter_mut().rev() {
         *digit = b'0' + (rest % 10) as u8;
         rest /= 10;
@@ -66,20 +69,21 @@ pub(crate) fn push_seconds(out: &mut Vec<u8>, duration: Duration, decimals: u32,
     out.extend_from_slice(digits.get(..shown).unwrap_or_default());
 }
 
-/// Whether `text` needs nothing escaped in a JSON string: no control characters, quotes or
-/// backslashes (UTF-8 is written as it is, as serde_json does).
-fn json_plain(text: &[u8]) -> bool {
-    text.iter().all(|&byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
+/// Whether `text` is ASCII that needs nothing escaped in a JSON string (no control
+/// characters, quotes or backslashes): the usual case, checked without branching per byte.
+fn plain_ascii(text: &[u8]) -> bool {
+    text.iter().fold(true, |plain, &byte| plain & (0x20..0x80).contains(&byte) & (byte != b'"') & (byte != b'\\'))
 }
 
 /// Appends `text` as a JSON string: quoted and escaped, bytes that are not UTF-8 replaced by
 /// U+FFFD.
 pub(crate) fn push_json_string(out: &mut Vec<u8>, text: &[u8]) {
     out.push(b'"');
-    match std::str::from_utf8(text) {
-        Ok(_) if json_plain(text) => out.extend_from_slice(text),
-        Ok(valid) => escape_json(out, valid.as_bytes()),
-        Err(_) => escape_json(out, String::from_utf8_lossy(text).as_bytes()),
+    if plain_ascii(text) {
+        out.extend_from_slice(text);
+    } else {
+        // UTF-8 is written as it is (as serde_json does), what is not UTF-8 replaced.
+        escape_json(out, String::from_utf8_lossy(text).as_bytes());
     }
     out.push(b'"');
 }
@@ -154,6 +158,8 @@ mod tests {
         assert_eq!(millis(Duration::from_micros(1_499_600)), "1.500");
         assert_eq!(millis(Duration::from_micros(11)), "0.000");
         assert_eq!(millis(Duration::from_secs(3600)), "3600.000");
+        assert_eq!(millis(Duration::from_nanos(1_999_500_000)), "2.000");
+        assert_eq!(micros(Duration::from_nanos(999_999_500), true), "1.0");
     }
 
     #[test]
