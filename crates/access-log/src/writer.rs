@@ -12,13 +12,16 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use thread_local::ThreadLocal;
 
-/// How often the writer writes what was buffered: lines appear at most this late.
-const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// How often the writer writes what was buffered: lines appear at most this late, and a
+/// buffer holds this long's lines (small enough to be copied out still in cache).
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// A thread's buffer holds at most this much between two flushes; lines past it are
 /// dropped and counted (stdout is not keeping up), never buffered without bound.
 const LIMIT: usize = 8 * 1024 * 1024;
-/// A buffer that grew past this is given back after its flush.
-const KEEP: usize = 256 * 1024;
+/// A buffer that grew past this (a burst) is given back after its flush. Below it, buffers
+/// keep their capacity from turn to turn: shrinking and growing them again would have the
+/// allocator fault in and clear fresh pages on the request path.
+const KEEP: usize = 4 * 1024 * 1024;
 
 /// The per-thread buffers and the output they are written to.
 pub(crate) struct Buffers {
