@@ -1,8 +1,10 @@
 //! Where formatted lines wait for the writer thread: one buffer per worker thread, so a
-//! request appends its line under a lock nobody else takes (except the writer, every
-//! [`FLUSH_EVERY`]) and allocates nothing once the buffer has grown. The writer swaps each
-//! buffer for an empty one and writes it in one call, as nginx's `buffer=`/`flush=` do; a
-//! worker never waits for stdout, and never wakes the writer.
+//! request appends its line under a lock nobody else takes (except the writer, when it
+//! flushes) and allocates nothing once the buffer has grown. The writer swaps each buffer for
+//! an empty one and writes it in one call, as nginx's `buffer=`/`flush=` do; a worker never
+//! waits for stdout, and never wakes the writer: the writer wakes on its own, often enough
+//! for writes of tens of KiB (copied out while still in cache), at most every
+//! [`FLUSH_EVERY`].
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,9 +14,14 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use thread_local::ThreadLocal;
 
-/// How often the writer writes what was buffered: lines appear at most this late, and a
-/// buffer holds this long's lines (small enough to be copied out still in cache).
-const FLUSH_EVERY: Duration = Duration::from_millis(20);
+/// The longest the writer waits between two flushes: lines appear at most this late.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// The shortest it waits, under heavy logging.
+const FLUSH_AT_MOST_EVERY: Duration = Duration::from_millis(1);
+/// The writer aims at writes of this size: it waits less when a flush wrote more (a write
+/// still in cache, copied out before it evicts the proxy's own data), longer when less (few
+/// wake-ups when traffic is light).
+const TARGET_WRITE: std::ops::Range<usize> = 16 * 1024..64 * 1024;
 /// A thread's buffer holds at most this much between two flushes; lines past it are
 /// dropped and counted (stdout is not keeping up), never buffered without bound.
 const LIMIT: usize = 8 * 1024 * 1024;
@@ -43,20 +50,24 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Buffers {
-    /// Buffers written to `writer` by a thread of their own every [`FLUSH_EVERY`] until the
-    /// last handle other than the thread's is dropped; lines that do not fit are counted in
-    /// `dropped`.
+    /// Buffers written to `writer` by a thread of their own (at least every [`FLUSH_EVERY`],
+    /// more often as logging gets heavier) until the last handle other than the thread's is
+    /// dropped; lines that do not fit are counted in `dropped`.
     pub(crate) fn start(writer: Box<dyn Write + Send>, dropped: Counter) -> Arc<Self> {
         let buffers = Arc::new(Self::new(writer, dropped));
         let flushed = Arc::clone(&buffers);
-        let spawned = std::thread::Builder::new().name("sluice-access-log".into()).spawn(move || loop {
-            std::thread::sleep(FLUSH_EVERY);
-            flushed.flush();
-            if Arc::strong_count(&flushed) == 1 || flushed.closed.load(Ordering::Relaxed) {
-                // Every handle is gone (and a line queued before that is written) or the
-                // output is broken.
-                flushed.flush();
-                return;
+        let spawned = std::thread::Builder::new().name("sluice-access-log".into()).spawn(move || {
+            let mut pause = FLUSH_EVERY;
+            loop {
+                std::thread::sleep(pause);
+                let wrote = flushed.flush();
+                pause = next_pause(pause, wrote);
+                if Arc::strong_count(&flushed) == 1 || flushed.closed.load(Ordering::Relaxed) {
+                    // Every handle is gone (and a line queued before that is written) or the
+                    // output is broken.
+                    flushed.flush();
+                    return;
+                }
             }
         });
         if let Err(error) = spawned {
@@ -90,9 +101,10 @@ impl Buffers {
         format(&mut buffer);
     }
 
-    /// Writes every thread's buffered lines now.
-    pub(crate) fn flush(&self) {
+    /// Writes every thread's buffered lines now; returns how many bytes that was.
+    pub(crate) fn flush(&self) -> usize {
         let mut out = lock(&self.out);
+        let mut wrote = 0;
         let Output { writer, spare } = &mut *out;
         for local in self.local.iter() {
             {
@@ -102,6 +114,7 @@ impl Buffers {
                 }
                 std::mem::swap(&mut *buffer, spare);
             }
+            wrote += spare.len();
             if writer.write_all(spare).and_then(|()| writer.flush()).is_err() {
                 // stdout is gone: nothing more can be logged.
                 self.closed.store(true, Ordering::Relaxed);
@@ -111,6 +124,18 @@ impl Buffers {
                 spare.shrink_to(KEEP);
             }
         }
+        wrote
+    }
+}
+
+/// The wait before the next flush, after one that wrote `wrote` bytes following `pause`.
+fn next_pause(pause: Duration, wrote: usize) -> Duration {
+    if wrote > TARGET_WRITE.end {
+        (pause / 2).max(FLUSH_AT_MOST_EVERY)
+    } else if wrote < TARGET_WRITE.start {
+        (pause * 2).min(FLUSH_EVERY)
+    } else {
+        pause
     }
 }
 
@@ -169,6 +194,20 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(&*lock(&out.0), b"first\nlast\n");
+    }
+
+    #[test]
+    fn the_writer_waits_less_as_logging_gets_heavier() {
+        let mut pause = FLUSH_EVERY;
+        for _ in 0..10 {
+            pause = next_pause(pause, 1 << 20);
+        }
+        assert_eq!(pause, FLUSH_AT_MOST_EVERY);
+        assert_eq!(next_pause(pause, 32 * 1024), pause);
+        for _ in 0..10 {
+            pause = next_pause(pause, 0);
+        }
+        assert_eq!(pause, FLUSH_EVERY);
     }
 
     #[test]
