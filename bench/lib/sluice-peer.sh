@@ -10,7 +10,10 @@
 #
 # Env: SLUICE_BIN (required), SLUICE_WORKERS [1], SLUICE_ADMIN_ADDR [127.0.0.1:LISTEN_PORT+200],
 #      SLUICE_EXTRA_ARGS [] (appended to `sluice run`), SLUICE_WRAPPER [] (a command Sluice runs
-#      under, e.g. `valgrind --tool=callgrind ...` in callgrind.sh; split at spaces).
+#      under, e.g. `valgrind --tool=callgrind ...` in callgrind.sh; split at spaces),
+#      SLUICE_STDOUT [file]: `pipe` sends Sluice's stdout (its access log) through a pipe that
+#      `cat`, on LOAD_CORE, copies to $RUN_DIR/sluice/stdout.log, as a container runtime
+#      collects a container's stdout; cat is Sluice's child, so its CPU counts as Sluice's.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 : "${SLUICE_BIN:?}" "${LISTEN_ADDR:?}" "${LISTEN_PORT:?}" "${BACKEND_PORT:?}" "${TLS_LISTEN_ADDR:?}"
@@ -19,6 +22,11 @@ D=$RUN_DIR/sluice
 mkdir -p "$D"
 python3 "$HERE/gen-manifests.py" --out "$D/manifests.yaml" --backend-ip "${BACKEND_ADDR%:*}" \
   --backend-port "$BACKEND_PORT" --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY"
+if [[ ${SLUICE_STDOUT:-file} == pipe ]]; then
+  rm -f "$D/stdout.fifo"; mkfifo "$D/stdout.fifo"
+  taskset -c "${LOAD_CORE:-1}" cat "$D/stdout.fifo" > "$D/stdout.log" &
+  exec > "$D/stdout.fifo"
+fi
 # shellcheck disable=SC2086
 exec ${SLUICE_WRAPPER:-} "$SLUICE_BIN" run --manifests "$D/manifests.yaml" \
   --http "$LISTEN_ADDR" --https "$TLS_LISTEN_ADDR" \
