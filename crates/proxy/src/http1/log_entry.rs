@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use sluice_access_log::Entry;
 
-use super::request::HeadFields;
+use super::request::{HeadFields, LoggedHeader};
 
 /// The entry of a request the proxy-native path forwarded, borrowed from the head it sent
 /// the backend (request line, the client's headers, the `X-Request-ID` it added) where
@@ -45,12 +45,12 @@ pub(super) fn own_answer_entry(head: &[u8], client: SocketAddr) -> Entry<'_> {
         ..Entry::default()
     };
     for header in request.headers.iter() {
-        let slot = match header.name.len() {
-            4 if header.name.eq_ignore_ascii_case("host") => &mut entry.host,
-            7 if header.name.eq_ignore_ascii_case("referer") => &mut entry.referer,
-            10 if header.name.eq_ignore_ascii_case("user-agent") => &mut entry.user_agent,
-            12 if header.name.eq_ignore_ascii_case("x-request-id") => &mut entry.request_id,
-            _ => continue,
+        let slot = match LoggedHeader::of(header.name) {
+            Some(LoggedHeader::Host) => &mut entry.host,
+            Some(LoggedHeader::Referer) => &mut entry.referer,
+            Some(LoggedHeader::UserAgent) => &mut entry.user_agent,
+            Some(LoggedHeader::RequestId) => &mut entry.request_id,
+            None => continue,
         };
         if slot.is_empty() {
             *slot = header.value;

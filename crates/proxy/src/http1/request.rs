@@ -65,15 +65,35 @@ pub(super) struct HeadFields {
     pub request_id: Range<usize>,
 }
 
+/// The request headers an access log line shows.
+pub(super) enum LoggedHeader {
+    Host,
+    Referer,
+    UserAgent,
+    RequestId,
+}
+
+impl LoggedHeader {
+    /// Which one a header named `name` is, if any (by length first: most names are none).
+    pub(super) fn of(name: &str) -> Option<Self> {
+        match name.len() {
+            4 if name.eq_ignore_ascii_case("host") => Some(Self::Host),
+            7 if name.eq_ignore_ascii_case("referer") => Some(Self::Referer),
+            10 if name.eq_ignore_ascii_case("user-agent") => Some(Self::UserAgent),
+            12 if name.eq_ignore_ascii_case("x-request-id") => Some(Self::RequestId),
+            _ => None,
+        }
+    }
+}
+
 impl HeadFields {
     /// The field a header named `name` fills, if the log shows it.
     fn slot(&mut self, name: &str) -> Option<&mut Range<usize>> {
-        let slot = match name.len() {
-            4 if name.eq_ignore_ascii_case("host") => &mut self.host,
-            7 if name.eq_ignore_ascii_case("referer") => &mut self.referer,
-            10 if name.eq_ignore_ascii_case("user-agent") => &mut self.user_agent,
-            12 if name.eq_ignore_ascii_case("x-request-id") => &mut self.request_id,
-            _ => return None,
+        let slot = match LoggedHeader::of(name)? {
+            LoggedHeader::Host => &mut self.host,
+            LoggedHeader::Referer => &mut self.referer,
+            LoggedHeader::UserAgent => &mut self.user_agent,
+            LoggedHeader::RequestId => &mut self.request_id,
         };
         // The first of repeated headers, as the general path's log shows.
         (slot.start == slot.end).then_some(slot)
@@ -332,16 +352,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn head_keeps_names_and_order_and_drops_hop_by_hop() {
-        let raw = b"GET /p?q HTTP/1.1\r\nHost: a.test\r\nX-CaSe: 1\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 5\r\nTE: gzip\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\naccept: */*\r\n\r\n";
+    /// The head written for the backend from the client's `raw` head (from 192.0.2.1 over
+    /// http), where its logged fields are, and whether the client asked to close.
+    fn written(raw: &[u8], host: &[u8]) -> (Vec<u8>, HeadFields, bool) {
         let mut slots = [httparse::EMPTY_HEADER; 16];
         let mut request = httparse::Request::new(&mut slots);
         request.parse(raw).unwrap();
         let scan = Scan::of(request.headers);
         let down = Downstream::new("192.0.2.1:4000".parse().unwrap(), crate::listener::Scheme::Http, 80);
         let mut out = Vec::new();
-        let fields = write_head(&mut out, &request, &scan, &down, b"a.test");
+        let fields = write_head(&mut out, &request, &scan, &down, host);
+        (out, fields, scan.close)
+    }
+
+    #[test]
+    fn head_keeps_names_and_order_and_drops_hop_by_hop() {
+        let raw = b"GET /p?q HTTP/1.1\r\nHost: a.test\r\nX-CaSe: 1\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 5\r\nTE: gzip\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\naccept: */*\r\n\r\n";
+        let (out, fields, close) = written(raw, b"a.test");
         let field = |range: &Range<usize>| String::from_utf8(out[range.clone()].to_vec()).unwrap();
         assert_eq!(
             (field(&fields.method), field(&fields.target), field(&fields.host)),
@@ -359,19 +386,13 @@ mod tests {
         );
         assert!(forwarding.starts_with("X-Real-IP: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 80\r\nX-Forwarded-Host: a.test\r\nX-Request-ID: "));
         assert!(forwarding.ends_with("\r\n\r\n"));
-        assert!(!scan.close);
+        assert!(!close);
     }
 
     #[test]
     fn the_logged_fields_are_the_first_of_their_headers_and_a_sent_request_id() {
         let raw = b"POST /x HTTP/1.1\r\nuser-agent: ua1\r\nHost: h.test\r\nReferer: r\r\nUser-Agent: ua2\r\nx-request-id: mine\r\n\r\n";
-        let mut slots = [httparse::EMPTY_HEADER; 16];
-        let mut request = httparse::Request::new(&mut slots);
-        request.parse(raw).unwrap();
-        let scan = Scan::of(request.headers);
-        let down = Downstream::new("192.0.2.1:4000".parse().unwrap(), crate::listener::Scheme::Http, 80);
-        let mut out = Vec::new();
-        let fields = write_head(&mut out, &request, &scan, &down, b"h.test");
+        let (out, fields, _) = written(raw, b"h.test");
         let field = |range: &Range<usize>| &out[range.clone()];
         assert_eq!(field(&fields.method), b"POST");
         assert_eq!(field(&fields.user_agent), b"ua1");
