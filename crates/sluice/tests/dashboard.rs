@@ -1,8 +1,8 @@
 //! The admin listener's dashboard, rendered by a real browser (Debian's headless chromium,
 //! driven by its command line only): `sluice run` on known objects — two Ingresses with
-//! filters, a rejected one, a TLS Secret, a LoadBalancer Service — and the page's DOM shows
-//! their hosts, paths, backends, the diagnostic, the certificate's expiry, the address and a
-//! request count; a screenshot is a PNG. With 10,000 Ingresses the page pages (50 rows) and
+//! filters, a rejected one, a TLS Secret, a LoadBalancer Service, a Gateway with an
+//! HTTPRoute — and the page's DOM shows their hosts, paths, backends, the diagnostic, the
+//! certificate's expiry, both addresses and request counts; a screenshot is a PNG. With 10,000 Ingresses the page pages (50 rows) and
 //! its search finds one host, and `/api/dashboard` answers quickly. Hostile text in a
 //! diagnostic is shown as text, never run, and the page loads nothing from elsewhere.
 
@@ -110,15 +110,38 @@ fn cert_until_2031(host: &str) -> (String, String) {
 /// 2031-05-17T00:00:00Z.
 const EXPIRY: u64 = 1_936_742_400;
 
-/// A `type: LoadBalancer` Service `name` (TCP 9000) with `endpoint` ready.
-fn load_balancer_yaml(name: &str, endpoint: std::net::SocketAddr) -> String {
+/// A `type: LoadBalancer` Service `name` (TCP 9000) on `ip` with `endpoint` ready.
+fn load_balancer_yaml(name: &str, ip: &str, endpoint: std::net::SocketAddr) -> String {
     let service = format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  type: LoadBalancer\n  selector:\n    app: {name}\n  ports:\n    - name: tcp\n      port: 9000\n      targetPort: {}\n      protocol: TCP\n",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n  annotations: {{metallb.io/loadBalancerIPs: \"{ip}\"}}\nspec:\n  type: LoadBalancer\n  selector:\n    app: {name}\n  ports:\n    - name: tcp\n      port: 9000\n      targetPort: {}\n      protocol: TCP\n",
         endpoint.port()
     );
     let slice = endpoint_slice_yaml(name, Some("tcp"), endpoint.port(), &[endpoint.ip().to_string()], true);
     yaml_docs(&[service, slice])
 }
+
+/// A GatewayClass, a Gateway `gw` with an HTTP listener on 8080 and an HTTPRoute `gw-route`
+/// sending `gw.dash.test/v1` to `api`.
+const GATEWAY: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: sluice}
+spec: {controllerName: sluice.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: sluice
+  listeners: [{name: http, port: 8080, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: gw-route, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [gw.dash.test]
+  rules: [{matches: [{path: {type: PathPrefix, value: /v1}}], backendRefs: [{name: api, port: 8080}]}]
+";
 
 fn nginx(name: &str) -> String {
     format!("nginx.ingress.kubernetes.io/{name}")
@@ -146,9 +169,11 @@ fn the_dashboard_shows_routes_endpoints_addresses_certificates_diagnostics_and_c
         ),
     );
     fx.ingress(&Ingress::new("bad-host").path(Some("Foo_Bar..com"), "Prefix", "/", "web"));
-    fx.write("lb.yaml", &load_balancer_yaml("lb", web));
+    fx.write("lb.yaml", &load_balancer_yaml("lb", "127.0.96.10", web));
+    // A Gateway (the pool's other address) with an HTTPRoute to `api`.
+    fx.write("gateway.yaml", GATEWAY);
     let state = fx.dir.path().join("state");
-    let sluice = fx.start(&["--lb-pool", "127.0.96.10/32", "--state-dir", &state.to_string_lossy()]);
+    let sluice = fx.start(&["--lb-pool", "127.0.96.10-127.0.96.11", "--state-dir", &state.to_string_lossy()]);
 
     // Headers: own files only, nothing sniffed, the right types.
     for (path, content_type) in [
@@ -181,10 +206,16 @@ fn the_dashboard_shows_routes_endpoints_addresses_certificates_diagnostics_and_c
     assert_eq!(rates["routes"]["default/web"]["2xx"], 7, "{rates}");
     assert_eq!(rates["routes"]["default/api"]["2xx"], 3, "{rates}");
     assert!(rates["time_ms"].as_u64().is_some_and(|t| t > 0), "{rates}");
-    // Wait until the LoadBalancer address is allocated (the first snapshot may be before it).
+    // Wait until the LoadBalancer and Gateway addresses are allocated (the first snapshot may
+    // be before them); then two requests through the Gateway.
     assert!(wait_until(Duration::from_secs(10), || {
-        admin_json(&sluice, "/api/dashboard")["addresses"]["total"].as_u64() == Some(1)
+        admin_json(&sluice, "/api/dashboard")["addresses"]["total"].as_u64() == Some(2)
     }));
+    let gateway: std::net::SocketAddr = "127.0.96.11:8080".parse().unwrap();
+    for _ in 0..2 {
+        let answer = exchange(gateway, &http_request("GET", "gw.dash.test", "/v1/items", &[], b"")).expect("Gateway");
+        assert_eq!(answer.echo().service(), "api");
+    }
     let json = admin_json(&sluice, "/api/dashboard");
     let diagnostic = &json["diagnostics"]["items"][0];
     assert_eq!(diagnostic["subject"], "Ingress default/bad-host", "{json}");
@@ -203,6 +234,11 @@ fn the_dashboard_shows_routes_endpoints_addresses_certificates_diagnostics_and_c
     assert!(api_row.contains("/api(/|$)(.*)") && api_row.contains("rewrite"), "{api_row}");
     assert!(api_row.contains("default/api:8080"), "{api_row}");
     assert_eq!(cell(api_row, "num requests"), "3", "{api_row}");
+
+    let gw_row = row(routes, "gw.dash.test");
+    assert!(gw_row.contains("Gateway default/gw (http, 127.0.96.11:8080)"), "{gw_row}");
+    assert!(gw_row.contains("/v1") && gw_row.contains("default/api:8080"), "{gw_row}");
+    assert_eq!(cell(gw_row, "num requests"), "2", "{gw_row}");
 
     let backends = section(&dom, "backends");
     let web_backend = row(backends, "default/web:8080");
@@ -224,6 +260,8 @@ fn the_dashboard_shows_routes_endpoints_addresses_certificates_diagnostics_and_c
     let lb = row(addresses, "127.0.96.10");
     assert!(lb.contains("Service default/lb") && lb.contains("9000"), "{lb}");
     assert!(lb.contains("local address (not announced)"), "{lb}");
+    let gw_address = row(addresses, "127.0.96.11");
+    assert!(gw_address.contains("Gateway default/gw") && gw_address.contains("HTTP 8080"), "{gw_address}");
 
     // A screenshot renders the same page to a PNG.
     let png = fx.dir.path().join("dashboard.png");

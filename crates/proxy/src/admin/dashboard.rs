@@ -13,7 +13,7 @@ use std::time::UNIX_EPOCH;
 
 use foldhash::HashMap;
 use serde_json::{json, Value};
-use sluice_config::{Diagnostic, IpMode, Severity, Snapshot};
+use sluice_config::{Diagnostic, FrontendMode, IpMode, Severity, Snapshot};
 
 use super::AdminState;
 use crate::config_view::rule;
@@ -354,7 +354,7 @@ fn address_rows(snapshot: &Snapshot, live: &Value) -> Vec<Row> {
     for (object, ips) in &snapshot.l4.addresses {
         let mode = snapshot.l4.ip_modes.get(object).copied().unwrap_or(IpMode::Vip);
         for ip in ips {
-            let ports: Vec<String> = snapshot
+            let mut ports: Vec<String> = snapshot
                 .l4
                 .listeners
                 .values()
@@ -364,6 +364,17 @@ fn address_rows(snapshot: &Snapshot, live: &Value) -> Vec<Row> {
                     format!("{} {}", protocol.as_str().unwrap_or("?"), l.address.port())
                 })
                 .collect();
+            // A Gateway's ports are its listeners' (served by the L7 frontends, not by L4).
+            ports.extend(snapshot.gateways.iter().filter(|(address, _)| address.ip() == *ip).map(
+                |(address, frontend)| {
+                    let protocol = match frontend.mode {
+                        FrontendMode::Http => "HTTP",
+                        FrontendMode::Https(_) => "HTTPS",
+                        FrontendMode::TlsPassthrough | FrontendMode::TlsTerminate(_) => "TLS",
+                    };
+                    format!("{protocol} {}", address.port())
+                },
+            ));
             let announcement = snapshot.l4.announcements.addresses.get(ip);
             let prefixes: Vec<String> =
                 announcement.map(|a| a.bgp.iter().map(|b| b.prefix.to_string()).collect()).unwrap_or_default();
