@@ -214,12 +214,12 @@ impl DataPlane {
             body.hold(slot);
         }
         self.metrics.request(backend.map(|b| (route, &**b)), response.status(), started.elapsed());
-        crate::otel::note_route(route, backend.map(|b| &**b));
         let mut response = match grpc && is_own_error(&response) {
             true => crate::responses::grpc_error(response.status()),
             false => response,
         };
-        if self.options.access_log.enabled() {
+        // What the access log and the request's span show of the handling.
+        if self.options.access_log.enabled() || self.options.tracing.is_some() {
             response.extensions_mut().insert(RouteFacts {
                 client: Some(downstream.client),
                 route: Some(route.label.clone()),
@@ -387,7 +387,6 @@ impl DataPlane {
         progress: &SendProgress,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, Failure> {
-        crate::otel::note_peer(endpoint);
         let sent = std::pin::pin!(self.upstream.send(&backend.transport, endpoint, policy.connect_timeout, request));
         let limits = Limits {
             send: policy.send_timeout,

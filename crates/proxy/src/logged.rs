@@ -15,7 +15,7 @@ use http::{header, Request, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use sluice_access_log::{AccessLog, Entry};
 
-/// What the general path learnt while handling a request, for its log line.
+/// What the general path learnt while handling a request, for its log line and its span.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RouteFacts {
     /// The client after believed forwarding headers.

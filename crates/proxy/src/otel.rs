@@ -12,15 +12,14 @@
 //! on the Tokio runtime exports them); when the queue is full, or an export fails or times
 //! out, spans are dropped and counted in `sluice_otlp_spans_dropped_total`.
 //!
-//! What a request's handling learns on the way (route, backend, the endpoint it was sent
-//! to) is noted through a task-local ([`note_route`], [`note_peer`]): the hooks in
-//! `forward.rs` are one line each and cost a thread-local read when tracing is off.
+//! What a request's handling learned on the way (route, backend, the endpoint it was last
+//! sent to) comes with the response, in the [`RouteFacts`] `forward.rs` puts in its
+//! extensions for the access log too.
 
 use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
@@ -37,10 +36,10 @@ use opentelemetry_sdk::trace::{BatchConfigBuilder, Sampler, SdkTracer, SdkTracer
 use opentelemetry_sdk::Resource;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
-use sluice_config::{Backend, Route};
 
 use crate::headers::Downstream;
 use crate::listener::Scheme;
+use crate::logged::RouteFacts;
 use crate::trace_context::{self, TraceParent, TRACEPARENT, TRACESTATE};
 
 /// Most ended spans waiting for export; more are dropped (and counted).
@@ -157,7 +156,7 @@ impl Tracing {
 
     /// Serves `request` by `answer` inside its SERVER span: the incoming trace context is
     /// continued (or a new trace started), the backend's `traceparent` set in its place,
-    /// and the span ended with the answer's status and what the handling noted.
+    /// and the span ended with the answer's status and what the handling learned.
     pub(crate) async fn around<B, F, A>(
         &self,
         downstream: &Downstream,
@@ -219,58 +218,25 @@ impl Tracing {
         let own = span.span_context();
         let value = trace_context::format(own.trace_id().to_bytes(), own.span_id().to_bytes(), own.is_sampled());
         request.headers_mut().insert(&TRACEPARENT, value);
-        let notes = Arc::new(Mutex::new(Notes::default()));
-        let response = NOTES.scope(notes.clone(), answer(request)).await;
-        finish(span, &notes, &response);
+        let response = answer(request).await;
+        finish(span, &response);
         response
     }
 }
 
-/// What a request's handling noted for its span.
-#[derive(Debug, Default)]
-struct Notes {
-    /// Route label and backend label.
-    route: Option<(Arc<str>, Arc<str>)>,
-    /// The endpoint the request was last sent to.
-    peer: Option<SocketAddr>,
-}
-
-tokio::task_local! {
-    /// The notes of the traced request this task is serving.
-    static NOTES: Arc<Mutex<Notes>>;
-}
-
-/// Notes the route that served the request, and its backend, for the request's span.
-pub(crate) fn note_route(route: &Route, backend: Option<&Backend>) {
-    let _ = NOTES.try_with(|notes| {
-        if let (Ok(mut notes), Some(backend)) = (notes.lock(), backend) {
-            notes.route = Some((route.label.clone(), backend.label.clone()));
-        }
-    });
-}
-
-/// Notes the endpoint a request (attempt) is sent to, for the request's span.
-pub(crate) fn note_peer(endpoint: SocketAddr) {
-    let _ = NOTES.try_with(|notes| {
-        if let Ok(mut notes) = notes.lock() {
-            notes.peer = Some(endpoint);
-        }
-    });
-}
-
-/// Ends `span` with the response status and the notes.
-fn finish<S: opentelemetry::trace::Span>(mut span: S, notes: &Mutex<Notes>, response: &Response<impl Sized>) {
+/// Ends `span` with the response status and what handling learned ([`RouteFacts`]).
+fn finish<S: opentelemetry::trace::Span>(mut span: S, response: &Response<impl Sized>) {
     if !span.is_recording() {
         return;
     }
     let status = response.status();
     span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status.as_u16())));
-    if let Ok(notes) = notes.lock() {
-        if let Some((route, backend)) = &notes.route {
+    if let Some(facts) = response.extensions().get::<RouteFacts>() {
+        if let (Some(route), Some(backend)) = (&facts.route, &facts.service) {
             span.set_attribute(KeyValue::new("sluice.route", route.to_string()));
             span.set_attribute(KeyValue::new("sluice.backend", backend.to_string()));
         }
-        if let Some(peer) = notes.peer {
+        if let Some(peer) = facts.upstream {
             span.set_attribute(KeyValue::new("network.peer.address", peer.ip().to_string()));
             span.set_attribute(KeyValue::new("network.peer.port", i64::from(peer.port())));
         }
