@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -75,37 +75,13 @@ impl Receiver {
     }
 }
 
-/// Reads HTTP/1.1 requests (Content-Length bodies) from one exporter connection.
+/// Reads HTTP/1.1 requests from one exporter connection.
 fn serve_exports(stream: TcpStream, received: &Mutex<Received>) {
     let mut writer = stream.try_clone().expect("clone the receiver stream");
     let mut reader = BufReader::new(stream);
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("").to_owned();
-        let export = ExportTraceServiceRequest::decode(&body[..]).expect("an OTLP ExportTraceServiceRequest");
+    while let Ok(Some(request)) = read_request(&mut reader) {
+        let path = request.target().to_owned();
+        let export = ExportTraceServiceRequest::decode(&request.body[..]).expect("an OTLP ExportTraceServiceRequest");
         {
             let mut received = received.lock().unwrap();
             received.paths.push(path);
